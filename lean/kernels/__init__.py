@@ -1,0 +1,16 @@
+"""Numba kernels and their validating wrappers: pure functions on arrays, no state, no I/O.
+
+Activations are channels-last ``(n, h, w, c)``; weights are ``(k, c // groups, r, s)``.
+"""
+
+from ._config import get_threads, set_threads
+from .batchnorm import batchnorm_backward, batchnorm_forward_eval, batchnorm_forward_train
+from .conv import conv2d_backward, conv2d_forward, conv_output_size
+from .pool import avgpool_backward, avgpool_forward, maxpool_backward, maxpool_forward
+
+__all__ = [
+    "get_threads", "set_threads",
+    "batchnorm_backward", "batchnorm_forward_eval", "batchnorm_forward_train",
+    "conv2d_backward", "conv2d_forward", "conv_output_size",
+    "avgpool_backward", "avgpool_forward", "maxpool_backward", "maxpool_forward",
+]

@@ -1,0 +1,154 @@
+"""Batch normalization over the rows of a channels-last activation, optionally fused with ReLU.
+
+Any NHWC activation is viewed as ``(m, c)`` with ``m = n * h * w``; statistics are per channel over the rows.
+Training forward keeps only the batch mean and inverse standard deviation: backward rebuilds the normalized
+input from ``x`` instead of storing it (half the memory of keeping ``x_hat``), and rebuilds the ReLU mask
+from the output sign of ``x_hat * gamma + beta``.
+
+Row blocks are reduced in parallel into per-block float64 partial sums (one buffer row per block, so threads
+never write one place) and merged in NumPy.
+"""
+
+import numpy as np
+
+from ._config import PARALLEL_JIT, njit, prange
+
+_BLOCK_ROWS = 512
+
+
+@njit(**PARALLEL_JIT)
+def _block_sums(x, mean, partial, use_mean):
+    """partial[b, ch] = sum over rows of block b of (x - mean) (use_mean=False) or (x - mean)^2 (use_mean=True)."""
+    m, c = x.shape
+    n_blocks = partial.shape[0]
+    for blk in prange(n_blocks):
+        lo = blk * _BLOCK_ROWS
+        hi = min(m, lo + _BLOCK_ROWS)
+        acc = np.zeros(c, dtype=np.float32)
+        for row in range(lo, hi):
+            for ch in range(c):
+                d = x[row, ch] - mean[ch]
+                if use_mean:
+                    acc[ch] += d * d
+                else:
+                    acc[ch] += d
+        for ch in range(c):
+            partial[blk, ch] = acc[ch]
+
+
+@njit(**PARALLEL_JIT)
+def _scale_shift(x, scale, shift, y, relu):
+    m, c = x.shape
+    n_blocks = (m + _BLOCK_ROWS - 1) // _BLOCK_ROWS
+    for blk in prange(n_blocks):
+        lo = blk * _BLOCK_ROWS
+        hi = min(m, lo + _BLOCK_ROWS)
+        for row in range(lo, hi):
+            for ch in range(c):
+                v = x[row, ch] * scale[ch] + shift[ch]
+                if relu and v < 0.0:
+                    v = 0.0
+                y[row, ch] = v
+
+
+@njit(**PARALLEL_JIT)
+def _backward_sums(x, dy, mean, inv_std, gamma, beta, relu, partial_dbeta, partial_dgamma):
+    m, c = x.shape
+    n_blocks = partial_dbeta.shape[0]
+    for blk in prange(n_blocks):
+        lo = blk * _BLOCK_ROWS
+        hi = min(m, lo + _BLOCK_ROWS)
+        acc_b = np.zeros(c, dtype=np.float32)
+        acc_g = np.zeros(c, dtype=np.float32)
+        for row in range(lo, hi):
+            for ch in range(c):
+                xhat = (x[row, ch] - mean[ch]) * inv_std[ch]
+                g = dy[row, ch]
+                if relu and xhat * gamma[ch] + beta[ch] <= 0.0:
+                    g = np.float32(0.0)
+                acc_b[ch] += g
+                acc_g[ch] += g * xhat
+        for ch in range(c):
+            partial_dbeta[blk, ch] = acc_b[ch]
+            partial_dgamma[blk, ch] = acc_g[ch]
+
+
+@njit(**PARALLEL_JIT)
+def _backward_dx(x, dy, mean, inv_std, gamma, beta, relu, dbeta_mean, dgamma_mean, dx):
+    m, c = x.shape
+    n_blocks = (m + _BLOCK_ROWS - 1) // _BLOCK_ROWS
+    for blk in prange(n_blocks):
+        lo = blk * _BLOCK_ROWS
+        hi = min(m, lo + _BLOCK_ROWS)
+        for row in range(lo, hi):
+            for ch in range(c):
+                xhat = (x[row, ch] - mean[ch]) * inv_std[ch]
+                g = dy[row, ch]
+                if relu and xhat * gamma[ch] + beta[ch] <= 0.0:
+                    g = np.float32(0.0)
+                dx[row, ch] = gamma[ch] * inv_std[ch] * (g - dbeta_mean[ch] - xhat * dgamma_mean[ch])
+
+
+def _as_rows(x, name):
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    if x.ndim < 2:
+        raise ValueError(f"{name} must have a channel axis last, shape (..., c); got {x.shape}")
+    return x.reshape(-1, x.shape[-1])
+
+
+def _n_blocks(m):
+    return (m + _BLOCK_ROWS - 1) // _BLOCK_ROWS
+
+
+def batchnorm_forward_train(x, gamma, beta, eps=1e-5, relu=False):
+    """Normalize ``x`` (..., c) with batch statistics; returns ``(y, mean, inv_std, var)``.
+
+    ``var`` is the biased batch variance (the running average uses it with the unbiased correction).
+    """
+    x2 = _as_rows(x, "batch-norm input")
+    m, c = x2.shape
+    if gamma.shape != (c,) or beta.shape != (c,):
+        raise ValueError(f"batch-norm gamma and beta must have shape ({c},); got {gamma.shape}, {beta.shape}")
+    partial = np.empty((_n_blocks(m), c), dtype=np.float64)
+    zeros = np.zeros(c, dtype=np.float32)
+    _block_sums(x2, zeros, partial, False)
+    mean = (partial.sum(axis=0) / m).astype(np.float32)
+    _block_sums(x2, mean, partial, True)
+    var = partial.sum(axis=0) / m
+    inv_std = (1.0 / np.sqrt(var + eps)).astype(np.float32)
+    gamma = gamma.astype(np.float32, copy=False)
+    scale = gamma * inv_std
+    shift = beta.astype(np.float32) - mean * scale
+    y = np.empty_like(x2)
+    _scale_shift(x2, scale, shift, y, relu)
+    return y.reshape(np.shape(x)), mean, inv_std, var.astype(np.float32)
+
+
+def batchnorm_forward_eval(x, gamma, beta, running_mean, running_var, eps=1e-5, relu=False):
+    """Normalize with running statistics: y = (x - mean) / sqrt(var + eps) * gamma + beta."""
+    x2 = _as_rows(x, "batch-norm input")
+    scale = (gamma / np.sqrt(running_var + eps)).astype(np.float32)
+    shift = (beta - running_mean * scale).astype(np.float32)
+    y = np.empty_like(x2)
+    _scale_shift(x2, scale, shift, y, relu)
+    return y.reshape(np.shape(x))
+
+
+def batchnorm_backward(x, dy, mean, inv_std, gamma, beta, relu=False):
+    """Gradients of the training forward: returns ``(dx, dgamma, dbeta)``."""
+    x2 = _as_rows(x, "batch-norm input")
+    dy2 = _as_rows(dy, "batch-norm output gradient")
+    if dy2.shape != x2.shape:
+        raise ValueError(f"batch-norm output gradient shape {np.shape(dy)} differs from input {np.shape(x)}")
+    m, c = x2.shape
+    gamma = gamma.astype(np.float32, copy=False)
+    beta = beta.astype(np.float32, copy=False)
+    pb = np.empty((_n_blocks(m), c), dtype=np.float64)
+    pg = np.empty_like(pb)
+    _backward_sums(x2, dy2, mean, inv_std, gamma, beta, relu, pb, pg)
+    dbeta = pb.sum(axis=0)
+    dgamma = pg.sum(axis=0)
+    dx = np.empty_like(x2)
+    _backward_dx(x2, dy2, mean, inv_std, gamma, beta, relu,
+                 (dbeta / m).astype(np.float32), (dgamma / m).astype(np.float32), dx)
+    return dx.reshape(np.shape(x)), dgamma.astype(np.float32), dbeta.astype(np.float32)

@@ -1,0 +1,39 @@
+"""Model builders and the name -> builder registry.
+
+Every builder takes ``input_shape`` (h, w, c), ``num_classes`` and ``seed`` and returns an initialized
+``lean.nn.Model``. ``build(name, ...)`` looks the name up; depth-parameterized families also accept any valid
+depth in the name (``resnet<6n+2>``, ``preresnet<6n+2 or 9n+2>``).
+"""
+
+import re
+
+from .builders import lenet5, mlp, mobilenetv2, preresnet, resnet, vgg
+
+NETS = {
+    "mlp": mlp,
+    "lenet5": lenet5,
+    "vgg11": lambda **kw: vgg(depth=11, **kw),
+    "vgg16": lambda **kw: vgg(depth=16, **kw),
+    **{f"resnet{d}": (lambda d: lambda **kw: resnet(depth=d, **kw))(d) for d in (20, 32, 44, 56, 74, 110)},
+    **{f"preresnet{d}": (lambda d: lambda **kw: preresnet(depth=d, **kw))(d) for d in (20, 56, 110, 164)},
+    "mobilenetv2": mobilenetv2,
+}
+
+_DEPTH_FAMILIES = {"resnet": resnet, "preresnet": preresnet}
+
+
+def build(name, *, input_shape=(32, 32, 3), num_classes=10, seed=0, **options):
+    """Build the network called ``name``; unknown names raise ValueError listing the known ones."""
+    if name in NETS:
+        model = NETS[name](input_shape=input_shape, num_classes=num_classes, seed=seed, **options)
+    else:
+        match = re.fullmatch(r"(resnet|preresnet)(\d+)", name or "")
+        if not match:
+            raise ValueError(f"unknown net {name!r}; known: {', '.join(NETS)} (or resnet<depth>, preresnet<depth>)")
+        model = _DEPTH_FAMILIES[match.group(1)](depth=int(match.group(2)), input_shape=input_shape,
+                                               num_classes=num_classes, seed=seed, **options)
+    model.name = name
+    return model
+
+
+__all__ = ["NETS", "build", "lenet5", "mlp", "mobilenetv2", "preresnet", "resnet", "vgg"]

@@ -1,0 +1,235 @@
+"""The network families: MLP, LeNet-5, VGG (CIFAR, with BN), ResNet and PreResNet (CIFAR), MobileNetV2 (CIFAR).
+
+Activations are channels-last. "BN + ReLU" is written ``BatchNorm(c, relu=True)``, one fused kernel.
+"""
+
+from ..nn import (BatchNorm, Conv2d, Flatten, GlobalAvgPool, Identity, Linear, MaxPool2d, Model, ReLU, ReLU6,
+                  Residual, Sequential, kaiming_init)
+from ..nn.module import Leaf
+
+
+def _check_input(input_shape, num_classes):
+    if len(input_shape) != 3 or min(input_shape) < 1:
+        raise ValueError(f"input_shape must be (h, w, c) with positive sizes; got {input_shape}")
+    if int(num_classes) < 2:
+        raise ValueError(f"num_classes must be >= 2; got {num_classes}")
+
+
+def _finish(net, input_shape, num_classes, name, seed):
+    return Model(kaiming_init(net, seed), input_shape, num_classes, name)
+
+
+def mlp(*, input_shape=(28, 28, 1), num_classes=10, seed=0, hidden=(256, 256)):
+    _check_input(input_shape, num_classes)
+    layers, width = [("flatten", Flatten())], input_shape[0] * input_shape[1] * input_shape[2]
+    for i, h in enumerate(hidden):
+        layers += [(f"fc{i + 1}", Linear(width, h)), (f"relu{i + 1}", ReLU())]
+        width = h
+    layers.append(("classifier", Linear(width, num_classes)))
+    return _finish(Sequential(layers), input_shape, num_classes, "mlp", seed)
+
+
+def lenet5(*, input_shape=(28, 28, 1), num_classes=10, seed=0):
+    """LeCun et al. (1998) with ReLU and max pooling: conv5x5(6) pool conv5x5(16) pool fc120 fc84 fc.
+
+    At 28x28 the first conv pads by 2 (the classic 32x32 field), giving the standard 61,706 parameters. On inputs
+    too small for an unpadded second conv (e.g. the 8x8 digits) it pads by 2 as well.
+    """
+    _check_input(input_shape, num_classes)
+    h, w, c = input_shape
+    h2, w2 = h // 2, w // 2
+    pad2 = 0 if min(h2, w2) >= 10 else 2
+    h3, w3 = (h2 + 2 * pad2 - 4) // 2, (w2 + 2 * pad2 - 4) // 2
+    if min(h3, w3) < 1:
+        raise ValueError(f"lenet5 needs inputs of at least 4x4; got {h}x{w}")
+    net = Sequential([
+        ("conv1", Conv2d(c, 6, 5, padding=2, bias=True)), ("relu1", ReLU()), ("pool1", MaxPool2d(2)),
+        ("conv2", Conv2d(6, 16, 5, padding=pad2, bias=True)), ("relu2", ReLU()), ("pool2", MaxPool2d(2)),
+        ("flatten", Flatten()),
+        ("fc1", Linear(16 * h3 * w3, 120)), ("relu3", ReLU()),
+        ("fc2", Linear(120, 84)), ("relu4", ReLU()),
+        ("classifier", Linear(84, num_classes)),
+    ])
+    return _finish(net, input_shape, num_classes, "lenet5", seed)
+
+
+_VGG = {
+    11: [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
+    16: [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"],
+}
+
+
+def vgg(*, depth=16, input_shape=(32, 32, 3), num_classes=10, seed=0, width=1.0):
+    """VGG for CIFAR with BN (as in network slimming): 3x3 convs, BN+ReLU, max pools, global pool, one FC.
+
+    Pools that would shrink the map below 1x1 (small inputs such as 28x28) are left out.
+    """
+    _check_input(input_shape, num_classes)
+    if depth not in _VGG:
+        raise ValueError(f"vgg depth must be one of {sorted(_VGG)}; got {depth}")
+    layers, c, size = [], input_shape[2], min(input_shape[:2])
+    conv_i = 0
+    for item in _VGG[depth]:
+        if item == "M":
+            if size >= 2:
+                layers.append((f"pool{len(layers)}", MaxPool2d(2)))
+                size //= 2
+            continue
+        k = max(1, int(round(item * width)))
+        conv_i += 1
+        layers += [(f"conv{conv_i}", Conv2d(c, k, 3, padding=1)), (f"bn{conv_i}", BatchNorm(k, relu=True))]
+        c = k
+    layers += [("pool", GlobalAvgPool()), ("classifier", Linear(c, num_classes))]
+    return _finish(Sequential(layers), input_shape, num_classes, f"vgg{depth}", seed)
+
+
+class ShortcutPadA(Leaf):
+    """ResNet's option-A shortcut (He et al., 2016, CIFAR): subsample by ``stride``, zero-pad new channels.
+
+    It has no parameters, which is why ResNet-20 has 0.27 M of them.
+    """
+
+    def __init__(self, in_channels, out_channels, stride):
+        super().__init__()
+        self.in_channels, self.out_channels, self.stride = int(in_channels), int(out_channels), int(stride)
+        self._shape = None
+
+    def forward(self, x, train=False):
+        import numpy as np
+
+        sub = x[:, ::self.stride, ::self.stride, :]
+        n, h, w, c = sub.shape
+        y = np.zeros((n, h, w, self.out_channels), dtype=np.float32)
+        lo = (self.out_channels - c) // 2
+        y[..., lo:lo + c] = sub
+        if train:
+            self._shape = x.shape
+        return y
+
+    def backward(self, dy):
+        import numpy as np
+
+        dx = np.zeros(self._shape, dtype=np.float32)
+        lo = (self.out_channels - self.in_channels) // 2
+        dx[:, ::self.stride, ::self.stride, :] = dy[..., lo:lo + self.in_channels]
+        self._shape = None
+        return dx
+
+    def config(self):
+        return {"in_channels": self.in_channels, "out_channels": self.out_channels, "stride": self.stride}
+
+
+def _shortcut(c_in, c_out, stride, kind):
+    if stride == 1 and c_in == c_out:
+        return None
+    if kind == "a":
+        return ShortcutPadA(c_in, c_out, stride)
+    return Sequential([("conv", Conv2d(c_in, c_out, 1, stride=stride)), ("bn", BatchNorm(c_out))])
+
+
+def resnet(*, depth=20, input_shape=(32, 32, 3), num_classes=10, seed=0, shortcut="a", widths=(16, 32, 64)):
+    """ResNet for CIFAR (He et al., 2016): depth = 6n + 2, three stages of n basic blocks.
+
+    ``shortcut="a"`` (parameter-free, the paper's CIFAR choice) or ``"b"`` (1x1 conv + BN projection).
+    """
+    _check_input(input_shape, num_classes)
+    if depth < 8 or (depth - 2) % 6:
+        raise ValueError(f"resnet depth must be 6n + 2 (20, 32, 44, 56, 74, 110, ...); got {depth}")
+    if shortcut not in ("a", "b"):
+        raise ValueError(f"shortcut must be 'a' or 'b'; got {shortcut!r}")
+    n = (depth - 2) // 6
+    layers = [("conv1", Conv2d(input_shape[2], widths[0], 3, padding=1)), ("bn1", BatchNorm(widths[0], relu=True))]
+    c = widths[0]
+    for stage, k in enumerate(widths):
+        blocks = []
+        for b in range(n):
+            stride = 2 if (b == 0 and stage > 0) else 1
+            body = Sequential([
+                ("conv1", Conv2d(c, k, 3, stride=stride, padding=1)), ("bn1", BatchNorm(k, relu=True)),
+                ("conv2", Conv2d(k, k, 3, padding=1)), ("bn2", BatchNorm(k)),
+            ])
+            blocks.append((str(b), Residual(body, _shortcut(c, k, stride, shortcut), relu_after=True)))
+            c = k
+        layers.append((f"stage{stage + 1}", Sequential(blocks)))
+    layers += [("pool", GlobalAvgPool()), ("classifier", Linear(c, num_classes))]
+    return _finish(Sequential(layers), input_shape, num_classes, f"resnet{depth}", seed)
+
+
+def preresnet(*, depth=20, input_shape=(32, 32, 3), num_classes=10, seed=0, widths=(16, 32, 64)):
+    """Pre-activation ResNet (He et al., 2016b): BN-ReLU before each conv; identity paths stay clean.
+
+    depth = 9n + 2 uses bottleneck blocks (4x expansion, as network slimming's PreResNet-164), otherwise
+    depth = 6n + 2 uses basic blocks. Projection shortcuts (1x1 conv) act on the block input.
+    """
+    _check_input(input_shape, num_classes)
+    if depth >= 11 and (depth - 2) % 9 == 0 and depth >= 29:
+        n, bottleneck = (depth - 2) // 9, True
+    elif depth >= 8 and (depth - 2) % 6 == 0:
+        n, bottleneck = (depth - 2) // 6, False
+    else:
+        raise ValueError(f"preresnet depth must be 6n + 2 (basic) or 9n + 2 >= 29 (bottleneck); got {depth}")
+    expansion = 4 if bottleneck else 1
+    layers = [("conv1", Conv2d(input_shape[2], widths[0], 3, padding=1))]
+    c = widths[0]
+    for stage, k in enumerate(widths):
+        blocks = []
+        for b in range(n):
+            stride = 2 if (b == 0 and stage > 0) else 1
+            out = k * expansion
+            if bottleneck:
+                body = Sequential([
+                    ("bn1", BatchNorm(c, relu=True)), ("conv1", Conv2d(c, k, 1)),
+                    ("bn2", BatchNorm(k, relu=True)), ("conv2", Conv2d(k, k, 3, stride=stride, padding=1)),
+                    ("bn3", BatchNorm(k, relu=True)), ("conv3", Conv2d(k, out, 1)),
+                ])
+            else:
+                body = Sequential([
+                    ("bn1", BatchNorm(c, relu=True)), ("conv1", Conv2d(c, k, 3, stride=stride, padding=1)),
+                    ("bn2", BatchNorm(k, relu=True)), ("conv2", Conv2d(k, k, 3, padding=1)),
+                ])
+            proj = None if (stride == 1 and c == out) else Conv2d(c, out, 1, stride=stride)
+            blocks.append((str(b), Residual(body, proj)))
+            c = out
+        layers.append((f"stage{stage + 1}", Sequential(blocks)))
+    layers += [("bn", BatchNorm(c, relu=True)), ("pool", GlobalAvgPool()), ("classifier", Linear(c, num_classes))]
+    return _finish(Sequential(layers), input_shape, num_classes, f"preresnet{depth}", seed)
+
+
+# (expansion t, channels c, repeats n, first stride s); CIFAR keeps stride 1 in the stem and the 24-channel stage
+_MOBILENETV2 = [(1, 16, 1, 1), (6, 24, 2, 1), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2),
+                (6, 320, 1, 1)]
+
+
+def mobilenetv2(*, input_shape=(32, 32, 3), num_classes=10, seed=0, width=1.0):
+    """MobileNetV2 (Sandler et al., 2018) at CIFAR scale: inverted residuals, depthwise 3x3, linear bottlenecks."""
+    _check_input(input_shape, num_classes)
+
+    def ch(v):
+        return max(8, int(round(v * width / 8)) * 8)
+
+    c = ch(32)
+    layers = [("conv1", Conv2d(input_shape[2], c, 3, padding=1)), ("bn1", BatchNorm(c)), ("relu1", ReLU6())]
+    i = 0
+    for t, k, n, s in _MOBILENETV2:
+        k = ch(k)
+        for rep in range(n):
+            stride = s if rep == 0 else 1
+            hidden = c * t
+            body = []
+            if t != 1:
+                body += [("expand", Conv2d(c, hidden, 1)), ("bn1", BatchNorm(hidden)), ("relu1", ReLU6())]
+            body += [("depthwise", Conv2d(hidden, hidden, 3, stride=stride, padding=1, groups=hidden)),
+                     ("bn2", BatchNorm(hidden)), ("relu2", ReLU6()),
+                     ("project", Conv2d(hidden, k, 1)), ("bn3", BatchNorm(k))]
+            body = Sequential(body)
+            block = Residual(body, None) if (stride == 1 and c == k) else body
+            layers.append((f"block{i}", block))
+            i += 1
+            c = k
+    last = max(1280, ch(1280)) if width > 1.0 else 1280
+    layers += [("conv_last", Conv2d(c, last, 1)), ("bn_last", BatchNorm(last)), ("relu_last", ReLU6()),
+               ("pool", GlobalAvgPool()), ("classifier", Linear(last, num_classes))]
+    return _finish(Sequential(layers), input_shape, num_classes, "mobilenetv2", seed)
+
+
+__all__ = ["Identity", "ShortcutPadA", "lenet5", "mlp", "mobilenetv2", "preresnet", "resnet", "vgg"]

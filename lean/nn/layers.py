@@ -1,0 +1,279 @@
+"""Layers with explicit forward and backward on channels-last activations ``(n, h, w, c)``.
+
+Weights are stored as everyone writes them (conv ``(k, c // groups, r, s)``, linear ``(out, in)``); parameters
+start at zero and are filled by ``lean.nn.init`` (so one seed decides a whole model).
+"""
+
+import numpy as np
+
+from .. import kernels
+from .module import Leaf
+
+
+class Conv2d(Leaf):
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, groups=1, bias=False):
+        super().__init__()
+        for label, v in (("in_channels", in_channels), ("out_channels", out_channels),
+                         ("kernel_size", kernel_size), ("stride", stride), ("groups", groups)):
+            if int(v) < 1:
+                raise ValueError(f"Conv2d {label} must be >= 1; got {v}")
+        if in_channels % groups or out_channels % groups:
+            raise ValueError(f"groups={groups} must divide in_channels={in_channels} and out_channels={out_channels}")
+        self.in_channels, self.out_channels = int(in_channels), int(out_channels)
+        self.kernel_size, self.stride, self.padding = int(kernel_size), int(stride), int(padding)
+        self.groups = int(groups)
+        self.add_param("weight", np.zeros((out_channels, in_channels // groups, kernel_size, kernel_size)))
+        if bias:
+            self.add_param("bias", np.zeros(out_channels))
+        self._x = None
+
+    def forward(self, x, train=False):
+        if x.ndim != 4 or x.shape[3] != self.in_channels:
+            raise ValueError(f"Conv2d expects (n, h, w, {self.in_channels}) input; got {x.shape}")
+        if train:
+            self._x = x
+        return kernels.conv2d_forward(x, self.params["weight"], self.params.get("bias"), self.stride,
+                                      self.padding, self.groups)
+
+    def backward(self, dy, need_dx=True):
+        dx, dw, db = kernels.conv2d_backward(self._x, self.params["weight"], dy, self.stride, self.padding,
+                                             self.groups, need_dx=need_dx)
+        self._x = None
+        self.grads["weight"] += dw
+        if "bias" in self.grads:
+            self.grads["bias"] += db
+        return dx
+
+    def config(self):
+        return {"in_channels": self.in_channels, "out_channels": self.out_channels,
+                "kernel_size": self.kernel_size, "stride": self.stride, "padding": self.padding,
+                "groups": self.groups, "bias": "bias" in self.params}
+
+
+class Linear(Leaf):
+    def __init__(self, in_features, out_features, bias=True):
+        super().__init__()
+        if int(in_features) < 1 or int(out_features) < 1:
+            raise ValueError(f"Linear sizes must be >= 1; got {in_features}, {out_features}")
+        self.in_features, self.out_features = int(in_features), int(out_features)
+        self.add_param("weight", np.zeros((out_features, in_features)))
+        if bias:
+            self.add_param("bias", np.zeros(out_features))
+        self._x = None
+
+    def forward(self, x, train=False):
+        if x.ndim != 2 or x.shape[1] != self.in_features:
+            raise ValueError(f"Linear expects (n, {self.in_features}) input; got {x.shape}")
+        if train:
+            self._x = x
+        y = x @ self.params["weight"].T
+        if "bias" in self.params:
+            y += self.params["bias"]
+        return y
+
+    def backward(self, dy):
+        self.grads["weight"] += dy.T @ self._x
+        if "bias" in self.grads:
+            self.grads["bias"] += dy.sum(axis=0)
+        dx = dy @ self.params["weight"]
+        self._x = None
+        return dx
+
+    def config(self):
+        return {"in_features": self.in_features, "out_features": self.out_features, "bias": "bias" in self.params}
+
+
+class BatchNorm(Leaf):
+    """Batch normalization over the last (channel) axis, so one class serves (n, c) and (n, h, w, c).
+
+    ``relu=True`` fuses the ReLU that usually follows (one pass over memory instead of two). Running
+    statistics use ``momentum`` like PyTorch (new = (1 - momentum) * old + momentum * batch), with the
+    unbiased batch variance.
+    """
+
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, relu=False):
+        super().__init__()
+        if int(num_features) < 1:
+            raise ValueError(f"BatchNorm num_features must be >= 1; got {num_features}")
+        self.num_features, self.eps, self.momentum, self.relu = int(num_features), float(eps), float(momentum), bool(relu)
+        self.add_param("weight", np.ones(num_features))
+        self.add_param("bias", np.zeros(num_features))
+        self.buffers["running_mean"] = np.zeros(num_features, dtype=np.float32)
+        self.buffers["running_var"] = np.ones(num_features, dtype=np.float32)
+        self._saved = None
+
+    def forward(self, x, train=False):
+        if x.shape[-1] != self.num_features:
+            raise ValueError(f"BatchNorm expects {self.num_features} channels last; got shape {x.shape}")
+        gamma, beta = self.params["weight"], self.params["bias"]
+        if not train:
+            return kernels.batchnorm_forward_eval(x, gamma, beta, self.buffers["running_mean"],
+                                                  self.buffers["running_var"], self.eps, self.relu)
+        y, mean, inv_std, var = kernels.batchnorm_forward_train(x, gamma, beta, self.eps, self.relu)
+        m = x.size // self.num_features
+        unbiased = var * (m / max(m - 1, 1))
+        self.buffers["running_mean"] *= 1.0 - self.momentum
+        self.buffers["running_mean"] += self.momentum * mean
+        self.buffers["running_var"] *= 1.0 - self.momentum
+        self.buffers["running_var"] += self.momentum * unbiased
+        self._saved = (x, mean, inv_std)
+        return y
+
+    def backward(self, dy):
+        x, mean, inv_std = self._saved
+        self._saved = None
+        dx, dgamma, dbeta = kernels.batchnorm_backward(x, dy, mean, inv_std, self.params["weight"],
+                                                       self.params["bias"], self.relu)
+        self.grads["weight"] += dgamma
+        self.grads["bias"] += dbeta
+        return dx
+
+    def config(self):
+        return {"num_features": self.num_features, "eps": self.eps, "momentum": self.momentum, "relu": self.relu}
+
+
+class ReLU(Leaf):
+    def __init__(self):
+        super().__init__()
+        self._mask = None
+
+    def forward(self, x, train=False):
+        y = np.maximum(x, 0.0)
+        if train:
+            self._mask = y > 0
+        return y
+
+    def backward(self, dy):
+        dx = dy * self._mask
+        self._mask = None
+        return dx
+
+
+class ReLU6(Leaf):
+    def __init__(self):
+        super().__init__()
+        self._mask = None
+
+    def forward(self, x, train=False):
+        y = np.clip(x, 0.0, 6.0)
+        if train:
+            self._mask = (x > 0) & (x < 6)
+        return y
+
+    def backward(self, dy):
+        dx = dy * self._mask
+        self._mask = None
+        return dx
+
+
+class MaxPool2d(Leaf):
+    def __init__(self, kernel_size, stride=None, padding=0):
+        super().__init__()
+        self.kernel_size = int(kernel_size)
+        self.stride = int(stride) if stride is not None else self.kernel_size
+        self.padding = int(padding)
+        self._saved = None
+
+    def forward(self, x, train=False):
+        y, argmax = kernels.maxpool_forward(x, self.kernel_size, self.stride, self.padding)
+        if train:
+            self._saved = (argmax, x.shape)
+        return y
+
+    def backward(self, dy):
+        argmax, shape = self._saved
+        self._saved = None
+        return kernels.maxpool_backward(dy, argmax, shape)
+
+    def config(self):
+        return {"kernel_size": self.kernel_size, "stride": self.stride, "padding": self.padding}
+
+
+class AvgPool2d(Leaf):
+    def __init__(self, kernel_size, stride=None, padding=0):
+        super().__init__()
+        self.kernel_size = int(kernel_size)
+        self.stride = int(stride) if stride is not None else self.kernel_size
+        self.padding = int(padding)
+        self._shape = None
+
+    def forward(self, x, train=False):
+        if train:
+            self._shape = x.shape
+        return kernels.avgpool_forward(x, self.kernel_size, self.stride, self.padding)
+
+    def backward(self, dy):
+        shape, self._shape = self._shape, None
+        return kernels.avgpool_backward(dy, shape, self.kernel_size, self.stride, self.padding)
+
+    def config(self):
+        return {"kernel_size": self.kernel_size, "stride": self.stride, "padding": self.padding}
+
+
+class GlobalAvgPool(Leaf):
+    """(n, h, w, c) -> (n, c): the mean over all positions."""
+
+    def __init__(self):
+        super().__init__()
+        self._shape = None
+
+    def forward(self, x, train=False):
+        if x.ndim != 4:
+            raise ValueError(f"GlobalAvgPool expects (n, h, w, c); got {x.shape}")
+        if train:
+            self._shape = x.shape
+        return x.mean(axis=(1, 2), dtype=np.float32)
+
+    def backward(self, dy):
+        n, h, w, c = self._shape
+        self._shape = None
+        return np.broadcast_to((dy / (h * w))[:, None, None, :], (n, h, w, c)).astype(np.float32)
+
+
+class Flatten(Leaf):
+    """(n, ...) -> (n, prod(...)), in channels-last order."""
+
+    def __init__(self):
+        super().__init__()
+        self._shape = None
+
+    def forward(self, x, train=False):
+        if train:
+            self._shape = x.shape
+        return x.reshape(x.shape[0], -1)
+
+    def backward(self, dy):
+        shape, self._shape = self._shape, None
+        return dy.reshape(shape)
+
+
+class Dropout(Leaf):
+    """Inverted dropout: in training zero each value with probability ``p`` and scale the rest by 1/(1-p).
+
+    Its random stream is ``self.rng``, which the trainer reseeds every step so a resumed run draws the same masks.
+    """
+
+    def __init__(self, p=0.5):
+        super().__init__()
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"Dropout p must be in [0, 1); got {p}")
+        self.p = float(p)
+        self.rng = np.random.default_rng(0)
+        self._mask = None
+
+    def forward(self, x, train=False):
+        if not train or self.p == 0.0:
+            self._mask = None
+            return x
+        self._mask = (self.rng.random(x.shape, dtype=np.float32) >= self.p).astype(np.float32) / (1.0 - self.p)
+        return x * self._mask
+
+    def backward(self, dy):
+        if self._mask is None:
+            return dy
+        dx = dy * self._mask
+        self._mask = None
+        return dx
+
+    def config(self):
+        return {"p": self.p}

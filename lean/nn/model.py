@@ -1,0 +1,92 @@
+"""``Model``: a module tree plus what a checkpoint needs to know about it (input shape, classes, name).
+
+Its flat views (``parameters()``, ``gradients()``, ``buffers()``) map dotted names such as
+``stage1.0.body.conv1.weight`` to the very arrays the layers use, so an optimizer or a compression method edits
+the model by writing into them.
+"""
+
+import numpy as np
+
+from .layers import Dropout
+from .module import module_from_config, module_to_config
+
+
+class Model:
+    def __init__(self, net, input_shape, num_classes, name="custom"):
+        self.net = net
+        self.input_shape = tuple(int(v) for v in input_shape)  # (h, w, c)
+        self.num_classes = int(num_classes)
+        self.name = name
+
+    def forward(self, x, train=False):
+        if x.ndim != 4 or tuple(x.shape[1:]) != self.input_shape:
+            raise ValueError(f"model {self.name} expects input (n, {', '.join(map(str, self.input_shape))}); "
+                             f"got {tuple(x.shape)}")
+        return self.net.forward(x, train)
+
+    def backward(self, dlogits):
+        return self.net.backward(dlogits)
+
+    def predict(self, x, batch_size=256):
+        """Logits for ``x`` (n, h, w, c) in evaluation mode, computed in batches."""
+        outs = [self.forward(np.ascontiguousarray(x[i:i + batch_size], dtype=np.float32), train=False)
+                for i in range(0, len(x), batch_size)]
+        return np.concatenate(outs) if outs else np.zeros((0, self.num_classes), np.float32)
+
+    def _flat(self, attr):
+        out = {}
+        for prefix, module in self.net.named_modules():
+            for key, arr in getattr(module, attr).items():
+                out[f"{prefix}.{key}" if prefix else key] = arr
+        return out
+
+    def parameters(self):
+        return self._flat("params")
+
+    def gradients(self):
+        return self._flat("grads")
+
+    def buffers(self):
+        return self._flat("buffers")
+
+    def zero_grad(self):
+        self.net.zero_grad()
+
+    def num_parameters(self):
+        return int(sum(p.size for p in self.parameters().values()))
+
+    def reseed(self, seed):
+        """Give every random layer (dropout) a stream derived from ``seed``."""
+        for i, module in enumerate(self.net.modules()):
+            if isinstance(module, Dropout):
+                module.rng = np.random.default_rng([int(seed), i])
+
+    def config(self):
+        return {"name": self.name, "input_shape": list(self.input_shape), "num_classes": self.num_classes,
+                "net": module_to_config(self.net)}
+
+    @classmethod
+    def from_config(cls, cfg):
+        try:
+            return cls(module_from_config(cfg["net"]), cfg["input_shape"], cfg["num_classes"], cfg.get("name", "custom"))
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"architecture description is incomplete or malformed: {exc}") from None
+
+    def state(self):
+        """Copies of every parameter and buffer, by flat name."""
+        return {**{f"params/{k}": v.copy() for k, v in self.parameters().items()},
+                **{f"buffers/{k}": v.copy() for k, v in self.buffers().items()}}
+
+    def load_state(self, state):
+        """Write arrays from ``state`` (as returned by ``state()``) into the model, in place, checking shapes."""
+        targets = {**{f"params/{k}": v for k, v in self.parameters().items()},
+                   **{f"buffers/{k}": v for k, v in self.buffers().items()}}
+        missing = sorted(set(targets) - set(state))
+        unknown = sorted(set(state) - set(targets))
+        if missing or unknown:
+            raise ValueError(f"state does not fit the model: missing {missing[:3]}, unexpected {unknown[:3]}")
+        for key, target in targets.items():
+            src = np.asarray(state[key])
+            if src.shape != target.shape:
+                raise ValueError(f"{key}: state has shape {src.shape}, model has {target.shape}")
+            target[...] = src
