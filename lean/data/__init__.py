@@ -1,0 +1,10 @@
+"""Datasets, augmentation and batching.
+
+``load(name)`` returns a ``Dataset`` with raw images kept compact (uint8 where the source is) in channels-last
+``(n, h, w, c)`` layout; ``Dataset.batch(indices, augment_rng)`` returns normalized float32 batches.
+"""
+
+from .datasets import DATASETS, Dataset, DataError, available, load
+from .augment import random_crop_flip
+
+__all__ = ["DATASETS", "Dataset", "DataError", "available", "load", "random_crop_flip"]

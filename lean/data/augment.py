@@ -1,0 +1,26 @@
+"""Random crop with zero padding and horizontal flip, on a whole batch at once."""
+
+import numpy as np
+
+
+def random_crop_flip(x, rng, pad=4, flip=True):
+    """Shift each image of ``x`` (n, h, w, c) by a random offset in [-pad, pad] (zero fill) and flip half.
+
+    Equivalent to padding by ``pad`` and taking a random h x w crop, as the CIFAR ResNet papers do.
+    """
+    n, h, w, c = x.shape
+    out = np.zeros_like(x)
+    if pad > 0:
+        padded = np.zeros((n, h + 2 * pad, w + 2 * pad, c), dtype=x.dtype)
+        padded[:, pad:pad + h, pad:pad + w] = x
+        dy = rng.integers(0, 2 * pad + 1, size=n)
+        dx = rng.integers(0, 2 * pad + 1, size=n)
+        rows = dy[:, None] + np.arange(h)[None, :]          # (n, h)
+        cols = dx[:, None] + np.arange(w)[None, :]          # (n, w)
+        out = padded[np.arange(n)[:, None, None], rows[:, :, None], cols[:, None, :]]
+    else:
+        out[...] = x
+    if flip:
+        flips = rng.random(n) < 0.5
+        out[flips] = out[flips, :, ::-1]
+    return out
