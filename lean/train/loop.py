@@ -7,6 +7,7 @@ the middle of an epoch) takes exactly the steps the uninterrupted run would have
 
 import math
 import time
+from pathlib import Path
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -163,10 +164,12 @@ class Trainer:
             lr = self.schedule.lr_at(self.epoch + step / steps)
             model.reseed(int(rng.integers(2**31)))
             model.zero_grad()
-            logits = model.forward(x, train=True)
-            loss, dlogits = softmax_cross_entropy(logits, y, cfg.label_smoothing)
+            with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported below, once
+                logits = model.forward(x, train=True)
+                loss, dlogits = softmax_cross_entropy(logits, y, cfg.label_smoothing)
             if not math.isfinite(loss):
-                kept = f"; the last good checkpoint {self.out} is kept" if self.out else ""
+                exists = self.out is not None and Path(self.out).exists()
+                kept = f"; the last good checkpoint {self.out} is kept" if exists else ""
                 raise TrainingDiverged(f"loss became {loss} at epoch {self.epoch + 1}, step {step + 1} "
                                        f"(learning rate {lr:.4g}); try a lower --lr{kept}")
             model.backward(dlogits)
