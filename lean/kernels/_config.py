@@ -13,6 +13,7 @@ os.environ.setdefault("NUMBA_THREADING_LAYER", "workqueue")
 from concurrent.futures import ThreadPoolExecutor  # noqa: E402
 
 import numba  # noqa: E402
+import numpy as np  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
 # fastmath without nnan/ninf: NaN and inf must propagate so a diverging loss is seen, not hidden.
@@ -67,3 +68,8 @@ def run_split(task, n_items):
         _state["pool"] = ThreadPoolExecutor(max_workers=_state["threads"], thread_name_prefix="lean")
     futures = [_state["pool"].submit(task, a, b) for a, b in ranges]
     return [f.result() for f in futures]
+
+
+def float_dtype(*arrays):
+    """float64 if any input is float64 (gradient checks), else float32: the dtype policy of every wrapper."""
+    return np.float64 if any(np.asarray(a).dtype == np.float64 for a in arrays if a is not None) else np.float32

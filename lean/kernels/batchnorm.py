@@ -11,7 +11,7 @@ never write one place) and merged in NumPy.
 
 import numpy as np
 
-from ._config import PARALLEL_JIT, njit, prange
+from ._config import PARALLEL_JIT, float_dtype, njit, prange
 
 _BLOCK_ROWS = 512
 
@@ -24,7 +24,7 @@ def _block_sums(x, mean, partial, use_mean):
     for blk in prange(n_blocks):
         lo = blk * _BLOCK_ROWS
         hi = min(m, lo + _BLOCK_ROWS)
-        acc = np.zeros(c, dtype=np.float32)
+        acc = np.zeros(c, dtype=x.dtype)
         for row in range(lo, hi):
             for ch in range(c):
                 d = x[row, ch] - mean[ch]
@@ -58,14 +58,14 @@ def _backward_sums(x, dy, mean, inv_std, gamma, beta, relu, partial_dbeta, parti
     for blk in prange(n_blocks):
         lo = blk * _BLOCK_ROWS
         hi = min(m, lo + _BLOCK_ROWS)
-        acc_b = np.zeros(c, dtype=np.float32)
-        acc_g = np.zeros(c, dtype=np.float32)
+        acc_b = np.zeros(c, dtype=x.dtype)
+        acc_g = np.zeros(c, dtype=x.dtype)
         for row in range(lo, hi):
             for ch in range(c):
                 xhat = (x[row, ch] - mean[ch]) * inv_std[ch]
                 g = dy[row, ch]
                 if relu and xhat * gamma[ch] + beta[ch] <= 0.0:
-                    g = np.float32(0.0)
+                    g = 0.0 * g
                 acc_b[ch] += g
                 acc_g[ch] += g * xhat
         for ch in range(c):
@@ -85,12 +85,12 @@ def _backward_dx(x, dy, mean, inv_std, gamma, beta, relu, dbeta_mean, dgamma_mea
                 xhat = (x[row, ch] - mean[ch]) * inv_std[ch]
                 g = dy[row, ch]
                 if relu and xhat * gamma[ch] + beta[ch] <= 0.0:
-                    g = np.float32(0.0)
+                    g = 0.0 * g
                 dx[row, ch] = gamma[ch] * inv_std[ch] * (g - dbeta_mean[ch] - xhat * dgamma_mean[ch])
 
 
-def _as_rows(x, name):
-    x = np.ascontiguousarray(x, dtype=np.float32)
+def _as_rows(x, name, dtype=np.float32):
+    x = np.ascontiguousarray(x, dtype=dtype)
     if x.ndim < 2:
         raise ValueError(f"{name} must have a channel axis last, shape (..., c); got {x.shape}")
     return x.reshape(-1, x.shape[-1])
@@ -105,30 +105,32 @@ def batchnorm_forward_train(x, gamma, beta, eps=1e-5, relu=False):
 
     ``var`` is the biased batch variance (the running average uses it with the unbiased correction).
     """
-    x2 = _as_rows(x, "batch-norm input")
+    dtype = float_dtype(x, gamma)
+    x2 = _as_rows(x, "batch-norm input", dtype)
     m, c = x2.shape
     if gamma.shape != (c,) or beta.shape != (c,):
         raise ValueError(f"batch-norm gamma and beta must have shape ({c},); got {gamma.shape}, {beta.shape}")
     partial = np.empty((_n_blocks(m), c), dtype=np.float64)
-    zeros = np.zeros(c, dtype=np.float32)
+    zeros = np.zeros(c, dtype=dtype)
     _block_sums(x2, zeros, partial, False)
-    mean = (partial.sum(axis=0) / m).astype(np.float32)
+    mean = (partial.sum(axis=0) / m).astype(dtype)
     _block_sums(x2, mean, partial, True)
     var = partial.sum(axis=0) / m
-    inv_std = (1.0 / np.sqrt(var + eps)).astype(np.float32)
-    gamma = gamma.astype(np.float32, copy=False)
+    inv_std = (1.0 / np.sqrt(var + eps)).astype(dtype)
+    gamma = gamma.astype(dtype, copy=False)
     scale = gamma * inv_std
-    shift = beta.astype(np.float32) - mean * scale
+    shift = beta.astype(dtype) - mean * scale
     y = np.empty_like(x2)
     _scale_shift(x2, scale, shift, y, relu)
-    return y.reshape(np.shape(x)), mean, inv_std, var.astype(np.float32)
+    return y.reshape(np.shape(x)), mean, inv_std, var.astype(dtype)
 
 
 def batchnorm_forward_eval(x, gamma, beta, running_mean, running_var, eps=1e-5, relu=False):
     """Normalize with running statistics: y = (x - mean) / sqrt(var + eps) * gamma + beta."""
-    x2 = _as_rows(x, "batch-norm input")
-    scale = (gamma / np.sqrt(running_var + eps)).astype(np.float32)
-    shift = (beta - running_mean * scale).astype(np.float32)
+    dtype = float_dtype(x, gamma)
+    x2 = _as_rows(x, "batch-norm input", dtype)
+    scale = (gamma / np.sqrt(running_var + eps)).astype(dtype)
+    shift = (beta - running_mean * scale).astype(dtype)
     y = np.empty_like(x2)
     _scale_shift(x2, scale, shift, y, relu)
     return y.reshape(np.shape(x))
@@ -136,13 +138,16 @@ def batchnorm_forward_eval(x, gamma, beta, running_mean, running_var, eps=1e-5, 
 
 def batchnorm_backward(x, dy, mean, inv_std, gamma, beta, relu=False):
     """Gradients of the training forward: returns ``(dx, dgamma, dbeta)``."""
-    x2 = _as_rows(x, "batch-norm input")
-    dy2 = _as_rows(dy, "batch-norm output gradient")
+    dtype = float_dtype(x, dy, gamma)
+    x2 = _as_rows(x, "batch-norm input", dtype)
+    dy2 = _as_rows(dy, "batch-norm output gradient", dtype)
     if dy2.shape != x2.shape:
         raise ValueError(f"batch-norm output gradient shape {np.shape(dy)} differs from input {np.shape(x)}")
     m, c = x2.shape
-    gamma = gamma.astype(np.float32, copy=False)
-    beta = beta.astype(np.float32, copy=False)
+    gamma = gamma.astype(dtype, copy=False)
+    beta = beta.astype(dtype, copy=False)
+    mean = mean.astype(dtype, copy=False)
+    inv_std = inv_std.astype(dtype, copy=False)
     pb = np.empty((_n_blocks(m), c), dtype=np.float64)
     pg = np.empty_like(pb)
     _backward_sums(x2, dy2, mean, inv_std, gamma, beta, relu, pb, pg)
@@ -150,5 +155,5 @@ def batchnorm_backward(x, dy, mean, inv_std, gamma, beta, relu=False):
     dgamma = pg.sum(axis=0)
     dx = np.empty_like(x2)
     _backward_dx(x2, dy2, mean, inv_std, gamma, beta, relu,
-                 (dbeta / m).astype(np.float32), (dgamma / m).astype(np.float32), dx)
-    return dx.reshape(np.shape(x)), dgamma.astype(np.float32), dbeta.astype(np.float32)
+                 (dbeta / m).astype(dtype), (dgamma / m).astype(dtype), dx)
+    return dx.reshape(np.shape(x)), dgamma.astype(dtype), dbeta.astype(dtype)

@@ -15,7 +15,7 @@ matmul per channel.
 
 import numpy as np
 
-from ._config import JIT, PARALLEL_JIT, U, njit, prange, run_split
+from ._config import JIT, PARALLEL_JIT, U, float_dtype, njit, prange, run_split
 
 # ---------------------------------------------------------------------------------------------- kernels
 
@@ -187,27 +187,31 @@ def _is_depthwise(c, k, groups):
 
 
 def conv2d_forward(x, w, bias=None, stride=1, padding=0, groups=1):
-    """Convolution of NHWC ``x`` (n, h, w, c) with ``w`` (k, c // groups, r, s); returns (n, oh, ow, k) float32."""
-    x = np.ascontiguousarray(x, dtype=np.float32)
-    w = np.asarray(w, dtype=np.float32)
+    """Convolution of NHWC ``x`` (n, h, w, c) with ``w`` (k, c // groups, r, s); returns (n, oh, ow, k).
+
+    float32 in, float32 out; float64 throughout if any operand is float64 (for gradient checks).
+    """
+    dtype = float_dtype(x, w)
+    x = np.ascontiguousarray(x, dtype=dtype)
+    w = np.asarray(w, dtype=dtype)
     oh, ow = _check_conv_args(x, w, stride, padding, groups)
     n, _, _, c = x.shape
     k, cg, r, s = w.shape
     if _is_depthwise(c, k, groups):
-        y = np.empty((n, oh, ow, k), dtype=np.float32)
+        y = np.empty((n, oh, ow, k), dtype=dtype)
         _depthwise_forward(x, np.ascontiguousarray(w[:, 0].transpose(1, 2, 0)), y, stride, padding)
     else:
-        y = np.empty((n, oh, ow, k), dtype=np.float32)
+        y = np.empty((n, oh, ow, k), dtype=dtype)
         y2 = y.reshape(n * oh * ow, k)
         kg = k // groups
         for g in range(groups):
             wmat = weight_to_matrix(w[g * kg:(g + 1) * kg])
-            out = y2 if groups == 1 else np.empty((n * oh * ow, kg), dtype=np.float32)
+            out = y2 if groups == 1 else np.empty((n * oh * ow, kg), dtype=dtype)
             _conv_matmul_forward(x, wmat, out, r, s, stride, padding, oh, ow, g * cg, cg)
             if groups > 1:
                 y2[:, g * kg:(g + 1) * kg] = out
     if bias is not None:
-        y += np.asarray(bias, dtype=np.float32)
+        y += np.asarray(bias, dtype=dtype)
     return y
 
 
@@ -223,7 +227,7 @@ def _conv_matmul_forward(x, wmat, out, r, s, stride, padding, oh, ow, c0, cg):
         if pointwise:
             np.matmul(x2[b0 * per_image:b1 * per_image], wmat, out=out[b0 * per_image:b1 * per_image])
             return
-        cols = np.empty((min(rows, (b1 - b0) * per_image), patch_len), dtype=np.float32)
+        cols = np.empty((min(rows, (b1 - b0) * per_image), patch_len), dtype=x.dtype)
         for row0 in range(b0 * per_image, b1 * per_image, rows):
             nrows = min(rows, b1 * per_image - row0)
             buf = cols[:nrows]
@@ -235,19 +239,20 @@ def _conv_matmul_forward(x, wmat, out, r, s, stride, padding, oh, ow, c0, cg):
 
 def conv2d_backward(x, w, dy, stride=1, padding=0, groups=1, need_dx=True):
     """Gradients of ``conv2d_forward``: returns ``(dx or None, dw, db)`` with dx (n, h, w, c), dw like w, db (k,)."""
-    x = np.ascontiguousarray(x, dtype=np.float32)
-    w = np.asarray(w, dtype=np.float32)
+    dtype = float_dtype(x, w, dy)
+    x = np.ascontiguousarray(x, dtype=dtype)
+    w = np.asarray(w, dtype=dtype)
     oh, ow = _check_conv_args(x, w, stride, padding, groups)
     n, h, wd, c = x.shape
     k, cg, r, s = w.shape
-    dy = np.ascontiguousarray(dy, dtype=np.float32)
+    dy = np.ascontiguousarray(dy, dtype=dtype)
     if dy.shape != (n, oh, ow, k):
         raise ValueError(f"conv2d output gradient must have shape {(n, oh, ow, k)}; got {dy.shape}")
     db = dy.reshape(-1, k).sum(axis=0)
     if _is_depthwise(c, k, groups):
-        dx = np.empty_like(x) if need_dx else np.empty((1, 1, 1, 1), np.float32)
+        dx = np.empty_like(x) if need_dx else np.empty((1, 1, 1, 1), dtype)
         wt = np.ascontiguousarray(w[:, 0].transpose(1, 2, 0))
-        dwt = np.empty((n, r, s, c), dtype=np.float32)
+        dwt = np.empty((n, r, s, c), dtype=dtype)
         _depthwise_backward(x, wt, dy, dx, dwt, stride, padding, need_dx)
         dw = dwt.sum(axis=0).transpose(2, 0, 1)[:, None].copy()
         return (dx if need_dx else None), dw, db
@@ -282,9 +287,9 @@ def _conv_matmul_backward(x, wmat, dy2, dx, r, s, stride, padding, oh, ow, c0, c
             if dx is not None:
                 np.matmul(dy2[lo:hi], wmat_t, out=dx.reshape(-1, cg)[lo:hi])
             return x2[lo:hi].T @ dy2[lo:hi]
-        cols = np.empty((min(rows, hi - lo), patch_len), dtype=np.float32)
+        cols = np.empty((min(rows, hi - lo), patch_len), dtype=x.dtype)
         dcols = np.empty_like(cols) if dx is not None else None
-        dwmat = np.zeros((patch_len, wmat.shape[1]), dtype=np.float32)
+        dwmat = np.zeros((patch_len, wmat.shape[1]), dtype=x.dtype)
         part = np.empty_like(dwmat)
         for row0 in range(lo, hi, rows):
             nrows = min(rows, hi - row0)

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from ._config import PARALLEL_JIT, njit, prange
+from ._config import PARALLEL_JIT, float_dtype, njit, prange
 from .conv import conv_output_size
 
 
@@ -53,7 +53,7 @@ def _avgpool_forward(x, y, k, stride, pad):
     """Average over the window including padding (count_include_pad), as most CIFAR nets use."""
     n, h, w, c = x.shape
     _, oh, ow, _ = y.shape
-    inv = np.float32(1.0 / (k * k))
+    inv = 1.0 / (k * k)
     for b in prange(n):
         for oy in range(oh):
             for ox in range(ow):
@@ -77,7 +77,7 @@ def _avgpool_forward(x, y, k, stride, pad):
 def _avgpool_backward(dy, dx, k, stride, pad):
     n, h, w, c = dx.shape
     _, oh, ow, _ = dy.shape
-    inv = np.float32(1.0 / (k * k))
+    inv = 1.0 / (k * k)
     for b in prange(n):
         for iy in range(h):
             for ix in range(w):
@@ -107,29 +107,31 @@ def _check_pool(x, k, stride, pad):
 
 def maxpool_forward(x, k, stride, pad=0):
     """Returns ``(y, argmax)``: y (n, oh, ow, c) and the flat ``iy * w + ix`` of each maximum."""
-    x = np.ascontiguousarray(x, dtype=np.float32)
+    x = np.ascontiguousarray(x, dtype=float_dtype(x))
     oh, ow = _check_pool(x, k, stride, pad)
-    y = np.empty((x.shape[0], oh, ow, x.shape[3]), dtype=np.float32)
+    y = np.empty((x.shape[0], oh, ow, x.shape[3]), dtype=x.dtype)
     argmax = np.empty(y.shape, dtype=np.int64)
     _maxpool_forward(x, y, argmax, k, stride, pad)
     return y, argmax
 
 
 def maxpool_backward(dy, argmax, input_shape):
-    dx = np.empty(input_shape, dtype=np.float32)
-    _maxpool_backward(np.ascontiguousarray(dy, dtype=np.float32), argmax, dx)
+    dtype = float_dtype(dy)
+    dx = np.empty(input_shape, dtype=dtype)
+    _maxpool_backward(np.ascontiguousarray(dy, dtype=dtype), argmax, dx)
     return dx
 
 
 def avgpool_forward(x, k, stride, pad=0):
-    x = np.ascontiguousarray(x, dtype=np.float32)
+    x = np.ascontiguousarray(x, dtype=float_dtype(x))
     oh, ow = _check_pool(x, k, stride, pad)
-    y = np.empty((x.shape[0], oh, ow, x.shape[3]), dtype=np.float32)
+    y = np.empty((x.shape[0], oh, ow, x.shape[3]), dtype=x.dtype)
     _avgpool_forward(x, y, k, stride, pad)
     return y
 
 
 def avgpool_backward(dy, input_shape, k, stride, pad=0):
-    dx = np.empty(input_shape, dtype=np.float32)
-    _avgpool_backward(np.ascontiguousarray(dy, dtype=np.float32), dx, k, stride, pad)
+    dtype = float_dtype(dy)
+    dx = np.empty(input_shape, dtype=dtype)
+    _avgpool_backward(np.ascontiguousarray(dy, dtype=dtype), dx, k, stride, pad)
     return dx

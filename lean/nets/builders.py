@@ -3,8 +3,10 @@
 Activations are channels-last. "BN + ReLU" is written ``BatchNorm(c, relu=True)``, one fused kernel.
 """
 
-from ..nn import (BatchNorm, Conv2d, Flatten, GlobalAvgPool, Identity, Linear, MaxPool2d, Model, ReLU, ReLU6,
-                  Residual, Sequential, kaiming_init)
+import numpy as np
+
+from ..nn import (BatchNorm, Conv2d, Flatten, GlobalAvgPool, Linear, MaxPool2d, Model, ReLU, ReLU6, Residual,
+                  Sequential, kaiming_init)
 from ..nn.module import Leaf
 
 
@@ -95,11 +97,9 @@ class ShortcutPadA(Leaf):
         self._shape = None
 
     def forward(self, x, train=False):
-        import numpy as np
-
         sub = x[:, ::self.stride, ::self.stride, :]
         n, h, w, c = sub.shape
-        y = np.zeros((n, h, w, self.out_channels), dtype=np.float32)
+        y = np.zeros((n, h, w, self.out_channels), dtype=x.dtype)
         lo = (self.out_channels - c) // 2
         y[..., lo:lo + c] = sub
         if train:
@@ -107,9 +107,7 @@ class ShortcutPadA(Leaf):
         return y
 
     def backward(self, dy):
-        import numpy as np
-
-        dx = np.zeros(self._shape, dtype=np.float32)
+        dx = np.zeros(self._shape, dtype=dy.dtype)
         lo = (self.out_channels - self.in_channels) // 2
         dx[:, ::self.stride, ::self.stride, :] = dy[..., lo:lo + self.in_channels]
         self._shape = None
@@ -232,4 +230,4 @@ def mobilenetv2(*, input_shape=(32, 32, 3), num_classes=10, seed=0, width=1.0):
     return _finish(Sequential(layers), input_shape, num_classes, "mobilenetv2", seed)
 
 
-__all__ = ["Identity", "ShortcutPadA", "lenet5", "mlp", "mobilenetv2", "preresnet", "resnet", "vgg"]
+__all__ = ["ShortcutPadA", "lenet5", "mlp", "mobilenetv2", "preresnet", "resnet", "vgg"]

@@ -222,12 +222,12 @@ class GlobalAvgPool(Leaf):
             raise ValueError(f"GlobalAvgPool expects (n, h, w, c); got {x.shape}")
         if train:
             self._shape = x.shape
-        return x.mean(axis=(1, 2), dtype=np.float32)
+        return x.mean(axis=(1, 2), dtype=x.dtype)
 
     def backward(self, dy):
         n, h, w, c = self._shape
         self._shape = None
-        return np.broadcast_to((dy / (h * w))[:, None, None, :], (n, h, w, c)).astype(np.float32)
+        return np.broadcast_to((dy / (h * w))[:, None, None, :], (n, h, w, c)).copy()
 
 
 class Flatten(Leaf):
