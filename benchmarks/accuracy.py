@@ -1,0 +1,60 @@
+"""Accuracy on real data: LeNet-5 and ResNet-20 on Fashion-MNIST, trained with `lean train`.
+
+    python benchmarks/accuracy.py [--out-dir runs] [--nets lenet5,resnet20] [--epochs-lenet 15]
+                                  [--epochs-resnet 15]
+
+Each run is an ordinary `lean train ... --json` command (printed before it runs), so the figures can be
+reproduced one by one. Prints test accuracy, epochs and wall time next to the targets of issue 2
+(LeNet-5 >= 90%, ResNet-20 >= 92.5%).
+"""
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+TARGETS = {"lenet5": 0.90, "resnet20": 0.925}
+SETTINGS = {
+    "lenet5": ["--batch-size", "128", "--lr", "0.05", "--weight-decay", "5e-4", "--schedule", "cosine",
+               "--no-augment"],
+    "resnet20": ["--batch-size", "128", "--lr", "0.1", "--weight-decay", "5e-4", "--schedule", "cosine",
+                 "--augment"],
+}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out-dir", default="runs")
+    ap.add_argument("--nets", default="lenet5,resnet20")
+    ap.add_argument("--epochs-lenet", type=int, default=15)
+    ap.add_argument("--epochs-resnet", type=int, default=15)
+    args = ap.parse_args()
+    out_dir = Path(args.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for net in args.nets.split(","):
+        epochs = args.epochs_lenet if net == "lenet5" else args.epochs_resnet
+        out = out_dir / f"{net}-fashion-mnist.h5"
+        cmd = ["lean", "train", "--net", net, "--data", "fashion-mnist", "--epochs", str(epochs),
+               *SETTINGS[net], "--out", str(out), "--force", "--json"]
+        print("$", " ".join(cmd), flush=True)
+        t0 = time.time()
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        wall = time.time() - t0
+        sys.stderr.write(proc.stderr)
+        if proc.returncode != 0:
+            print(f"{net}: failed ({proc.returncode})", flush=True)
+            continue
+        summary = json.loads(proc.stdout.strip().splitlines()[-1])
+        rows.append((net, summary, wall))
+        print(json.dumps({**summary, "wall_seconds": wall}), flush=True)
+    print(f"\n{'net':<10} {'epochs':>6} {'test acc':>9} {'target':>7} {'wall':>8} {'train img/s':>12}")
+    for net, s, wall in rows:
+        print(f"{net:<10} {s['epochs']:>6} {100 * s['test_accuracy']:>8.2f}% {100 * TARGETS[net]:>6.1f}% "
+              f"{wall / 60:>6.1f}m {s['train_images_per_second']:>12,.0f}")
+
+
+if __name__ == "__main__":
+    main()
