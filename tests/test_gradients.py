@@ -92,6 +92,7 @@ def test_residual_blocks():
 def test_whole_networks(name, shape):
     rng = np.random.default_rng(6)
     model = build(name, input_shape=shape, num_classes=3, seed=1)
+    model.set_input_grad(True)
     _init(model.net, seed=1)
     check_module(model.net, rng.standard_normal((4, *shape)), samples=8)
 

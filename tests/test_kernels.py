@@ -26,17 +26,20 @@ def _rand(rng, *shape):
     return rng.standard_normal(shape).astype(np.float32)
 
 
+@pytest.mark.parametrize("method", ["auto", "im2col", "direct"])
 @pytest.mark.parametrize("n,h,w,c,k,r,stride,padding,groups", CONV_CASES)
-def test_conv_forward_and_backward_match_reference(n, h, w, c, k, r, stride, padding, groups):
+def test_conv_forward_and_backward_match_reference(n, h, w, c, k, r, stride, padding, groups, method):
+    if method == "direct" and groups != 1:
+        pytest.skip("direct conv is for groups=1")
     rng = np.random.default_rng(abs(hash((n, h, w, c, k, r, stride, padding, groups))) % 2**32)
     x = _rand(rng, n, h, w, c)
     wt = _rand(rng, k, c // groups, r, r)
     b = _rand(rng, k)
-    y = kernels.conv2d_forward(x, wt, b, stride, padding, groups)
+    y = kernels.conv2d_forward(x, wt, b, stride, padding, groups, method=method)
     ref = reference.conv2d(x, wt, b, stride, padding, groups)
     np.testing.assert_allclose(y, ref, rtol=1e-4, atol=1e-4)
     dy = _rand(rng, *y.shape)
-    dx, dw, db = kernels.conv2d_backward(x, wt, dy, stride, padding, groups)
+    dx, dw, db = kernels.conv2d_backward(x, wt, dy, stride, padding, groups, method=method)
     rdx, rdw, rdb = reference.conv2d_grads(x, wt, dy, stride, padding, groups)
     np.testing.assert_allclose(dx, rdx, rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(dw, rdw, rtol=1e-4, atol=1e-3)
@@ -81,6 +84,8 @@ def test_conv_rejects_bad_shapes():
         kernels.conv2d_forward(np.zeros((5, 5, 3), np.float32), np.zeros((4, 3, 3, 3), np.float32))
     with pytest.raises(ValueError, match="groups"):
         kernels.conv2d_forward(x, np.zeros((4, 1, 3, 3), np.float32), groups=2)
+    with pytest.raises(ValueError, match="unknown conv method"):
+        kernels.conv2d_forward(x, np.zeros((4, 3, 3, 3), np.float32), method="fft")
 
 
 @pytest.mark.parametrize("shape", [(1, 1, 1, 1), (2, 3, 5, 7), (5, 4), (64, 9, 9, 3), (3, 1)])

@@ -22,6 +22,8 @@ class Conv2d(Leaf):
         self.in_channels, self.out_channels = int(in_channels), int(out_channels)
         self.kernel_size, self.stride, self.padding = int(kernel_size), int(stride), int(padding)
         self.groups = int(groups)
+        # False when this conv reads the network input: its input gradient would be computed and thrown away
+        self.input_grad = True
         self.add_param("weight", np.zeros((out_channels, in_channels // groups, kernel_size, kernel_size)))
         if bias:
             self.add_param("bias", np.zeros(out_channels))
@@ -35,9 +37,9 @@ class Conv2d(Leaf):
         return kernels.conv2d_forward(x, self.params["weight"], self.params.get("bias"), self.stride,
                                       self.padding, self.groups)
 
-    def backward(self, dy, need_dx=True):
+    def backward(self, dy):
         dx, dw, db = kernels.conv2d_backward(self._x, self.params["weight"], dy, self.stride, self.padding,
-                                             self.groups, need_dx=need_dx)
+                                             self.groups, need_dx=self.input_grad)
         self._x = None
         self.grads["weight"] += dw
         if "bias" in self.grads:

@@ -17,6 +17,19 @@ class Model:
         self.input_shape = tuple(int(v) for v in input_shape)  # (h, w, c)
         self.num_classes = int(num_classes)
         self.name = name
+        self.set_input_grad(False)
+
+    def set_input_grad(self, wanted):
+        """Whether ``backward`` returns the gradient with respect to the input images.
+
+        Off by default: training never needs it, and for a first conv layer it costs as much as its weight
+        gradient. The first leaf module that runs is the one that sees the input.
+        """
+        from .layers import Conv2d
+
+        first = next((m for m in self.net.modules() if not m.children()), None)
+        if isinstance(first, Conv2d):
+            first.input_grad = bool(wanted)
 
     def forward(self, x, train=False):
         if x.ndim != 4 or tuple(x.shape[1:]) != self.input_shape:
