@@ -78,6 +78,7 @@ def main():
 
     torch.set_num_threads(args.threads)
     kernels.set_threads(args.threads)
+    kernels.keep_freed_memory()  # as `lean train` does; process-wide, so PyTorch's side gets it too
     peak = matmul_peak_gflops(args.threads)
     results = []
     for name in args.nets.split(","):

@@ -19,6 +19,7 @@ def bench_model(mode, net, *, batch_size=128, input_shape=(32, 32, 3), num_class
         raise ValueError(f"mode must be 'train' or 'infer'; got {mode!r}")
     if threads is not None:
         kernels.set_threads(threads)
+    kernels.keep_freed_memory()
     model = build(net, input_shape=input_shape, num_classes=num_classes, seed=seed)
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((batch_size, *input_shape)).astype(np.float32)

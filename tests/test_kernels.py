@@ -141,3 +141,16 @@ def test_pooling_rejects_bad_window():
         kernels.maxpool_forward(np.zeros((1, 4, 4, 1), np.float32), 2, 0)
     with pytest.raises(ValueError):
         kernels.avgpool_forward(np.zeros((4, 4, 1), np.float32), 2, 2)
+
+
+@pytest.mark.parametrize("shape", [(1,), (3, 5), (2, 7, 9, 3), (0, 4)])
+def test_add_relu_and_relu_backward(shape):
+    rng = np.random.default_rng(6)
+    a, b, dy = _rand(rng, *shape), _rand(rng, *shape), _rand(rng, *shape)
+    y = kernels.add_relu(a, b)
+    np.testing.assert_array_equal(y, np.maximum(a + b, 0))
+    np.testing.assert_array_equal(kernels.relu_backward(dy, y), np.where(y > 0, dy, 0))
+    if len(shape) > 1 and shape[0] > 1:  # non-contiguous operands
+        np.testing.assert_array_equal(kernels.add_relu(a[::2], b[::2]), np.maximum(a[::2] + b[::2], 0))
+    with pytest.raises(ValueError, match="differ"):
+        kernels.add_relu(a, b.reshape(-1)[:1])

@@ -3,13 +3,14 @@
 Activations are channels-last ``(n, h, w, c)``; weights are ``(k, c // groups, r, s)``.
 """
 
-from ._config import get_threads, set_threads
+from ._config import get_threads, keep_freed_memory, set_threads
 from .batchnorm import batchnorm_backward, batchnorm_forward_eval, batchnorm_forward_train
 from .conv import conv2d_backward, conv2d_forward, conv_output_size
+from .elementwise import add_relu, relu_backward
 from .pool import avgpool_backward, avgpool_forward, maxpool_backward, maxpool_forward
 
 __all__ = [
-    "get_threads", "set_threads",
+    "get_threads", "keep_freed_memory", "set_threads", "add_relu", "relu_backward",
     "batchnorm_backward", "batchnorm_forward_eval", "batchnorm_forward_train",
     "conv2d_backward", "conv2d_forward", "conv_output_size",
     "avgpool_backward", "avgpool_forward", "maxpool_backward", "maxpool_forward",

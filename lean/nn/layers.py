@@ -137,17 +137,17 @@ class BatchNorm(Leaf):
 class ReLU(Leaf):
     def __init__(self):
         super().__init__()
-        self._mask = None
+        self._y = None
 
     def forward(self, x, train=False):
         y = np.maximum(x, 0.0)
         if train:
-            self._mask = y > 0
+            self._y = y
         return y
 
     def backward(self, dy):
-        dx = dy * self._mask
-        self._mask = None
+        dx = kernels.relu_backward(dy, self._y)
+        self._y = None
         return dx
 
 

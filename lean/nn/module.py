@@ -12,6 +12,8 @@ Every layer is a ``Module``:
 
 import numpy as np
 
+from .. import kernels
+
 MODULE_TYPES = {}
 
 
@@ -152,24 +154,25 @@ class Residual(Module):
         self.body = body
         self.shortcut = shortcut
         self.relu_after = bool(relu_after)
-        self._mask = None
+        self._y = None
 
     def forward(self, x, train=False):
         y = self.body.forward(x, train)
         s = x if self.shortcut is None else self.shortcut.forward(x, train)
         if y.shape != s.shape:
             raise ValueError(f"residual branches disagree: body gives {y.shape}, shortcut {s.shape}")
-        y = y + s
         if self.relu_after:
-            np.maximum(y, 0.0, out=y)
+            y = kernels.add_relu(y, s)
             if train:
-                self._mask = y > 0
+                self._y = y
+        else:
+            y = y + s
         return y
 
     def backward(self, dy):
         if self.relu_after:
-            dy = dy * self._mask
-            self._mask = None
+            dy = kernels.relu_backward(dy, self._y)
+            self._y = None
         dx = self.body.backward(dy)
         dx += dy if self.shortcut is None else self.shortcut.backward(dy)
         return dx

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from .. import kernels
 from ..nn import Schedule, make_optimizer, softmax_cross_entropy
 from . import checkpoint as ckpt_io
 
@@ -76,6 +77,7 @@ class Trainer:
     """
 
     def __init__(self, model, dataset, config, *, out=None, on_step=None, on_epoch=None):
+        kernels.keep_freed_memory()
         self.model, self.config, self.out = model, config, out
         self.dataset = dataset.limit(config.train_limit)
         if config.augment is not None:

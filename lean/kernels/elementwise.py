@@ -1,0 +1,52 @@
+"""Element-wise kernels that fuse what NumPy would do in several passes over memory.
+
+The ReLU backward reads the forward *output* (``dx = dy where y > 0``): the layer after keeps that array
+anyway, so no separate mask is stored.
+"""
+
+import numpy as np
+
+from ._config import PARALLEL_JIT, float_dtype, njit, prange
+
+_BLOCK = 1 << 14
+
+
+@njit(**PARALLEL_JIT)
+def _add_relu(a, b, y):
+    n = a.size
+    for blk in prange((n + _BLOCK - 1) // _BLOCK):
+        for i in range(blk * _BLOCK, min(n, (blk + 1) * _BLOCK)):
+            v = a[i] + b[i]
+            y[i] = v if v > 0 else 0.0
+
+
+@njit(**PARALLEL_JIT)
+def _relu_backward(dy, y, dx):
+    n = dy.size
+    for blk in prange((n + _BLOCK - 1) // _BLOCK):
+        for i in range(blk * _BLOCK, min(n, (blk + 1) * _BLOCK)):
+            dx[i] = dy[i] if y[i] > 0 else 0.0
+
+
+def _flat(x, dtype):
+    return np.ascontiguousarray(x, dtype=dtype).reshape(-1)
+
+
+def add_relu(a, b):
+    """max(a + b, 0) in one pass; ``a`` and ``b`` of one shape."""
+    if np.shape(a) != np.shape(b):
+        raise ValueError(f"add_relu operands differ in shape: {np.shape(a)} and {np.shape(b)}")
+    dtype = float_dtype(a, b)
+    y = np.empty(np.shape(a), dtype=dtype)
+    _add_relu(_flat(a, dtype), _flat(b, dtype), y.reshape(-1))
+    return y
+
+
+def relu_backward(dy, y):
+    """dy where y > 0, else 0: the ReLU gradient from its output ``y``."""
+    if np.shape(dy) != np.shape(y):
+        raise ValueError(f"relu_backward shapes differ: {np.shape(dy)} and {np.shape(y)}")
+    dtype = float_dtype(dy)
+    dx = np.empty(np.shape(dy), dtype=dtype)
+    _relu_backward(_flat(dy, dtype), _flat(y, y.dtype), dx.reshape(-1))
+    return dx
