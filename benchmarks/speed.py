@@ -57,6 +57,68 @@ def matmul_peak_gflops(threads):
     return 2 * 2048 ** 3 / np.median(times) / 1e9
 
 
+def measure(name, args, peak, torch, torch_nets):
+    """Interleaved lean and PyTorch timings of one net's training and inference steps."""
+    from lean.nets import build
+    from lean.nn import SGD, softmax_cross_entropy
+
+    results = []
+    tmodel, (c, h, w) = torch_nets.build(name)
+    tmodel = tmodel.to(memory_format=torch.channels_last)
+    topt = torch.optim.SGD(tmodel.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
+    tx = torch.randn(args.batch_size, c, h, w).to(memory_format=torch.channels_last)
+    ty = torch.randint(0, 10, (args.batch_size,))
+    lmodel = build(name, input_shape=(h, w, c), num_classes=10)
+    lopt = SGD(lmodel.parameters(), lmodel.gradients(), momentum=0.9, weight_decay=5e-4)
+    rng = np.random.default_rng(0)
+    lx = rng.standard_normal((args.batch_size, h, w, c)).astype(np.float32)
+    ly = rng.integers(0, 10, args.batch_size)
+
+    def torch_train():
+        topt.zero_grad(set_to_none=True)
+        loss = torch.nn.functional.cross_entropy(tmodel(tx), ty)
+        loss.backward()
+        topt.step()
+
+    def torch_infer():
+        with torch.no_grad():
+            tmodel.eval()
+            tmodel(tx)
+            tmodel.train()
+
+    def lean_train():
+        lmodel.zero_grad()
+        _, d = softmax_cross_entropy(lmodel.forward(lx, train=True), ly)
+        lmodel.backward(d)
+        lopt.step(0.01)
+
+    def lean_infer():
+        lmodel.forward(lx, train=False)
+
+    macs = forward_macs(lmodel)
+    for mode, lean_fn, torch_fn in (("train", lean_train, torch_train), ("infer", lean_infer, torch_infer)):
+        for _ in range(2):
+            lean_fn()
+            torch_fn()
+        lean_t, torch_t = [], []
+        for _ in range(args.rounds):
+            for fn, sink in ((lean_fn, lean_t), (torch_fn, torch_t)):
+                for _ in range(args.steps):
+                    t = time.perf_counter()
+                    fn()
+                    sink.append(time.perf_counter() - t)
+        lean_ips = args.batch_size / np.median(lean_t)
+        torch_ips = args.batch_size / np.median(torch_t)
+        flops = 2 * macs * args.batch_size * (3 if mode == "train" else 1)
+        results.append({
+            "net": name, "mode": mode, "threads": args.threads, "batch_size": args.batch_size,
+            "lean_images_per_second": lean_ips, "torch_images_per_second": torch_ips,
+            "ratio": lean_ips / torch_ips, "lean_gflops": flops / np.median(lean_t) / 1e9,
+            "matmul_peak_gflops": peak, "forward_macs_per_image": macs,
+        })
+    return results
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--nets", default="resnet20,lenet5")
@@ -73,8 +135,6 @@ def main():
     import torch_nets
 
     from lean import kernels
-    from lean.nets import build
-    from lean.nn import SGD, softmax_cross_entropy
 
     torch.set_num_threads(args.threads)
     kernels.set_threads(args.threads)
@@ -82,59 +142,7 @@ def main():
     peak = matmul_peak_gflops(args.threads)
     results = []
     for name in args.nets.split(","):
-        tmodel, (c, h, w) = torch_nets.build(name)
-        tmodel = tmodel.to(memory_format=torch.channels_last)
-        topt = torch.optim.SGD(tmodel.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
-        tx = torch.randn(args.batch_size, c, h, w).to(memory_format=torch.channels_last)
-        ty = torch.randint(0, 10, (args.batch_size,))
-        lmodel = build(name, input_shape=(h, w, c), num_classes=10)
-        lopt = SGD(lmodel.parameters(), lmodel.gradients(), momentum=0.9, weight_decay=5e-4)
-        rng = np.random.default_rng(0)
-        lx = rng.standard_normal((args.batch_size, h, w, c)).astype(np.float32)
-        ly = rng.integers(0, 10, args.batch_size)
-
-        def torch_train():
-            topt.zero_grad(set_to_none=True)
-            loss = torch.nn.functional.cross_entropy(tmodel(tx), ty)
-            loss.backward()
-            topt.step()
-
-        def torch_infer():
-            with torch.no_grad():
-                tmodel.eval()
-                tmodel(tx)
-                tmodel.train()
-
-        def lean_train():
-            lmodel.zero_grad()
-            _, d = softmax_cross_entropy(lmodel.forward(lx, train=True), ly)
-            lmodel.backward(d)
-            lopt.step(0.01)
-
-        def lean_infer():
-            lmodel.forward(lx, train=False)
-
-        macs = forward_macs(lmodel)
-        for mode, lean_fn, torch_fn in (("train", lean_train, torch_train), ("infer", lean_infer, torch_infer)):
-            for _ in range(2):
-                lean_fn()
-                torch_fn()
-            lean_t, torch_t = [], []
-            for _ in range(args.rounds):
-                for fn, sink in ((lean_fn, lean_t), (torch_fn, torch_t)):
-                    for _ in range(args.steps):
-                        t = time.perf_counter()
-                        fn()
-                        sink.append(time.perf_counter() - t)
-            lean_ips = args.batch_size / np.median(lean_t)
-            torch_ips = args.batch_size / np.median(torch_t)
-            flops = 2 * macs * args.batch_size * (3 if mode == "train" else 1)
-            results.append({
-                "net": name, "mode": mode, "threads": args.threads, "batch_size": args.batch_size,
-                "lean_images_per_second": lean_ips, "torch_images_per_second": torch_ips,
-                "ratio": lean_ips / torch_ips, "lean_gflops": flops / np.median(lean_t) / 1e9,
-                "matmul_peak_gflops": peak, "forward_macs_per_image": macs,
-            })
+        results += measure(name, args, peak, torch, torch_nets)
     if args.json:
         print(json.dumps(results))
         return

@@ -32,8 +32,7 @@ def check_module(module, x, *, train=True, eps=1e-6, rtol=1e-5, atol=1e-7, sampl
     module.zero_grad()
     dx = module.backward(weights.copy())
 
-    def numeric(get_array, idx):
-        arr = get_array()
+    def numeric(arr, idx):
         old = arr[idx]
         arr[idx] = old + eps
         up = loss(x_state["x"])
@@ -46,12 +45,12 @@ def check_module(module, x, *, train=True, eps=1e-6, rtol=1e-5, atol=1e-7, sampl
     flat = x_state["x"].reshape(-1)
     for i in rng.choice(flat.size, size=min(samples, flat.size), replace=False):
         idx = np.unravel_index(i, x.shape)
-        num = numeric(lambda: x_state["x"], idx)
+        num = numeric(x_state["x"], idx)
         np.testing.assert_allclose(dx[idx], num, rtol=rtol, atol=atol, err_msg=f"dx at {idx}")
     for m in module.modules():
         for name, p in m.params.items():
             for i in rng.choice(p.size, size=min(samples, p.size), replace=False):
                 idx = np.unravel_index(i, p.shape)
-                num = numeric(lambda: m.params[name], idx)
+                num = numeric(p, idx)
                 np.testing.assert_allclose(m.grads[name][idx], num, rtol=rtol, atol=atol,
                                            err_msg=f"{type(m).__name__}.{name} at {idx}")

@@ -2,10 +2,9 @@
 
 import numpy as np
 import pytest
+import reference
 
 from lean import kernels
-
-import reference
 
 CONV_CASES = [
     # n, h, w, c, k, r, stride, padding, groups
@@ -131,7 +130,9 @@ def test_pooling_matches_reference(k, stride, padding, op):
     x64 = x.astype(np.float64)
     direction = rng.standard_normal(x.shape)
     eps = 1e-6
-    f = (lambda v: (reference.pool(v, k, stride, padding, op) * dy).sum())
+    def f(v):
+        return (reference.pool(v, k, stride, padding, op) * dy).sum()
+
     numeric = (f(x64 + eps * direction) - f(x64 - eps * direction)) / (2 * eps)
     np.testing.assert_allclose((dx * direction).sum(), numeric, rtol=1e-4, atol=1e-4)
 

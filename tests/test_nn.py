@@ -50,9 +50,9 @@ def test_optimizer_state_round_trip_and_errors():
 
 def test_schedules():
     s = nn.Schedule("step", 0.1, 30, step_size=10)
-    assert s.lr_at(0) == pytest.approx(0.1) and s.lr_at(10) == pytest.approx(0.01) and s.lr_at(25) == pytest.approx(1e-3)
+    assert [s.lr_at(t) for t in (0, 10, 25)] == pytest.approx([0.1, 0.01, 1e-3])
     m = nn.Schedule("multistep", 0.1, 160, milestones=(80, 120))
-    assert m.lr_at(79.9) == pytest.approx(0.1) and m.lr_at(80) == pytest.approx(0.01) and m.lr_at(120) == pytest.approx(1e-3)
+    assert [m.lr_at(t) for t in (79.9, 80, 120)] == pytest.approx([0.1, 0.01, 1e-3])
     c = nn.Schedule("cosine", 0.2, 10)
     assert c.lr_at(0) == pytest.approx(0.2) and c.lr_at(5) == pytest.approx(0.1) and c.lr_at(10) == pytest.approx(0.0)
     w = nn.Schedule("constant", 0.1, 10, warmup_epochs=2, warmup_start=0.0)

@@ -6,8 +6,15 @@ import pytest
 
 from lean.data import load
 from lean.nets import build
-from lean.train import (CheckpointError, TrainConfig, Trainer, TrainingDiverged, TrainingInterrupted, accuracy,
-                        load_model)
+from lean.train import (
+    CheckpointError,
+    TrainConfig,
+    Trainer,
+    TrainingDiverged,
+    TrainingInterrupted,
+    accuracy,
+    load_model,
+)
 from lean.train import load as load_checkpoint
 
 

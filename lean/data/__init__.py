@@ -4,7 +4,7 @@
 ``(n, h, w, c)`` layout; ``Dataset.batch(indices, augment_rng)`` returns normalized float32 batches.
 """
 
-from .datasets import DATASETS, Dataset, DataError, available, load
 from .augment import random_crop_flip
+from .datasets import DATASETS, DataError, Dataset, available, load
 
 __all__ = ["DATASETS", "Dataset", "DataError", "available", "load", "random_crop_flip"]

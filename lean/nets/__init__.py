@@ -6,16 +6,17 @@ depth in the name (``resnet<6n+2>``, ``preresnet<6n+2 or 9n+2>``).
 """
 
 import re
+from functools import partial
 
 from .builders import lenet5, mlp, mobilenetv2, preresnet, resnet, vgg
 
 NETS = {
     "mlp": mlp,
     "lenet5": lenet5,
-    "vgg11": lambda **kw: vgg(depth=11, **kw),
-    "vgg16": lambda **kw: vgg(depth=16, **kw),
-    **{f"resnet{d}": (lambda d: lambda **kw: resnet(depth=d, **kw))(d) for d in (20, 32, 44, 56, 74, 110)},
-    **{f"preresnet{d}": (lambda d: lambda **kw: preresnet(depth=d, **kw))(d) for d in (20, 56, 110, 164)},
+    "vgg11": partial(vgg, depth=11),
+    "vgg16": partial(vgg, depth=16),
+    **{f"resnet{d}": partial(resnet, depth=d) for d in (20, 32, 44, 56, 74, 110)},
+    **{f"preresnet{d}": partial(preresnet, depth=d) for d in (20, 56, 110, 164)},
     "mobilenetv2": mobilenetv2,
 }
 

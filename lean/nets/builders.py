@@ -5,8 +5,20 @@ Activations are channels-last. "BN + ReLU" is written ``BatchNorm(c, relu=True)`
 
 import numpy as np
 
-from ..nn import (BatchNorm, Conv2d, Flatten, GlobalAvgPool, Linear, MaxPool2d, Model, ReLU, ReLU6, Residual,
-                  Sequential, kaiming_init)
+from ..nn import (
+    BatchNorm,
+    Conv2d,
+    Flatten,
+    GlobalAvgPool,
+    Linear,
+    MaxPool2d,
+    Model,
+    ReLU,
+    ReLU6,
+    Residual,
+    Sequential,
+    kaiming_init,
+)
 from ..nn.module import Leaf
 
 

@@ -1,8 +1,18 @@
 """Layers with explicit forward/backward, losses, optimizers, schedules, init and the Model container."""
 
 from .init import kaiming_init
-from .layers import (AvgPool2d, BatchNorm, Conv2d, Dropout, Flatten, GlobalAvgPool, Linear, MaxPool2d, ReLU,
-                     ReLU6)
+from .layers import (
+                     AvgPool2d,
+                     BatchNorm,
+                     Conv2d,
+                     Dropout,
+                     Flatten,
+                     GlobalAvgPool,
+                     Linear,
+                     MaxPool2d,
+                     ReLU,
+                     ReLU6,
+)
 from .loss import softmax, softmax_cross_entropy
 from .model import Model
 from .module import Identity, Module, Residual, Sequential, module_from_config, module_to_config

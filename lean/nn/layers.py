@@ -97,7 +97,8 @@ class BatchNorm(Leaf):
         super().__init__()
         if int(num_features) < 1:
             raise ValueError(f"BatchNorm num_features must be >= 1; got {num_features}")
-        self.num_features, self.eps, self.momentum, self.relu = int(num_features), float(eps), float(momentum), bool(relu)
+        self.num_features, self.eps, self.momentum = int(num_features), float(eps), float(momentum)
+        self.relu = bool(relu)
         self.add_param("weight", np.ones(num_features))
         self.add_param("bias", np.zeros(num_features))
         self.buffers["running_mean"] = np.zeros(num_features, dtype=np.float32)

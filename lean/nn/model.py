@@ -81,7 +81,8 @@ class Model:
     @classmethod
     def from_config(cls, cfg):
         try:
-            return cls(module_from_config(cfg["net"]), cfg["input_shape"], cfg["num_classes"], cfg.get("name", "custom"))
+            net = module_from_config(cfg["net"])
+            return cls(net, cfg["input_shape"], cfg["num_classes"], cfg.get("name", "custom"))
         except (KeyError, TypeError) as exc:
             raise ValueError(f"architecture description is incomplete or malformed: {exc}") from None
 

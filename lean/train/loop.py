@@ -7,8 +7,8 @@ the middle of an epoch) takes exactly the steps the uninterrupted run would have
 
 import math
 import time
-from pathlib import Path
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import numpy as np
 
