@@ -389,8 +389,9 @@ def data(as_json):
 @click.option("--threads", default=None, type=click.IntRange(min=1))
 @click.option("--steps", default=10, show_default=True, type=click.IntRange(min=1))
 @click.option("--warmup", default=2, show_default=True, type=click.IntRange(min=0))
+@click.option("--layers", is_flag=True, help="Also time each layer's forward and backward (train mode).")
 @click.option("--json", "as_json", is_flag=True)
-def bench(mode, net, batch_size, input_chw, classes, threads, steps, warmup, as_json):
+def bench(mode, net, batch_size, input_chw, classes, threads, steps, warmup, layers, as_json):
     """Images/s of a full training step (forward, backward, SGD) or of inference, on random data."""
     from .bench import bench_model
 
@@ -403,10 +404,15 @@ def bench(mode, net, batch_size, input_chw, classes, threads, steps, warmup, as_
     else:
         shape = _default_input(net)
     result = bench_model(mode, net, batch_size=batch_size, input_shape=shape, num_classes=classes,
-                         threads=threads, steps=steps, warmup=warmup)
+                         threads=threads, steps=steps, warmup=warmup, profile=layers)
     if as_json:
         _emit_json(result)
     else:
+        if result.get("layers"):
+            click.echo(f"{'layer':<36} {'type':<14} {'forward ms':>10} {'backward ms':>11}")
+            for row in result["layers"]:
+                click.echo(f"{row['name']:<36} {row['type']:<14} {row['forward_ms']:>10.2f} "
+                           f"{row['backward_ms']:>11.2f}")
         click.echo(f"{net} {mode}, batch {batch_size}, input {shape[2]},{shape[0]},{shape[1]}, "
                    f"{result['threads']} threads: {result['images_per_second']:,.0f} images/s "
                    f"(median of {steps} steps, {1e3 * result['step_seconds_median']:.1f} ms/step; "

@@ -94,6 +94,10 @@ def test_nets_data_and_bench_json(run):
     assert b["images_per_second"] > 0 and b["batch_size"] == 16 and b["mode"] == "train"
     r = run("bench", "infer", "--net", "resnet8", "--batch-size", "4", "--input", "3,16,16", "--steps", "2")
     assert r.exit_code == 0 and "images/s" in r.output
+    r = run("bench", "train", "--net", "lenet5", "--batch-size", "8", "--steps", "2", "--layers", "--json")
+    layers = _last_json(r.output)["layers"]
+    assert [row["name"] for row in layers][:3] == ["conv1", "relu1", "pool1"]
+    assert all(row["forward_ms"] >= 0 and row["backward_ms"] >= 0 for row in layers)
 
 
 def test_demo_json(run):
