@@ -347,8 +347,12 @@ def _conv_matmul_forward(x, wmat, out, r, s, stride, padding, oh, ow, c0, cg):
     run_split(images, x.shape[0])
 
 
-def conv2d_backward(x, w, dy, stride=1, padding=0, groups=1, need_dx=True, method="auto"):
-    """Gradients of ``conv2d_forward``: returns ``(dx or None, dw, db)`` with dx (n, h, w, c), dw like w, db (k,)."""
+def conv2d_backward(x, w, dy, stride=1, padding=0, groups=1, need_dx=True, need_db=True, method="auto"):
+    """Gradients of ``conv2d_forward``: returns ``(dx, dw, db)`` with dx (n, h, w, c), dw like w, db (k,).
+
+    ``dx`` is None unless ``need_dx``, ``db`` None unless ``need_db`` (a bias-free conv: summing a large
+    output gradient for nothing cost ~1 ms a layer).
+    """
     dtype = float_dtype(x, w, dy)
     x = np.ascontiguousarray(x, dtype=dtype)
     w = np.asarray(w, dtype=dtype)
@@ -358,7 +362,7 @@ def conv2d_backward(x, w, dy, stride=1, padding=0, groups=1, need_dx=True, metho
     dy = np.ascontiguousarray(dy, dtype=dtype)
     if dy.shape != (n, oh, ow, k):
         raise ValueError(f"conv2d output gradient must have shape {(n, oh, ow, k)}; got {dy.shape}")
-    db = dy.reshape(-1, k).sum(axis=0)
+    db = dy.reshape(-1, k).sum(axis=0) if need_db else None
     method = _pick_method(method, c, k, groups)
     if method == "direct":
         xp = _padded_channels_first(x, padding)

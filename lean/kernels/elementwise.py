@@ -6,7 +6,7 @@ anyway, so no separate mask is stored.
 
 import numpy as np
 
-from ._config import PARALLEL_JIT, float_dtype, njit, prange
+from ._config import PARALLEL_JIT, U, float_dtype, njit, prange
 
 _BLOCK = 1 << 14
 
@@ -14,18 +14,22 @@ _BLOCK = 1 << 14
 @njit(**PARALLEL_JIT)
 def _add_relu(a, b, y):
     n = a.size
+    zero = a.dtype.type(0)
     for blk in prange((n + _BLOCK - 1) // _BLOCK):
         for i in range(blk * _BLOCK, min(n, (blk + 1) * _BLOCK)):
-            v = a[i] + b[i]
-            y[i] = v if v > 0 else 0.0
+            k = U(i)  # unsigned: no wraparound test, so the loop vectorizes
+            v = a[k] + b[k]
+            y[k] = v if v > zero else zero
 
 
 @njit(**PARALLEL_JIT)
 def _relu_backward(dy, y, dx):
     n = dy.size
+    zero = dy.dtype.type(0)
     for blk in prange((n + _BLOCK - 1) // _BLOCK):
         for i in range(blk * _BLOCK, min(n, (blk + 1) * _BLOCK)):
-            dx[i] = dy[i] if y[i] > 0 else 0.0
+            k = U(i)
+            dx[k] = dy[k] if y[k] > 0 else zero
 
 
 def _flat(x, dtype):

@@ -39,7 +39,8 @@ class Conv2d(Leaf):
 
     def backward(self, dy):
         dx, dw, db = kernels.conv2d_backward(self._x, self.params["weight"], dy, self.stride, self.padding,
-                                             self.groups, need_dx=self.input_grad)
+                                             self.groups, need_dx=self.input_grad,
+                                             need_db="bias" in self.params)
         self._x = None
         self.grads["weight"] += dw
         if "bias" in self.grads:
