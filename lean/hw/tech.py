@@ -1,0 +1,105 @@
+"""Technology tables: energy (and area) per action, each entry with its unit and its source.
+
+Three sets:
+
+- ``eyeriss-normalized``: the normalized access energies of the Eyeriss analysis (Chen et al., ISCA 2016,
+  Fig. 1; used by DNN-Chip Predictor): MAC 1, RF 1, NoC (inter-PE / array) 2, global buffer 6, DRAM 200, all
+  relative to one 16-bit MAC. ``mac_pj`` scales them to pJ (1 pJ per 16-bit MAC by default: a round number of the
+  order of 65 nm 16-bit fixed-point MACs; set it to compare absolute figures).
+- ``horowitz45``: Horowitz, "Computing's energy problem", ISSCC 2014, 45 nm, pJ per operation or 32-bit access.
+- ``65nm``: the Horowitz 45 nm figures scaled to 65 nm by (65/45)^2 for logic and SRAM (capacitance ~ feature
+  size, voltage ~ flat between these nodes; a first-order rule), DRAM access kept (interface-dominated).
+
+Bit-width scaling (documented first-order rules): a multiplier's energy grows with bits^2, an adder's and a memory
+access's with bits. ``mac_energy_pj(bits)`` = multiplier(bits) + adder(accumulator bits = 2 * bits).
+"""
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Cost:
+    value: float
+    unit: str
+    source: str
+
+
+EYERISS = "Chen, Emer, Sze, Eyeriss, ISCA 2016, Fig. 1 (normalized to a 16-bit MAC)"
+HOROWITZ = "Horowitz, Computing's energy problem, ISSCC 2014 (45 nm)"
+
+TABLES = {
+    "eyeriss-normalized": {
+        "mac_16b": Cost(1.0, "x MAC", EYERISS),
+        "rf_16b": Cost(1.0, "x MAC", EYERISS),
+        "noc_16b": Cost(2.0, "x MAC", EYERISS),
+        "glb_16b": Cost(6.0, "x MAC", EYERISS),
+        "dram_16b": Cost(200.0, "x MAC", EYERISS),
+    },
+    "horowitz45": {
+        "add_8b": Cost(0.03, "pJ", HOROWITZ),
+        "add_32b": Cost(0.1, "pJ", HOROWITZ),
+        "fp_add_16b": Cost(0.4, "pJ", HOROWITZ),
+        "fp_add_32b": Cost(0.9, "pJ", HOROWITZ),
+        "mult_8b": Cost(0.2, "pJ", HOROWITZ),
+        "mult_32b": Cost(3.1, "pJ", HOROWITZ),
+        "fp_mult_16b": Cost(1.1, "pJ", HOROWITZ),
+        "fp_mult_32b": Cost(3.7, "pJ", HOROWITZ),
+        "sram_8kb_read_32b": Cost(5.0, "pJ", HOROWITZ),
+        "dram_read_32b": Cost(640.0, "pJ", HOROWITZ),
+    },
+}
+_SCALE_65 = (65.0 / 45.0) ** 2
+TABLES["65nm"] = {
+    key: Cost(c.value * (1.0 if key.startswith("dram") else _SCALE_65), "pJ",
+              f"{HOROWITZ}, scaled to 65 nm by (65/45)^2" + ("" if not key.startswith("dram") else " (DRAM kept)"))
+    for key, c in TABLES["horowitz45"].items()
+}
+
+
+def table(name):
+    if name not in TABLES:
+        raise ValueError(f"unknown technology table {name!r}; known: {', '.join(TABLES)}")
+    return TABLES[name]
+
+
+def mult_energy_pj(bits, tech="horowitz45"):
+    """Integer multiplier energy at ``bits``, scaled from the 8-bit entry by bits^2."""
+    return table(tech)["mult_8b"].value * (bits / 8.0) ** 2
+
+
+def add_energy_pj(bits, tech="horowitz45"):
+    """Integer adder energy at ``bits``, scaled linearly from the 32-bit entry."""
+    return table(tech)["add_32b"].value * bits / 32.0
+
+
+def mac_energy_pj(bits, tech="horowitz45"):
+    """One multiply-accumulate: a ``bits`` x ``bits`` multiply and a 2*bits accumulate."""
+    return mult_energy_pj(bits, tech) + add_energy_pj(2 * bits, tech)
+
+
+def sram_energy_pj(bits, tech="horowitz45"):
+    """A ``bits``-wide read from a small (8 kB) SRAM, scaled linearly from the 32-bit entry."""
+    return table(tech)["sram_8kb_read_32b"].value * bits / 32.0
+
+
+def dram_energy_pj(bits, tech="horowitz45"):
+    return table(tech)["dram_read_32b"].value * bits / 32.0
+
+
+def unit_energies_pj(tech, word_bits=16, mac_pj=1.0):
+    """Per-action energies (pJ) for one ``word_bits`` word at each level, from a table.
+
+    Returns a dict with keys mac, rf, noc, glb, dram. For ``eyeriss-normalized`` the normalized costs times
+    ``mac_pj``, scaled to ``word_bits`` (memory linear, MAC quadratic in bits); for the pJ tables: MAC from the
+    multiplier and adder rules, RF and NoC as a small-SRAM access (RF = 1/6 of it, NoC = 1/3, keeping Eyeriss's
+    ratios RF:NoC:buffer = 1:2:6), global buffer as the 8 kB SRAM read, DRAM as the DRAM read.
+    """
+    t = table(tech)
+    if tech == "eyeriss-normalized":
+        mem = word_bits / 16.0
+        return {"mac": t["mac_16b"].value * mac_pj * mem ** 2, "rf": t["rf_16b"].value * mac_pj * mem,
+                "noc": t["noc_16b"].value * mac_pj * mem, "glb": t["glb_16b"].value * mac_pj * mem,
+                "dram": t["dram_16b"].value * mac_pj * mem}
+    glb = sram_energy_pj(word_bits, tech)
+    return {"mac": mac_energy_pj(word_bits, tech), "rf": glb / 6.0, "noc": glb / 3.0, "glb": glb,
+            "dram": dram_energy_pj(word_bits, tech)}
