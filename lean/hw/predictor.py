@@ -143,8 +143,9 @@ def _array_is(t, acc, R, S, st):
     outputs = t["K"] * t["N"] * t["P"] * t["Q"]
     psum_w = np.maximum(macs // np.minimum(t["C"], acc.array_rows), outputs)
     weight = t["K"] * t["C"] * R * S * t["N"] * ht * fw
+    fill = fc * fw * (acc.array_rows + acc.array_cols) if acc.systolic else 0
     return {
-        "cycles": macs / (acc.pes * util),
+        "cycles": macs / (acc.pes * util) + fill,
         "util": util,
         "weight": weight,
         "input": t["N"] * t["C"] * ht * wt,
@@ -255,8 +256,9 @@ def _evaluate(layer, acc, tiles, order):
     arr = _ARRAY_MODELS[acc.dataflow](tiles, acc, R, S, st)
     macs = layer.macs // groups
 
-    ht = (tiles["P"] - 1) * st + R
-    wt = (tiles["Q"] - 1) * st + S
+    # an input tile's window, less the zero padding a full-size window would include
+    ht = np.minimum((tiles["P"] - 1) * st + R, layer.h if layer.kind == "conv" else 1)
+    wt = np.minimum((tiles["Q"] - 1) * st + S, layer.w if layer.kind == "conv" else 1)
     in_tile = tiles["N"] * tiles["C"] * ht * wt
     w_tile = tiles["K"] * tiles["C"] * R * S
     out_tile = tiles["K"] * tiles["N"] * tiles["P"] * tiles["Q"]
