@@ -419,5 +419,141 @@ def bench(mode, net, batch_size, input_chw, classes, threads, steps, warmup, lay
                    f"first step {result['first_step_seconds']:.2f}s)")
 
 
+# --------------------------------------------------------------------------------------------------- hw
+
+@main.group()
+def hw():
+    """Cost a network on an accelerator model: energy, latency, traffic."""
+
+
+def _parse_sets(items):
+    values = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise click.UsageError(f"--set takes key=value; got {item!r}")
+        values[key.strip()] = value.strip()
+    return values
+
+
+@hw.command("predict")
+@click.option("--workload", "workload_spec", required=True,
+              help="Built-in net, lean net name, checkpoint (.h5) or layer file (.toml/.json).")
+@click.option("--accel", required=True, help="Built-in accelerator (see `lean hw accels`) or a .toml file.")
+@click.option("--dataflow", default=None, type=click.Choice(["rs", "ws", "os", "is", "nlr"]))
+@click.option("--batch", default=None, type=click.IntRange(min=1))
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override an accelerator parameter.")
+@click.option("--objective", default="energy", show_default=True, type=click.Choice(["energy", "latency", "edp"]))
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--plot", default=None, type=click.Path(dir_okay=False), help="Energy breakdown per layer (PNG).")
+def hw_predict(workload_spec, accel, dataflow, batch, sets, objective, as_json, plot):
+    """Per-layer and total energy, latency and DRAM traffic of a workload on an accelerator."""
+    from .hw import accelerator as accel_mod
+    from .hw import workload as workload_mod
+    from .hw.predictor import predict
+
+    workload = workload_mod.load(workload_spec, batch=batch)
+    acc = accel_mod.load(accel)
+    overrides = _parse_sets(sets)
+    if dataflow:
+        overrides["dataflow"] = dataflow
+    if overrides:
+        acc = acc.with_overrides(**overrides)
+    result = predict(workload, acc, objective).to_dict()
+    result["accelerator_parameters"] = acc.to_dict()
+    if plot:
+        _plot_breakdown(result, plot)
+    if as_json:
+        _emit_json(result)
+        return
+    click.echo(f"{workload.name} on {acc.name} ({acc.dataflow}, {acc.array_rows}x{acc.array_cols} PEs, "
+               f"{acc.glb_bytes // 1024} kB buffer, {acc.word_bits}-bit, {acc.clock_mhz:g} MHz), batch "
+               f"{workload.layers[0].n}, tiling chosen for {objective}")
+    levels = ("mac", "rf", "noc", "glb", "dram")
+    click.echo(f"{'layer':<24} {'MMACs':>9} {'util':>5} {'cycles':>12} {'ms':>9} {'energy uJ':>10} "
+               + " ".join(f"{lv:>7}" for lv in levels) + f" {'DRAM kB':>9}")
+    for layer in result["layers"]:
+        shares = [layer["energy_breakdown_pj"][lv] / layer["energy_pj"] * 100 if layer["energy_pj"] else 0
+                  for lv in levels]
+        click.echo(f"{layer['name'][:24]:<24} {layer['macs'] / 1e6:>9.2f} {layer['utilization']:>5.2f} "
+                   f"{layer['cycles']:>12,.0f} {layer['latency_ms']:>9.3f} {layer['energy_pj'] / 1e6:>10.2f} "
+                   + " ".join(f"{v:>6.1f}%" for v in shares) + f" {layer['dram_bytes'] / 1e3:>9.1f}")
+    t = result["total"]
+    click.echo(f"total: {t['macs'] / 1e6:,.1f} M MACs, {t['latency_ms']:.3f} ms "
+               f"({1e3 / t['latency_ms'] * workload.layers[0].n if t['latency_ms'] else 0:,.1f} frames/s), "
+               f"{t['energy_pj'] / 1e6:,.2f} uJ, {t['average_power_mw']:.1f} mW average, "
+               f"{t['dram_bytes'] / 1e6:.2f} MB DRAM")
+    click.echo("energy by level: " + ", ".join(f"{k} {v / t['energy_pj'] * 100:.1f}%"
+                                              for k, v in t["energy_breakdown_pj"].items()))
+    click.echo("memory energy by data: " + ", ".join(f"{k} {v / t['energy_pj'] * 100:.1f}%"
+                                              for k, v in t["energy_by_data_pj"].items()))
+    if acc.tech == "eyeriss-normalized":
+        click.echo("(energies in eyeriss-normalized units: 1 = one 16-bit MAC, scaled by e_mac_pj)")
+    if plot:
+        click.echo(f"breakdown plot written to {plot}")
+
+
+def _plot_breakdown(result, path):
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise click.UsageError("--plot needs matplotlib: pip install 'lean[plot]'") from None
+    layers = result["layers"]
+    levels = ("mac", "rf", "noc", "glb", "dram")
+    fig, ax = plt.subplots(figsize=(max(6, 0.35 * len(layers)), 4))
+    bottom = [0.0] * len(layers)
+    for lv in levels:
+        vals = [layer["energy_breakdown_pj"][lv] / 1e6 for layer in layers]
+        ax.bar(range(len(layers)), vals, bottom=bottom, label=lv)
+        bottom = [b + v for b, v in zip(bottom, vals, strict=True)]
+    ax.set_xticks(range(len(layers)), [layer["name"] for layer in layers], rotation=90, fontsize=7)
+    ax.set_ylabel("energy (uJ)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+@hw.command("accels")
+@click.option("--json", "as_json", is_flag=True)
+def hw_accels(as_json):
+    """Built-in accelerators and their parameters."""
+    from .hw.accelerator import BUILTIN
+
+    rows = [BUILTIN[name]().to_dict() for name in BUILTIN]
+    if as_json:
+        _emit_json(rows)
+        return
+    for r in rows:
+        click.echo(f"{r['name']:<16} {r['dataflow']:<4} {r['array_rows']}x{r['array_cols']} PEs, "
+                   f"{r['glb_bytes'] // 1024} kB buffer, {r['word_bits']}-bit, {r['clock_mhz']:g} MHz, "
+                   f"DRAM {r['dram_bytes_per_cycle']:.1f} B/cycle, energies ({r['tech']}) MAC {r['e_mac_pj']:.3g} "
+                   f"RF {r['e_rf_pj']:.3g} NoC {r['e_noc_pj']:.3g} GLB {r['e_glb_pj']:.3g} DRAM {r['e_dram_pj']:.3g}")
+    click.echo("any field can be changed with --set KEY=VALUE (see `lean hw accels --json` for the names)")
+
+
+@hw.command("workloads")
+@click.option("--json", "as_json", is_flag=True)
+def hw_workloads(as_json):
+    """Built-in reference networks (ImageNet sizes) with layer and MAC counts."""
+    from .hw.workload import BUILTIN
+
+    rows = []
+    for name, make in BUILTIN.items():
+        w = make()
+        rows.append({"name": name, "layers": len(w.compute_layers()), "macs": w.macs,
+                     "input": [w.layers[0].c, w.layers[0].h, w.layers[0].w]})
+    if as_json:
+        _emit_json(rows)
+        return
+    for r in rows:
+        click.echo(f"{r['name']:<12} {r['layers']:>3} conv/fc layers, {r['macs'] / 1e6:>9,.1f} M MACs, "
+                   f"input {'x'.join(map(str, r['input']))}")
+    click.echo("also: any `lean nets` name (CIFAR sizes), a checkpoint (.h5), or a .toml/.json layer list")
+
+
 if __name__ == "__main__":
     main()
