@@ -445,8 +445,11 @@ def _parse_sets(items):
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override an accelerator parameter.")
 @click.option("--objective", default="energy", show_default=True, type=click.Choice(["energy", "latency", "edp"]))
 @click.option("--json", "as_json", is_flag=True)
+@click.option("--tiling", "tiling_file", default=None, type=click.Path(dir_okay=False),
+              help='JSON of fixed tilings by layer name ("*" for all): {"conv1": {"N": 1, "K": 16, "C": 3, '
+                   '"P": 55, "Q": 55, "order": "KCNPQ"}}; other layers are searched.')
 @click.option("--plot", default=None, type=click.Path(dir_okay=False), help="Energy breakdown per layer (PNG).")
-def hw_predict(workload_spec, accel, dataflow, batch, sets, objective, as_json, plot):
+def hw_predict(workload_spec, accel, dataflow, batch, sets, objective, tiling_file, as_json, plot):
     """Per-layer and total energy, latency and DRAM traffic of a workload on an accelerator."""
     from .hw import accelerator as accel_mod
     from .hw import workload as workload_mod
@@ -459,7 +462,15 @@ def hw_predict(workload_spec, accel, dataflow, batch, sets, objective, as_json, 
         overrides["dataflow"] = dataflow
     if overrides:
         acc = acc.with_overrides(**overrides)
-    result = predict(workload, acc, objective).to_dict()
+    tilings = None
+    if tiling_file:
+        try:
+            tilings = json.loads(Path(tiling_file).read_text())
+        except (OSError, ValueError) as exc:
+            raise click.UsageError(f"--tiling {tiling_file}: {exc}") from None
+        if not isinstance(tilings, dict) or not all(isinstance(v, dict) for v in tilings.values()):
+            raise click.UsageError(f"--tiling {tiling_file} must map layer names to tilings")
+    result = predict(workload, acc, objective, tilings).to_dict()
     result["accelerator_parameters"] = acc.to_dict()
     if plot:
         _plot_breakdown(result, plot)

@@ -76,3 +76,23 @@ def test_checkpoint_workload_sees_real_density(tmp_path):
     r = _run("hw", "predict", "--workload", str(tmp_path / "run.h5"), "--accel", "eyeriss", "--json")
     out = json.loads(r.output)
     assert out["workload"] == "run" and len(out["layers"]) == 5
+
+
+def test_fixed_tiling_file(tmp_path):
+    tiling = {"conv1": {"N": 1, "K": 16, "C": 1, "P": 8, "Q": 55, "order": "KCNPQ"}}
+    (tmp_path / "t.json").write_text(json.dumps(tiling))
+    r = _run("hw", "predict", "--workload", "alexnet", "--accel", "eyeriss", "--tiling", str(tmp_path / "t.json"),
+             "--json")
+    out = json.loads(r.output)
+    assert out["layers"][0]["tiling"] == {**tiling["conv1"]}
+    searched = json.loads(_run("hw", "predict", "--workload", "alexnet", "--accel", "eyeriss", "--json").output)
+    assert out["layers"][0]["energy_pj"] >= searched["layers"][0]["energy_pj"]  # the search found no worse
+    (tmp_path / "bad.json").write_text(json.dumps({"conv9": tiling["conv1"]}))
+    r = _run("hw", "predict", "--workload", "alexnet", "--accel", "eyeriss", "--tiling", str(tmp_path / "bad.json"))
+    assert r.exit_code != 0 and "conv9" in r.output
+    (tmp_path / "order.json").write_text(json.dumps({"*": {**tiling["conv1"], "order": "KKNPQ"}}))
+    r = _run("hw", "predict", "--workload", "alexnet", "--accel", "eyeriss", "--tiling", str(tmp_path / "order.json"))
+    assert r.exit_code != 0 and "permutation" in r.output
+    (tmp_path / "huge.json").write_text(json.dumps({"conv1": {**tiling["conv1"], "C": 3, "P": 55}}))
+    r = _run("hw", "predict", "--workload", "alexnet", "--accel", "eyeriss", "--tiling", str(tmp_path / "huge.json"))
+    assert r.exit_code != 0 and "the given tiling does not fit" in r.output

@@ -329,8 +329,11 @@ def search_tiling(layer, acc, objective="energy", tiling=None):
         missing = [d for d in DIMS if d not in tiling]
         if missing:
             raise ValueError(f"a fixed tiling needs tile sizes for {', '.join(DIMS)}; missing {missing}")
-        grids = {d: np.array([min(int(tiling[d]), dims[d])]) for d in DIMS}
-        orders = (tiling.get("order", ORDERS[0]),)
+        grids = {d: np.array([max(1, min(int(tiling[d]), dims[d]))]) for d in DIMS}
+        order = tiling.get("order", ORDERS[0])
+        if sorted(order) != sorted(DIMS):
+            raise ValueError(f"a loop order is a permutation of {''.join(DIMS)}; got {order!r}")
+        orders = (order,)
     else:
         mesh = np.meshgrid(*[np.array(_candidates(dims[d])) for d in DIMS], indexing="ij")
         grids = {d: m.reshape(-1) for d, m in zip(DIMS, mesh, strict=True)}
@@ -346,7 +349,8 @@ def search_tiling(layer, acc, objective="energy", tiling=None):
         if best is None or score[i] < best[0]:
             best = (score[i], order, i, ev)
     if best is None:
-        raise ValueError(f"layer {layer.name}: no tiling fits the {acc.glb_bytes}-byte global buffer")
+        what = "the given tiling does not fit" if tiling is not None else "no tiling fits"
+        raise ValueError(f"layer {layer.name}: {what} the {acc.glb_bytes}-byte global buffer")
     _, order, i, ev = best
 
     def pick(v):
@@ -364,13 +368,26 @@ def search_tiling(layer, acc, objective="energy", tiling=None):
         tiling={**{d: int(grids[d][i]) for d in DIMS}, "order": order})
 
 
-def predict(workload, acc, objective="energy"):
-    """Per-layer and total energy, latency and traffic of ``workload`` (a ``Workload``) on ``acc``."""
+def predict(workload, acc, objective="energy", tilings=None):
+    """Per-layer and total energy, latency and traffic of ``workload`` (a ``Workload``) on ``acc``.
+
+    ``tilings`` optionally fixes the tiling of layers by name (``{"conv1": {"N": 1, ..., "order": "KCNPQ"}}``);
+    the key ``"*"`` applies to every layer not named. Other layers are searched.
+    """
     if not isinstance(workload, Workload) or not isinstance(acc, Accelerator):
         raise TypeError("predict(workload: Workload, acc: Accelerator)")
+    tilings = dict(tilings or {})
+    names = {layer.name for layer in workload.compute_layers()}
+    unknown = sorted(set(tilings) - names - {"*"})
+    if unknown:
+        raise ValueError(f"tilings name layers the workload does not have: {', '.join(unknown)}")
     cache = {}
     layers = []
     for layer in workload.compute_layers():
+        given = tilings.get(layer.name, tilings.get("*"))
+        if given is not None:
+            layers.append(search_tiling(layer, acc, objective, tiling=given))
+            continue
         key = replace(layer, name="")  # repeated blocks have identical shapes: search each shape once
         if key not in cache:
             cache[key] = search_tiling(layer, acc, objective)
