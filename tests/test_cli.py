@@ -110,3 +110,10 @@ def test_demo_json(run):
 def test_help_does_not_import_numpy_or_numba():
     code = "import sys; from lean.cli import main; assert 'numpy' not in sys.modules and 'numba' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_info_plot_writes_curves(run, tmp_path):
+    pytest.importorskip("matplotlib")
+    assert run("train", "--net", "lenet5", "--data", "digits", "--epochs", "2", "--out", "p.h5").exit_code == 0
+    r = run("info", "p.h5", "--plot", "curves.png")
+    assert r.exit_code == 0 and (tmp_path / "curves.png").read_bytes()[:4] == b"\x89PNG"

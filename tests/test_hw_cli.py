@@ -96,3 +96,9 @@ def test_fixed_tiling_file(tmp_path):
     (tmp_path / "huge.json").write_text(json.dumps({"conv1": {**tiling["conv1"], "C": 3, "P": 55}}))
     r = _run("hw", "predict", "--workload", "alexnet", "--accel", "eyeriss", "--tiling", str(tmp_path / "huge.json"))
     assert r.exit_code != 0 and "the given tiling does not fit" in r.output
+
+
+def test_breakdown_plot(tmp_path):
+    pytest.importorskip("matplotlib")
+    r = _run("hw", "predict", "--workload", "resnet20", "--accel", "eyeriss", "--plot", str(tmp_path / "b.png"))
+    assert r.exit_code == 0 and (tmp_path / "b.png").read_bytes()[:4] == b"\x89PNG"
