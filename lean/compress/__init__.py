@@ -1,0 +1,1 @@
+"""Compression: quantization, power-of-two rounding, SmartExchange, deep k-means weight sharing."""

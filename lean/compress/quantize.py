@@ -1,0 +1,139 @@
+"""Low-bit quantization: uniform (symmetric or asymmetric, per tensor or per output channel) and power-of-two.
+
+A quantizer maps a float tensor to integer ``codes`` plus what is needed to read them back (``scale``,
+``zero_point``, or for powers of two the sign and exponent); ``dequantize`` gives the float values the codes
+stand for. ``fake_quantize`` returns quantize-then-dequantize in one step for quantization-aware training,
+whose backward is the straight-through estimator (Bengio et al., 2013): the gradient passes unchanged where
+the input lies inside the representable range and is zero where it was clipped.
+
+- Symmetric, ``bits`` b: scale = max|x| / (2^(b-1) - 1), codes in [-(2^(b-1) - 1), 2^(b-1) - 1], zero exact.
+- Asymmetric: scale = (max - min) / (2^b - 1), zero_point = round(-min / scale), codes in [0, 2^b - 1].
+- Power of two: each non-zero to the nearest signed power of two *in the linear domain* (the midpoint
+  between 2^e and 2^(e+1) is 1.5 * 2^e), exponents clipped to [max_exponent - 2^exponent_bits + 2,
+  max_exponent]; magnitudes below half the smallest power become zero. Codes: sign in {-1, 0, 1}, exponent.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Quantized:
+    """Integer codes and how to read them: value = (codes - zero_point) * scale (broadcast along ``axis``)."""
+
+    codes: np.ndarray
+    scale: np.ndarray
+    zero_point: np.ndarray
+    bits: int
+    axis: int = None  # None: one scale for the tensor; 0: one per output channel
+
+    def dequantize(self):
+        shape = [1] * self.codes.ndim
+        if self.axis is not None:
+            shape[self.axis] = -1
+        scale = np.asarray(self.scale, np.float32).reshape(shape)
+        zero = np.asarray(self.zero_point, np.float32).reshape(shape)
+        return ((self.codes.astype(np.float32) - zero) * scale).astype(np.float32)
+
+    @property
+    def storage_bits(self):
+        """Bits to store the tensor: codes at ``bits`` each plus 32-bit scales and zero points."""
+        per_channel = np.size(self.scale)
+        return int(self.codes.size * self.bits + 32 * per_channel * 2)
+
+
+def _code_dtype(bits):
+    return np.int8 if bits <= 8 else np.int16 if bits <= 16 else np.int32
+
+
+def _check_bits(bits):
+    if not isinstance(bits, (int, np.integer)) or not 2 <= bits <= 16:
+        raise ValueError(f"bits must be an integer in 2..16; got {bits!r}")
+
+
+def _reduce(x, axis, fn):
+    if axis is None:
+        return np.asarray(fn(x))
+    if axis != 0:
+        raise ValueError(f"per-channel quantization is along axis 0 (output channels); got axis={axis}")
+    return fn(x.reshape(x.shape[0], -1), axis=1)
+
+
+def _broadcast(v, x, axis):
+    return v if axis is None else v.reshape((-1,) + (1,) * (x.ndim - 1))
+
+
+def quantize_uniform(x, bits=8, symmetric=True, axis=None):
+    """Uniform quantization of ``x``; ``axis=0`` gives one scale per output channel."""
+    _check_bits(bits)
+    x = np.asarray(x, dtype=np.float32)
+    if symmetric:
+        qmax = 2 ** (bits - 1) - 1
+        scale = _reduce(np.abs(x), axis, np.max) / qmax
+        scale = np.where(scale > 0, scale, 1.0).astype(np.float32)
+        zero = np.zeros_like(scale)
+        codes = np.clip(np.rint(x / _broadcast(scale, x, axis)), -qmax, qmax)
+        # unsigned codes need one more bit of range than signed; store signed in the narrowest type
+        return Quantized(codes.astype(_code_dtype(bits)), scale, zero, bits, axis)
+    qmax = 2 ** bits - 1
+    lo = np.minimum(_reduce(x, axis, np.min), 0.0)
+    hi = np.maximum(_reduce(x, axis, np.max), 0.0)
+    scale = ((hi - lo) / qmax).astype(np.float32)
+    scale = np.where(scale > 0, scale, 1.0).astype(np.float32)
+    zero = np.clip(np.rint(-lo / scale), 0, qmax).astype(np.float32)
+    codes = np.clip(np.rint(x / _broadcast(scale, x, axis)) + _broadcast(zero, x, axis), 0, qmax)
+    return Quantized(codes.astype(np.int16 if bits > 7 else np.int8), scale, zero, bits, axis)
+
+
+def exponent_range(max_exponent=5, exponent_bits=4):
+    """Exponents a ``exponent_bits``-bit code can name below ``max_exponent`` (one code is kept for zero)."""
+    if exponent_bits < 1:
+        raise ValueError(f"exponent_bits must be >= 1; got {exponent_bits}")
+    return max_exponent - (2 ** exponent_bits - 2), max_exponent
+
+
+def pow2_round(x, max_exponent=5, exponent_bits=4):
+    """Nearest signed power of two in the linear domain; returns ``(sign, exponent)`` int8 arrays.
+
+    ``sign`` is 0 where the value rounds to zero (magnitude below half the smallest power). The value is
+    ``sign * 2.0 ** exponent``.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    e_min, e_max = exponent_range(max_exponent, exponent_bits)
+    mag = np.abs(x)
+    with np.errstate(divide="ignore"):
+        e = np.floor(np.log2(np.where(mag > 0, mag, 1.0)))
+    # nearest in the linear domain: round up when the magnitude is at least 1.5 * 2^e
+    e = e + (mag >= 1.5 * np.exp2(e))
+    e = np.clip(e, e_min, e_max)
+    sign = np.sign(x)
+    sign = np.where(mag < 0.5 * np.exp2(e_min), 0, sign)
+    return sign.astype(np.int8), np.where(sign != 0, e, e_min).astype(np.int8)
+
+
+def pow2_value(sign, exponent):
+    return (sign.astype(np.float32) * np.exp2(exponent.astype(np.float32))).astype(np.float32)
+
+
+def quantize_pow2(x, max_exponent=5, exponent_bits=4):
+    """Power-of-two values of ``x`` (float32) as dequantized numbers."""
+    return pow2_value(*pow2_round(x, max_exponent, exponent_bits))
+
+
+def fake_quantize(x, bits=8, symmetric=True, axis=None):
+    """Quantize-dequantize, and the straight-through mask: 1 where ``x`` was inside the clipping range.
+
+    The backward of the surrogate is ``dx = dy * mask`` (straight-through estimator).
+    """
+    q = quantize_uniform(x, bits, symmetric, axis)
+    xq = q.dequantize()
+    if symmetric:
+        qmax = 2 ** (bits - 1) - 1
+        limit = _broadcast(np.asarray(q.scale) * qmax, xq, axis)
+        mask = (np.abs(x) <= limit * (1 + 1e-6)).astype(np.float32)
+    else:
+        lo = _broadcast(-np.asarray(q.zero_point) * q.scale, xq, axis)
+        hi = _broadcast((2 ** bits - 1 - np.asarray(q.zero_point)) * q.scale, xq, axis)
+        mask = ((x >= lo - 1e-6) & (x <= hi + 1e-6)).astype(np.float32)
+    return xq, mask
