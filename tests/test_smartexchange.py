@@ -1,0 +1,78 @@
+"""SmartExchange decomposition invariants."""
+
+import numpy as np
+import pytest
+
+from lean.compress.quantize import exponent_range
+from lean.compress.smartexchange import BLOCK_ROWS, decompose_block, decompose_layer, rows_to_weight, weight_rows
+
+
+def _weights(shape, seed=0, scale=0.05):
+    return (np.random.default_rng(seed).standard_normal(shape) * scale).astype(np.float32)
+
+
+def test_reshape_rules_and_their_inverse():
+    w = _weights((4, 70, 3, 3))
+    rows = weight_rows(w)
+    assert rows.shape == (4, 210, 3)                      # (3c) x 3 kernel rows per filter
+    np.testing.assert_array_equal(rows[1, 3 * 5 + 2], w[1, 5, 2])
+    np.testing.assert_array_equal(rows_to_weight(rows, w.shape), w)
+    fc = _weights((5, 10))
+    rows = weight_rows(fc)
+    assert rows.shape == (5, 4, 3) and rows[0, 3, 1] == 0 and rows[0, 3, 2] == 0  # padded to 12
+    np.testing.assert_array_equal(rows_to_weight(rows, fc.shape), fc)
+    pw = _weights((6, 8, 1, 1))
+    assert weight_rows(pw).shape == (6, 3, 3)
+
+
+def test_blocks_hold_at_most_192_rows():
+    layer = decompose_layer(_weights((2, 70, 3, 3)))
+    assert [b.sign.shape[0] for b in layer.blocks[0]] == [BLOCK_ROWS, 210 - BLOCK_ROWS]
+
+
+@pytest.mark.parametrize("shape", [(8, 16, 3, 3), (6, 20), (4, 8, 1, 1), (3, 4, 5, 5)])
+def test_coefficients_are_signed_powers_of_two_in_range_and_no_row_is_lost(shape):
+    w = _weights(shape, seed=1)
+    layer = decompose_layer(w, theta=0.02, max_exponent=5, exponent_bits=4)
+    e_min, e_max = exponent_range(5, 4)
+    rows = weight_rows(w)
+    for filt_rows, blocks in zip(rows, layer.blocks, strict=True):
+        start = 0
+        for block in blocks:
+            a = filt_rows[start:start + block.sign.shape[0]]
+            start += block.sign.shape[0]
+            c = block.coefficients()
+            nz = block.sign != 0
+            mant, _ = np.frexp(np.abs(c[nz]))
+            assert np.all(mant == 0.5) and np.all(np.abs(c) <= 2.0 ** e_max)
+            assert np.all((block.exponent[nz] >= e_min) & (block.exponent[nz] <= e_max))
+            live = np.any(np.abs(a) >= 0.5 * 2.0 ** e_min, axis=1)
+            assert not np.any(np.all(block.sign[live] == 0, axis=1))
+    assert layer.dense().shape == w.shape
+
+
+def test_reconstruction_error_falls_with_lower_theta():
+    w = _weights((16, 32, 3, 3), seed=2)
+    errors = []
+    for theta in (0.08, 0.04, 0.01, 0.001):
+        layer = decompose_layer(w, theta=theta)
+        errors.append(np.linalg.norm(layer.dense() - w) / np.linalg.norm(w))
+    assert errors == sorted(errors, reverse=True) and errors[-1] < errors[0]
+
+
+def test_sparser_coefficients_store_in_fewer_bits():
+    w = _weights((16, 32, 3, 3), seed=3)
+    dense_ish, sparse = decompose_layer(w, theta=0.001), decompose_layer(w, theta=0.08)
+    assert sparse.nonzeros < dense_ish.nonzeros
+    assert sparse.storage_bits() < dense_ish.storage_bits() < w.size * 32
+
+
+def test_zero_block_and_bad_options():
+    block = decompose_block(np.zeros((4, 3)))
+    assert not block.sign.any() and np.array_equal(block.basis, np.eye(3))
+    with pytest.raises(ValueError, match="conv"):
+        decompose_layer(np.zeros(5))
+    with pytest.raises(ValueError, match="basis_bits"):
+        decompose_layer(_weights((2, 3)), basis_bits=5)
+    with pytest.raises(ValueError, match="theta"):
+        decompose_layer(_weights((2, 3)), theta=-1)
