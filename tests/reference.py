@@ -67,3 +67,10 @@ def pool(x, k, stride, padding, op):
     windows = np.stack([xp[:, i:i + stride * (oh - 1) + 1:stride, j:j + stride * (ow - 1) + 1:stride]
                         for i in range(k) for j in range(k)])
     return windows.max(axis=0) if op == "max" else windows.mean(axis=0)
+
+
+def kmeans_assign(x, centres):
+    x = np.asarray(x, np.float64).reshape(len(x), -1)
+    c = np.asarray(centres, np.float64).reshape(len(centres), -1)
+    d = ((x[:, None, :] - c[None, :, :]) ** 2).sum(axis=2)
+    return d.argmin(axis=1), d.min(axis=1)
