@@ -1,0 +1,67 @@
+"""Deep k-means clustering: samples, seeding, Lloyd, sparsity variant, storage."""
+
+import numpy as np
+import pytest
+
+from lean.compress.kmeans import cluster_rows, huffman_length, kernel_rows, kmeans_plus_plus, lloyd
+
+
+def test_kernel_rows_are_the_papers_samples():
+    w = np.arange(2 * 3 * 3 * 3, dtype=np.float32).reshape(2, 3, 3, 3)
+    rows = kernel_rows(w)
+    assert rows.shape == (18, 3)                # N = s * c * m columns of length s
+    np.testing.assert_array_equal(rows[4], w[0, 1, 1])
+
+
+def test_lloyd_recovers_separated_clusters():
+    rng = np.random.default_rng(0)
+    truth = np.array([[-5, 0, 5], [5, 5, 5], [0, -5, 0]], np.float32)
+    x = np.concatenate([t + 0.1 * rng.standard_normal((200, 3)) for t in truth]).astype(np.float32)
+    centres, labels = lloyd(x, kmeans_plus_plus(x, 3, rng))
+    for t in truth:
+        assert np.min(np.linalg.norm(centres - t, axis=1)) < 0.05
+    assert len(np.unique(labels)) == 3
+
+
+def test_clustering_error_falls_with_more_clusters_and_weights_are_shared():
+    w = np.random.default_rng(1).standard_normal((16, 8, 3, 3)).astype(np.float32)
+    errors = []
+    for k in (4, 16, 64):
+        shared = cluster_rows(w, k, seed=0)
+        dense = shared.dense()
+        assert len(np.unique(dense.reshape(-1, 3), axis=0)) <= k
+        errors.append(np.linalg.norm(dense - w))
+    assert errors[0] > errors[1] > errors[2]
+
+
+def test_sparsity_variant_zeroes_the_smallest_rows():
+    w = np.random.default_rng(2).standard_normal((8, 8, 3, 3)).astype(np.float32)
+    shared = cluster_rows(w, 8, sparsity=0.5)
+    rows = kernel_rows(w)
+    zero = shared.labels == 0
+    assert np.all(shared.centres[0] == 0) and zero.mean() == pytest.approx(0.5, abs=0.01)
+    norms = np.linalg.norm(rows, axis=1)
+    assert norms[zero].max() <= norms[~zero].min() + 1e-6
+
+
+def test_storage_codebook_plus_huffman():
+    assert huffman_length([5]) == 5
+    assert huffman_length([1, 1]) == 2
+    assert huffman_length([10, 5, 5]) == 10 * 1 + 5 * 2 + 5 * 2
+    w = np.random.default_rng(3).standard_normal((16, 16, 3, 3)).astype(np.float32)
+    shared = cluster_rows(w, 16)
+    assert shared.entropy_bits() <= shared.huffman_bits() <= shared.entropy_bits() + len(shared.labels)
+    assert shared.storage_bits() == 16 * 3 * 32 + shared.huffman_bits()
+    assert w.size * 32 / shared.storage_bits() > 10
+
+
+def test_bad_options():
+    w = np.zeros((2, 2, 3, 3), np.float32)
+    with pytest.raises(ValueError, match="clusters"):
+        cluster_rows(w, 0)
+    with pytest.raises(ValueError, match="only 12 kernel rows"):
+        cluster_rows(w, 13)
+    with pytest.raises(ValueError, match="sparsity"):
+        cluster_rows(w, 4, sparsity=1.0)
+    with pytest.raises(ValueError, match="deep k-means takes"):
+        cluster_rows(np.zeros(5), 2)
