@@ -14,12 +14,12 @@ Where the steps are:
   ideal -sum log2 p bound the paper quotes).
 """
 
-import heapq
 from dataclasses import dataclass
 
 import numpy as np
 
 from .. import kernels
+from ..nn.compressed import huffman_length
 
 
 def kernel_rows(w):
@@ -90,23 +90,6 @@ class SharedWeights:
     def storage_bits(self):
         """Codebook (32-bit floats) plus Huffman-coded assignments."""
         return int(self.centres.size * 32 + self.huffman_bits())
-
-
-def huffman_length(counts):
-    """Total bits of a Huffman code for symbols with these counts (one symbol: 1 bit each)."""
-    counts = [int(c) for c in counts if c > 0]
-    if not counts:
-        return 0
-    if len(counts) == 1:
-        return counts[0]
-    heap = list(counts)
-    heapq.heapify(heap)
-    total = 0
-    while len(heap) > 1:
-        a, b = heapq.heappop(heap), heapq.heappop(heap)
-        total += a + b  # every merge adds one bit to each symbol below it
-        heapq.heappush(heap, a + b)
-    return total
 
 
 def cluster_rows(w, k, sparsity=0.0, seed=0, max_iter=50):

@@ -7,11 +7,12 @@ from ._config import get_threads, keep_freed_memory, set_threads
 from .batchnorm import batchnorm_backward, batchnorm_forward_eval, batchnorm_forward_train
 from .conv import conv2d_backward, conv2d_forward, conv_output_size
 from .elementwise import add_relu, relu_backward
-from .kmeans import kmeans_assign, kmeans_update
+from .kmeans import kmeans_assign, kmeans_update, segment_sum
 from .pool import avgpool_backward, avgpool_forward, maxpool_backward, maxpool_forward
 
 __all__ = [
-    "get_threads", "keep_freed_memory", "set_threads", "add_relu", "relu_backward", "kmeans_assign", "kmeans_update",
+    "get_threads", "keep_freed_memory", "set_threads",
+    "add_relu", "relu_backward", "kmeans_assign", "kmeans_update", "segment_sum",
     "batchnorm_backward", "batchnorm_forward_eval", "batchnorm_forward_train",
     "conv2d_backward", "conv2d_forward", "conv_output_size",
     "avgpool_backward", "avgpool_forward", "maxpool_backward", "maxpool_forward",

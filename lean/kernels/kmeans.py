@@ -133,3 +133,14 @@ def kmeans_update(x, labels, k):
     with np.errstate(invalid="ignore", divide="ignore"):
         centres = sums.sum(axis=0) / total[:, None]
     return centres, total
+
+
+def segment_sum(x, labels, k):
+    """Sum of the rows of ``x`` (n, d) with each label: (k, d) float64 (the gradient of shared weights)."""
+    x = _as_samples(x)
+    labels = np.ascontiguousarray(labels, dtype=np.int64)
+    n_parts = max(1, min(get_threads(), x.shape[0] // 1024 or 1))
+    sums = np.zeros((n_parts, k, x.shape[1]), dtype=np.float64)
+    counts = np.zeros((n_parts, k), dtype=np.int64)
+    _partial_sums(x, labels, sums, counts, n_parts)
+    return sums.sum(axis=0)

@@ -7,10 +7,94 @@ start at zero and are filled by ``lean.nn.init`` (so one seed decides a whole mo
 import numpy as np
 
 from .. import kernels
+from .compressed import form_from_config
 from .module import Leaf
 
 
-class Conv2d(Leaf):
+class WeightedLayer(Leaf):
+    """Conv2d and Linear: a dense ``weight`` parameter, or a compressed form (``lean.nn.compressed``) in its place,
+    and optional fake quantization of the layer input to ``input_bits`` (straight-through gradient).
+    """
+
+    form = None
+    input_bits = None
+
+    def weight(self):
+        return self.params["weight"] if self.form is None else self.form.dense()
+
+    def _weight_grad(self, dw):
+        if self.form is None:
+            self.grads["weight"] += dw
+        else:
+            self.form.backward(dw)
+
+    def set_form(self, form):
+        """Replace the dense weight by ``form`` (its arrays appear as ``weight.<name>`` params and buffers)."""
+        if form.shape != self._weight_shape():
+            raise ValueError(f"form shape {form.shape} does not match the weight {self._weight_shape()}")
+        for d in (self.params, self.grads, self.buffers):
+            for key in [k for k in d if k == "weight" or k.startswith("weight.")]:
+                del d[key]
+        self.form = form
+        for name in form.params:
+            self.params[f"weight.{name}"] = form.params[name]
+            self.grads[f"weight.{name}"] = form.grads[name]
+        for name in form.buffers:
+            self.buffers[f"weight.{name}"] = form.buffers[name]
+        return self
+
+    def set_input_bits(self, bits):
+        """Fake-quantize this layer's input to ``bits`` (None: off). The clipping scale is a buffer."""
+        if bits is not None and not 2 <= int(bits) <= 16:
+            raise ValueError(f"activation bits must be in 2..16; got {bits}")
+        self.input_bits = None if bits is None else int(bits)
+        if bits is None:
+            self.buffers.pop("input_scale", None)
+            self.buffers.pop("input_signed", None)
+        else:
+            self.buffers.setdefault("input_scale", np.zeros(1, np.float32))
+            self.buffers.setdefault("input_signed", np.zeros(1, np.float32))
+        return self
+
+    def _quantize_input(self, x, train):
+        """Uniform fake quantization of the input; scale tracks max|x| (running max in training)."""
+        if self.input_bits is None:
+            return x, None
+        scale_buf, signed_buf = self.buffers["input_scale"], self.buffers["input_signed"]
+        if train or scale_buf[0] == 0:
+            top = float(np.abs(x).max())
+            scale_buf[0] = max(scale_buf[0] * 0.9 + top * 0.1, top) if scale_buf[0] else top
+            if x.min() < 0:
+                signed_buf[0] = 1.0
+        levels = 2 ** (self.input_bits - 1) - 1 if signed_buf[0] else 2 ** self.input_bits - 1
+        step = scale_buf[0] / levels if scale_buf[0] > 0 else 1.0
+        lo = -levels if signed_buf[0] else 0
+        q = np.clip(np.rint(x / step), lo, levels)
+        mask = (x >= lo * step) & (x <= levels * step) if train else None
+        return (q * step).astype(np.float32), mask
+
+    def _config_extra(self):
+        out = {}
+        if self.form is not None:
+            out["weight_form"] = self.form.config()
+        if self.input_bits is not None:
+            out["input_bits"] = self.input_bits
+        return out
+
+    @classmethod
+    def from_config(cls, args):
+        args = dict(args)
+        form_cfg = args.pop("weight_form", None)
+        bits = args.pop("input_bits", None)
+        layer = cls(**args)
+        if form_cfg is not None:
+            layer.set_form(form_from_config(form_cfg, layer._weight_shape()))
+        if bits is not None:
+            layer.set_input_bits(bits)
+        return layer
+
+
+class Conv2d(WeightedLayer):
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, groups=1, bias=False):
         super().__init__()
         for label, v in (("in_channels", in_channels), ("out_channels", out_channels),
@@ -29,31 +113,37 @@ class Conv2d(Leaf):
             self.add_param("bias", np.zeros(out_channels))
         self._x = None
 
+    def _weight_shape(self):
+        return (self.out_channels, self.in_channels // self.groups, self.kernel_size, self.kernel_size)
+
     def forward(self, x, train=False):
         if x.ndim != 4 or x.shape[3] != self.in_channels:
             raise ValueError(f"Conv2d expects (n, h, w, {self.in_channels}) input; got {x.shape}")
+        x, self._in_mask = self._quantize_input(x, train)
+        w = self.weight()
         if train:
-            self._x = x
-        return kernels.conv2d_forward(x, self.params["weight"], self.params.get("bias"), self.stride,
-                                      self.padding, self.groups)
+            self._x, self._w = x, w
+        return kernels.conv2d_forward(x, w, self.params.get("bias"), self.stride, self.padding, self.groups)
 
     def backward(self, dy):
-        dx, dw, db = kernels.conv2d_backward(self._x, self.params["weight"], dy, self.stride, self.padding,
+        dx, dw, db = kernels.conv2d_backward(self._x, self._w, dy, self.stride, self.padding,
                                              self.groups, need_dx=self.input_grad,
                                              need_db="bias" in self.params)
-        self._x = None
-        self.grads["weight"] += dw
+        self._x = self._w = None
+        self._weight_grad(dw)
         if "bias" in self.grads:
             self.grads["bias"] += db
+        if dx is not None and self._in_mask is not None:
+            dx = dx * self._in_mask
         return dx
 
     def config(self):
         return {"in_channels": self.in_channels, "out_channels": self.out_channels,
                 "kernel_size": self.kernel_size, "stride": self.stride, "padding": self.padding,
-                "groups": self.groups, "bias": "bias" in self.params}
+                "groups": self.groups, "bias": "bias" in self.params, **self._config_extra()}
 
 
-class Linear(Leaf):
+class Linear(WeightedLayer):
     def __init__(self, in_features, out_features, bias=True):
         super().__init__()
         if int(in_features) < 1 or int(out_features) < 1:
@@ -64,26 +154,34 @@ class Linear(Leaf):
             self.add_param("bias", np.zeros(out_features))
         self._x = None
 
+    def _weight_shape(self):
+        return (self.out_features, self.in_features)
+
     def forward(self, x, train=False):
         if x.ndim != 2 or x.shape[1] != self.in_features:
             raise ValueError(f"Linear expects (n, {self.in_features}) input; got {x.shape}")
+        x, self._in_mask = self._quantize_input(x, train)
+        w = self.weight()
         if train:
-            self._x = x
-        y = x @ self.params["weight"].T
+            self._x, self._w = x, w
+        y = x @ w.T
         if "bias" in self.params:
             y += self.params["bias"]
         return y
 
     def backward(self, dy):
-        self.grads["weight"] += dy.T @ self._x
+        self._weight_grad(dy.T @ self._x)
         if "bias" in self.grads:
             self.grads["bias"] += dy.sum(axis=0)
-        dx = dy @ self.params["weight"]
-        self._x = None
+        dx = dy @ self._w
+        self._x = self._w = None
+        if self._in_mask is not None:
+            dx = dx * self._in_mask
         return dx
 
     def config(self):
-        return {"in_features": self.in_features, "out_features": self.out_features, "bias": "bias" in self.params}
+        return {"in_features": self.in_features, "out_features": self.out_features, "bias": "bias" in self.params,
+                **self._config_extra()}
 
 
 class BatchNorm(Leaf):

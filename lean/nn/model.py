@@ -87,20 +87,63 @@ class Model:
             raise ValueError(f"architecture description is incomplete or malformed: {exc}") from None
 
     def state(self):
-        """Copies of every parameter and buffer, by flat name."""
-        return {**{f"params/{k}": v.copy() for k, v in self.parameters().items()},
-                **{f"buffers/{k}": v.copy() for k, v in self.buffers().items()}}
+        """Copies of every parameter and buffer by flat name; compressed layers give their compact arrays.
+
+        Keys: ``params/<name>``, ``buffers/<name>``, and ``forms/<layer>/<array>`` for a layer with a compressed
+        weight form (its codes, masks, codebooks as their own dtypes, not the float training arrays).
+        """
+        out = {}
+        for prefix, module in self.net.named_modules():
+            form = getattr(module, "form", None)
+            if form is not None:
+                for name, arr in form.export().items():
+                    out[f"forms/{prefix}/{name}"] = arr
+            for kind, table in (("params", module.params), ("buffers", module.buffers)):
+                for key, arr in table.items():
+                    if form is not None and key.startswith("weight."):
+                        continue
+                    out[f"{kind}/{prefix}.{key}" if prefix else f"{kind}/{key}"] = arr.copy()
+        return out
 
     def load_state(self, state):
         """Write arrays from ``state`` (as returned by ``state()``) into the model, in place, checking shapes."""
-        targets = {**{f"params/{k}": v for k, v in self.parameters().items()},
-                   **{f"buffers/{k}": v for k, v in self.buffers().items()}}
+        targets, forms = {}, {}
+        for prefix, module in self.net.named_modules():
+            form = getattr(module, "form", None)
+            if form is not None:
+                forms[prefix] = form
+            for kind, table in (("params", module.params), ("buffers", module.buffers)):
+                for key, arr in table.items():
+                    if form is not None and key.startswith("weight."):
+                        continue
+                    targets[f"{kind}/{prefix}.{key}" if prefix else f"{kind}/{key}"] = arr
+        form_keys = {k for k in state if k.startswith("forms/")}
         missing = sorted(set(targets) - set(state))
-        unknown = sorted(set(state) - set(targets))
-        if missing or unknown:
-            raise ValueError(f"state does not fit the model: missing {missing[:3]}, unexpected {unknown[:3]}")
+        unknown = sorted(set(state) - set(targets) - form_keys)
+        layers_in_state = {k.split("/")[1] for k in form_keys}
+        if missing or unknown or layers_in_state != set(forms):
+            raise ValueError(f"state does not fit the model: missing {missing[:3]}, unexpected {unknown[:3]}, "
+                             f"compressed layers {sorted(layers_in_state ^ set(forms))[:3]}")
         for key, target in targets.items():
             src = np.asarray(state[key])
             if src.shape != target.shape:
                 raise ValueError(f"{key}: state has shape {src.shape}, model has {target.shape}")
             target[...] = src
+        for prefix, form in forms.items():
+            form.load({k.split("/")[2]: np.asarray(state[k]) for k in form_keys if k.split("/")[1] == prefix})
+
+    def storage_bits(self):
+        """Bits to store everything the model needs to run: compressed forms as counted by each form, every
+        other parameter and buffer-free float at 32 bits (running statistics included, as inference needs them)."""
+        bits = 0
+        for _, module in self.net.named_modules():
+            form = getattr(module, "form", None)
+            if form is not None:
+                bits += form.storage_bits()
+            for key, arr in module.params.items():
+                if form is None or not key.startswith("weight."):
+                    bits += arr.size * 32
+            for key, arr in module.buffers.items():
+                if not key.startswith("weight.") and arr.dtype.kind == "f":
+                    bits += arr.size * 32
+        return int(bits)

@@ -8,6 +8,7 @@ Layout of ``run.h5``::
            status ("running", "complete", "interrupted"), normalization mean/std (per channel)
     params/<flat name>    parameters, e.g. params/stage1.0.body.conv1.weight
     buffers/<flat name>   running statistics
+    forms/<layer>/<array> compressed weights stored as what they are (codes, masks, codebooks)
     optimizer/<slot>/<flat name>, optimizer attrs steps
 
 Files are written to a temporary name in the same folder and renamed, so a crash or Ctrl-C never leaves a
@@ -32,7 +33,7 @@ class CheckpointError(ValueError):
 @dataclass
 class Checkpoint:
     architecture: dict
-    state: dict  # "params/<name>" and "buffers/<name>" -> array
+    state: dict  # "params/<name>", "buffers/<name>", "forms/<layer>/<array>" -> array
     training: dict = field(default_factory=dict)
     history: list = field(default_factory=list)
     epoch: int = 0
@@ -111,7 +112,7 @@ def load(path):
                     else:
                         collect(item, f"{prefix}/{key}")
 
-            for top in ("params", "buffers"):
+            for top in ("params", "buffers", "forms"):
                 if top in f:
                     collect(f[top], top)
             optimizer_state = {}
