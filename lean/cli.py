@@ -274,6 +274,8 @@ def eval_(checkpoint, data_name, as_json):
 @click.option("--plot", default=None, type=click.Path(dir_okay=False), help="Write loss/accuracy curves (PNG).")
 def info(checkpoint, as_json, plot):
     """Architecture, parameter count, settings and history of a checkpoint."""
+    import numpy as np
+
     from .train import load as load_checkpoint
 
     ckpt = load_checkpoint(checkpoint)
@@ -281,10 +283,18 @@ def info(checkpoint, as_json, plot):
     layers = []
     for name, module in model.net.named_modules():
         if module.params:
-            layers.append({"name": name, "type": type(module).__name__,
-                           "parameters": int(sum(p.size for p in module.params.values())),
-                           "shapes": {k: list(v.shape) for k, v in module.params.items()}})
+            form = getattr(module, "form", None)
+            entry = {"name": name, "type": type(module).__name__,
+                     "parameters": int(sum(p.size for p in module.params.values())),
+                     "shapes": {k: list(v.shape) for k, v in module.params.items()}}
+            if form is not None:
+                entry.update(form=type(form).__name__, storage_bits=form.storage_bits(),
+                             dense_parameters=int(np.prod(form.shape)))
+            layers.append(entry)
+    from .compress.pipeline import dense_bits
+
     result = {"checkpoint": checkpoint, "net": model.name, "input_shape": list(model.input_shape),
+              "storage_bits": model.storage_bits(), "dense_bits": dense_bits(model),
               "num_classes": model.num_classes, "parameters": model.num_parameters(),
               "status": ckpt.status, "epoch": ckpt.epoch, "training": ckpt.training, "history": ckpt.history,
               "layers": layers, "lean_version": ckpt.lean_version,
@@ -296,6 +306,10 @@ def info(checkpoint, as_json, plot):
         return
     click.echo(f"{checkpoint}: {model.name}, input {tuple(model.input_shape)}, {model.num_classes} classes, "
                f"{model.num_parameters():,} parameters, {result['file_bytes']:,} bytes")
+    if result["storage_bits"] != result["dense_bits"]:
+        comp = ckpt.training.get("compression", {})
+        click.echo(f"compressed ({comp.get('method', '?')}): {result['storage_bits']:,} bits to store against "
+                   f"{result['dense_bits']:,} dense float32 ({result['dense_bits'] / result['storage_bits']:.1f}x)")
     t = ckpt.training
     if t:
         click.echo(f"trained on {t.get('data')} for {ckpt.epoch}/{t.get('epochs')} epochs ({ckpt.status}); "
@@ -304,6 +318,8 @@ def info(checkpoint, as_json, plot):
     click.echo(f"{'layer':<36} {'type':<10} {'params':>10}  shapes")
     for layer in layers:
         shapes = ", ".join(f"{k} {tuple(v)}" for k, v in layer["shapes"].items())
+        if "form" in layer:
+            shapes += f"  [{layer['form']}, {layer['storage_bits']:,} bits for {layer['dense_parameters']:,} weights]"
         click.echo(f"{layer['name']:<36} {layer['type']:<10} {layer['parameters']:>10,}  {shapes}")
     if ckpt.history:
         click.echo("history:")
@@ -417,6 +433,120 @@ def bench(mode, net, batch_size, input_chw, classes, threads, steps, warmup, lay
                    f"{result['threads']} threads: {result['images_per_second']:,.0f} images/s "
                    f"(median of {steps} steps, {1e3 * result['step_seconds_median']:.1f} ms/step; "
                    f"first step {result['first_step_seconds']:.2f}s)")
+
+
+# ---------------------------------------------------------------------------------------------- compress
+
+@main.group()
+def compress():
+    """Compress a trained checkpoint: SmartExchange, deep k-means weight sharing, quantization."""
+
+
+def _compress_options(f):
+    for option in reversed([
+        click.argument("checkpoint", type=click.Path(dir_okay=False)),
+        click.option("-o", "--out", required=True, type=click.Path(dir_okay=False), help="Compressed checkpoint."),
+        click.option("--data", "data_name", default=None, help="Dataset (default: the one it was trained on)."),
+        click.option("--lr", default=0.01, show_default=True, type=float, help="Re-training learning rate."),
+        click.option("--batch-size", default=128, show_default=True, type=click.IntRange(min=1)),
+        click.option("--train-limit", default=None, type=click.IntRange(min=1)),
+        click.option("--seed", default=0, show_default=True, type=int),
+        click.option("--force", is_flag=True, help="Overwrite an existing --out file."),
+        click.option("--json", "as_json", is_flag=True),
+    ]):
+        f = option(f)
+    return f
+
+
+def _run_compress(method, checkpoint, out, force, as_json, **kwargs):
+    from .compress.pipeline import compress as run
+
+    if Path(out).exists() and not force:
+        raise click.UsageError(f"{out} exists; pass --force to overwrite it")
+    if Path(out).resolve() == Path(checkpoint).resolve():
+        raise click.UsageError("--out must differ from the input checkpoint")
+    echo = (lambda s: click.echo(s, err=True)) if as_json else click.echo
+
+    def on_epoch(h):
+        echo(f"  re-train epoch {h['epoch']}: loss {h['train_loss']:.4f}, test {100 * h['test_accuracy']:.2f}%")
+
+    report = run(method, checkpoint, out, on_epoch=on_epoch, **kwargs)
+    if as_json:
+        _emit_json(report)
+        return
+    click.echo(f"{'layer':<28} {'kind':<5} {'params':>9} {'storage bits':>13} {'ratio':>7} {'sparsity':>9}")
+    for r in report["layers"]:
+        click.echo(f"{r['layer']:<28} {r['kind']:<5} {r['parameters']:>9,} {r['storage_bits']:>13,} "
+                   f"{r['compression_ratio']:>6.1f}x {100 * r['sparsity']:>8.1f}%")
+    click.echo(f"whole model (everything needed to run it): {report['dense_bits']:,} -> {report['storage_bits']:,} "
+               f"bits, {report['compression_ratio']:.1f}x; conv weights {report['conv_compression_ratio']:.1f}x")
+    line = f"test accuracy: before {100 * report['accuracy_before']:.2f}%"
+    if "accuracy_after_regularizer" in report:
+        line += f", after the regularizer {100 * report['accuracy_after_regularizer']:.2f}%"
+    line += (f", compressed {100 * report['accuracy_compressed']:.2f}%, after {report['retrain_epochs']} re-train "
+             f"epochs {100 * report['accuracy_after']:.2f}%")
+    click.echo(line)
+    click.echo(f"written to {out} ({Path(out).stat().st_size:,} bytes) in {report['seconds']:.1f}s")
+
+
+@compress.command("smartexchange")
+@_compress_options
+@click.option("--theta", default=5e-3, show_default=True, type=click.FloatRange(min=0))
+@click.option("--max-exponent", default=5, show_default=True, type=int)
+@click.option("--exponent-bits", default=4, show_default=True, type=click.IntRange(1, 7))
+@click.option("--basis-bits", default=8, show_default=True, type=click.Choice(["8", "16"]))
+@click.option("--retrain-epochs", default=0, show_default=True, type=click.IntRange(min=0))
+def compress_smartexchange(checkpoint, out, force, as_json, theta, max_exponent, exponent_bits, basis_bits,
+                           retrain_epochs, **common):
+    """Sparse power-of-two coefficients x small bases (Zhao et al., ISCA 2020)."""
+    _run_compress("smartexchange", checkpoint, out, force, as_json, retrain_epochs=retrain_epochs,
+                  theta=theta, max_exponent=max_exponent, exponent_bits=exponent_bits, basis_bits=int(basis_bits),
+                  **_common(common))
+
+
+def _common(common):
+    return {"data": common["data_name"], "lr": common["lr"], "batch_size": common["batch_size"],
+            "train_limit": common["train_limit"], "seed": common["seed"]}
+
+
+def _parse_clusters(text):
+    try:
+        values = [int(v) for v in text.split(",")]
+    except ValueError:
+        raise click.UsageError(f"--clusters takes K or a comma-separated list of K per conv layer; got {text!r}") \
+            from None
+    if any(v < 1 for v in values):
+        raise click.UsageError("--clusters must be positive")
+    return values[0] if len(values) == 1 else values
+
+
+@compress.command("kmeans")
+@_compress_options
+@click.option("--clusters", default="16", show_default=True, help="K for every conv layer, or a list per layer.")
+@click.option("--sparsity", default=0.0, show_default=True, type=click.FloatRange(0, 1, max_open=True))
+@click.option("--regularize-epochs", default=0, show_default=True, type=click.IntRange(min=0))
+@click.option("--regularizer", default="paper", show_default=True, type=click.Choice(["paper", "indicator"]))
+@click.option("--reg-lambda", default=1e-4, show_default=True, type=float)
+@click.option("--retrain-epochs", default=0, show_default=True, type=click.IntRange(min=0))
+def compress_kmeans(checkpoint, out, force, as_json, clusters, sparsity, regularize_epochs, regularizer, reg_lambda,
+                    retrain_epochs, **common):
+    """Deep k-means weight sharing of conv kernel rows (Wu et al., ICML 2018)."""
+    _run_compress("kmeans", checkpoint, out, force, as_json, retrain_epochs=retrain_epochs,
+                  regularize_epochs=regularize_epochs, regularizer=regularizer, reg_lambda=reg_lambda,
+                  clusters=_parse_clusters(clusters), sparsity=sparsity, **_common(common))
+
+
+@compress.command("quantize")
+@_compress_options
+@click.option("--weight-bits", default=8, show_default=True, type=click.IntRange(2, 16))
+@click.option("--activation-bits", default=None, type=click.IntRange(2, 16))
+@click.option("--per-channel", is_flag=True)
+@click.option("--qat-epochs", default=0, show_default=True, type=click.IntRange(min=0))
+def compress_quantize(checkpoint, out, force, as_json, weight_bits, activation_bits, per_channel, qat_epochs,
+                      **common):
+    """Uniform low-bit quantization, post-training or with quantization-aware training."""
+    _run_compress("quantize", checkpoint, out, force, as_json, retrain_epochs=qat_epochs, weight_bits=weight_bits,
+                  activation_bits=activation_bits, per_channel=per_channel, **_common(common))
 
 
 # --------------------------------------------------------------------------------------------------- hw

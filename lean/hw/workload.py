@@ -241,7 +241,8 @@ BUILTIN = {"alexnet": alexnet, "vgg16": vgg16, "resnet18": resnet18, "resnet50":
 def from_model(model, batch=1, name=None, w_bits=16, a_bits=16):
     """Trace a lean ``Model``: one LayerShape per conv and linear layer, in execution order.
 
-    Weight densities are the model's real fraction of non-zero weights.
+    Weight densities are the model's real fraction of non-zero weights; compressed layers report their code
+    widths (power-of-two codes, quantized weights) and input bit widths.
     """
     import numpy as np
 
@@ -265,16 +266,21 @@ def from_model(model, batch=1, name=None, w_bits=16, a_bits=16):
             layer.forward = fwd
     shapes = []
     for layer_name, layer, x_shape in traced:
-        weight = layer.params["weight"]
+        weight = layer.weight()
         density = float(np.count_nonzero(weight)) / weight.size
+        if layer.form is not None and layer.form.operand_density() is not None:
+            density = layer.form.operand_density()
+        # a compressed layer's operands: its form's weight code width and its input quantization
+        lw_bits = layer.form.weight_bits() if layer.form is not None else w_bits
+        la_bits = layer.input_bits if layer.input_bits is not None else a_bits
         if isinstance(layer, Conv2d):
             _, h, w, c = x_shape
             shapes.append(LayerShape(layer_name, "conv", batch, c, layer.out_channels, h, w, layer.kernel_size,
-                                     layer.kernel_size, layer.stride, layer.padding, layer.groups, w_bits, a_bits,
+                                     layer.kernel_size, layer.stride, layer.padding, layer.groups, lw_bits, la_bits,
                                      density))
         else:
             shapes.append(LayerShape(layer_name, "fc", batch, layer.in_features, layer.out_features, 1, 1, 1, 1,
-                                     w_bits=w_bits, a_bits=a_bits, w_density=density))
+                                     w_bits=lw_bits, a_bits=la_bits, w_density=density))
     return Workload(name or model.name, tuple(shapes))
 
 

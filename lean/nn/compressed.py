@@ -102,6 +102,10 @@ class WeightForm:
         """Bits of one weight operand for the hardware models."""
         raise NotImplementedError
 
+    def operand_density(self):
+        """Fraction of non-zero weight operands the hardware processes (None: those of the dense weight)."""
+        return None
+
     def config(self):
         return {"type": type(self).__name__}
 
@@ -209,6 +213,10 @@ class SmartExchangeWeight(WeightForm):
 
     def weight_bits(self):
         return 1 + self.exponent_bits
+
+    def operand_density(self):
+        """SmartExchange hardware multiplies by the sparse coefficients Ce, not by the rebuilt weight."""
+        return self.nonzeros / self.buffers["mask"].size
 
     def config(self):
         return {"type": type(self).__name__, "block_rows": self.block_rows, "max_exponent": self.max_exponent,

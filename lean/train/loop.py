@@ -76,7 +76,7 @@ class Trainer:
     eta_seconds) so a command line or notebook can draw progress.
     """
 
-    def __init__(self, model, dataset, config, *, out=None, on_step=None, on_epoch=None):
+    def __init__(self, model, dataset, config, *, out=None, on_step=None, on_epoch=None, hooks=()):
         kernels.keep_freed_memory()
         self.model, self.config, self.out = model, config, out
         self.dataset = dataset.limit(config.train_limit)
@@ -96,6 +96,9 @@ class Trainer:
         self.epoch = 0          # completed epochs
         self.step_in_epoch = 0  # steps already taken in epoch self.epoch (non-zero after an interrupt)
         self.on_step, self.on_epoch = on_step, on_epoch
+        # training methods that change the loop: objects with optional on_epoch_start(trainer) and
+        # before_update(trainer) (called after backward, before the optimizer step; may add to gradients)
+        self.hooks = list(hooks)
         self.train_seconds = 0.0
         self.train_images = 0
         self.mean, self.std = self.dataset.mean, self.dataset.std
@@ -153,6 +156,9 @@ class Trainer:
         batch = min(cfg.batch_size, n)
         steps = self.steps_per_epoch()
         order = np.random.default_rng([cfg.seed, self.epoch]).permutation(n)
+        for hook in self.hooks:
+            if hasattr(hook, "on_epoch_start"):
+                hook.on_epoch_start(self)
         losses, correct, seen = [], 0, 0
         epoch_start = time.perf_counter()
         epoch_seconds = 0.0
@@ -175,6 +181,9 @@ class Trainer:
                 raise TrainingDiverged(f"loss became {loss} at epoch {self.epoch + 1}, step {step + 1} "
                                        f"(learning rate {lr:.4g}); try a lower --lr{kept}")
             model.backward(dlogits)
+            for hook in self.hooks:
+                if hasattr(hook, "before_update"):
+                    hook.before_update(self)
             self.optimizer.step(lr)
             self.step_in_epoch = step + 1
             dt = time.perf_counter() - t0
