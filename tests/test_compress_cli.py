@@ -59,7 +59,7 @@ def test_smartexchange_checkpoint_keeps_codes(trained, tmp_path):
     ckpt = load_checkpoint(out)
     codes = [v for k, v in ckpt.state.items() if k.endswith("/codes")]
     assert codes and all(c.dtype == np.int8 for c in codes)
-    dense_conv = [k for k in ckpt.state if "conv" in k.split(".")[-2] and k.endswith(".weight")]
+    dense_conv = [k for k in ckpt.state if k.startswith("params/") and "conv" in k and k.endswith(".weight")]
     assert not dense_conv  # conv weights are stored only as codes and bases
 
 
