@@ -94,3 +94,72 @@ def profile_layers(model, x, y, steps=5):
                      "forward_ms": 1e3 * float(np.median(t["forward"][1:])),
                      "backward_ms": 1e3 * float(np.median(t["backward"][1:]))})
     return rows
+
+
+def _median_ms(fn, repeats=7):
+    fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return 1e3 * float(np.median(times))
+
+
+KERNELS = ("pow2-matmul", "kmeans-assign", "int8-conv")
+
+
+def bench_kernel(name, *, m=2048, k=2048, n=256, density=0.1, samples=1_000_000, dims=1, clusters=16,
+                 batch_size=128, input_shape=(32, 32, 16), out_channels=16, kernel_size=3, repeats=7, seed=0):
+    """Time one of lean's kernels and its references in one run; returns ``lean_ms`` and ``reference_ms``.
+
+    pow2-matmul: (m x k) power-of-two sparse @ (k x n) dense vs scipy.sparse CSR (float32) at the same
+    sparsity and dense float32 BLAS (1 thread, as lean runs BLAS, and all threads).
+    kmeans-assign: ``samples`` points of ``dims`` dims to ``clusters`` centres vs scipy.cluster.vq.vq.
+    int8-conv: int8 conv (int32 accumulate, rescale) vs lean's float32 conv on the same shapes.
+    """
+    from threadpoolctl import threadpool_limits
+
+    from . import kernels
+
+    rng = np.random.default_rng(seed)
+    if name == "pow2-matmul":
+        import scipy.sparse as sp
+
+        if not 0 < density <= 1:
+            raise ValueError(f"density must be in (0, 1]; got {density}")
+        mask = rng.random((m, k)) < density
+        exps = rng.integers(-8, 4, (m, k))
+        values = np.where(mask, np.where(rng.random((m, k)) < 0.5, -1.0, 1.0) * np.exp2(exps), 0.0)
+        a = sp.csr_matrix(values.astype(np.float32))
+        a.sort_indices()
+        codes = kernels.encode_pow2(np.sign(a.data), np.log2(np.abs(a.data)).astype(int), -10)
+        x = rng.standard_normal((k, n)).astype(np.float32)
+        dense = a.toarray()
+        lean_ms = _median_ms(lambda: kernels.pow2_csr_matmul(a.indptr, a.indices, codes, -10, x), repeats)
+        refs = {"scipy_csr": _median_ms(lambda: a @ x, repeats),
+                "dense_blas_1_thread": _median_ms(lambda: dense @ x, repeats)}
+        with threadpool_limits(limits=kernels.get_threads(), user_api="blas"):
+            refs["dense_blas"] = _median_ms(lambda: dense @ x, repeats)
+        shape = {"m": m, "k": k, "n": n, "density": density}
+    elif name == "kmeans-assign":
+        from scipy.cluster.vq import vq
+
+        x = rng.standard_normal((samples, dims)).astype(np.float32)
+        c = rng.standard_normal((clusters, dims)).astype(np.float32)
+        lean_ms = _median_ms(lambda: kernels.kmeans_assign(x, c), repeats)
+        refs = {"scipy_vq": _median_ms(lambda: vq(x, c), repeats)}
+        shape = {"samples": samples, "dims": dims, "clusters": clusters}
+    elif name == "int8-conv":
+        h, w, c = input_shape
+        xq = rng.integers(-127, 128, (batch_size, h, w, c)).astype(np.int8)
+        wq = rng.integers(-127, 128, (out_channels, c, kernel_size, kernel_size)).astype(np.int8)
+        xf, wf = xq.astype(np.float32), wq.astype(np.float32)
+        pad = kernel_size // 2
+        lean_ms = _median_ms(lambda: kernels.int8_conv2d(xq, 0.01, wq, 0.01, 1, pad), repeats)
+        refs = {"float32_conv": _median_ms(lambda: kernels.conv2d_forward(xf, wf, None, 1, pad), repeats)}
+        shape = {"batch_size": batch_size, "input_shape": list(input_shape), "out_channels": out_channels,
+                 "kernel_size": kernel_size}
+    else:
+        raise ValueError(f"unknown kernel {name!r}; choose one of: {', '.join(KERNELS)}")
+    return {"kernel": name, **shape, "threads": kernels.get_threads(), "lean_ms": lean_ms, "reference_ms": refs}

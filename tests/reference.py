@@ -74,3 +74,13 @@ def kmeans_assign(x, centres):
     c = np.asarray(centres, np.float64).reshape(len(centres), -1)
     d = ((x[:, None, :] - c[None, :, :]) ** 2).sum(axis=2)
     return d.argmin(axis=1), d.min(axis=1)
+
+
+def pow2_csr_matmul(indptr, indices, codes, e_min, dense):
+    m = len(indptr) - 1
+    out = np.zeros((m, dense.shape[1]))
+    for i in range(m):
+        for p in range(indptr[i], indptr[i + 1]):
+            c = int(codes[p])
+            out[i] += np.sign(c) * 2.0 ** (abs(c) - 1 + e_min) * dense[indices[p]].astype(np.float64)
+    return out

@@ -1,0 +1,109 @@
+"""Low-bit integer convolution and matmul: int8 (or 4-bit packed) operands, int32 accumulation, float rescale.
+
+y[m, k] = x_scale * w_scale[k] * sum_p x_codes[m, p] * w_codes[k, p], with patches built from int8 activations
+by the same im2col as the float path (``conv._im2col_rows``, which copies any dtype). The inner product runs
+four output channels at a time so each loaded activation is used four times (a small register block);
+int32 sums are exact for patch lengths below 2^31 / 127^2 = 133,000.
+4-bit weights are stored two a byte (low nibble first) and unpacked to int8 before the product.
+"""
+
+import numpy as np
+
+from ._config import JIT, PARALLEL_JIT, njit, prange, run_split
+from .conv import _check_conv_args, _chunk_rows, _im2col_rows
+
+
+@njit(**JIT)
+def _int8_rows(a, b, out, lo, hi):
+    """out[lo:hi] (int32) = a[lo:hi] (int8) @ b (k, p) int8 ^T, four output channels at a time."""
+    p = a.shape[1]
+    k = b.shape[0]
+    k4 = k - k % 4
+    for i in range(lo, hi):
+        for j in range(0, k4, 4):
+            acc0 = np.int32(0)
+            acc1 = np.int32(0)
+            acc2 = np.int32(0)
+            acc3 = np.int32(0)
+            for q in range(p):
+                av = np.int32(a[i, q])
+                acc0 += av * np.int32(b[j, q])
+                acc1 += av * np.int32(b[j + 1, q])
+                acc2 += av * np.int32(b[j + 2, q])
+                acc3 += av * np.int32(b[j + 3, q])
+            out[i, j] = acc0
+            out[i, j + 1] = acc1
+            out[i, j + 2] = acc2
+            out[i, j + 3] = acc3
+        for j in range(k4, k):
+            acc = np.int32(0)
+            for q in range(p):
+                acc += np.int32(a[i, q]) * np.int32(b[j, q])
+            out[i, j] = acc
+
+
+@njit(**PARALLEL_JIT)
+def _int8_matmul_parallel(a, b, out):
+    m = a.shape[0]
+    blocks = (m + 255) // 256
+    for blk in prange(blocks):
+        _int8_rows(a, b, out, blk * 256, min(m, (blk + 1) * 256))
+
+
+def int8_matmul(a, b):
+    """int8 (m, p) @ int8 (k, p)^T -> int32 (m, k)."""
+    a = np.ascontiguousarray(a, dtype=np.int8)
+    b = np.ascontiguousarray(b, dtype=np.int8)
+    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1]:
+        raise ValueError(f"int8_matmul needs (m, p) and (k, p); got {a.shape} and {b.shape}")
+    out = np.empty((a.shape[0], b.shape[0]), dtype=np.int32)
+    _int8_matmul_parallel(a, b, out)
+    return out
+
+
+def pack_int4(codes):
+    """Signed 4-bit codes (-8..7) two a byte, low nibble first."""
+    c = np.asarray(codes, dtype=np.int16).reshape(-1)
+    if c.size and (c.min() < -8 or c.max() > 7):
+        raise ValueError("4-bit codes must lie in -8..7")
+    u = (c & 0xF).astype(np.uint8)
+    if u.size % 2:
+        u = np.append(u, np.uint8(0))
+    return (u[0::2] | (u[1::2] << 4)).astype(np.uint8)
+
+
+def unpack_int4(packed, count):
+    p = np.asarray(packed, dtype=np.uint8)
+    u = np.empty(p.size * 2, dtype=np.int16)
+    u[0::2], u[1::2] = p & 0xF, p >> 4
+    return np.where(u >= 8, u - 16, u)[:count].astype(np.int8)
+
+
+def int8_conv2d(x_codes, x_scale, w_codes, w_scale, stride=1, padding=0):
+    """Integer conv on channels-last int8 activations (n, h, w, c) and int8 weights (k, c, r, s).
+
+    Returns float32 (n, oh, ow, k) = rescaled int32 sums. ``w_scale`` is a scalar or one per output channel.
+    """
+    x_codes = np.ascontiguousarray(x_codes, dtype=np.int8)
+    w_codes = np.asarray(w_codes, dtype=np.int8)
+    oh, ow = _check_conv_args(x_codes, w_codes, stride, padding, 1)
+    n, _, _, c = x_codes.shape
+    k, cg, r, s = w_codes.shape
+    wmat = np.ascontiguousarray(w_codes.transpose(0, 2, 3, 1).reshape(k, r * s * cg))  # rows follow (i, j, ch)
+    m = n * oh * ow
+    out = np.empty((m, k), dtype=np.int32)
+    per_image = oh * ow
+    patch = r * s * cg
+    rows = _chunk_rows(patch)
+
+    def images(b0, b1):
+        cols = np.empty((min(rows, (b1 - b0) * per_image), patch), dtype=np.int8)
+        for row0 in range(b0 * per_image, b1 * per_image, rows):
+            nrows = min(rows, b1 * per_image - row0)
+            buf = cols[:nrows]
+            _im2col_rows(x_codes, buf, row0, nrows, r, s, stride, padding, oh, ow, 0, cg)
+            _int8_rows(buf, wmat, out[row0:row0 + nrows], 0, nrows)
+
+    run_split(images, n)
+    scale = np.float32(x_scale) * np.broadcast_to(np.asarray(w_scale, np.float32), (k,))
+    return (out * scale).astype(np.float32).reshape(n, oh, ow, k)

@@ -1,0 +1,76 @@
+"""Power-of-two sparse products, SmartExchange rebuild, int8 and 4-bit kernels against references."""
+
+import numpy as np
+import pytest
+import reference
+import scipy.sparse as sp
+
+from lean import kernels
+
+
+def _pow2_csr(rng, m, k, density, e_min=-8):
+    mask = rng.random((m, k)) < density
+    exps = rng.integers(e_min, e_min + 12, (m, k))
+    sign = np.where(rng.random((m, k)) < 0.5, -1, 1)
+    a = sp.csr_matrix(np.where(mask, sign * np.exp2(exps), 0.0))
+    a.sort_indices()
+    codes = kernels.encode_pow2(np.sign(a.data), np.log2(np.abs(a.data)).astype(int), e_min)
+    return a, codes
+
+
+@pytest.mark.parametrize("m,k,n,density", [(1, 1, 1, 1.0), (7, 13, 5, 0.3), (64, 200, 33, 0.1), (5, 9, 4, 0.0)])
+def test_pow2_csr_matmul_matches_reference_and_scipy(m, k, n, density):
+    rng = np.random.default_rng(m * k + n)
+    a, codes = _pow2_csr(rng, m, k, density)
+    x = rng.standard_normal((k, n)).astype(np.float32)
+    y = kernels.pow2_csr_matmul(a.indptr, a.indices, codes, -8, x)
+    np.testing.assert_allclose(y, reference.pow2_csr_matmul(a.indptr, a.indices, codes, -8, x), rtol=1e-5,
+                               atol=1e-5)
+    np.testing.assert_allclose(y, a @ x, rtol=1e-5, atol=1e-5)
+    xi = rng.integers(-1000, 1000, (k, n)).astype(np.int32) * 256  # fixed point with 8 fractional bits
+    yi = kernels.pow2_csr_matmul_fixed(a.indptr, a.indices, codes, -8, xi)
+    np.testing.assert_array_equal(yi, np.rint(a @ xi.astype(np.float64)).astype(np.int64))  # exact shifts
+
+
+def test_pow2_errors():
+    with pytest.raises(ValueError, match="code 0"):
+        kernels.pow2_csr_matmul([0, 1], [0], [0], -8, np.ones((1, 2)))
+    with pytest.raises(ValueError, match="column indices"):
+        kernels.pow2_csr_matmul([0, 1], [3], [1], -8, np.ones((1, 2)))
+    with pytest.raises(ValueError, match="indptr"):
+        kernels.pow2_csr_matmul([1, 1], [], [], -8, np.ones((1, 2)))
+
+
+def test_se_rebuild_equals_dense_product():
+    rng = np.random.default_rng(1)
+    codes = rng.integers(-12, 13, (3, 2, 5, 3)).astype(np.int8)
+    codes[rng.random(codes.shape) < 0.5] = 0
+    basis = rng.standard_normal((3, 2, 3, 3)).astype(np.float32)
+    values = kernels.code_table(-10)[codes.astype(int) + 127].astype(np.float64)
+    np.testing.assert_allclose(kernels.se_rebuild(codes, basis, -10),
+                               np.einsum("kbml,kblj->kbmj", values, basis), rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.parametrize("n,h,c,k,r,stride,padding", [(1, 1, 1, 1, 1, 1, 0), (2, 7, 5, 6, 3, 2, 1),
+                                                      (3, 9, 16, 9, 3, 1, 1), (2, 5, 3, 4, 5, 1, 2)])
+def test_int8_conv_is_exact_integer_arithmetic(n, h, c, k, r, stride, padding):
+    rng = np.random.default_rng(n * h + c)
+    xq = rng.integers(-128, 128, (n, h, h + 1, c)).astype(np.int8)
+    wq = rng.integers(-128, 128, (k, c, r, r)).astype(np.int8)
+    w_scale = rng.random(k).astype(np.float32)
+    y = kernels.int8_conv2d(xq, 0.5, wq, w_scale, stride, padding)
+    exact = reference.conv2d(xq.astype(np.float64), wq.astype(np.float64), None, stride, padding)
+    np.testing.assert_allclose(y, exact * 0.5 * w_scale, rtol=1e-6, atol=1e-6)
+
+
+def test_int8_matmul_and_int4_packing():
+    rng = np.random.default_rng(2)
+    a = rng.integers(-128, 128, (33, 70)).astype(np.int8)
+    b = rng.integers(-128, 128, (7, 70)).astype(np.int8)
+    np.testing.assert_array_equal(kernels.int8_matmul(a, b), a.astype(np.int64) @ b.astype(np.int64).T)
+    codes = rng.integers(-8, 8, 101)
+    packed = kernels.pack_int4(codes)
+    assert packed.size == 51
+    np.testing.assert_array_equal(kernels.unpack_int4(packed, 101), codes)
+    with pytest.raises(ValueError, match="4-bit"):
+        kernels.pack_int4([9])
