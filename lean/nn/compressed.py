@@ -166,11 +166,17 @@ class SmartExchangeWeight(WeightForm):
         return ce_q * self.buffers["mask"]
 
     def dense(self):
+        """Rebuild the weight: the power-of-two sparse product of the coefficients with the bases
+        (``lean.kernels.se_rebuild``), from int8 codes as the hardware would hold them."""
+        from .. import kernels
+
         cq = self._coefficients()
         bq, _, _ = _fake_quant_rows(self.params["basis"].reshape(-1, self.L, self.L), self.basis_bits)
         bq = bq.reshape(self.params["basis"].shape)
         self._cache = (cq, bq)
-        rows = np.einsum("kbml,kblj->kbmj", cq, bq).reshape(self.shape[0], -1, self.L)[:, :self.m]
+        _, e = _pow2(self.params["ce"], self.e_min, self.max_exponent)
+        codes = np.where(cq != 0, np.sign(cq) * (e - self.e_min + 1), 0).astype(np.int8)
+        rows = kernels.se_rebuild(codes, bq, self.e_min).reshape(self.shape[0], -1, self.L)[:, :self.m]
         return se_unrows(rows, self.shape).astype(np.float32)
 
     def backward(self, dw):
