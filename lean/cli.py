@@ -494,5 +494,266 @@ def _bench_step(mode, net, batch_size, input_chw, classes, threads, steps, warmu
                f"first step {result['first_step_seconds']:.2f}s)")
 
 
+# ---------------------------------------------------------------------------------------------- compress
+
+@main.group()
+def compress():
+    """Compress a trained checkpoint: SmartExchange, deep k-means weight sharing, quantization."""
+
+
+def _compress_options(f):
+    for option in reversed([
+        click.argument("checkpoint", type=click.Path(dir_okay=False)),
+        click.option("-o", "--out", required=True, type=click.Path(dir_okay=False), help="Compressed checkpoint."),
+        click.option("--data", "data_name", default=None, help="Dataset (default: the one it was trained on)."),
+        click.option("--lr", default=0.01, show_default=True, type=float, help="Re-training learning rate."),
+        click.option("--batch-size", default=128, show_default=True, type=click.IntRange(min=1)),
+        click.option("--train-limit", default=None, type=click.IntRange(min=1)),
+        click.option("--seed", default=0, show_default=True, type=int),
+        click.option("--force", is_flag=True, help="Overwrite an existing --out file."),
+        click.option("--json", "as_json", is_flag=True),
+    ]):
+        f = option(f)
+    return f
+
+
+def _run_compress(method, checkpoint, out, force, as_json, **kwargs):
+    from .compress.pipeline import compress as run
+
+    if Path(out).exists() and not force:
+        raise click.UsageError(f"{out} exists; pass --force to overwrite it")
+    if Path(out).resolve() == Path(checkpoint).resolve():
+        raise click.UsageError("--out must differ from the input checkpoint")
+    echo = (lambda s: click.echo(s, err=True)) if as_json else click.echo
+
+    def on_epoch(h):
+        echo(f"  re-train epoch {h['epoch']}: loss {h['train_loss']:.4f}, test {100 * h['test_accuracy']:.2f}%")
+
+    report = run(method, checkpoint, out, on_epoch=on_epoch, **kwargs)
+    if as_json:
+        _emit_json(report)
+        return
+    click.echo(f"{'layer':<28} {'kind':<5} {'params':>9} {'storage bits':>13} {'ratio':>7} {'sparsity':>9}")
+    for r in report["layers"]:
+        click.echo(f"{r['layer']:<28} {r['kind']:<5} {r['parameters']:>9,} {r['storage_bits']:>13,} "
+                   f"{r['compression_ratio']:>6.1f}x {100 * r['sparsity']:>8.1f}%")
+    click.echo(f"whole model (everything needed to run it): {report['dense_bits']:,} -> {report['storage_bits']:,} "
+               f"bits, {report['compression_ratio']:.1f}x; conv weights {report['conv_compression_ratio']:.1f}x")
+    line = f"test accuracy: before {100 * report['accuracy_before']:.2f}%"
+    if "accuracy_after_regularizer" in report:
+        line += f", after the regularizer {100 * report['accuracy_after_regularizer']:.2f}%"
+    line += (f", compressed {100 * report['accuracy_compressed']:.2f}%, after {report['retrain_epochs']} re-train "
+             f"epochs {100 * report['accuracy_after']:.2f}%")
+    click.echo(line)
+    click.echo(f"written to {out} ({Path(out).stat().st_size:,} bytes) in {report['seconds']:.1f}s")
+
+
+@compress.command("smartexchange")
+@_compress_options
+@click.option("--theta", default=5e-3, show_default=True, type=click.FloatRange(min=0))
+@click.option("--max-exponent", default=5, show_default=True, type=int)
+@click.option("--exponent-bits", default=4, show_default=True, type=click.IntRange(1, 7))
+@click.option("--basis-bits", default=8, show_default=True, type=click.Choice(["8", "16"]))
+@click.option("--retrain-epochs", default=0, show_default=True, type=click.IntRange(min=0))
+def compress_smartexchange(checkpoint, out, force, as_json, theta, max_exponent, exponent_bits, basis_bits,
+                           retrain_epochs, **common):
+    """Sparse power-of-two coefficients x small bases (Zhao et al., ISCA 2020)."""
+    _run_compress("smartexchange", checkpoint, out, force, as_json, retrain_epochs=retrain_epochs,
+                  theta=theta, max_exponent=max_exponent, exponent_bits=exponent_bits, basis_bits=int(basis_bits),
+                  **_common(common))
+
+
+def _common(common):
+    return {"data": common["data_name"], "lr": common["lr"], "batch_size": common["batch_size"],
+            "train_limit": common["train_limit"], "seed": common["seed"]}
+
+
+def _parse_clusters(text):
+    try:
+        values = [int(v) for v in text.split(",")]
+    except ValueError:
+        raise click.UsageError(f"--clusters takes K or a comma-separated list of K per conv layer; got {text!r}") \
+            from None
+    if any(v < 1 for v in values):
+        raise click.UsageError("--clusters must be positive")
+    return values[0] if len(values) == 1 else values
+
+
+@compress.command("kmeans")
+@_compress_options
+@click.option("--clusters", default="16", show_default=True, help="K for every conv layer, or a list per layer.")
+@click.option("--sparsity", default=0.0, show_default=True, type=click.FloatRange(0, 1, max_open=True))
+@click.option("--regularize-epochs", default=0, show_default=True, type=click.IntRange(min=0))
+@click.option("--regularizer", default="paper", show_default=True, type=click.Choice(["paper", "indicator"]))
+@click.option("--reg-lambda", default=1e-4, show_default=True, type=float)
+@click.option("--retrain-epochs", default=0, show_default=True, type=click.IntRange(min=0))
+def compress_kmeans(checkpoint, out, force, as_json, clusters, sparsity, regularize_epochs, regularizer, reg_lambda,
+                    retrain_epochs, **common):
+    """Deep k-means weight sharing of conv kernel rows (Wu et al., ICML 2018)."""
+    _run_compress("kmeans", checkpoint, out, force, as_json, retrain_epochs=retrain_epochs,
+                  regularize_epochs=regularize_epochs, regularizer=regularizer, reg_lambda=reg_lambda,
+                  clusters=_parse_clusters(clusters), sparsity=sparsity, **_common(common))
+
+
+@compress.command("quantize")
+@_compress_options
+@click.option("--weight-bits", default=8, show_default=True, type=click.IntRange(2, 16))
+@click.option("--activation-bits", default=None, type=click.IntRange(2, 16))
+@click.option("--per-channel", is_flag=True)
+@click.option("--qat-epochs", default=0, show_default=True, type=click.IntRange(min=0))
+def compress_quantize(checkpoint, out, force, as_json, weight_bits, activation_bits, per_channel, qat_epochs,
+                      **common):
+    """Uniform low-bit quantization, post-training or with quantization-aware training."""
+    _run_compress("quantize", checkpoint, out, force, as_json, retrain_epochs=qat_epochs, weight_bits=weight_bits,
+                  activation_bits=activation_bits, per_channel=per_channel, **_common(common))
+
+
+# --------------------------------------------------------------------------------------------------- hw
+
+@main.group()
+def hw():
+    """Cost a network on an accelerator model: energy, latency, traffic."""
+
+
+def _parse_sets(items):
+    values = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise click.UsageError(f"--set takes key=value; got {item!r}")
+        values[key.strip()] = value.strip()
+    return values
+
+
+@hw.command("predict")
+@click.option("--workload", "workload_spec", required=True,
+              help="Built-in net, lean net name, checkpoint (.h5) or layer file (.toml/.json).")
+@click.option("--accel", required=True, help="Built-in accelerator (see `lean hw accels`) or a .toml file.")
+@click.option("--dataflow", default=None, type=click.Choice(["rs", "ws", "os", "is", "nlr"]))
+@click.option("--batch", default=None, type=click.IntRange(min=1))
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override an accelerator parameter.")
+@click.option("--objective", default="energy", show_default=True, type=click.Choice(["energy", "latency", "edp"]))
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--tiling", "tiling_file", default=None, type=click.Path(dir_okay=False),
+              help='JSON of fixed tilings by layer name ("*" for all): {"conv1": {"N": 1, "K": 16, "C": 3, '
+                   '"P": 55, "Q": 55, "order": "KCNPQ"}}; other layers are searched.')
+@click.option("--plot", default=None, type=click.Path(dir_okay=False), help="Energy breakdown per layer (PNG).")
+def hw_predict(workload_spec, accel, dataflow, batch, sets, objective, tiling_file, as_json, plot):
+    """Per-layer and total energy, latency and DRAM traffic of a workload on an accelerator."""
+    from .hw import accelerator as accel_mod
+    from .hw import workload as workload_mod
+    from .hw.predictor import predict
+
+    workload = workload_mod.load(workload_spec, batch=batch)
+    acc = accel_mod.load(accel)
+    overrides = _parse_sets(sets)
+    if dataflow:
+        overrides["dataflow"] = dataflow
+    if overrides:
+        acc = acc.with_overrides(**overrides)
+    tilings = None
+    if tiling_file:
+        try:
+            tilings = json.loads(Path(tiling_file).read_text())
+        except (OSError, ValueError) as exc:
+            raise click.UsageError(f"--tiling {tiling_file}: {exc}") from None
+        if not isinstance(tilings, dict) or not all(isinstance(v, dict) for v in tilings.values()):
+            raise click.UsageError(f"--tiling {tiling_file} must map layer names to tilings")
+    result = predict(workload, acc, objective, tilings).to_dict()
+    result["accelerator_parameters"] = acc.to_dict()
+    if plot:
+        _plot_breakdown(result, plot)
+    if as_json:
+        _emit_json(result)
+        return
+    click.echo(f"{workload.name} on {acc.name} ({acc.dataflow}, {acc.array_rows}x{acc.array_cols} PEs, "
+               f"{acc.glb_bytes // 1024} kB buffer, {acc.word_bits}-bit, {acc.clock_mhz:g} MHz), batch "
+               f"{workload.layers[0].n}, tiling chosen for {objective}")
+    levels = ("mac", "rf", "noc", "glb", "dram")
+    click.echo(f"{'layer':<24} {'MMACs':>9} {'util':>5} {'cycles':>12} {'ms':>9} {'energy uJ':>10} "
+               + " ".join(f"{lv:>7}" for lv in levels) + f" {'DRAM kB':>9}")
+    for layer in result["layers"]:
+        shares = [layer["energy_breakdown_pj"][lv] / layer["energy_pj"] * 100 if layer["energy_pj"] else 0
+                  for lv in levels]
+        click.echo(f"{layer['name'][:24]:<24} {layer['macs'] / 1e6:>9.2f} {layer['utilization']:>5.2f} "
+                   f"{layer['cycles']:>12,.0f} {layer['latency_ms']:>9.3f} {layer['energy_pj'] / 1e6:>10.2f} "
+                   + " ".join(f"{v:>6.1f}%" for v in shares) + f" {layer['dram_bytes'] / 1e3:>9.1f}")
+    t = result["total"]
+    click.echo(f"total: {t['macs'] / 1e6:,.1f} M MACs, {t['latency_ms']:.3f} ms "
+               f"({1e3 / t['latency_ms'] * workload.layers[0].n if t['latency_ms'] else 0:,.1f} frames/s), "
+               f"{t['energy_pj'] / 1e6:,.2f} uJ, {t['average_power_mw']:.1f} mW average, "
+               f"{t['dram_bytes'] / 1e6:.2f} MB DRAM")
+    click.echo("energy by level: " + ", ".join(f"{k} {v / t['energy_pj'] * 100:.1f}%"
+                                              for k, v in t["energy_breakdown_pj"].items()))
+    click.echo("memory energy by data: " + ", ".join(f"{k} {v / t['energy_pj'] * 100:.1f}%"
+                                              for k, v in t["energy_by_data_pj"].items()))
+    if acc.tech == "eyeriss-normalized":
+        click.echo("(energies in eyeriss-normalized units: 1 = one 16-bit MAC, scaled by e_mac_pj)")
+    if plot:
+        click.echo(f"breakdown plot written to {plot}")
+
+
+def _plot_breakdown(result, path):
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise click.UsageError("--plot needs matplotlib: pip install 'lean[plot]'") from None
+    layers = result["layers"]
+    levels = ("mac", "rf", "noc", "glb", "dram")
+    fig, ax = plt.subplots(figsize=(max(6, 0.35 * len(layers)), 4))
+    bottom = [0.0] * len(layers)
+    for lv in levels:
+        vals = [layer["energy_breakdown_pj"][lv] / 1e6 for layer in layers]
+        ax.bar(range(len(layers)), vals, bottom=bottom, label=lv)
+        bottom = [b + v for b, v in zip(bottom, vals, strict=True)]
+    ax.set_xticks(range(len(layers)), [layer["name"] for layer in layers], rotation=90, fontsize=7)
+    ax.set_ylabel("energy (uJ)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+@hw.command("accels")
+@click.option("--json", "as_json", is_flag=True)
+def hw_accels(as_json):
+    """Built-in accelerators and their parameters."""
+    from .hw.accelerator import BUILTIN
+
+    rows = [BUILTIN[name]().to_dict() for name in BUILTIN]
+    if as_json:
+        _emit_json(rows)
+        return
+    for r in rows:
+        click.echo(f"{r['name']:<16} {r['dataflow']:<4} {r['array_rows']}x{r['array_cols']} PEs, "
+                   f"{r['glb_bytes'] // 1024} kB buffer, {r['word_bits']}-bit, {r['clock_mhz']:g} MHz, "
+                   f"DRAM {r['dram_bytes_per_cycle']:.1f} B/cycle, energies ({r['tech']}) MAC {r['e_mac_pj']:.3g} "
+                   f"RF {r['e_rf_pj']:.3g} NoC {r['e_noc_pj']:.3g} GLB {r['e_glb_pj']:.3g} DRAM {r['e_dram_pj']:.3g}")
+    click.echo("any field can be changed with --set KEY=VALUE (see `lean hw accels --json` for the names)")
+
+
+@hw.command("workloads")
+@click.option("--json", "as_json", is_flag=True)
+def hw_workloads(as_json):
+    """Built-in reference networks (ImageNet sizes) with layer and MAC counts."""
+    from .hw.workload import BUILTIN
+
+    rows = []
+    for name, make in BUILTIN.items():
+        w = make()
+        rows.append({"name": name, "layers": len(w.compute_layers()), "macs": w.macs,
+                     "input": [w.layers[0].c, w.layers[0].h, w.layers[0].w]})
+    if as_json:
+        _emit_json(rows)
+        return
+    for r in rows:
+        click.echo(f"{r['name']:<12} {r['layers']:>3} conv/fc layers, {r['macs'] / 1e6:>9,.1f} M MACs, "
+                   f"input {'x'.join(map(str, r['input']))}")
+    click.echo("also: any `lean nets` name (CIFAR sizes), a checkpoint (.h5), or a .toml/.json layer list")
+
+
 if __name__ == "__main__":
     main()
