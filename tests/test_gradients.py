@@ -6,7 +6,6 @@ from gradcheck import check_module, to_float64
 
 from lean import nn
 from lean.nets import build
-from lean.nets.builders import ShortcutPadA
 
 
 def _away_from_kinks(rng, shape, margin=0.05):
@@ -81,7 +80,7 @@ def test_residual_blocks():
     body = nn.Sequential([nn.Conv2d(4, 4, 3, padding=1), nn.BatchNorm(4, relu=True), nn.Conv2d(4, 4, 3, padding=1)])
     check_module(_init(nn.Residual(body, None, relu_after=True)), rng.standard_normal((2, 5, 5, 4)))
     body = nn.Sequential([nn.Conv2d(4, 8, 3, stride=2, padding=1), nn.BatchNorm(8)])
-    check_module(_init(nn.Residual(body, ShortcutPadA(4, 8, 2), relu_after=True)), rng.standard_normal((2, 6, 6, 4)))
+    check_module(_init(nn.Residual(body, nn.ShortcutPadA(4, 8, 2), relu_after=True)), rng.standard_normal((2, 6, 6, 4)))
     body = nn.Sequential([nn.BatchNorm(4, relu=True), nn.Conv2d(4, 6, 3, stride=2, padding=1)])
     check_module(_init(nn.Residual(body, nn.Conv2d(4, 6, 1, stride=2))), rng.standard_normal((3, 6, 6, 4)))
 

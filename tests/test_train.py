@@ -137,3 +137,14 @@ def test_trainer_rejects_mismatched_model_and_bad_settings(digits):
         TrainConfig(epochs=-1)
     with pytest.raises(ValueError, match="learning rate"):
         TrainConfig(lr=0)
+
+
+def test_a_checkpoint_loads_in_a_fresh_process_without_the_net_builders(digits, tmp_path):
+    import subprocess
+    import sys
+
+    _trainer(digits, tmp_path / "r.h5", epochs=1, net="resnet8").run()
+    code = ("import sys; from lean.train import load_model; m = load_model(sys.argv[1]); "
+            "assert 'lean.nets' not in sys.modules; print(m.num_parameters())")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "r.h5")], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr

@@ -3,8 +3,6 @@
 Activations are channels-last. "BN + ReLU" is written ``BatchNorm(c, relu=True)``, one fused kernel.
 """
 
-import numpy as np
-
 from ..nn import (
     BatchNorm,
     Conv2d,
@@ -17,9 +15,9 @@ from ..nn import (
     ReLU6,
     Residual,
     Sequential,
+    ShortcutPadA,
     kaiming_init,
 )
-from ..nn.module import Leaf
 
 
 def _check_input(input_shape, num_classes):
@@ -95,38 +93,6 @@ def vgg(*, depth=16, input_shape=(32, 32, 3), num_classes=10, seed=0, width=1.0)
         c = k
     layers += [("pool", GlobalAvgPool()), ("classifier", Linear(c, num_classes))]
     return _finish(Sequential(layers), input_shape, num_classes, f"vgg{depth}", seed)
-
-
-class ShortcutPadA(Leaf):
-    """ResNet's option-A shortcut (He et al., 2016, CIFAR): subsample by ``stride``, zero-pad new channels.
-
-    It has no parameters, which is why ResNet-20 has 0.27 M of them.
-    """
-
-    def __init__(self, in_channels, out_channels, stride):
-        super().__init__()
-        self.in_channels, self.out_channels, self.stride = int(in_channels), int(out_channels), int(stride)
-        self._shape = None
-
-    def forward(self, x, train=False):
-        sub = x[:, ::self.stride, ::self.stride, :]
-        n, h, w, c = sub.shape
-        y = np.zeros((n, h, w, self.out_channels), dtype=x.dtype)
-        lo = (self.out_channels - c) // 2
-        y[..., lo:lo + c] = sub
-        if train:
-            self._shape = x.shape
-        return y
-
-    def backward(self, dy):
-        dx = np.zeros(self._shape, dtype=dy.dtype)
-        lo = (self.out_channels - self.in_channels) // 2
-        dx[:, ::self.stride, ::self.stride, :] = dy[..., lo:lo + self.in_channels]
-        self._shape = None
-        return dx
-
-    def config(self):
-        return {"in_channels": self.in_channels, "out_channels": self.out_channels, "stride": self.stride}
 
 
 def _shortcut(c_in, c_out, stride, kind):

@@ -21,7 +21,8 @@ from .schedule import SCHEDULES, Schedule
 
 __all__ = [
     "kaiming_init", "AvgPool2d", "BatchNorm", "Conv2d", "Dropout", "Flatten", "GlobalAvgPool", "Linear",
-    "MaxPool2d", "ReLU", "ReLU6", "softmax", "softmax_cross_entropy", "Model", "Identity", "Module", "Residual",
+    "MaxPool2d", "ReLU", "ReLU6", "ShortcutPadA", "softmax", "softmax_cross_entropy", "Model", "Identity",
+    "Module", "Residual",
     "Sequential", "module_from_config", "module_to_config", "SGD", "Adam", "make_optimizer", "SCHEDULES",
     "Schedule",
 ]

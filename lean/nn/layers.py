@@ -379,3 +379,35 @@ class Dropout(Leaf):
 
     def config(self):
         return {"p": self.p}
+
+
+class ShortcutPadA(Leaf):
+    """ResNet's option-A shortcut (He et al., 2016, CIFAR): subsample by ``stride``, zero-pad new channels.
+
+    It has no parameters, which is why ResNet-20 has 0.27 M of them.
+    """
+
+    def __init__(self, in_channels, out_channels, stride):
+        super().__init__()
+        self.in_channels, self.out_channels, self.stride = int(in_channels), int(out_channels), int(stride)
+        self._shape = None
+
+    def forward(self, x, train=False):
+        sub = x[:, ::self.stride, ::self.stride, :]
+        n, h, w, c = sub.shape
+        y = np.zeros((n, h, w, self.out_channels), dtype=x.dtype)
+        lo = (self.out_channels - c) // 2
+        y[..., lo:lo + c] = sub
+        if train:
+            self._shape = x.shape
+        return y
+
+    def backward(self, dy):
+        dx = np.zeros(self._shape, dtype=dy.dtype)
+        lo = (self.out_channels - self.in_channels) // 2
+        dx[:, ::self.stride, ::self.stride, :] = dy[..., lo:lo + self.in_channels]
+        self._shape = None
+        return dx
+
+    def config(self):
+        return {"in_channels": self.in_channels, "out_channels": self.out_channels, "stride": self.stride}
