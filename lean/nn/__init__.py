@@ -12,6 +12,7 @@ from .layers import (
                      MaxPool2d,
                      ReLU,
                      ReLU6,
+                     ShortcutPadA,
 )
 from .loss import softmax, softmax_cross_entropy
 from .model import Model
