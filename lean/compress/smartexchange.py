@@ -14,10 +14,12 @@ Where the steps are:
 - ``decompose_block``: the alternating fit, started from ``B = I``, ``Ce = A``, for at most ``max_rounds``:
   (1) round ``Ce``'s non-zeros to the nearest power of two (exponents within ``max_exponent`` and the
   ``exponent_bits`` range, so |Ce| <= 2^max_exponent = 32 by default); (2) stop when that rounding no longer
-  changes (Frobenius change <= 1e-6); (3) least squares for ``B`` with the rounded ``Ce``, then for ``Ce``
-  (unrounded) with that ``B``; (4) zero every |Ce| < ``theta``. If a row of ``Ce`` that stands for a non-zero row
-  of ``A`` becomes all zero, ``theta`` is halved and the block starts again (rows of ``A`` that are zero keep zero
-  coefficients, and so do rows too small for the smallest power of two, which no threshold can save). Finally
+  changes (Frobenius change <= 1e-6); (3) least squares for ``B`` with the rounded ``Ce`` (rows of ``B`` then
+  scaled to unit length, our choice: see ``_unit_rows``), then for ``Ce`` (unrounded) with that ``B``; (4) zero
+  every |Ce| < ``theta``. If a row of ``Ce`` becomes all zero while its row of ``A`` has a weight of at least
+  ``theta``, ``theta`` is halved and the block starts again (rows of ``A`` whose weights are all below ``theta``
+  may become zero: that is the thresholding's purpose, and our reading of the rule; rows too small for the
+  smallest power of two cannot be saved by any threshold). Finally
   ``Ce`` is rounded once more and ``B`` refit.
 - ``decompose_layer``: every block of a layer, returning a ``SmartExchangeLayer`` that reconstructs the dense
   weight (``dense()``) and counts its storage (``storage_bits``).
@@ -63,6 +65,14 @@ def rows_to_weight(rows, shape):
     return rows.reshape(k, -1)[:, :n].reshape(shape)
 
 
+def _unit_rows(basis):
+    """Scale each basis row to unit length (the scale moves into Ce's column): Ce then stays at the weights'
+    own magnitude, so an absolute threshold ``theta`` keeps one meaning from round to round and layer to layer
+    (without it the alternating fit drifts scale between Ce and B and theta loses its grip)."""
+    norms = np.linalg.norm(basis, axis=1, keepdims=True)
+    return basis / np.where(norms > 0, norms, 1.0)
+
+
 @dataclass(frozen=True)
 class Block:
     sign: np.ndarray      # (m, L) int8 in {-1, 0, 1}
@@ -84,7 +94,10 @@ def decompose_block(a, theta=5e-3, max_exponent=5, exponent_bits=4, max_rounds=5
     # the smallest magnitude a coefficient can keep: below it, rounding (not theta) zeroes a row, and lowering
     # theta cannot bring it back, so such rows and thresholds below it are not fought for
     floor = 0.5 * 2.0 ** exponent_range(max_exponent, exponent_bits)[0]
-    live = np.any(np.abs(a) >= floor, axis=1)
+    # a row is "lost" only if it had a weight of at least theta: rows whose weights are all below the threshold
+    # are what thresholding is meant to remove (our reading of the rule; taken literally, one tiny row among
+    # 192 drags theta down for the whole block and the coefficients stay ~90% dense)
+    live = np.any(np.abs(a) >= max(theta, floor), axis=1)
     if not live.any():
         zeros = np.zeros((m, L), np.int8)
         return Block(zeros, zeros.copy(), np.eye(L, dtype=np.float32), float(theta))
@@ -106,7 +119,7 @@ def decompose_block(a, theta=5e-3, max_exponent=5, exponent_bits=4, max_rounds=5
             if previous is not None and np.linalg.norm(ce_q - previous) <= 1e-6:
                 break
             previous = ce_q
-            basis = np.linalg.lstsq(ce_q, a, rcond=None)[0]
+            basis = _unit_rows(np.linalg.lstsq(ce_q, a, rcond=None)[0])
             ce = np.linalg.lstsq(basis.T, a.T, rcond=None)[0].T
             ce[np.abs(ce) < theta] = 0.0
             if lost_a_row(ce):
