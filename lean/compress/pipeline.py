@@ -116,6 +116,20 @@ class KMeansRegularizer:
             layer.grads["weight"] += (self.lam * (rows - projected)).reshape(w.shape).astype(np.float32)
 
 
+def sharing_energy(model):
+    """Deep k-means' energy metric (``lean.hw.bitcost``, 16-bit operands) of the model dense and as shared."""
+    from ..hw.bitcost import workload_cost
+    from ..hw.workload import from_model
+
+    workload = from_model(model, w_bits=16, a_bits=16)
+    workload = type(workload)(workload.name, tuple(
+        layer.__class__(**{**layer.to_dict(), "w_bits": 16}) for layer in workload.layers))
+    shared = {name: layer.form.clusters for name, layer in _weighted_layers(model, convs_only=True)
+              if isinstance(layer.form, SharedWeight)}
+    dense, after = workload_cost(workload), workload_cost(workload, shared)
+    return {"dense": dense.to_dict(), "shared": after.to_dict(), "saving": dense.total_fa / after.total_fa}
+
+
 def layer_report(model):
     rows = []
     for name, layer in _weighted_layers(model):
@@ -212,6 +226,8 @@ def compress(method, checkpoint, out, *, data=None, retrain_epochs=0, lr=0.01, b
         "seconds": time.perf_counter() - t0,
     })
     report["conv_compression_ratio"] = report["conv_dense_bits"] / max(report["conv_storage_bits"], 1)
+    if method == "kmeans":
+        report["energy_metric"] = sharing_energy(model)
     training = dict(ckpt.training)
     training["compression"] = {k: v for k, v in report.items() if k != "layers"}
     save_checkpoint(out, Checkpoint(model.config(), model.state(), training=training,

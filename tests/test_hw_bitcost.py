@@ -1,0 +1,32 @@
+"""The deep k-means / Sakr et al. energy metric on hand-computable layers."""
+
+import math
+
+import pytest
+
+from lean.hw.bitcost import dot_product_fa, layer_cost, workload_cost
+from lean.hw.workload import LayerShape, Workload
+
+
+def test_dot_product_full_adders_by_hand():
+    # D = 4, 8-bit x 8-bit: 4*64 + 3*(8 + 8 + 2 - 1) = 256 + 51
+    assert dot_product_fa(4, 8, 8) == 307
+    assert dot_product_fa(1, 4, 4) == 16
+
+
+def test_layer_cost_by_hand_and_sharing():
+    layer = LayerShape("fc", "fc", n=1, c=4, k=2, w_bits=8, a_bits=8)   # 2 dot products of length 4
+    cost = layer_cost(layer)
+    alpha = 6 * (307 / 4) / 8
+    assert cost.compute_fa == pytest.approx(2 * 307)
+    assert cost.weight_fa == pytest.approx(1 * 8 * 8 * alpha)             # each of 8 weights used once
+    assert cost.activation_fa == pytest.approx(2 * 4 * 8 * alpha)         # each of 4 inputs used twice
+    conv = LayerShape("c", "conv", n=1, c=16, k=16, h=8, w=8, r=3, s=3, padding=1, w_bits=16, a_bits=16)
+    dense, shared = layer_cost(conv), layer_cost(conv, shared_clusters=16)
+    assert shared.compute_fa == dense.compute_fa and shared.activation_fa == dense.activation_fa
+    assert shared.weight_fa < dense.weight_fa
+    rows_per_weight = 1 / 3
+    expected_ratio = rows_per_weight * (math.log2(16) + 3 * 16 / 6) / 16
+    assert shared.weight_fa / dense.weight_fa == pytest.approx(expected_ratio)
+    total = workload_cost(Workload("w", (conv,)), {"c": 16})
+    assert total.total_fa == pytest.approx(shared.total_fa)
