@@ -600,12 +600,14 @@ def compress_kmeans(checkpoint, out, force, as_json, clusters, sparsity, regular
 @click.option("--weight-bits", default=8, show_default=True, type=click.IntRange(2, 16))
 @click.option("--activation-bits", default=None, type=click.IntRange(2, 16))
 @click.option("--per-channel", is_flag=True)
+@click.option("--scheme", default="symmetric", show_default=True,
+              type=click.Choice(["symmetric", "asymmetric", "pow2"]), help="Weight quantizer.")
 @click.option("--qat-epochs", default=0, show_default=True, type=click.IntRange(min=0))
-def compress_quantize(checkpoint, out, force, as_json, weight_bits, activation_bits, per_channel, qat_epochs,
+def compress_quantize(checkpoint, out, force, as_json, weight_bits, activation_bits, per_channel, scheme, qat_epochs,
                       **common):
-    """Uniform low-bit quantization, post-training or with quantization-aware training."""
+    """Low-bit quantization, post-training or with quantization-aware training (straight-through)."""
     _run_compress("quantize", checkpoint, out, force, as_json, retrain_epochs=qat_epochs, weight_bits=weight_bits,
-                  activation_bits=activation_bits, per_channel=per_channel, **_common(common))
+                  activation_bits=activation_bits, per_channel=per_channel, scheme=scheme, **_common(common))
 
 
 # --------------------------------------------------------------------------------------------------- hw

@@ -95,3 +95,26 @@ def test_form_gradients_match_finite_differences(kind):
         dense_layer.forward(x, train=True)
         dense_layer.backward(g)
         np.testing.assert_allclose(form.grads["latent"], dense_layer.grads["weight"], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("scheme,bits,per_channel", [("symmetric", 8, False), ("asymmetric", 8, True),
+                                                      ("asymmetric", 4, False), ("pow2", 5, True), ("pow2", 3, False),
+                                                      ("symmetric", 3, True)])
+def test_quantized_weight_schemes_round_trip_and_grid(scheme, bits, per_channel, tmp_path):
+    rng = np.random.default_rng(3)
+    w = (rng.standard_normal((6, 4, 3, 3)) * 0.1).astype(np.float32)
+    form = QuantizedWeight(w.shape, bits, per_channel, scheme).set_weight(w)
+    dense = form.dense()
+    if scheme == "pow2":
+        nz = dense[dense != 0]
+        assert np.all(np.frexp(np.abs(nz))[0] == 0.5)
+    else:
+        levels = 2 ** bits - (1 if scheme == "symmetric" else 0)
+        for row in (dense.reshape(6, -1) if per_channel else dense.reshape(1, -1)):
+            assert len(np.unique(row)) <= levels
+    assert np.abs(dense - w).max() < np.abs(w).max()
+    again = QuantizedWeight(w.shape, bits, per_channel, scheme)
+    again.load(form.export())
+    np.testing.assert_allclose(again.dense(), dense, rtol=1e-6, atol=1e-7)
+    with pytest.raises(ValueError, match="scheme"):
+        QuantizedWeight(w.shape, 8, False, "log")

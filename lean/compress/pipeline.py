@@ -58,10 +58,10 @@ def apply_kmeans(model, *, clusters=16, sparsity=0.0, seed=0):
         layer.set_form(SharedWeight(w.shape, k).set_clusters(shared.centres, shared.labels))
 
 
-def apply_quantize(model, *, weight_bits=8, activation_bits=None, per_channel=False):
+def apply_quantize(model, *, weight_bits=8, activation_bits=None, per_channel=False, scheme="symmetric"):
     for _, layer in _weighted_layers(model):
         w = layer.weight()
-        layer.set_form(QuantizedWeight(w.shape, weight_bits, per_channel).set_weight(w))
+        layer.set_form(QuantizedWeight(w.shape, weight_bits, per_channel, scheme).set_weight(w))
         if activation_bits is not None:
             layer.set_input_bits(activation_bits)
 

@@ -288,66 +288,107 @@ class SharedWeight(WeightForm):
 
 @_register
 class QuantizedWeight(WeightForm):
-    def __init__(self, shape, bits=8, per_channel=False):
+    """Fake-quantized latent weight. ``scheme``: ``symmetric`` (codes in +-(2^(b-1) - 1), zero exact),
+    ``asymmetric`` (codes 0..2^b - 1 with a zero point) or ``pow2`` (sign and a (b-1)-bit exponent below the
+    largest power of two that covers max|w|; values are exact signed powers of two or zero)."""
+
+    SCHEMES = ("symmetric", "asymmetric", "pow2")
+
+    def __init__(self, shape, bits=8, per_channel=False, scheme="symmetric"):
         super().__init__(shape)
         if not 2 <= int(bits) <= 16:
             raise ValueError(f"weight bits must be in 2..16; got {bits}")
-        self.bits, self.per_channel = int(bits), bool(per_channel)
+        if scheme not in self.SCHEMES:
+            raise ValueError(f"unknown quantization scheme {scheme!r}; choose one of: {', '.join(self.SCHEMES)}")
+        self.bits, self.per_channel, self.scheme = int(bits), bool(per_channel), scheme
         self._param("latent", np.zeros(self.shape))
-        self._mask = None
 
     def set_weight(self, w):
         self.params["latent"][...] = w
         return self
 
-    def _quantize(self):
+    def _rows(self):
         w = self.params["latent"]
-        qmax = 2 ** (self.bits - 1) - 1
-        flat = w.reshape(w.shape[0], -1) if self.per_channel else w.reshape(1, -1)
-        scale = np.abs(flat).max(axis=1) / qmax
-        scale = np.where(scale > 0, scale, 1.0).astype(np.float32)
-        codes = np.clip(np.rint(flat / scale[:, None]), -qmax, qmax)
-        return codes, scale
+        return w.reshape(w.shape[0], -1) if self.per_channel else w.reshape(1, -1)
+
+    def _quantize(self):
+        """Codes (rows, n) and per-row (scale, zero point) or, for pow2, (top exponent, 0)."""
+        rows = self._rows()
+        if self.scheme == "symmetric":
+            qmax = 2 ** (self.bits - 1) - 1
+            scale = np.abs(rows).max(axis=1) / qmax
+            scale = np.where(scale > 0, scale, 1.0).astype(np.float32)
+            return np.clip(np.rint(rows / scale[:, None]), -qmax, qmax), scale, np.zeros_like(scale)
+        if self.scheme == "asymmetric":
+            qmax = 2 ** self.bits - 1
+            lo, hi = np.minimum(rows.min(axis=1), 0), np.maximum(rows.max(axis=1), 0)
+            scale = ((hi - lo) / qmax).astype(np.float32)
+            scale = np.where(scale > 0, scale, 1.0).astype(np.float32)
+            zero = np.clip(np.rint(-lo / scale), 0, qmax).astype(np.float32)
+            return np.clip(np.rint(rows / scale[:, None]) + zero[:, None], 0, qmax), scale, zero
+        top = np.ceil(np.log2(np.maximum(np.abs(rows).max(axis=1), 1e-30))).astype(np.float32)
+        e_min = top - (2 ** (self.bits - 1) - 2)
+        values, e = _pow2(rows.astype(np.float64), e_min[:, None], top[:, None])
+        codes = np.where(values != 0, np.sign(values) * (e - e_min[:, None] + 1), 0)
+        return codes, top, e_min
+
+    def _dequantize(self, codes, a, b):
+        if self.scheme == "symmetric":
+            return codes * a[:, None]
+        if self.scheme == "asymmetric":
+            return (codes - b[:, None]) * a[:, None]
+        return np.where(codes != 0, np.sign(codes) * np.exp2(np.abs(codes) - 1 + b[:, None]), 0.0)
 
     def dense(self):
-        codes, scale = self._quantize()
-        return (codes * scale[:, None]).reshape(self.shape).astype(np.float32)
+        codes, a, b = self._quantize()
+        return self._dequantize(codes, a, b).reshape(self.shape).astype(np.float32)
 
     def backward(self, dw):
-        # straight-through: inside the range [-max|w|, max|w|] everything passes, so the gradient is unchanged
+        # straight-through: the clipping range covers the latent's own extremes, so nothing is clipped
         self.grads["latent"] += dw
 
     def export(self):
-        codes, scale = self._quantize()
-        codes = codes.astype(np.int8 if self.bits <= 8 else np.int16).reshape(-1)
-        if self.bits <= 4:  # two codes a byte
+        codes, a, b = self._quantize()
+        if self.scheme == "asymmetric":
+            codes = codes.astype(np.uint8 if self.bits <= 8 else np.uint16).reshape(-1)
+        else:
+            codes = codes.astype(np.int8 if self.bits <= 8 else np.int16).reshape(-1)
+        out = {"scale": np.asarray(a, np.float32), "offset": np.asarray(b, np.float32)}
+        if self.bits <= 4 and self.scheme != "asymmetric":  # two signed codes a byte
             u = (codes.astype(np.int16) & 0xF).astype(np.uint8)
             if len(u) % 2:
                 u = np.append(u, np.uint8(0))
-            return {"codes4": (u[0::2] | (u[1::2] << 4)).astype(np.uint8), "scale": scale}
-        return {"codes": codes, "scale": scale}
+            out["codes4"] = (u[0::2] | (u[1::2] << 4)).astype(np.uint8)
+        else:
+            out["codes"] = codes
+        return out
 
     def load(self, arrays):
+        count = int(np.prod(self.shape))
         if "codes4" in arrays:
             packed = arrays["codes4"]
             u = np.empty(packed.size * 2, np.int16)
             u[0::2], u[1::2] = packed & 0xF, packed >> 4
-            codes = np.where(u >= 8, u - 16, u)[: int(np.prod(self.shape))]
+            codes = np.where(u >= 8, u - 16, u)[:count]
         else:
             codes = arrays["codes"]
-        scale = arrays["scale"]
-        rows = codes.reshape(len(scale), -1).astype(np.float32) * scale[:, None]
+        a, b = arrays["scale"], arrays["offset"]
+        rows = self._dequantize(codes.reshape(len(a), -1).astype(np.float64), a.astype(np.float64),
+                                b.astype(np.float64))
         self.params["latent"][...] = rows.reshape(self.shape)
 
     def storage_bits(self):
-        return int(np.prod(self.shape)) * self.bits + 32 * (self.shape[0] if self.per_channel else 1)
+        per_row = 2 if self.scheme == "asymmetric" else 1
+        rows = self.shape[0] if self.per_channel else 1
+        return int(np.prod(self.shape)) * self.bits + 32 * per_row * rows
 
     def weight_bits(self):
         return self.bits
 
     def config(self):
-        return {"type": type(self).__name__, "bits": self.bits, "per_channel": self.per_channel}
+        return {"type": type(self).__name__, "bits": self.bits, "per_channel": self.per_channel,
+                "scheme": self.scheme}
 
     @classmethod
     def from_config(cls, cfg, shape):
-        return cls(shape, cfg["bits"], cfg["per_channel"])
+        return cls(shape, cfg["bits"], cfg["per_channel"], cfg.get("scheme", "symmetric"))
