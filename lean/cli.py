@@ -329,7 +329,7 @@ def info(checkpoint, as_json, plot):
         click.echo(f"curves written to {plot}")
 
 
-def _plot_history(history, path):
+def _pyplot():
     try:
         import matplotlib
 
@@ -337,6 +337,11 @@ def _plot_history(history, path):
         import matplotlib.pyplot as plt
     except ImportError:
         raise click.UsageError("--plot needs matplotlib: pip install 'lean[plot]'") from None
+    return plt
+
+
+def _plot_history(history, path):
+    plt = _pyplot()
     if not history:
         raise click.UsageError("the checkpoint has no history to plot")
     epochs = [h["epoch"] for h in history]
@@ -696,13 +701,7 @@ def hw_predict(workload_spec, accel, dataflow, batch, sets, objective, tiling_fi
 
 
 def _plot_breakdown(result, path):
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise click.UsageError("--plot needs matplotlib: pip install 'lean[plot]'") from None
+    plt = _pyplot()
     layers = result["layers"]
     levels = ("mac", "rf", "noc", "glb", "dram")
     fig, ax = plt.subplots(figsize=(max(6, 0.35 * len(layers)), 4))

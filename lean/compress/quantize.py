@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..nn.compressed import pow2_nearest
+
 
 @dataclass(frozen=True)
 class Quantized:
@@ -97,18 +99,13 @@ def pow2_round(x, max_exponent=5, exponent_bits=4):
     """Nearest signed power of two in the linear domain; returns ``(sign, exponent)`` int8 arrays.
 
     ``sign`` is 0 where the value rounds to zero (magnitude below half the smallest power). The value is
-    ``sign * 2.0 ** exponent``.
+    ``sign * 2.0 ** exponent``. The rounding itself is ``lean.nn.compressed.pow2_nearest``, shared with the
+    compressed layers that train through it.
     """
     x = np.asarray(x, dtype=np.float64)
     e_min, e_max = exponent_range(max_exponent, exponent_bits)
-    mag = np.abs(x)
-    with np.errstate(divide="ignore"):
-        e = np.floor(np.log2(np.where(mag > 0, mag, 1.0)))
-    # nearest in the linear domain: round up when the magnitude is at least 1.5 * 2^e
-    e = e + (mag >= 1.5 * np.exp2(e))
-    e = np.clip(e, e_min, e_max)
-    sign = np.sign(x)
-    sign = np.where(mag < 0.5 * np.exp2(e_min), 0, sign)
+    values, e = pow2_nearest(x, e_min, e_max)
+    sign = np.sign(values)
     return sign.astype(np.int8), np.where(sign != 0, e, e_min).astype(np.int8)
 
 

@@ -32,37 +32,23 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..nn.compressed import se_rows, se_unrows
 from .quantize import exponent_range, pow2_round, pow2_value
 
 BLOCK_ROWS = 192
 
 
-def _row_length(shape):
-    """Length of a row (and the basis size) for a weight of this shape."""
-    if len(shape) == 4 and shape[3] > 1:
-        return shape[3]
-    return 3
-
-
 def weight_rows(w):
     """Per output filter, the (rows, L) matrix of rows of ``w`` ((k, c, r, s) conv or (k, n) linear).
 
-    Returns an array (k, m, L). 1x1 convs and linear layers are zero-padded to a multiple of 3.
+    Returns an array (k, m, L). 1x1 convs and linear layers are zero-padded to a multiple of 3 (the same
+    reshape the trainable ``SmartExchangeWeight`` uses).
     """
-    w = np.asarray(w, dtype=np.float64)
-    k = w.shape[0]
-    L = _row_length(w.shape)
-    if w.ndim == 4 and w.shape[3] > 1:
-        return w.reshape(k, -1, L)  # (c, r, s) -> rows (c*r) of length s: kernel rows in channel order
-    flat = w.reshape(k, -1)
-    pad = (-flat.shape[1]) % 3
-    return np.pad(flat, ((0, 0), (0, pad))).reshape(k, -1, 3)
+    return se_rows(np.asarray(w, dtype=np.float64))
 
 
 def rows_to_weight(rows, shape):
-    k = shape[0]
-    n = int(np.prod(shape[1:]))
-    return rows.reshape(k, -1)[:, :n].reshape(shape)
+    return se_unrows(rows, shape)
 
 
 def _unit_rows(basis):

@@ -21,6 +21,8 @@ and store them, so a checkpoint of a compressed model loads without the compress
 
 import numpy as np
 
+from .. import kernels
+
 FORMS = {}
 
 
@@ -52,8 +54,9 @@ def huffman_length(counts):
     return total
 
 
-def _pow2(ce, e_min, e_max):
-    """Nearest signed power of two in the linear domain, exponents in [e_min, e_max]; tiny values to 0."""
+def pow2_nearest(ce, e_min, e_max):
+    """Nearest signed power of two in the linear domain, exponents in [e_min, e_max]; magnitudes below half of
+    2^e_min become 0. Returns ``(values, exponents)`` (the midpoint between 2^e and 2^(e+1) is 1.5 * 2^e)."""
     mag = np.abs(ce)
     e = np.floor(np.log2(np.where(mag > 0, mag, 1.0)))
     e = e + (mag >= 1.5 * np.exp2(e))
@@ -162,19 +165,17 @@ class SmartExchangeWeight(WeightForm):
         return self
 
     def _coefficients(self):
-        ce_q, _ = _pow2(self.params["ce"], self.e_min, self.max_exponent)
+        ce_q, _ = pow2_nearest(self.params["ce"], self.e_min, self.max_exponent)
         return ce_q * self.buffers["mask"]
 
     def dense(self):
         """Rebuild the weight: the power-of-two sparse product of the coefficients with the bases
         (``lean.kernels.se_rebuild``), from int8 codes as the hardware would hold them."""
-        from .. import kernels
-
         cq = self._coefficients()
         bq, _, _ = _fake_quant_rows(self.params["basis"].reshape(-1, self.L, self.L), self.basis_bits)
         bq = bq.reshape(self.params["basis"].shape)
         self._cache = (cq, bq)
-        _, e = _pow2(self.params["ce"], self.e_min, self.max_exponent)
+        _, e = pow2_nearest(self.params["ce"], self.e_min, self.max_exponent)
         codes = np.where(cq != 0, np.sign(cq) * (e - self.e_min + 1), 0).astype(np.int8)
         rows = kernels.se_rebuild(codes, bq, self.e_min).reshape(self.shape[0], -1, self.L)[:, :self.m]
         return se_unrows(rows, self.shape).astype(np.float32)
@@ -191,7 +192,7 @@ class SmartExchangeWeight(WeightForm):
 
     def export(self):
         mask = self.buffers["mask"] > 0
-        _, e = _pow2(self.params["ce"], self.e_min, self.max_exponent)
+        _, e = pow2_nearest(self.params["ce"], self.e_min, self.max_exponent)
         sign = np.sign(self.params["ce"])
         codes = (sign * (e - self.e_min + 1))[mask].astype(np.int8)  # 0 is never a code of a non-zero
         _, bcodes, bscale = _fake_quant_rows(self.params["basis"].reshape(-1, self.L, self.L), self.basis_bits)
@@ -256,8 +257,6 @@ class SharedWeight(WeightForm):
         return self.params["centres"][self.buffers["labels"]].reshape(self.shape)
 
     def backward(self, dw):
-        from .. import kernels
-
         self.grads["centres"] += kernels.segment_sum(dw.reshape(-1, self.row), self.buffers["labels"],
                                                      self.clusters).astype(np.float32)
 
@@ -328,7 +327,7 @@ class QuantizedWeight(WeightForm):
             return np.clip(np.rint(rows / scale[:, None]) + zero[:, None], 0, qmax), scale, zero
         top = np.ceil(np.log2(np.maximum(np.abs(rows).max(axis=1), 1e-30))).astype(np.float32)
         e_min = top - (2 ** (self.bits - 1) - 2)
-        values, e = _pow2(rows.astype(np.float64), e_min[:, None], top[:, None])
+        values, e = pow2_nearest(rows.astype(np.float64), e_min[:, None], top[:, None])
         codes = np.where(values != 0, np.sign(values) * (e - e_min[:, None] + 1), 0)
         return codes, top, e_min
 
@@ -355,10 +354,7 @@ class QuantizedWeight(WeightForm):
             codes = codes.astype(np.int8 if self.bits <= 8 else np.int16).reshape(-1)
         out = {"scale": np.asarray(a, np.float32), "offset": np.asarray(b, np.float32)}
         if self.bits <= 4 and self.scheme != "asymmetric":  # two signed codes a byte
-            u = (codes.astype(np.int16) & 0xF).astype(np.uint8)
-            if len(u) % 2:
-                u = np.append(u, np.uint8(0))
-            out["codes4"] = (u[0::2] | (u[1::2] << 4)).astype(np.uint8)
+            out["codes4"] = kernels.pack_int4(codes)
         else:
             out["codes"] = codes
         return out
@@ -366,10 +362,7 @@ class QuantizedWeight(WeightForm):
     def load(self, arrays):
         count = int(np.prod(self.shape))
         if "codes4" in arrays:
-            packed = arrays["codes4"]
-            u = np.empty(packed.size * 2, np.int16)
-            u[0::2], u[1::2] = packed & 0xF, packed >> 4
-            codes = np.where(u >= 8, u - 16, u)[:count]
+            codes = kernels.unpack_int4(arrays["codes4"], count)
         else:
             codes = arrays["codes"]
         a, b = arrays["scale"], arrays["offset"]
