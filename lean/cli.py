@@ -139,8 +139,11 @@ def _print_summary(summary):
 @click.option("--out", default="lean-demo.h5", show_default=True, type=click.Path(dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object as the last line.")
 def demo(epochs, out, as_json):
-    """Train LeNet-5 on the shipped digits (offline, about half a minute) and summarize."""
+    """Train LeNet-5 on the shipped digits, quantize it to 8 bits and cost it on Eyeriss (offline, seconds)."""
+    from .compress.pipeline import compress as run_compress
     from .data import load
+    from .hw import accelerator, workload
+    from .hw.predictor import predict
     from .nets import build
     from .train import TrainConfig, Trainer
 
@@ -149,10 +152,24 @@ def demo(epochs, out, as_json):
     config = TrainConfig(net="lenet5", data="digits", epochs=epochs, batch_size=32, lr=0.05, schedule="cosine",
                          weight_decay=5e-4, seed=0)
     summary = _run_training(Trainer(model, data, config, out=out), as_json)
+    quantized_out = str(Path(out).with_name(Path(out).stem + "-int8.h5"))
+    q = run_compress("quantize", out, quantized_out, weight_bits=8, activation_bits=8, per_channel=True)
+    cost = {}
+    for name, path in (("float", out), ("int8", quantized_out)):
+        total = predict(workload.from_checkpoint(path), accelerator.eyeriss()).total
+        cost[name] = {"energy_pj_per_image": total["energy_pj"], "latency_ms": total["latency_ms"]}
+    summary["quantized"] = {"checkpoint": quantized_out, "test_accuracy": q["accuracy_after"],
+                            "compression_ratio": q["compression_ratio"]}
+    summary["eyeriss"] = cost
     if as_json:
         _emit_json(summary)
-    else:
-        _print_summary(summary)
+        return
+    _print_summary(summary)
+    click.echo(f"8-bit post-training quantization: test accuracy {100 * q['accuracy_after']:.2f}%, "
+               f"{q['compression_ratio']:.1f}x smaller ({quantized_out})")
+    click.echo(f"on an Eyeriss model (lean hw predict): {cost['float']['energy_pj_per_image']:,.0f} -> "
+               f"{cost['int8']['energy_pj_per_image']:,.0f} normalized energy units per image, "
+               f"{cost['int8']['latency_ms']:.3f} ms")
 
 
 # ------------------------------------------------------------------------------------------------ train

@@ -105,6 +105,8 @@ def test_demo_json(run):
     assert r.exit_code == 0, r.output
     summary = _last_json(r.output)
     assert summary["net"] == "lenet5" and summary["checkpoint"] == "lean-demo.h5"
+    assert summary["quantized"]["compression_ratio"] > 3
+    assert summary["eyeriss"]["int8"]["energy_pj_per_image"] < summary["eyeriss"]["float"]["energy_pj_per_image"]
 
 
 def test_help_does_not_import_numpy_or_numba():
