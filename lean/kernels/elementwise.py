@@ -6,13 +6,15 @@ anyway, so no separate mask is stored.
 
 import numpy as np
 
-from ._config import PARALLEL_JIT, U, float_dtype, njit, prange
+from ._config import JIT, PARALLEL_JIT, U, float_dtype, njit, prange
 
 _BLOCK = 1 << 14
+# below this many elements a parallel launch costs more than the loop (measured ~0.5 ms a call here on
+# LeNet-5's small activations); a serial twin of each kernel runs instead
+_PARALLEL_MIN = 1 << 17
 
 
-@njit(**PARALLEL_JIT)
-def _add_relu(a, b, y):
+def _add_relu_body(a, b, y):
     n = a.size
     zero = a.dtype.type(0)
     for blk in prange((n + _BLOCK - 1) // _BLOCK):
@@ -22,14 +24,19 @@ def _add_relu(a, b, y):
             y[k] = v if v > zero else zero
 
 
-@njit(**PARALLEL_JIT)
-def _relu_backward(dy, y, dx):
+def _relu_backward_body(dy, y, dx):
     n = dy.size
     zero = dy.dtype.type(0)
     for blk in prange((n + _BLOCK - 1) // _BLOCK):
         for i in range(blk * _BLOCK, min(n, (blk + 1) * _BLOCK)):
             k = U(i)
             dx[k] = dy[k] if y[k] > 0 else zero
+
+
+_add_relu = njit(**PARALLEL_JIT)(_add_relu_body)
+_add_relu_serial = njit(**JIT)(_add_relu_body)
+_relu_backward = njit(**PARALLEL_JIT)(_relu_backward_body)
+_relu_backward_serial = njit(**JIT)(_relu_backward_body)
 
 
 def _flat(x, dtype):
@@ -42,7 +49,8 @@ def add_relu(a, b):
         raise ValueError(f"add_relu operands differ in shape: {np.shape(a)} and {np.shape(b)}")
     dtype = float_dtype(a, b)
     y = np.empty(np.shape(a), dtype=dtype)
-    _add_relu(_flat(a, dtype), _flat(b, dtype), y.reshape(-1))
+    kernel = _add_relu if y.size >= _PARALLEL_MIN else _add_relu_serial
+    kernel(_flat(a, dtype), _flat(b, dtype), y.reshape(-1))
     return y
 
 
@@ -52,5 +60,6 @@ def relu_backward(dy, y):
         raise ValueError(f"relu_backward shapes differ: {np.shape(dy)} and {np.shape(y)}")
     dtype = float_dtype(dy)
     dx = np.empty(np.shape(dy), dtype=dtype)
-    _relu_backward(_flat(dy, dtype), _flat(y, y.dtype), dx.reshape(-1))
+    kernel = _relu_backward if dx.size >= _PARALLEL_MIN else _relu_backward_serial
+    kernel(_flat(dy, dtype), _flat(y, y.dtype), dx.reshape(-1))
     return dx
