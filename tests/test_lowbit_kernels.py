@@ -74,3 +74,14 @@ def test_int8_matmul_and_int4_packing():
     np.testing.assert_array_equal(kernels.unpack_int4(packed, 101), codes)
     with pytest.raises(ValueError, match="4-bit"):
         kernels.pack_int4([9])
+
+
+def test_int4_conv_equals_int8_conv_on_the_same_codes():
+    rng = np.random.default_rng(4)
+    xq = rng.integers(-128, 128, (2, 6, 6, 5)).astype(np.int8)
+    wq = rng.integers(-8, 8, (7, 5, 3, 3)).astype(np.int8)
+    packed = kernels.pack_int4(wq)
+    np.testing.assert_array_equal(kernels.int4_conv2d(xq, 0.1, packed, wq.shape, 0.2, 1, 1),
+                                  kernels.int8_conv2d(xq, 0.1, wq, 0.2, 1, 1))
+    with pytest.raises(ValueError, match="cannot hold"):
+        kernels.int4_conv2d(xq, 0.1, packed[:3], wq.shape, 0.2)

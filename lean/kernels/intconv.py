@@ -107,3 +107,12 @@ def int8_conv2d(x_codes, x_scale, w_codes, w_scale, stride=1, padding=0):
     run_split(images, n)
     scale = np.float32(x_scale) * np.broadcast_to(np.asarray(w_scale, np.float32), (k,))
     return (out * scale).astype(np.float32).reshape(n, oh, ow, k)
+
+
+def int4_conv2d(x_codes, x_scale, packed_weight, weight_shape, w_scale, stride=1, padding=0):
+    """``int8_conv2d`` with 4-bit weights stored two a byte (``pack_int4``): unpacked once, then the int8 path."""
+    count = int(np.prod(weight_shape))
+    if np.asarray(packed_weight).size * 2 < count:
+        raise ValueError(f"{np.asarray(packed_weight).size} bytes cannot hold {count} 4-bit weights")
+    w_codes = unpack_int4(packed_weight, count).reshape(weight_shape)
+    return int8_conv2d(x_codes, x_scale, w_codes, w_scale, stride, padding)
