@@ -1,0 +1,48 @@
+"""Network slimming penalty, global channel masks, mask distance and early-bird detection."""
+
+import numpy as np
+import pytest
+
+from lean.nets import build
+from lean.nn import BatchNorm
+from lean.train.slimming import EarlyBird, SlimmingPenalty, channel_masks, mask_distance
+
+
+def test_penalty_adds_l1_subgradient_to_bn_scales():
+    model = build("resnet8", input_shape=(8, 8, 3))
+    bns = [m for m in model.net.modules() if isinstance(m, BatchNorm)]
+    bns[0].params["weight"][:2] = [-0.5, 0.0]
+    SlimmingPenalty(model, 1e-4).before_update(None)
+    assert bns[0].grads["weight"][0] == pytest.approx(-1e-4) and bns[0].grads["weight"][1] == 0.0
+    assert bns[1].grads["weight"][0] == pytest.approx(1e-4)
+
+
+def test_masks_use_one_global_threshold():
+    model = build("resnet8", input_shape=(8, 8, 3))
+    bns = [(n, m) for n, m in model.net.named_modules() if isinstance(m, BatchNorm)]
+    rng = np.random.default_rng(0)
+    for i, (_, m) in enumerate(bns):
+        m.params["weight"][...] = rng.random(m.num_features) + (1.0 if i == 0 else 0.0)  # layer 0 all large
+    masks = channel_masks(model, 0.5)
+    total = sum(m.size for m in masks.values())
+    assert sum(int(m.sum()) for m in masks.values()) == pytest.approx(total / 2, abs=1)
+    assert masks[bns[0][0]].all()  # a global threshold keeps the whole strong layer
+    with pytest.raises(ValueError, match="ratio"):
+        channel_masks(model, 1.0)
+
+
+def test_mask_distance_and_ticket_detection_on_constructed_sequences():
+    a = np.array([1, 1, 0, 0, 1, 0, 1, 0, 1, 1], bool)
+    b = a.copy()
+    b[:2] = ~b[:2]
+    assert mask_distance(a, b) == pytest.approx(0.2)
+    eb = EarlyBird(window=3, epsilon=0.1)
+    rng = np.random.default_rng(1)
+    drifting = [rng.random(100) < 0.5 for _ in range(3)]          # random masks: far apart
+    settled = drifting[-1].copy()
+    sequence = drifting + [settled, settled, settled]
+    emerged = [eb.observe(m, epoch) for epoch, m in enumerate(sequence, start=1)]
+    assert emerged == [False, False, False, False, True, True]
+    assert eb.ticket_epoch == 5 and eb.distances[-1] == 0.0
+    with pytest.raises(ValueError, match="differ in size"):
+        mask_distance(a, a[:5])
