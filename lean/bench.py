@@ -116,11 +116,13 @@ def bench_kernel(name, *, m=2048, k=2048, n=256, density=0.1, samples=1_000_000,
     pow2-matmul: (m x k) power-of-two sparse @ (k x n) dense vs scipy.sparse CSR (float32) at the same
     sparsity and dense float32 BLAS (1 thread, as lean runs BLAS, and all threads).
     kmeans-assign: ``samples`` points of ``dims`` dims to ``clusters`` centres vs scipy.cluster.vq.vq.
-    int8-conv: int8 conv (int32 accumulate, rescale) vs lean's float32 conv on the same shapes.
+    int8-conv: int8 conv (exact integer sums, rescale; ``auto`` method) vs lean's float32 conv on the same shapes;
+    ``int_kernel_ms`` is the integer-only kernel.
     """
     from threadpoolctl import threadpool_limits
 
     from . import kernels
+    from .kernels.intconv import EXACT_FLOAT_MAX_PATCH
 
     rng = np.random.default_rng(seed)
     if name == "pow2-matmul":
@@ -159,7 +161,10 @@ def bench_kernel(name, *, m=2048, k=2048, n=256, density=0.1, samples=1_000_000,
         lean_ms = _median_ms(lambda: kernels.int8_conv2d(xq, 0.01, wq, 0.01, 1, pad), repeats)
         refs = {"float32_conv": _median_ms(lambda: kernels.conv2d_forward(xf, wf, None, 1, pad), repeats)}
         shape = {"batch_size": batch_size, "input_shape": list(input_shape), "out_channels": out_channels,
-                 "kernel_size": kernel_size}
+                 "kernel_size": kernel_size,
+                 "method": "exact-float" if kernel_size ** 2 * c <= EXACT_FLOAT_MAX_PATCH else "int",
+                 "int_kernel_ms": _median_ms(lambda: kernels.int8_conv2d(xq, 0.01, wq, 0.01, 1, pad, method="int"),
+                                             repeats)}
     else:
         raise ValueError(f"unknown kernel {name!r}; choose one of: {', '.join(KERNELS)}")
     return {"kernel": name, **shape, "threads": kernels.get_threads(), "lean_ms": lean_ms, "reference_ms": refs}

@@ -58,9 +58,21 @@ def test_int8_conv_is_exact_integer_arithmetic(n, h, c, k, r, stride, padding):
     xq = rng.integers(-128, 128, (n, h, h + 1, c)).astype(np.int8)
     wq = rng.integers(-128, 128, (k, c, r, r)).astype(np.int8)
     w_scale = rng.random(k).astype(np.float32)
-    y = kernels.int8_conv2d(xq, 0.5, wq, w_scale, stride, padding)
     exact = reference.conv2d(xq.astype(np.float64), wq.astype(np.float64), None, stride, padding)
-    np.testing.assert_allclose(y, exact * 0.5 * w_scale, rtol=1e-6, atol=1e-6)
+    for method in ("int", "exact-float", "auto"):
+        y = kernels.int8_conv2d(xq, 0.5, wq, w_scale, stride, padding, method=method)
+        np.testing.assert_allclose(y, exact * 0.5 * w_scale, rtol=1e-6, atol=1e-6)
+    # the integer sums themselves are identical between the two ways
+    np.testing.assert_array_equal(kernels.int8_conv2d(xq, 1.0, wq, 1.0, stride, padding, method="int"),
+                                  kernels.int8_conv2d(xq, 1.0, wq, 1.0, stride, padding, method="exact-float"))
+
+
+def test_exact_float_refuses_long_patches():
+    xq = np.zeros((1, 3, 3, 200), np.int8)
+    wq = np.zeros((2, 200, 3, 3), np.int8)  # patch of 1,800 codes
+    with pytest.raises(ValueError, match="at most 1024"):
+        kernels.int8_conv2d(xq, 1.0, wq, 1.0, method="exact-float")
+    assert kernels.int8_conv2d(xq, 1.0, wq, 1.0).shape == (1, 1, 1, 2)  # auto falls back to the int kernel
 
 
 def test_int8_matmul_and_int4_packing():

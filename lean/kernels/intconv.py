@@ -1,9 +1,14 @@
 """Low-bit integer convolution and matmul: int8 (or 4-bit packed) operands, int32 accumulation, float rescale.
 
 y[m, k] = x_scale * w_scale[k] * sum_p x_codes[m, p] * w_codes[k, p], with patches built from int8 activations
-by the same im2col as the float path (``conv._im2col_rows``, which copies any dtype). The inner product runs
-four output channels at a time so each loaded activation is used four times (a small register block);
-int32 sums are exact for patch lengths below 2^31 / 127^2 = 133,000.
+by the same im2col as the float path (``conv._im2col_rows``, which copies any dtype). Two ways to form the
+exact integer sums:
+
+- the integer kernel: four output channels at a time so each loaded activation is used four times (a small
+  register block), int32 sums (exact for patches below 2^31 / 128^2 = 131,072 codes);
+- exact float: the int8 codes as float32 through BLAS; every partial sum is an integer below 2^24 when a patch
+  has at most 1,024 codes, so float32 holds it exactly and the result is bit-identical to the integer kernel's,
+  at the speed of the float convolution (measured here: the integer kernel is ~3x slower than BLAS).
 4-bit weights are stored two a byte (low nibble first) and unpacked to int8 before the product.
 """
 
@@ -79,16 +84,33 @@ def unpack_int4(packed, count):
     return np.where(u >= 8, u - 16, u)[:count].astype(np.int8)
 
 
-def int8_conv2d(x_codes, x_scale, w_codes, w_scale, stride=1, padding=0):
+# Largest patch for which every partial sum of int8 x int8 products stays below 2^24, where float32 holds every
+# integer exactly: 2^24 / 128^2 = 1024.
+EXACT_FLOAT_MAX_PATCH = (1 << 24) // (128 * 128)
+INT8_METHODS = ("auto", "int", "exact-float")
+
+
+def int8_conv2d(x_codes, x_scale, w_codes, w_scale, stride=1, padding=0, method="auto"):
     """Integer conv on channels-last int8 activations (n, h, w, c) and int8 weights (k, c, r, s).
 
-    Returns float32 (n, oh, ow, k) = rescaled int32 sums. ``w_scale`` is a scalar or one per output channel.
+    Returns float32 (n, oh, ow, k) = rescaled exact integer sums. ``w_scale`` is a scalar or one per output
+    channel. ``method``: ``int`` runs the int32-accumulating kernel; ``exact-float`` multiplies the int8 codes
+    in float32 BLAS, which is exact (every partial sum is an integer below 2^24) for patches of at most 1,024
+    codes, and as fast as the float convolution; ``auto`` takes ``exact-float`` where it is exact.
     """
+    if method not in INT8_METHODS:
+        raise ValueError(f"unknown int8 conv method {method!r}; choose one of: {', '.join(INT8_METHODS)}")
     x_codes = np.ascontiguousarray(x_codes, dtype=np.int8)
     w_codes = np.asarray(w_codes, dtype=np.int8)
     oh, ow = _check_conv_args(x_codes, w_codes, stride, padding, 1)
     n, _, _, c = x_codes.shape
     k, cg, r, s = w_codes.shape
+    scale = np.float32(x_scale) * np.broadcast_to(np.asarray(w_scale, np.float32), (k,))
+    if method == "exact-float" and r * s * cg > EXACT_FLOAT_MAX_PATCH:
+        raise ValueError(f"exact-float needs patches of at most {EXACT_FLOAT_MAX_PATCH} codes; this one has "
+                         f"{r * s * cg}")
+    if method == "exact-float" or (method == "auto" and r * s * cg <= EXACT_FLOAT_MAX_PATCH):
+        return _exact_float_conv(x_codes, w_codes, scale, stride, padding, oh, ow)
     wmat = np.ascontiguousarray(w_codes.transpose(0, 2, 3, 1).reshape(k, r * s * cg))  # rows follow (i, j, ch)
     m = n * oh * ow
     out = np.empty((m, k), dtype=np.int32)
@@ -105,14 +127,38 @@ def int8_conv2d(x_codes, x_scale, w_codes, w_scale, stride=1, padding=0):
             _int8_rows(buf, wmat, out[row0:row0 + nrows], 0, nrows)
 
     run_split(images, n)
-    scale = np.float32(x_scale) * np.broadcast_to(np.asarray(w_scale, np.float32), (k,))
     return (out * scale).astype(np.float32).reshape(n, oh, ow, k)
 
 
-def int4_conv2d(x_codes, x_scale, packed_weight, weight_shape, w_scale, stride=1, padding=0):
+def _exact_float_conv(x_codes, w_codes, scale, stride, padding, oh, ow):
+    """The int8 product through float32 BLAS: patches are converted while im2col copies them."""
+    from .conv import weight_to_matrix
+
+    n = x_codes.shape[0]
+    k, cg, r, s = w_codes.shape
+    wmat = weight_to_matrix(w_codes.astype(np.float32))
+    out = np.empty((n * oh * ow, k), dtype=np.float32)
+    per_image = oh * ow
+    patch = r * s * cg
+    rows = _chunk_rows(patch)
+
+    def images(b0, b1):
+        cols = np.empty((min(rows, (b1 - b0) * per_image), patch), dtype=np.float32)
+        for row0 in range(b0 * per_image, b1 * per_image, rows):
+            nrows = min(rows, b1 * per_image - row0)
+            buf = cols[:nrows]
+            _im2col_rows(x_codes, buf, row0, nrows, r, s, stride, padding, oh, ow, 0, cg)
+            np.matmul(buf, wmat, out=out[row0:row0 + nrows])
+
+    run_split(images, n)
+    out *= scale
+    return out.reshape(n, oh, ow, k)
+
+
+def int4_conv2d(x_codes, x_scale, packed_weight, weight_shape, w_scale, stride=1, padding=0, method="auto"):
     """``int8_conv2d`` with 4-bit weights stored two a byte (``pack_int4``): unpacked once, then the int8 path."""
     count = int(np.prod(weight_shape))
     if np.asarray(packed_weight).size * 2 < count:
         raise ValueError(f"{np.asarray(packed_weight).size} bytes cannot hold {count} 4-bit weights")
     w_codes = unpack_int4(packed_weight, count).reshape(weight_shape)
-    return int8_conv2d(x_codes, x_scale, w_codes, w_scale, stride, padding)
+    return int8_conv2d(x_codes, x_scale, w_codes, w_scale, stride, padding, method)
