@@ -148,10 +148,11 @@ def _exact_float_conv(x_codes, w_codes, scale, stride, padding, oh, ow):
             nrows = min(rows, b1 * per_image - row0)
             buf = cols[:nrows]
             _im2col_rows(x_codes, buf, row0, nrows, r, s, stride, padding, oh, ow, 0, cg)
-            np.matmul(buf, wmat, out=out[row0:row0 + nrows])
+            block = out[row0:row0 + nrows]
+            np.matmul(buf, wmat, out=block)
+            block *= scale  # rescaled while the block is still in cache, not in a second pass over memory
 
     run_split(images, n)
-    out *= scale
     return out.reshape(n, oh, ow, k)
 
 
