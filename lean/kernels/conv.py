@@ -325,26 +325,38 @@ def conv2d_forward(x, w, bias=None, stride=1, padding=0, groups=1, method="auto"
     return y
 
 
-def _conv_matmul_forward(x, wmat, out, r, s, stride, padding, oh, ow, c0, cg):
-    """out (n*oh*ow, kg) = patches @ wmat, each worker thread taking a range of images."""
+def patch_product(x, out, r, s, stride, padding, oh, ow, c0, cg, cols_dtype, product):
+    """For every output row, build its patch and let ``product(patches, out_block)`` fill ``out`` (m, kg).
+
+    The shared driver of every im2col convolution (float, int8, exact-float): patches are built
+    ``_chunk_rows`` at a time into a buffer of ``cols_dtype`` that stays in cache, and each worker thread takes a
+    contiguous range of images.
+    """
     per_image = oh * ow
     patch_len = r * s * cg
-    pointwise = _is_pointwise(r, s, stride, padding) and cg == x.shape[3]
-    x2 = x.reshape(-1, x.shape[3])
     rows = _chunk_rows(patch_len)
 
     def images(b0, b1):
-        if pointwise:
-            np.matmul(x2[b0 * per_image:b1 * per_image], wmat, out=out[b0 * per_image:b1 * per_image])
-            return
-        cols = np.empty((min(rows, (b1 - b0) * per_image), patch_len), dtype=x.dtype)
+        cols = np.empty((min(rows, (b1 - b0) * per_image), patch_len), dtype=cols_dtype)
         for row0 in range(b0 * per_image, b1 * per_image, rows):
             nrows = min(rows, b1 * per_image - row0)
             buf = cols[:nrows]
             _im2col_rows(x, buf, row0, nrows, r, s, stride, padding, oh, ow, c0, cg)
-            np.matmul(buf, wmat, out=out[row0:row0 + nrows])
+            product(buf, out[row0:row0 + nrows])
 
     run_split(images, x.shape[0])
+
+
+def _conv_matmul_forward(x, wmat, out, r, s, stride, padding, oh, ow, c0, cg):
+    """out (n*oh*ow, kg) = patches @ wmat (a 1x1 stride-1 conv reads its input rows as the patches)."""
+    if _is_pointwise(r, s, stride, padding) and cg == x.shape[3]:
+        per_image = oh * ow
+        x2 = x.reshape(-1, x.shape[3])
+        run_split(lambda b0, b1: np.matmul(x2[b0 * per_image:b1 * per_image], wmat,
+                                           out=out[b0 * per_image:b1 * per_image]), x.shape[0])
+        return
+    patch_product(x, out, r, s, stride, padding, oh, ow, c0, cg, x.dtype,
+                  lambda buf, block: np.matmul(buf, wmat, out=block))
 
 
 def conv2d_backward(x, w, dy, stride=1, padding=0, groups=1, need_dx=True, need_db=True, method="auto"):

@@ -14,8 +14,8 @@ exact integer sums:
 
 import numpy as np
 
-from ._config import JIT, PARALLEL_JIT, njit, prange, run_split
-from .conv import _check_conv_args, _chunk_rows, _im2col_rows
+from ._config import JIT, PARALLEL_JIT, njit, prange
+from .conv import _check_conv_args, patch_product, weight_to_matrix
 
 
 @njit(**JIT)
@@ -112,47 +112,24 @@ def int8_conv2d(x_codes, x_scale, w_codes, w_scale, stride=1, padding=0, method=
     if method == "exact-float" or (method == "auto" and r * s * cg <= EXACT_FLOAT_MAX_PATCH):
         return _exact_float_conv(x_codes, w_codes, scale, stride, padding, oh, ow)
     wmat = np.ascontiguousarray(w_codes.transpose(0, 2, 3, 1).reshape(k, r * s * cg))  # rows follow (i, j, ch)
-    m = n * oh * ow
-    out = np.empty((m, k), dtype=np.int32)
-    per_image = oh * ow
-    patch = r * s * cg
-    rows = _chunk_rows(patch)
-
-    def images(b0, b1):
-        cols = np.empty((min(rows, (b1 - b0) * per_image), patch), dtype=np.int8)
-        for row0 in range(b0 * per_image, b1 * per_image, rows):
-            nrows = min(rows, b1 * per_image - row0)
-            buf = cols[:nrows]
-            _im2col_rows(x_codes, buf, row0, nrows, r, s, stride, padding, oh, ow, 0, cg)
-            _int8_rows(buf, wmat, out[row0:row0 + nrows], 0, nrows)
-
-    run_split(images, n)
+    out = np.empty((n * oh * ow, k), dtype=np.int32)
+    patch_product(x_codes, out, r, s, stride, padding, oh, ow, 0, cg, np.int8,
+                  lambda buf, block: _int8_rows(buf, wmat, block, 0, buf.shape[0]))
     return (out * scale).astype(np.float32).reshape(n, oh, ow, k)
 
 
 def _exact_float_conv(x_codes, w_codes, scale, stride, padding, oh, ow):
     """The int8 product through float32 BLAS: patches are converted while im2col copies them."""
-    from .conv import weight_to_matrix
-
     n = x_codes.shape[0]
     k, cg, r, s = w_codes.shape
     wmat = weight_to_matrix(w_codes.astype(np.float32))
     out = np.empty((n * oh * ow, k), dtype=np.float32)
-    per_image = oh * ow
-    patch = r * s * cg
-    rows = _chunk_rows(patch)
 
-    def images(b0, b1):
-        cols = np.empty((min(rows, (b1 - b0) * per_image), patch), dtype=np.float32)
-        for row0 in range(b0 * per_image, b1 * per_image, rows):
-            nrows = min(rows, b1 * per_image - row0)
-            buf = cols[:nrows]
-            _im2col_rows(x_codes, buf, row0, nrows, r, s, stride, padding, oh, ow, 0, cg)
-            block = out[row0:row0 + nrows]
-            np.matmul(buf, wmat, out=block)
-            block *= scale  # rescaled while the block is still in cache, not in a second pass over memory
+    def product(buf, block):
+        np.matmul(buf, wmat, out=block)
+        block *= scale  # rescaled while the block is still in cache, not in a second pass over memory
 
-    run_split(images, n)
+    patch_product(x_codes, out, r, s, stride, padding, oh, ow, 0, cg, np.float32, product)
     return out.reshape(n, oh, ow, k)
 
 
