@@ -1,0 +1,45 @@
+"""int8 convolution against the float32 convolution on ResNet-20's three layer shapes (issue 4 target).
+
+    python benchmarks/int8_conv.py [--reps 31]
+
+Same int8 codes on both sides (the float side gets them as float32); medians of interleaved calls.
+"""
+
+import argparse
+import time
+
+import numpy as np
+
+from lean import kernels
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--reps", type=int, default=31)
+    args = ap.parse_args()
+    rng = np.random.default_rng(0)
+    for c, hw in [(16, 32), (32, 16), (64, 8)]:
+        xq = rng.integers(-127, 128, (128, hw, hw, c)).astype(np.int8)
+        wq = rng.integers(-127, 128, (c, c, 3, 3)).astype(np.int8)
+        xf, wf = xq.astype(np.float32), wq.astype(np.float32)
+
+        def int8_conv(xq=xq, wq=wq):
+            return kernels.int8_conv2d(xq, 0.01, wq, 0.01, 1, 1)
+
+        def float_conv(xf=xf, wf=wf):
+            return kernels.conv2d_forward(xf, wf, None, 1, 1)
+
+        int8_conv()
+        float_conv()
+        a, b = [], []
+        for _ in range(args.reps):
+            for fn, sink in ((int8_conv, a), (float_conv, b)):
+                t0 = time.perf_counter()
+                fn()
+                sink.append(time.perf_counter() - t0)
+        print(f"{c:>2} -> {c:>2} channels, {hw}x{hw}, batch 128: int8 {1e3 * np.median(a):.2f} ms, float32 "
+              f"{1e3 * np.median(b):.2f} ms, float32 / int8 = {np.median(b) / np.median(a):.2f}")
+
+
+if __name__ == "__main__":
+    main()
