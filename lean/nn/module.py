@@ -79,8 +79,9 @@ def module_from_config(cfg):
     if not isinstance(cfg, dict) or "type" not in cfg:
         raise ValueError(f"an architecture entry must be a dict with a 'type'; got {cfg!r:.80}")
     kind = cfg["type"]
-    if kind not in MODULE_TYPES:
-        raise ValueError(f"unknown layer type {kind!r}; known: {', '.join(sorted(MODULE_TYPES))}")
+    concrete = sorted(k for k in MODULE_TYPES if k not in ("Leaf", "WeightedLayer"))
+    if kind not in concrete:
+        raise ValueError(f"unknown layer type {kind!r}; known: {', '.join(concrete)}")
     args = {k: v for k, v in cfg.items() if k != "type"}
     return MODULE_TYPES[kind].from_config(args)
 
