@@ -18,29 +18,10 @@ import numpy as np
 
 
 def forward_macs(model):
-    """Multiply-accumulates of one image's forward pass, by tracing conv and linear layer shapes."""
-    from lean import nn
+    """Multiply-accumulates of one image's forward pass (conv and linear layers, traced by lean.hw.workload)."""
+    from lean.hw.workload import from_model
 
-    macs = {"total": 0}
-    originals = {}
-    for layer in model.net.modules():
-        if isinstance(layer, (nn.Conv2d, nn.Linear)):
-            originals[layer] = layer.forward
-
-            def traced(x, train=False, layer=layer):
-                y = originals[layer](x, train)
-                if isinstance(layer, nn.Conv2d):
-                    k, cg, r, s = layer.params["weight"].shape
-                    macs["total"] += y.shape[1] * y.shape[2] * k * cg * r * s
-                else:
-                    macs["total"] += layer.in_features * layer.out_features
-                return y
-
-            layer.forward = traced
-    model.forward(np.zeros((1, *model.input_shape), np.float32))
-    for layer, fwd in originals.items():
-        layer.forward = fwd
-    return macs["total"]
+    return from_model(model, batch=1).macs
 
 
 def matmul_peak_gflops(threads):

@@ -7,7 +7,7 @@ the middle of an epoch) takes exactly the steps the uninterrupted run would have
 
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -42,7 +42,6 @@ class TrainConfig:
     seed: int = 0
     train_limit: int = None
     augment: bool = None  # None: the dataset's default
-    extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
         if int(self.epochs) < 1:
