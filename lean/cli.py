@@ -28,7 +28,22 @@ def _user_error_types():
 
 
 class LeanGroup(click.Group):
-    """Turns the package's own exceptions into one-line errors."""
+    """Turns the package's own exceptions, and click's usage errors, into one-line errors."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.exceptions.Abort:
+            click.echo("error: aborted", err=True)
+            sys.exit(1)
+        except click.ClickException as exc:
+            hint = f" (see 'lean {exc.ctx.command_path.split(' ', 1)[1]} --help')" \
+                if isinstance(exc, click.UsageError) and exc.ctx and " " in exc.ctx.command_path else ""
+            click.echo(f"error: {exc.format_message()}{hint}", err=True)
+            sys.exit(exc.exit_code)
+        sys.exit(code if isinstance(code, int) else 0)
 
     def invoke(self, ctx):
         try:
@@ -218,7 +233,7 @@ def train(ctx, net, data_name, epochs, batch_size, lr, optimizer, momentum, nest
         settings = {k: v for k, v in ckpt.training.items() if k in known}
         clash = [k for k in ("net", "data_name") if k in given and given[k] != settings.get(k.replace("_name", ""))]
         if clash:
-            raise click.UsageError(f"--resume continues {resume} as it was; drop {', '.join(clash)}")
+            raise UserError(f"--resume continues {resume} as it was; drop {', '.join(clash)}")
         for key in ("epochs", "batch_size", "lr", "schedule", "weight_decay"):
             if key in given:
                 settings[key] = given[key]
@@ -229,11 +244,11 @@ def train(ctx, net, data_name, epochs, batch_size, lr, optimizer, momentum, nest
         trainer = Trainer(model, data, config, out=out)
         trainer.restore(ckpt)
         if trainer.epoch >= config.epochs:
-            raise click.UsageError(f"{resume} already finished {trainer.epoch} epochs; pass --epochs N with N > "
+            raise UserError(f"{resume} already finished {trainer.epoch} epochs; pass --epochs N with N > "
                                    f"{trainer.epoch} to train longer")
     else:
         if not net or not data_name:
-            raise click.UsageError("--net and --data are required (or --resume run.h5)")
+            raise UserError("--net and --data are required (or --resume run.h5)")
         config = TrainConfig(net=net, data=data_name, epochs=epochs, batch_size=batch_size, lr=lr,
                              optimizer=optimizer, momentum=momentum, nesterov=nesterov, schedule=schedule,
                              warmup_epochs=warmup_epochs, weight_decay=weight_decay,
@@ -242,7 +257,7 @@ def train(ctx, net, data_name, epochs, batch_size, lr, optimizer, momentum, nest
         model = build(net, input_shape=data.input_shape, num_classes=data.num_classes, seed=seed)
         out = out or f"{net}-{Path(data_name).stem}.h5"
         if Path(out).exists() and not force:
-            raise click.UsageError(f"{out} exists; pass --force to overwrite it or --resume {out} to continue it")
+            raise UserError(f"{out} exists; pass --force to overwrite it or --resume {out} to continue it")
         trainer = Trainer(model, data, config, out=out)
     summary = _run_training(trainer, as_json)
     if as_json:
@@ -267,10 +282,10 @@ def eval_(checkpoint, data_name, as_json):
     model = ckpt.model()
     data_name = data_name or ckpt.training.get("data")
     if not data_name:
-        raise click.UsageError(f"{checkpoint} does not say which data it was trained on; pass --data")
+        raise UserError(f"{checkpoint} does not say which data it was trained on; pass --data")
     data = load(data_name)
     if data.input_shape != model.input_shape:
-        raise click.UsageError(f"{data_name} images are {data.input_shape}, the model expects {model.input_shape}")
+        raise UserError(f"{data_name} images are {data.input_shape}, the model expects {model.input_shape}")
     mean = ckpt.mean if ckpt.mean is not None else data.mean
     std = ckpt.std if ckpt.std is not None else data.std
     t0 = time.perf_counter()
@@ -353,14 +368,14 @@ def _pyplot():
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise click.UsageError("--plot needs matplotlib: pip install 'lean[plot]'") from None
+        raise UserError("--plot needs matplotlib: pip install 'lean[plot]'") from None
     return plt
 
 
 def _plot_history(history, path):
     plt = _pyplot()
     if not history:
-        raise click.UsageError("the checkpoint has no history to plot")
+        raise UserError("the checkpoint has no history to plot")
     epochs = [h["epoch"] for h in history]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.5))
     ax1.plot(epochs, [h["train_loss"] for h in history])
@@ -448,7 +463,7 @@ def bench_kernel_cmd(name, m, k, n, density, samples, dims, clusters, batch_size
     try:
         c, h, w = (int(v) for v in input_chw.split(","))
     except ValueError:
-        raise click.UsageError(f"--input must be C,H,W like 16,32,32; got {input_chw!r}") from None
+        raise UserError(f"--input must be C,H,W like 16,32,32; got {input_chw!r}") from None
     result = bench_kernel(name, m=m, k=k, n=n, density=density, samples=samples, dims=dims, clusters=clusters,
                           batch_size=batch_size, input_shape=(h, w, c), out_channels=out_channels)
     if as_json:
@@ -496,7 +511,7 @@ def _bench_step(mode, net, batch_size, input_chw, classes, threads, steps, warmu
         try:
             c, h, w = (int(v) for v in input_chw.split(","))
         except ValueError:
-            raise click.UsageError(f"--input must be C,H,W like 3,32,32; got {input_chw!r}") from None
+            raise UserError(f"--input must be C,H,W like 3,32,32; got {input_chw!r}") from None
         shape = (h, w, c)
     else:
         shape = _default_input(net)
@@ -543,9 +558,9 @@ def _run_compress(method, checkpoint, out, force, as_json, **kwargs):
     from .compress.pipeline import compress as run
 
     if Path(out).exists() and not force:
-        raise click.UsageError(f"{out} exists; pass --force to overwrite it")
+        raise UserError(f"{out} exists; pass --force to overwrite it")
     if Path(out).resolve() == Path(checkpoint).resolve():
-        raise click.UsageError("--out must differ from the input checkpoint")
+        raise UserError("--out must differ from the input checkpoint")
     echo = (lambda s: click.echo(s, err=True)) if as_json else click.echo
 
     def on_epoch(h):
@@ -594,10 +609,10 @@ def _parse_clusters(text):
     try:
         values = [int(v) for v in text.split(",")]
     except ValueError:
-        raise click.UsageError(f"--clusters takes K or a comma-separated list of K per conv layer; got {text!r}") \
+        raise UserError(f"--clusters takes K or a comma-separated list of K per conv layer; got {text!r}") \
             from None
     if any(v < 1 for v in values):
-        raise click.UsageError("--clusters must be positive")
+        raise UserError("--clusters must be positive")
     return values[0] if len(values) == 1 else values
 
 
@@ -644,7 +659,7 @@ def _parse_sets(items):
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise click.UsageError(f"--set takes key=value; got {item!r}")
+            raise UserError(f"--set takes key=value; got {item!r}")
         values[key.strip()] = value.strip()
     return values
 
@@ -680,9 +695,9 @@ def hw_predict(workload_spec, accel, dataflow, batch, sets, objective, tiling_fi
         try:
             tilings = json.loads(Path(tiling_file).read_text())
         except (OSError, ValueError) as exc:
-            raise click.UsageError(f"--tiling {tiling_file}: {exc}") from None
+            raise UserError(f"--tiling {tiling_file}: {exc}") from None
         if not isinstance(tilings, dict) or not all(isinstance(v, dict) for v in tilings.values()):
-            raise click.UsageError(f"--tiling {tiling_file} must map layer names to tilings")
+            raise UserError(f"--tiling {tiling_file} must map layer names to tilings")
     result = predict(workload, acc, objective, tilings).to_dict()
     result["accelerator_parameters"] = acc.to_dict()
     if plot:

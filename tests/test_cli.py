@@ -65,6 +65,8 @@ def test_existing_output_is_not_overwritten(run, tmp_path):
     (("info", "junk.h5"), "not a readable HDF5 file"),
     (("bench", "train", "--net", "lenet5", "--input", "1,28"), "--input must be C,H,W"),
     (("bench", "infer", "--net", "bogus"), "unknown net 'bogus'"),
+    (("train", "--net", "lenet5", "--data", "digits", "--epochs", "abc"), "'abc' is not a valid integer"),
+    (("nosuchcommand",), "No such command"),
 ])
 def test_bad_input_gives_one_line_and_nonzero_exit(run, tmp_path, args, message):
     (tmp_path / "junk.h5").write_bytes(b"\x89HDF\r\n\x1a\n truncated")
@@ -72,6 +74,7 @@ def test_bad_input_gives_one_line_and_nonzero_exit(run, tmp_path, args, message)
     assert r.exit_code != 0
     assert message in r.output
     assert "Traceback" not in r.output
+    assert len([line for line in r.output.splitlines() if line.strip()]) == 1  # one line, no usage dump
 
 
 def test_train_with_wrong_data_shape_file(run, tmp_path):
