@@ -531,6 +531,58 @@ def _bench_step(mode, net, batch_size, input_chw, classes, threads, steps, warmu
                f"first step {result['first_step_seconds']:.2f}s)")
 
 
+# ------------------------------------------------------------------------------------------------ prune
+
+@main.command()
+@click.argument("checkpoint", type=click.Path(dir_okay=False))
+@click.option("--ratio", required=True, type=click.FloatRange(0, 1, max_open=True),
+              help="Fraction of channels to remove (global batch-norm scale quantile).")
+@click.option("-o", "--out", required=True, type=click.Path(dir_okay=False))
+@click.option("--data", "data_name", default=None)
+@click.option("--force", is_flag=True)
+@click.option("--json", "as_json", is_flag=True)
+def prune(checkpoint, ratio, out, data_name, force, as_json):
+    """Network slimming: remove the channels with the smallest batch-norm scales (plain nets so far).
+
+    Fine-tune the result with `lean train --resume OUT --epochs N`.
+    """
+    from .data import load
+    from .hw.workload import from_model
+    from .train import Checkpoint, accuracy
+    from .train import load as load_checkpoint
+    from .train import save as save_checkpoint
+    from .train.slimming import channel_masks, prune_plain
+
+    if Path(out).exists() and not force:
+        raise UserError(f"{out} exists; pass --force to overwrite it")
+    ckpt = load_checkpoint(checkpoint)
+    model = ckpt.model()
+    pruned = prune_plain(model, channel_masks(model, ratio))
+    data_name = data_name or ckpt.training.get("data")
+    if not data_name:
+        raise UserError(f"{checkpoint} does not say which data it was trained on; pass --data")
+    data = load(data_name)
+
+    def acc(m):
+        return accuracy(m, data.x_test, data.y_test, lambda x: data.normalize(x, ckpt.mean, ckpt.std))
+
+    training = {k: v for k, v in ckpt.training.items() if k != "progress"}
+    training["pruned_from"] = {"checkpoint": checkpoint, "ratio": ratio}
+    save_checkpoint(out, Checkpoint(pruned.config(), pruned.state(), training=training, mean=ckpt.mean,
+                                    std=ckpt.std))
+    result = {"checkpoint": checkpoint, "out": out, "ratio": ratio,
+              "params_before": model.num_parameters(), "params_after": pruned.num_parameters(),
+              "macs_before": from_model(model).macs, "macs_after": from_model(pruned).macs,
+              "accuracy_before": acc(model), "accuracy_after": acc(pruned)}
+    if as_json:
+        _emit_json(result)
+        return
+    click.echo(f"pruned {100 * ratio:.0f}% of channels: {result['params_before']:,} -> {result['params_after']:,} "
+               f"parameters, {result['macs_before'] / 1e6:.1f} -> {result['macs_after'] / 1e6:.1f} M MACs per image")
+    click.echo(f"test accuracy {100 * result['accuracy_before']:.2f}% -> {100 * result['accuracy_after']:.2f}% "
+               f"before fine-tuning; written to {out} (fine-tune: lean train --resume {out} --epochs N)")
+
+
 # ---------------------------------------------------------------------------------------------- compress
 
 @main.group()

@@ -122,3 +122,16 @@ def test_info_plot_writes_curves(run, tmp_path):
     assert run("train", "--net", "lenet5", "--data", "digits", "--epochs", "2", "--out", "p.h5").exit_code == 0
     r = run("info", "p.h5", "--plot", "curves.png")
     assert r.exit_code == 0 and (tmp_path / "curves.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_prune_plain_net_then_fine_tune(run, tmp_path):
+    assert run("train", "--net", "vgg11", "--data", "digits", "--epochs", "1", "--batch-size", "64",
+               "--out", "v.h5").exit_code == 0
+    r = run("prune", "v.h5", "--ratio", "0.5", "-o", "s.h5", "--json")
+    assert r.exit_code == 0, r.output
+    out = _last_json(r.output)
+    assert out["params_after"] < out["params_before"] and out["macs_after"] < out["macs_before"]
+    r = run("train", "--resume", "s.h5", "--epochs", "1", "--json")
+    assert r.exit_code == 0 and _last_json(r.output)["parameters"] == out["params_after"]
+    r = run("prune", "v.h5", "--ratio", "1.5", "-o", "t.h5")
+    assert r.exit_code != 0 and "1.5" in r.output

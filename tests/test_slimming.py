@@ -46,3 +46,22 @@ def test_mask_distance_and_ticket_detection_on_constructed_sequences():
     assert eb.ticket_epoch == 5 and eb.distances[-1] == 0.0
     with pytest.raises(ValueError, match="differ in size"):
         mask_distance(a, a[:5])
+
+
+def test_pruned_vgg_equals_the_masked_unpruned_vgg():
+    from lean.train.slimming import masked_copy, prune_plain
+
+    model = build("vgg11", input_shape=(16, 16, 3), num_classes=5, seed=0, width=0.125)
+    rng = np.random.default_rng(2)
+    for m in model.net.modules():
+        if isinstance(m, BatchNorm):
+            m.params["weight"][...] = rng.random(m.num_features) + 0.1
+            m.params["bias"][...] = rng.standard_normal(m.num_features) * 0.1
+            m.buffers["running_mean"][...] = rng.standard_normal(m.num_features) * 0.1
+    masks = channel_masks(model, 0.5)
+    pruned = prune_plain(model, masks)
+    assert pruned.num_parameters() < 0.6 * model.num_parameters()
+    x = rng.standard_normal((3, 16, 16, 3)).astype(np.float32)
+    np.testing.assert_allclose(pruned.forward(x), masked_copy(model, masks).forward(x), rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="plain layer stacks"):
+        prune_plain(build("resnet8", input_shape=(8, 8, 3)), {})

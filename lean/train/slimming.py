@@ -79,3 +79,82 @@ class EarlyBird:
         if self.ticket_epoch is None and len(self.fifo) == self.window and worst <= self.epsilon:
             self.ticket_epoch = epoch
         return self.ticket_epoch is not None
+
+
+# --------------------------------------------------------------------------------- physical pruning
+
+def prune_plain(model, masks):
+    """A narrower copy of a plain conv -> BN stack (VGG-style ``Sequential``) keeping the masked channels.
+
+    Each conv's output channels and its BN follow that BN's mask; the next conv's (or the classifier's) input
+    channels follow the same mask; weights are copied. Residual nets need channel selection where the residual
+    add forbids removal and are not handled here yet (ValueError).
+    """
+    from ..nn import Conv2d, GlobalAvgPool, Linear, MaxPool2d, Model, ReLU, Sequential
+    from ..nn.module import module_from_config, module_to_config
+
+    net = model.net
+    if not isinstance(net, Sequential) or any(m.children() for _, m in net.layers):
+        raise ValueError(f"{model.name}: physical pruning handles plain layer stacks (VGG-style) only so far")
+    new_layers = []
+    keep_in = None  # indices of the channels the next layer receives
+    pending_conv = None
+    for name, layer in net.layers:
+        if isinstance(layer, Conv2d):
+            if layer.groups != 1 or layer.form is not None:
+                raise ValueError(f"{name}: grouped or compressed convs cannot be pruned")
+            pending_conv = (name, layer)
+            new_layers.append((name, None))  # filled in when its batch norm (and so its mask) is reached
+            continue
+        if isinstance(layer, BatchNorm):
+            if pending_conv is None:
+                raise ValueError(f"{name}: a batch norm without a conv before it")
+            conv_name, conv = pending_conv
+            keep = np.flatnonzero(masks[name]) if name in masks else np.arange(layer.num_features)
+            if keep.size == 0:
+                keep = np.array([int(np.argmax(np.abs(layer.params["weight"])))])  # never cut a layer to nothing
+            w = conv.params["weight"]
+            w = w if keep_in is None else w[:, keep_in]
+            conv_clone = Conv2d(len(keep_in) if keep_in is not None else conv.in_channels, len(keep),
+                                conv.kernel_size, conv.stride, conv.padding, 1, "bias" in conv.params)
+            conv_clone.params["weight"][...] = w[keep]
+            if "bias" in conv.params:
+                conv_clone.params["bias"][...] = conv.params["bias"][keep]
+            new_layers[-1] = (conv_name, conv_clone)
+            bn = BatchNorm(len(keep), layer.eps, layer.momentum, layer.relu)
+            for key in ("weight", "bias"):
+                bn.params[key][...] = layer.params[key][keep]
+            for key in ("running_mean", "running_var"):
+                bn.buffers[key][...] = layer.buffers[key][keep]
+            new_layers.append((name, bn))
+            keep_in, pending_conv = keep, None
+            continue
+        if isinstance(layer, Linear) and keep_in is not None:
+            lin = Linear(len(keep_in), layer.out_features, "bias" in layer.params)
+            lin.params["weight"][...] = layer.params["weight"][:, keep_in]
+            if "bias" in layer.params:
+                lin.params["bias"][...] = layer.params["bias"]
+            new_layers.append((name, lin))
+            keep_in = None
+            continue
+        if not isinstance(layer, (MaxPool2d, GlobalAvgPool, ReLU)):
+            raise ValueError(f"{name}: {type(layer).__name__} is not supported by plain pruning")
+        new_layers.append((name, module_from_config(module_to_config(layer))))
+    if pending_conv is not None:
+        raise ValueError(f"{pending_conv[0]}: a conv without a batch norm after it cannot be slimmed")
+    return Model(Sequential(new_layers), model.input_shape, model.num_classes, model.name)
+
+
+def masked_copy(model, masks):
+    """The same model with pruned channels silenced (BN scale and shift set to 0): what pruning must equal."""
+    from ..nn import Model
+    from ..nn.module import module_from_config, module_to_config
+
+    clone = Model(module_from_config(module_to_config(model.net)), model.input_shape, model.num_classes, model.name)
+    clone.load_state(model.state())
+    for name, bn in _batchnorms(clone):
+        if name in masks:
+            off = ~masks[name]
+            bn.params["weight"][off] = 0.0
+            bn.params["bias"][off] = 0.0
+    return clone
