@@ -325,16 +325,16 @@ def conv2d_forward(x, w, bias=None, stride=1, padding=0, groups=1, method="auto"
     return y
 
 
-def patch_product(x, out, r, s, stride, padding, oh, ow, c0, cg, cols_dtype, product):
+def patch_product(x, out, r, s, stride, padding, oh, ow, c0, cg, cols_dtype, product, chunk_scale=1):
     """For every output row, build its patch and let ``product(patches, out_block)`` fill ``out`` (m, kg).
 
     The shared driver of every im2col convolution (float, int8, exact-float): patches are built
-    ``_chunk_rows`` at a time into a buffer of ``cols_dtype`` that stays in cache, and each worker thread takes a
-    contiguous range of images.
+    ``_chunk_rows`` (times ``chunk_scale``) at a time into a buffer of ``cols_dtype`` that stays in cache, and
+    each worker thread takes a contiguous range of images.
     """
     per_image = oh * ow
     patch_len = r * s * cg
-    rows = _chunk_rows(patch_len)
+    rows = min(1 << 16, _chunk_rows(patch_len) * chunk_scale)
 
     def images(b0, b1):
         cols = np.empty((min(rows, (b1 - b0) * per_image), patch_len), dtype=cols_dtype)
