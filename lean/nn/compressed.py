@@ -165,23 +165,24 @@ class SmartExchangeWeight(WeightForm):
         return self
 
     def _coefficients(self):
-        ce_q, _ = pow2_nearest(self.params["ce"], self.e_min, self.max_exponent)
-        return ce_q * self.buffers["mask"]
+        """Masked power-of-two coefficients and their int8 codes (sign * (exponent - e_min + 1), 0 for zero)."""
+        ce_q, e = pow2_nearest(self.params["ce"], self.e_min, self.max_exponent)
+        ce_q = ce_q * self.buffers["mask"]
+        codes = np.where(ce_q != 0, np.sign(ce_q) * (e - self.e_min + 1), 0).astype(np.int8)
+        return ce_q, codes
 
     def dense(self):
         """Rebuild the weight: the power-of-two sparse product of the coefficients with the bases
         (``lean.kernels.se_rebuild``), from int8 codes as the hardware would hold them."""
-        cq = self._coefficients()
+        cq, codes = self._coefficients()
         bq, _, _ = _fake_quant_rows(self.params["basis"].reshape(-1, self.L, self.L), self.basis_bits)
         bq = bq.reshape(self.params["basis"].shape)
         self._cache = (cq, bq)
-        _, e = pow2_nearest(self.params["ce"], self.e_min, self.max_exponent)
-        codes = np.where(cq != 0, np.sign(cq) * (e - self.e_min + 1), 0).astype(np.int8)
         rows = kernels.se_rebuild(codes, bq, self.e_min).reshape(self.shape[0], -1, self.L)[:, :self.m]
         return se_unrows(rows, self.shape).astype(np.float32)
 
     def backward(self, dw):
-        cq, bq = self._cache if self._cache is not None else (self._coefficients(), self.params["basis"])
+        cq, bq = self._cache if self._cache is not None else (self._coefficients()[0], self.params["basis"])
         rows = se_rows(dw)
         padded = np.zeros((self.shape[0], self.nb * self.bm, self.L), np.float32)
         padded[:, :self.m] = rows
@@ -192,9 +193,7 @@ class SmartExchangeWeight(WeightForm):
 
     def export(self):
         mask = self.buffers["mask"] > 0
-        _, e = pow2_nearest(self.params["ce"], self.e_min, self.max_exponent)
-        sign = np.sign(self.params["ce"])
-        codes = (sign * (e - self.e_min + 1))[mask].astype(np.int8)  # 0 is never a code of a non-zero
+        codes = self._coefficients()[1][mask]  # code 0: a kept position whose coefficient rounded to zero
         _, bcodes, bscale = _fake_quant_rows(self.params["basis"].reshape(-1, self.L, self.L), self.basis_bits)
         return {"mask_bits": np.packbits(mask.reshape(-1)), "codes": codes,
                 "basis_codes": bcodes.astype(np.int8 if self.basis_bits <= 8 else np.int16),
