@@ -81,12 +81,13 @@ class Dataset:
         std = self.std if std is None else std
         return ((x.astype(np.float32) - mean) / std).astype(np.float32)
 
-    def train_batch(self, indices, rng):
-        """Normalized float32 training batch, augmented if the dataset asks for it."""
+    def train_batch(self, indices, rng, mean=None, std=None):
+        """Normalized float32 training batch (by ``mean``/``std``, default the dataset's own), augmented if the
+        dataset asks for it."""
         x = self.x_train[indices]
         if self.augment:
             x = random_crop_flip(x, rng, pad=4, flip=self.flip)
-        return self.normalize(x), self.y_train[indices]
+        return self.normalize(x, mean, std), self.y_train[indices]
 
     def limit(self, n_train):
         """The first ``n_train`` training images (for quick experiments)."""

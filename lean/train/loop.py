@@ -165,9 +165,7 @@ class Trainer:
             t0 = time.perf_counter()
             rng = np.random.default_rng([cfg.seed, self.epoch, step])
             idx = order[step * batch:(step + 1) * batch]
-            x, y = ds.train_batch(idx, rng)
-            if self.mean is not ds.mean:
-                x = ((x * ds.std + ds.mean - self.mean) / self.std).astype(np.float32)
+            x, y = ds.train_batch(idx, rng, self.mean, self.std)
             lr = self.schedule.lr_at(self.epoch + step / steps)
             model.reseed(int(rng.integers(2**31)))
             model.zero_grad()
