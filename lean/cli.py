@@ -85,8 +85,8 @@ def main():
 class Progress:
     """A one-line progress bar on stderr (redrawn at most 5 times a second when stderr is a terminal)."""
 
-    def __init__(self, enabled):
-        self.enabled = enabled and sys.stderr.isatty()
+    def __init__(self):
+        self.enabled = sys.stderr.isatty()
         self.last = 0.0
 
     def step(self, info):
@@ -121,14 +121,13 @@ def _epoch_line(h, epochs):
             f"test {100 * h['test_accuracy']:5.2f}%  {h['train_images_per_second']:,.0f} img/s  {h['seconds']:.1f}s")
 
 
-def _run_training(trainer, as_json, quiet=False):
-    progress = Progress(enabled=not quiet)
+def _run_training(trainer, as_json):
+    progress = Progress()
     out_echo = (lambda s: click.echo(s, err=True)) if as_json else click.echo
 
     def on_epoch(h):
         progress.clear()
-        if not quiet:
-            out_echo(_epoch_line(h, trainer.config.epochs))
+        out_echo(_epoch_line(h, trainer.config.epochs))
 
     trainer.on_step, trainer.on_epoch = progress.step, on_epoch
     try:
@@ -460,10 +459,7 @@ def bench_kernel_cmd(name, m, k, n, density, samples, dims, clusters, batch_size
 
     if threads:
         kernels.set_threads(threads)
-    try:
-        c, h, w = (int(v) for v in input_chw.split(","))
-    except ValueError:
-        raise UserError(f"--input must be C,H,W like 16,32,32; got {input_chw!r}") from None
+    c, h, w = _parse_chw(input_chw)
     result = bench_kernel(name, m=m, k=k, n=n, density=density, samples=samples, dims=dims, clusters=clusters,
                           batch_size=batch_size, input_shape=(h, w, c), out_channels=out_channels)
     if as_json:
@@ -472,6 +468,14 @@ def bench_kernel_cmd(name, m, k, n, density, samples, dims, clusters, batch_size
     refs = ", ".join(f"{ref} {ms:.2f} ms ({ms / result['lean_ms']:.1f}x)" for ref, ms in result["reference_ms"].items())
     click.echo(f"{name}: lean {result['lean_ms']:.2f} ms on {result['threads']} threads; {refs} "
                f"(ratio = reference time / lean time)")
+
+
+def _parse_chw(text):
+    try:
+        c, h, w = (int(v) for v in text.split(","))
+    except ValueError:
+        raise UserError(f"--input must be C,H,W like 3,32,32; got {text!r}") from None
+    return c, h, w
 
 
 def _bench_step_options(f):
@@ -508,10 +512,7 @@ def _bench_step(mode, net, batch_size, input_chw, classes, threads, steps, warmu
     from .bench import bench_model
 
     if input_chw:
-        try:
-            c, h, w = (int(v) for v in input_chw.split(","))
-        except ValueError:
-            raise UserError(f"--input must be C,H,W like 3,32,32; got {input_chw!r}") from None
+        c, h, w = _parse_chw(input_chw)
         shape = (h, w, c)
     else:
         shape = _default_input(net)
