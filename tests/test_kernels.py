@@ -18,6 +18,8 @@ CONV_CASES = [
     (1, 3, 3, 5, 7, 3, 1, 0, 1),     # 1x1 output
     (4, 6, 6, 8, 4, 1, 2, 0, 1),     # strided 1x1 (a projection shortcut)
     (2, 10, 10, 16, 16, 3, 1, 1, 1),
+    (3, 9, 7, 1, 6, 5, 1, 2, 1),     # LeNet-5's first layer on a non-square image
+    (2, 6, 11, 2, 3, 3, 1, 0, 1),
 ]
 
 
@@ -27,7 +29,7 @@ def _rand(rng, *shape):
 
 @pytest.mark.parametrize("n,h,w,c,k,r,stride,padding,groups,method", [
     (*case, method) for case in CONV_CASES for method in ("auto", "im2col", "direct")
-    if method != "direct" or case[-1] == 1  # the direct kernel is for groups=1
+    if method != "direct" or (case[-1] == 1 and case[-3] == 1)  # the direct kernel: groups=1, stride 1
 ])
 def test_conv_forward_and_backward_match_reference(n, h, w, c, k, r, stride, padding, groups, method):
     rng = np.random.default_rng(abs(hash((n, h, w, c, k, r, stride, padding, groups))) % 2**32)
@@ -43,6 +45,13 @@ def test_conv_forward_and_backward_match_reference(n, h, w, c, k, r, stride, pad
     np.testing.assert_allclose(dx, rdx, rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(dw, rdw, rtol=1e-4, atol=1e-3)
     np.testing.assert_allclose(db, rdb, rtol=1e-4, atol=1e-4)
+
+
+def test_direct_conv_rejects_what_it_cannot_do():
+    x, wt = np.zeros((1, 6, 6, 2), np.float32), np.zeros((4, 2, 3, 3), np.float32)
+    with pytest.raises(ValueError, match="stride 1"):
+        kernels.conv2d_forward(x, wt, None, 2, 1, method="direct")
+    assert kernels.conv2d_forward(x, wt, None, 2, 1).shape == (1, 3, 3, 4)  # auto falls back to im2col
 
 
 def test_conv_non_contiguous_and_zero_input():

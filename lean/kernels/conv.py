@@ -22,31 +22,52 @@ from ._config import JIT, PARALLEL_JIT, U, float_dtype, njit, prange, run_split
 
 @njit(**JIT)
 def _im2col_rows(x, cols, row0, nrows, r, s, stride, pad, oh, ow, c0, cg):
-    """Fill ``cols[:nrows]`` with the patches of output rows ``row0 .. row0+nrows`` (rows run over n, oy, ox)."""
+    """Fill ``cols[:nrows]`` with the patches of output rows ``row0 .. row0+nrows`` (rows run over n, oy, ox).
+
+    A patch row ``i`` is ``s`` neighbouring pixels of one image row: with all channels in one group that is one
+    contiguous run of ``s * c`` values in NHWC, copied as one loop (the padding part of the run is zeroed).
+    """
     _, h, w, c = x.shape
     xf = x.reshape(-1)
     cf = cols.reshape(-1)
     per_image = oh * ow
     patch_len = r * s * cg
+    run = s * cg
     for t in range(nrows):
         row = row0 + t
         b = row // per_image
         rem = row - b * per_image
         oy = rem // ow
         ox = rem - oy * ow
+        ix0 = ox * stride - pad
+        j_lo = max(0, -ix0)
+        j_hi = min(s, w - ix0)
         dst = U(t * patch_len)
         for i in range(r):
             iy = oy * stride - pad + i
-            for j in range(s):
-                ix = ox * stride - pad + j
-                if iy >= 0 and iy < h and ix >= 0 and ix < w:
-                    src = U(((b * h + iy) * w + ix) * c + c0)
-                    for ch in range(cg):
-                        cf[dst + U(ch)] = xf[src + U(ch)]
-                else:
-                    for ch in range(cg):
-                        cf[dst + U(ch)] = 0.0
-                dst += U(cg)
+            if iy < 0 or iy >= h or j_lo >= j_hi:
+                for q in range(run):
+                    cf[dst + U(q)] = 0.0
+            elif cg == c:
+                for q in range(j_lo * c):
+                    cf[dst + U(q)] = 0.0
+                src = U(((b * h + iy) * w + ix0 + j_lo) * c)
+                inner = dst + U(j_lo * c)
+                for q in range((j_hi - j_lo) * c):
+                    cf[inner + U(q)] = xf[src + U(q)]
+                for q in range(j_hi * c, run):
+                    cf[dst + U(q)] = 0.0
+            else:
+                for j in range(s):
+                    o = dst + U(j * cg)
+                    if j_lo <= j < j_hi:
+                        src = U(((b * h + iy) * w + ix0 + j) * c + c0)
+                        for ch in range(cg):
+                            cf[o + U(ch)] = xf[src + U(ch)]
+                    else:
+                        for ch in range(cg):
+                            cf[o + U(ch)] = 0.0
+            dst += U(run)
 
 
 @njit(**JIT)
@@ -63,16 +84,25 @@ def _col2im_rows(dcols, dx, row0, nrows, r, s, stride, pad, oh, ow, c0, cg):
         rem = row - b * per_image
         oy = rem // ow
         ox = rem - oy * ow
-        src = U(t * patch_len)
+        ix0 = ox * stride - pad
+        j_lo = max(0, -ix0)
+        j_hi = min(s, w - ix0)
         for i in range(r):
             iy = oy * stride - pad + i
-            for j in range(s):
-                ix = ox * stride - pad + j
-                if iy >= 0 and iy < h and ix >= 0 and ix < w:
-                    dst = U(((b * h + iy) * w + ix) * c + c0)
+            if iy < 0 or iy >= h or j_lo >= j_hi:
+                continue
+            src = U(t * patch_len + i * s * cg)
+            if cg == c:
+                dst = U(((b * h + iy) * w + ix0 + j_lo) * c)
+                inner = src + U(j_lo * c)
+                for q in range((j_hi - j_lo) * c):
+                    xf[dst + U(q)] += df[inner + U(q)]
+            else:
+                for j in range(j_lo, j_hi):
+                    dst = U(((b * h + iy) * w + ix0 + j) * c + c0)
+                    o = src + U(j * cg)
                     for ch in range(cg):
-                        xf[dst + U(ch)] += df[src + U(ch)]
-                src += U(cg)
+                        xf[dst + U(ch)] += df[o + U(ch)]
 
 
 @njit(**PARALLEL_JIT)
@@ -132,82 +162,120 @@ def _depthwise_backward(x, wt, dy, dx, dwt_per_image, stride, pad, need_dx):
                                 dx[b, iy, ix, ch] += g * wt[i, j, ch]
 
 
-@njit(**PARALLEL_JIT)
-def _direct_forward(xp, w, y_t, stride):
-    """Few-channel convolution: y_t[b, kk, oy, ox] = sum over (ci, i, j) of w[kk, ci, i, j] * xp[b, ci, ...].
+@njit(**JIT)
+def _load_plane(x, b, xp, pad):
+    """Copy image ``b`` of NHWC ``x`` into ``xp``, flat (c, h + 2 pad, w + 2 pad) planes with a zero border."""
+    _, h, w, c = x.shape
+    hp, wp = h + 2 * pad, w + 2 * pad
+    xf = x.reshape(-1)
+    xp[:] = 0.0
+    base = U(b * h * w * c)
+    for iy in range(h):
+        for ix in range(w):
+            src = base + U((iy * w + ix) * c)
+            dst = U((iy + pad) * wp + ix + pad)
+            for ci in range(c):
+                xp[dst + U(ci * hp * wp)] = xf[src + U(ci)]
 
-    ``xp`` is the zero-padded input in (n, c, h, w) order, so the innermost loop runs along a contiguous image
-    row and vectorizes; this beats im2col + BLAS when a patch is short (few input channels) and the matmul
-    would be thin. Flat unsigned offsets keep Numba's wraparound tests out of the inner loop.
+
+@njit(**JIT)
+def _direct_forward(x, w, bias, y, pad, b0, b1):
+    """Few-channel stride-1 convolution of images ``b0 .. b1``, written straight into NHWC ``y``.
+
+    Each image is copied into zero-padded channel planes. An output plane is computed over the padded width
+    (``oh * wp`` values, the last ``wp - ow`` of each row are discarded), so for a tap (ci, i, j) the whole
+    plane is one long multiply-add against the input plane shifted by ``i * wp + j``: a loop LLVM vectorizes
+    with no row ends in it. Beats im2col + BLAS when a patch is short and the matmul would be thin.
     """
-    n, c, hp, wp = xp.shape
+    _, h, wd, c = x.shape
     k, _, r, s = w.shape
-    _, _, oh, ow = y_t.shape
-    xf = xp.reshape(-1)
-    yf = y_t.reshape(-1)
+    _, oh, ow, _ = y.shape
+    hp, wp = h + 2 * pad, wd + 2 * pad
+    plane = hp * wp
+    lq = oh * wp
     wf = w.reshape(-1)
-    for bk in prange(n * k):
-        b = bk // k
-        kk = bk - b * k
-        for oy in range(oh):
-            yo = U(((b * k + kk) * oh + oy) * ow)
-            for ox in range(ow):
-                yf[yo + U(ox)] = 0.0
+    yf = y.reshape(-1)
+    xp = np.empty(c * plane + s, dtype=x.dtype)  # + s: the discarded columns of the last row read past the plane
+    acc = np.empty(k * lq, dtype=x.dtype)
+    for b in range(b0, b1):
+        _load_plane(x, b, xp, pad)
+        for kk in range(k):
+            ao = U(kk * lq)
+            for q in range(lq):
+                acc[ao + U(q)] = bias[kk]
             for ci in range(c):
                 for i in range(r):
-                    xo = U(((b * c + ci) * hp + oy * stride + i) * wp)
                     for j in range(s):
                         wv = wf[U(((kk * c + ci) * r + i) * s + j)]
-                        if stride == 1:
-                            for ox in range(ow):
-                                yf[yo + U(ox)] += wv * xf[xo + U(ox + j)]
-                        else:
-                            for ox in range(ow):
-                                yf[yo + U(ox)] += wv * xf[xo + U(ox * stride + j)]
+                        xo = U(ci * plane + i * wp + j)
+                        for q in range(lq):
+                            acc[ao + U(q)] += wv * xp[xo + U(q)]
+        for oy in range(oh):
+            for ox in range(ow):
+                yo = U(((b * oh + oy) * ow + ox) * k)
+                qo = U(oy * wp + ox)
+                for kk in range(k):
+                    yf[yo + U(kk)] = acc[qo + U(kk * lq)]
 
 
-@njit(**PARALLEL_JIT)
-def _direct_backward(xp, w, dy_t, dxp, dw_per_image, stride, need_dx):
-    """Gradients of ``_direct_forward``, one image per parallel iteration (no two threads write one place).
+@njit(**JIT)
+def _direct_backward(x, w, dy, dx, dw, db, pad, need_dx, b0, b1):
+    """Gradients of ``_direct_forward`` for images ``b0 .. b1``: sets ``dw`` and ``db`` to this range's sums.
 
-    The weight gradient sums products along whole output rows into a row-long accumulator and reduces it
-    once per weight, so the inner loop is a plain vectorizable multiply-add rather than a dot product.
+    The output gradient of an image is laid out like the forward's padded-width planes, with zeros in the
+    discarded columns, so a weight's gradient is one dot product over the plane and the input gradient one
+    long multiply-add per tap, as in the forward.
     """
-    n, c, hp, wp = xp.shape
+    _, h, wd, c = x.shape
     k, _, r, s = w.shape
-    _, _, oh, ow = dy_t.shape
-    xf = xp.reshape(-1)
-    gf = dy_t.reshape(-1)
+    _, oh, ow, _ = dy.shape
+    hp, wp = h + 2 * pad, wd + 2 * pad
+    plane = hp * wp
+    lq = oh * wp
     wf = w.reshape(-1)
-    dxf = dxp.reshape(-1)
-    dwf = dw_per_image.reshape(-1)
-    per_image_x = c * hp * wp
-    per_image_w = k * c * r * s
-    for b in prange(n):
-        acc = np.empty(ow, dtype=xp.dtype)
+    gf = dy.reshape(-1)
+    dxf = dx.reshape(-1)
+    dwf = dw.reshape(-1)
+    dwf[:] = 0.0
+    db[:] = 0.0
+    xp = np.empty(c * plane + s, dtype=x.dtype)
+    dxp = np.empty(c * plane + s, dtype=x.dtype)
+    g = np.zeros(k * lq, dtype=x.dtype)
+    for b in range(b0, b1):
+        _load_plane(x, b, xp, pad)
+        for oy in range(oh):
+            for ox in range(ow):
+                src = U(((b * oh + oy) * ow + ox) * k)
+                for kk in range(k):
+                    g[U(kk * lq + oy * wp + ox)] = gf[src + U(kk)]
         if need_dx:
-            for q in range(per_image_x):
-                dxf[U(b * per_image_x + q)] = 0.0
+            dxp[:] = 0.0
         for kk in range(k):
+            go = U(kk * lq)
+            total = x.dtype.type(0)
+            for q in range(lq):
+                total += g[go + U(q)]
+            db[kk] += total
             for ci in range(c):
                 for i in range(r):
                     for j in range(s):
                         wi = U(((kk * c + ci) * r + i) * s + j)
-                        acc[:] = 0.0
-                        for oy in range(oh):
-                            go = U(((b * k + kk) * oh + oy) * ow)
-                            xo = U(((b * c + ci) * hp + oy * stride + i) * wp + j)
-                            if stride == 1:
-                                for ox in range(ow):
-                                    acc[ox] += gf[go + U(ox)] * xf[xo + U(ox)]
-                            else:
-                                for ox in range(ow):
-                                    acc[ox] += gf[go + U(ox)] * xf[xo + U(ox * stride)]
-                            if need_dx:
-                                wv = wf[wi]
-                                for ox in range(ow):
-                                    dxf[xo + U(ox * stride)] += wv * gf[go + U(ox)]
-                        dwf[U(b * per_image_w) + wi] = acc.sum()
+                        xo = U(ci * plane + i * wp + j)
+                        total = x.dtype.type(0)
+                        for q in range(lq):
+                            total += g[go + U(q)] * xp[xo + U(q)]
+                        dwf[wi] += total
+                        if need_dx:
+                            wv = wf[wi]
+                            for q in range(lq):
+                                dxp[xo + U(q)] += wv * g[go + U(q)]
+        if need_dx:
+            for iy in range(h):
+                for ix in range(wd):
+                    dst = U(((b * h + iy) * wd + ix) * c)
+                    src = U((iy + pad) * wp + ix + pad)
+                    for ci in range(c):
+                        dxf[dst + U(ci)] = dxp[src + U(ci * plane)]
 
 
 # ---------------------------------------------------------------------------------------------- wrappers
@@ -264,31 +332,25 @@ def _is_depthwise(c, k, groups):
     return groups > 1 and groups == c and groups == k
 
 
-# Direct loops win when the input has very few channels (a short patch row and a thin matmul). Measured here
-# (1 thread, batch 128): 3x faster than im2col at 1 channel (LeNet-5's first layer, 5x5), but 1.3x slower at 3
-# channels (ResNet's RGB stem, 3x3) and 3-4x slower at 6 (LeNet-5's second layer).
-DIRECT_MAX_CHANNELS = 2
+# The direct kernel wins when the input has few channels (a short patch and a thin matmul). Measured here
+# (2 threads, batch 128, forward / backward without input gradient, ms, direct vs im2col): LeNet-5's first layer
+# (1 channel, 5x5) 1.3 / 1.0 vs 4.5 / 5.9; ResNet's RGB stem (3 channels, 3x3) 2.5 / 2.5 vs 6.3 / 8.1;
+# 4 channels 3.0 / 3.0 vs 4.7 / 6.7; but LeNet-5's second layer (6 channels) 2.7 / 2.5 vs 2.1 / 1.5.
+DIRECT_MAX_CHANNELS = 4
 
 CONV_METHODS = ("auto", "im2col", "direct")
 
 
-def _pick_method(method, c, k, groups):
+def _pick_method(method, c, k, groups, stride):
     if method not in CONV_METHODS:
         raise ValueError(f"unknown conv method {method!r}; choose one of: {', '.join(CONV_METHODS)}")
     if method == "auto":
         if _is_depthwise(c, k, groups):
             return "depthwise"
-        return "direct" if (groups == 1 and c <= DIRECT_MAX_CHANNELS) else "im2col"
-    if method == "direct" and groups != 1:
-        raise ValueError("the direct conv method supports groups=1 only")
+        return "direct" if (groups == 1 and stride == 1 and c <= DIRECT_MAX_CHANNELS) else "im2col"
+    if method == "direct" and (groups != 1 or stride != 1):
+        raise ValueError("the direct conv method supports groups=1 and stride 1 only")
     return method
-
-
-def _padded_channels_first(x, padding):
-    n, h, w, c = x.shape
-    xp = np.zeros((n, c, h + 2 * padding, w + 2 * padding), dtype=x.dtype)
-    xp[:, :, padding:padding + h, padding:padding + w] = x.transpose(0, 3, 1, 2)
-    return xp
 
 
 def conv2d_forward(x, w, bias=None, stride=1, padding=0, groups=1, method="auto"):
@@ -302,12 +364,14 @@ def conv2d_forward(x, w, bias=None, stride=1, padding=0, groups=1, method="auto"
     oh, ow = _check_conv_args(x, w, stride, padding, groups)
     n, _, _, c = x.shape
     k, cg, r, s = w.shape
-    method = _pick_method(method, c, k, groups)
+    method = _pick_method(method, c, k, groups, stride)
     if method == "direct":
-        y_t = np.empty((n, k, oh, ow), dtype=dtype)
-        _direct_forward(_padded_channels_first(x, padding), np.ascontiguousarray(w), y_t, stride)
-        y = np.ascontiguousarray(y_t.transpose(0, 2, 3, 1))
-    elif method == "depthwise":
+        y = np.empty((n, oh, ow, k), dtype=dtype)
+        bias_vec = np.zeros(k, dtype) if bias is None else np.ascontiguousarray(bias, dtype=dtype)
+        w = np.ascontiguousarray(w)
+        run_split(lambda b0, b1: _direct_forward(x, w, bias_vec, y, padding, b0, b1), n)
+        return y
+    if method == "depthwise":
         y = np.empty((n, oh, ow, k), dtype=dtype)
         _depthwise_forward(x, np.ascontiguousarray(w[:, 0].transpose(1, 2, 0)), y, stride, padding)
     else:
@@ -374,19 +438,18 @@ def conv2d_backward(x, w, dy, stride=1, padding=0, groups=1, need_dx=True, need_
     dy = np.ascontiguousarray(dy, dtype=dtype)
     if dy.shape != (n, oh, ow, k):
         raise ValueError(f"conv2d output gradient must have shape {(n, oh, ow, k)}; got {dy.shape}")
-    method = _pick_method(method, c, k, groups)
+    method = _pick_method(method, c, k, groups, stride)
     if method == "direct":
-        xp = _padded_channels_first(x, padding)
-        dxp = np.empty_like(xp) if need_dx else np.empty((1, 1, 1, 1), dtype)
-        dw_per_image = np.empty((n, k, cg, r, s), dtype=dtype)
-        dy_t = np.ascontiguousarray(dy.transpose(0, 3, 1, 2))
-        # summed over contiguous (oh, ow) planes: far faster than over a 6-wide channel axis
-        db = dy_t.sum(axis=(0, 2, 3)) if need_db else None
-        _direct_backward(xp, np.ascontiguousarray(w), dy_t, dxp, dw_per_image, stride, need_dx)
-        dx = None
-        if need_dx:
-            dx = np.ascontiguousarray(dxp[:, :, padding:padding + h, padding:padding + wd].transpose(0, 2, 3, 1))
-        return dx, dw_per_image.sum(axis=0), db
+        dx = np.empty_like(x) if need_dx else np.empty((1, 1, 1, 1), dtype)
+        w = np.ascontiguousarray(w)
+
+        def images(b0, b1):
+            dw, db = np.empty_like(w), np.empty(k, dtype)
+            _direct_backward(x, w, dy, dx, dw, db, padding, need_dx, b0, b1)
+            return dw, db
+
+        dw, db = (np.sum(part, axis=0) for part in zip(*run_split(images, n), strict=True))
+        return (dx if need_dx else None), dw, (db if need_db else None)
     db = dy.reshape(-1, k).sum(axis=0) if need_db else None
     if method == "depthwise":
         dx = np.empty_like(x) if need_dx else np.empty((1, 1, 1, 1), dtype)

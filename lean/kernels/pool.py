@@ -1,60 +1,76 @@
-"""Max and average pooling on channels-last activations (n, h, w, c); one image per parallel iteration."""
+"""Max and average pooling on channels-last activations (n, h, w, c).
+
+Kernels are serial over a block of images; the wrappers hand each worker thread its own block (``_by_images``).
+Measured here: a ``prange`` over images ran LeNet-5's first pooling 2.4x slower than this (1.28 vs 0.53 ms).
+"""
 
 import numpy as np
 
-from ._config import PARALLEL_JIT, float_dtype, njit, prange
+from ._config import JIT, U, float_dtype, njit, run_split
 from .conv import conv_output_size
 
 
-@njit(**PARALLEL_JIT)
+@njit(**JIT)
 def _maxpool_forward(x, y, argmax, k, stride, pad):
+    """Window maxima and, in ``argmax``, where each came from as a flat offset inside its image (h * w * c).
+
+    Window bounds are clipped once per output pixel, so the scan has no bounds tests; the first in-bounds
+    element seeds the maximum (a NaN there stays).
+    """
     n, h, w, c = x.shape
     _, oh, ow, _ = y.shape
-    for b in prange(n):
+    xf = x.reshape(-1)
+    yf = y.reshape(-1)
+    af = argmax.reshape(-1)
+    per_image = h * w * c
+    for b in range(n):
+        xb = U(b * per_image)
         for oy in range(oh):
+            iy0 = max(oy * stride - pad, 0)
+            iy1 = min(oy * stride - pad + k, h)
             for ox in range(ow):
+                ix0 = max(ox * stride - pad, 0)
+                ix1 = min(ox * stride - pad + k, w)
+                o = U(((b * oh + oy) * ow + ox) * c)
+                first = U((iy0 * w + ix0) * c)
                 for ch in range(c):
-                    best = -np.inf
-                    best_at = -1
-                    for i in range(k):
-                        iy = oy * stride - pad + i
-                        if iy < 0 or iy >= h:
-                            continue
-                        for j in range(k):
-                            ix = ox * stride - pad + j
-                            if ix < 0 or ix >= w:
-                                continue
-                            v = x[b, iy, ix, ch]
-                            if v > best or best_at < 0:
-                                best = v
-                                best_at = iy * w + ix
-                    y[b, oy, ox, ch] = best
-                    argmax[b, oy, ox, ch] = best_at
+                    best_at = first + U(ch)
+                    best = xf[xb + best_at]
+                    for iy in range(iy0, iy1):
+                        for ix in range(ix0, ix1):
+                            at = U((iy * w + ix) * c + ch)
+                            v = xf[xb + at]
+                            better = v > best  # selects, not branches: random data mispredicts half of them
+                            best_at = at if better else best_at
+                            best = v if better else best
+                    yf[o + U(ch)] = best
+                    af[o + U(ch)] = best_at
 
 
-@njit(**PARALLEL_JIT)
+@njit(**JIT)
 def _maxpool_backward(dy, argmax, dx):
-    n, h, w, c = dx.shape
-    _, oh, ow, _ = dy.shape
-    for b in prange(n):
-        for iy in range(h):
-            for ix in range(w):
-                for ch in range(c):
-                    dx[b, iy, ix, ch] = 0.0
-        for oy in range(oh):
-            for ox in range(ow):
-                for ch in range(c):
-                    at = argmax[b, oy, ox, ch]
-                    dx[b, at // w, at % w, ch] += dy[b, oy, ox, ch]
+    n = dx.shape[0]
+    per_image = dx.size // max(n, 1)
+    per_out = dy.size // max(n, 1)
+    gf = dy.reshape(-1)
+    af = argmax.reshape(-1)
+    dxf = dx.reshape(-1)
+    for b in range(n):
+        xb = U(b * per_image)
+        for q in range(per_image):
+            dxf[xb + U(q)] = 0.0
+        for q in range(per_out):
+            o = U(b * per_out + q)
+            dxf[xb + U(af[o])] += gf[o]
 
 
-@njit(**PARALLEL_JIT)
+@njit(**JIT)
 def _avgpool_forward(x, y, k, stride, pad):
     """Average over the window including padding (count_include_pad), as most CIFAR nets use."""
     n, h, w, c = x.shape
     _, oh, ow, _ = y.shape
     inv = 1.0 / (k * k)
-    for b in prange(n):
+    for b in range(n):
         for oy in range(oh):
             for ox in range(ow):
                 for ch in range(c):
@@ -73,12 +89,12 @@ def _avgpool_forward(x, y, k, stride, pad):
                     y[b, oy, ox, ch] *= inv
 
 
-@njit(**PARALLEL_JIT)
+@njit(**JIT)
 def _avgpool_backward(dy, dx, k, stride, pad):
     n, h, w, c = dx.shape
     _, oh, ow, _ = dy.shape
     inv = 1.0 / (k * k)
-    for b in prange(n):
+    for b in range(n):
         for iy in range(h):
             for ix in range(w):
                 for ch in range(c):
@@ -97,6 +113,11 @@ def _avgpool_backward(dy, dx, k, stride, pad):
                             dx[b, iy, ix, ch] += dy[b, oy, ox, ch] * inv
 
 
+def _by_images(kernel, images, *args):
+    """``kernel(*(a[b0:b1] for a in images), *args)`` on one contiguous block of images per worker thread."""
+    run_split(lambda b0, b1: kernel(*(a[b0:b1] for a in images), *args), images[0].shape[0])
+
+
 def _check_pool(x, k, stride, pad):
     if x.ndim != 4:
         raise ValueError(f"pooling input must be (n, h, w, c); got shape {x.shape}")
@@ -106,19 +127,19 @@ def _check_pool(x, k, stride, pad):
 
 
 def maxpool_forward(x, k, stride, pad=0):
-    """Returns ``(y, argmax)``: y (n, oh, ow, c) and the flat ``iy * w + ix`` of each maximum."""
+    """Returns ``(y, argmax)``: y (n, oh, ow, c) and where each maximum is, as an offset inside its image."""
     x = np.ascontiguousarray(x, dtype=float_dtype(x))
     oh, ow = _check_pool(x, k, stride, pad)
     y = np.empty((x.shape[0], oh, ow, x.shape[3]), dtype=x.dtype)
-    argmax = np.empty(y.shape, dtype=np.int64)
-    _maxpool_forward(x, y, argmax, k, stride, pad)
+    argmax = np.empty(y.shape, dtype=np.int32 if np.prod(x.shape[1:]) < 2**31 else np.int64)
+    _by_images(_maxpool_forward, (x, y, argmax), k, stride, pad)
     return y, argmax
 
 
 def maxpool_backward(dy, argmax, input_shape):
     dtype = float_dtype(dy)
     dx = np.empty(input_shape, dtype=dtype)
-    _maxpool_backward(np.ascontiguousarray(dy, dtype=dtype), argmax, dx)
+    _by_images(_maxpool_backward, (np.ascontiguousarray(dy, dtype=dtype), argmax, dx))
     return dx
 
 
@@ -126,12 +147,12 @@ def avgpool_forward(x, k, stride, pad=0):
     x = np.ascontiguousarray(x, dtype=float_dtype(x))
     oh, ow = _check_pool(x, k, stride, pad)
     y = np.empty((x.shape[0], oh, ow, x.shape[3]), dtype=x.dtype)
-    _avgpool_forward(x, y, k, stride, pad)
+    _by_images(_avgpool_forward, (x, y), k, stride, pad)
     return y
 
 
 def avgpool_backward(dy, input_shape, k, stride, pad=0):
     dtype = float_dtype(dy)
     dx = np.empty(input_shape, dtype=dtype)
-    _avgpool_backward(np.ascontiguousarray(dy, dtype=dtype), dx, k, stride, pad)
+    _by_images(_avgpool_backward, (np.ascontiguousarray(dy, dtype=dtype), dx), k, stride, pad)
     return dx
