@@ -84,6 +84,7 @@ def measure(name, args, peak, torch, torch_nets):
         lean_t, torch_t = [], []
         for _ in range(args.rounds):
             for fn, sink in ((lean_fn, lean_t), (torch_fn, torch_t)):
+                fn()  # untimed: the other side's threads may still be spinning from its last step
                 for _ in range(args.steps):
                     t = time.perf_counter()
                     fn()

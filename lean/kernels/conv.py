@@ -170,12 +170,12 @@ def _load_plane(x, b, xp, pad):
     xf = x.reshape(-1)
     xp[:] = 0.0
     base = U(b * h * w * c)
-    for iy in range(h):
-        for ix in range(w):
-            src = base + U((iy * w + ix) * c)
-            dst = U((iy + pad) * wp + ix + pad)
-            for ci in range(c):
-                xp[dst + U(ci * hp * wp)] = xf[src + U(ci)]
+    for ci in range(c):
+        for iy in range(h):
+            src = base + U(iy * w * c + ci)
+            dst = U((ci * hp + iy + pad) * wp + pad)
+            for ix in range(w):
+                xp[dst + U(ix)] = xf[src + U(ix * c)]
 
 
 @njit(**JIT)
@@ -205,17 +205,30 @@ def _direct_forward(x, w, bias, y, pad, b0, b1):
                 acc[ao + U(q)] = bias[kk]
             for ci in range(c):
                 for i in range(r):
-                    for j in range(s):
-                        wv = wf[U(((kk * c + ci) * r + i) * s + j)]
+                    # taps of one kernel row three at a time: one load and store of acc per three FMAs
+                    for j in range(0, s, 3):
+                        wo = U(((kk * c + ci) * r + i) * s + j)
                         xo = U(ci * plane + i * wp + j)
-                        for q in range(lq):
-                            acc[ao + U(q)] += wv * xp[xo + U(q)]
-        for oy in range(oh):
-            for ox in range(ow):
-                yo = U(((b * oh + oy) * ow + ox) * k)
-                qo = U(oy * wp + ox)
-                for kk in range(k):
-                    yf[yo + U(kk)] = acc[qo + U(kk * lq)]
+                        w0 = wf[wo]
+                        if s - j >= 3:
+                            w1, w2 = wf[wo + U(1)], wf[wo + U(2)]
+                            for q in range(lq):
+                                xq = xo + U(q)
+                                acc[ao + U(q)] += w0 * xp[xq] + w1 * xp[xq + U(1)] + w2 * xp[xq + U(2)]
+                        elif s - j == 2:
+                            w1 = wf[wo + U(1)]
+                            for q in range(lq):
+                                xq = xo + U(q)
+                                acc[ao + U(q)] += w0 * xp[xq] + w1 * xp[xq + U(1)]
+                        else:
+                            for q in range(lq):
+                                acc[ao + U(q)] += w0 * xp[xo + U(q)]
+        for kk in range(k):
+            for oy in range(oh):
+                yo = U((b * oh + oy) * ow * k + kk)
+                qo = U(kk * lq + oy * wp)
+                for ox in range(ow):
+                    yf[yo + U(ox * k)] = acc[qo + U(ox)]
 
 
 @njit(**JIT)
@@ -243,39 +256,75 @@ def _direct_backward(x, w, dy, dx, dw, db, pad, need_dx, b0, b1):
     g = np.zeros(k * lq, dtype=x.dtype)
     for b in range(b0, b1):
         _load_plane(x, b, xp, pad)
-        for oy in range(oh):
-            for ox in range(ow):
-                src = U(((b * oh + oy) * ow + ox) * k)
-                for kk in range(k):
-                    g[U(kk * lq + oy * wp + ox)] = gf[src + U(kk)]
-        if need_dx:
-            dxp[:] = 0.0
+        for kk in range(k):
+            for oy in range(oh):
+                src = U((b * oh + oy) * ow * k + kk)
+                go = U(kk * lq + oy * wp)
+                for ox in range(ow):
+                    g[go + U(ox)] = gf[src + U(ox * k)]
+        zero = x.dtype.type(0)
         for kk in range(k):
             go = U(kk * lq)
-            total = x.dtype.type(0)
+            total = zero
             for q in range(lq):
                 total += g[go + U(q)]
             db[kk] += total
             for ci in range(c):
                 for i in range(r):
-                    for j in range(s):
+                    # three taps' dot products at once: each gradient value loaded once for three FMAs
+                    for j in range(0, s, 3):
                         wi = U(((kk * c + ci) * r + i) * s + j)
                         xo = U(ci * plane + i * wp + j)
-                        total = x.dtype.type(0)
-                        for q in range(lq):
-                            total += g[go + U(q)] * xp[xo + U(q)]
-                        dwf[wi] += total
-                        if need_dx:
-                            wv = wf[wi]
+                        t0, t1, t2 = zero, zero, zero
+                        if s - j >= 3:
                             for q in range(lq):
-                                dxp[xo + U(q)] += wv * g[go + U(q)]
+                                gq, xq = g[go + U(q)], xo + U(q)
+                                t0 += gq * xp[xq]
+                                t1 += gq * xp[xq + U(1)]
+                                t2 += gq * xp[xq + U(2)]
+                            dwf[wi + U(2)] += t2
+                        elif s - j == 2:
+                            for q in range(lq):
+                                gq, xq = g[go + U(q)], xo + U(q)
+                                t0 += gq * xp[xq]
+                                t1 += gq * xp[xq + U(1)]
+                        else:
+                            for q in range(lq):
+                                t0 += g[go + U(q)] * xp[xo + U(q)]
+                        dwf[wi] += t0
+                        if s - j >= 2:
+                            dwf[wi + U(1)] += t1
         if need_dx:
-            for iy in range(h):
-                for ix in range(wd):
-                    dst = U(((b * h + iy) * wd + ix) * c)
-                    src = U((iy + pad) * wp + ix + pad)
-                    for ci in range(c):
-                        dxf[dst + U(ci)] = dxp[src + U(ci * plane)]
+            dxp[:] = 0.0
+            # per input tap, three output channels at once: one load and store of dxp per three FMAs
+            for ci in range(c):
+                for i in range(r):
+                    for j in range(s):
+                        xo = U(ci * plane + i * wp + j)
+                        for kk in range(0, k, 3):
+                            wo = U(((kk * c + ci) * r + i) * s + j)
+                            go = U(kk * lq)
+                            w0 = wf[wo]
+                            if k - kk >= 3:
+                                w1, w2 = wf[wo + U(c * r * s)], wf[wo + U(2 * c * r * s)]
+                                for q in range(lq):
+                                    gq = go + U(q)
+                                    dxp[xo + U(q)] += w0 * g[gq] + w1 * g[gq + U(lq)] + w2 * g[gq + U(2 * lq)]
+                            elif k - kk == 2:
+                                w1 = wf[wo + U(c * r * s)]
+                                for q in range(lq):
+                                    gq = go + U(q)
+                                    dxp[xo + U(q)] += w0 * g[gq] + w1 * g[gq + U(lq)]
+                            else:
+                                for q in range(lq):
+                                    dxp[xo + U(q)] += w0 * g[go + U(q)]
+        if need_dx:
+            for ci in range(c):
+                for iy in range(h):
+                    dst = U((b * h + iy) * wd * c + ci)
+                    src = U(ci * plane + (iy + pad) * wp + pad)
+                    for ix in range(wd):
+                        dxf[dst + U(ix * c)] = dxp[src + U(ix)]
 
 
 # ---------------------------------------------------------------------------------------------- wrappers
