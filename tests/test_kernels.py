@@ -153,14 +153,22 @@ def test_pooling_rejects_bad_window():
         kernels.avgpool_forward(np.zeros((4, 4, 1), np.float32), 2, 2)
 
 
-@pytest.mark.parametrize("shape", [(1,), (3, 5), (2, 7, 9, 3), (0, 4)])
+@pytest.mark.parametrize("shape", [(1,), (3, 5), (2, 7, 9, 3), (0, 4), (3, 200, 300)])
 def test_add_relu_and_relu_backward(shape):
     rng = np.random.default_rng(6)
     a, b, dy = _rand(rng, *shape), _rand(rng, *shape), _rand(rng, *shape)
     y = kernels.add_relu(a, b)
     np.testing.assert_array_equal(y, np.maximum(a + b, 0))
+    np.testing.assert_array_equal(kernels.relu(a), np.maximum(a, 0))
+    np.testing.assert_array_equal(kernels.relu(a.astype(np.float64)), np.maximum(a, 0).astype(np.float64))
     np.testing.assert_array_equal(kernels.relu_backward(dy, y), np.where(y > 0, dy, 0))
     if len(shape) > 1 and shape[0] > 1:  # non-contiguous operands
         np.testing.assert_array_equal(kernels.add_relu(a[::2], b[::2]), np.maximum(a[::2] + b[::2], 0))
     with pytest.raises(ValueError, match="differ"):
         kernels.add_relu(a, np.zeros(a.size + 1, np.float32))
+
+
+def test_relu_keeps_nan_so_a_diverging_run_is_seen():
+    x = np.array([np.nan, -1.0, 2.0, -np.inf, np.inf], np.float32)
+    for y in (kernels.relu(x), kernels.add_relu(x, np.zeros_like(x))):
+        assert np.isnan(y[0]) and list(y[1:]) == [0.0, 2.0, 0.0, np.inf]

@@ -330,6 +330,12 @@ def _direct_backward(x, w, dy, dx, dw, db, pad, need_dx, b0, b1):
 # ---------------------------------------------------------------------------------------------- wrappers
 
 
+def column_sums(a):
+    """Sums of a 2-D array's columns as a BLAS vector-matrix product: NumPy's ``sum(axis=0)`` over a long array
+    with few columns took 0.26 ms against 0.014 ms for this on a conv's (12800, 16) output gradient here."""
+    return np.ones(a.shape[0], dtype=a.dtype) @ a
+
+
 def conv_output_size(size, kernel, stride, padding):
     out = (size + 2 * padding - kernel) // stride + 1
     if out < 1:
@@ -499,7 +505,7 @@ def conv2d_backward(x, w, dy, stride=1, padding=0, groups=1, need_dx=True, need_
 
         dw, db = (np.sum(part, axis=0) for part in zip(*run_split(images, n), strict=True))
         return (dx if need_dx else None), dw, (db if need_db else None)
-    db = dy.reshape(-1, k).sum(axis=0) if need_db else None
+    db = column_sums(dy.reshape(-1, k)) if need_db else None
     if method == "depthwise":
         dx = np.empty_like(x) if need_dx else np.empty((1, 1, 1, 1), dtype)
         wt = np.ascontiguousarray(w[:, 0].transpose(1, 2, 0))

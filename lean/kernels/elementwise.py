@@ -21,7 +21,17 @@ def _add_relu_body(a, b, y):
         for i in range(blk * _BLOCK, min(n, (blk + 1) * _BLOCK)):
             k = U(i)  # unsigned: no wraparound test, so the loop vectorizes
             v = a[k] + b[k]
-            y[k] = v if v > zero else zero
+            y[k] = zero if v < zero else v  # a NaN passes through, so a diverging run is seen
+
+
+def _relu_body(x, y):
+    n = x.size
+    zero = x.dtype.type(0)
+    for blk in prange((n + _BLOCK - 1) // _BLOCK):
+        for i in range(blk * _BLOCK, min(n, (blk + 1) * _BLOCK)):
+            k = U(i)
+            v = x[k]
+            y[k] = zero if v < zero else v
 
 
 def _relu_backward_body(dy, y, dx):
@@ -35,6 +45,8 @@ def _relu_backward_body(dy, y, dx):
 
 _add_relu = njit(**PARALLEL_JIT)(_add_relu_body)
 _add_relu_serial = njit(**JIT)(_add_relu_body)
+_relu = njit(**PARALLEL_JIT)(_relu_body)
+_relu_serial = njit(**JIT)(_relu_body)
 _relu_backward = njit(**PARALLEL_JIT)(_relu_backward_body)
 _relu_backward_serial = njit(**JIT)(_relu_backward_body)
 
@@ -51,6 +63,15 @@ def add_relu(a, b):
     y = np.empty(np.shape(a), dtype=dtype)
     kernel = _add_relu if y.size >= _PARALLEL_MIN else _add_relu_serial
     kernel(_flat(a, dtype), _flat(b, dtype), y.reshape(-1))
+    return y
+
+
+def relu(x):
+    """max(x, 0) on every element, NaN kept (NumPy's ``maximum`` runs on one thread)."""
+    dtype = float_dtype(x)
+    y = np.empty(np.shape(x), dtype=dtype)
+    kernel = _relu if y.size >= _PARALLEL_MIN else _relu_serial
+    kernel(_flat(x, dtype), y.reshape(-1))
     return y
 
 
