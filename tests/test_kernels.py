@@ -120,7 +120,8 @@ def test_batchnorm_eval_and_non_contiguous():
     np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("k,stride,padding", [(2, 2, 0), (3, 2, 1), (3, 1, 1), (1, 1, 0), (3, 3, 0)])
+@pytest.mark.parametrize("k,stride,padding", [
+    (2, 2, 0), (2, 1, 0), (2, 2, 1), (3, 2, 1), (3, 1, 1), (1, 1, 0), (3, 3, 0)])
 @pytest.mark.parametrize("op", ["max", "avg"])
 def test_pooling_matches_reference(k, stride, padding, op):
     rng = np.random.default_rng(5)
