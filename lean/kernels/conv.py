@@ -436,9 +436,11 @@ def conv2d_forward(x, w, bias=None, stride=1, padding=0, groups=1, method="auto"
         for g in range(groups):
             wmat = weight_to_matrix(w[g * kg:(g + 1) * kg])
             out = y2 if groups == 1 else np.empty((n * oh * ow, kg), dtype=dtype)
-            _conv_matmul_forward(x, wmat, out, r, s, stride, padding, oh, ow, g * cg, cg)
+            bias_g = None if bias is None else np.asarray(bias[g * kg:(g + 1) * kg], dtype=dtype)
+            _conv_matmul_forward(x, wmat, out, r, s, stride, padding, oh, ow, g * cg, cg, bias_g)
             if groups > 1:
                 y2[:, g * kg:(g + 1) * kg] = out
+        return y
     if bias is not None:
         y += np.asarray(bias, dtype=dtype)
     return y
@@ -466,16 +468,23 @@ def patch_product(x, out, r, s, stride, padding, oh, ow, c0, cg, cols_dtype, pro
     run_split(images, x.shape[0])
 
 
-def _conv_matmul_forward(x, wmat, out, r, s, stride, padding, oh, ow, c0, cg):
-    """out (n*oh*ow, kg) = patches @ wmat (a 1x1 stride-1 conv reads its input rows as the patches)."""
+def _conv_matmul_forward(x, wmat, out, r, s, stride, padding, oh, ow, c0, cg, bias=None):
+    """out (n*oh*ow, kg) = patches @ wmat (+ bias, added to each block while it is in cache).
+
+    A 1x1 stride-1 conv reads its input rows as the patches.
+    """
+    def product(patches, block):
+        np.matmul(patches, wmat, out=block)
+        if bias is not None:
+            block += bias
+
     if _is_pointwise(r, s, stride, padding) and cg == x.shape[3]:
         per_image = oh * ow
         x2 = x.reshape(-1, x.shape[3])
-        run_split(lambda b0, b1: np.matmul(x2[b0 * per_image:b1 * per_image], wmat,
-                                           out=out[b0 * per_image:b1 * per_image]), x.shape[0])
+        run_split(lambda b0, b1: product(x2[b0 * per_image:b1 * per_image], out[b0 * per_image:b1 * per_image]),
+                  x.shape[0])
         return
-    patch_product(x, out, r, s, stride, padding, oh, ow, c0, cg, x.dtype,
-                  lambda buf, block: np.matmul(buf, wmat, out=block))
+    patch_product(x, out, r, s, stride, padding, oh, ow, c0, cg, x.dtype, product)
 
 
 def conv2d_backward(x, w, dy, stride=1, padding=0, groups=1, need_dx=True, need_db=True, method="auto"):
