@@ -10,7 +10,9 @@ BLAS consumes it (measured here: 16-channel layers rose from ~32 to ~45 GFLOP/s)
 rebuilds patches instead of keeping them, which keeps training memory low.
 
 Depthwise convolutions (one input channel per group) use direct loops instead: im2col would do a 1-column
-matmul per channel.
+matmul per channel. So do stride-1 convolutions of inputs with few channels (``DIRECT_MAX_CHANNELS``: LeNet's
+grey-scale and ResNet's RGB first layers), whose patches are too short for BLAS to pay: ``_direct_forward``
+computes whole padded-width output planes, one vectorized multiply-add per group of taps.
 """
 
 import numpy as np
