@@ -1,5 +1,6 @@
 """Layers with explicit forward/backward, losses, optimizers, schedules, init and the Model container."""
 
+from .gates import GateController, GatedResidual
 from .init import kaiming_init
 from .layers import (
                      AvgPool2d,
@@ -25,5 +26,5 @@ __all__ = [
     "MaxPool2d", "ReLU", "ReLU6", "ShortcutPadA", "softmax", "softmax_cross_entropy", "Model", "Identity",
     "Module", "Residual",
     "Sequential", "module_from_config", "module_to_config", "SGD", "Adam", "make_optimizer", "SCHEDULES",
-    "Schedule",
+    "Schedule", "GateController", "GatedResidual",
 ]

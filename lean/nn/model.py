@@ -18,6 +18,18 @@ class Model:
         self.num_classes = int(num_classes)
         self.name = name
         self.set_input_grad(False)
+        self._link_gates()
+
+    def _link_gates(self):
+        """Point every skip-gated block at the network's shared gate controller (``lean.nn.gates``)."""
+        from .gates import GateController, GatedResidual
+
+        controllers = [m for m in self.net.modules() if isinstance(m, GateController)]
+        gated = [m for m in self.net.modules() if isinstance(m, GatedResidual)]
+        if gated and len(controllers) != 1:
+            raise ValueError(f"a net with gated blocks needs exactly one GateController; found {len(controllers)}")
+        for block in gated:
+            block.link(controllers[0])
 
     def set_input_grad(self, wanted):
         """Whether ``backward`` returns the gradient with respect to the input images.
@@ -71,7 +83,7 @@ class Model:
     def reseed(self, seed):
         """Give every random layer (dropout) a stream derived from ``seed``."""
         for i, module in enumerate(self.net.modules()):
-            if isinstance(module, Dropout):
+            if isinstance(module, Dropout) or getattr(module, "random", False):
                 module.rng = np.random.default_rng([int(seed), i])
 
     def config(self):

@@ -15,6 +15,7 @@ import numpy as np
 from .. import kernels
 from ..nn import Schedule, make_optimizer, softmax_cross_entropy
 from . import checkpoint as ckpt_io
+from .energy import EnergyMeter
 
 
 class TrainingDiverged(RuntimeError):
@@ -42,6 +43,7 @@ class TrainConfig:
     seed: int = 0
     train_limit: int = None
     augment: bool = None  # None: the dataset's default
+    smd: float = 0.0  # E2-Train stochastic mini-batch dropping: probability of skipping a step
 
     def __post_init__(self):
         if int(self.epochs) < 1:
@@ -54,6 +56,8 @@ class TrainConfig:
             raise ValueError(f"weight decay must be >= 0; got {self.weight_decay}")
         if self.train_limit is not None and self.train_limit < 1:
             raise ValueError(f"train limit must be >= 1; got {self.train_limit}")
+        if not 0.0 <= self.smd < 1.0:
+            raise ValueError(f"mini-batch dropping probability must be in [0, 1); got {self.smd}")
 
     def schedule_obj(self):
         return Schedule(self.schedule, self.lr, self.epochs, warmup_epochs=self.warmup_epochs)
@@ -95,12 +99,34 @@ class Trainer:
         self.epoch = 0          # completed epochs
         self.step_in_epoch = 0  # steps already taken in epoch self.epoch (non-zero after an interrupt)
         self.on_step, self.on_epoch = on_step, on_epoch
-        # training methods that change the loop: objects with optional on_epoch_start(trainer) and
-        # before_update(trainer) (called after backward, before the optimizer step; may add to gradients)
+        # training methods that change the loop: objects with optional install(model) (wraps layers; called
+        # again on a replaced model), on_epoch_start(trainer), on_batch(trainer, seed) (before each forward)
+        # and before_update(trainer) (after backward, before the optimizer step; may add to gradients)
         self.hooks = list(hooks)
         self.train_seconds = 0.0
         self.train_images = 0
+        self.skipped_steps = 0
         self.mean, self.std = self.dataset.mean, self.dataset.std
+        for hook in self.hooks:  # hooks that change how layers compute (PSG) wrap them before the meter does
+            if hasattr(hook, "install"):
+                hook.install(model)
+        self.energy = EnergyMeter(model).install()
+
+    def replace_model(self, model):
+        """Continue the run with another model (a pruned one): new optimizer, same schedule and counters."""
+        self.model = model
+        self.optimizer = make_optimizer(self.config.optimizer, model.parameters(), model.gradients(),
+                                        momentum=self.config.momentum, nesterov=self.config.nesterov,
+                                        weight_decay=self.config.weight_decay)
+        for hook in self.hooks:
+            if hasattr(hook, "install"):
+                hook.install(model)
+        self.energy.install(model)
+
+    def _optimizer_state_arrays(self):
+        if self.config.optimizer == "adam":
+            return 2
+        return 1 if self.config.momentum else 0
 
     # -- resume
     def restore(self, ckpt):
@@ -114,11 +140,14 @@ class Trainer:
         done = ckpt.training.get("progress", {})
         self.train_seconds = float(done.get("train_seconds", 0.0))
         self.train_images = int(done.get("train_images", 0))
+        self.skipped_steps = int(done.get("skipped_steps", 0))
+        self.energy.load_state(done.get("energy", {}))
 
     def checkpoint(self, status):
         opt_state, opt_meta = self.optimizer.state()
         training = asdict(self.config)
-        training["progress"] = {"train_seconds": self.train_seconds, "train_images": self.train_images}
+        training["progress"] = {"train_seconds": self.train_seconds, "train_images": self.train_images,
+                                "skipped_steps": self.skipped_steps, "energy": self.energy.state()}
         return ckpt_io.Checkpoint(
             architecture=self.model.config(), state=self.model.state(), training=training,
             history=self.history, epoch=self.epoch, step_in_epoch=self.step_in_epoch, status=status,
@@ -151,6 +180,7 @@ class Trainer:
 
     def _run_epoch(self):
         cfg, ds, model = self.config, self.dataset, self.model
+        n_params, n_state = model.num_parameters(), self._optimizer_state_arrays()
         n = len(ds.x_train)
         batch = min(cfg.batch_size, n)
         steps = self.steps_per_epoch()
@@ -163,11 +193,20 @@ class Trainer:
         epoch_seconds = 0.0
         for step in range(self.step_in_epoch, steps):
             t0 = time.perf_counter()
+            if cfg.smd and np.random.default_rng([cfg.seed, self.epoch, step, 1]).random() < cfg.smd:
+                # E2-Train SMD: this mini-batch is dropped (no forward, no backward); the step still counts
+                self.step_in_epoch = step + 1
+                self.skipped_steps += 1
+                continue
             rng = np.random.default_rng([cfg.seed, self.epoch, step])
             idx = order[step * batch:(step + 1) * batch]
             x, y = ds.train_batch(idx, rng, self.mean, self.std)
             lr = self.schedule.lr_at(self.epoch + step / steps)
-            model.reseed(int(rng.integers(2**31)))
+            batch_seed = int(rng.integers(2**31))
+            model.reseed(batch_seed)
+            for hook in self.hooks:
+                if hasattr(hook, "on_batch"):
+                    hook.on_batch(self, batch_seed)
             model.zero_grad()
             with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported below, once
                 logits = model.forward(x, train=True)
@@ -182,6 +221,7 @@ class Trainer:
                 if hasattr(hook, "before_update"):
                     hook.before_update(self)
             self.optimizer.step(lr)
+            self.energy.optimizer_step(n_params, n_state)
             self.step_in_epoch = step + 1
             dt = time.perf_counter() - t0
             epoch_seconds += dt
@@ -205,6 +245,7 @@ class Trainer:
             "test_accuracy": test_acc,
             "seconds": time.perf_counter() - epoch_start,
             "train_images_per_second": seen / epoch_seconds if epoch_seconds else None,
+            "training_energy_j": self.energy.report()["training_energy_j"],
         })
         self.epoch += 1
         self.step_in_epoch = 0
@@ -214,6 +255,7 @@ class Trainer:
 
     def summary(self):
         last = self.history[-1] if self.history else {}
+        energy = self.energy.report()
         return {
             "net": self.model.name, "data": self.dataset.name, "epochs": self.epoch,
             "test_accuracy": last.get("test_accuracy"),
@@ -222,4 +264,7 @@ class Trainer:
             "train_images_per_second": self.train_images / self.train_seconds if self.train_seconds else None,
             "parameters": self.model.num_parameters(),
             "checkpoint": str(self.out) if self.out else None,
+            "skipped_steps": self.skipped_steps,
+            "training_energy_j": energy["training_energy_j"],
+            "energy": energy,
         }

@@ -1,0 +1,136 @@
+"""Quantizers and the sign selector of predictive sign gradients (PSG, E2-Train; Wang et al., NeurIPS 2019).
+
+- ``fixed_point(x, step, bits)``: round to nearest on a signed ``bits``-bit grid of spacing ``step`` (clipped);
+- ``msb_predictor(x, step, bits, keep_bits)``: the same codes with only their ``keep_bits`` most significant
+  bits kept (the low bits truncated toward zero): the cheap operand of the gradient predictor;
+- ``stochastic_round(x, step, bits, seed)``: round down or up with probability given by the remainder, so the
+  rounding is unbiased; the random number of element ``i`` is a hash of ``(seed, i)``, so results do not depend
+  on threads or call order;
+- ``sign_select(predicted, accurate, tau)``: the PSG rule, the sign of the predicted gradient where its magnitude
+  is at least ``tau``, else the sign of the accurate one; also returns how many entries fell back.
+
+All are element-wise over flat arrays, in blocks run by ``prange``.
+"""
+
+import numpy as np
+
+from ._config import JIT, PARALLEL_JIT, U, njit, prange
+
+_BLOCK = 1 << 14
+
+
+@njit(**JIT)
+def _grid_code(v, inv_step, top):
+    code = np.floor(v * inv_step + 0.5)
+    return min(max(code, -top), top)
+
+
+@njit(**PARALLEL_JIT)
+def _fixed_point(x, out, step, top):
+    n = x.size
+    inv = 1.0 / step
+    for blk in prange((n + _BLOCK - 1) // _BLOCK):
+        for i in range(blk * _BLOCK, min(n, (blk + 1) * _BLOCK)):
+            k = U(i)
+            out[k] = _grid_code(x[k], inv, top) * step
+
+
+@njit(**PARALLEL_JIT)
+def _msb_predictor(x, out, step, top, drop):
+    n = x.size
+    inv = 1.0 / step
+    for blk in prange((n + _BLOCK - 1) // _BLOCK):
+        for i in range(blk * _BLOCK, min(n, (blk + 1) * _BLOCK)):
+            k = U(i)
+            code = _grid_code(x[k], inv, top)
+            magnitude = np.floor(abs(code) / drop) * drop  # low bits truncated: toward zero
+            out[k] = (magnitude if code >= 0 else -magnitude) * step
+
+
+@njit(**JIT)
+def _uniform(seed, i):
+    """A uniform number in [0, 1) from (seed, i): SplitMix64's finalizer on their combination."""
+    z = np.uint64(seed) * np.uint64(0x9E3779B97F4A7C15) + np.uint64(i) + np.uint64(1)  # wraps modulo 2^64
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    z = z ^ (z >> np.uint64(31))
+    return (z >> np.uint64(11)) * (1.0 / 9007199254740992.0)
+
+
+@njit(**PARALLEL_JIT)
+def _stochastic_round(x, out, step, top, seed):
+    n = x.size
+    inv = 1.0 / step
+    for blk in prange((n + _BLOCK - 1) // _BLOCK):
+        for i in range(blk * _BLOCK, min(n, (blk + 1) * _BLOCK)):
+            k = U(i)
+            code = np.floor(x[k] * inv + _uniform(seed, i))
+            out[k] = min(max(code, -top), top) * step
+
+
+@njit(**PARALLEL_JIT)
+def _sign_select(pred, acc, out, tau, fell_back):
+    n = pred.size
+    blocks = (n + _BLOCK - 1) // _BLOCK
+    for blk in prange(blocks):
+        count = 0
+        for i in range(blk * _BLOCK, min(n, (blk + 1) * _BLOCK)):
+            k = U(i)
+            g = pred[k]
+            if abs(g) < tau:
+                g = acc[k]
+                count += 1
+            out[k] = 1.0 if g > 0 else (-1.0 if g < 0 else 0.0)
+        fell_back[blk] = count
+
+
+def _flat32(x):
+    return np.ascontiguousarray(x, dtype=np.float32).reshape(-1)
+
+
+def _check_grid(step, bits):
+    if not step > 0:
+        raise ValueError(f"quantization step must be > 0; got {step}")
+    if not 2 <= int(bits) <= 24:
+        raise ValueError(f"bits must be in 2..24; got {bits}")
+    return float(step), float(2 ** (int(bits) - 1) - 1)
+
+
+def fixed_point(x, step, bits):
+    """``x`` rounded to the nearest multiple of ``step`` within a signed ``bits``-bit range (float32 out)."""
+    step, top = _check_grid(step, bits)
+    out = np.empty(np.shape(x), np.float32)
+    _fixed_point(_flat32(x), out.reshape(-1), step, top)
+    return out
+
+
+def msb_predictor(x, step, bits, keep_bits):
+    """``fixed_point`` codes keeping only their ``keep_bits`` most significant bits (magnitude truncated)."""
+    step, top = _check_grid(step, bits)
+    if not 1 <= int(keep_bits) <= int(bits):
+        raise ValueError(f"keep_bits must be in 1..{bits}; got {keep_bits}")
+    out = np.empty(np.shape(x), np.float32)
+    _msb_predictor(_flat32(x), out.reshape(-1), step, top, float(2 ** (int(bits) - int(keep_bits))))
+    return out
+
+
+def stochastic_round(x, step, bits, seed):
+    """``x`` on the ``bits``-bit grid of ``step``, rounded up with probability equal to the remainder."""
+    step, top = _check_grid(step, bits)
+    out = np.empty(np.shape(x), np.float32)
+    _stochastic_round(_flat32(x), out.reshape(-1), step, top, int(seed) & 0x7FFFFFFFFFFFFFFF)
+    return out
+
+
+def sign_select(predicted, accurate, tau):
+    """Returns ``(signs, fell_back)``: +-1/0 float32 signs by the PSG rule and the count of fallback entries."""
+    if np.shape(predicted) != np.shape(accurate):
+        raise ValueError(f"predicted and accurate gradients differ in shape: {np.shape(predicted)} and "
+                         f"{np.shape(accurate)}")
+    if not tau >= 0:
+        raise ValueError(f"tau must be >= 0; got {tau}")
+    out = np.empty(np.shape(predicted), np.float32)
+    pred, acc = _flat32(predicted), _flat32(accurate)
+    fell_back = np.zeros(max(1, (pred.size + _BLOCK - 1) // _BLOCK), np.int64)
+    _sign_select(pred, acc, out.reshape(-1), float(tau), fell_back)
+    return out, int(fell_back.sum())

@@ -1,0 +1,206 @@
+"""Skip gates for residual blocks: the selective layer update (SLU) of E2-Train (Wang et al., NeurIPS 2019).
+
+A gated block decides per image whether its residual block runs:
+
+    p = mean over (h, w) of x          (global average pool, (n, c))
+    z = p @ proj_weight.T + proj_bias  (a 1x1 conv on the pooled input, to 10 values; per block)
+    h_t, c_t = LSTM(z, h_{t-1}, c_{t-1})  (one recurrent cell shared by every gated block, ``GateController``)
+    prob = sigmoid(h_t @ w_out.T + b_out)
+    m ~ Bernoulli(prob) in training, m = prob > 0.5 in evaluation
+    y = block(x) where m = 1, y = x where m = 0   (the block runs on the kept images only)
+
+Gradients are hand-written, through the blocks in reverse order (back-propagation through time over the
+shared cell). The Bernoulli sample has no gradient; its surrogate is straight-through (d prob = d m), with
+dL/dm_i = <dy_i, block(x)_i - x_i> for an image whose block ran and 0 for one whose block was skipped (its
+block output was never computed: computing it would spend the energy SLU saves). The computation cost term
+``beta * sign * sum(m)`` (sign +1 while more blocks run than ``target``, else -1) adds ``beta * sign / n`` to
+every dL/dm_i, n the batch size (the loss is a batch mean).
+
+``GateController`` is a layer of the network (first in its top-level ``Sequential``, an identity on the data) so
+its parameters are saved, optimized and restored like any other; ``Model`` links each ``GatedResidual`` to it.
+"""
+
+import numpy as np
+
+from .module import Leaf, Module, module_from_config, module_to_config
+
+GATE_HIDDEN = 10
+
+
+def _sigmoid(a):
+    return 1.0 / (1.0 + np.exp(-a))
+
+
+class GateController(Leaf):
+    """The recurrent cell (LSTM, ``hidden`` units) and output head shared by every gated block."""
+
+    def __init__(self, hidden=GATE_HIDDEN, target=0.5, beta=1e-5, seed=0):
+        super().__init__()
+        if not 0.0 < target <= 1.0:
+            raise ValueError(f"SLU target (fraction of blocks to run) must be in (0, 1]; got {target}")
+        if beta < 0:
+            raise ValueError(f"SLU cost weight beta must be >= 0; got {beta}")
+        self.hidden, self.target, self.beta, self.seed = int(hidden), float(target), float(beta), int(seed)
+        rng = np.random.default_rng([self.seed, 7])
+        bound = 1.0 / np.sqrt(self.hidden)
+        h = self.hidden
+        self.add_param("w_x", rng.uniform(-bound, bound, (4 * h, h)))
+        self.add_param("w_h", rng.uniform(-bound, bound, (4 * h, h)))
+        self.add_param("b", np.zeros(4 * h))
+        self.add_param("w_out", rng.uniform(-bound, bound, (1, h)))
+        self.add_param("b_out", np.full(1, 2.0))  # start with blocks running (prob ~ 0.88)
+        self._reset(0, False, np.float32)
+
+    def _reset(self, n, train, dtype):
+        self._h = np.zeros((n, self.hidden), dtype)
+        self._c = np.zeros((n, self.hidden), dtype)
+        self._train = train
+        self._stack = []
+        self._dh = self._dc = None
+        self.executed = 0
+        self.offered = 0
+
+    # -- the layer (an identity on the data; starts and ends one pass of the cell)
+    def forward(self, x, train=False):
+        self._reset(x.shape[0], train, self.params["w_x"].dtype)
+        return x
+
+    def backward(self, dy):
+        self._dh = self._dc = None
+        return dy
+
+    def config(self):
+        return {"hidden": self.hidden, "target": self.target, "beta": self.beta, "seed": self.seed}
+
+    # -- one step per gated block
+    def step(self, z):
+        """prob (n,) for input ``z`` (n, hidden); advances the cell."""
+        p = self.params
+        h_prev, c_prev = self._h, self._c
+        a = z @ p["w_x"].T + h_prev @ p["w_h"].T + p["b"]
+        hd = self.hidden
+        i, f, o = _sigmoid(a[:, :hd]), _sigmoid(a[:, hd:2 * hd]), _sigmoid(a[:, 2 * hd:3 * hd])
+        g = np.tanh(a[:, 3 * hd:])
+        c = f * c_prev + i * g
+        tc = np.tanh(c)
+        h = o * tc
+        prob = _sigmoid(h @ p["w_out"][0] + p["b_out"][0])
+        if self._train:
+            self._stack.append((z, h_prev, c_prev, i, f, o, g, tc, h))
+        self._h, self._c = h, c
+        return prob
+
+    def backward_step(self, dlogit):
+        """Gradient of one step (the last not yet undone) given d loss / d logit (n,); returns dz (n, hidden)."""
+        p, gr = self.params, self.grads
+        z, h_prev, c_prev, i, f, o, g, tc, h = self._stack.pop()
+        dh = dlogit[:, None] * p["w_out"][0][None, :]
+        gr["w_out"] += (dlogit @ h)[None, :]
+        gr["b_out"] += dlogit.sum()
+        if self._dh is not None:
+            dh = dh + self._dh
+        dc = dh * o * (1.0 - tc * tc)
+        if self._dc is not None:
+            dc = dc + self._dc
+        da = np.concatenate([dc * g * i * (1 - i), dc * c_prev * f * (1 - f), dh * tc * o * (1 - o),
+                             dc * i * (1 - g * g)], axis=1)
+        gr["w_x"] += da.T @ z
+        gr["w_h"] += da.T @ h_prev
+        gr["b"] += da.sum(axis=0)
+        self._dh = da @ p["w_h"]
+        self._dc = dc * f
+        return da @ p["w_x"]
+
+    def cost_gradient(self, n):
+        """d (beta * sign * sum m) / d m_i, with the loss a mean over ``n`` images."""
+        fraction = self.executed / self.offered if self.offered else 0.0
+        return self.beta * (1.0 if fraction > self.target else -1.0) / n
+
+
+
+class GatedResidual(Module):
+    """A residual block that runs only on the images its gate keeps (see the module docstring)."""
+
+    random = True  # Model.reseed gives it a stream for the Bernoulli samples
+
+    def __init__(self, block, in_channels, hidden=GATE_HIDDEN, seed=0):
+        super().__init__()
+        self.block = block
+        self.in_channels, self.hidden, self.seed = int(in_channels), int(hidden), int(seed)
+        rng = np.random.default_rng([self.seed, 11])
+        bound = 1.0 / np.sqrt(self.in_channels)
+        self.add_param("proj_weight", rng.uniform(-bound, bound, (self.hidden, self.in_channels)))
+        self.add_param("proj_bias", np.zeros(self.hidden))
+        self.controller = None
+        self.rng = np.random.default_rng(self.seed)
+        self._cache = None
+        self.last_kept = None
+
+    def link(self, controller):
+        self.controller = controller
+
+    def forward(self, x, train=False):
+        ctrl = self.controller
+        if ctrl is None:
+            raise ValueError("a GatedResidual needs its GateController: build the model with lean.nn.Model")
+        n = x.shape[0]
+        pooled = x.mean(axis=(1, 2))
+        z = pooled @ self.params["proj_weight"].T + self.params["proj_bias"]
+        prob = ctrl.step(z)
+        keep = (self.rng.random(n) < prob) if train else (prob > 0.5)
+        kept = np.flatnonzero(keep)
+        ctrl.executed += kept.size
+        ctrl.offered += n
+        self.last_kept = kept.size / max(n, 1)
+        if kept.size == n:
+            y = self.block.forward(x, train)
+            y_kept, x_kept = y, x
+        else:
+            y = x.copy()
+            y_kept = x_kept = None
+            if kept.size:
+                x_kept = np.ascontiguousarray(x[kept])
+                y_kept = self.block.forward(x_kept, train)
+                y[kept] = y_kept
+        if train:
+            self._cache = (x.shape, pooled, z, kept, x_kept, y_kept)
+        return y
+
+    def backward(self, dy):
+        shape, pooled, z, kept, x_kept, y_kept = self._cache
+        self._cache = None
+        n = shape[0]
+        ctrl = self.controller
+        dm = np.zeros(n, np.float64)
+        dx = dy.copy()
+        if kept.size:
+            dy_kept = np.ascontiguousarray(dy[kept])
+            dm[kept] = ((y_kept - x_kept) * dy_kept).reshape(kept.size, -1).sum(axis=1)
+            dx[kept] = self.block.backward(dy_kept)
+        dm += ctrl.cost_gradient(n)
+        # straight-through: d prob = d m; then through the sigmoid of the head
+        prob_cache = ctrl._stack[-1]
+        h = prob_cache[-1]
+        prob = _sigmoid(h @ ctrl.params["w_out"][0] + ctrl.params["b_out"][0])
+        dz = ctrl.backward_step(dm * prob * (1.0 - prob))
+        self.grads["proj_weight"] += dz.T @ pooled
+        self.grads["proj_bias"] += dz.sum(axis=0)
+        dpooled = dz @ self.params["proj_weight"]
+        dx += (dpooled / (shape[1] * shape[2]))[:, None, None, :].astype(dx.dtype)
+        return dx
+
+    def children(self):
+        return [("block", self.block)]
+
+    def config(self):
+        return {"block": module_to_config(self.block), "in_channels": self.in_channels, "hidden": self.hidden,
+                "seed": self.seed}
+
+    @classmethod
+    def from_config(cls, args):
+        return cls(module_from_config(args["block"]), args["in_channels"], args.get("hidden", GATE_HIDDEN),
+                   args.get("seed", 0))
+
+    def macs_per_call(self, n):
+        """The gate's own products for ``n`` images: projection, one LSTM step, output head."""
+        return n * (self.hidden * self.in_channels + 8 * self.hidden * self.hidden + self.hidden)

@@ -1,0 +1,173 @@
+"""E2-Train (Wang et al., NeurIPS 2019): cheaper training at the data, model and algorithm levels.
+
+- **Stochastic mini-batch dropping (SMD)**: each step is skipped with probability ``smd`` (no forward, no
+  backward) while the schedule keeps its number of steps: ``TrainConfig.smd``, applied in ``Trainer._run_epoch``.
+- **Selective layer update (SLU)**: ``add_skip_gates`` turns every identity residual block into a
+  ``lean.nn.gates.GatedResidual`` driven by one shared recurrent ``GateController``; a block skipped for an image
+  costs nothing for it and gets no update from it. The gate, its straight-through surrogate and the computation
+  cost term are in ``lean/nn/gates.py``.
+- **Predictive sign gradient (PSG)**, conv layers (``PredictiveSignGradient``): the forward pass runs on 8-bit
+  inputs and weights; the output gradient is rounded stochastically to 16 bits; a cheap predictor computes the
+  weight gradient from the 4 most significant bits of the inputs; where the prediction's magnitude is at least
+  ``tau`` its sign is used, elsewhere the sign of the accurate 8-bit x 16-bit gradient; the update is that sign
+  through SGD with momentum. ``tau`` is fixed (authors: 5e-5) or adaptive (``tau_rel`` x max |prediction| per
+  layer). Quantizers and the selector are Numba kernels (``lean.kernels.psg``).
+
+  Two choices the paper leaves open, made here: the sign is scaled by the layer's mean |prediction| so SGD's
+  learning rate and schedule keep their meaning (a bare sign of size 1 would need a new learning rate per net);
+  and on this CPU the accurate gradient is computed for every weight, while the energy meter charges it only
+  for the fallback fraction, as the accelerator the method targets would.
+
+Every technique's effect is measured in the run's ``training_energy_j`` (``lean.train.energy``).
+"""
+
+import numpy as np
+
+from .. import kernels
+from ..nn import Conv2d, GateController, GatedResidual, Model, Residual, Sequential
+from .energy import LayerPrecision
+
+INT4, INT8, INT16 = ("int", 4), ("int", 8), ("int", 16)
+
+
+# ------------------------------------------------------------------------------------------------ SLU
+
+def _first_conv(module):
+    return next((m for m in module.modules() if isinstance(m, Conv2d)), None)
+
+
+def add_skip_gates(model, *, target=0.5, beta=1e-5, seed=0):
+    """A copy of ``model`` whose identity residual blocks are skip-gated (weights copied, gates new).
+
+    Blocks that change shape (a stride or a projection shortcut) cannot be skipped and stay as they are.
+    """
+    if any(isinstance(m, GateController) for m in model.net.modules()):
+        raise ValueError(f"{model.name} already has skip gates")
+    copy = Model.from_config(model.config())
+    copy.load_state(model.state())
+    model = copy
+    count = 0
+
+    def convert(module):
+        nonlocal count
+        if isinstance(module, Sequential):
+            layers = []
+            for name, layer in module.layers:
+                if isinstance(layer, Residual) and layer.shortcut is None and _first_conv(layer.body) is not None:
+                    conv = _first_conv(layer.body)
+                    if conv.stride == 1:
+                        layer = GatedResidual(layer, conv.in_channels, seed=seed * 1000 + count)
+                        count += 1
+                layers.append((name, convert(layer)))
+            module.layers = layers
+        return module
+
+    net = convert(model.net)
+    if count == 0:
+        raise ValueError(f"{model.name} has no identity residual blocks to gate (SLU needs a ResNet)")
+    if not isinstance(net, Sequential):
+        raise ValueError(f"{model.name}: SLU needs a top-level Sequential")
+    net.layers.insert(0, ("gate", GateController(target=target, beta=beta, seed=seed)))
+    return Model(net, model.input_shape, model.num_classes, model.name)
+
+
+def gate_summary(model):
+    """Fraction of images each gated block ran on in the last forward pass (name -> fraction)."""
+    return {name: m.last_kept for name, m in model.net.named_modules()
+            if isinstance(m, GatedResidual) and m.last_kept is not None}
+
+
+# ------------------------------------------------------------------------------------------------ PSG
+
+class PredictiveSignGradient:
+    """A trainer hook that runs every conv layer of the model in PSG mode (see the module docstring)."""
+
+    def __init__(self, tau=5e-5, tau_rel=None, forward_bits=8, predictor_bits=4, gradient_bits=16):
+        if tau is not None and tau < 0:
+            raise ValueError(f"PSG tau must be >= 0; got {tau}")
+        if tau_rel is not None and not 0 <= tau_rel <= 1:
+            raise ValueError(f"PSG adaptive tau must be in [0, 1] (a fraction of max |prediction|); got {tau_rel}")
+        if not 2 <= predictor_bits <= forward_bits <= 16:
+            raise ValueError(f"need 2 <= predictor bits ({predictor_bits}) <= forward bits ({forward_bits}) <= 16")
+        self.tau, self.tau_rel = tau, tau_rel
+        self.forward_bits, self.predictor_bits, self.gradient_bits = forward_bits, predictor_bits, gradient_bits
+        self.seed = 0
+        self.fallback = {}  # layer name -> fraction of weights that used the accurate gradient in the last step
+        self._wrapped = []
+
+    def install(self, model):
+        self.uninstall()
+        for index, (name, layer) in enumerate((n, m) for n, m in model.net.named_modules()
+                                              if isinstance(m, Conv2d)):
+            if layer.form is not None or layer.input_bits is not None:
+                raise ValueError(f"{name}: PSG runs on plain float conv layers (not compressed or quantized ones)")
+            self._wrap(name, index, layer)
+        return self
+
+    def uninstall(self):
+        for layer, fwd, bwd in self._wrapped:
+            layer.forward, layer.backward = fwd, bwd
+            layer.energy_bits = None
+            layer.grad_weight_costs = None
+        self._wrapped = []
+
+    def on_batch(self, trainer, seed):
+        self.seed = int(seed)
+
+    def _wrap(self, name, index, layer):
+        self._wrapped.append((layer, layer.forward, layer.backward))
+        fb, pb, gb = self.forward_bits, self.predictor_bits, self.gradient_bits
+        act, grad = ("int", fb), ("int", gb)
+        layer.energy_bits = LayerPrecision(forward=(act, act), grad_input=(grad, act), grad_weight=(grad, act))
+        saved = {}
+
+        def quantize(a):
+            top = float(np.abs(a).max())
+            step = top / (2 ** (fb - 1) - 1) if top > 0 else 1.0
+            return kernels.fixed_point(a, step, fb), step
+
+        def forward(x, train=False):
+            if x.ndim != 4 or x.shape[3] != layer.in_channels:
+                raise ValueError(f"Conv2d expects (n, h, w, {layer.in_channels}) input; got {x.shape}")
+            xq, x_step = quantize(x)
+            wq, _ = quantize(layer.params["weight"])
+            if train:
+                saved.update(x=x, xq=xq, x_step=x_step, wq=wq)
+            return kernels.conv2d_forward(xq, wq, layer.params.get("bias"), layer.stride, layer.padding,
+                                          layer.groups)
+
+        def backward(dy):
+            x, xq, x_step, wq = saved.pop("x"), saved.pop("xq"), saved.pop("x_step"), saved.pop("wq")
+            top = float(np.abs(dy).max())
+            g_step = top / (2 ** (gb - 1) - 1) if top > 0 else 1.0
+            g = kernels.stochastic_round(dy, g_step, gb, self.seed * 1009 + index)
+            conv_args = (layer.stride, layer.padding, layer.groups)
+            dx, dw_accurate, db = kernels.conv2d_backward(xq, wq, g, *conv_args, need_dx=layer.input_grad,
+                                                          need_db="bias" in layer.params)
+            x_msb = kernels.msb_predictor(x, x_step, fb, pb)
+            _, dw_predicted, _ = kernels.conv2d_backward(x_msb, wq, g, *conv_args, need_dx=False, need_db=False)
+            tau = self.tau if self.tau_rel is None else self.tau_rel * float(np.abs(dw_predicted).max())
+            signs, fell_back = kernels.sign_select(dw_predicted, dw_accurate, tau)
+            fraction = fell_back / max(signs.size, 1)
+            self.fallback[name] = fraction
+            costs = [((grad, ("int", pb)), 1.0), ((grad, act), fraction)]  # predictor everywhere, then fallback
+            layer.grad_weight_costs = lambda: costs
+            layer.grads["weight"] += signs * np.float32(np.abs(dw_predicted).mean())
+            if "bias" in layer.grads:
+                layer.grads["bias"] += db
+            return dx
+
+        layer.forward, layer.backward = forward, backward
+
+
+def predicted_sign_agreement(x, w, dy, stride=1, padding=0, forward_bits=8, predictor_bits=4, gradient_bits=16,
+                             seed=0):
+    """Fraction of weight-gradient entries whose PSG-predicted sign equals the full-precision sign (a check)."""
+    x_step = float(np.abs(x).max()) / (2 ** (forward_bits - 1) - 1)
+    wq = kernels.fixed_point(w, float(np.abs(w).max()) / (2 ** (forward_bits - 1) - 1), forward_bits)
+    g_step = float(np.abs(dy).max()) / (2 ** (gradient_bits - 1) - 1)
+    g = kernels.stochastic_round(dy, g_step, gradient_bits, seed)
+    _, exact, _ = kernels.conv2d_backward(x, w, dy, stride, padding, need_dx=False, need_db=False)
+    x_msb = kernels.msb_predictor(x, x_step, forward_bits, predictor_bits)
+    _, predicted, _ = kernels.conv2d_backward(x_msb, wq, g, stride, padding, need_dx=False, need_db=False)
+    return float(np.mean(np.sign(predicted) == np.sign(exact))), predicted, exact
