@@ -543,22 +543,22 @@ def _bench_step(mode, net, batch_size, input_chw, classes, threads, steps, warmu
 @click.option("--force", is_flag=True)
 @click.option("--json", "as_json", is_flag=True)
 def prune(checkpoint, ratio, out, data_name, force, as_json):
-    """Network slimming: remove the channels with the smallest batch-norm scales (plain nets so far).
+    """Network slimming: remove the channels with the smallest batch-norm scales.
 
     Fine-tune the result with `lean train --resume OUT --epochs N`.
     """
+    from .compress.slimming import channel_masks, prune
     from .data import load
     from .hw.workload import from_model
     from .train import Checkpoint, accuracy
     from .train import load as load_checkpoint
     from .train import save as save_checkpoint
-    from .train.slimming import channel_masks, prune_plain
 
     if Path(out).exists() and not force:
         raise UserError(f"{out} exists; pass --force to overwrite it")
     ckpt = load_checkpoint(checkpoint)
     model = ckpt.model()
-    pruned = prune_plain(model, channel_masks(model, ratio))
+    pruned = prune(model, channel_masks(model, ratio))
     data_name = data_name or ckpt.training.get("data")
     if not data_name:
         raise UserError(f"{checkpoint} does not say which data it was trained on; pass --data")

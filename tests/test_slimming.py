@@ -5,7 +5,7 @@ import pytest
 
 from lean.nets import build
 from lean.nn import BatchNorm
-from lean.train.slimming import EarlyBird, SlimmingPenalty, channel_masks, mask_distance
+from lean.compress.slimming import EarlyBird, SlimmingPenalty, channel_masks, mask_distance
 
 
 def test_penalty_adds_l1_subgradient_to_bn_scales():
@@ -18,7 +18,7 @@ def test_penalty_adds_l1_subgradient_to_bn_scales():
 
 
 def test_masks_use_one_global_threshold():
-    model = build("resnet8", input_shape=(8, 8, 3))
+    model = build("vgg11", input_shape=(16, 16, 3), width=0.125)
     bns = [(n, m) for n, m in model.net.named_modules() if isinstance(m, BatchNorm)]
     rng = np.random.default_rng(0)
     for i, (_, m) in enumerate(bns):
@@ -49,7 +49,7 @@ def test_mask_distance_and_ticket_detection_on_constructed_sequences():
 
 
 def test_pruned_vgg_equals_the_masked_unpruned_vgg():
-    from lean.train.slimming import masked_copy, prune_plain
+    from lean.compress.slimming import masked_copy, prune_plain
 
     model = build("vgg11", input_shape=(16, 16, 3), num_classes=5, seed=0, width=0.125)
     rng = np.random.default_rng(2)
@@ -65,3 +65,32 @@ def test_pruned_vgg_equals_the_masked_unpruned_vgg():
     np.testing.assert_allclose(pruned.forward(x), masked_copy(model, masks).forward(x), rtol=1e-4, atol=1e-5)
     with pytest.raises(ValueError, match="plain layer stacks"):
         prune_plain(build("resnet8", input_shape=(8, 8, 3)), {})
+
+
+@pytest.mark.parametrize("net", ["resnet14", "preresnet14", "preresnet29"])
+def test_pruned_residual_nets_equal_the_masked_unpruned_nets(net):
+    from lean.compress.slimming import masked_copy, prunable_batchnorms, prune
+
+    model = build(net, input_shape=(8, 8, 3), num_classes=4, seed=1)
+    rng = np.random.default_rng(3)
+    for m in model.net.modules():
+        if isinstance(m, BatchNorm):
+            m.params["weight"][...] = rng.random(m.num_features) + 0.05
+            m.params["bias"][...] = rng.standard_normal(m.num_features) * 0.1
+            m.buffers["running_mean"][...] = rng.standard_normal(m.num_features) * 0.1
+    masks = channel_masks(model, 0.5)
+    assert set(masks) == set(prunable_batchnorms(model))
+    pruned = prune(model, masks)
+    assert pruned.num_parameters() < 0.8 * model.num_parameters()
+    x = rng.standard_normal((3, 8, 8, 3)).astype(np.float32)
+    np.testing.assert_allclose(pruned.forward(x), masked_copy(model, masks).forward(x), rtol=1e-4, atol=1e-5)
+    # the pruned net is an ordinary model: it trains (backward runs) and its architecture round-trips
+    from lean.nn import Model, softmax_cross_entropy
+
+    _, d = softmax_cross_entropy(pruned.forward(x, train=True), np.array([0, 1, 2]))
+    pruned.backward(d)
+    clone = Model.from_config(pruned.config())
+    clone.load_state(pruned.state())
+    np.testing.assert_allclose(clone.forward(x), pruned.forward(x), rtol=1e-6)
+    if net.startswith("pre"):
+        assert any(type(m).__name__ == "ChannelSelect" for m in pruned.net.modules())

@@ -5,6 +5,7 @@ from .init import kaiming_init
 from .layers import (
                      AvgPool2d,
                      BatchNorm,
+                     ChannelSelect,
                      Conv2d,
                      Dropout,
                      Flatten,
@@ -22,7 +23,8 @@ from .optim import SGD, Adam, make_optimizer
 from .schedule import SCHEDULES, Schedule
 
 __all__ = [
-    "kaiming_init", "AvgPool2d", "BatchNorm", "Conv2d", "Dropout", "Flatten", "GlobalAvgPool", "Linear",
+    "kaiming_init", "AvgPool2d", "BatchNorm", "ChannelSelect", "Conv2d", "Dropout", "Flatten", "GlobalAvgPool",
+    "Linear",
     "MaxPool2d", "ReLU", "ReLU6", "ShortcutPadA", "softmax", "softmax_cross_entropy", "Model", "Identity",
     "Module", "Residual",
     "Sequential", "module_from_config", "module_to_config", "SGD", "Adam", "make_optimizer", "SCHEDULES",

@@ -411,3 +411,36 @@ class ShortcutPadA(Leaf):
 
     def config(self):
         return {"in_channels": self.in_channels, "out_channels": self.out_channels, "stride": self.stride}
+
+
+class ChannelSelect(Leaf):
+    """Keeps the channels ``keep`` (indices) of an (n, ..., c) input: network slimming's channel selection.
+
+    A pruned pre-activation block cannot remove channels of its input (the shortcut still needs them), so its
+    first batch norm keeps every channel and this layer hands the next conv only the kept ones.
+    """
+
+    def __init__(self, keep, in_channels):
+        super().__init__()
+        self.keep = [int(k) for k in keep]
+        self.in_channels = int(in_channels)
+        if not self.keep or min(self.keep) < 0 or max(self.keep) >= self.in_channels:
+            raise ValueError(f"channel selection needs indices in 0..{self.in_channels - 1}; got {self.keep[:8]}")
+        self._index = np.asarray(self.keep, np.int64)
+        self._shape = None
+
+    def forward(self, x, train=False):
+        if x.shape[-1] != self.in_channels:
+            raise ValueError(f"ChannelSelect expects {self.in_channels} channels; got {x.shape}")
+        if train:
+            self._shape = x.shape
+        return np.ascontiguousarray(x[..., self._index])
+
+    def backward(self, dy):
+        dx = np.zeros(self._shape, dtype=dy.dtype)
+        dx[..., self._index] = dy
+        self._shape = None
+        return dx
+
+    def config(self):
+        return {"keep": self.keep, "in_channels": self.in_channels}

@@ -171,3 +171,80 @@ def predicted_sign_agreement(x, w, dy, stride=1, padding=0, forward_bits=8, pred
     x_msb = kernels.msb_predictor(x, x_step, forward_bits, predictor_bits)
     _, predicted, _ = kernels.conv2d_backward(x_msb, wq, g, stride, padding, need_dx=False, need_db=False)
     return float(np.mean(np.sign(predicted) == np.sign(exact))), predicted, exact
+
+
+# ------------------------------------------------------------------------------------------------ low precision
+
+class LowPrecisionTraining:
+    """A trainer hook running conv and linear layers on ``bits``-bit operands in both passes.
+
+    Inputs and weights are rounded to nearest on a per-tensor ``bits``-bit grid (scale = max |value|), output
+    gradients stochastically; the weight and input gradients are computed from those operands and applied to
+    float master weights (straight-through for the rounding). The early-bird search phase uses it for the
+    low-precision ticket (You et al., 2020, section 4.3).
+    """
+
+    def __init__(self, bits=8):
+        if not 2 <= int(bits) <= 16:
+            raise ValueError(f"low-precision training bits must be in 2..16; got {bits}")
+        self.bits = int(bits)
+        self.seed = 0
+        self._wrapped = []
+
+    def on_batch(self, trainer, seed):
+        self.seed = int(seed)
+
+    def install(self, model):
+        from ..nn import Linear
+
+        self.uninstall()
+        for index, layer in enumerate(m for m in model.net.modules() if isinstance(m, (Conv2d, Linear))):
+            if layer.form is not None or layer.input_bits is not None:
+                raise ValueError("low-precision training runs on plain float layers (not compressed or quantized)")
+            self._wrap(index, layer)
+        return self
+
+    def uninstall(self):
+        for layer, fwd, bwd in self._wrapped:
+            layer.forward, layer.backward = fwd, bwd
+            layer.energy_bits = None
+        self._wrapped = []
+
+    def _quantize(self, a, stochastic_seed=None):
+        top = float(np.abs(a).max())
+        step = top / (2 ** (self.bits - 1) - 1) if top > 0 else 1.0
+        if stochastic_seed is None:
+            return kernels.fixed_point(a, step, self.bits)
+        return kernels.stochastic_round(a, step, self.bits, stochastic_seed)
+
+    def _wrap(self, index, layer):
+        self._wrapped.append((layer, layer.forward, layer.backward))
+        word = ("int", self.bits)
+        layer.energy_bits = LayerPrecision(forward=(word, word), grad_input=(word, word), grad_weight=(word, word))
+        is_conv = isinstance(layer, Conv2d)
+        saved = {}
+
+        def forward(x, train=False):
+            xq, wq = self._quantize(x), self._quantize(layer.params["weight"])
+            if train:
+                saved.update(xq=xq, wq=wq)
+            if is_conv:
+                return kernels.conv2d_forward(xq, wq, layer.params.get("bias"), layer.stride, layer.padding,
+                                              layer.groups)
+            y = xq @ wq.T
+            return y + layer.params["bias"] if "bias" in layer.params else y
+
+        def backward(dy):
+            xq, wq = saved.pop("xq"), saved.pop("wq")
+            g = self._quantize(dy, self.seed * 1013 + index)
+            if is_conv:
+                dx, dw, db = kernels.conv2d_backward(xq, wq, g, layer.stride, layer.padding, layer.groups,
+                                                     need_dx=layer.input_grad, need_db="bias" in layer.params)
+            else:
+                dx, dw, db = g @ wq, g.T @ xq, g.sum(axis=0)
+            layer.grads["weight"] += dw
+            if "bias" in layer.grads:
+                layer.grads["bias"] += db
+            return dx
+
+        layer.forward, layer.backward = forward, backward

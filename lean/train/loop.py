@@ -44,6 +44,15 @@ class TrainConfig:
     train_limit: int = None
     augment: bool = None  # None: the dataset's default
     smd: float = 0.0  # E2-Train stochastic mini-batch dropping: probability of skipping a step
+    slu: float = None  # E2-Train selective layer update: target fraction of gated blocks to run
+    slu_beta: float = 1e-5
+    psg: float = None  # E2-Train predictive sign gradient: fixed tau ...
+    psg_adaptive: float = None  # ... or adaptive: tau = this x max |predicted gradient| per layer
+    slim: float = None  # network-slimming L1 strength on batch-norm scales
+    early_bird: float = None  # early-bird prune ratio (needs slim)
+    eb_epsilon: float = 0.1
+    eb_window: int = 5
+    eb_precision: int = None  # bits of the early-bird search phase (None: float32)
 
     def __post_init__(self):
         if int(self.epochs) < 1:
@@ -58,6 +67,12 @@ class TrainConfig:
             raise ValueError(f"train limit must be >= 1; got {self.train_limit}")
         if not 0.0 <= self.smd < 1.0:
             raise ValueError(f"mini-batch dropping probability must be in [0, 1); got {self.smd}")
+        if self.early_bird is not None and self.slim is None:
+            raise ValueError("--early-bird draws its ticket from slimmed batch norms: give --slim too (e.g. 1e-4)")
+        if self.psg is not None and self.psg_adaptive is not None:
+            raise ValueError("give PSG one tau: a fixed --psg TAU or --psg-adaptive FRACTION")
+        if self.eb_window is not None and int(self.eb_window) < 2:
+            raise ValueError(f"the early-bird window must be >= 2; got {self.eb_window}")
 
     def schedule_obj(self):
         return Schedule(self.schedule, self.lr, self.epochs, warmup_epochs=self.warmup_epochs)
@@ -100,8 +115,10 @@ class Trainer:
         self.step_in_epoch = 0  # steps already taken in epoch self.epoch (non-zero after an interrupt)
         self.on_step, self.on_epoch = on_step, on_epoch
         # training methods that change the loop: objects with optional install(model) (wraps layers; called
-        # again on a replaced model), on_epoch_start(trainer), on_batch(trainer, seed) (before each forward)
-        # and before_update(trainer) (after backward, before the optimizer step; may add to gradients)
+        # again on a replaced model), on_epoch_start(trainer), on_batch(trainer, seed) (before each forward),
+        # before_update(trainer) (after backward, before the optimizer step; may add to gradients) and
+        # on_epoch_end(trainer); with a ``name``, state() / load_state() ride in the checkpoint, summary() in
+        # the run's summary
         self.hooks = list(hooks)
         self.train_seconds = 0.0
         self.train_images = 0
@@ -141,13 +158,21 @@ class Trainer:
         self.train_seconds = float(done.get("train_seconds", 0.0))
         self.train_images = int(done.get("train_images", 0))
         self.skipped_steps = int(done.get("skipped_steps", 0))
+        for hook in self.hooks:
+            if hasattr(hook, "load_state") and hook.name in done.get("hooks", {}):
+                hook.load_state(done["hooks"][hook.name])
+        for hook in self.hooks:
+            if hasattr(hook, "install"):
+                hook.install(self.model)
+        self.energy.install(self.model)
         self.energy.load_state(done.get("energy", {}))
 
     def checkpoint(self, status):
         opt_state, opt_meta = self.optimizer.state()
         training = asdict(self.config)
         training["progress"] = {"train_seconds": self.train_seconds, "train_images": self.train_images,
-                                "skipped_steps": self.skipped_steps, "energy": self.energy.state()}
+                                "skipped_steps": self.skipped_steps, "energy": self.energy.state(),
+                                "hooks": {h.name: h.state() for h in self.hooks if hasattr(h, "state")}}
         return ckpt_io.Checkpoint(
             architecture=self.model.config(), state=self.model.state(), training=training,
             history=self.history, epoch=self.epoch, step_in_epoch=self.step_in_epoch, status=status,
@@ -249,6 +274,9 @@ class Trainer:
         })
         self.epoch += 1
         self.step_in_epoch = 0
+        for hook in self.hooks:
+            if hasattr(hook, "on_epoch_end"):
+                hook.on_epoch_end(self)  # may replace the model (early-bird pruning)
         self.save("running" if self.epoch < cfg.epochs else "complete")
         if self.on_epoch is not None:
             self.on_epoch(self.history[-1])
@@ -267,4 +295,5 @@ class Trainer:
             "skipped_steps": self.skipped_steps,
             "training_energy_j": energy["training_energy_j"],
             "energy": energy,
+            **{k: v for h in self.hooks if hasattr(h, "summary") for k, v in h.summary().items()},
         }

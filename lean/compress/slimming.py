@@ -1,0 +1,383 @@
+"""Network slimming (Liu et al., ICCV 2017) and early-bird tickets (You et al., ICLR 2020).
+
+- ``SlimmingPenalty``: a trainer hook adding the L1 subgradient ``s * sign(gamma)`` to every batch-norm scale
+  before each update (authors' s = 1e-4).
+- ``channel_masks``: pool |gamma| over the batch norms whose channels can be removed (``prunable_batchnorms``),
+  threshold at the ``ratio`` quantile (one global threshold, not one per layer), keep the channels above it.
+- ``mask_distance``: the fraction of mask bits that differ (normalized Hamming distance) between two draws.
+- ``EarlyBird``: masks drawn every epoch in a FIFO of the last ``window``; the ticket is drawn when every
+  distance to the newest is at most ``epsilon`` (authors: window 5, epsilon 0.1).
+- ``prune``: the narrower network with the kept channels' weights copied. Plain stacks (VGG) lose channels
+  everywhere (``prune_plain``); in residual nets the channels that meet at a residual add stay, so a
+  post-activation block loses the channels between its convs and a pre-activation block also selects the
+  kept channels of its input after its first batch norm (``ChannelSelect``, ``prune_residual``).
+- ``EarlyBirdTraining``: the trainer hook that runs the whole method inside ``lean train``: penalty and masks
+  during a dense search phase (optionally in low precision), physical pruning when the ticket appears, and
+  re-training of the pruned net to the end of the schedule.
+"""
+
+from collections import deque
+
+import numpy as np
+
+from ..nn import BatchNorm
+
+
+def _batchnorms(model):
+    return [(name, m) for name, m in model.net.named_modules() if isinstance(m, BatchNorm)]
+
+
+class SlimmingPenalty:
+    def __init__(self, model, strength=1e-4):
+        if strength < 0:
+            raise ValueError(f"slimming strength must be >= 0; got {strength}")
+        self.layers = [m for _, m in _batchnorms(model)]
+        self.strength = float(strength)
+
+    def before_update(self, trainer):
+        for bn in self.layers:
+            bn.grads["weight"] += self.strength * np.sign(bn.params["weight"])
+
+
+def prunable_batchnorms(model):
+    """Names of the batch norms whose channels ``prune`` can remove (or select), in network order.
+
+    Plain stacks: every batch norm that follows a conv. Residual blocks: a batch norm between two convs of a
+    block body, and a pre-activation block's first batch norm (via channel selection); not the one whose
+    output meets the shortcut at the add, nor those outside blocks.
+    """
+    from ..nn import Conv2d, Residual, Sequential
+
+    names = []
+    if isinstance(model.net, Sequential) and not any(isinstance(m, Residual) for m in model.net.modules()):
+        return [name for name, _ in _batchnorms(model)]
+    for prefix, module in model.net.named_modules():
+        if not isinstance(module, Residual) or not isinstance(module.body, Sequential):
+            continue
+        layers = module.body.layers
+        for i, (name, layer) in enumerate(layers):
+            if not isinstance(layer, BatchNorm):
+                continue
+            later_conv = any(isinstance(m, Conv2d) for _, m in layers[i + 1:])
+            after_conv = i > 0 and isinstance(layers[i - 1][1], Conv2d) and layers[i - 1][1].groups == 1
+            if later_conv and (after_conv or i == 0):
+                names.append(f"{prefix}.body.{name}")
+    return names
+
+
+def channel_masks(model, ratio):
+    """Boolean keep-masks per prunable batch-norm layer (by name), pruning the global ``ratio`` of smallest
+    |gamma| among them."""
+    if not 0.0 <= ratio < 1.0:
+        raise ValueError(f"prune ratio must be in [0, 1); got {ratio}")
+    wanted = set(prunable_batchnorms(model))
+    layers = [(name, m) for name, m in _batchnorms(model) if name in wanted]
+    if not layers:
+        raise ValueError(f"model {model.name} has no batch-norm channels that can be pruned")
+    scales = np.concatenate([np.abs(m.params["weight"]) for _, m in layers])
+    threshold = np.quantile(scales, ratio) if ratio > 0 else -np.inf
+    return {name: np.abs(m.params["weight"]) > threshold for name, m in layers}
+
+
+def flatten_masks(masks):
+    return np.concatenate([masks[k] for k in sorted(masks)])
+
+
+def mask_distance(a, b):
+    """Normalized Hamming distance between two mask sets (dicts of boolean arrays, or flat arrays)."""
+    fa = flatten_masks(a) if isinstance(a, dict) else np.asarray(a, bool)
+    fb = flatten_masks(b) if isinstance(b, dict) else np.asarray(b, bool)
+    if fa.shape != fb.shape:
+        raise ValueError(f"masks differ in size: {fa.shape} and {fb.shape}")
+    return float(np.mean(fa != fb)) if fa.size else 0.0
+
+
+class EarlyBird:
+    """Detects the early-bird ticket from masks drawn at the end of each epoch."""
+
+    def __init__(self, ratio=0.5, window=5, epsilon=0.1):
+        if window < 2:
+            raise ValueError(f"the early-bird window must be >= 2; got {window}")
+        self.ratio, self.window, self.epsilon = float(ratio), int(window), float(epsilon)
+        self.fifo = deque(maxlen=self.window)
+        self.distances = []  # per epoch: the largest distance to the newest mask in the FIFO
+        self.ticket_epoch = None
+
+    def observe(self, masks, epoch):
+        """Add the masks drawn at ``epoch``; returns True when the ticket has emerged (first time sets it)."""
+        self.fifo.append(flatten_masks(masks) if isinstance(masks, dict) else np.asarray(masks, bool))
+        newest = self.fifo[-1]
+        worst = max((mask_distance(old, newest) for old in list(self.fifo)[:-1]), default=1.0)
+        self.distances.append(worst)
+        if self.ticket_epoch is None and len(self.fifo) == self.window and worst <= self.epsilon:
+            self.ticket_epoch = epoch
+        return self.ticket_epoch is not None
+
+
+# --------------------------------------------------------------------------------- physical pruning
+
+def prune_plain(model, masks):
+    """A narrower copy of a plain conv -> BN stack (VGG-style ``Sequential``) keeping the masked channels.
+
+    Each conv's output channels and its BN follow that BN's mask; the next conv's (or the classifier's) input
+    channels follow the same mask; weights are copied. Residual nets need channel selection where the residual
+    add forbids removal and are not handled here yet (ValueError).
+    """
+    from ..nn import Conv2d, GlobalAvgPool, Linear, MaxPool2d, Model, ReLU, Sequential
+    from ..nn.module import module_from_config, module_to_config
+
+    net = model.net
+    if not isinstance(net, Sequential) or any(m.children() for _, m in net.layers):
+        raise ValueError(f"{model.name}: physical pruning handles plain layer stacks (VGG-style) only so far")
+    new_layers = []
+    keep_in = None  # indices of the channels the next layer receives
+    pending_conv = None
+    for name, layer in net.layers:
+        if isinstance(layer, Conv2d):
+            if layer.groups != 1 or layer.form is not None:
+                raise ValueError(f"{name}: grouped or compressed convs cannot be pruned")
+            pending_conv = (name, layer)
+            new_layers.append((name, None))  # filled in when its batch norm (and so its mask) is reached
+            continue
+        if isinstance(layer, BatchNorm):
+            if pending_conv is None:
+                raise ValueError(f"{name}: a batch norm without a conv before it")
+            conv_name, conv = pending_conv
+            keep = np.flatnonzero(masks[name]) if name in masks else np.arange(layer.num_features)
+            if keep.size == 0:
+                keep = np.array([int(np.argmax(np.abs(layer.params["weight"])))])  # never cut a layer to nothing
+            w = conv.params["weight"]
+            w = w if keep_in is None else w[:, keep_in]
+            conv_clone = Conv2d(len(keep_in) if keep_in is not None else conv.in_channels, len(keep),
+                                conv.kernel_size, conv.stride, conv.padding, 1, "bias" in conv.params)
+            conv_clone.params["weight"][...] = w[keep]
+            if "bias" in conv.params:
+                conv_clone.params["bias"][...] = conv.params["bias"][keep]
+            new_layers[-1] = (conv_name, conv_clone)
+            bn = BatchNorm(len(keep), layer.eps, layer.momentum, layer.relu)
+            for key in ("weight", "bias"):
+                bn.params[key][...] = layer.params[key][keep]
+            for key in ("running_mean", "running_var"):
+                bn.buffers[key][...] = layer.buffers[key][keep]
+            new_layers.append((name, bn))
+            keep_in, pending_conv = keep, None
+            continue
+        if isinstance(layer, Linear) and keep_in is not None:
+            lin = Linear(len(keep_in), layer.out_features, "bias" in layer.params)
+            lin.params["weight"][...] = layer.params["weight"][:, keep_in]
+            if "bias" in layer.params:
+                lin.params["bias"][...] = layer.params["bias"]
+            new_layers.append((name, lin))
+            keep_in = None
+            continue
+        if not isinstance(layer, (MaxPool2d, GlobalAvgPool, ReLU)):
+            raise ValueError(f"{name}: {type(layer).__name__} is not supported by plain pruning")
+        new_layers.append((name, module_from_config(module_to_config(layer))))
+    if pending_conv is not None:
+        raise ValueError(f"{pending_conv[0]}: a conv without a batch norm after it cannot be slimmed")
+    return Model(Sequential(new_layers), model.input_shape, model.num_classes, model.name)
+
+
+def _copy_model(model):
+    from ..nn import Model
+
+    clone = Model.from_config(model.config())
+    clone.load_state(model.state())
+    return clone
+
+
+def _narrow_conv(conv, keep_in=None, keep_out=None):
+    from ..nn import Conv2d
+
+    if conv.groups != 1 or conv.form is not None or conv.input_bits is not None:
+        raise ValueError("grouped, compressed or quantized convs cannot be pruned")
+    w = conv.params["weight"]
+    keep_in = np.arange(conv.in_channels) if keep_in is None else keep_in
+    keep_out = np.arange(conv.out_channels) if keep_out is None else keep_out
+    clone = Conv2d(len(keep_in), len(keep_out), conv.kernel_size, conv.stride, conv.padding, 1,
+                   "bias" in conv.params)
+    clone.params["weight"][...] = w[keep_out][:, keep_in]
+    if "bias" in conv.params:
+        clone.params["bias"][...] = conv.params["bias"][keep_out]
+    clone.input_grad = conv.input_grad
+    return clone
+
+
+def _narrow_batchnorm(bn, keep):
+    narrow = BatchNorm(len(keep), bn.eps, bn.momentum, bn.relu)
+    for key in ("weight", "bias"):
+        narrow.params[key][...] = bn.params[key][keep]
+    for key in ("running_mean", "running_var"):
+        narrow.buffers[key][...] = bn.buffers[key][keep]
+    return narrow
+
+
+def _kept(mask, bn):
+    keep = np.flatnonzero(mask)
+    if keep.size == 0:  # never cut a layer to nothing: keep its strongest channel
+        keep = np.array([int(np.argmax(np.abs(bn.params["weight"])))])
+    return keep
+
+
+def prune_residual(model, masks):
+    """A narrower copy of a residual net (ResNet or PreResNet) keeping the masked channels of block bodies.
+
+    For a batch norm between two convs of a body, the first conv's output channels, the batch norm and the
+    second conv's input channels shrink together. For a pre-activation body's first batch norm (which normalizes
+    the block input, shared with the shortcut) a ``ChannelSelect`` after it feeds the next conv only the kept
+    channels. Everything that meets at a residual add keeps its width.
+    """
+    from ..nn import ChannelSelect, Conv2d, Residual, Sequential
+
+    pruned = _copy_model(model)
+    wanted = set(prunable_batchnorms(pruned))
+    unknown = sorted(set(masks) - wanted)
+    if unknown:
+        raise ValueError(f"cannot prune these batch norms (not between two convs of a block): {unknown[:3]}")
+    for prefix, module in pruned.net.named_modules():
+        if not isinstance(module, Residual) or not isinstance(module.body, Sequential):
+            continue
+        layers = list(module.body.layers)
+        i = -1
+        while i + 1 < len(layers):
+            i += 1
+            name, layer = layers[i]
+            full = f"{prefix}.body.{name}"
+            if not isinstance(layer, BatchNorm) or full not in masks:
+                continue
+            keep = _kept(masks[full], layer)
+            j = next(j for j in range(i + 1, len(layers)) if isinstance(layers[j][1], Conv2d))
+            next_name, next_conv = layers[j]
+            if i > 0 and isinstance(layers[i - 1][1], Conv2d):
+                prev_name, prev_conv = layers[i - 1]
+                prev_in = np.arange(prev_conv.in_channels)
+                layers[i - 1] = (prev_name, _narrow_conv(prev_conv, prev_in, keep))
+                layers[i] = (name, _narrow_batchnorm(layer, keep))
+                layers[j] = (next_name, _narrow_conv(next_conv, keep, None))
+            else:
+                layers[j] = (next_name, _narrow_conv(next_conv, keep, None))
+                layers.insert(i + 1, (f"{name}_select", ChannelSelect(keep, layer.num_features)))
+        module.body.layers = layers
+    from ..nn import Model
+
+    return Model(pruned.net, model.input_shape, model.num_classes, model.name)
+
+
+def prune(model, masks):
+    """The narrower network for ``masks`` (from ``channel_masks``): plain stacks or residual nets."""
+    from ..nn import Residual
+
+    if any(isinstance(m, Residual) for m in model.net.modules()):
+        return prune_residual(model, masks)
+    return prune_plain(model, masks)
+
+
+def network_size(model):
+    """(parameters, forward MACs per image) of a model, counted on its real layer shapes."""
+    from ..hw.workload import from_model
+
+    return model.num_parameters(), from_model(model).macs
+
+
+def masked_copy(model, masks):
+    """The same model with pruned channels silenced (BN scale and shift set to 0): what pruning must equal."""
+    from ..nn import Model
+    from ..nn.module import module_from_config, module_to_config
+
+    clone = Model(module_from_config(module_to_config(model.net)), model.input_shape, model.num_classes, model.name)
+    clone.load_state(model.state())
+    for name, bn in _batchnorms(clone):
+        if name in masks:
+            off = ~masks[name]
+            bn.params["weight"][off] = 0.0
+            bn.params["bias"][off] = 0.0
+    return clone
+
+
+# --------------------------------------------------------------------------------- the early-bird run
+
+def _mask_bits(flat):
+    return "".join("1" if v else "0" for v in flat)
+
+
+class EarlyBirdTraining:
+    """The early-bird method as a trainer hook (``lean train --slim S --early-bird P``).
+
+    Search phase: the slimming penalty on every batch-norm scale, optionally ``precision``-bit training
+    (``lean.train.e2train.LowPrecisionTraining``); at the end of each epoch, masks at ratio ``ratio`` go into the
+    FIFO and their largest distance to the newest is logged. When the ticket appears the network is pruned
+    physically (``prune``) and the trainer continues with the narrower model, in full precision and without the
+    penalty, to the end of the schedule.
+    """
+
+    name = "early_bird"
+
+    def __init__(self, ratio=0.5, strength=1e-4, window=5, epsilon=0.1, precision=None):
+        if strength < 0:
+            raise ValueError(f"slimming strength must be >= 0; got {strength}")
+        if not 0.0 <= ratio < 1.0:
+            raise ValueError(f"early-bird prune ratio must be in [0, 1); got {ratio}")
+        self.detector = EarlyBird(ratio, window, epsilon)
+        self.strength = float(strength)
+        self.precision = None if precision is None else int(precision)
+        self.low_precision = None
+        if self.precision is not None and self.precision < 32:
+            from ..train.e2train import LowPrecisionTraining
+
+            self.low_precision = LowPrecisionTraining(self.precision)
+        self.pruned = False
+        self.sizes = {}
+        self.model = None
+        self._penalty = None
+
+    def install(self, model):
+        self.model = model
+        if self.low_precision is not None:
+            self.low_precision.uninstall()
+        if not self.pruned:
+            self._penalty = SlimmingPenalty(model, self.strength)
+            if self.low_precision is not None:
+                self.low_precision.install(model)
+
+    def on_batch(self, trainer, seed):
+        if self.low_precision is not None and not self.pruned:
+            self.low_precision.on_batch(trainer, seed)
+
+    def before_update(self, trainer):
+        if not self.pruned:
+            self._penalty.before_update(trainer)
+
+    def on_epoch_end(self, trainer):
+        if self.pruned:
+            return
+        masks = channel_masks(self.model, self.detector.ratio)
+        emerged = self.detector.observe(masks, trainer.epoch)
+        trainer.history[-1]["mask_distance"] = self.detector.distances[-1]
+        if not emerged:
+            return
+        params_before, macs_before = network_size(self.model)
+        narrower = prune(self.model, masks)
+        params_after, macs_after = network_size(narrower)
+        self.sizes = {"params_before": params_before, "params_after": params_after,
+                      "macs_before": macs_before, "macs_after": macs_after}
+        self.pruned = True
+        trainer.history[-1]["early_bird"] = True
+        trainer.replace_model(narrower)
+
+    def summary(self):
+        return {"early_bird_epoch": self.detector.ticket_epoch, "mask_distances": list(self.detector.distances),
+                **self.sizes}
+
+    # -- resume
+    def state(self):
+        return {"fifo": [_mask_bits(m) for m in self.detector.fifo], "distances": self.detector.distances,
+                "ticket_epoch": self.detector.ticket_epoch, "pruned": self.pruned, "sizes": self.sizes}
+
+    def load_state(self, state):
+        self.detector.fifo.clear()
+        for bits in state.get("fifo", []):
+            self.detector.fifo.append(np.frombuffer(bits.encode(), np.uint8) == ord("1"))
+        self.detector.distances = list(state.get("distances", []))
+        self.detector.ticket_epoch = state.get("ticket_epoch")
+        self.pruned = bool(state.get("pruned", False))
+        self.sizes = dict(state.get("sizes", {}))

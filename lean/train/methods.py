@@ -1,0 +1,44 @@
+"""The training methods a ``TrainConfig`` asks for, as the model change and trainer hooks that run them.
+
+``lean train`` and a resumed run both go through ``prepare``, so a checkpoint's settings rebuild the same run.
+"""
+
+
+def prepare(config, model):
+    """Returns ``(model, hooks)``: the model to train (skip-gated for SLU) and the hooks of the other methods."""
+    from .e2train import PredictiveSignGradient, add_skip_gates
+
+    hooks = []
+    if config.slu is not None and not _has_gates(model):
+        model = add_skip_gates(model, target=config.slu, beta=config.slu_beta, seed=config.seed)
+    if config.psg is not None or config.psg_adaptive is not None:
+        hooks.append(PredictiveSignGradient(tau=config.psg, tau_rel=config.psg_adaptive))
+    if config.early_bird is not None:
+        from ..compress.slimming import EarlyBirdTraining
+
+        hooks.append(EarlyBirdTraining(config.early_bird, config.slim, config.eb_window, config.eb_epsilon,
+                                       config.eb_precision))
+    elif config.slim is not None:
+        from ..compress.slimming import SlimmingPenalty
+
+        hooks.append(_Slimming(config.slim, SlimmingPenalty))
+    return model, hooks
+
+
+def _has_gates(model):
+    from ..nn import GateController
+
+    return any(isinstance(m, GateController) for m in model.net.modules())
+
+
+class _Slimming:
+    """The slimming penalty alone (plain network slimming: train, then ``lean prune``)."""
+
+    def __init__(self, strength, penalty_type):
+        self.strength, self._type, self._penalty = strength, penalty_type, None
+
+    def install(self, model):
+        self._penalty = self._type(model, self.strength)
+
+    def before_update(self, trainer):
+        self._penalty.before_update(trainer)
