@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
+from lean.compress.slimming import EarlyBird, SlimmingPenalty, channel_masks, mask_distance
 from lean.nets import build
 from lean.nn import BatchNorm
-from lean.compress.slimming import EarlyBird, SlimmingPenalty, channel_masks, mask_distance
 
 
 def test_penalty_adds_l1_subgradient_to_bn_scales():
