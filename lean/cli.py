@@ -117,8 +117,17 @@ def _duration(seconds):
 
 
 def _epoch_line(h, epochs):
-    return (f"epoch {h['epoch']:>3}/{epochs}  loss {h['train_loss']:.4f}  train {100 * h['train_accuracy']:5.1f}%  "
-            f"test {100 * h['test_accuracy']:5.2f}%  {h['train_images_per_second']:,.0f} img/s  {h['seconds']:.1f}s")
+    if h["train_loss"] is None:  # every step of the epoch was dropped (SMD)
+        line = f"epoch {h['epoch']:>3}/{epochs}  (all steps dropped)  test {100 * h['test_accuracy']:5.2f}%"
+    else:
+        line = (f"epoch {h['epoch']:>3}/{epochs}  loss {h['train_loss']:.4f}  train {100 * h['train_accuracy']:5.1f}%  "
+                f"test {100 * h['test_accuracy']:5.2f}%  {h['train_images_per_second']:,.0f} img/s  "
+                f"{h['seconds']:.1f}s")
+    if "mask_distance" in h:
+        line += f"  mask distance {h['mask_distance']:.3f}"
+    if h.get("early_bird"):
+        line += "  early-bird ticket: pruned"
+    return line
 
 
 def _run_training(trainer, as_json):
@@ -140,8 +149,23 @@ def _run_training(trainer, as_json):
 def _print_summary(summary):
     click.echo(f"net {summary['net']} on {summary['data']}: test accuracy {100 * summary['test_accuracy']:.2f}% "
                f"after {summary['epochs']} epochs")
-    click.echo(f"training time {summary['seconds']:.1f}s, {summary['train_images_per_second']:,.0f} images/s, "
+    ips = summary["train_images_per_second"]
+    click.echo(f"training time {summary['seconds']:.1f}s, {ips or 0:,.0f} images/s, "
                f"{summary['parameters']:,} parameters")
+    energy = summary.get("energy")
+    if energy:
+        parts = ", ".join(f"{k} {v['macs'] / 1e9:.2f} G MACs" for k, v in energy["by_precision"].items())
+        click.echo(f"estimated training energy {summary['training_energy_j']:.3g} J (arithmetic "
+                   f"{energy['arithmetic_j']:.3g}, SRAM {energy['sram_j']:.3g}, DRAM {energy['dram_j']:.3g}; "
+                   f"{parts}; {summary.get('skipped_steps', 0)} steps dropped)")
+    if "early_bird_epoch" in summary:
+        if summary["early_bird_epoch"] is None:
+            click.echo("early-bird ticket: did not appear (the net was not pruned)")
+        else:
+            click.echo(f"early-bird ticket at epoch {summary['early_bird_epoch']}: {summary['params_before']:,} -> "
+                       f"{summary['params_after']:,} parameters, {summary['macs_before'] / 1e6:.2f} -> "
+                       f"{summary['macs_after'] / 1e6:.2f} M MACs per image")
+        click.echo("mask distances per epoch: " + " ".join(f"{d:.3f}" for d in summary["mask_distances"]))
     if summary.get("checkpoint"):
         click.echo(f"checkpoint: {summary['checkpoint']}")
 
@@ -209,11 +233,26 @@ def demo(epochs, out, as_json):
 @click.option("--resume", default=None, type=click.Path(dir_okay=False), help="Continue a run from its checkpoint.")
 @click.option("--force", is_flag=True, help="Overwrite an existing --out file.")
 @click.option("--threads", default=None, type=int, help="Threads for lean's kernels.")
+@click.option("--slim", default=None, type=float, help="Network slimming: L1 strength on batch-norm scales (1e-4).")
+@click.option("--early-bird", default=None, type=float,
+              help="Early-bird tickets: prune this fraction of channels when the ticket appears (needs --slim).")
+@click.option("--eb-epsilon", default=0.1, show_default=True, type=float, help="Early-bird mask distance bound.")
+@click.option("--eb-window", default=5, show_default=True, type=int, help="Early-bird FIFO length (epochs).")
+@click.option("--eb-precision", default=None, type=int, help="Bits of the early-bird search phase (e.g. 8).")
+@click.option("--smd", default=0.0, show_default=True, type=float,
+              help="E2-Train: probability of dropping each mini-batch.")
+@click.option("--slu", default=None, type=float,
+              help="E2-Train: skip-gate residual blocks, aiming to run this fraction of them.")
+@click.option("--slu-beta", default=1e-5, show_default=True, type=float, help="Weight of SLU's computation cost.")
+@click.option("--psg", default=None, type=float, help="E2-Train: predictive sign gradients with this fixed tau.")
+@click.option("--psg-adaptive", default=None, type=float,
+              help="E2-Train: predictive sign gradients, tau = this x max |prediction| per layer.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object as the last line.")
 @click.pass_context
 def train(ctx, net, data_name, epochs, batch_size, lr, optimizer, momentum, nesterov, schedule, warmup_epochs,
-          weight_decay, label_smoothing, seed, train_limit, augment, out, resume, force, threads, as_json):
-    """Train a network and write a checkpoint."""
+          weight_decay, label_smoothing, seed, train_limit, augment, out, resume, force, threads, slim, early_bird,
+          eb_epsilon, eb_window, eb_precision, smd, slu, slu_beta, psg, psg_adaptive, as_json):
+    """Train a network and write a checkpoint, optionally with early-bird tickets or E2-Train."""
     from dataclasses import fields
 
     from . import kernels
@@ -221,6 +260,7 @@ def train(ctx, net, data_name, epochs, batch_size, lr, optimizer, momentum, nest
     from .nets import build
     from .train import TrainConfig, Trainer
     from .train import load as load_checkpoint
+    from .train.methods import prepare
 
     if threads is not None:
         kernels.set_threads(threads)
@@ -237,10 +277,10 @@ def train(ctx, net, data_name, epochs, batch_size, lr, optimizer, momentum, nest
             if key in given:
                 settings[key] = given[key]
         config = TrainConfig(**settings)
-        model = ckpt.model()
+        model, hooks = prepare(config, ckpt.model())
         out = out or resume
         data = load(config.data)
-        trainer = Trainer(model, data, config, out=out)
+        trainer = Trainer(model, data, config, out=out, hooks=hooks)
         trainer.restore(ckpt)
         if trainer.epoch >= config.epochs:
             raise UserError(f"{resume} already finished {trainer.epoch} epochs; pass --epochs N with N > "
@@ -251,13 +291,17 @@ def train(ctx, net, data_name, epochs, batch_size, lr, optimizer, momentum, nest
         config = TrainConfig(net=net, data=data_name, epochs=epochs, batch_size=batch_size, lr=lr,
                              optimizer=optimizer, momentum=momentum, nesterov=nesterov, schedule=schedule,
                              warmup_epochs=warmup_epochs, weight_decay=weight_decay,
-                             label_smoothing=label_smoothing, seed=seed, train_limit=train_limit, augment=augment)
+                             label_smoothing=label_smoothing, seed=seed, train_limit=train_limit, augment=augment,
+                             slim=slim, early_bird=early_bird, eb_epsilon=eb_epsilon, eb_window=eb_window,
+                             eb_precision=eb_precision, smd=smd, slu=slu, slu_beta=slu_beta, psg=psg,
+                             psg_adaptive=psg_adaptive)
         data = load(data_name)
         model = build(net, input_shape=data.input_shape, num_classes=data.num_classes, seed=seed)
+        model, hooks = prepare(config, model)
         out = out or f"{net}-{Path(data_name).stem}.h5"
         if Path(out).exists() and not force:
             raise UserError(f"{out} exists; pass --force to overwrite it or --resume {out} to continue it")
-        trainer = Trainer(model, data, config, out=out)
+        trainer = Trainer(model, data, config, out=out, hooks=hooks)
     summary = _run_training(trainer, as_json)
     if as_json:
         _emit_json(summary)

@@ -1,0 +1,88 @@
+"""`lean train` with early-bird tickets and E2-Train through click's CliRunner: results, resume, bad input."""
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from lean.cli import main
+from lean.data import load as load_data
+from lean.nets import build
+from lean.train import TrainConfig, Trainer, TrainingInterrupted
+from lean.train import load as load_checkpoint
+from lean.train.methods import prepare
+
+EB = ["--net", "resnet8", "--data", "digits", "--batch-size", "64", "--slim", "1e-4", "--early-bird", "0.5",
+      "--eb-window", "3", "--eb-epsilon", "0.2"]
+
+
+@pytest.fixture
+def run(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+    return lambda *args: runner.invoke(main, list(args), catch_exceptions=False)
+
+
+def _last_json(output):
+    return json.loads(output.strip().splitlines()[-1])
+
+
+def test_early_bird_run_prunes_when_the_ticket_appears_and_resumes_exactly(run):
+    r = run("train", *EB, "--epochs", "5", "--out", "eb.h5", "--json")
+    assert r.exit_code == 0, r.output
+    s = _last_json(r.output)
+    assert s["early_bird_epoch"] is not None and 3 <= s["early_bird_epoch"] <= 5
+    assert s["params_after"] < 0.8 * s["params_before"] and s["macs_after"] < s["macs_before"]
+    assert len(s["mask_distances"]) == s["early_bird_epoch"]
+    assert s["training_energy_j"] > 0 and s["test_accuracy"] > 0.8
+    assert load_checkpoint("eb.h5").model().num_parameters() == s["params_after"]
+    # the same run stopped by Ctrl-C after 2 epochs and resumed: same pruning, same energy, same final weights
+    config = TrainConfig(net="resnet8", data="digits", epochs=5, batch_size=64, slim=1e-4, early_bird=0.5,
+                         eb_window=3, eb_epsilon=0.2)
+    data = load_data("digits")
+    model, hooks = prepare(config, build("resnet8", input_shape=data.input_shape, num_classes=10))
+
+    def stop_after_two(entry):
+        if entry["epoch"] == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(TrainingInterrupted):
+        Trainer(model, data, config, out="half.h5", hooks=hooks, on_epoch=stop_after_two).run()
+    r = run("train", "--resume", "half.h5", "--json")
+    assert r.exit_code == 0, r.output
+    resumed = _last_json(r.output)
+    assert resumed["early_bird_epoch"] == s["early_bird_epoch"]
+    assert resumed["training_energy_j"] == pytest.approx(s["training_energy_j"], rel=1e-9)
+    a, b = load_checkpoint("eb.h5").state, load_checkpoint("half.h5").state
+    assert set(a) == set(b)
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+
+
+def test_e2train_flags_run_together_and_cost_less_than_plain_training(run):
+    common = ["--net", "resnet8", "--data", "digits", "--epochs", "2", "--batch-size", "64", "--json"]
+    plain = _last_json(run("train", *common, "--out", "plain.h5").output)
+    r = run("train", *common, "--out", "e2.h5", "--smd", "0.5", "--slu", "0.5", "--psg-adaptive", "0.05")
+    assert r.exit_code == 0, r.output
+    e2 = _last_json(r.output)
+    assert e2["skipped_steps"] > 0
+    assert e2["training_energy_j"] < 0.5 * plain["training_energy_j"]
+    assert {"int8xint8", "int16xint4"} <= set(e2["energy"]["by_precision"])
+    r = run("eval", "e2.h5", "--json")  # the gated model evaluates like any other
+    assert r.exit_code == 0 and 0 <= _last_json(r.output)["test_accuracy"] <= 1
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--net", "resnet8", "--early-bird", "0.5"], "give --slim"),
+    (["--net", "lenet5", "--slu", "0.5"], "no identity residual blocks"),
+    (["--net", "resnet8", "--psg", "5e-5", "--psg-adaptive", "0.1"], "one tau"),
+    (["--net", "resnet8", "--smd", "1.5"], "dropping probability"),
+    (["--net", "resnet8", "--slim", "1e-4", "--early-bird", "1.2"], "ratio"),
+    (["--net", "resnet8", "--slu", "0"], "target"),
+])
+def test_bad_method_options_give_one_line_errors(run, args, message):
+    r = run("train", "--data", "digits", "--epochs", "1", *args)
+    assert r.exit_code != 0
+    assert message in r.output and "Traceback" not in r.output
+    assert len(r.output.strip().splitlines()) == 1
