@@ -10,10 +10,9 @@ reproduced one by one. Prints test accuracy, epochs and wall time next to the ta
 
 import argparse
 import json
-import subprocess
-import sys
-import time
 from pathlib import Path
+
+from _runs import lean_json
 
 TARGETS = {"lenet5": 0.90, "resnet20": 0.925}
 SETTINGS = {
@@ -37,17 +36,8 @@ def main():
     for net in args.nets.split(","):
         epochs = args.epochs_lenet if net == "lenet5" else args.epochs_resnet
         out = out_dir / f"{net}-fashion-mnist.h5"
-        cmd = ["lean", "train", "--net", net, "--data", "fashion-mnist", "--epochs", str(epochs),
-               *SETTINGS[net], "--out", str(out), "--force", "--json"]
-        print("$", " ".join(cmd), flush=True)
-        t0 = time.time()
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        wall = time.time() - t0
-        sys.stderr.write(proc.stderr)
-        if proc.returncode != 0:
-            print(f"{net}: failed ({proc.returncode})", flush=True)
-            continue
-        summary = json.loads(proc.stdout.strip().splitlines()[-1])
+        summary, wall = lean_json("train", "--net", net, "--data", "fashion-mnist", "--epochs", epochs,
+                                  *SETTINGS[net], "--out", out, "--force")
         rows.append((net, summary, wall))
         print(json.dumps({**summary, "wall_seconds": wall}), flush=True)
     print(f"\n{'net':<10} {'epochs':>6} {'test acc':>9} {'target':>7} {'wall':>8} {'train img/s':>12}")

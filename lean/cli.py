@@ -612,6 +612,7 @@ def prune(checkpoint, ratio, out, data_name, force, as_json):
         return accuracy(m, data.x_test, data.y_test, lambda x: data.normalize(x, ckpt.mean, ckpt.std))
 
     training = {k: v for k, v in ckpt.training.items() if k != "progress"}
+    training.update(slim=None, early_bird=None)  # fine-tuning the pruned net runs without the sparsity penalty
     training["pruned_from"] = {"checkpoint": checkpoint, "ratio": ratio}
     save_checkpoint(out, Checkpoint(pruned.config(), pruned.state(), training=training, mean=ckpt.mean,
                                     std=ckpt.std))
