@@ -233,6 +233,8 @@ def demo(epochs, out, as_json):
 @click.option("--resume", default=None, type=click.Path(dir_okay=False), help="Continue a run from its checkpoint.")
 @click.option("--force", is_flag=True, help="Overwrite an existing --out file.")
 @click.option("--threads", default=None, type=int, help="Threads for lean's kernels.")
+@click.option("--width", default=1.0, show_default=True, type=float,
+              help="Channel-width multiplier (vgg, resnet, preresnet, mobilenetv2).")
 @click.option("--slim", default=None, type=float, help="Network slimming: L1 strength on batch-norm scales (1e-4).")
 @click.option("--early-bird", default=None, type=float,
               help="Early-bird tickets: prune this fraction of channels when the ticket appears (needs --slim).")
@@ -250,7 +252,8 @@ def demo(epochs, out, as_json):
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object as the last line.")
 @click.pass_context
 def train(ctx, net, data_name, epochs, batch_size, lr, optimizer, momentum, nesterov, schedule, warmup_epochs,
-          weight_decay, label_smoothing, seed, train_limit, augment, out, resume, force, threads, slim, early_bird,
+          weight_decay, label_smoothing, seed, train_limit, augment, out, resume, force, threads, width, slim,
+          early_bird,
           eb_epsilon, eb_window, eb_precision, smd, slu, slu_beta, psg, psg_adaptive, as_json):
     """Train a network and write a checkpoint, optionally with early-bird tickets or E2-Train."""
     from dataclasses import fields
@@ -292,11 +295,12 @@ def train(ctx, net, data_name, epochs, batch_size, lr, optimizer, momentum, nest
                              optimizer=optimizer, momentum=momentum, nesterov=nesterov, schedule=schedule,
                              warmup_epochs=warmup_epochs, weight_decay=weight_decay,
                              label_smoothing=label_smoothing, seed=seed, train_limit=train_limit, augment=augment,
-                             slim=slim, early_bird=early_bird, eb_epsilon=eb_epsilon, eb_window=eb_window,
+                             width=width, slim=slim, early_bird=early_bird, eb_epsilon=eb_epsilon, eb_window=eb_window,
                              eb_precision=eb_precision, smd=smd, slu=slu, slu_beta=slu_beta, psg=psg,
                              psg_adaptive=psg_adaptive)
         data = load(data_name)
-        model = build(net, input_shape=data.input_shape, num_classes=data.num_classes, seed=seed)
+        model = build(net, input_shape=data.input_shape, num_classes=data.num_classes, seed=seed,
+                      **({} if width == 1.0 else {"width": width}))
         model, hooks = prepare(config, model)
         out = out or f"{net}-{Path(data_name).stem}.h5"
         if Path(out).exists() and not force:

@@ -5,6 +5,7 @@ Every builder takes ``input_shape`` (h, w, c), ``num_classes`` and ``seed`` and 
 depth in the name (``resnet<6n+2>``, ``preresnet<6n+2 or 9n+2>``).
 """
 
+import inspect
 import re
 from functools import partial
 
@@ -26,13 +27,17 @@ _DEPTH_FAMILIES = {"resnet": resnet, "preresnet": preresnet}
 def build(name, *, input_shape=(32, 32, 3), num_classes=10, seed=0, **options):
     """Build the network called ``name``; unknown names raise ValueError listing the known ones."""
     if name in NETS:
-        model = NETS[name](input_shape=input_shape, num_classes=num_classes, seed=seed, **options)
+        builder, args = NETS[name], {}
     else:
         match = re.fullmatch(r"(resnet|preresnet)(\d+)", name or "")
         if not match:
             raise ValueError(f"unknown net {name!r}; known: {', '.join(NETS)} (or resnet<depth>, preresnet<depth>)")
-        model = _DEPTH_FAMILIES[match.group(1)](depth=int(match.group(2)), input_shape=input_shape,
-                                               num_classes=num_classes, seed=seed, **options)
+        builder, args = _DEPTH_FAMILIES[match.group(1)], {"depth": int(match.group(2))}
+    accepted = inspect.signature(builder).parameters
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise ValueError(f"net {name} has no option {', '.join(unknown)}")
+    model = builder(input_shape=input_shape, num_classes=num_classes, seed=seed, **args, **options)
     model.name = name
     return model
 

@@ -103,12 +103,21 @@ def _shortcut(c_in, c_out, stride, kind):
     return Sequential([("conv", Conv2d(c_in, c_out, 1, stride=stride)), ("bn", BatchNorm(c_out))])
 
 
-def resnet(*, depth=20, input_shape=(32, 32, 3), num_classes=10, seed=0, shortcut="a", widths=(16, 32, 64)):
+def _scaled(widths, width):
+    if not width > 0:
+        raise ValueError(f"width multiplier must be > 0; got {width}")
+    return tuple(max(1, int(round(w * width))) for w in widths)
+
+
+def resnet(*, depth=20, input_shape=(32, 32, 3), num_classes=10, seed=0, shortcut="a", widths=(16, 32, 64),
+           width=1.0):
     """ResNet for CIFAR (He et al., 2016): depth = 6n + 2, three stages of n basic blocks.
 
-    ``shortcut="a"`` (parameter-free, the paper's CIFAR choice) or ``"b"`` (1x1 conv + BN projection).
+    ``shortcut="a"`` (parameter-free, the paper's CIFAR choice) or ``"b"`` (1x1 conv + BN projection);
+    ``width`` multiplies the stage widths.
     """
     _check_input(input_shape, num_classes)
+    widths = _scaled(widths, width)
     if depth < 8 or (depth - 2) % 6:
         raise ValueError(f"resnet depth must be 6n + 2 (20, 32, 44, 56, 74, 110, ...); got {depth}")
     if shortcut not in ("a", "b"):
@@ -131,13 +140,15 @@ def resnet(*, depth=20, input_shape=(32, 32, 3), num_classes=10, seed=0, shortcu
     return _finish(Sequential(layers), input_shape, num_classes, f"resnet{depth}", seed)
 
 
-def preresnet(*, depth=20, input_shape=(32, 32, 3), num_classes=10, seed=0, widths=(16, 32, 64)):
+def preresnet(*, depth=20, input_shape=(32, 32, 3), num_classes=10, seed=0, widths=(16, 32, 64), width=1.0):
     """Pre-activation ResNet (He et al., 2016b): BN-ReLU before each conv; identity paths stay clean.
 
     depth = 9n + 2 uses bottleneck blocks (4x expansion, as network slimming's PreResNet-164), otherwise
-    depth = 6n + 2 uses basic blocks. Projection shortcuts (1x1 conv) act on the block input.
+    depth = 6n + 2 uses basic blocks. Projection shortcuts (1x1 conv) act on the block input. ``width``
+    multiplies the stage widths.
     """
     _check_input(input_shape, num_classes)
+    widths = _scaled(widths, width)
     if depth >= 11 and (depth - 2) % 9 == 0 and depth >= 29:
         n, bottleneck = (depth - 2) // 9, True
     elif depth >= 8 and (depth - 2) % 6 == 0:

@@ -43,6 +43,7 @@ class TrainConfig:
     seed: int = 0
     train_limit: int = None
     augment: bool = None  # None: the dataset's default
+    width: float = 1.0  # channel-width multiplier for nets that have one (vgg, resnet, preresnet, mobilenetv2)
     smd: float = 0.0  # E2-Train stochastic mini-batch dropping: probability of skipping a step
     slu: float = None  # E2-Train selective layer update: target fraction of gated blocks to run
     slu_beta: float = 1e-5
