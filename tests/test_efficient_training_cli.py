@@ -86,3 +86,25 @@ def test_bad_method_options_give_one_line_errors(run, args, message):
     assert r.exit_code != 0
     assert message in r.output and "Traceback" not in r.output
     assert len(r.output.strip().splitlines()) == 1
+
+
+def test_prune_a_residual_net_then_fine_tune_without_the_penalty(run):
+    assert run("train", "--net", "resnet8", "--data", "digits", "--epochs", "1", "--slim", "1e-4",
+               "--out", "r.h5").exit_code == 0
+    r = run("prune", "r.h5", "--ratio", "0.5", "-o", "slim.h5", "--json")
+    assert r.exit_code == 0, r.output
+    p = _last_json(r.output)
+    assert p["params_after"] < p["params_before"] and p["macs_after"] < p["macs_before"]
+    assert load_checkpoint("slim.h5").training["slim"] is None
+    r = run("train", "--resume", "slim.h5", "--epochs", "1", "--json")
+    assert r.exit_code == 0 and _last_json(r.output)["parameters"] == p["params_after"]
+
+
+def test_width_option(run):
+    r = run("train", "--net", "resnet8", "--data", "digits", "--epochs", "1", "--width", "0.5", "--json")
+    assert r.exit_code == 0
+    narrow = _last_json(r.output)["parameters"]
+    r = run("train", "--net", "resnet8", "--data", "digits", "--epochs", "1", "--json", "--out", "wide.h5")
+    assert narrow < 0.5 * _last_json(r.output)["parameters"]
+    r = run("train", "--net", "lenet5", "--data", "digits", "--width", "2")
+    assert r.exit_code != 0 and "no option width" in r.output
