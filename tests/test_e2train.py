@@ -75,6 +75,17 @@ def test_psg_predicted_sign_matches_full_precision_on_most_entries():
 # ----------------------------------------------------------------------------------------- SLU gate
 
 
+def _central_difference(loss, array, idx, eps=1e-6):
+    """d loss / d array[idx] by central differences (the array is restored)."""
+    old = array[idx]
+    array[idx] = old + eps
+    up = loss()
+    array[idx] = old - eps
+    down = loss()
+    array[idx] = old
+    return (up - down) / (2 * eps)
+
+
 def test_gate_controller_backprop_through_time_matches_central_differences():
     ctrl = GateController(hidden=4, seed=2)
     to_float64(ctrl)
@@ -94,26 +105,13 @@ def test_gate_controller_backprop_through_time_matches_central_differences():
         h = probs[t][-1]
         prob = 1 / (1 + np.exp(-(h @ ctrl.params["w_out"][0] + ctrl.params["b_out"][0])))
         dzs.insert(0, ctrl.backward_step(weights[t] * prob * (1 - prob)))
-    eps = 1e-6
     for name, p in ctrl.params.items():
         for idx in list(np.ndindex(p.shape))[:12]:
-            old = p[idx]
-            p[idx] = old + eps
-            up = loss()
-            p[idx] = old - eps
-            down = loss()
-            p[idx] = old
-            np.testing.assert_allclose(ctrl.grads[name][idx], (up - down) / (2 * eps), rtol=1e-5, atol=1e-8,
-                                       err_msg=f"{name}{idx}")
+            np.testing.assert_allclose(ctrl.grads[name][idx], _central_difference(loss, p, idx), rtol=1e-5,
+                                       atol=1e-8, err_msg=f"{name}{idx}")
     for t in range(3):
         for idx in [(0, 0), (2, 3), (1, 1)]:
-            old = zs[t][idx]
-            zs[t][idx] = old + eps
-            up = loss()
-            zs[t][idx] = old - eps
-            down = loss()
-            zs[t][idx] = old
-            np.testing.assert_allclose(dzs[t][idx], (up - down) / (2 * eps), rtol=1e-5, atol=1e-8)
+            np.testing.assert_allclose(dzs[t][idx], _central_difference(loss, zs[t], idx), rtol=1e-5, atol=1e-8)
 
 
 def test_gated_block_gradients_equal_the_soft_gate_when_every_image_runs():
@@ -142,18 +140,11 @@ def test_gated_block_gradients_equal_the_soft_gate_when_every_image_runs():
     gated.forward(x, train=True)
     net.zero_grad()
     gated.backward(dy.copy())
-    eps = 1e-6
     for module, name in [(gated, "proj_weight"), (gated, "proj_bias"), (ctrl, "w_x"), (ctrl, "b_out")]:
         p = module.params[name]
         for idx in list(np.ndindex(p.shape))[:6]:
-            old = p[idx]
-            p[idx] = old + eps
-            up = soft_loss()
-            p[idx] = old - eps
-            down = soft_loss()
-            p[idx] = old
-            np.testing.assert_allclose(module.grads[name][idx], (up - down) / (2 * eps), rtol=1e-4, atol=1e-7,
-                                       err_msg=f"{name}{idx}")
+            np.testing.assert_allclose(module.grads[name][idx], _central_difference(soft_loss, p, idx), rtol=1e-4,
+                                       atol=1e-7, err_msg=f"{name}{idx}")
 
 
 def test_skip_gates_copy_the_weights_run_kept_images_only_and_round_trip():
