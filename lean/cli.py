@@ -245,7 +245,8 @@ def demo(epochs, out, as_json):
               help="E2-Train: probability of dropping each mini-batch.")
 @click.option("--slu", default=None, type=float,
               help="E2-Train: skip-gate residual blocks, aiming to run this fraction of them.")
-@click.option("--slu-beta", default=1e-5, show_default=True, type=float, help="Weight of SLU's computation cost.")
+@click.option("--slu-beta", default=1e-3, show_default=True, type=float,
+              help="Weight of SLU's computation cost (authors: 1e-5; see lean/nn/gates.py).")
 @click.option("--psg", default=None, type=float, help="E2-Train: predictive sign gradients with this fixed tau.")
 @click.option("--psg-adaptive", default=None, type=float,
               help="E2-Train: predictive sign gradients, tau = this x max |prediction| per layer.")

@@ -13,8 +13,12 @@ Gradients are hand-written, through the blocks in reverse order (back-propagatio
 shared cell). The Bernoulli sample has no gradient; its surrogate is straight-through (d prob = d m), with
 dL/dm_i = <dy_i, block(x)_i - x_i> for an image whose block ran and 0 for one whose block was skipped (its
 block output was never computed: computing it would spend the energy SLU saves). The computation cost term
-``beta * sign * sum(m)`` (sign +1 while more blocks run than ``target``, else -1) adds ``beta * sign / n`` to
-every dL/dm_i, n the batch size (the loss is a batch mean).
+``beta * sign * sum(m)`` over the batch's images and gated blocks (sign +1 while more blocks run than
+``target``, else -1) adds ``beta * sign`` to every dL/dm_i. Because a skipped block gets no task gradient, only
+this term can bring it back: with the authors' beta = 1e-5 every gate closed for good within a few epochs here
+(ResNet-20, 10 epochs on 10,000 Fashion-MNIST images: 83.5% against 88.0%, all seven gated blocks skipped for
+every test image), so lean's default is 1e-3 (ResNet-20 on the digits, target 0.5: 53% of gated blocks ran in
+training, against 75% with 1e-5).
 
 ``GateController`` is a layer of the network (first in its top-level ``Sequential``, an identity on the data) so
 its parameters are saved, optimized and restored like any other; ``Model`` links each ``GatedResidual`` to it.
@@ -34,7 +38,7 @@ def _sigmoid(a):
 class GateController(Leaf):
     """The recurrent cell (LSTM, ``hidden`` units) and output head shared by every gated block."""
 
-    def __init__(self, hidden=GATE_HIDDEN, target=0.5, beta=1e-5, seed=0):
+    def __init__(self, hidden=GATE_HIDDEN, target=0.5, beta=1e-3, seed=0):
         super().__init__()
         if not 0.0 < target <= 1.0:
             raise ValueError(f"SLU target (fraction of blocks to run) must be in (0, 1]; got {target}")
@@ -111,10 +115,10 @@ class GateController(Leaf):
         self._dc = dc * f
         return da @ p["w_x"]
 
-    def cost_gradient(self, n):
-        """d (beta * sign * sum m) / d m_i, with the loss a mean over ``n`` images."""
+    def cost_gradient(self):
+        """d (beta * sign * sum m) / d m_i: sign +1 while more blocks ran than the target, else -1."""
         fraction = self.executed / self.offered if self.offered else 0.0
-        return self.beta * (1.0 if fraction > self.target else -1.0) / n
+        return self.beta * (1.0 if fraction > self.target else -1.0)
 
 
 
@@ -177,7 +181,7 @@ class GatedResidual(Module):
             dy_kept = np.ascontiguousarray(dy[kept])
             dm[kept] = ((y_kept - x_kept) * dy_kept).reshape(kept.size, -1).sum(axis=1)
             dx[kept] = self.block.backward(dy_kept)
-        dm += ctrl.cost_gradient(n)
+        dm += ctrl.cost_gradient()
         # straight-through: d prob = d m; then through the sigmoid of the head
         prob_cache = ctrl._stack[-1]
         h = prob_cache[-1]

@@ -36,7 +36,7 @@ def _first_conv(module):
     return next((m for m in module.modules() if isinstance(m, Conv2d)), None)
 
 
-def add_skip_gates(model, *, target=0.5, beta=1e-5, seed=0):
+def add_skip_gates(model, *, target=0.5, beta=1e-3, seed=0):
     """A copy of ``model`` whose identity residual blocks are skip-gated (weights copied, gates new).
 
     Blocks that change shape (a stride or a projection shortcut) cannot be skipped and stay as they are.

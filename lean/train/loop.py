@@ -46,7 +46,7 @@ class TrainConfig:
     width: float = 1.0  # channel-width multiplier for nets that have one (vgg, resnet, preresnet, mobilenetv2)
     smd: float = 0.0  # E2-Train stochastic mini-batch dropping: probability of skipping a step
     slu: float = None  # E2-Train selective layer update: target fraction of gated blocks to run
-    slu_beta: float = 1e-5
+    slu_beta: float = 1e-3
     psg: float = None  # E2-Train predictive sign gradient: fixed tau ...
     psg_adaptive: float = None  # ... or adaptive: tau = this x max |predicted gradient| per layer
     slim: float = None  # network-slimming L1 strength on batch-norm scales
