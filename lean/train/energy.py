@@ -150,13 +150,13 @@ class EnergyMeter:
         a, w = prec.forward
         macs = self.layer_macs(layer, x_shape, y_shape)
         self._add_macs((a, w), macs)
-        weights = layer.weight().size
+        weights = int(np.prod(layer._weight_shape()))  # not weight(): a compressed form would rebuild it
         self.sram_bits += np.prod(x_shape) * _bits_of(a) + weights * _bits_of(w) + np.prod(y_shape) * 32
 
     def _count_backward(self, layer, x_shape, dy_shape, computed_dx):
         prec = self.precision(layer)
         macs = self.layer_macs(layer, x_shape, dy_shape)
-        weights = layer.weight().size
+        weights = int(np.prod(layer._weight_shape()))  # not weight(): a compressed form would rebuild it
         costs = getattr(layer, "grad_weight_costs", None)  # predictive sign gradients: [(pair, fraction), ...]
         for pair, fraction in (costs() if costs else [(prec.grad_weight, 1.0)]):
             self._add_macs(pair, macs * fraction)
