@@ -90,14 +90,15 @@ class GateController(Leaf):
         h = o * tc
         prob = _sigmoid(h @ p["w_out"][0] + p["b_out"][0])
         if self._train:
-            self._stack.append((z, h_prev, c_prev, i, f, o, g, tc, h))
+            self._stack.append((z, h_prev, c_prev, i, f, o, g, tc, h, prob))
         self._h, self._c = h, c
         return prob
 
-    def backward_step(self, dlogit):
-        """Gradient of one step (the last not yet undone) given d loss / d logit (n,); returns dz (n, hidden)."""
+    def backward_step(self, dprob):
+        """Gradient of one step (the last not yet undone) given d loss / d prob (n,); returns dz (n, hidden)."""
         p, gr = self.params, self.grads
-        z, h_prev, c_prev, i, f, o, g, tc, h = self._stack.pop()
+        z, h_prev, c_prev, i, f, o, g, tc, h, prob = self._stack.pop()
+        dlogit = dprob * prob * (1.0 - prob)
         dh = dlogit[:, None] * p["w_out"][0][None, :]
         gr["w_out"] += (dlogit @ h)[None, :]
         gr["b_out"] += dlogit.sum()
@@ -182,11 +183,7 @@ class GatedResidual(Module):
             dm[kept] = ((y_kept - x_kept) * dy_kept).reshape(kept.size, -1).sum(axis=1)
             dx[kept] = self.block.backward(dy_kept)
         dm += ctrl.cost_gradient()
-        # straight-through: d prob = d m; then through the sigmoid of the head
-        prob_cache = ctrl._stack[-1]
-        h = prob_cache[-1]
-        prob = _sigmoid(h @ ctrl.params["w_out"][0] + ctrl.params["b_out"][0])
-        dz = ctrl.backward_step(dm * prob * (1.0 - prob))
+        dz = ctrl.backward_step(dm)  # straight-through: d prob = d m
         self.grads["proj_weight"] += dz.T @ pooled
         self.grads["proj_bias"] += dz.sum(axis=0)
         dpooled = dz @ self.params["proj_weight"]
