@@ -11,7 +11,7 @@ from .intconv import int4_conv2d, int8_conv2d, int8_matmul, pack_int4, unpack_in
 from .kmeans import kmeans_assign, kmeans_update, segment_sum
 from .pool import avgpool_backward, avgpool_forward, maxpool_backward, maxpool_forward
 from .pow2 import code_table, encode_pow2, pow2_csr_matmul, pow2_csr_matmul_fixed, se_rebuild
-from .psg import fixed_point, msb_predictor, sign_select, stochastic_round
+from .psg import fixed_point, msb_predictor, sign_select, stochastic_round, symmetric_step
 
 __all__ = [
     "get_threads", "keep_freed_memory", "set_threads",
@@ -21,5 +21,5 @@ __all__ = [
     "int4_conv2d", "int8_conv2d", "int8_matmul", "pack_int4", "unpack_int4",
     "code_table", "encode_pow2", "pow2_csr_matmul", "pow2_csr_matmul_fixed", "se_rebuild",
     "avgpool_backward", "avgpool_forward", "maxpool_backward", "maxpool_forward",
-    "fixed_point", "msb_predictor", "sign_select", "stochastic_round",
+    "fixed_point", "msb_predictor", "sign_select", "stochastic_round", "symmetric_step",
 ]

@@ -1,6 +1,7 @@
 """Quantizers and the sign selector of predictive sign gradients (PSG, E2-Train; Wang et al., NeurIPS 2019).
 
-- ``fixed_point(x, step, bits)``: round to nearest on a signed ``bits``-bit grid of spacing ``step`` (clipped);
+- ``fixed_point(x, step, bits)``: round to nearest on a signed ``bits``-bit grid of spacing ``step`` (clipped;
+  ``symmetric_step`` gives the per-tensor step that fits max |x|);
 - ``msb_predictor(x, step, bits, keep_bits)``: the same codes with only their ``keep_bits`` most significant
   bits kept (the low bits truncated toward zero): the cheap operand of the gradient predictor;
 - ``stochastic_round(x, step, bits, seed)``: round down or up with probability given by the remainder, so the
@@ -94,6 +95,12 @@ def _check_grid(step, bits):
     if not 2 <= int(bits) <= 24:
         raise ValueError(f"bits must be in 2..24; got {bits}")
     return float(step), float(2 ** (int(bits) - 1) - 1)
+
+
+def symmetric_step(x, bits):
+    """The grid step that puts max |x| on the largest signed ``bits``-bit code (1.0 for an all-zero ``x``)."""
+    top = float(np.abs(x).max()) if np.size(x) else 0.0
+    return top / (2 ** (int(bits) - 1) - 1) if top > 0 else 1.0
 
 
 def fixed_point(x, step, bits):

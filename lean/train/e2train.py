@@ -122,8 +122,7 @@ class PredictiveSignGradient:
         saved = {}
 
         def quantize(a):
-            top = float(np.abs(a).max())
-            step = top / (2 ** (fb - 1) - 1) if top > 0 else 1.0
+            step = kernels.symmetric_step(a, fb)
             return kernels.fixed_point(a, step, fb), step
 
         def forward(x, train=False):
@@ -138,9 +137,7 @@ class PredictiveSignGradient:
 
         def backward(dy):
             x, xq, x_step, wq = saved.pop("x"), saved.pop("xq"), saved.pop("x_step"), saved.pop("wq")
-            top = float(np.abs(dy).max())
-            g_step = top / (2 ** (gb - 1) - 1) if top > 0 else 1.0
-            g = kernels.stochastic_round(dy, g_step, gb, self.seed * 1009 + index)
+            g = kernels.stochastic_round(dy, kernels.symmetric_step(dy, gb), gb, self.seed * 1009 + index)
             conv_args = (layer.stride, layer.padding, layer.groups)
             dx, dw_accurate, db = kernels.conv2d_backward(xq, wq, g, *conv_args, need_dx=layer.input_grad,
                                                           need_db="bias" in layer.params)
@@ -163,10 +160,9 @@ class PredictiveSignGradient:
 def predicted_sign_agreement(x, w, dy, stride=1, padding=0, forward_bits=8, predictor_bits=4, gradient_bits=16,
                              seed=0):
     """Fraction of weight-gradient entries whose PSG-predicted sign equals the full-precision sign (a check)."""
-    x_step = float(np.abs(x).max()) / (2 ** (forward_bits - 1) - 1)
-    wq = kernels.fixed_point(w, float(np.abs(w).max()) / (2 ** (forward_bits - 1) - 1), forward_bits)
-    g_step = float(np.abs(dy).max()) / (2 ** (gradient_bits - 1) - 1)
-    g = kernels.stochastic_round(dy, g_step, gradient_bits, seed)
+    x_step = kernels.symmetric_step(x, forward_bits)
+    wq = kernels.fixed_point(w, kernels.symmetric_step(w, forward_bits), forward_bits)
+    g = kernels.stochastic_round(dy, kernels.symmetric_step(dy, gradient_bits), gradient_bits, seed)
     _, exact, _ = kernels.conv2d_backward(x, w, dy, stride, padding, need_dx=False, need_db=False)
     x_msb = kernels.msb_predictor(x, x_step, forward_bits, predictor_bits)
     _, predicted, _ = kernels.conv2d_backward(x_msb, wq, g, stride, padding, need_dx=False, need_db=False)
@@ -211,8 +207,7 @@ class LowPrecisionTraining:
         self._wrapped = []
 
     def _quantize(self, a, stochastic_seed=None):
-        top = float(np.abs(a).max())
-        step = top / (2 ** (self.bits - 1) - 1) if top > 0 else 1.0
+        step = kernels.symmetric_step(a, self.bits)
         if stochastic_seed is None:
             return kernels.fixed_point(a, step, self.bits)
         return kernels.stochastic_round(a, step, self.bits, stochastic_seed)

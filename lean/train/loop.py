@@ -125,10 +125,8 @@ class Trainer:
         self.train_images = 0
         self.skipped_steps = 0
         self.mean, self.std = self.dataset.mean, self.dataset.std
-        for hook in self.hooks:  # hooks that change how layers compute (PSG) wrap them before the meter does
-            if hasattr(hook, "install"):
-                hook.install(model)
-        self.energy = EnergyMeter(model).install()
+        self.energy = EnergyMeter(model)
+        self._install_methods(model)
 
     def replace_model(self, model):
         """Continue the run with another model (a pruned one): new optimizer, same schedule and counters."""
@@ -136,6 +134,10 @@ class Trainer:
         self.optimizer = make_optimizer(self.config.optimizer, model.parameters(), model.gradients(),
                                         momentum=self.config.momentum, nesterov=self.config.nesterov,
                                         weight_decay=self.config.weight_decay)
+        self._install_methods(model)
+
+    def _install_methods(self, model):
+        """Hooks that change how layers compute (PSG) wrap them first; the energy meter wraps the result."""
         for hook in self.hooks:
             if hasattr(hook, "install"):
                 hook.install(model)
@@ -162,10 +164,7 @@ class Trainer:
         for hook in self.hooks:
             if hasattr(hook, "load_state") and hook.name in done.get("hooks", {}):
                 hook.load_state(done["hooks"][hook.name])
-        for hook in self.hooks:
-            if hasattr(hook, "install"):
-                hook.install(self.model)
-        self.energy.install(self.model)
+        self._install_methods(self.model)  # a restored hook may install differently (a pruned early bird)
         self.energy.load_state(done.get("energy", {}))
 
     def checkpoint(self, status):
