@@ -31,8 +31,12 @@ class SlimmingPenalty:
     def __init__(self, model, strength=1e-4):
         if strength < 0:
             raise ValueError(f"slimming strength must be >= 0; got {strength}")
-        self.layers = [m for _, m in _batchnorms(model)]
         self.strength = float(strength)
+        self.install(model)
+
+    def install(self, model):
+        """Penalize ``model``'s batch norms (a trainer calls this again when it swaps the model)."""
+        self.layers = [m for _, m in _batchnorms(model)]
 
     def before_update(self, trainer):
         for bn in self.layers:

@@ -18,10 +18,10 @@ def prepare(config, model):
 
         hooks.append(EarlyBirdTraining(config.early_bird, config.slim, config.eb_window, config.eb_epsilon,
                                        config.eb_precision))
-    elif config.slim is not None:
+    elif config.slim is not None:  # plain network slimming: train with the penalty, then `lean prune`
         from ..compress.slimming import SlimmingPenalty
 
-        hooks.append(_Slimming(config.slim, SlimmingPenalty))
+        hooks.append(SlimmingPenalty(model, config.slim))
     return model, hooks
 
 
@@ -30,15 +30,3 @@ def _has_gates(model):
 
     return any(isinstance(m, GateController) for m in model.net.modules())
 
-
-class _Slimming:
-    """The slimming penalty alone (plain network slimming: train, then ``lean prune``)."""
-
-    def __init__(self, strength, penalty_type):
-        self.strength, self._type, self._penalty = strength, penalty_type, None
-
-    def install(self, model):
-        self._penalty = self._type(model, self.strength)
-
-    def before_update(self, trainer):
-        self._penalty.before_update(trainer)
