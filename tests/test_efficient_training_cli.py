@@ -108,3 +108,11 @@ def test_width_option(run):
     assert narrow < 0.5 * _last_json(r.output)["parameters"]
     r = run("train", "--net", "lenet5", "--data", "digits", "--width", "2")
     assert r.exit_code != 0 and "no option width" in r.output
+
+
+def test_low_precision_early_bird_search_then_float_retraining(run):
+    r = run("train", *EB, "--epochs", "4", "--eb-precision", "8", "--json")
+    assert r.exit_code == 0, r.output
+    s = _last_json(r.output)
+    assert s["early_bird_epoch"] is not None
+    assert {"int8xint8", "float32xfloat32"} <= set(s["energy"]["by_precision"])  # 8-bit search, float re-training

@@ -24,7 +24,7 @@ Every technique's effect is measured in the run's ``training_energy_j`` (``lean.
 import numpy as np
 
 from .. import kernels
-from ..nn import Conv2d, GateController, GatedResidual, Model, Residual, Sequential
+from ..nn import Conv2d, GateController, GatedResidual, Linear, Model, Residual, Sequential
 from .energy import LayerPrecision
 
 INT4, INT8, INT16 = ("int", 4), ("int", 8), ("int", 16)
@@ -79,10 +79,45 @@ def gate_summary(model):
 
 # ------------------------------------------------------------------------------------------------ PSG
 
-class PredictiveSignGradient:
+class _OperandHook:
+    """What PSG and low-precision training share: they swap the forward and backward of plain float layers of
+    ``layer_types`` for quantized ones (``_wrap``), put them back on ``uninstall``, and take each batch's seed
+    for their stochastic rounding."""
+
+    label = ""
+    layer_types = (Conv2d,)
+
+    def __init__(self):
+        self.seed = 0
+        self._wrapped = []
+
+    def on_batch(self, trainer, seed):
+        self.seed = int(seed)
+
+    def install(self, model):
+        self.uninstall()
+        layers = [(n, m) for n, m in model.net.named_modules() if isinstance(m, self.layer_types)]
+        for index, (name, layer) in enumerate(layers):
+            if layer.form is not None or layer.input_bits is not None:
+                raise ValueError(f"{name}: {self.label} runs on plain float layers (not compressed or quantized)")
+            self._wrapped.append((layer, layer.forward, layer.backward))
+            self._wrap(name, index, layer)
+        return self
+
+    def uninstall(self):
+        for layer, fwd, bwd in self._wrapped:
+            layer.forward, layer.backward = fwd, bwd
+            layer.energy_bits = layer.grad_weight_costs = None
+        self._wrapped = []
+
+
+class PredictiveSignGradient(_OperandHook):
     """A trainer hook that runs every conv layer of the model in PSG mode (see the module docstring)."""
 
+    label = "PSG"
+
     def __init__(self, tau=5e-5, tau_rel=None, forward_bits=8, predictor_bits=4, gradient_bits=16):
+        super().__init__()
         if tau is not None and tau < 0:
             raise ValueError(f"PSG tau must be >= 0; got {tau}")
         if tau_rel is not None and not 0 <= tau_rel <= 1:
@@ -91,31 +126,9 @@ class PredictiveSignGradient:
             raise ValueError(f"need 2 <= predictor bits ({predictor_bits}) <= forward bits ({forward_bits}) <= 16")
         self.tau, self.tau_rel = tau, tau_rel
         self.forward_bits, self.predictor_bits, self.gradient_bits = forward_bits, predictor_bits, gradient_bits
-        self.seed = 0
         self.fallback = {}  # layer name -> fraction of weights that used the accurate gradient in the last step
-        self._wrapped = []
-
-    def install(self, model):
-        self.uninstall()
-        for index, (name, layer) in enumerate((n, m) for n, m in model.net.named_modules()
-                                              if isinstance(m, Conv2d)):
-            if layer.form is not None or layer.input_bits is not None:
-                raise ValueError(f"{name}: PSG runs on plain float conv layers (not compressed or quantized ones)")
-            self._wrap(name, index, layer)
-        return self
-
-    def uninstall(self):
-        for layer, fwd, bwd in self._wrapped:
-            layer.forward, layer.backward = fwd, bwd
-            layer.energy_bits = None
-            layer.grad_weight_costs = None
-        self._wrapped = []
-
-    def on_batch(self, trainer, seed):
-        self.seed = int(seed)
 
     def _wrap(self, name, index, layer):
-        self._wrapped.append((layer, layer.forward, layer.backward))
         fb, pb, gb = self.forward_bits, self.predictor_bits, self.gradient_bits
         act, grad = ("int", fb), ("int", gb)
         layer.energy_bits = LayerPrecision(forward=(act, act), grad_input=(grad, act), grad_weight=(grad, act))
@@ -171,7 +184,7 @@ def predicted_sign_agreement(x, w, dy, stride=1, padding=0, forward_bits=8, pred
 
 # ------------------------------------------------------------------------------------------------ low precision
 
-class LowPrecisionTraining:
+class LowPrecisionTraining(_OperandHook):
     """A trainer hook running conv and linear layers on ``bits``-bit operands in both passes.
 
     Inputs and weights are rounded to nearest on a per-tensor ``bits``-bit grid (scale = max |value|), output
@@ -180,31 +193,14 @@ class LowPrecisionTraining:
     low-precision ticket (You et al., 2020, section 4.3).
     """
 
+    label = "low-precision training"
+    layer_types = (Conv2d, Linear)
+
     def __init__(self, bits=8):
+        super().__init__()
         if not 2 <= int(bits) <= 16:
             raise ValueError(f"low-precision training bits must be in 2..16; got {bits}")
         self.bits = int(bits)
-        self.seed = 0
-        self._wrapped = []
-
-    def on_batch(self, trainer, seed):
-        self.seed = int(seed)
-
-    def install(self, model):
-        from ..nn import Linear
-
-        self.uninstall()
-        for index, layer in enumerate(m for m in model.net.modules() if isinstance(m, (Conv2d, Linear))):
-            if layer.form is not None or layer.input_bits is not None:
-                raise ValueError("low-precision training runs on plain float layers (not compressed or quantized)")
-            self._wrap(index, layer)
-        return self
-
-    def uninstall(self):
-        for layer, fwd, bwd in self._wrapped:
-            layer.forward, layer.backward = fwd, bwd
-            layer.energy_bits = None
-        self._wrapped = []
 
     def _quantize(self, a, stochastic_seed=None):
         step = kernels.symmetric_step(a, self.bits)
@@ -212,8 +208,7 @@ class LowPrecisionTraining:
             return kernels.fixed_point(a, step, self.bits)
         return kernels.stochastic_round(a, step, self.bits, stochastic_seed)
 
-    def _wrap(self, index, layer):
-        self._wrapped.append((layer, layer.forward, layer.backward))
+    def _wrap(self, name, index, layer):
         word = ("int", self.bits)
         layer.energy_bits = LayerPrecision(forward=(word, word), grad_input=(word, word), grad_weight=(word, word))
         is_conv = isinstance(layer, Conv2d)
