@@ -2,7 +2,9 @@
 
     python benchmarks/int8_conv.py [--reps 31]
 
-Same int8 codes on both sides (the float side gets them as float32); medians of interleaved calls.
+Same int8 codes on both sides (the float side gets them as float32); medians of interleaved calls. The int8
+side is ``int8_conv2d(method="auto")``: the AVX-512 VNNI kernel where the CPU has it (``lean/kernels/vnni.py``),
+else the exact-float BLAS path; the line says which ran.
 """
 
 import argparse
@@ -11,6 +13,7 @@ import time
 import numpy as np
 
 from lean import kernels
+from lean.kernels.intconv import auto_int8_method
 
 
 def main():
@@ -37,7 +40,8 @@ def main():
                 t0 = time.perf_counter()
                 fn()
                 sink.append(time.perf_counter() - t0)
-        print(f"{c:>2} -> {c:>2} channels, {hw}x{hw}, batch 128: int8 {1e3 * np.median(a):.2f} ms, float32 "
+        print(f"{c:>2} -> {c:>2} channels, {hw}x{hw}, batch 128: int8 ({auto_int8_method(9 * c)}) "
+              f"{1e3 * np.median(a):.2f} ms, float32 "
               f"{1e3 * np.median(b):.2f} ms, float32 / int8 = {np.median(b) / np.median(a):.2f}")
 
 

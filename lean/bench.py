@@ -122,7 +122,7 @@ def bench_kernel(name, *, m=2048, k=2048, n=256, density=0.1, samples=1_000_000,
     from threadpoolctl import threadpool_limits
 
     from . import kernels
-    from .kernels.intconv import EXACT_FLOAT_MAX_PATCH
+    from .kernels.intconv import auto_int8_method
 
     rng = np.random.default_rng(seed)
     if name == "pow2-matmul":
@@ -162,7 +162,7 @@ def bench_kernel(name, *, m=2048, k=2048, n=256, density=0.1, samples=1_000_000,
         refs = {"float32_conv": _median_ms(lambda: kernels.conv2d_forward(xf, wf, None, 1, pad), repeats)}
         shape = {"batch_size": batch_size, "input_shape": list(input_shape), "out_channels": out_channels,
                  "kernel_size": kernel_size,
-                 "method": "exact-float" if kernel_size ** 2 * c <= EXACT_FLOAT_MAX_PATCH else "int",
+                 "method": auto_int8_method(kernel_size ** 2 * c),
                  "int_kernel_ms": _median_ms(lambda: kernels.int8_conv2d(xq, 0.01, wq, 0.01, 1, pad, method="int"),
                                              repeats)}
     else:

@@ -51,20 +51,51 @@ def test_se_rebuild_equals_dense_product():
                                np.einsum("kbml,kblj->kbmj", values, basis), rtol=1e-6, atol=1e-9)
 
 
-@pytest.mark.parametrize("n,h,c,k,r,stride,padding", [(1, 1, 1, 1, 1, 1, 0), (2, 7, 5, 6, 3, 2, 1),
-                                                      (3, 9, 16, 9, 3, 1, 1), (2, 5, 3, 4, 5, 1, 2)])
+INT8_CONV_CASES = [(1, 1, 1, 1, 1, 1, 0), (2, 7, 5, 6, 3, 2, 1), (3, 9, 16, 9, 3, 1, 1), (2, 5, 3, 4, 5, 1, 2),
+                   (2, 12, 20, 37, 3, 1, 1), (1, 17, 8, 16, 1, 2, 0), (1, 10, 64, 32, 3, 2, 1)]
+EXACT_METHODS = ("int", "exact-float", "auto") + (("vnni",) if kernels.VNNI_AVAILABLE else ())
+
+
+@pytest.mark.parametrize("n,h,c,k,r,stride,padding", INT8_CONV_CASES)
 def test_int8_conv_is_exact_integer_arithmetic(n, h, c, k, r, stride, padding):
     rng = np.random.default_rng(n * h + c)
     xq = rng.integers(-128, 128, (n, h, h + 1, c)).astype(np.int8)
     wq = rng.integers(-128, 128, (k, c, r, r)).astype(np.int8)
     w_scale = rng.random(k).astype(np.float32)
     exact = reference.conv2d(xq.astype(np.float64), wq.astype(np.float64), None, stride, padding)
-    for method in ("int", "exact-float", "auto"):
+    for method in EXACT_METHODS:
         y = kernels.int8_conv2d(xq, 0.5, wq, w_scale, stride, padding, method=method)
         np.testing.assert_allclose(y, exact * 0.5 * w_scale, rtol=1e-6, atol=1e-6)
-    # the integer sums themselves are identical between the two ways
-    np.testing.assert_array_equal(kernels.int8_conv2d(xq, 1.0, wq, 1.0, stride, padding, method="int"),
-                                  kernels.int8_conv2d(xq, 1.0, wq, 1.0, stride, padding, method="exact-float"))
+    # the integer sums themselves are identical between the ways
+    sums = [kernels.int8_conv2d(xq, 1.0, wq, 1.0, stride, padding, method=m) for m in EXACT_METHODS]
+    for other in sums[1:]:
+        np.testing.assert_array_equal(sums[0], other)
+
+
+@pytest.mark.skipif(not kernels.VNNI_AVAILABLE, reason="this CPU has no AVX-512 VNNI")
+def test_vnni_conv_at_the_code_extremes_and_wide_channels():
+    # codes -128 and 127 are the unsigned 0 and 255 the instruction sees; 300 channels: 16,384 x 2,700 products
+    xq = np.full((1, 4, 11, 300), -128, np.int8)
+    xq[0, 1, ::2] = 127
+    wq = np.full((19, 300, 3, 3), -128, np.int8)
+    wq[3] = 127
+    exact = reference.conv2d(xq.astype(np.float64), wq.astype(np.float64), None, 1, 1)
+    # sums beyond 2^24: the float32 output is the exact sum rounded once
+    np.testing.assert_array_equal(kernels.int8_conv2d(xq, 1.0, wq, 1.0, 1, 1, method="vnni"),
+                                  exact.astype(np.float32))
+
+
+def test_int8_conv_without_vnni_falls_back(monkeypatch):
+    from lean.kernels import intconv
+
+    monkeypatch.setattr(intconv, "VNNI_AVAILABLE", False)
+    assert intconv.auto_int8_method(144) == "exact-float"
+    assert intconv.auto_int8_method(2000) == "int"
+    xq = np.ones((1, 3, 3, 2), np.int8)
+    wq = np.ones((1, 2, 3, 3), np.int8)
+    assert kernels.int8_conv2d(xq, 1.0, wq, 1.0, 1, 1)[0, 1, 1, 0] == 18
+    with pytest.raises(ValueError, match="AVX-512 VNNI"):
+        kernels.int8_conv2d(xq, 1.0, wq, 1.0, method="vnni")
 
 
 def test_exact_float_refuses_long_patches():
@@ -72,7 +103,7 @@ def test_exact_float_refuses_long_patches():
     wq = np.zeros((2, 200, 3, 3), np.int8)  # patch of 1,800 codes
     with pytest.raises(ValueError, match="at most 1024"):
         kernels.int8_conv2d(xq, 1.0, wq, 1.0, method="exact-float")
-    assert kernels.int8_conv2d(xq, 1.0, wq, 1.0).shape == (1, 1, 1, 2)  # auto falls back to the int kernel
+    assert kernels.int8_conv2d(xq, 1.0, wq, 1.0, method="int").shape == (1, 1, 1, 2)
 
 
 def test_int8_matmul_and_int4_packing():

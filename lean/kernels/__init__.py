@@ -12,9 +12,10 @@ from .kmeans import kmeans_assign, kmeans_update, segment_sum
 from .pool import avgpool_backward, avgpool_forward, maxpool_backward, maxpool_forward
 from .pow2 import code_table, encode_pow2, pow2_csr_matmul, pow2_csr_matmul_fixed, se_rebuild
 from .psg import fixed_point, msb_predictor, sign_select, stochastic_round, symmetric_step
+from .vnni import VNNI_AVAILABLE
 
 __all__ = [
-    "get_threads", "keep_freed_memory", "set_threads",
+    "get_threads", "keep_freed_memory", "set_threads", "VNNI_AVAILABLE",
     "add_relu", "relu", "relu_backward", "kmeans_assign", "kmeans_update", "segment_sum",
     "batchnorm_backward", "batchnorm_forward_eval", "batchnorm_forward_train",
     "conv2d_backward", "conv2d_forward", "conv_output_size",
