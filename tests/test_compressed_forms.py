@@ -118,3 +118,22 @@ def test_quantized_weight_schemes_round_trip_and_grid(scheme, bits, per_channel,
     np.testing.assert_allclose(again.dense(), dense, rtol=1e-6, atol=1e-7)
     with pytest.raises(ValueError, match="scheme"):
         QuantizedWeight(w.shape, 8, False, "log")
+
+
+@pytest.mark.parametrize("signed,per_channel,bits", [(True, False, 8), (False, True, 8), (False, False, 4)])
+def test_quantized_conv_inference_on_integer_codes_equals_fake_quantization(signed, per_channel, bits, monkeypatch):
+    rng = np.random.default_rng(5)
+    conv = Conv2d(12, 20, 3, stride=1, padding=1, bias=True)
+    conv.params["weight"][...] = rng.standard_normal(conv.params["weight"].shape)
+    conv.params["bias"][...] = rng.standard_normal(20)
+    conv.set_form(QuantizedWeight(conv._weight_shape(), bits, per_channel).set_weight(conv.params["weight"]))
+    conv.set_input_bits(bits)
+    x = rng.standard_normal((3, 9, 10, 12)).astype(np.float32)
+    if not signed:
+        x = np.maximum(x, 0)  # a ReLU's output: unsigned codes, up to 2^bits - 1
+    conv.forward(x, train=True)  # sets the input scale and sign
+    assert conv._runs_on_integers()
+    on_integers = conv.forward(x)
+    monkeypatch.setattr(Conv2d, "_runs_on_integers", lambda self: False)
+    fake_quantized = conv.forward(x)
+    np.testing.assert_allclose(on_integers, fake_quantized, rtol=1e-5, atol=1e-5 * np.abs(fake_quantized).max())

@@ -72,6 +72,17 @@ def test_int8_conv_is_exact_integer_arithmetic(n, h, c, k, r, stride, padding):
         np.testing.assert_array_equal(sums[0], other)
 
 
+@pytest.mark.parametrize("n,h,c,k,r,stride,padding", INT8_CONV_CASES[1:5])
+def test_int8_conv_takes_unsigned_activation_codes(n, h, c, k, r, stride, padding):
+    rng = np.random.default_rng(c)
+    xq = rng.integers(0, 256, (n, h, h + 2, c)).astype(np.uint8)  # 8-bit codes of a ReLU's output
+    wq = rng.integers(-127, 128, (k, c, r, r)).astype(np.int8)
+    exact = reference.conv2d(xq.astype(np.float64), wq.astype(np.float64), None, stride, padding)
+    for method in EXACT_METHODS:
+        y = kernels.int8_conv2d(xq, 1.0, wq, 1.0, stride, padding, method=method)
+        np.testing.assert_array_equal(y, exact.astype(np.float32))
+
+
 @pytest.mark.skipif(not kernels.VNNI_AVAILABLE, reason="this CPU has no AVX-512 VNNI")
 def test_vnni_conv_at_the_code_extremes_and_wide_channels():
     # codes -128 and 127 are the unsigned 0 and 255 the instruction sees; 300 channels: 16,384 x 2,700 products

@@ -7,7 +7,7 @@ from ._config import get_threads, keep_freed_memory, set_threads
 from .batchnorm import batchnorm_backward, batchnorm_forward_eval, batchnorm_forward_train
 from .conv import conv2d_backward, conv2d_forward, conv_output_size
 from .elementwise import add_relu, relu, relu_backward
-from .intconv import int4_conv2d, int8_conv2d, int8_matmul, pack_int4, unpack_int4
+from .intconv import auto_int8_method, int4_conv2d, int8_conv2d, int8_matmul, pack_int4, unpack_int4
 from .kmeans import kmeans_assign, kmeans_update, segment_sum
 from .pool import avgpool_backward, avgpool_forward, maxpool_backward, maxpool_forward
 from .pow2 import code_table, encode_pow2, pow2_csr_matmul, pow2_csr_matmul_fixed, se_rebuild
@@ -19,7 +19,7 @@ __all__ = [
     "add_relu", "relu", "relu_backward", "kmeans_assign", "kmeans_update", "segment_sum",
     "batchnorm_backward", "batchnorm_forward_eval", "batchnorm_forward_train",
     "conv2d_backward", "conv2d_forward", "conv_output_size",
-    "int4_conv2d", "int8_conv2d", "int8_matmul", "pack_int4", "unpack_int4",
+    "auto_int8_method", "int4_conv2d", "int8_conv2d", "int8_matmul", "pack_int4", "unpack_int4",
     "code_table", "encode_pow2", "pow2_csr_matmul", "pow2_csr_matmul_fixed", "se_rebuild",
     "avgpool_backward", "avgpool_forward", "maxpool_backward", "maxpool_forward",
     "fixed_point", "msb_predictor", "sign_select", "stochastic_round", "symmetric_step",

@@ -94,15 +94,23 @@ EXACT_FLOAT_MAX_PATCH = (1 << 24) // (128 * 128)
 INT8_METHODS = ("auto", "vnni", "int", "exact-float")
 
 
-def auto_int8_method(patch_codes):
+def _patch_limits(unsigned):
+    """Longest patches that are exact in float32 partial sums (< 2^24) and in int32 (< 2^31): products of int8
+    codes reach 128 * 128, of uint8 activations with int8 weights 255 * 128."""
+    top = 255 * 128 if unsigned else 128 * 128
+    return (1 << 24) // top, (1 << 31) // top
+
+
+def auto_int8_method(patch_codes, unsigned=False):
     """The method ``int8_conv2d(method="auto")`` runs for patches of ``patch_codes`` codes on this machine."""
-    if VNNI_AVAILABLE and patch_codes <= VNNI_MAX_PATCH:
+    exact_float, exact_int = _patch_limits(unsigned)
+    if VNNI_AVAILABLE and patch_codes <= min(exact_int, VNNI_MAX_PATCH):
         return "vnni"
-    return "exact-float" if patch_codes <= EXACT_FLOAT_MAX_PATCH else "int"
+    return "exact-float" if patch_codes <= exact_float else "int"
 
 
 def int8_conv2d(x_codes, x_scale, w_codes, w_scale, stride=1, padding=0, method="auto"):
-    """Integer conv on channels-last int8 activations (n, h, w, c) and int8 weights (k, c, r, s).
+    """Integer conv on channels-last int8 (or uint8: unsigned) activations (n, h, w, c) and int8 weights (k, c, r, s).
 
     Returns float32 (n, oh, ow, k) = rescaled exact integer sums. ``w_scale`` is a scalar or one per output
     channel. ``method``: ``vnni`` runs the AVX-512 VNNI kernel (only where the CPU has it); ``int`` the portable
@@ -113,28 +121,32 @@ def int8_conv2d(x_codes, x_scale, w_codes, w_scale, stride=1, padding=0, method=
     """
     if method not in INT8_METHODS:
         raise ValueError(f"unknown int8 conv method {method!r}; choose one of: {', '.join(INT8_METHODS)}")
-    x_codes = np.ascontiguousarray(x_codes, dtype=np.int8)
+    unsigned = np.asarray(x_codes).dtype == np.uint8
+    x_codes = np.ascontiguousarray(x_codes, dtype=np.uint8 if unsigned else np.int8)
     w_codes = np.asarray(w_codes, dtype=np.int8)
     oh, ow = _check_conv_args(x_codes, w_codes, stride, padding, 1)
     n, _, _, c = x_codes.shape
     k, cg, r, s = w_codes.shape
     scale = np.ascontiguousarray(np.float32(x_scale) * np.broadcast_to(np.asarray(w_scale, np.float32), (k,)),
                                  dtype=np.float32)
+    exact_float, exact_int = _patch_limits(unsigned)
+    if r * s * cg > exact_int:
+        raise ValueError(f"integer sums of {r * s * cg} codes a patch may overflow int32 (at most {exact_int})")
     if method == "auto":
-        method = auto_int8_method(r * s * cg)
+        method = auto_int8_method(r * s * cg, unsigned)
     if method == "vnni":
         if not VNNI_AVAILABLE:
             raise ValueError("method 'vnni' needs a CPU with AVX-512 VNNI (and Numba compiling for it); this one "
                              "has none: use 'auto'")
         return vnni_conv2d(x_codes, w_codes, scale, stride, padding, oh, ow)
     if method == "exact-float":
-        if r * s * cg > EXACT_FLOAT_MAX_PATCH:
-            raise ValueError(f"exact-float needs patches of at most {EXACT_FLOAT_MAX_PATCH} codes; this one has "
+        if r * s * cg > exact_float:
+            raise ValueError(f"exact-float needs patches of at most {exact_float} codes; this one has "
                              f"{r * s * cg}")
         return _exact_float_conv(x_codes, w_codes, scale, stride, padding, oh, ow)
     wmat = np.ascontiguousarray(w_codes.transpose(0, 2, 3, 1).reshape(k, r * s * cg))  # rows follow (i, j, ch)
     out = np.empty((n * oh * ow, k), dtype=np.int32)
-    patch_product(x_codes, out, r, s, stride, padding, oh, ow, 0, cg, np.int8,
+    patch_product(x_codes, out, r, s, stride, padding, oh, ow, 0, cg, x_codes.dtype,
                   lambda buf, block: _int8_rows(buf, wmat, block, 0, buf.shape[0]))
     return (out * scale).astype(np.float32).reshape(n, oh, ow, k)
 

@@ -9,9 +9,10 @@ and ``_store_rescaled`` (int32 lanes -> float32 output, see below).
 
 The convolution (``vnni_conv2d``), channels-last:
 1. The activations' int8 codes become unsigned by adding 128 (``_prepare_input``; the instruction wants one
-   unsigned operand); the input is padded once with code 128 (= zero) and channels rounded up to a multiple
-   of four. Since sum((x + 128) w) = sum(x w) + 128 sum(w), the kernel subtracts ``128 * sum(w)`` per output
-   channel (``correction``) at the end.
+   unsigned operand; uint8 codes, such as a ReLU's output, are taken as they are); the input is padded once
+   with code 128 (= zero) and channels rounded up to a multiple of four. Since
+   sum((x + 128) w) = sum(x w) + 128 sum(w), the kernel subtracts ``128 * sum(w)`` per output channel
+   (``correction``) at the end.
 2. The weights are packed once (``_pack_weights``) as (tiles of 16 output channels, groups of 4 patch bytes,
    16 lanes, 4 bytes): one 64-byte vector per (tile, group), the patch bytes ordered (kernel row, kernel
    column, channel) as the padded input lays them out, so a kernel row's patch is one contiguous run of
@@ -219,10 +220,16 @@ def _conv_rows(x, w, correction, scale, out, padded_h, padded_w, c, r, s, stride
 
 
 def _prepare_input(x_codes, padding, c_padded):
-    """int8 (n, h, w, c) -> uint8 (n, h + 2p, w + 2p, c_padded) holding code + 128, padded with 128 (= zero)."""
+    """Codes -> uint8 (n, h + 2p, w + 2p, c_padded): int8 codes + 128 padded with 128 (= zero), or uint8 codes
+    as they are, padded with 0."""
     n, h, w, c = x_codes.shape
-    x = np.full((n, h + 2 * padding, w + 2 * padding, c_padded), 128, dtype=np.uint8)
-    np.bitwise_xor(x_codes.view(np.uint8), np.uint8(0x80), out=x[:, padding:padding + h, padding:padding + w, :c])
+    signed = x_codes.dtype == np.int8
+    x = np.full((n, h + 2 * padding, w + 2 * padding, c_padded), 128 if signed else 0, dtype=np.uint8)
+    inner = x[:, padding:padding + h, padding:padding + w, :c]
+    if signed:
+        np.bitwise_xor(x_codes.view(np.uint8), np.uint8(0x80), out=inner)
+    else:
+        inner[...] = x_codes
     return x
 
 
@@ -238,10 +245,11 @@ def _pack_weights(w_codes, c_padded):
 
 
 def vnni_conv2d(x_codes, w_codes, scale, stride, padding, oh, ow):
-    """Rescaled int8 convolution: float32 (n, oh, ow, k) = scale[k] * sum of int8 products. Checked inputs.
+    """Rescaled int8 convolution: float32 (n, oh, ow, k) = scale[k] * sum of integer products. Checked inputs.
 
-    ``x_codes`` int8 channels-last (n, h, w, c), ``w_codes`` int8 (k, c, r, s), ``scale`` float32 (k,);
-    the caller (``int8_conv2d``) has validated shapes, stride and padding.
+    ``x_codes`` int8 or uint8 (unsigned activations, e.g. after a ReLU: no offset needed) channels-last
+    (n, h, w, c), ``w_codes`` int8 (k, c, r, s), ``scale`` float32 (k,); the caller (``int8_conv2d``) has
+    validated shapes, stride and padding.
     """
     if not VNNI_AVAILABLE:
         raise RuntimeError("this CPU (or Numba's target) has no AVX-512 VNNI")
@@ -252,6 +260,8 @@ def vnni_conv2d(x_codes, w_codes, scale, stride, padding, oh, ow):
         raise ValueError(f"the VNNI conv sums at most {VNNI_MAX_PATCH} codes a patch; this one has {r * s * c}")
     x = _prepare_input(x_codes, padding, c_padded)
     packed, correction = _pack_weights(w_codes, c_padded)
+    if x_codes.dtype == np.uint8:
+        correction[:] = 0
     scale_padded = np.zeros(correction.size, dtype=np.float32)
     scale_padded[:k] = scale
     out = np.empty((n, oh, ow, k), dtype=np.float32)

@@ -119,11 +119,39 @@ class Conv2d(WeightedLayer):
     def forward(self, x, train=False):
         if x.ndim != 4 or x.shape[3] != self.in_channels:
             raise ValueError(f"Conv2d expects (n, h, w, {self.in_channels}) input; got {x.shape}")
+        if not train and self._runs_on_integers():
+            return self._integer_forward(x)
         x, self._in_mask = self._quantize_input(x, train)
         w = self.weight()
         if train:
             self._x, self._w = x, w
         return kernels.conv2d_forward(x, w, self.params.get("bias"), self.stride, self.padding, self.groups)
+
+    def _runs_on_integers(self):
+        """Inference on integer codes: <= 8-bit symmetric weights, <= 8-bit inputs, and a fast integer kernel
+        for this patch length on this CPU (VNNI, or the exact-float path); otherwise the float path."""
+        form = self.form
+        if (self.input_bits is None or self.input_bits > 8 or self.groups != 1 or form is None
+                or getattr(form, "scheme", None) != "symmetric" or form.bits > 8
+                or not self.buffers["input_scale"][0] > 0):
+            return False
+        patch = self.in_channels * self.kernel_size ** 2
+        return kernels.auto_int8_method(patch, unsigned=not self.buffers["input_signed"][0]) != "int"
+
+    def _integer_forward(self, x):
+        """The same result as fake quantization, from exact integer sums: input codes (int8, or uint8 when the
+        input is never negative) x the weight's int8 codes, rescaled by the two steps, plus the bias."""
+        signed = bool(self.buffers["input_signed"][0])
+        levels = 2 ** (self.input_bits - 1) - 1 if signed else 2 ** self.input_bits - 1
+        step = float(self.buffers["input_scale"][0]) / levels
+        codes = np.clip(np.rint(x / np.float32(step)), -levels if signed else 0, levels)
+        codes = codes.astype(np.int8 if signed else np.uint8)
+        w_codes, w_scale, _ = self.form._quantize()
+        y = kernels.int8_conv2d(codes, step, w_codes.reshape(self._weight_shape()).astype(np.int8),
+                                np.broadcast_to(w_scale, (self.out_channels,)), self.stride, self.padding)
+        if "bias" in self.params:
+            y += self.params["bias"]
+        return y
 
     def backward(self, dy):
         dx, dw, db = kernels.conv2d_backward(self._x, self._w, dy, self.stride, self.padding,
