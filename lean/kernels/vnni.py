@@ -47,6 +47,8 @@ def _host_has_vnni():
     """True when this CPU has AVX-512 VNNI (with F and BW) and Numba generates code for this CPU."""
     if numba.config.CPU_NAME not in (None, "host"):  # e.g. NUMBA_CPU_NAME=generic for portable caches
         return False
+    if numba.config.DISABLE_JIT:  # the intrinsics exist only in compiled code
+        return False
     try:
         features = llvm_binding.get_host_cpu_features()
     except RuntimeError:
