@@ -3,7 +3,7 @@
 y[m, k] = x_scale * w_scale[k] * sum_p x_codes[m, p] * w_codes[k, p]. Three ways to form the exact integer sums:
 
 - VNNI (``lean/kernels/vnni.py``): where the CPU has AVX-512 VNNI, its 4-byte integer dot-product instruction
-  straight on the padded input, without im2col: the fastest (~2.5-3x the float convolution here);
+  straight on the padded input, without im2col: the fastest (2.2-2.7x the float convolution here);
 
 and, with patches built from int8 activations by the same im2col as the float path (``conv._im2col_rows``):
 

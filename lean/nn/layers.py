@@ -66,12 +66,16 @@ class WeightedLayer(Leaf):
             scale_buf[0] = max(scale_buf[0] * 0.9 + top * 0.1, top) if scale_buf[0] else top
             if x.min() < 0:
                 signed_buf[0] = 1.0
-        levels = 2 ** (self.input_bits - 1) - 1 if signed_buf[0] else 2 ** self.input_bits - 1
-        step = scale_buf[0] / levels if scale_buf[0] > 0 else 1.0
-        lo = -levels if signed_buf[0] else 0
+        lo, levels, step = self._input_grid()
         q = np.clip(np.rint(x / step), lo, levels)
         mask = (x >= lo * step) & (x <= levels * step) if train else None
         return (q * step).astype(np.float32), mask
+
+    def _input_grid(self):
+        """(lowest code, highest code, step) of the input quantizer: signed or unsigned ``input_bits`` codes."""
+        scale, signed = self.buffers["input_scale"][0], bool(self.buffers["input_signed"][0])  # float32 scale
+        levels = 2 ** (self.input_bits - 1) - 1 if signed else 2 ** self.input_bits - 1
+        return (-levels if signed else 0), levels, (scale / levels if scale > 0 else 1.0)
 
     def _config_extra(self):
         out = {}
@@ -141,11 +145,8 @@ class Conv2d(WeightedLayer):
     def _integer_forward(self, x):
         """The same result as fake quantization, from exact integer sums: input codes (int8, or uint8 when the
         input is never negative) x the weight's int8 codes, rescaled by the two steps, plus the bias."""
-        signed = bool(self.buffers["input_signed"][0])
-        levels = 2 ** (self.input_bits - 1) - 1 if signed else 2 ** self.input_bits - 1
-        step = float(self.buffers["input_scale"][0]) / levels
-        codes = np.clip(np.rint(x / np.float32(step)), -levels if signed else 0, levels)
-        codes = codes.astype(np.int8 if signed else np.uint8)
+        lo, levels, step = self._input_grid()
+        codes = np.clip(np.rint(x / step), lo, levels).astype(np.int8 if lo < 0 else np.uint8)
         w_codes, w_scale, _ = self.form._quantize()
         y = kernels.int8_conv2d(codes, step, w_codes.reshape(self._weight_shape()).astype(np.int8),
                                 np.broadcast_to(w_scale, (self.out_channels,)), self.stride, self.padding)
