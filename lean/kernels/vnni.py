@@ -3,9 +3,9 @@
 ``vpdpbusd acc, a, b`` adds, in each of 16 int32 lanes, the four products of four unsigned bytes of ``a`` with
 four signed bytes of ``b``: 64 multiply-adds in one instruction, against 16 for a float32 FMA of the same width.
 NumPy offers no integer matrix product that uses it and Numba has no vector types, so this module gives Numba
-a 16 x int32 vector type (``_I32x16``, an LLVM ``<16 x i32>``) and five intrinsics that emit LLVM IR directly:
-``_zero``, ``_load`` (64 bytes), ``_broadcast`` (4 bytes to all lanes), ``_dot_accumulate`` (the instruction)
-and ``_store_rescaled`` (int32 lanes -> float32 output, see below).
+a 16 x int32 vector type (``_I32x16``, an LLVM ``<16 x i32>``) and six intrinsics that emit LLVM IR directly:
+``_zero``, ``_load`` (64 bytes), ``_broadcast`` (4 bytes to all lanes), ``_dot_accumulate`` (the instruction),
+``_store_rescaled`` (int32 lanes -> float32 output, see below) and ``_spill`` (lanes to an int32 buffer).
 
 The convolution (``vnni_conv2d``), channels-last:
 1. The activations' int8 codes become unsigned by adding 128 (``_prepare_input``; the instruction wants one
