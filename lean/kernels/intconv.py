@@ -19,7 +19,7 @@ import numpy as np
 
 from ._config import JIT, PARALLEL_JIT, njit, prange
 from .conv import _check_conv_args, patch_product, weight_to_matrix
-from .vnni import VNNI_AVAILABLE, VNNI_MAX_PATCH, vnni_conv2d
+from .vnni import VNNI_AVAILABLE, vnni_conv2d
 
 
 @njit(**JIT)
@@ -88,15 +88,13 @@ def unpack_int4(packed, count):
     return np.where(u >= 8, u - 16, u)[:count].astype(np.int8)
 
 
-# Largest patch for which every partial sum of int8 x int8 products stays below 2^24, where float32 holds every
-# integer exactly: 2^24 / 128^2 = 1024.
-EXACT_FLOAT_MAX_PATCH = (1 << 24) // (128 * 128)
 INT8_METHODS = ("auto", "vnni", "int", "exact-float")
 
 
 def _patch_limits(unsigned):
-    """Longest patches that are exact in float32 partial sums (< 2^24) and in int32 (< 2^31): products of int8
-    codes reach 128 * 128, of uint8 activations with int8 weights 255 * 128."""
+    """Longest patches that are exact in float32 partial sums (< 2^24, where float32 holds every integer) and in
+    int32 (< 2^31): products of int8 codes reach 128 * 128 (1,024 and 131,072 codes), of uint8 activations
+    with int8 weights 255 * 128 (514 and 65,793)."""
     top = 255 * 128 if unsigned else 128 * 128
     return (1 << 24) // top, (1 << 31) // top
 
@@ -104,7 +102,7 @@ def _patch_limits(unsigned):
 def auto_int8_method(patch_codes, unsigned=False):
     """The method ``int8_conv2d(method="auto")`` runs for patches of ``patch_codes`` codes on this machine."""
     exact_float, exact_int = _patch_limits(unsigned)
-    if VNNI_AVAILABLE and patch_codes <= min(exact_int, VNNI_MAX_PATCH):
+    if VNNI_AVAILABLE and patch_codes <= exact_int:
         return "vnni"
     return "exact-float" if patch_codes <= exact_float else "int"
 

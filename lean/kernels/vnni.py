@@ -23,8 +23,9 @@ The convolution (``vnni_conv2d``), channels-last:
    output; a tile narrower than 16 channels goes through a scalar loop instead.
 
 Exactness: wrapping int32 arithmetic, so the result is exact whenever the true sum fits in int32 (patches of
-at most 131,072 codes, checked). Only where the running machine has AVX-512 VNNI (``VNNI_AVAILABLE``) and
-Numba compiles for it; ``lean.kernels.int8_conv2d`` falls back to its other methods elsewhere.
+at most 131,072 int8 or 65,793 uint8 codes, checked by ``int8_conv2d``). Only where the running machine has
+AVX-512 VNNI (``VNNI_AVAILABLE``) and Numba compiles for it; ``lean.kernels.int8_conv2d`` falls back to its
+other methods elsewhere.
 """
 
 import numba
@@ -39,8 +40,6 @@ from ._config import JIT, njit, run_split
 _LANES = 16
 _VECTOR = ir.VectorType(ir.IntType(32), _LANES)
 _FLOATS = ir.VectorType(ir.FloatType(), _LANES)
-# Largest patch whose exact int8 x int8 sum always fits in int32: 2^31 / (128 * 128).
-VNNI_MAX_PATCH = (1 << 31) // (128 * 128)
 
 
 def _host_has_vnni():
@@ -221,28 +220,27 @@ def _conv_rows(x, w, correction, scale, out, padded_h, padded_w, c, r, s, stride
                 x0 += 1
 
 
-def _prepare_input(x_codes, padding, c_padded):
-    """Codes -> uint8 (n, h + 2p, w + 2p, c_padded): int8 codes + 128 padded with 128 (= zero), or uint8 codes
-    as they are, padded with 0."""
+def _prepare_input(x_codes, padding, c_padded, offset):
+    """Codes + ``offset`` as uint8 (n, h + 2p, w + 2p, c_padded), padded with ``offset`` (code zero): int8 codes
+    take offset 128, uint8 codes 0."""
     n, h, w, c = x_codes.shape
-    signed = x_codes.dtype == np.int8
-    x = np.full((n, h + 2 * padding, w + 2 * padding, c_padded), 128 if signed else 0, dtype=np.uint8)
+    x = np.full((n, h + 2 * padding, w + 2 * padding, c_padded), offset, dtype=np.uint8)
     inner = x[:, padding:padding + h, padding:padding + w, :c]
-    if signed:
-        np.bitwise_xor(x_codes.view(np.uint8), np.uint8(0x80), out=inner)
+    if offset:
+        np.bitwise_xor(x_codes.view(np.uint8), np.uint8(0x80), out=inner)  # int8 + 128, bit for bit
     else:
         inner[...] = x_codes
     return x
 
 
-def _pack_weights(w_codes, c_padded):
-    """int8 (k, c, r, s) -> packed (tiles, r*s*c_padded/4, 16, 4) and ``128 * sum(w)`` per (padded) channel."""
+def _pack_weights(w_codes, c_padded, offset):
+    """int8 (k, c, r, s) -> packed (tiles, r*s*c_padded/4, 16, 4) and ``offset * sum(w)`` per (padded) channel."""
     k, c, r, s = w_codes.shape
     tiles = -(-k // _LANES)
     rows = np.zeros((tiles * _LANES, r, s, c_padded), dtype=np.int8)
     rows[:k, :, :, :c] = w_codes.transpose(0, 2, 3, 1)
     packed = rows.reshape(tiles, _LANES, r * s * c_padded // 4, 4).transpose(0, 2, 1, 3)
-    correction = 128 * rows.reshape(tiles * _LANES, -1).sum(axis=1, dtype=np.int32)
+    correction = offset * rows.reshape(tiles * _LANES, -1).sum(axis=1, dtype=np.int32)
     return np.ascontiguousarray(packed), correction
 
 
@@ -251,19 +249,16 @@ def vnni_conv2d(x_codes, w_codes, scale, stride, padding, oh, ow):
 
     ``x_codes`` int8 or uint8 (unsigned activations, e.g. after a ReLU: no offset needed) channels-last
     (n, h, w, c), ``w_codes`` int8 (k, c, r, s), ``scale`` float32 (k,); the caller (``int8_conv2d``) has
-    validated shapes, stride and padding.
+    validated shapes, stride, padding and the patch length.
     """
     if not VNNI_AVAILABLE:
         raise RuntimeError("this CPU (or Numba's target) has no AVX-512 VNNI")
     n = x_codes.shape[0]
     k, c, r, s = w_codes.shape
     c_padded = -(-c // 4) * 4
-    if r * s * c_padded > VNNI_MAX_PATCH:
-        raise ValueError(f"the VNNI conv sums at most {VNNI_MAX_PATCH} codes a patch; this one has {r * s * c}")
-    x = _prepare_input(x_codes, padding, c_padded)
-    packed, correction = _pack_weights(w_codes, c_padded)
-    if x_codes.dtype == np.uint8:
-        correction[:] = 0
+    offset = 128 if x_codes.dtype == np.int8 else 0  # the instruction multiplies unsigned bytes
+    x = _prepare_input(x_codes, padding, c_padded, offset)
+    packed, correction = _pack_weights(w_codes, c_padded, offset)
     scale_padded = np.zeros(correction.size, dtype=np.float32)
     scale_padded[:k] = scale
     out = np.empty((n, oh, ow, k), dtype=np.float32)
