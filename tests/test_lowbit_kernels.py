@@ -117,6 +117,14 @@ def test_exact_float_refuses_long_patches():
     assert kernels.int8_conv2d(xq, 1.0, wq, 1.0, method="int").shape == (1, 1, 1, 2)
 
 
+def test_int8_conv_refuses_patches_whose_sums_may_overflow_int32():
+    xq = np.zeros((1, 1, 1, 70_000), np.uint8)  # uint8 x int8 products reach 255 * 128: at most 65,793 codes
+    wq = np.zeros((1, 70_000, 1, 1), np.int8)
+    with pytest.raises(ValueError, match="overflow int32"):
+        kernels.int8_conv2d(xq, 1.0, wq, 1.0)
+    assert kernels.int8_conv2d(xq.view(np.int8), 1.0, wq, 1.0).shape == (1, 1, 1, 1)  # int8: up to 131,072
+
+
 def test_int8_matmul_and_int4_packing():
     rng = np.random.default_rng(2)
     a = rng.integers(-128, 128, (33, 70)).astype(np.int8)
