@@ -116,13 +116,17 @@ def _duration(seconds):
         else f"{seconds // 60}:{seconds % 60:02d}"
 
 
+def _percent(value):
+    return "   -  " if value is None else f"{100 * value:5.2f}%"  # None: not evaluated (--eval-every)
+
+
 def _epoch_line(h, epochs):
+    test = _percent(h.get("test_accuracy"))
     if h["train_loss"] is None:  # every step of the epoch was dropped (SMD)
-        line = f"epoch {h['epoch']:>3}/{epochs}  (all steps dropped)  test {100 * h['test_accuracy']:5.2f}%"
+        line = f"epoch {h['epoch']:>3}/{epochs}  (all steps dropped)  test {test}"
     else:
         line = (f"epoch {h['epoch']:>3}/{epochs}  loss {h['train_loss']:.4f}  train {100 * h['train_accuracy']:5.1f}%  "
-                f"test {100 * h['test_accuracy']:5.2f}%  {h['train_images_per_second']:,.0f} img/s  "
-                f"{h['seconds']:.1f}s")
+                f"test {test}  {h['train_images_per_second']:,.0f} img/s  {h['seconds']:.1f}s")
     if "mask_distance" in h:
         line += f"  mask distance {h['mask_distance']:.3f}"
     if h.get("early_bird"):
@@ -250,12 +254,14 @@ def demo(epochs, out, as_json):
 @click.option("--psg", default=None, type=float, help="E2-Train: predictive sign gradients with this fixed tau.")
 @click.option("--psg-adaptive", default=None, type=float,
               help="E2-Train: predictive sign gradients, tau = this x max |prediction| per layer.")
+@click.option("--eval-every", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Evaluate the test set every N epochs (and after the last).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object as the last line.")
 @click.pass_context
 def train(ctx, net, data_name, epochs, batch_size, lr, optimizer, momentum, nesterov, schedule, warmup_epochs,
           weight_decay, label_smoothing, seed, train_limit, augment, out, resume, force, threads, width, slim,
           early_bird,
-          eb_epsilon, eb_window, eb_precision, smd, slu, slu_beta, psg, psg_adaptive, as_json):
+          eb_epsilon, eb_window, eb_precision, smd, slu, slu_beta, psg, psg_adaptive, eval_every, as_json):
     """Train a network and write a checkpoint, optionally with early-bird tickets or E2-Train."""
     from dataclasses import fields
 
@@ -277,7 +283,7 @@ def train(ctx, net, data_name, epochs, batch_size, lr, optimizer, momentum, nest
         clash = [k for k in ("net", "data_name") if k in given and given[k] != settings.get(k.replace("_name", ""))]
         if clash:
             raise UserError(f"--resume continues {resume} as it was; drop {', '.join(clash)}")
-        for key in ("epochs", "batch_size", "lr", "schedule", "weight_decay"):
+        for key in ("epochs", "batch_size", "lr", "schedule", "weight_decay", "eval_every"):
             if key in given:
                 settings[key] = given[key]
         config = TrainConfig(**settings)
@@ -298,7 +304,7 @@ def train(ctx, net, data_name, epochs, batch_size, lr, optimizer, momentum, nest
                              label_smoothing=label_smoothing, seed=seed, train_limit=train_limit, augment=augment,
                              width=width, slim=slim, early_bird=early_bird, eb_epsilon=eb_epsilon, eb_window=eb_window,
                              eb_precision=eb_precision, smd=smd, slu=slu, slu_beta=slu_beta, psg=psg,
-                             psg_adaptive=psg_adaptive)
+                             psg_adaptive=psg_adaptive, eval_every=eval_every)
         data = load(data_name)
         model = build(net, input_shape=data.input_shape, num_classes=data.num_classes, seed=seed,
                       **({} if width == 1.0 else {"width": width}))
@@ -430,7 +436,8 @@ def _plot_history(history, path):
     ax1.set_xlabel("epoch")
     ax1.set_ylabel("training loss")
     ax2.plot(epochs, [100 * h["train_accuracy"] for h in history], label="train")
-    ax2.plot(epochs, [100 * h["test_accuracy"] for h in history], label="test")
+    tested = [h for h in history if h.get("test_accuracy") is not None]
+    ax2.plot([h["epoch"] for h in tested], [100 * h["test_accuracy"] for h in tested], "o-", label="test")
     ax2.set_xlabel("epoch")
     ax2.set_ylabel("accuracy (%)")
     ax2.legend()

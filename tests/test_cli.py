@@ -117,6 +117,20 @@ def test_help_does_not_import_numpy_or_numba():
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
+def test_eval_every_skips_the_test_set_between_evaluations(run, tmp_path):
+    r = run("train", "--net", "lenet5", "--data", "digits", "--epochs", "3", "--batch-size", "32", "--lr", "0.05",
+            "--eval-every", "2", "--out", "e.h5", "--json")
+    assert r.exit_code == 0, r.output
+    history = _last_json(run("info", "e.h5", "--json").output)["history"]
+    tested = [h["test_accuracy"] is not None for h in history]
+    assert tested == [False, True, True]  # epoch 2, and the last one always
+    assert _last_json(r.output)["test_accuracy"] == history[-1]["test_accuracy"]
+    r = run("info", "e.h5")
+    assert r.exit_code == 0 and "test    -" in r.output
+    r = run("train", "--net", "lenet5", "--data", "digits", "--eval-every", "0")
+    assert r.exit_code != 0 and "Traceback" not in r.output
+
+
 def test_info_plot_writes_curves(run, tmp_path):
     pytest.importorskip("matplotlib")
     assert run("train", "--net", "lenet5", "--data", "digits", "--epochs", "2", "--out", "p.h5").exit_code == 0

@@ -54,6 +54,7 @@ class TrainConfig:
     eb_epsilon: float = 0.1
     eb_window: int = 5
     eb_precision: int = None  # bits of the early-bird search phase (None: float32)
+    eval_every: int = 1  # evaluate the test set every N epochs (and always after the last)
 
     def __post_init__(self):
         if int(self.epochs) < 1:
@@ -72,6 +73,8 @@ class TrainConfig:
             raise ValueError("--early-bird draws its ticket from slimmed batch norms: give --slim too (e.g. 1e-4)")
         if self.psg is not None and self.psg_adaptive is not None:
             raise ValueError("give PSG one tau: a fixed --psg TAU or --psg-adaptive FRACTION")
+        if int(self.eval_every) < 1:
+            raise ValueError(f"evaluate every N >= 1 epochs; got {self.eval_every}")
         if self.eb_window is not None and int(self.eb_window) < 2:
             raise ValueError(f"the early-bird window must be >= 2; got {self.eb_window}")
 
@@ -261,7 +264,10 @@ class Trainer:
                 self.on_step({"epoch": self.epoch + 1, "epochs": cfg.epochs, "step": step + 1, "steps": steps,
                               "loss": float(np.mean(losses[-20:])), "images_per_second": ips,
                               "eta_seconds": remaining / max(ips, 1e-9)})
-        test_acc = accuracy(model, ds.x_test, ds.y_test, self._normalize)
+        # the test set costs about a third of a training epoch on 10,000 images: --eval-every N skips it
+        # between evaluations (None in the history); the last epoch is always evaluated
+        evaluate = (self.epoch + 1) % int(cfg.eval_every) == 0 or self.epoch + 1 == cfg.epochs
+        test_acc = accuracy(model, ds.x_test, ds.y_test, self._normalize) if evaluate else None
         self.history.append({
             "epoch": self.epoch + 1,
             "lr": self.schedule.lr_at(self.epoch),
