@@ -254,6 +254,8 @@ def demo(epochs, out, as_json):
 @click.option("--psg", default=None, type=float, help="E2-Train: predictive sign gradients with this fixed tau.")
 @click.option("--psg-adaptive", default=None, type=float,
               help="E2-Train: predictive sign gradients, tau = this x max |prediction| per layer.")
+@click.option("--bn-init", default=None, type=float,
+              help="Start every batch-norm scale at this value (network slimming's code: 0.5).")
 @click.option("--eval-every", default=1, show_default=True, type=click.IntRange(min=1),
               help="Evaluate the test set every N epochs (and after the last).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object as the last line.")
@@ -261,7 +263,7 @@ def demo(epochs, out, as_json):
 def train(ctx, net, data_name, epochs, batch_size, lr, optimizer, momentum, nesterov, schedule, warmup_epochs,
           weight_decay, label_smoothing, seed, train_limit, augment, out, resume, force, threads, width, slim,
           early_bird,
-          eb_epsilon, eb_window, eb_precision, smd, slu, slu_beta, psg, psg_adaptive, eval_every, as_json):
+          eb_epsilon, eb_window, eb_precision, smd, slu, slu_beta, psg, psg_adaptive, bn_init, eval_every, as_json):
     """Train a network and write a checkpoint, optionally with early-bird tickets or E2-Train."""
     from dataclasses import fields
 
@@ -304,11 +306,12 @@ def train(ctx, net, data_name, epochs, batch_size, lr, optimizer, momentum, nest
                              label_smoothing=label_smoothing, seed=seed, train_limit=train_limit, augment=augment,
                              width=width, slim=slim, early_bird=early_bird, eb_epsilon=eb_epsilon, eb_window=eb_window,
                              eb_precision=eb_precision, smd=smd, slu=slu, slu_beta=slu_beta, psg=psg,
-                             psg_adaptive=psg_adaptive, eval_every=eval_every)
+                             psg_adaptive=psg_adaptive, bn_init=bn_init,
+                             eval_every=eval_every)
         data = load(data_name)
         model = build(net, input_shape=data.input_shape, num_classes=data.num_classes, seed=seed,
                       **({} if width == 1.0 else {"width": width}))
-        model, hooks = prepare(config, model)
+        model, hooks = prepare(config, model, fresh=True)
         out = out or f"{net}-{Path(data_name).stem}.h5"
         if Path(out).exists() and not force:
             raise UserError(f"{out} exists; pass --force to overwrite it or --resume {out} to continue it")

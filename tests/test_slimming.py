@@ -17,6 +17,20 @@ def test_penalty_adds_l1_subgradient_to_bn_scales():
     assert bns[1].grads["weight"][0] == pytest.approx(1e-4)
 
 
+def test_bn_init_sets_the_scales_of_a_fresh_run_only():
+    from lean.train import TrainConfig
+    from lean.train.methods import prepare
+
+    config = TrainConfig(net="resnet8", slim=1e-4, bn_init=0.5)
+    fresh, _ = prepare(config, build("resnet8", input_shape=(8, 8, 3)), fresh=True)
+    scales = [m.params["weight"] for m in fresh.net.modules() if isinstance(m, BatchNorm)]
+    assert len(scales) > 3 and all((s == 0.5).all() for s in scales)
+    resumed, _ = prepare(config, build("resnet8", input_shape=(8, 8, 3)))  # a resume keeps its scales
+    assert all((m.params["weight"] == 1.0).all() for m in resumed.net.modules() if isinstance(m, BatchNorm))
+    with pytest.raises(ValueError, match="start > 0"):
+        TrainConfig(bn_init=0.0)
+
+
 def test_masks_use_one_global_threshold():
     model = build("vgg11", input_shape=(16, 16, 3), width=0.125)
     bns = [(n, m) for n, m in model.net.named_modules() if isinstance(m, BatchNorm)]

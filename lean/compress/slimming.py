@@ -27,6 +27,14 @@ def _batchnorms(model):
     return [(name, m) for name, m in model.net.named_modules() if isinstance(m, BatchNorm)]
 
 
+def set_batchnorm_scales(model, value):
+    """Start every batch-norm scale of ``model`` at ``value`` (network slimming's and early-bird's code: 0.5)."""
+    if not value > 0:
+        raise ValueError(f"batch-norm scales must start > 0; got {value}")
+    for _, bn in _batchnorms(model):
+        bn.params["weight"][...] = value
+
+
 class SlimmingPenalty:
     def __init__(self, model, strength=1e-4):
         if strength < 0:

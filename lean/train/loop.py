@@ -55,6 +55,7 @@ class TrainConfig:
     eb_window: int = 5
     eb_precision: int = None  # bits of the early-bird search phase (None: float32)
     eval_every: int = 1  # evaluate the test set every N epochs (and always after the last)
+    bn_init: float = None  # every batch-norm scale at the start of a fresh run (None: the layers' 1.0)
 
     def __post_init__(self):
         if int(self.epochs) < 1:
@@ -73,6 +74,8 @@ class TrainConfig:
             raise ValueError("--early-bird draws its ticket from slimmed batch norms: give --slim too (e.g. 1e-4)")
         if self.psg is not None and self.psg_adaptive is not None:
             raise ValueError("give PSG one tau: a fixed --psg TAU or --psg-adaptive FRACTION")
+        if self.bn_init is not None and not self.bn_init > 0:
+            raise ValueError(f"batch-norm scales must start > 0; got {self.bn_init}")
         if int(self.eval_every) < 1:
             raise ValueError(f"evaluate every N >= 1 epochs; got {self.eval_every}")
         if self.eb_window is not None and int(self.eb_window) < 2:

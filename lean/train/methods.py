@@ -4,11 +4,18 @@
 """
 
 
-def prepare(config, model):
-    """Returns ``(model, hooks)``: the model to train (skip-gated for SLU) and the hooks of the other methods."""
+def prepare(config, model, *, fresh=False):
+    """Returns ``(model, hooks)``: the model to train (skip-gated for SLU) and the hooks of the other methods.
+
+    ``fresh``: a new run (not a resume), whose batch-norm scales start at ``config.bn_init`` when it is given.
+    """
     from .e2train import PredictiveSignGradient, add_skip_gates
 
     hooks = []
+    if fresh and config.bn_init is not None:
+        from ..compress.slimming import set_batchnorm_scales
+
+        set_batchnorm_scales(model, config.bn_init)
     if config.slu is not None and not _has_gates(model):
         model = add_skip_gates(model, target=config.slu, beta=config.slu_beta, seed=config.seed)
     if config.psg is not None or config.psg_adaptive is not None:
