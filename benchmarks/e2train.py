@@ -75,7 +75,7 @@ def main():
     lost = 100 * (base["test_accuracy"] - everything["test_accuracy"])
     verdict = "met" if saved >= 0.6 and lost <= 1.5 else "NOT met"
     print(f"\ntarget (all three): >= 60% energy saved at <= 1.5 points lost: {100 * saved:.1f}% saved, "
-          f"{lost:+.2f} points lost -> {verdict}")
+          f"{lost:.2f} points lost -> {verdict}")
 
 
 if __name__ == "__main__":
