@@ -127,6 +127,9 @@ def test_eval_every_skips_the_test_set_between_evaluations(run, tmp_path):
     assert _last_json(r.output)["test_accuracy"] == history[-1]["test_accuracy"]
     r = run("info", "e.h5")
     assert r.exit_code == 0 and "test    -" in r.output
+    assert run("train", "--resume", "e.h5", "--epochs", "7").exit_code == 0  # the resumed run keeps N = 2
+    history = _last_json(run("info", "e.h5", "--json").output)["history"]
+    assert [h["test_accuracy"] is not None for h in history[3:]] == [True, False, True, True]  # epochs 4-7
     r = run("train", "--net", "lenet5", "--data", "digits", "--eval-every", "0")
     assert r.exit_code != 0 and "Traceback" not in r.output
 
