@@ -35,4 +35,3 @@ def side_by_side(tasks, jobs=2):
         return [task() for task in tasks]
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         return list(pool.map(lambda task: task(), tasks))
-

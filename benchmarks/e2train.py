@@ -54,11 +54,10 @@ def main():
     def chain(*labels):
         return lambda: [run(label) for label in labels]
 
-    # two chains of about equal length on this machine (one thread each, 80 epochs: ~55 and ~52 min of runs):
-    # the two runs the target compares and SMD; PSG, the slowest (it computes two weight gradients), and SLU
+    # two chains of about equal length on this machine (one thread each, 80 epochs: 51 and 55 min of runs):
+    # the two runs the target compares and SMD; PSG, the slowest (it computes two weight gradients), and SLU.
+    # With --jobs 1, side_by_side runs them one after the other.
     chains = [chain("standard", "SMD + SLU + PSG", "SMD"), chain("PSG", "SLU")]
-    if args.jobs <= 1:
-        chains = [chain(*runs)]
     finished = dict(result for results in side_by_side(chains, jobs=args.jobs) for result in results)
     results = [(label, *finished[label]) for label in runs]
     base = results[0][1]
