@@ -2,6 +2,7 @@
 
 Kept as they are: tests check that files written by that lean still load, evaluate and resume. Do not
 regenerate them with a newer lean.
+"""
 from lean.data import load
 from lean.nets import build, mlp
 from lean.train import TrainConfig, Trainer
