@@ -5,6 +5,6 @@
 """
 
 from .augment import random_crop_flip
-from .datasets import DATASETS, DataError, Dataset, available, load
+from .datasets import DATASETS, DataError, Dataset, available, catalog, is_data_file, load
 
-__all__ = ["DATASETS", "Dataset", "DataError", "available", "load", "random_crop_flip"]
+__all__ = ["DATASETS", "Dataset", "DataError", "available", "catalog", "is_data_file", "load", "random_crop_flip"]

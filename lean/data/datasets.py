@@ -19,17 +19,25 @@ import io
 import os
 import tarfile
 import urllib.request
+import warnings
+import zipfile
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
+from ..errors import DataError
 from .augment import random_crop_flip
 
+# More classes than this is a label mistake, not a dataset (a model head of 10^5 outputs).
+MAX_CLASSES = 100_000
+DATA_FILE_SUFFIXES = (".npz", ".h5", ".hdf5")
 
-class DataError(ValueError):
-    """A dataset is unknown, missing, corrupt or malformed; the message says which and what to do."""
+
+def is_data_file(name):
+    """Whether a dataset name is a user's file (``.npz``, ``.h5``, ``.hdf5``) rather than a known dataset."""
+    return str(name).endswith(DATA_FILE_SUFFIXES)
 
 
 @dataclass
@@ -45,19 +53,15 @@ class Dataset:
 
     def __post_init__(self):
         for split in ("train", "test"):
-            x, y = getattr(self, f"x_{split}"), getattr(self, f"y_{split}")
-            if x.ndim == 3:
-                x = x[..., None]
-                setattr(self, f"x_{split}", x)
-            if x.ndim != 4:
-                raise DataError(f"{self.name}: x_{split} must be (n, h, w) or (n, h, w, c); got shape {x.shape}")
+            x = _checked_images(self.name, f"x_{split}", getattr(self, f"x_{split}"))
+            setattr(self, f"x_{split}", x)
+            y = np.asarray(getattr(self, f"y_{split}"))
             if y.ndim != 1 or len(y) != len(x):
                 raise DataError(f"{self.name}: y_{split} must be (n,) with n = {len(x)}; got shape {y.shape}")
-            if len(x) == 0:
-                raise DataError(f"{self.name}: x_{split} is empty")
-            if not np.issubdtype(y.dtype, np.integer):
-                if not np.all(np.equal(np.mod(y, 1), 0)):
-                    raise DataError(f"{self.name}: y_{split} must hold integer class labels")
+            if not (np.issubdtype(y.dtype, np.integer) or np.issubdtype(y.dtype, np.floating)):
+                raise DataError(f"{self.name}: y_{split} must hold integer class labels; got dtype {y.dtype}")
+            if not np.issubdtype(y.dtype, np.integer) and not np.all(np.equal(np.mod(y, 1), 0)):
+                raise DataError(f"{self.name}: y_{split} must hold integer class labels")
             setattr(self, f"y_{split}", y.astype(np.int64))
         if self.x_train.shape[1:] != self.x_test.shape[1:]:
             raise DataError(f"{self.name}: train images {self.x_train.shape[1:]} and test images "
@@ -89,6 +93,14 @@ class Dataset:
             x = random_crop_flip(x, rng, pad=4, flip=self.flip)
         return self.normalize(x, mean, std), self.y_train[indices]
 
+    def fingerprint(self):
+        """SHA-256 of the four arrays' contents: recognises the same data after its file moved."""
+        digest = hashlib.sha256()
+        for a in (self.x_train, self.y_train, self.x_test, self.y_test):
+            digest.update(str((a.dtype.str, a.shape)).encode())
+            digest.update(np.ascontiguousarray(a).view(np.uint8).reshape(-1))
+        return digest.hexdigest()
+
     def limit(self, n_train):
         """The first ``n_train`` training images (for quick experiments)."""
         if n_train is None:
@@ -97,6 +109,53 @@ class Dataset:
             raise DataError(f"train limit must be >= 1; got {n_train}")
         return Dataset(self.name, self.x_train[:n_train], self.y_train[:n_train], self.x_test, self.y_test,
                        self.classes, self.augment, self.flip)
+
+
+def _checked_images(name, label, x):
+    """Images as (n, h, w, c) with real, finite pixel values, or a ``DataError`` saying what is wrong.
+
+    (n, h, w) gets a channel axis; an array that looks channels-first, (n, c, h, w) with c of 1, 3 or 4 and a last
+    axis larger than 4, is transposed to channels-last with a warning (lean's layout is (n, h, w, c)).
+    """
+    x = np.asarray(x)
+    if not (np.issubdtype(x.dtype, np.integer) or np.issubdtype(x.dtype, np.floating) or x.dtype == bool):
+        raise DataError(f"{name}: {label} must hold numbers (pixel values); got dtype {x.dtype}")
+    if x.ndim == 3:
+        x = x[..., None]
+    if x.ndim != 4:
+        raise DataError(f"{name}: {label} must be (n, h, w) or (n, h, w, c); got shape {x.shape}")
+    if x.shape[0] == 0 or 0 in x.shape[1:]:
+        raise DataError(f"{name}: {label} is empty (shape {x.shape})")
+    if x.shape[1] in (1, 3, 4) and x.shape[3] > 4:
+        warnings.warn(f"{name}: {label} of shape {x.shape} looks channels-first (n, c, h, w); lean reads it as "
+                      f"(n, h, w, c) = {(x.shape[0], x.shape[2], x.shape[3], x.shape[1])}", stacklevel=3)
+        x = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+    if x.dtype == bool:
+        x = x.astype(np.uint8)
+    if np.issubdtype(x.dtype, np.floating):
+        bad = int(np.size(x) - np.count_nonzero(np.isfinite(x)))
+        if bad:
+            raise DataError(f"{name}: {label} has {bad:,} NaN or infinite pixel values")
+    return x
+
+
+def _class_names(name, *labels):
+    """Class names 0..K-1 for integer labels, where K is the largest label + 1; refuses labels that leave most
+    of 0..K-1 unused (a stray label of 10^6 would make a 10^6-output model) or are negative."""
+    values = np.unique(np.concatenate([np.asarray(y).reshape(-1) for y in labels]))
+    if not (np.issubdtype(values.dtype, np.integer) or np.issubdtype(values.dtype, np.floating)):
+        raise DataError(f"{name}: labels must be integer class numbers; got dtype {values.dtype}")
+    if values.size == 0:
+        raise DataError(f"{name}: no labels")
+    if not np.all(np.isfinite(values)) or not np.all(np.equal(np.mod(values, 1), 0)):
+        raise DataError(f"{name}: labels must be integer class numbers")
+    low, high = int(values.min()), int(values.max())
+    if low < 0:
+        raise DataError(f"{name}: labels must be 0..K-1; found {low}")
+    if high >= MAX_CLASSES or values.size < (high + 1) / 2:
+        raise DataError(f"{name}: labels run up to {high} but only {values.size} distinct values appear; number "
+                        f"the classes 0..{values.size - 1}")
+    return [str(i) for i in range(high + 1)]
 
 
 def channel_stats(x):
@@ -326,6 +385,7 @@ def _cifar_dataset(name, spec, fetch=None, download_ok=True):
 # ------------------------------------------------------------------------------------------ user files
 
 def load_file(path):
+    """A user's dataset from ``.npz`` or ``.h5``/``.hdf5`` with arrays ``x_train, y_train, x_test, y_test``."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"data file {path} does not exist")
@@ -341,13 +401,16 @@ def load_file(path):
             with h5py.File(path, "r") as f:
                 missing = [k for k in keys if k not in f]
                 arrays = {k: f[k][()] for k in keys if k in f}
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, EOFError, KeyError, TypeError, AttributeError, zipfile.BadZipFile) as exc:
         raise DataError(f"{path} could not be read as {path.suffix[1:]} ({exc})") from None
     if missing:
         raise DataError(f"{path} lacks arrays {', '.join(missing)} (needs {', '.join(keys)})")
-    k = int(max(arrays["y_train"].max(), arrays["y_test"].max())) + 1
-    return Dataset(path.stem, arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"],
-                   [str(i) for i in range(k)])
+    for k in ("y_train", "y_test"):
+        if np.ndim(arrays[k]) != 1 or not len(arrays[k]):
+            raise DataError(f"{path.stem}: {k} must be a non-empty (n,) array of labels; got shape "
+                            f"{np.shape(arrays[k])}")
+    classes = _class_names(path.stem, arrays["y_train"], arrays["y_test"])
+    return Dataset(path.stem, arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"], classes)
 
 
 # ------------------------------------------------------------------------------------------- registry
@@ -365,7 +428,7 @@ def load(name, *, download_ok=True, fetch=None):
     """Load a dataset by name, or from a ``.npz`` / ``.h5`` path."""
     if name is None:
         raise DataError("no dataset given")
-    if name.endswith((".npz", ".h5", ".hdf5")):
+    if is_data_file(name):
         return load_file(name)
     if name == "digits":
         return load_digits()
@@ -393,3 +456,8 @@ def available(name):
         spec = CIFAR10 if name == "cifar10" else CIFAR100
         return (cache_dir() / name / spec["url"].rsplit("/", 1)[1]).is_file()
     return False
+
+
+def catalog():
+    """The known datasets (``lean data``): name, description, and whether each loads without a download."""
+    return [{"name": n, "description": d, "available": available(n)} for n, d in DATASETS.items()]

@@ -1,20 +1,15 @@
 """The one place where Numba flags and threading are decided; every kernel imports from here.
 
-Threading: Numba's default OpenMP layer spin-waits after each parallel loop and fights OpenBLAS's threads
-(measured here: two threads slower than one). We prefer the ``workqueue`` layer, which sleeps, unless the user
-chose a layer, and ask OpenMP runtimes to wait passively.
+Importing lean sets nothing: no environment variable, no BLAS limit, no threading layer. ``configure()`` (also
+``lean.configure``), which the ``lean`` command, the ``Trainer`` and the benchmarks call, sets what lean's speed
+figures were measured with; see its docstring for what a program gets without it.
 """
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-os.environ.setdefault("NUMBA_THREADING_LAYER", "workqueue")
-
-from concurrent.futures import ThreadPoolExecutor  # noqa: E402
-
-import numba  # noqa: E402
-import numpy as np  # noqa: E402
-from threadpoolctl import threadpool_limits  # noqa: E402
+import numba
+import numpy as np
 
 # fastmath without nnan/ninf: NaN and inf must propagate so a diverging loss is seen, not hidden.
 FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
@@ -30,14 +25,59 @@ prange = numba.prange
 # test to every signed index, which stopped LLVM vectorizing the im2col copy (measured 4-5x slower).
 U = numba.uint64
 
-# lean runs its matmuls from its own worker threads (one image range each), so BLAS itself stays on one
-# thread: BLAS's idle threads spin after each call and fight ours (the threading trap in PERFORMANCE.md).
-_blas_limit = threadpool_limits(limits=1, user_api="blas")
-_state = {"threads": numba.config.NUMBA_NUM_THREADS, "pool": None}
+_state = {"threads": numba.config.NUMBA_NUM_THREADS, "pool": None, "blas_limit": None}
+
+
+def _threading_layer_launched():
+    try:
+        numba.threading_layer()
+    except ValueError:  # "Threading layer is not initialized."
+        return False
+    return True
+
+
+def configure(threads=None, *, blas_threads=1, free_memory_reuse=True):
+    """Set up the process the way lean's kernels are fastest; returns what is now in effect.
+
+    What it sets, and why (the threading trap of PERFORMANCE.md: with defaults, two threads ran slower than one):
+
+    - Numba's threading layer becomes ``workqueue``, whose idle workers sleep, unless the user chose one
+      (``NUMBA_THREADING_LAYER``); ``OMP_WAIT_POLICY=PASSIVE`` (unless set) for an OpenMP runtime that starts
+      later. Both only take effect **before** Numba launches its threading layer (its first parallel kernel):
+      after that, the layer in use stays, and ``configure`` says so in ``threading_layer``.
+    - BLAS (OpenBLAS, MKL) runs on ``blas_threads`` threads (1): lean calls it from its own worker threads, one
+      image range each, and BLAS's idle threads would spin and fight them. This holds for the whole process
+      until ``configure`` is called with another value: a host program's own ``np.dot`` runs single-threaded
+      meanwhile.
+    - ``threads``: how many threads lean's kernels use (``set_threads``); None keeps the current number.
+    - ``free_memory_reuse``: glibc keeps freed large blocks for reuse (``keep_freed_memory``).
+
+    Without ``configure()`` every kernel gives the same results, at Numba's and BLAS's own settings: Numba's
+    default layer (TBB, OpenMP or workqueue, whichever is installed first) and BLAS on all cores, which on small
+    machines can oversubscribe the cores and run slower.
+    """
+    if not _threading_layer_launched():
+        if "NUMBA_THREADING_LAYER" not in os.environ and numba.config.THREADING_LAYER == "default":
+            numba.config.THREADING_LAYER = "workqueue"
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    if blas_threads is not None:
+        from threadpoolctl import threadpool_limits
+
+        if _state["blas_limit"] is not None:
+            _state["blas_limit"].restore_original_limits()
+        _state["blas_limit"] = threadpool_limits(limits=int(blas_threads), user_api="blas")
+    if threads is not None:
+        set_threads(threads)
+    reuse = keep_freed_memory() if free_memory_reuse else False
+    layer = numba.threading_layer() if _threading_layer_launched() else numba.config.THREADING_LAYER
+    return {"threads": _state["threads"], "blas_threads": blas_threads, "threading_layer": layer,
+            "free_memory_reuse": reuse}
 
 
 def set_threads(n_threads):
-    """Set how many threads lean's kernels use: its worker pool and Numba's parallel loops."""
+    """Set how many threads lean's kernels use: its worker pool and Numba's parallel loops (at most
+    ``NUMBA_NUM_THREADS``, the machine's cores by default). Launches Numba's threading layer: call ``configure``
+    first if it should choose the layer."""
     n_threads = int(n_threads)
     if n_threads < 1:
         raise ValueError(f"threads must be >= 1, got {n_threads}")
@@ -51,6 +91,7 @@ def set_threads(n_threads):
 
 
 def get_threads():
+    """How many threads lean's kernels use."""
     return _state["threads"]
 
 

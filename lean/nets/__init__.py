@@ -1,45 +1,24 @@
-"""Model builders and the name -> builder registry.
+"""Model builders, the name -> builder registry and the training recipe of each net.
 
 Every builder takes ``input_shape`` (h, w, c), ``num_classes`` and ``seed`` and returns an initialized
-``lean.nn.Model``. ``build(name, ...)`` looks the name up; depth-parameterized families also accept any valid
-depth in the name (``resnet<6n+2>``, ``preresnet<6n+2 or 9n+2>``).
+``lean.nn.Model``; ``build(name, ...)`` looks the name up (``lean.nets.registry``); depth-parameterized families
+also accept any valid depth in the name (``resnet<6n+2>``, ``preresnet<6n+2 or 9n+2>``). ``lean.nets.recipes``
+holds the training settings each net gets by default. Names are imported on first use, so the recipes (which
+the command line reads for its help) load without NumPy.
 """
 
-import inspect
-import re
-from functools import partial
+from importlib import import_module
 
-from .builders import lenet5, mlp, mobilenetv2, preresnet, resnet, vgg
-
-NETS = {
-    "mlp": mlp,
-    "lenet5": lenet5,
-    "vgg11": partial(vgg, depth=11),
-    "vgg16": partial(vgg, depth=16),
-    **{f"resnet{d}": partial(resnet, depth=d) for d in (20, 32, 44, 56, 74, 110)},
-    **{f"preresnet{d}": partial(preresnet, depth=d) for d in (20, 56, 110, 164)},
-    "mobilenetv2": mobilenetv2,
-}
-
-_DEPTH_FAMILIES = {"resnet": resnet, "preresnet": preresnet}
+_NAMES = {"NETS": "registry", "build": "registry", "catalog": "registry", "default_input": "registry",
+          "RECIPES": "recipes", "recipe": "recipes",
+          "lenet5": "builders", "mlp": "builders", "mobilenetv2": "builders", "preresnet": "builders",
+          "resnet": "builders", "vgg": "builders"}
 
 
-def build(name, *, input_shape=(32, 32, 3), num_classes=10, seed=0, **options):
-    """Build the network called ``name``; unknown names raise ValueError listing the known ones."""
-    if name in NETS:
-        builder, args = NETS[name], {}
-    else:
-        match = re.fullmatch(r"(resnet|preresnet)(\d+)", name or "")
-        if not match:
-            raise ValueError(f"unknown net {name!r}; known: {', '.join(NETS)} (or resnet<depth>, preresnet<depth>)")
-        builder, args = _DEPTH_FAMILIES[match.group(1)], {"depth": int(match.group(2))}
-    accepted = inspect.signature(builder).parameters
-    unknown = sorted(set(options) - set(accepted))
-    if unknown:
-        raise ValueError(f"net {name} has no option {', '.join(unknown)}")
-    model = builder(input_shape=input_shape, num_classes=num_classes, seed=seed, **args, **options)
-    model.name = name
-    return model
+def __getattr__(name):
+    if name in _NAMES:
+        return getattr(import_module(f".{_NAMES[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["NETS", "build", "lenet5", "mlp", "mobilenetv2", "preresnet", "resnet", "vgg"]
+__all__ = list(_NAMES)

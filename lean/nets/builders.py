@@ -3,6 +3,7 @@
 Activations are channels-last. "BN + ReLU" is written ``BatchNorm(c, relu=True)``, one fused kernel.
 """
 
+from ..errors import ConfigError
 from ..nn import (
     BatchNorm,
     Conv2d,
@@ -22,9 +23,9 @@ from ..nn import (
 
 def _check_input(input_shape, num_classes):
     if len(input_shape) != 3 or min(input_shape) < 1:
-        raise ValueError(f"input_shape must be (h, w, c) with positive sizes; got {input_shape}")
+        raise ConfigError(f"input_shape must be (h, w, c) with positive sizes; got {input_shape}")
     if int(num_classes) < 2:
-        raise ValueError(f"num_classes must be >= 2; got {num_classes}")
+        raise ConfigError(f"num_classes must be >= 2; got {num_classes}")
 
 
 def _finish(net, input_shape, num_classes, name, seed):
@@ -53,7 +54,7 @@ def lenet5(*, input_shape=(28, 28, 1), num_classes=10, seed=0):
     pad2 = 0 if min(h2, w2) >= 10 else 2
     h3, w3 = (h2 + 2 * pad2 - 4) // 2, (w2 + 2 * pad2 - 4) // 2
     if min(h3, w3) < 1:
-        raise ValueError(f"lenet5 needs inputs of at least 4x4; got {h}x{w}")
+        raise ConfigError(f"lenet5 needs inputs of at least 4x4; got {h}x{w}")
     net = Sequential([
         ("conv1", Conv2d(c, 6, 5, padding=2, bias=True)), ("relu1", ReLU()), ("pool1", MaxPool2d(2)),
         ("conv2", Conv2d(6, 16, 5, padding=pad2, bias=True)), ("relu2", ReLU()), ("pool2", MaxPool2d(2)),
@@ -78,7 +79,7 @@ def vgg(*, depth=16, input_shape=(32, 32, 3), num_classes=10, seed=0, width=1.0)
     """
     _check_input(input_shape, num_classes)
     if depth not in _VGG:
-        raise ValueError(f"vgg depth must be one of {sorted(_VGG)}; got {depth}")
+        raise ConfigError(f"vgg depth must be one of {sorted(_VGG)}; got {depth}")
     layers, c, size = [], input_shape[2], min(input_shape[:2])
     conv_i = 0
     for item in _VGG[depth]:
@@ -105,7 +106,7 @@ def _shortcut(c_in, c_out, stride, kind):
 
 def _scaled(widths, width):
     if not width > 0:
-        raise ValueError(f"width multiplier must be > 0; got {width}")
+        raise ConfigError(f"width multiplier must be > 0; got {width}")
     return tuple(max(1, int(round(w * width))) for w in widths)
 
 
@@ -119,9 +120,9 @@ def resnet(*, depth=20, input_shape=(32, 32, 3), num_classes=10, seed=0, shortcu
     _check_input(input_shape, num_classes)
     widths = _scaled(widths, width)
     if depth < 8 or (depth - 2) % 6:
-        raise ValueError(f"resnet depth must be 6n + 2 (20, 32, 44, 56, 74, 110, ...); got {depth}")
+        raise ConfigError(f"resnet depth must be 6n + 2 (20, 32, 44, 56, 74, 110, ...); got {depth}")
     if shortcut not in ("a", "b"):
-        raise ValueError(f"shortcut must be 'a' or 'b'; got {shortcut!r}")
+        raise ConfigError(f"shortcut must be 'a' or 'b'; got {shortcut!r}")
     n = (depth - 2) // 6
     layers = [("conv1", Conv2d(input_shape[2], widths[0], 3, padding=1)), ("bn1", BatchNorm(widths[0], relu=True))]
     c = widths[0]
@@ -154,7 +155,7 @@ def preresnet(*, depth=20, input_shape=(32, 32, 3), num_classes=10, seed=0, widt
     elif depth >= 8 and (depth - 2) % 6 == 0:
         n, bottleneck = (depth - 2) // 6, False
     else:
-        raise ValueError(f"preresnet depth must be 6n + 2 (basic) or 9n + 2 >= 29 (bottleneck); got {depth}")
+        raise ConfigError(f"preresnet depth must be 6n + 2 (basic) or 9n + 2 >= 29 (bottleneck); got {depth}")
     expansion = 4 if bottleneck else 1
     layers = [("conv1", Conv2d(input_shape[2], widths[0], 3, padding=1))]
     c = widths[0]

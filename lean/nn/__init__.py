@@ -1,6 +1,9 @@
-"""Layers with explicit forward/backward, losses, optimizers, schedules, init and the Model container."""
+"""Layers with explicit forward/backward, losses, optimizers, schedules, init, the Model container, the hooks
+through which training methods change or watch layers, and checkpoint reading and writing."""
 
+from .checkpoint import Checkpoint, claim_output, describe, load_model
 from .gates import GateController, GatedResidual
+from .hooks import LayerPrecision, Observer, OperandHook
 from .init import kaiming_init
 from .layers import (
                      AvgPool2d,
@@ -28,5 +31,6 @@ __all__ = [
     "MaxPool2d", "ReLU", "ReLU6", "ShortcutPadA", "softmax", "softmax_cross_entropy", "Model", "Identity",
     "Module", "Residual",
     "Sequential", "module_from_config", "module_to_config", "SGD", "Adam", "make_optimizer", "SCHEDULES",
-    "Schedule", "GateController", "GatedResidual",
+    "Schedule", "GateController", "GatedResidual", "Checkpoint", "claim_output", "describe", "load_model",
+    "LayerPrecision", "Observer", "OperandHook",
 ]

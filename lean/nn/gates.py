@@ -169,6 +169,8 @@ class GatedResidual(Module):
                 y[kept] = y_kept
         if train:
             self._cache = (x.shape, pooled, z, kept, x_kept, y_kept)
+        if self.observers:
+            self._notify_forward(x, y, train)
         return y
 
     def backward(self, dy):
@@ -188,6 +190,8 @@ class GatedResidual(Module):
         self.grads["proj_bias"] += dz.sum(axis=0)
         dpooled = dz @ self.params["proj_weight"]
         dx += (dpooled / (shape[1] * shape[2]))[:, None, None, :].astype(dx.dtype)
+        if self.observers:
+            self._notify_backward(dy, dx)
         return dx
 
     def children(self):
@@ -203,5 +207,6 @@ class GatedResidual(Module):
                    args.get("seed", 0))
 
     def macs_per_call(self, n):
-        """The gate's own products for ``n`` images: projection, one LSTM step, output head."""
+        """The gate's own products for ``n`` images: projection, one LSTM step, output head (the blocks it runs
+        report their own)."""
         return n * (self.hidden * self.in_channels + 8 * self.hidden * self.hidden + self.hidden)

@@ -14,10 +14,39 @@ from .module import Leaf
 class WeightedLayer(Leaf):
     """Conv2d and Linear: a dense ``weight`` parameter, or a compressed form (``lean.nn.compressed``) in its place,
     and optional fake quantization of the layer input to ``input_bits`` (straight-through gradient).
+
+    ``forward`` checks the input, then runs the layer's own product (``product_forward``) or, when a training
+    method set one, its operand hook (``lean.nn.hooks.OperandHook``), and tells the observers; ``backward`` the
+    same with ``product_backward``.
     """
 
     form = None
     input_bits = None
+    operand_hook = None
+    input_grad = True  # False when the layer reads the network input: its input gradient would be thrown away
+
+    def forward(self, x, train=False):
+        self._check_input(x)
+        hook = self.operand_hook
+        y = self.product_forward(x, train) if hook is None else hook.forward(self, x, train)
+        if self.observers:
+            self._notify_forward(x, y, train)
+        return y
+
+    def backward(self, dy):
+        hook = self.operand_hook
+        dx = self.product_backward(dy) if hook is None else hook.backward(self, dy)
+        if self.observers:
+            self._notify_backward(dy, dx)
+        return dx
+
+    def set_operand_hook(self, hook):
+        """Run this layer's products through ``hook`` (``lean.nn.hooks.OperandHook``); None restores its own."""
+        if hook is not None and self.operand_hook is not None and self.operand_hook is not hook:
+            raise ValueError(f"{type(self).__name__} already has an operand hook ({type(self.operand_hook).__name__});"
+                             " two training methods cannot both change how one layer multiplies")
+        self.operand_hook = hook
+        return self
 
     def weight(self):
         return self.params["weight"] if self.form is None else self.form.dense()
@@ -110,8 +139,6 @@ class Conv2d(WeightedLayer):
         self.in_channels, self.out_channels = int(in_channels), int(out_channels)
         self.kernel_size, self.stride, self.padding = int(kernel_size), int(stride), int(padding)
         self.groups = int(groups)
-        # False when this conv reads the network input: its input gradient would be computed and thrown away
-        self.input_grad = True
         self.add_param("weight", np.zeros((out_channels, in_channels // groups, kernel_size, kernel_size)))
         if bias:
             self.add_param("bias", np.zeros(out_channels))
@@ -120,9 +147,12 @@ class Conv2d(WeightedLayer):
     def _weight_shape(self):
         return (self.out_channels, self.in_channels // self.groups, self.kernel_size, self.kernel_size)
 
-    def forward(self, x, train=False):
+    def _check_input(self, x):
         if x.ndim != 4 or x.shape[3] != self.in_channels:
             raise ValueError(f"Conv2d expects (n, h, w, {self.in_channels}) input; got {x.shape}")
+
+    def product_forward(self, x, train=False):
+        """The convolution (float, or on integer codes at inference when the layer is quantized to 8 bits)."""
         if not train and self._runs_on_integers():
             return self._integer_forward(x)
         x, self._in_mask = self._quantize_input(x, train)
@@ -154,7 +184,7 @@ class Conv2d(WeightedLayer):
             y += self.params["bias"]
         return y
 
-    def backward(self, dy):
+    def product_backward(self, dy):
         dx, dw, db = kernels.conv2d_backward(self._x, self._w, dy, self.stride, self.padding,
                                              self.groups, need_dx=self.input_grad,
                                              need_db="bias" in self.params)
@@ -186,9 +216,11 @@ class Linear(WeightedLayer):
     def _weight_shape(self):
         return (self.out_features, self.in_features)
 
-    def forward(self, x, train=False):
+    def _check_input(self, x):
         if x.ndim != 2 or x.shape[1] != self.in_features:
             raise ValueError(f"Linear expects (n, {self.in_features}) input; got {x.shape}")
+
+    def product_forward(self, x, train=False):
         x, self._in_mask = self._quantize_input(x, train)
         w = self.weight()
         if train:
@@ -198,7 +230,7 @@ class Linear(WeightedLayer):
             y += self.params["bias"]
         return y
 
-    def backward(self, dy):
+    def product_backward(self, dy):
         self._weight_grad(dy.T @ self._x)
         if "bias" in self.grads:
             self.grads["bias"] += dy.sum(axis=0)

@@ -98,37 +98,37 @@ class Model:
         except (KeyError, TypeError) as exc:
             raise ValueError(f"architecture description is incomplete or malformed: {exc}") from None
 
-    def state(self):
-        """Copies of every parameter and buffer by flat name; compressed layers give their compact arrays.
-
-        Keys: ``params/<name>``, ``buffers/<name>``, and ``forms/<layer>/<array>`` for a layer with a compressed
-        weight form (its codes, masks, codebooks as their own dtypes, not the float training arrays).
-        """
-        out = {}
-        for prefix, module in self.net.named_modules():
-            form = getattr(module, "form", None)
-            if form is not None:
-                for name, arr in form.export().items():
-                    out[f"forms/{prefix}/{name}"] = arr
-            for kind, table in (("params", module.params), ("buffers", module.buffers)):
-                for key, arr in table.items():
-                    if form is not None and key.startswith("weight."):
-                        continue
-                    out[f"{kind}/{prefix}.{key}" if prefix else f"{kind}/{key}"] = arr.copy()
-        return out
-
-    def load_state(self, state):
-        """Write arrays from ``state`` (as returned by ``state()``) into the model, in place, checking shapes."""
-        targets, forms = {}, {}
+    def _stored_arrays(self):
+        """What a checkpoint stores, by key: ``params/<name>`` and ``buffers/<name>`` arrays (a compressed layer's
+        ``weight.*`` arrays excepted), and the compressed forms by layer name. One walk serves ``state`` and
+        ``load_state``."""
+        arrays, forms = {}, {}
         for prefix, module in self.net.named_modules():
             form = getattr(module, "form", None)
             if form is not None:
                 forms[prefix] = form
             for kind, table in (("params", module.params), ("buffers", module.buffers)):
                 for key, arr in table.items():
-                    if form is not None and key.startswith("weight."):
-                        continue
-                    targets[f"{kind}/{prefix}.{key}" if prefix else f"{kind}/{key}"] = arr
+                    if form is None or not key.startswith("weight."):
+                        arrays[f"{kind}/{prefix}.{key}" if prefix else f"{kind}/{key}"] = arr
+        return arrays, forms
+
+    def state(self):
+        """Copies of every parameter and buffer by flat name; compressed layers give their compact arrays.
+
+        Keys: ``params/<name>``, ``buffers/<name>``, and ``forms/<layer>/<array>`` for a layer with a compressed
+        weight form (its codes, masks, codebooks as their own dtypes, not the float training arrays).
+        """
+        arrays, forms = self._stored_arrays()
+        out = {key: arr.copy() for key, arr in arrays.items()}
+        for prefix, form in forms.items():
+            for name, arr in form.export().items():
+                out[f"forms/{prefix}/{name}"] = arr
+        return out
+
+    def load_state(self, state):
+        """Write arrays from ``state`` (as returned by ``state()``) into the model, in place, checking shapes."""
+        targets, forms = self._stored_arrays()
         form_keys = {k for k in state if k.startswith("forms/")}
         missing = sorted(set(targets) - set(state))
         unknown = sorted(set(state) - set(targets) - form_keys)
@@ -159,3 +159,25 @@ class Model:
                 if not key.startswith("weight.") and arr.dtype.kind == "f":
                     bits += arr.size * 32
         return int(bits)
+
+    def dense_bits(self):
+        """Bits of the same model uncompressed: every parameter (a compressed weight at its dense size) and every
+        float buffer other than input-quantization scales at 32 bits."""
+        bits = 0
+        for _, module in self.net.named_modules():
+            form = getattr(module, "form", None)
+            if form is not None:
+                bits += int(np.prod(form.shape)) * 32
+            for key, arr in module.params.items():
+                if not key.startswith("weight."):
+                    bits += arr.size * 32
+            for key, arr in module.buffers.items():
+                if not key.startswith(("weight.", "input_")) and arr.dtype.kind == "f":
+                    bits += arr.size * 32
+        return int(bits)
+
+    def copy(self):
+        """An independent model of the same architecture and state (compressed forms included)."""
+        clone = Model.from_config(self.config())
+        clone.load_state(self.state())
+        return clone

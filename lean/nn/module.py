@@ -7,7 +7,9 @@ Every layer is a ``Module``:
 - ``params`` and ``buffers`` (running statistics) hold arrays that are only ever updated in place, so the flat
   name -> array views that optimizers and compression methods hold stay valid;
 - ``config()`` returns the constructor arguments as JSON-able values: a checkpoint stores the architecture as
-  ``module_to_config(model)``, and ``module_from_config`` rebuilds it (a pruned, narrower net included).
+  ``module_to_config(model)``, and ``module_from_config`` rebuilds it (a pruned, narrower net included);
+- ``observers`` (``lean.nn.hooks.Observer``) are told about the calls of modules that report them (conv, linear,
+  skip-gated blocks): training methods watch layers through them instead of replacing their methods.
 """
 
 import numpy as np
@@ -18,6 +20,8 @@ MODULE_TYPES = {}
 
 
 class Module:
+    observers = ()  # lean.nn.hooks.Observer objects told about this module's calls (where it reports them)
+
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         MODULE_TYPES[cls.__name__] = cls
@@ -40,6 +44,23 @@ class Module:
     def children(self):
         """Sub-modules as ``(name, module)`` pairs; leaves have none."""
         return []
+
+    # -- observers
+    def add_observer(self, observer):
+        """Tell ``observer`` about this module's forward and backward calls (``lean.nn.hooks``)."""
+        if not any(o is observer for o in self.observers):
+            self.observers = (*self.observers, observer)
+
+    def remove_observer(self, observer):
+        self.observers = tuple(o for o in self.observers if o is not observer)
+
+    def _notify_forward(self, x, y, train):
+        for observer in self.observers:
+            observer.on_forward(self, x, y, train)
+
+    def _notify_backward(self, dy, dx):
+        for observer in self.observers:
+            observer.on_backward(self, dy, dx)
 
     # -- helpers shared by every module
     def add_param(self, name, value):
