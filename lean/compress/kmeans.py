@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import kernels
+from ..errors import ConfigError
 from ..nn.compressed import huffman_length
 
 
@@ -95,16 +96,16 @@ class SharedWeights:
 def cluster_rows(w, k, sparsity=0.0, seed=0, max_iter=50):
     """Share ``k`` centres among the kernel rows of ``w``; returns ``SharedWeights``."""
     if not isinstance(k, (int, np.integer)) or k < 1:
-        raise ValueError(f"clusters must be a positive integer; got {k!r}")
+        raise ConfigError(f"clusters must be a positive integer; got {k!r}")
     if not 0.0 <= sparsity < 1.0:
-        raise ValueError(f"sparsity must be in [0, 1); got {sparsity}")
+        raise ConfigError(f"sparsity must be in [0, 1); got {sparsity}")
     x = kernel_rows(w)
     if k > len(x):
-        raise ValueError(f"{k} clusters for only {len(x)} kernel rows")
+        raise ConfigError(f"{k} clusters for only {len(x)} kernel rows")
     rng = np.random.default_rng(seed)
     if sparsity > 0:
         if k < 2:
-            raise ValueError("the sparsity option needs at least 2 clusters (one is the zero centre)")
+            raise ConfigError("the sparsity option needs at least 2 clusters (one is the zero centre)")
         norms = np.linalg.norm(x, axis=1)
         n_zero = int(round(sparsity * len(x)))
         zero_rows = np.argsort(norms, kind="stable")[:n_zero]

@@ -15,11 +15,22 @@
 """
 
 import time
+from pathlib import Path
 
 import numpy as np
 
+from .. import kernels
+from ..data import load as load_data
+from ..errors import CheckpointError, ConfigError
+from ..hw.bitcost import workload_cost
+from ..hw.workload import from_model
 from ..nn import Conv2d, Linear
+from ..nn.checkpoint import Checkpoint, claim_output
+from ..nn.checkpoint import load as load_checkpoint
+from ..nn.checkpoint import save as save_checkpoint
 from ..nn.compressed import QuantizedWeight, SharedWeight, SmartExchangeWeight
+from ..train import TrainConfig, Trainer, accuracy
+from ..train.methods import TrainingMethod
 from . import kmeans as km
 from . import smartexchange as se
 
@@ -43,7 +54,7 @@ def apply_smartexchange(model, *, theta=5e-3, max_exponent=5, exponent_bits=4, b
 def _clusters_for(names, clusters):
     if isinstance(clusters, (list, tuple)):
         if len(clusters) != len(names):
-            raise ValueError(f"--clusters lists {len(clusters)} values but the model has {len(names)} conv layers")
+            raise ConfigError(f"--clusters lists {len(clusters)} values but the model has {len(names)} conv layers")
         return dict(zip(names, clusters, strict=True))
     return {n: clusters for n in names}
 
@@ -66,7 +77,7 @@ def apply_quantize(model, *, weight_bits=8, activation_bits=None, per_channel=Fa
             layer.set_input_bits(activation_bits)
 
 
-class KMeansRegularizer:
+class KMeansRegularizer(TrainingMethod):
     """The spectrally relaxed k-means regularizer of deep k-means, as a training hook.
 
     Adds lambda * W (I - F F^T) to each conv weight's gradient, with W the (s, N) matrix of kernel rows.
@@ -78,7 +89,7 @@ class KMeansRegularizer:
 
     def __init__(self, model, clusters, lam=1e-4, form="paper", refresh_epochs=5, seed=0):
         if form not in ("paper", "indicator"):
-            raise ValueError(f"regularizer form must be 'paper' or 'indicator'; got {form!r}")
+            raise ConfigError(f"regularizer form must be 'paper' or 'indicator'; got {form!r}")
         self.layers = list(_weighted_layers(model, convs_only=True))
         self.clusters = _clusters_for([n for n, _ in self.layers], clusters)
         self.lam, self.form, self.refresh_epochs, self.seed = float(lam), form, int(refresh_epochs), seed
@@ -99,8 +110,6 @@ class KMeansRegularizer:
             self._refresh()
 
     def before_update(self, trainer):
-        from .. import kernels
-
         for name, layer in self.layers:
             w = layer.params["weight"]
             rows = km.kernel_rows(w).astype(np.float64)                       # W^T, (N, s)
@@ -118,9 +127,6 @@ class KMeansRegularizer:
 
 def sharing_energy(model):
     """Deep k-means' energy metric (``lean.hw.bitcost``, 16-bit operands) of the model dense and as shared."""
-    from ..hw.bitcost import workload_cost
-    from ..hw.workload import from_model
-
     workload = from_model(model, w_bits=16, a_bits=16)
     workload = type(workload)(workload.name, tuple(
         layer.__class__(**{**layer.to_dict(), "w_bits": 16}) for layer in workload.layers))
@@ -144,62 +150,55 @@ def layer_report(model):
     return rows
 
 
-def dense_bits(model):
-    """Storage of the model with every parameter and float buffer at 32 bits."""
-    bits = 0
-    for _, module in model.net.named_modules():
-        for key, arr in module.params.items():
-            if not key.startswith("weight."):
-                bits += arr.size * 32
-        form = getattr(module, "form", None)
-        if form is not None:
-            bits += int(np.prod(form.shape)) * 32
-        for key, arr in module.buffers.items():
-            if not key.startswith("weight.") and arr.dtype.kind == "f" and not key.startswith("input_"):
-                bits += arr.size * 32
-    return int(bits)
-
-
-def compress(method, checkpoint, out, *, data=None, retrain_epochs=0, lr=0.01, batch_size=128, seed=0,
+def compress(method, checkpoint, out, *, force=False, data=None, retrain_epochs=0, lr=0.01, batch_size=128, seed=0,
              train_limit=None, regularize_epochs=0, regularizer="paper", reg_lambda=1e-4, on_epoch=None,
-             **options):
-    """Run ``method`` on ``checkpoint`` and write ``out``; returns the report dict."""
-    from .. import data as data_mod
-    from ..train import Checkpoint, TrainConfig, Trainer, accuracy
-    from ..train import load as load_checkpoint
-    from ..train import save as save_checkpoint
+             **options) -> dict:
+    """Run ``method`` on ``checkpoint`` and write ``out``; returns the report dict (see the module docstring).
 
+    ``out`` is checked and locked before any work (``force`` to overwrite an existing file); it must differ from
+    ``checkpoint``. ``options`` are the method's own (``apply_smartexchange``, ``apply_kmeans``,
+    ``apply_quantize``).
+    """
     if method not in METHODS:
-        raise ValueError(f"unknown compression method {method!r}; choose one of: {', '.join(METHODS)}")
+        raise ConfigError(f"unknown compression method {method!r}; choose one of: {', '.join(METHODS)}")
     for label, v in (("retrain epochs", retrain_epochs), ("regularize epochs", regularize_epochs)):
         if v < 0:
-            raise ValueError(f"{label} must be >= 0; got {v}")
+            raise ConfigError(f"{label} must be >= 0; got {v}")
+    if Path(out).resolve() == Path(checkpoint).resolve():
+        raise ConfigError("--out must differ from the input checkpoint")
+    with claim_output(out, overwrite=force):
+        return _compress(method, checkpoint, out, data, retrain_epochs, lr, batch_size, seed, train_limit,
+                         regularize_epochs, regularizer, reg_lambda, on_epoch, options)
+
+
+def _compress(method, checkpoint, out, data, retrain_epochs, lr, batch_size, seed, train_limit, regularize_epochs,
+              regularizer, reg_lambda, on_epoch, options):
     ckpt = load_checkpoint(checkpoint)
-    if any(k.startswith("forms/") for k in ckpt.state):
-        raise ValueError(f"{checkpoint} is already compressed; compress the dense checkpoint it came from")
+    if ckpt.compressed:
+        raise CheckpointError(f"{checkpoint} is already compressed; compress the dense checkpoint it came from")
     model = ckpt.model()
     data_name = data or ckpt.training.get("data")
     if not data_name:
-        raise ValueError(f"{checkpoint} does not say which data it was trained on; pass --data")
-    dataset = data_mod.load(data_name)
+        raise ConfigError(f"{checkpoint} does not say which data it was trained on; pass --data")
+    dataset = load_data(data_name)
     mean = ckpt.mean if ckpt.mean is not None else dataset.mean
     std = ckpt.std if ckpt.std is not None else dataset.std
 
     def test_accuracy():
         return accuracy(model, dataset.x_test, dataset.y_test, lambda x: dataset.normalize(x, mean, std))
 
-    def train(epochs, hooks=()):
+    def train(epochs, methods=()):
         if epochs <= 0:
             return []
         cfg = TrainConfig(net=model.name, data=data_name, epochs=epochs, batch_size=batch_size, lr=lr,
                           schedule="cosine", weight_decay=0.0 if method == "smartexchange" else 1e-4,
                           seed=seed, train_limit=train_limit, augment=ckpt.training.get("augment"))
-        trainer = Trainer(model, dataset, cfg, on_epoch=on_epoch, hooks=hooks)
+        trainer = Trainer(model, dataset, cfg, on_epoch=on_epoch, methods=methods)
         trainer.mean, trainer.std = mean, std
         return trainer.run()
 
     t0 = time.perf_counter()
-    before_bits = dense_bits(model)
+    before_bits = model.dense_bits()
     report = {"method": method, "checkpoint": str(checkpoint), "out": str(out), "data": data_name}
     report["accuracy_before"] = test_accuracy()
     history = []
@@ -208,7 +207,7 @@ def compress(method, checkpoint, out, *, data=None, retrain_epochs=0, lr=0.01, b
     elif method == "kmeans":
         if regularize_epochs:
             reg = KMeansRegularizer(model, options.get("clusters", 16), reg_lambda, regularizer, seed=seed)
-            history += train(regularize_epochs, hooks=[reg])
+            history += train(regularize_epochs, methods=[reg])
             report["accuracy_after_regularizer"] = test_accuracy()
         apply_kmeans(model, seed=seed, **options)
     else:

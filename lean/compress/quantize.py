@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import ConfigError
 from ..nn.compressed import pow2_nearest
 
 
@@ -51,7 +52,7 @@ def _code_dtype(bits):
 
 def _check_bits(bits):
     if not isinstance(bits, (int, np.integer)) or not 2 <= bits <= 16:
-        raise ValueError(f"bits must be an integer in 2..16; got {bits!r}")
+        raise ConfigError(f"bits must be an integer in 2..16; got {bits!r}")
 
 
 def _reduce(x, axis, fn):
@@ -91,7 +92,7 @@ def quantize_uniform(x, bits=8, symmetric=True, axis=None):
 def exponent_range(max_exponent=5, exponent_bits=4):
     """Exponents a ``exponent_bits``-bit code can name below ``max_exponent`` (one code is kept for zero)."""
     if exponent_bits < 1:
-        raise ValueError(f"exponent_bits must be >= 1; got {exponent_bits}")
+        raise ConfigError(f"exponent_bits must be >= 1; got {exponent_bits}")
     return max_exponent - (2 ** exponent_bits - 2), max_exponent
 
 

@@ -1,54 +1,79 @@
 """Network slimming (Liu et al., ICCV 2017) and early-bird tickets (You et al., ICLR 2020).
 
-- ``SlimmingPenalty``: a trainer hook adding the L1 subgradient ``s * sign(gamma)`` to every batch-norm scale
-  before each update (authors' s = 1e-4).
-- ``channel_masks``: pool |gamma| over the batch norms whose channels can be removed (``prunable_batchnorms``),
-  threshold at the ``ratio`` quantile (one global threshold, not one per layer), keep the channels above it.
-- ``mask_distance``: the fraction of mask bits that differ (normalized Hamming distance) between two draws.
-- ``EarlyBird``: masks drawn every epoch in a FIFO of the last ``window``; the ticket is drawn when every
-  distance to the newest is at most ``epsilon`` (authors: window 5, epsilon 0.1).
+Both are training methods (``lean.train.methods``) configured by ``lean.compress.config``
+(``lean train --slim S [--early-bird P --eb-window W --eb-epsilon E --eb-precision B]``).
+
+- ``SlimmingPenalty`` (Liu et al., section 3.2, the L1 term of Eq. 1): the subgradient ``s * sign(gamma)`` added
+  to every batch-norm scale before each update (authors' s = 1e-4).
+- ``channel_masks`` (Liu et al., section 3.3): pool |gamma| over the batch norms whose channels can be removed
+  (``prunable_batchnorms``), threshold at the ``ratio`` quantile (one global threshold, not one per layer), keep
+  the channels above it.
+- ``mask_distance`` (You et al., section 4.1): the fraction of mask bits that differ (normalized Hamming
+  distance) between two draws.
+- ``EarlyBird`` (You et al., Algorithm 1): masks drawn every epoch in a FIFO of the last ``window``; the ticket
+  is drawn when every distance to the newest is at most ``epsilon`` (authors: window 5, epsilon 0.1).
 - ``prune``: the narrower network with the kept channels' weights copied. Plain stacks (VGG) lose channels
   everywhere (``prune_plain``); in residual nets the channels that meet at a residual add stay, so a
   post-activation block loses the channels between its convs and a pre-activation block also selects the
   kept channels of its input after its first batch norm (``ChannelSelect``, ``prune_residual``).
-- ``EarlyBirdTraining``: the trainer hook that runs the whole method inside ``lean train``: penalty and masks
-  during a dense search phase (optionally in low precision), physical pruning when the ticket appears, and
-  re-training of the pruned net to the end of the schedule.
+- ``EarlyBirdTraining``: the early-bird method inside ``lean train``: masks during a dense search phase (the
+  slimming penalty runs beside it; optionally in low precision, You et al., section 4.3), physical pruning when
+  the ticket appears, then re-training of the pruned net, without the penalty, to the end of the schedule.
+- ``prune_checkpoint``: ``lean prune``, network slimming's one-shot pruning of a trained checkpoint.
 """
 
 from collections import deque
 
 import numpy as np
 
-from ..nn import BatchNorm
+from ..data import load as load_data
+from ..errors import ConfigError
+from ..hw.workload import from_model
+from ..nn import BatchNorm, ChannelSelect, Conv2d, GlobalAvgPool, Linear, MaxPool2d, Model, ReLU, Residual, Sequential
+from ..nn.checkpoint import Checkpoint, claim_output
+from ..nn.checkpoint import load as load_checkpoint
+from ..nn.checkpoint import save as save_checkpoint
+from ..nn.module import module_from_config, module_to_config
+from ..train import accuracy
+from ..train.config import TrainConfig
+from ..train.e2train import LowPrecisionTraining
+from ..train.methods import TrainingMethod
 
 
 def _batchnorms(model):
     return [(name, m) for name, m in model.net.named_modules() if isinstance(m, BatchNorm)]
 
 
-def set_batchnorm_scales(model, value):
-    """Start every batch-norm scale of ``model`` at ``value`` (network slimming's and early-bird's code: 0.5)."""
-    if not value > 0:
-        raise ValueError(f"batch-norm scales must start > 0; got {value}")
-    for _, bn in _batchnorms(model):
-        bn.params["weight"][...] = value
+class SlimmingPenalty(TrainingMethod):
+    """The L1 subgradient on batch-norm scales, added before every update while ``active`` (early-bird turns it
+    off once it has pruned the net)."""
 
+    name = "slim"
 
-class SlimmingPenalty:
-    def __init__(self, model, strength=1e-4):
+    def __init__(self, model=None, strength=1e-4):
         if strength < 0:
-            raise ValueError(f"slimming strength must be >= 0; got {strength}")
+            raise ConfigError(f"slimming strength must be >= 0; got {strength}")
         self.strength = float(strength)
-        self.install(model)
+        self.active = True
+        self.layers = []
+        if model is not None:
+            self.install(model)
 
     def install(self, model):
         """Penalize ``model``'s batch norms (a trainer calls this again when it swaps the model)."""
         self.layers = [m for _, m in _batchnorms(model)]
 
     def before_update(self, trainer):
+        if not self.active:
+            return
         for bn in self.layers:
             bn.grads["weight"] += self.strength * np.sign(bn.params["weight"])
+
+    def state(self):
+        return {"active": self.active}
+
+    def load_state(self, state):
+        self.active = bool(state.get("active", True))
 
 
 def prunable_batchnorms(model):
@@ -58,8 +83,6 @@ def prunable_batchnorms(model):
     block body, and a pre-activation block's first batch norm (via channel selection); not the one whose
     output meets the shortcut at the add, nor those outside blocks.
     """
-    from ..nn import Conv2d, Residual, Sequential
-
     names = []
     if isinstance(model.net, Sequential) and not any(isinstance(m, Residual) for m in model.net.modules()):
         return [name for name, _ in _batchnorms(model)]
@@ -81,11 +104,11 @@ def channel_masks(model, ratio):
     """Boolean keep-masks per prunable batch-norm layer (by name), pruning the global ``ratio`` of smallest
     |gamma| among them."""
     if not 0.0 <= ratio < 1.0:
-        raise ValueError(f"prune ratio must be in [0, 1); got {ratio}")
+        raise ConfigError(f"prune ratio must be in [0, 1); got {ratio}")
     wanted = set(prunable_batchnorms(model))
     layers = [(name, m) for name, m in _batchnorms(model) if name in wanted]
     if not layers:
-        raise ValueError(f"model {model.name} has no batch-norm channels that can be pruned")
+        raise ConfigError(f"model {model.name} has no batch-norm channels that can be pruned")
     scales = np.concatenate([np.abs(m.params["weight"]) for _, m in layers])
     threshold = np.quantile(scales, ratio) if ratio > 0 else -np.inf
     return {name: np.abs(m.params["weight"]) > threshold for name, m in layers}
@@ -109,7 +132,7 @@ class EarlyBird:
 
     def __init__(self, ratio=0.5, window=5, epsilon=0.1):
         if window < 2:
-            raise ValueError(f"the early-bird window must be >= 2; got {window}")
+            raise ConfigError(f"the early-bird window must be >= 2; got {window}")
         self.ratio, self.window, self.epsilon = float(ratio), int(window), float(epsilon)
         self.fifo = deque(maxlen=self.window)
         self.distances = []  # per epoch: the largest distance to the newest mask in the FIFO
@@ -128,81 +151,9 @@ class EarlyBird:
 
 # --------------------------------------------------------------------------------- physical pruning
 
-def prune_plain(model, masks):
-    """A narrower copy of a plain conv -> BN stack (VGG-style ``Sequential``) keeping the masked channels.
-
-    Each conv's output channels and its BN follow that BN's mask; the next conv's (or the classifier's) input
-    channels follow the same mask; weights are copied. Residual nets need channel selection where the residual
-    add forbids removal and are not handled here yet (ValueError).
-    """
-    from ..nn import Conv2d, GlobalAvgPool, Linear, MaxPool2d, Model, ReLU, Sequential
-    from ..nn.module import module_from_config, module_to_config
-
-    net = model.net
-    if not isinstance(net, Sequential) or any(m.children() for _, m in net.layers):
-        raise ValueError(f"{model.name}: physical pruning handles plain layer stacks (VGG-style) only so far")
-    new_layers = []
-    keep_in = None  # indices of the channels the next layer receives
-    pending_conv = None
-    for name, layer in net.layers:
-        if isinstance(layer, Conv2d):
-            if layer.groups != 1 or layer.form is not None:
-                raise ValueError(f"{name}: grouped or compressed convs cannot be pruned")
-            pending_conv = (name, layer)
-            new_layers.append((name, None))  # filled in when its batch norm (and so its mask) is reached
-            continue
-        if isinstance(layer, BatchNorm):
-            if pending_conv is None:
-                raise ValueError(f"{name}: a batch norm without a conv before it")
-            conv_name, conv = pending_conv
-            keep = np.flatnonzero(masks[name]) if name in masks else np.arange(layer.num_features)
-            if keep.size == 0:
-                keep = np.array([int(np.argmax(np.abs(layer.params["weight"])))])  # never cut a layer to nothing
-            w = conv.params["weight"]
-            w = w if keep_in is None else w[:, keep_in]
-            conv_clone = Conv2d(len(keep_in) if keep_in is not None else conv.in_channels, len(keep),
-                                conv.kernel_size, conv.stride, conv.padding, 1, "bias" in conv.params)
-            conv_clone.params["weight"][...] = w[keep]
-            if "bias" in conv.params:
-                conv_clone.params["bias"][...] = conv.params["bias"][keep]
-            new_layers[-1] = (conv_name, conv_clone)
-            bn = BatchNorm(len(keep), layer.eps, layer.momentum, layer.relu)
-            for key in ("weight", "bias"):
-                bn.params[key][...] = layer.params[key][keep]
-            for key in ("running_mean", "running_var"):
-                bn.buffers[key][...] = layer.buffers[key][keep]
-            new_layers.append((name, bn))
-            keep_in, pending_conv = keep, None
-            continue
-        if isinstance(layer, Linear) and keep_in is not None:
-            lin = Linear(len(keep_in), layer.out_features, "bias" in layer.params)
-            lin.params["weight"][...] = layer.params["weight"][:, keep_in]
-            if "bias" in layer.params:
-                lin.params["bias"][...] = layer.params["bias"]
-            new_layers.append((name, lin))
-            keep_in = None
-            continue
-        if not isinstance(layer, (MaxPool2d, GlobalAvgPool, ReLU)):
-            raise ValueError(f"{name}: {type(layer).__name__} is not supported by plain pruning")
-        new_layers.append((name, module_from_config(module_to_config(layer))))
-    if pending_conv is not None:
-        raise ValueError(f"{pending_conv[0]}: a conv without a batch norm after it cannot be slimmed")
-    return Model(Sequential(new_layers), model.input_shape, model.num_classes, model.name)
-
-
-def _copy_model(model):
-    from ..nn import Model
-
-    clone = Model.from_config(model.config())
-    clone.load_state(model.state())
-    return clone
-
-
 def _narrow_conv(conv, keep_in=None, keep_out=None):
-    from ..nn import Conv2d
-
     if conv.groups != 1 or conv.form is not None or conv.input_bits is not None:
-        raise ValueError("grouped, compressed or quantized convs cannot be pruned")
+        raise ConfigError("grouped, compressed or quantized convs cannot be pruned")
     w = conv.params["weight"]
     keep_in = np.arange(conv.in_channels) if keep_in is None else keep_in
     keep_out = np.arange(conv.out_channels) if keep_out is None else keep_out
@@ -231,6 +182,47 @@ def _kept(mask, bn):
     return keep
 
 
+def prune_plain(model, masks):
+    """A narrower copy of a plain conv -> BN stack (VGG-style ``Sequential``) keeping the masked channels.
+
+    Each conv's output channels and its BN follow that BN's mask; the next conv's (or the classifier's) input
+    channels follow the same mask; weights are copied.
+    """
+    net = model.net
+    if not isinstance(net, Sequential) or any(m.children() for _, m in net.layers):
+        raise ConfigError(f"{model.name}: physical pruning handles plain layer stacks (VGG-style) only so far")
+    new_layers = []
+    keep_in = None  # indices of the channels the next layer receives
+    pending_conv = None
+    for name, layer in net.layers:
+        if isinstance(layer, Conv2d):
+            pending_conv = (name, layer)
+            new_layers.append((name, None))  # filled in when its batch norm (and so its mask) is reached
+            continue
+        if isinstance(layer, BatchNorm):
+            if pending_conv is None:
+                raise ConfigError(f"{name}: a batch norm without a conv before it")
+            keep = _kept(masks[name], layer) if name in masks else np.arange(layer.num_features)
+            new_layers[-1] = (pending_conv[0], _narrow_conv(pending_conv[1], keep_in, keep))
+            new_layers.append((name, _narrow_batchnorm(layer, keep)))
+            keep_in, pending_conv = keep, None
+            continue
+        if isinstance(layer, Linear) and keep_in is not None:
+            lin = Linear(len(keep_in), layer.out_features, "bias" in layer.params)
+            lin.params["weight"][...] = layer.params["weight"][:, keep_in]
+            if "bias" in layer.params:
+                lin.params["bias"][...] = layer.params["bias"]
+            new_layers.append((name, lin))
+            keep_in = None
+            continue
+        if not isinstance(layer, (MaxPool2d, GlobalAvgPool, ReLU)):
+            raise ConfigError(f"{name}: {type(layer).__name__} is not supported by plain pruning")
+        new_layers.append((name, module_from_config(module_to_config(layer))))
+    if pending_conv is not None:
+        raise ConfigError(f"{pending_conv[0]}: a conv without a batch norm after it cannot be slimmed")
+    return Model(Sequential(new_layers), model.input_shape, model.num_classes, model.name)
+
+
 def prune_residual(model, masks):
     """A narrower copy of a residual net (ResNet or PreResNet) keeping the masked channels of block bodies.
 
@@ -239,13 +231,11 @@ def prune_residual(model, masks):
     the block input, shared with the shortcut) a ``ChannelSelect`` after it feeds the next conv only the kept
     channels. Everything that meets at a residual add keeps its width.
     """
-    from ..nn import ChannelSelect, Conv2d, Residual, Sequential
-
-    pruned = _copy_model(model)
+    pruned = model.copy()
     wanted = set(prunable_batchnorms(pruned))
     unknown = sorted(set(masks) - wanted)
     if unknown:
-        raise ValueError(f"cannot prune these batch norms (not between two convs of a block): {unknown[:3]}")
+        raise ConfigError(f"cannot prune these batch norms (not between two convs of a block): {unknown[:3]}")
     for prefix, module in pruned.net.named_modules():
         if not isinstance(module, Residual) or not isinstance(module.body, Sequential):
             continue
@@ -262,23 +252,18 @@ def prune_residual(model, masks):
             next_name, next_conv = layers[j]
             if i > 0 and isinstance(layers[i - 1][1], Conv2d):
                 prev_name, prev_conv = layers[i - 1]
-                prev_in = np.arange(prev_conv.in_channels)
-                layers[i - 1] = (prev_name, _narrow_conv(prev_conv, prev_in, keep))
+                layers[i - 1] = (prev_name, _narrow_conv(prev_conv, None, keep))
                 layers[i] = (name, _narrow_batchnorm(layer, keep))
                 layers[j] = (next_name, _narrow_conv(next_conv, keep, None))
             else:
                 layers[j] = (next_name, _narrow_conv(next_conv, keep, None))
                 layers.insert(i + 1, (f"{name}_select", ChannelSelect(keep, layer.num_features)))
         module.body.layers = layers
-    from ..nn import Model
-
     return Model(pruned.net, model.input_shape, model.num_classes, model.name)
 
 
 def prune(model, masks):
     """The narrower network for ``masks`` (from ``channel_masks``): plain stacks or residual nets."""
-    from ..nn import Residual
-
     if any(isinstance(m, Residual) for m in model.net.modules()):
         return prune_residual(model, masks)
     return prune_plain(model, masks)
@@ -286,18 +271,12 @@ def prune(model, masks):
 
 def network_size(model):
     """(parameters, forward MACs per image) of a model, counted on its real layer shapes."""
-    from ..hw.workload import from_model
-
     return model.num_parameters(), from_model(model).macs
 
 
 def masked_copy(model, masks):
     """The same model with pruned channels silenced (BN scale and shift set to 0): what pruning must equal."""
-    from ..nn import Model
-    from ..nn.module import module_from_config, module_to_config
-
-    clone = Model(module_from_config(module_to_config(model.net)), model.input_shape, model.num_classes, model.name)
-    clone.load_state(model.state())
+    clone = model.copy()
     for name, bn in _batchnorms(clone):
         if name in masks:
             off = ~masks[name]
@@ -312,52 +291,42 @@ def _mask_bits(flat):
     return "".join("1" if v else "0" for v in flat)
 
 
-class EarlyBirdTraining:
-    """The early-bird method as a trainer hook (``lean train --slim S --early-bird P``).
+class EarlyBirdTraining(TrainingMethod):
+    """The early-bird method (``lean train --slim S --early-bird P``), beside the slimming penalty it needs.
 
-    Search phase: the slimming penalty on every batch-norm scale, optionally ``precision``-bit training
+    Search phase: the run's ``SlimmingPenalty`` on every batch-norm scale, optionally ``precision``-bit training
     (``lean.train.e2train.LowPrecisionTraining``); at the end of each epoch, masks at ratio ``ratio`` go into the
     FIFO and their largest distance to the newest is logged. When the ticket appears the network is pruned
-    physically (``prune``) and the trainer continues with the narrower model, in full precision and without the
-    penalty, to the end of the schedule.
+    physically (``prune``), the penalty is switched off, and the trainer continues with the narrower model, in
+    full precision, to the end of the schedule.
     """
 
     name = "early_bird"
 
-    def __init__(self, ratio=0.5, strength=1e-4, window=5, epsilon=0.1, precision=None):
-        if strength < 0:
-            raise ValueError(f"slimming strength must be >= 0; got {strength}")
+    def __init__(self, ratio=0.5, window=5, epsilon=0.1, precision=None):
         if not 0.0 <= ratio < 1.0:
-            raise ValueError(f"early-bird prune ratio must be in [0, 1); got {ratio}")
+            raise ConfigError(f"early-bird prune ratio must be in [0, 1); got {ratio}")
         self.detector = EarlyBird(ratio, window, epsilon)
-        self.strength = float(strength)
         self.precision = None if precision is None else int(precision)
-        self.low_precision = None
-        if self.precision is not None and self.precision < 32:
-            from ..train.e2train import LowPrecisionTraining
-
-            self.low_precision = LowPrecisionTraining(self.precision)
+        self.low_precision = LowPrecisionTraining(self.precision) if self.precision is not None else None
         self.pruned = False
         self.sizes = {}
         self.model = None
-        self._penalty = None
 
     def install(self, model):
         self.model = model
         if self.low_precision is not None:
             self.low_precision.uninstall()
-        if not self.pruned:
-            self._penalty = SlimmingPenalty(model, self.strength)
-            if self.low_precision is not None:
+            if not self.pruned:
                 self.low_precision.install(model)
+
+    def uninstall(self):
+        if self.low_precision is not None:
+            self.low_precision.uninstall()
 
     def on_batch(self, trainer, seed):
         if self.low_precision is not None and not self.pruned:
             self.low_precision.on_batch(trainer, seed)
-
-    def before_update(self, trainer):
-        if not self.pruned:
-            self._penalty.before_update(trainer)
 
     def on_epoch_end(self, trainer):
         if self.pruned:
@@ -374,6 +343,9 @@ class EarlyBirdTraining:
                       "macs_before": macs_before, "macs_after": macs_after}
         self.pruned = True
         trainer.history[-1]["early_bird"] = True
+        penalty = trainer.method("slim")
+        if penalty is not None:
+            penalty.active = False  # the pruned net re-trains without the penalty
         trainer.replace_model(narrower)
 
     def summary(self):
@@ -393,3 +365,38 @@ class EarlyBirdTraining:
         self.detector.ticket_epoch = state.get("ticket_epoch")
         self.pruned = bool(state.get("pruned", False))
         self.sizes = dict(state.get("sizes", {}))
+
+
+# --------------------------------------------------------------------------------- lean prune
+
+def prune_checkpoint(checkpoint, ratio, out, *, data=None, force=False) -> dict:
+    """Network slimming's one-shot pruning (``lean prune``): remove the ``ratio`` of channels with the smallest
+    batch-norm scales from a trained checkpoint and write the narrower net to ``out``.
+
+    The result resumes as a fine-tuning run (``lean train --resume OUT --epochs N``), without the slimming
+    penalty. Returns ``checkpoint, out, ratio, params_before, params_after, macs_before, macs_after,
+    accuracy_before, accuracy_after`` (test accuracy before fine-tuning).
+    """
+    with claim_output(out, overwrite=force):
+        ckpt = load_checkpoint(checkpoint)
+        if ckpt.compressed:
+            raise ConfigError(f"{checkpoint} is compressed ({ckpt.compressed}); prune the dense checkpoint")
+        model = ckpt.model()
+        pruned = prune(model, channel_masks(model, ratio))
+        data_name = data or ckpt.training.get("data")
+        if not data_name:
+            raise ConfigError(f"{checkpoint} does not say which data it was trained on; pass --data")
+        dataset = load_data(data_name)
+
+        def test_accuracy(m):
+            return accuracy(m, dataset.x_test, dataset.y_test, lambda x: dataset.normalize(x, ckpt.mean, ckpt.std))
+
+        config = TrainConfig.from_dict(ckpt.training, ckpt.format_version).without("slim", "early_bird")
+        training = {**config.to_dict(), "pruned_from": {"checkpoint": str(checkpoint), "ratio": ratio},
+                    **{k: ckpt.training[k] for k in ("data_sha256",) if k in ckpt.training}}
+        save_checkpoint(out, Checkpoint(pruned.config(), pruned.state(), training=training, mean=ckpt.mean,
+                                        std=ckpt.std))
+        return {"checkpoint": str(checkpoint), "out": str(out), "ratio": ratio,
+                "params_before": model.num_parameters(), "params_after": pruned.num_parameters(),
+                "macs_before": from_model(model).macs, "macs_after": from_model(pruned).macs,
+                "accuracy_before": test_accuracy(model), "accuracy_after": test_accuracy(pruned)}

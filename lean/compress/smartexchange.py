@@ -32,6 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import ConfigError
 from ..nn.compressed import se_rows, se_unrows
 from .quantize import exponent_range, pow2_round, pow2_value
 
@@ -162,9 +163,9 @@ def decompose_layer(w, theta=5e-3, max_exponent=5, exponent_bits=4, basis_bits=8
     if w.ndim not in (2, 4):
         raise ValueError(f"SmartExchange takes conv (k, c, r, s) or linear (k, n) weights; got shape {w.shape}")
     if theta < 0:
-        raise ValueError(f"theta must be >= 0; got {theta}")
+        raise ConfigError(f"theta must be >= 0; got {theta}")
     if basis_bits not in (8, 16, 32):
-        raise ValueError(f"basis_bits must be 8, 16 or 32; got {basis_bits}")
+        raise ConfigError(f"basis_bits must be 8, 16 or 32; got {basis_bits}")
     exponent_range(max_exponent, exponent_bits)
     rows = weight_rows(w)
     blocks = []

@@ -8,8 +8,8 @@ narrower networks) shows up in one number, ``training_energy_j``, measured the s
   (not for the first layer). A MAC costs a multiply and an add at the precision the layer ran at: float32 is
   Horowitz's 32-bit FP multiply + add (3.7 + 0.9 pJ at 45 nm); a b1 x b2-bit integer MAC is the 8-bit multiplier
   scaled by b1 * b2 / 64 plus a 32-bit add (``lean.hw.tech``'s bits^2 / linear rules). A layer in a low-precision
-  mode says so in ``energy_bits`` (see ``LayerPrecision``); predictive sign gradients add their predictor and
-  fallback MACs (``grad_weight`` costs).
+  mode says so through its operand hook (``precision``, a ``lean.nn.hooks.LayerPrecision``); predictive sign
+  gradients add their predictor and fallback MACs (``grad_weight_costs``).
 - **Data movement.** Every tensor such a layer call reads or writes (input, weights, output in the forward
   pass; output gradient, saved input, weights, input and weight gradients in the backward pass) crosses an
   on-chip SRAM once, at its bit width (Horowitz's 8 kB SRAM read, 5 pJ per 32 bits, scaled linearly). Each
@@ -17,30 +17,18 @@ narrower networks) shows up in one number, ``training_energy_j``, measured the s
 - **Not counted:** batch norm, ReLU, pooling and residual adds (a few per cent of the arithmetic of these nets),
   data loading, evaluation passes, and control. The numbers compare runs; they are not a chip's measured joules.
 
-``EnergyMeter(model).install()`` wraps the model's conv and linear layers for the run and keeps totals per
-precision; ``report()`` gives the breakdown in joules.
+``EnergyMeter`` is a training method (``lean.train.methods``) that every ``Trainer`` runs: it observes the model's
+conv and linear layers and skip gates (``lean.nn.hooks.Observer``) and keeps totals per precision; a layer's
+operand hook (predictive sign gradients, low-precision training) says at what precision it ran. ``report()``
+gives the breakdown in joules.
 """
-
-from dataclasses import dataclass
 
 import numpy as np
 
 from ..hw import tech as tech_mod
-
-FLOAT32 = ("float", 32)
-
-
-@dataclass(frozen=True)
-class LayerPrecision:
-    """Operand precisions of a layer's three products, each ``("float", bits)`` or ``("int", bits)`` pairs.
-
-    ``forward``: (input, weight); ``grad_input``: (output gradient, weight); ``grad_weight``: (output gradient,
-    input). Defaults are float32 throughout.
-    """
-
-    forward: tuple = (FLOAT32, FLOAT32)
-    grad_input: tuple = (FLOAT32, FLOAT32)
-    grad_weight: tuple = (FLOAT32, FLOAT32)
+from ..nn import Conv2d, GatedResidual, Linear
+from ..nn.hooks import FLOAT32, LayerPrecision, Observer
+from .methods import TrainingMethod
 
 
 def mac_energy_pj(a, b, tech="horowitz45"):
@@ -58,10 +46,12 @@ def _bits_of(operand):
     return operand[1]
 
 
-class EnergyMeter:
-    """Counts the MACs and bits moved by every conv/linear call of ``model`` while installed."""
+class EnergyMeter(TrainingMethod, Observer):
+    """Counts the MACs and bits moved by every conv/linear call and skip gate of ``model`` while installed."""
 
-    def __init__(self, model, tech="horowitz45"):
+    name = "energy"
+
+    def __init__(self, model=None, tech="horowitz45"):
         tech_mod.table(tech)  # unknown names fail here, listing the known ones
         self.tech = tech
         self.model = model
@@ -69,69 +59,58 @@ class EnergyMeter:
         self.sram_bits = 0.0
         self.dram_bits = 0.0
         self.steps = 0
-        self._originals = []
+        self._watched = []
+        self._last_input = {}  # layer -> input shape of its last training forward
+        self._parameters = 0
 
-    # -- installing on a model (again after pruning swaps the model)
+    # -- the training-method protocol (installed again after pruning swaps the model)
     def install(self, model=None):
-        from ..nn import Conv2d, Linear
-
         self.uninstall()
         if model is not None:
             self.model = model
-        for _, layer in self.model.net.named_modules():
-            if isinstance(layer, (Conv2d, Linear)):
-                self._wrap(layer)
-            elif hasattr(layer, "macs_per_call"):  # skip gates: their small products, float32
-                self._wrap_small(layer)
+        for _, module in self.model.net.named_modules():
+            if isinstance(module, (Conv2d, Linear, GatedResidual)):
+                module.add_observer(self)
+                self._watched.append(module)
         return self
 
-    def _wrap_small(self, module):
-        fwd, bwd = module.forward, module.backward
-        self._originals.append((module, fwd, bwd))
-        batch = {}
-
-        def forward(x, train=False):
-            if train:
-                batch["n"] = x.shape[0]
-                self._add_macs((FLOAT32, FLOAT32), module.macs_per_call(x.shape[0]))
-            return fwd(x, train)
-
-        def backward(dy):
-            self._add_macs((FLOAT32, FLOAT32), 2 * module.macs_per_call(batch.get("n", 0)))
-            return bwd(dy)
-
-        module.forward, module.backward = forward, backward
-
     def uninstall(self):
-        for layer, fwd, bwd in self._originals:
-            layer.forward, layer.backward = fwd, bwd
-        self._originals = []
+        for module in self._watched:
+            module.remove_observer(self)
+        self._watched = []
+        self._last_input = {}
 
-    def _wrap(self, layer):
-        fwd, bwd = layer.forward, layer.backward
-        self._originals.append((layer, fwd, bwd))
-        shapes = {}
+    def on_epoch_start(self, trainer):
+        self._parameters = trainer.model.num_parameters()
 
-        def forward(x, train=False):
-            y = fwd(x, train)
-            if train:
-                shapes["x"], shapes["y"] = x.shape, y.shape
-                self._count_forward(layer, x.shape, y.shape)
-            return y
+    def before_update(self, trainer):
+        self.optimizer_step(self._parameters, trainer.optimizer_state_arrays())
 
-        def backward(dy):
-            dx = bwd(dy)
-            self._count_backward(layer, shapes.get("x", ()), dy.shape, dx is not None)
-            return dx
+    def summary(self):
+        report = self.report()
+        return {"training_energy_j": report["training_energy_j"], "energy": report}
 
-        layer.forward, layer.backward = forward, backward
+    # -- the observer
+    def on_forward(self, module, x, y, train):
+        if not train:
+            return
+        self._last_input[module] = x.shape
+        if isinstance(module, GatedResidual):  # the gate's own small products, float32
+            self._add_macs((FLOAT32, FLOAT32), module.macs_per_call(x.shape[0]))
+        else:
+            self._count_forward(module, x.shape, y.shape)
+
+    def on_backward(self, module, dy, dx):
+        x_shape = self._last_input.get(module, ())
+        if isinstance(module, GatedResidual):
+            self._add_macs((FLOAT32, FLOAT32), 2 * module.macs_per_call(x_shape[0] if x_shape else 0))
+        else:
+            self._count_backward(module, x_shape, dy.shape, dx is not None)
 
     # -- counting
     @staticmethod
     def layer_macs(layer, x_shape, y_shape):
         """MACs of one forward call: output elements x inputs per output."""
-        from ..nn import Conv2d
-
         if isinstance(layer, Conv2d):
             per_output = (layer.in_channels // layer.groups) * layer.kernel_size ** 2
         else:
@@ -140,7 +119,8 @@ class EnergyMeter:
 
     @staticmethod
     def precision(layer):
-        return getattr(layer, "energy_bits", None) or LayerPrecision()
+        hook = layer.operand_hook
+        return LayerPrecision() if hook is None else hook.precision(layer)
 
     def _add_macs(self, pair, macs):
         self.mac_counts[pair] = self.mac_counts.get(pair, 0) + int(macs)
@@ -157,8 +137,8 @@ class EnergyMeter:
         prec = self.precision(layer)
         macs = self.layer_macs(layer, x_shape, dy_shape)
         weights = int(np.prod(layer._weight_shape()))  # not weight(): a compressed form would rebuild it
-        costs = getattr(layer, "grad_weight_costs", None)  # predictive sign gradients: [(pair, fraction), ...]
-        for pair, fraction in (costs() if costs else [(prec.grad_weight, 1.0)]):
+        hook = layer.operand_hook  # predictive sign gradients: [(pair, fraction), ...]
+        for pair, fraction in (hook.grad_weight_costs(layer) if hook else [(prec.grad_weight, 1.0)]):
             self._add_macs(pair, macs * fraction)
         g, x = prec.grad_weight
         self.sram_bits += np.prod(dy_shape) * _bits_of(g) + np.prod(x_shape) * _bits_of(x) + weights * 32
@@ -203,6 +183,7 @@ class EnergyMeter:
                 "sram_bits": float(self.sram_bits), "dram_bits": float(self.dram_bits), "steps": self.steps}
 
     def load_state(self, state):
+        state = state or {}
         self.mac_counts = {(tuple(a), tuple(b)): int(m) for a, b, m in state.get("mac_counts", [])}
         self.sram_bits = float(state.get("sram_bits", 0.0))
         self.dram_bits = float(state.get("dram_bits", 0.0))

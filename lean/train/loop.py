@@ -1,155 +1,118 @@
 """The training loop: seeded batches, optimizer and schedule, per-epoch evaluation, safe checkpoints, resume.
 
+``Trainer(model, dataset, config).run()`` trains and returns the history. The training methods of
+``config.methods`` (and any given as ``methods``) plug in through the protocol of ``lean.train.methods``; the
+training-energy meter is one of them and runs in every run.
+
 Reproducibility: the sample order of epoch ``e`` comes from ``default_rng([seed, e])`` and the augmentation and
 dropout of step ``t`` from ``[seed, e, t]``, so a run resumed from any checkpoint (even one written by Ctrl-C in
-the middle of an epoch) takes exactly the steps the uninterrupted run would have taken.
+the middle of an epoch, or during its test pass) takes exactly the steps the uninterrupted run would have taken,
+and its history holds the same epochs.
+
+Safety: a checkpoint is written only while every weight is finite, and a run stops (``TrainingDiverged``) when
+its loss turns NaN or infinite or explodes past ``EXPLODED_LOSS_FACTOR`` times the loss of a uniform guess; the
+last good checkpoint stays as it was.
 """
 
 import math
 import time
-from dataclasses import asdict, dataclass
+from collections import deque
 from pathlib import Path
 
 import numpy as np
 
-from .. import kernels
+from ..errors import ConfigError, TrainingDiverged, TrainingInterrupted
+from ..kernels import configure
 from ..nn import Schedule, make_optimizer, softmax_cross_entropy
-from . import checkpoint as ckpt_io
+from ..nn import checkpoint as ckpt_io
+from .config import TrainConfig
 from .energy import EnergyMeter
 
-
-class TrainingDiverged(RuntimeError):
-    """The loss became NaN or infinite; the last good checkpoint is kept as it was."""
-
-
-class TrainingInterrupted(RuntimeError):
-    """Ctrl-C: a resumable checkpoint was written (if the run has an output file)."""
+# A loss this many times ln(classes) (a uniform guess's cross-entropy) means the run has blown up: it would only
+# wander at chance accuracy to the end of the schedule.
+EXPLODED_LOSS_FACTOR = 100.0
 
 
-@dataclass
-class TrainConfig:
-    net: str = "lenet5"
-    data: str = "digits"
-    epochs: int = 10
-    batch_size: int = 128
-    lr: float = 0.1
-    optimizer: str = "sgd"
-    momentum: float = 0.9
-    nesterov: bool = False
-    schedule: str = "cosine"
-    warmup_epochs: float = 0.0
-    weight_decay: float = 5e-4
-    label_smoothing: float = 0.0
-    seed: int = 0
-    train_limit: int = None
-    augment: bool = None  # None: the dataset's default
-    width: float = 1.0  # channel-width multiplier for nets that have one (vgg, resnet, preresnet, mobilenetv2)
-    smd: float = 0.0  # E2-Train stochastic mini-batch dropping: probability of skipping a step
-    slu: float = None  # E2-Train selective layer update: target fraction of gated blocks to run
-    slu_beta: float = 1e-3
-    psg: float = None  # E2-Train predictive sign gradient: fixed tau ...
-    psg_adaptive: float = None  # ... or adaptive: tau = this x max |predicted gradient| per layer
-    slim: float = None  # network-slimming L1 strength on batch-norm scales
-    early_bird: float = None  # early-bird prune ratio (needs slim)
-    eb_epsilon: float = 0.1
-    eb_window: int = 5
-    eb_precision: int = None  # bits of the early-bird search phase (None: float32)
-    eval_every: int = 1  # evaluate the test set every N epochs (and always after the last)
-    bn_init: float = None  # every batch-norm scale at the start of a fresh run (None: the layers' 1.0)
-
-    def __post_init__(self):
-        if int(self.epochs) < 1:
-            raise ValueError(f"epochs must be >= 1; got {self.epochs}")
-        if int(self.batch_size) < 1:
-            raise ValueError(f"batch size must be >= 1; got {self.batch_size}")
-        if not self.lr > 0:
-            raise ValueError(f"learning rate must be > 0; got {self.lr}")
-        if self.weight_decay < 0:
-            raise ValueError(f"weight decay must be >= 0; got {self.weight_decay}")
-        if self.train_limit is not None and self.train_limit < 1:
-            raise ValueError(f"train limit must be >= 1; got {self.train_limit}")
-        if not 0.0 <= self.smd < 1.0:
-            raise ValueError(f"mini-batch dropping probability must be in [0, 1); got {self.smd}")
-        if self.early_bird is not None and self.slim is None:
-            raise ValueError("--early-bird draws its ticket from slimmed batch norms: give --slim too (e.g. 1e-4)")
-        if self.psg is not None and self.psg_adaptive is not None:
-            raise ValueError("give PSG one tau: a fixed --psg TAU or --psg-adaptive FRACTION")
-        if self.bn_init is not None and not self.bn_init > 0:
-            raise ValueError(f"batch-norm scales must start > 0; got {self.bn_init}")
-        if int(self.eval_every) < 1:
-            raise ValueError(f"evaluate every N >= 1 epochs; got {self.eval_every}")
-        if self.eb_window is not None and int(self.eb_window) < 2:
-            raise ValueError(f"the early-bird window must be >= 2; got {self.eb_window}")
-
-    def schedule_obj(self):
-        return Schedule(self.schedule, self.lr, self.epochs, warmup_epochs=self.warmup_epochs)
-
-
-def accuracy(model, x, y, normalize, batch_size=500):
-    """Top-1 accuracy of ``model`` on raw images ``x`` normalized by ``normalize``."""
+def accuracy(model, x, y, normalize, batch_size=500, on_batch=None):
+    """Top-1 accuracy of ``model`` on raw images ``x`` (n, h, w, c) with labels ``y`` (n,), each batch normalized
+    by ``normalize``; ``on_batch(done, total)`` is called after each batch (a progress bar)."""
     correct = 0
     for i in range(0, len(x), batch_size):
         logits = model.predict(normalize(x[i:i + batch_size]), batch_size)
         correct += int((logits.argmax(axis=1) == y[i:i + batch_size]).sum())
+        if on_batch is not None:
+            on_batch(min(i + batch_size, len(x)), len(x))
     return correct / max(len(x), 1)
+
+
+def _fresh_epoch():
+    return {"loss_sum": 0.0, "steps": 0, "correct": 0, "seen": 0, "train_seconds": 0.0, "wall_seconds": 0.0}
 
 
 class Trainer:
     """Trains ``model`` on ``dataset`` with ``config``; ``run()`` returns the history.
 
-    ``on_step(info)`` is called after every step with a dict (epoch, step, steps, loss, images_per_second,
-    eta_seconds) so a command line or notebook can draw progress.
+    ``methods``: training methods to run besides those of ``config.methods`` (e.g. a compression method's
+    regularizer). ``on_step(info)`` is called after every step with a dict (epoch, epochs, step, steps, loss,
+    images_per_second, eta_seconds) and ``on_epoch(entry)`` after every epoch with its history entry (and the
+    run's ``epochs``), so a command line or notebook can draw progress. ``extra_settings`` are stored with the
+    run's settings in its checkpoint.
     """
 
-    def __init__(self, model, dataset, config, *, out=None, on_step=None, on_epoch=None, hooks=()):
-        kernels.keep_freed_memory()
-        self.model, self.config, self.out = model, config, out
+    def __init__(self, model, dataset, config: TrainConfig, *, out=None, on_step=None, on_epoch=None, methods=(),
+                 extra_settings=None):
+        configure()
+        self.config, self.out = config, out
         self.dataset = dataset.limit(config.train_limit)
         if config.augment is not None:
             self.dataset.augment = bool(config.augment)
+        self.methods = [m.build() for m in config.methods] + list(methods)
+        for method in self.methods:
+            model = method.prepare(model, config)
         if tuple(model.input_shape) != self.dataset.input_shape:
-            raise ValueError(f"net {model.name} was built for inputs {model.input_shape} but {dataset.name} has "
-                             f"{self.dataset.input_shape}")
+            raise ConfigError(f"net {model.name} was built for inputs {model.input_shape} but {dataset.name} has "
+                              f"{self.dataset.input_shape}")
         if model.num_classes != self.dataset.num_classes:
-            raise ValueError(f"net has {model.num_classes} outputs but {dataset.name} has "
-                             f"{self.dataset.num_classes} classes")
-        self.schedule = config.schedule_obj()
-        self.optimizer = make_optimizer(config.optimizer, model.parameters(), model.gradients(),
-                                        momentum=config.momentum, nesterov=config.nesterov,
-                                        weight_decay=config.weight_decay)
+            raise ConfigError(f"net has {model.num_classes} outputs but {dataset.name} has "
+                              f"{self.dataset.num_classes} classes")
+        self.energy = EnergyMeter(model)
+        self.methods.append(self.energy)
+        self.model = model
+        self.schedule = Schedule(config.schedule, config.lr, config.epochs, warmup_epochs=config.warmup_epochs)
+        self.optimizer = self._make_optimizer(model)
         self.history = []
         self.epoch = 0          # completed epochs
         self.step_in_epoch = 0  # steps already taken in epoch self.epoch (non-zero after an interrupt)
         self.on_step, self.on_epoch = on_step, on_epoch
-        # training methods that change the loop: objects with optional install(model) (wraps layers; called
-        # again on a replaced model), on_epoch_start(trainer), on_batch(trainer, seed) (before each forward),
-        # before_update(trainer) (after backward, before the optimizer step; may add to gradients) and
-        # on_epoch_end(trainer); with a ``name``, state() / load_state() ride in the checkpoint, summary() in
-        # the run's summary
-        self.hooks = list(hooks)
+        self.extra_settings = dict(extra_settings or {})
         self.train_seconds = 0.0
         self.train_images = 0
         self.skipped_steps = 0
+        self._epoch = _fresh_epoch()  # running totals of the epoch in progress (checkpointed)
         self.mean, self.std = self.dataset.mean, self.dataset.std
-        self.energy = EnergyMeter(model)
-        self._install_methods(model)
+        self._install_methods()
+
+    def _make_optimizer(self, model):
+        c = self.config
+        return make_optimizer(c.optimizer, model.parameters(), model.gradients(), momentum=c.momentum,
+                              nesterov=c.nesterov, weight_decay=c.weight_decay)
+
+    def method(self, name):
+        """The running training method called ``name`` (None if the run has none)."""
+        return next((m for m in self.methods if m.name == name), None)
 
     def replace_model(self, model):
         """Continue the run with another model (a pruned one): new optimizer, same schedule and counters."""
         self.model = model
-        self.optimizer = make_optimizer(self.config.optimizer, model.parameters(), model.gradients(),
-                                        momentum=self.config.momentum, nesterov=self.config.nesterov,
-                                        weight_decay=self.config.weight_decay)
-        self._install_methods(model)
+        self.optimizer = self._make_optimizer(model)
+        self._install_methods()
 
-    def _install_methods(self, model):
-        """Hooks that change how layers compute (PSG) wrap them first; the energy meter wraps the result."""
-        for hook in self.hooks:
-            if hasattr(hook, "install"):
-                hook.install(model)
-        self.energy.install(model)
+    def _install_methods(self):
+        for method in self.methods:
+            method.install(self.model)
 
-    def _optimizer_state_arrays(self):
+    def optimizer_state_arrays(self):
+        """Arrays the optimizer keeps per parameter (momentum: 1, Adam: 2), for the energy meter."""
         if self.config.optimizer == "adam":
             return 2
         return 1 if self.config.momentum else 0
@@ -167,26 +130,39 @@ class Trainer:
         self.train_seconds = float(done.get("train_seconds", 0.0))
         self.train_images = int(done.get("train_images", 0))
         self.skipped_steps = int(done.get("skipped_steps", 0))
-        for hook in self.hooks:
-            if hasattr(hook, "load_state") and hook.name in done.get("hooks", {}):
-                hook.load_state(done["hooks"][hook.name])
-        self._install_methods(self.model)  # a restored hook may install differently (a pruned early bird)
-        self.energy.load_state(done.get("energy", {}))
+        if self.step_in_epoch and "epoch_partial" in done:
+            self._epoch = {**_fresh_epoch(), **done["epoch_partial"]}
+        states = method_states(done, ckpt.format_version)
+        for method in self.methods:
+            if method.name in states:
+                method.load_state(states[method.name])
+        self._install_methods()  # a restored method may install differently (a pruned early bird)
 
     def checkpoint(self, status):
+        """The run as a ``lean.nn.checkpoint.Checkpoint`` (settings, progress, method states, model, optimizer)."""
         opt_state, opt_meta = self.optimizer.state()
-        training = asdict(self.config)
+        training = {**self.config.to_dict(), **self.extra_settings}
         training["progress"] = {"train_seconds": self.train_seconds, "train_images": self.train_images,
-                                "skipped_steps": self.skipped_steps, "energy": self.energy.state(),
-                                "hooks": {h.name: h.state() for h in self.hooks if hasattr(h, "state")}}
+                                "skipped_steps": self.skipped_steps,
+                                "epoch_partial": dict(self._epoch) if self.step_in_epoch else {},
+                                "methods": {m.name: m.state() for m in self.methods if m.name}}
         return ckpt_io.Checkpoint(
             architecture=self.model.config(), state=self.model.state(), training=training,
             history=self.history, epoch=self.epoch, step_in_epoch=self.step_in_epoch, status=status,
             optimizer_state=opt_state, optimizer_meta=opt_meta, mean=self.mean, std=self.std)
 
     def save(self, status):
-        if self.out is not None:
-            ckpt_io.save(self.out, self.checkpoint(status))
+        """Write the checkpoint, unless a weight or optimizer value is not finite (then the run has diverged and
+        the file keeps its last good state)."""
+        if self.out is None:
+            return
+        arrays = list(self.model.parameters().values())
+        arrays += [a for table in self.optimizer.slots.values() for a in table.values()]
+        if not all(np.isfinite(a).all() for a in arrays):
+            kept = f"; {self.out} keeps the last good checkpoint" if Path(self.out).exists() else ""
+            raise TrainingDiverged(f"weights became NaN or infinite by epoch {self.epoch + 1}; try a lower --lr"
+                                   f"{kept}")
+        ckpt_io.save(self.out, self.checkpoint(status))
 
     # -- the loop
     def steps_per_epoch(self):
@@ -209,23 +185,34 @@ class Trainer:
     def _normalize(self, x):
         return self.dataset.normalize(x, self.mean, self.std)
 
+    def _check_loss(self, loss, step, lr):
+        limit = EXPLODED_LOSS_FACTOR * math.log(max(self.model.num_classes, 2))
+        if math.isfinite(loss) and loss <= limit:
+            return
+        exists = self.out is not None and Path(self.out).exists()
+        kept = f"; the last good checkpoint {self.out} is kept" if exists else ""
+        guess = limit / EXPLODED_LOSS_FACTOR
+        what = f"became {loss}" if not math.isfinite(loss) else \
+            f"exploded to {loss:.3g} (more than {EXPLODED_LOSS_FACTOR:g} x a uniform guess's {guess:.2f})"
+        raise TrainingDiverged(f"loss {what} at epoch {self.epoch + 1}, step {step + 1} (learning rate {lr:.4g}); "
+                               f"try a lower --lr{kept}")
+
     def _run_epoch(self):
         cfg, ds, model = self.config, self.dataset, self.model
-        n_params, n_state = model.num_parameters(), self._optimizer_state_arrays()
         n = len(ds.x_train)
         batch = min(cfg.batch_size, n)
         steps = self.steps_per_epoch()
         order = np.random.default_rng([cfg.seed, self.epoch]).permutation(n)
-        for hook in self.hooks:
-            if hasattr(hook, "on_epoch_start"):
-                hook.on_epoch_start(self)
-        losses, correct, seen = [], 0, 0
-        epoch_start = time.perf_counter()
-        epoch_seconds = 0.0
+        for method in self.methods:
+            method.on_epoch_start(self)
+        totals = self._epoch
+        recent = deque(maxlen=20)
+        seen_now, seconds_now = 0, 0.0
+        wall_start = time.perf_counter()
         for step in range(self.step_in_epoch, steps):
             t0 = time.perf_counter()
-            if cfg.smd and np.random.default_rng([cfg.seed, self.epoch, step, 1]).random() < cfg.smd:
-                # E2-Train SMD: this mini-batch is dropped (no forward, no backward); the step still counts
+            if any(method.skip_step(self, step) for method in self.methods):
+                # the mini-batch is dropped (no forward, no backward); the step still counts
                 self.step_in_epoch = step + 1
                 self.skipped_steps += 1
                 continue
@@ -235,65 +222,64 @@ class Trainer:
             lr = self.schedule.lr_at(self.epoch + step / steps)
             batch_seed = int(rng.integers(2**31))
             model.reseed(batch_seed)
-            for hook in self.hooks:
-                if hasattr(hook, "on_batch"):
-                    hook.on_batch(self, batch_seed)
+            for method in self.methods:
+                method.on_batch(self, batch_seed)
             model.zero_grad()
             with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported below, once
                 logits = model.forward(x, train=True)
                 loss, dlogits = softmax_cross_entropy(logits, y, cfg.label_smoothing)
-            if not math.isfinite(loss):
-                exists = self.out is not None and Path(self.out).exists()
-                kept = f"; the last good checkpoint {self.out} is kept" if exists else ""
-                raise TrainingDiverged(f"loss became {loss} at epoch {self.epoch + 1}, step {step + 1} "
-                                       f"(learning rate {lr:.4g}); try a lower --lr{kept}")
+            self._check_loss(loss, step, lr)
             model.backward(dlogits)
-            for hook in self.hooks:
-                if hasattr(hook, "before_update"):
-                    hook.before_update(self)
+            for method in self.methods:
+                method.before_update(self)
             self.optimizer.step(lr)
-            self.energy.optimizer_step(n_params, n_state)
             self.step_in_epoch = step + 1
             dt = time.perf_counter() - t0
-            epoch_seconds += dt
             self.train_seconds += dt
             self.train_images += len(idx)
-            losses.append(loss)
-            correct += int((logits.argmax(axis=1) == y).sum())
-            seen += len(idx)
+            totals["loss_sum"] += loss
+            totals["steps"] += 1
+            totals["correct"] += int((logits.argmax(axis=1) == y).sum())
+            totals["seen"] += len(idx)
+            totals["train_seconds"] += dt
+            recent.append(loss)
+            seen_now += len(idx)
+            seconds_now += dt
             if self.on_step is not None:
-                ips = seen / max(epoch_seconds, 1e-9)
+                ips = seen_now / max(seconds_now, 1e-9)
                 remaining = (steps - step - 1) * batch + (cfg.epochs - self.epoch - 1) * steps * batch
                 self.on_step({"epoch": self.epoch + 1, "epochs": cfg.epochs, "step": step + 1, "steps": steps,
-                              "loss": float(np.mean(losses[-20:])), "images_per_second": ips,
+                              "loss": float(np.mean(recent)), "images_per_second": ips,
                               "eta_seconds": remaining / max(ips, 1e-9)})
+        totals["wall_seconds"] += time.perf_counter() - wall_start
         # the test set costs about a third of a training epoch on 10,000 images: --eval-every N skips it
         # between evaluations (None in the history); the last epoch is always evaluated
         evaluate = (self.epoch + 1) % int(cfg.eval_every) == 0 or self.epoch + 1 == cfg.epochs
+        eval_start = time.perf_counter()
         test_acc = accuracy(model, ds.x_test, ds.y_test, self._normalize) if evaluate else None
         self.history.append({
             "epoch": self.epoch + 1,
             "lr": self.schedule.lr_at(self.epoch),
-            "train_loss": float(np.mean(losses)) if losses else None,
-            "train_accuracy": correct / seen if seen else None,
+            "train_loss": totals["loss_sum"] / totals["steps"] if totals["steps"] else None,
+            "train_accuracy": totals["correct"] / totals["seen"] if totals["seen"] else None,
             "test_accuracy": test_acc,
-            "seconds": time.perf_counter() - epoch_start,
-            "train_images_per_second": seen / epoch_seconds if epoch_seconds else None,
+            "seconds": totals["wall_seconds"] + time.perf_counter() - eval_start,
+            "train_images_per_second": totals["seen"] / totals["train_seconds"] if totals["train_seconds"] else None,
             "training_energy_j": self.energy.report()["training_energy_j"],
         })
         self.epoch += 1
         self.step_in_epoch = 0
-        for hook in self.hooks:
-            if hasattr(hook, "on_epoch_end"):
-                hook.on_epoch_end(self)  # may replace the model (early-bird pruning)
+        self._epoch = _fresh_epoch()
+        for method in self.methods:
+            method.on_epoch_end(self)  # may replace the model (early-bird pruning)
         self.save("running" if self.epoch < cfg.epochs else "complete")
         if self.on_epoch is not None:
-            self.on_epoch(self.history[-1])
+            self.on_epoch({**self.history[-1], "epochs": cfg.epochs})
 
     def summary(self):
+        """The run's results as ``lean train --json`` prints them."""
         last = self.history[-1] if self.history else {}
-        energy = self.energy.report()
-        return {
+        out = {
             "net": self.model.name, "data": self.dataset.name, "epochs": self.epoch,
             "test_accuracy": last.get("test_accuracy"),
             "train_loss": last.get("train_loss"),
@@ -302,7 +288,19 @@ class Trainer:
             "parameters": self.model.num_parameters(),
             "checkpoint": str(self.out) if self.out else None,
             "skipped_steps": self.skipped_steps,
-            "training_energy_j": energy["training_energy_j"],
-            "energy": energy,
-            **{k: v for h in self.hooks if hasattr(h, "summary") for k, v in h.summary().items()},
         }
+        for method in self.methods:
+            out.update(method.summary())
+        return out
+
+
+def method_states(progress, format_version=2):
+    """The methods' saved states by name. Format 1 kept the energy meter's apart and the others under "hooks",
+    and its early-bird hook held the slimming penalty (off once the net was pruned)."""
+    if format_version >= 2:
+        return dict(progress.get("methods", {}))
+    states = dict(progress.get("hooks", {}))
+    states["energy"] = progress.get("energy", {})
+    if states.get("early_bird", {}).get("pruned"):
+        states["slim"] = {"active": False}
+    return states

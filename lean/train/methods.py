@@ -1,39 +1,98 @@
-"""The training methods a ``TrainConfig`` asks for, as the model change and trainer hooks that run them.
+"""The training-method protocol: how a method (network slimming, early-bird, SMD, SLU, PSG, low-precision
+training, the energy meter, later DFS and DDI) plugs into ``lean.train.Trainer``.
 
-``lean train`` and a resumed run both go through ``prepare``, so a checkpoint's settings rebuild the same run.
+A method is a ``TrainingMethod``: every hook has a no-op default, and the trainer calls each hook of every
+method in a fixed place of the loop (it never asks what a method can do):
+
+====================  ==================================================================================
+``prepare``           ``(model, config)`` once, before training: the model to train (SLU adds its gates)
+``install(model)``    attach to the model; called again after a resume and after the model is replaced
+``uninstall()``       detach (restore the layers)
+``on_epoch_start``    ``(trainer)`` before the first step of an epoch
+``skip_step``         ``(trainer, step)`` -> True to drop this step (no forward, no backward; SMD)
+``on_batch``          ``(trainer, seed)`` before each forward, with the step's seed for any random draws
+``before_update``     ``(trainer)`` after backward, before the optimizer step: may add to gradients
+``on_epoch_end``      ``(trainer)`` after the epoch's evaluation; may replace the model (early-bird pruning)
+``state`` / ``load_state``  a JSON-able dict that rides in the checkpoint under the method's ``name``
+``summary()``         keys merged into the run's summary (``lean train --json``)
+====================  ==================================================================================
+
+How a method changes a layer's arithmetic: never by replacing the layer's methods, only through the two doors of
+``lean.nn.hooks``: an operand hook on a conv or linear layer (``LayerOperandMethod`` installs one per layer) and
+observers that watch calls (the energy meter).
 """
 
 
-def prepare(config, model, *, fresh=False):
-    """Returns ``(model, hooks)``: the model to train (skip-gated for SLU) and the hooks of the other methods.
+class TrainingMethod:
+    """Base of every training method; see the module docstring for when each hook runs."""
 
-    ``fresh``: a new run (not a resume), whose batch-norm scales start at ``config.bn_init`` when it is given.
-    """
-    from .e2train import PredictiveSignGradient, add_skip_gates
+    name = ""  # key of its state in checkpoints; every method of a run has its own
 
-    hooks = []
-    if fresh and config.bn_init is not None:
-        from ..compress.slimming import set_batchnorm_scales
+    def prepare(self, model, config):
+        return model
 
-        set_batchnorm_scales(model, config.bn_init)
-    if config.slu is not None and not _has_gates(model):
-        model = add_skip_gates(model, target=config.slu, beta=config.slu_beta, seed=config.seed)
-    if config.psg is not None or config.psg_adaptive is not None:
-        hooks.append(PredictiveSignGradient(tau=config.psg, tau_rel=config.psg_adaptive))
-    if config.early_bird is not None:
-        from ..compress.slimming import EarlyBirdTraining
+    def install(self, model):
+        pass
 
-        hooks.append(EarlyBirdTraining(config.early_bird, config.slim, config.eb_window, config.eb_epsilon,
-                                       config.eb_precision))
-    elif config.slim is not None:  # plain network slimming: train with the penalty, then `lean prune`
-        from ..compress.slimming import SlimmingPenalty
+    def uninstall(self):
+        pass
 
-        hooks.append(SlimmingPenalty(model, config.slim))
-    return model, hooks
+    def on_epoch_start(self, trainer):
+        pass
+
+    def skip_step(self, trainer, step):
+        return False
+
+    def on_batch(self, trainer, seed):
+        pass
+
+    def before_update(self, trainer):
+        pass
+
+    def on_epoch_end(self, trainer):
+        pass
+
+    def state(self):
+        return {}
+
+    def load_state(self, state):
+        pass
+
+    def summary(self):
+        return {}
 
 
-def _has_gates(model):
-    from ..nn import GateController
+class LayerOperandMethod(TrainingMethod):
+    """A method that changes how layers multiply: one ``lean.nn.hooks.OperandHook`` per layer of ``layer_types``
+    (``make_hook(name, index, layer)``), installed with ``set_operand_hook`` and removed on ``uninstall``. Runs on
+    plain float layers only (not compressed or quantized ones). ``seed`` is the current step's seed, for
+    stochastic rounding."""
 
-    return any(isinstance(m, GateController) for m in model.net.modules())
+    label = ""
+    layer_types = ()
 
+    def __init__(self):
+        self.seed = 0
+        self._hooked = []
+
+    def make_hook(self, name, index, layer):
+        raise NotImplementedError
+
+    def on_batch(self, trainer, seed):
+        self.seed = int(seed)
+
+    def install(self, model):
+        from ..errors import ConfigError
+
+        self.uninstall()
+        layers = [(n, m) for n, m in model.net.named_modules() if isinstance(m, self.layer_types)]
+        for index, (name, layer) in enumerate(layers):
+            if layer.form is not None or layer.input_bits is not None:
+                raise ConfigError(f"{name}: {self.label} runs on plain float layers (not compressed or quantized)")
+            layer.set_operand_hook(self.make_hook(name, index, layer))
+            self._hooked.append(layer)
+
+    def uninstall(self):
+        for layer in self._hooked:
+            layer.set_operand_hook(None)
+        self._hooked = []

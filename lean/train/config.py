@@ -1,0 +1,325 @@
+"""Training settings: the core run (``TrainConfig``), one small config per training method, and the recipe table.
+
+This module (and the recipes) import no NumPy: the ``lean`` command builds its ``train`` options from these
+dataclasses (names, defaults, ranges and help come from the fields' metadata, ``option``), so there is one
+source of defaults.
+
+- ``TrainConfig``: what every run has (net, data, schedule, optimizer, ...) and ``methods``, a tuple of method
+  configs. Settings not given (their default is ``RECIPE``) take the **recipe** of the net
+  (``lean.nets.recipes``, shown by ``lean nets`` and ``lean train --help``): the settings the benchmarks
+  measured, so a plain command reproduces their figures.
+- ``MethodConfig``: the base of a training method's settings. Each method (SMD, SLU and PSG here; network
+  slimming and early-bird in ``lean.compress.config``; later DFS and DDI) registers its config class under its
+  ``name`` (``register_method``); ``build()`` makes the ``lean.train.methods.TrainingMethod`` that runs it.
+  A run's checkpoint stores each method's settings under its name, with the module that defines it, so a resumed
+  run rebuilds the same methods.
+
+Checks raise ``lean.errors.ConfigError`` naming the command-line option (``--lr``), so one message serves the
+command and a notebook.
+"""
+
+import math
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
+from typing import ClassVar
+
+from ..errors import ConfigError
+from ..nets.recipes import recipe
+
+SCHEDULES = ("constant", "step", "multistep", "cosine")
+OPTIMIZERS = ("sgd", "adam")
+
+
+# ---------------------------------------------------------------------------------------------- options
+
+def option(default=MISSING, help="", *, flag=None, kind=None, minimum=None, maximum=None, min_open=False,
+           max_open=False, choices=None, switch=False, on_resume="keep", recipe=False, metavar=None):
+    """A dataclass field that is also a command-line option (the metadata the ``lean`` command reads).
+
+    ``flag``: the option's name (default ``--`` + the field name with dashes); ``kind``: int, float, str or
+    bool; ``minimum``/``maximum`` (open with ``min_open``/``max_open``) and ``choices``: the valid values, checked
+    here and shown by ``--help``; ``switch``: giving this option turns its method on; ``on_resume``: "keep" (a
+    resumed run refuses a different value) or "change" (a resumed run takes the new value); ``recipe``: None
+    means "the net's recipe".
+    """
+    meta = {"help": help, "flag": flag, "kind": kind, "minimum": minimum, "maximum": maximum,
+            "min_open": min_open, "max_open": max_open, "choices": choices, "switch": switch,
+            "on_resume": on_resume, "recipe": recipe, "metavar": metavar}
+    return field(default=default, metadata=meta)
+
+
+def flag_of(f):
+    """The command-line name of a config field: ``--batch-size`` for ``batch_size`` unless the field says."""
+    return f.metadata.get("flag") or "--" + f.name.replace("_", "-")
+
+
+def range_text(meta):
+    """The valid range of an option as ``--help`` shows it: ``x>=1``, ``0<x<1`` (empty if unbounded)."""
+    lo, hi = meta.get("minimum"), meta.get("maximum")
+    low = None if lo is None else f"{lo:g}{'<' if meta.get('min_open') else '<='}"
+    high = None if hi is None else f"{'<' if meta.get('max_open') else '<='}{hi:g}"
+    if low and high:
+        return f"{low}x{high}"
+    if low:
+        return f"x{'>' if meta.get('min_open') else '>='}{lo:g}"
+    return f"x{high}" if high else ""
+
+
+def _check_field(f, value):
+    meta = f.metadata
+    if value is None or not meta:
+        return
+    kind = meta.get("kind")
+    name = flag_of(f)
+    if kind in (int, float) and (isinstance(value, bool) or not isinstance(value, (int, float))):
+        raise ConfigError(f"{name} must be a number; got {value!r}")
+    if kind is int and int(value) != value:
+        raise ConfigError(f"{name} must be a whole number; got {value!r}")
+    if kind is float and not math.isfinite(value):
+        raise ConfigError(f"{name} must be finite; got {value!r}")
+    if meta.get("choices") and value not in meta["choices"]:
+        raise ConfigError(f"{name} must be one of {', '.join(meta['choices'])}; got {value!r}")
+    lo, hi = meta.get("minimum"), meta.get("maximum")
+    low_bad = lo is not None and (value <= lo if meta.get("min_open") else value < lo)
+    high_bad = hi is not None and (value >= hi if meta.get("max_open") else value > hi)
+    if low_bad or high_bad:
+        raise ConfigError(f"{name} must be {range_text(meta)}; got {value!r}")
+
+
+def check_fields(config):
+    """Check every field of ``config`` against its metadata (type, choices, range)."""
+    for f in fields(config):
+        _check_field(f, getattr(config, f.name))
+
+
+# ---------------------------------------------------------------------------------------------- recipes
+
+class _Recipe:
+    """The default of a setting that comes from the net's recipe (distinct from None, which some settings use:
+    ``augment=None`` is the dataset's own choice)."""
+
+    def __repr__(self):
+        return "RECIPE"
+
+
+RECIPE = _Recipe()
+
+
+# ---------------------------------------------------------------------------------------------- methods
+
+METHODS = {}  # method name -> its config class, in registration order
+
+
+def register_method(cls):
+    """Class decorator: make a ``MethodConfig`` subclass known under its ``name`` (for options and resume)."""
+    if not cls.name:
+        raise TypeError(f"{cls.__name__} needs a name")
+    METHODS[cls.name] = cls
+    return cls
+
+
+@dataclass(frozen=True)
+class MethodConfig:
+    """Settings of one training method. Subclasses are frozen dataclasses whose fields are ``option``s."""
+
+    name: ClassVar[str] = ""
+    requires: ClassVar[tuple] = ()  # names of methods this one needs in the same run
+    requires_message: ClassVar[str] = ""
+    excludes: ClassVar[tuple] = ()  # names of methods it cannot run with
+
+    def __post_init__(self):
+        check_fields(self)
+
+    def build(self):
+        """The ``lean.train.methods.TrainingMethod`` that runs these settings."""
+        raise NotImplementedError
+
+    def to_dict(self):
+        return asdict(self)
+
+
+def method_from_dict(name, values, module=None):
+    """The config of method ``name`` from its stored settings (``module``: where it is defined, for the message
+    when that module has not been imported)."""
+    cls = METHODS.get(name)
+    if cls is None:
+        where = f" (defined in {module}: import it first; the lean command does)" if module else ""
+        raise ConfigError(f"unknown training method {name!r}{where}; known: {', '.join(METHODS) or 'none'}")
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError(f"method {name} has no setting {', '.join(unknown)}")
+    return cls(**values)
+
+
+# ------------------------------------------------------------------------------------------------- core
+
+@dataclass
+class TrainConfig:
+    """The settings of a training run. Settings not given take the net's recipe (``recipe``, default ``RECIPE``)."""
+
+    net: str = option("lenet5", "Network name (see `lean nets`).", kind=str, metavar="NAME")
+    data: str = option("digits", "Dataset name (see `lean data`) or a .npz/.h5 file.", kind=str, metavar="NAME",
+                       on_resume="relocate")
+    epochs: int = option(RECIPE, "Epochs in all (a resumed run may extend them).", kind=int, minimum=1,
+                                on_resume="change", recipe=True)
+    batch_size: int = option(RECIPE, "Images per step.", kind=int, minimum=1, recipe=True)
+    lr: float = option(RECIPE, "Learning rate (peak, after any warm-up).", kind=float, minimum=0,
+                              min_open=True, recipe=True)
+    optimizer: str = option(RECIPE, "Optimizer.", kind=str, choices=OPTIMIZERS, recipe=True)
+    momentum: float = option(RECIPE, "SGD momentum.", kind=float, minimum=0, maximum=1, max_open=True,
+                                    recipe=True)
+    nesterov: bool = option(False, "Nesterov momentum.", kind=bool)
+    schedule: str = option(RECIPE, "Learning-rate schedule.", kind=str, choices=SCHEDULES, recipe=True)
+    warmup_epochs: float = option(0.0, "Linear learning-rate warm-up, in epochs.", kind=float, minimum=0)
+    weight_decay: float = option(RECIPE, "L2 weight decay.", kind=float, minimum=0, recipe=True)
+    label_smoothing: float = option(0.0, "Label smoothing of the cross-entropy target.", kind=float, minimum=0,
+                                    maximum=1, max_open=True)
+    seed: int = option(0, "Seed of initialization, sample order, augmentation and every method's draws.",
+                       kind=int, minimum=0)
+    train_limit: int | None = option(None, "Use only the first N training images.", kind=int, minimum=1,
+                                     metavar="N")
+    augment: bool | None = option(RECIPE, "Random crop (pad 4) and horizontal flip in training.", kind=bool,
+                                  recipe=True)
+    width: float = option(1.0, "Channel-width multiplier (vgg, resnet, preresnet, mobilenetv2).", kind=float,
+                          minimum=0, min_open=True)
+    bn_init: float | None = option(None, "Start every batch-norm scale at this value (network slimming's code: "
+                                   "0.5).", kind=float, minimum=0, min_open=True, metavar="G")
+    eval_every: int = option(1, "Evaluate the test set every N epochs (and after the last).", kind=int, minimum=1,
+                             on_resume="change", metavar="N")
+    methods: tuple = field(default=(), metadata={})
+
+    def __post_init__(self):
+        settings = recipe(self.net)
+        for f in fields(self):
+            if getattr(self, f.name) is RECIPE:
+                setattr(self, f.name, settings[f.name])
+        check_fields(self)
+        self.methods = tuple(self.methods)
+        names = [m.name for m in self.methods]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"a training method is given twice: {', '.join(names)}")
+        for m in self.methods:
+            if not isinstance(m, MethodConfig):
+                raise ConfigError(f"methods must be MethodConfig objects; got {m!r}")
+            missing = [r for r in m.requires if r not in names]
+            if missing:
+                raise ConfigError(m.requires_message or f"{m.name} needs {', '.join(missing)} in the same run")
+            clash = [e for e in m.excludes if e in names]
+            if clash:
+                raise ConfigError(f"{m.name} cannot run together with {', '.join(clash)}")
+
+    def method(self, name):
+        """The config of method ``name`` in this run, or None."""
+        return next((m for m in self.methods if m.name == name), None)
+
+    def without(self, *names):
+        """A copy without the named methods."""
+        return replace(self, methods=tuple(m for m in self.methods if m.name not in names))
+
+    def to_dict(self):
+        """JSON-able settings (format 2): core fields, and the methods by name with their defining modules."""
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "methods"}
+        out["methods"] = {m.name: m.to_dict() for m in self.methods}
+        out["method_modules"] = {m.name: type(m).__module__ for m in self.methods}
+        return out
+
+    @classmethod
+    def from_dict(cls, settings, format_version=2):
+        """Settings as a checkpoint stores them (``format_version`` 1: the flat settings of lean before 2026-11-27,
+        where methods were fields of the one config)."""
+        settings = dict(settings)
+        if format_version < 2:
+            methods = legacy_methods(settings)
+        else:
+            modules = settings.get("method_modules", {})
+            methods = [method_from_dict(n, v, modules.get(n)) for n, v in settings.get("methods", {}).items()]
+        core = {f.name: settings[f.name] for f in fields(cls) if f.name != "methods" and f.name in settings}
+        return cls(**core, methods=tuple(methods))
+
+
+def core_fields():
+    """The fields of ``TrainConfig`` that are options (every one but ``methods``)."""
+    return [f for f in fields(TrainConfig) if f.name != "methods"]
+
+
+# Format 1 kept every method's settings as flat fields of the one config: (method, its field) per old field.
+LEGACY_FIELDS = {"smd": ("smd", "probability"), "slu": ("slu", "target"), "slu_beta": ("slu", "beta"),
+                 "psg": ("psg", "tau"), "psg_adaptive": ("psg", "adaptive"), "slim": ("slim", "strength"),
+                 "early_bird": ("early_bird", "ratio"), "eb_epsilon": ("early_bird", "epsilon"),
+                 "eb_window": ("early_bird", "window"), "eb_precision": ("early_bird", "precision")}
+LEGACY_SWITCHES = {"smd": "smd", "slu": "slu", "psg": ("psg", "psg_adaptive"), "slim": "slim",
+                   "early_bird": "early_bird"}
+
+
+def legacy_methods(flat):
+    """Method configs from format-1 flat settings (a method is on when its switch field was set)."""
+    on = []
+    for method, switch in LEGACY_SWITCHES.items():
+        keys = switch if isinstance(switch, tuple) else (switch,)
+        if any(flat.get(k) not in (None, 0, 0.0) for k in keys):
+            on.append(method)
+    values = {m: {} for m in on}
+    for old, (method, name) in LEGACY_FIELDS.items():
+        if method in values and old in flat:
+            values[method][name] = flat[old]
+    return [method_from_dict(m, values[m], "lean.compress.config" if m in ("slim", "early_bird") else None)
+            for m in on]
+
+
+# ------------------------------------------------------------------------------------------- E2-Train
+
+@register_method
+@dataclass(frozen=True)
+class SMDConfig(MethodConfig):
+    """E2-Train's stochastic mini-batch dropping: skip each step with this probability."""
+
+    name: ClassVar[str] = "smd"
+    probability: float = option(0.5, "E2-Train: probability of dropping each mini-batch (authors: 0.5).",
+                                flag="--smd", kind=float, minimum=0, maximum=1, min_open=True, max_open=True,
+                                switch=True, metavar="P")
+
+    def build(self):
+        from .e2train import StochasticMiniBatchDropping
+
+        return StochasticMiniBatchDropping(self.probability)
+
+
+@register_method
+@dataclass(frozen=True)
+class SLUConfig(MethodConfig):
+    """E2-Train's selective layer update: skip-gated residual blocks aiming to run ``target`` of them."""
+
+    name: ClassVar[str] = "slu"
+    target: float = option(0.5, "E2-Train: skip-gate residual blocks, aiming to run this fraction of them.",
+                           flag="--slu", kind=float, minimum=0, maximum=1, min_open=True, switch=True,
+                           metavar="TARGET")
+    beta: float = option(1e-3, "Weight of SLU's computation cost (authors: 1e-5; see lean/nn/gates.py).",
+                         flag="--slu-beta", kind=float, minimum=0)
+
+    def build(self):
+        from .e2train import SelectiveLayerUpdate
+
+        return SelectiveLayerUpdate(self.target, self.beta)
+
+
+@register_method
+@dataclass(frozen=True)
+class PSGConfig(MethodConfig):
+    """E2-Train's predictive sign gradient, with a fixed ``tau`` or an adaptive one (a fraction of max |g|)."""
+
+    name: ClassVar[str] = "psg"
+    tau: float | None = option(None, "E2-Train: predictive sign gradients with this fixed tau (authors: 5e-5).",
+                               flag="--psg", kind=float, minimum=0, switch=True, metavar="TAU")
+    adaptive: float | None = option(None, "E2-Train: predictive sign gradients, tau = this x max |prediction| "
+                                    "per layer.", flag="--psg-adaptive", kind=float, minimum=0, maximum=1,
+                                    switch=True, metavar="FRACTION")
+
+    def __post_init__(self):
+        super().__post_init__()
+        if (self.tau is None) == (self.adaptive is None):
+            raise ConfigError("give PSG one tau: a fixed --psg TAU or --psg-adaptive FRACTION")
+
+    def build(self):
+        from .e2train import PredictiveSignGradient
+
+        return PredictiveSignGradient(tau=self.tau, tau_rel=self.adaptive)

@@ -1,0 +1,185 @@
+"""What ``lean train`` and ``lean eval`` do, as functions: start a run, resume one, evaluate a checkpoint.
+
+- ``start(config, out=...)``: claims the output (checked and locked before any work), loads the data, builds the
+  net, applies a fresh run's settings (``bn_init``), trains with the config's methods and returns the summary.
+- ``resume(path, epochs=...)``: continues a run from its checkpoint with the settings it was trained with.
+  **One rule** for what a resume may change: the number of epochs (``epochs``, to train longer), how often it
+  tests (``eval_every``), and where its data file now is (``data``: a file moved elsewhere, checked against the
+  digest stored at the start); any other setting given must equal the run's own, or the call is refused naming
+  the option. A compressed checkpoint is not a training run and is refused (its re-training belongs to
+  ``lean compress``); a pruned one (``lean prune``) resumes as the fine-tuning of the narrower net.
+- ``evaluate(path, data=None)``: test accuracy of a checkpoint on its data (or another dataset of that shape).
+
+Method configs are found by name in ``lean.train.config.METHODS``, where each method's module registers its
+config class; the ``lean`` command imports them all. A notebook resuming a run whose methods live elsewhere
+(network slimming and early-bird: ``lean.compress.config``) imports that module first, as the error says.
+"""
+
+import time
+from dataclasses import fields
+from pathlib import Path
+
+from ..data import is_data_file
+from ..data import load as load_data
+from ..errors import CheckpointError, ConfigError, DataError
+from ..nets import build
+from ..nn import BatchNorm
+from ..nn.checkpoint import claim_output
+from ..nn.checkpoint import load as load_checkpoint
+from .config import TrainConfig, flag_of
+from .loop import Trainer, accuracy
+
+
+def default_out(config):
+    """``NET-DATA.h5`` in the current folder."""
+    return f"{config.net}-{Path(config.data).stem}.h5"
+
+
+def set_batchnorm_scales(model, value):
+    """Start every batch-norm scale of ``model`` at ``value`` (network slimming's and early-bird's code: 0.5)."""
+    if not value > 0:
+        raise ConfigError(f"batch-norm scales must start > 0; got {value}")
+    for bn in model.net.modules():
+        if isinstance(bn, BatchNorm):
+            bn.params["weight"][...] = value
+
+
+def start(config: TrainConfig, *, out=None, force=False, on_step=None, on_epoch=None) -> dict:
+    """Train a new run described by ``config`` and write its checkpoint to ``out`` (default ``NET-DATA.h5``).
+
+    Returns the summary (``lean train --json``): test_accuracy, epochs, seconds, train_images_per_second,
+    parameters, checkpoint, training_energy_j, energy and each method's own keys. Raises ``OutputError`` before
+    any work if ``out`` exists (unless ``force``), cannot be written or is held by another run.
+    """
+    out = Path(out or default_out(config))
+    with claim_output(out, overwrite=force, exists_hint=f"pass --force to overwrite it or --resume {out} to "
+                                                         "continue it"):
+        dataset = load_data(config.data)
+        extra = {}
+        if is_data_file(config.data):  # stored resolvable, and with a digest so a moved file can be recognised
+            config.data = str(Path(config.data).resolve())
+            extra["data_sha256"] = dataset.fingerprint()
+        model = build(config.net, input_shape=dataset.input_shape, num_classes=dataset.num_classes,
+                      seed=config.seed, **({} if config.width == 1.0 else {"width": config.width}))
+        if config.bn_init is not None:
+            set_batchnorm_scales(model, config.bn_init)
+        trainer = Trainer(model, dataset, config, out=out, on_step=on_step, on_epoch=on_epoch,
+                          extra_settings=extra)
+        trainer.run()
+        return trainer.summary()
+
+
+def resume(path, *, out=None, data=None, on_step=None, on_epoch=None, **given) -> dict:
+    """Continue the run of checkpoint ``path`` (written to ``out``, default ``path`` itself); returns the summary.
+
+    ``given``: settings as ``TrainConfig`` names them (``epochs=40``, ``eval_every=5``, ``lr=0.05``, and
+    ``methods=(...)`` configs); see the module docstring for which may differ from the run's own.
+    """
+    path = Path(path)
+    out = Path(out or path)
+    same_file = out.resolve() == path.resolve()
+    with claim_output(out, overwrite=same_file):
+        ckpt = load_checkpoint(path)
+        if ckpt.compressed:
+            source = ckpt.training.get("compression", {}).get("checkpoint", "its dense checkpoint")
+            raise CheckpointError(f"{path} is a compressed checkpoint ({ckpt.compressed}), not a training run: "
+                                  f"re-train it with lean compress {ckpt.compressed} {source} --retrain-epochs N")
+        config = _with_changes(TrainConfig.from_dict(ckpt.training, ckpt.format_version), given, path)
+        if ckpt.epoch >= config.epochs:
+            raise ConfigError(f"{path} already finished {ckpt.epoch} epochs; pass --epochs N with N > {ckpt.epoch} "
+                              "to train longer")
+        dataset = _run_data(config, ckpt, path, data)
+        trainer = Trainer(ckpt.model(), dataset, config, out=out, on_step=on_step, on_epoch=on_epoch,
+                          extra_settings={k: ckpt.training[k] for k in ("data_sha256", "pruned_from")
+                                          if k in ckpt.training})
+        trainer.restore(ckpt)
+        trainer.run()
+        return trainer.summary()
+
+
+def _with_changes(config, given, path):
+    """``config`` with the settings a resume may change; any other given setting must equal the run's."""
+    changes = {}
+    by_name = {f.name: f for f in fields(config)}
+    for name, value in given.items():
+        if name == "methods":
+            _check_methods(config, value, path)
+            continue
+        if name not in by_name:
+            raise ConfigError(f"unknown training setting {name!r}")
+        f = by_name[name]
+        current = getattr(config, name)
+        if f.metadata.get("on_resume") == "change":
+            changes[name] = value
+        elif value != current:
+            raise ConfigError(f"{flag_of(f)} {value} differs from {path}'s {current}: a resumed run keeps its "
+                              "settings (it may change --epochs and --eval-every, and --data to a moved file)")
+    if not changes:
+        return config
+    settings = config.to_dict()
+    settings.update(changes)
+    return TrainConfig.from_dict(settings)
+
+
+def _check_methods(config, methods, path):
+    for given in methods:
+        current = config.method(given.name)
+        if current != given:
+            switch = next(flag_of(f) for f in fields(type(given)) if f.metadata.get("switch"))
+            had = "was trained without it" if current is None else f"has {current}"
+            raise ConfigError(f"{switch}: {path} {had}; a resumed run keeps its training methods")
+
+
+def _run_data(config, ckpt, path, data):
+    """The dataset a resumed run continues on: its own, or ``data`` when its data file has moved."""
+    stored = config.data
+    if data is None:
+        return load_data(_existing_data_path(stored, path))
+    if not is_data_file(stored):
+        if data != stored:
+            raise ConfigError(f"--data {data} differs from {path}'s {stored}: a run keeps its dataset (only a data "
+                              "file that moved can be given again)")
+        return load_data(data)
+    if not is_data_file(data):
+        raise ConfigError(f"--data {data}: {path} was trained on the data file {stored}; give that file's new path")
+    dataset = load_data(data)
+    digest = ckpt.training.get("data_sha256")
+    if digest is not None and dataset.fingerprint() != digest:
+        raise DataError(f"{data} is not the data {path} was trained on (its contents differ from {stored}'s)")
+    config.data = str(Path(data).resolve())
+    return dataset
+
+
+def _existing_data_path(stored, checkpoint_path):
+    """A stored data-file path as it can be opened: as stored, else beside the checkpoint (format 1 stored it
+    relative to where the run started)."""
+    if not is_data_file(stored) or Path(stored).exists():
+        return stored
+    beside = Path(checkpoint_path).parent / stored
+    if not Path(stored).is_absolute() and beside.exists():
+        return str(beside)
+    raise DataError(f"the data file {stored} of {checkpoint_path} does not exist; if it moved, pass --data NEW_PATH")
+
+
+def evaluate(path, *, data=None, on_batch=None) -> dict:
+    """Test accuracy of checkpoint ``path`` on its dataset (or on ``data``, a dataset of the same image shape).
+
+    Returns ``checkpoint, data, test_accuracy, test_images, seconds, images_per_second``; ``on_batch(done,
+    total)`` is called as test batches finish.
+    """
+    ckpt = load_checkpoint(path)
+    model = ckpt.model()
+    data_name = data or ckpt.training.get("data")
+    if not data_name:
+        raise ConfigError(f"{path} does not say which data it was trained on; pass --data")
+    dataset = load_data(data_name if data else _existing_data_path(data_name, path))
+    if dataset.input_shape != model.input_shape:
+        raise DataError(f"{data_name} images are {dataset.input_shape}, the model expects {model.input_shape}")
+    mean = ckpt.mean if ckpt.mean is not None else dataset.mean
+    std = ckpt.std if ckpt.std is not None else dataset.std
+    t0 = time.perf_counter()
+    acc = accuracy(model, dataset.x_test, dataset.y_test, lambda x: dataset.normalize(x, mean, std),
+                   on_batch=on_batch)
+    seconds = time.perf_counter() - t0
+    return {"checkpoint": str(path), "data": data_name, "test_accuracy": acc, "test_images": len(dataset.y_test),
+            "seconds": seconds, "images_per_second": len(dataset.y_test) / seconds}
