@@ -4,6 +4,7 @@ import math
 
 import pytest
 
+from lean.errors import HardwareModelError
 from lean.hw.bitcost import dot_product_fa, layer_cost, workload_cost
 from lean.hw.workload import LayerShape, Workload
 
@@ -30,3 +31,9 @@ def test_layer_cost_by_hand_and_sharing():
     assert shared.weight_fa / dense.weight_fa == pytest.approx(expected_ratio)
     total = workload_cost(Workload("w", (conv,)), {"c": 16})
     assert total.total_fa == pytest.approx(shared.total_fa)
+
+
+def test_shared_clusters_must_be_a_positive_integer():
+    layer = LayerShape("c", "conv", n=1, c=4, k=4, h=4, w=4, r=3, s=3, padding=1)
+    with pytest.raises(HardwareModelError, match="shared clusters must be a positive integer"):
+        layer_cost(layer, shared_clusters=0)

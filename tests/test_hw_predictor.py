@@ -4,6 +4,7 @@ import dataclasses
 
 import pytest
 
+from lean.errors import HardwareModelError
 from lean.hw import workload as wl
 from lean.hw.accelerator import BUILTIN, Accelerator, eyeriss, tpu_like
 from lean.hw.predictor import ORDERS, predict, search_tiling
@@ -90,15 +91,15 @@ def test_zero_gating_and_compression_use_the_workload_densities():
 
 
 def test_bad_inputs():
-    with pytest.raises(ValueError, match="unknown dataflow"):
+    with pytest.raises(HardwareModelError, match="unknown dataflow"):
         eyeriss().with_overrides(dataflow="xyz")
-    with pytest.raises(ValueError, match="unknown accelerator parameter 'rows'"):
+    with pytest.raises(HardwareModelError, match="unknown accelerator parameter 'rows'"):
         eyeriss().with_overrides(rows="3")
-    with pytest.raises(ValueError, match="is not a valid int"):
+    with pytest.raises(HardwareModelError, match="is not a valid int"):
         eyeriss().with_overrides(array_rows="many")
-    with pytest.raises(ValueError, match="unknown objective"):
+    with pytest.raises(HardwareModelError, match="unknown objective"):
         search_tiling(wl.LayerShape("x"), eyeriss(), objective="area")
     big = wl.LayerShape("big", "fc", n=1, c=4096, k=4096)
-    with pytest.raises(ValueError, match="no tiling fits"):
+    with pytest.raises(HardwareModelError, match="no tiling fits"):
         search_tiling(big, tpu_like().with_overrides(glb_bytes="4"))
     assert len(ORDERS) == len(set(ORDERS))

@@ -2,6 +2,7 @@
 
 import pytest
 
+from lean.errors import HardwareModelError
 from lean.hw import tech
 
 
@@ -25,5 +26,12 @@ def test_bit_width_scaling_rules():
     assert tech.dram_energy_pj(16) == pytest.approx(320.0)
     assert tech.mac_energy_pj(8) == pytest.approx(0.2 + 0.05)
     assert tech.TABLES["65nm"]["mult_8b"].value == pytest.approx(0.2 * (65 / 45) ** 2)
-    with pytest.raises(ValueError, match="unknown technology table"):
+    with pytest.raises(HardwareModelError, match="unknown technology table"):
         tech.table("7nm")
+
+
+def test_energy_unit_of_each_table():
+    assert tech.energy_unit("eyeriss-normalized") == "x 16-bit MAC"
+    assert tech.energy_unit("horowitz45") == tech.energy_unit("65nm") == "pJ"
+    with pytest.raises(HardwareModelError, match="unknown technology table"):
+        tech.energy_unit("7nm")

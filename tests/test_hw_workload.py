@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from lean.errors import HardwareModelError
 from lean.hw import workload as wl
 from lean.nets import build
 
@@ -45,19 +46,19 @@ def test_from_file_json_and_toml(tmp_path):
         w = wl.load(str(tmp_path / f))
         assert w.macs == 2 * 8 * 6 * 6 * 4 * 9
     (tmp_path / "bad.json").write_text(json.dumps({"layers": [{**layer, "colour": 3}]}))
-    with pytest.raises(ValueError, match="unknown fields"):
+    with pytest.raises(HardwareModelError, match="unknown fields"):
         wl.load(str(tmp_path / "bad.json"))
     (tmp_path / "neg.json").write_text(json.dumps({"layers": [{**layer, "k": 0}]}))
-    with pytest.raises(ValueError, match="k must be a positive integer"):
+    with pytest.raises(HardwareModelError, match="k must be a positive integer"):
         wl.load(str(tmp_path / "neg.json"))
-    with pytest.raises(ValueError, match="unknown workload"):
+    with pytest.raises(HardwareModelError, match="unknown workload"):
         wl.load("googlenet")
 
 
 def test_layer_shape_checks():
-    with pytest.raises(ValueError, match="does not fit"):
+    with pytest.raises(HardwareModelError, match="does not fit"):
         wl.LayerShape("x", h=2, w=2, r=5, s=5)
-    with pytest.raises(ValueError, match="w_density"):
+    with pytest.raises(HardwareModelError, match="w_density"):
         wl.LayerShape("x", w_density=1.5)
-    with pytest.raises(ValueError, match="groups"):
+    with pytest.raises(HardwareModelError, match="groups"):
         wl.LayerShape("x", c=3, k=4, groups=2)

@@ -1,33 +1,64 @@
-"""Accelerator descriptions: frozen dataclasses whose field names carry their units.
+"""Accelerator descriptions: frozen dataclasses whose field names carry their units, built from named data files.
 
-Built in (``BUILTIN``):
+Each built-in accelerator is a TOML file in ``lean/hw/accelerators/`` (``BUILTIN``): a ``name``, ``description``,
+``source`` and ``tech`` (the technology table of ``lean.hw.tech`` its energies come from), and a ``[parameters]``
+table giving every field with its value, unit (none for flags and the dataflow) and source (paper and section, or
+"assumed: why"). In short:
 
 - ``eyeriss``: Chen et al., JSSC 2017: 12x14 PEs, row-stationary, 108 kB global buffer holding input maps and
   partial sums (filters go from DRAM straight to the array), per-PE scratchpads of 224 filter, 12 input and 24
   partial-sum words, 16-bit, 200 MHz; zero gating of MACs on zero inputs; run-length compression of maps off
-  chip (``dram_compression``). Its off-chip bandwidth is taken as 8 bytes a cycle (a 64-bit bus at the core
-  clock; assumed, the paper gives no sustained figure).
+  chip (``dram_compression``, off by default). Its off-chip bandwidth is taken as 8 bytes a cycle (a 64-bit bus
+  at the core clock; assumed, the paper gives no sustained figure).
 - ``tpu-like``: a weight-stationary systolic array after Jouppi et al., ISCA 2017: 256x256 8-bit MACs, 700 MHz,
   24 MiB unified buffer, ~30 GB/s of weight and activation memory bandwidth (43 bytes a cycle).
 - ``shidiannao-like``: an output-stationary 8x8 array after Du et al., ISCA 2015: 16-bit, 1 GHz, 288 kB of
-  on-chip buffers (NBin + NBout + SB); we give it a modest 4 bytes/cycle DRAM link for networks that do not fit.
+  on-chip buffers; we give it a modest 4 bytes/cycle DRAM link for networks that do not fit.
 - ``diannao-like``: no local reuse, a 16x16 multiplier array with adder trees after Chen et al., ASPLOS 2014;
   16-bit, 1 GHz, 36 kB of buffers, 16 bytes/cycle DRAM.
 
-Energies per access (``e_*_pj``, one ``word_bits`` word) come from a technology table of ``lean.hw.tech`` when
-an accelerator is built, and can be overridden like any other field (``with_overrides``/``--set``).
+Energies per access (``e_*_pj``, one ``word_bits`` word) come from the ``tech`` table when an accelerator is built,
+and can be overridden like any other field (``with_overrides``, ``parse_overrides``, ``lean hw predict --set``).
+They are in pJ, except under ``eyeriss-normalized``, whose unit is one 16-bit MAC (``Accelerator.energy_unit``).
+
+A user's TOML file either names a ``base = "eyeriss"`` (the default) and sets the fields to change, flat
+(``array_rows = 24``) or in a ``[parameters]`` table, or describes a whole accelerator in the built-in shape.
 """
 
 import dataclasses
+import numbers
+import tomllib
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
 
+from ..errors import HardwareModelError
 from . import tech
 
 DATAFLOWS = ("rs", "ws", "os", "is", "nlr")
+ENERGY_FIELDS = ("e_mac_pj", "e_rf_pj", "e_noc_pj", "e_glb_pj", "e_dram_pj")
+# The unit a data file must state for each parameter (None: unitless). Energies are in the tech table's unit.
+UNITS = {
+    "dataflow": None, "array_rows": "PEs", "array_cols": "PEs", "rf_weight_words": "words",
+    "rf_input_words": "words", "rf_psum_words": "words", "glb_bytes": "bytes", "word_bits": "bits",
+    "clock_mhz": "MHz", "dram_bytes_per_cycle": "bytes/cycle", "glb_bytes_per_cycle": "bytes/cycle",
+    "weights_bypass_glb": None, "systolic": None, "zero_gating": None, "zero_skipping": None,
+    "dram_compression": None, "rlc_overhead": "fraction of the dense size",
+}
 
 
 @dataclass(frozen=True)
 class Accelerator:
+    """A spatial accelerator as the dataflow predictor (``lean.hw.predictor``) costs it.
+
+    Sizes are in the unit their name ends with; ``*_words`` count ``word_bits``-wide words; ``e_*_pj`` are the
+    energies of one MAC and of one word's access at each level, in ``energy_unit``. ``tech`` names the table
+    they were taken from.
+    """
+
     name: str
     dataflow: str
     array_rows: int
@@ -55,56 +86,121 @@ class Accelerator:
 
     def __post_init__(self):
         if self.dataflow not in DATAFLOWS:
-            raise ValueError(f"unknown dataflow {self.dataflow!r}; choose one of: {', '.join(DATAFLOWS)}")
+            raise HardwareModelError(f"unknown dataflow {self.dataflow!r}; choose one of: {', '.join(DATAFLOWS)}")
         for f in ("array_rows", "array_cols", "glb_bytes", "word_bits"):
             if getattr(self, f) < 1:
-                raise ValueError(f"{f} must be >= 1; got {getattr(self, f)}")
+                raise HardwareModelError(f"{f} must be >= 1; got {getattr(self, f)}")
         for f in ("rf_weight_words", "rf_input_words", "rf_psum_words"):
             if getattr(self, f) < 0:
-                raise ValueError(f"{f} must be >= 0; got {getattr(self, f)}")
+                raise HardwareModelError(f"{f} must be >= 0; got {getattr(self, f)}")
         for f in ("clock_mhz", "dram_bytes_per_cycle", "glb_bytes_per_cycle"):
             if not getattr(self, f) > 0:
-                raise ValueError(f"{f} must be > 0; got {getattr(self, f)}")
-        for f in ("e_mac_pj", "e_rf_pj", "e_noc_pj", "e_glb_pj", "e_dram_pj", "rlc_overhead"):
+                raise HardwareModelError(f"{f} must be > 0; got {getattr(self, f)}")
+        for f in (*ENERGY_FIELDS, "rlc_overhead"):
             if getattr(self, f) < 0:
-                raise ValueError(f"{f} must be >= 0; got {getattr(self, f)}")
+                raise HardwareModelError(f"{f} must be >= 0; got {getattr(self, f)}")
+        tech.table(self.tech)  # an unknown table name fails here, listing the known ones
 
     @property
-    def pes(self):
+    def pes(self) -> int:
+        """Number of processing elements."""
         return self.array_rows * self.array_cols
 
-    def with_overrides(self, **values):
-        """A copy with fields replaced; values given as strings (from the command line) are converted."""
+    @property
+    def energy_unit(self) -> str:
+        """The unit of the ``e_*_pj`` fields and of every energy predicted on this accelerator: ``"pJ"``, or
+        ``"x 16-bit MAC"`` for the ``eyeriss-normalized`` table (1 = one 16-bit MAC at ``e_mac_pj`` = 1)."""
+        return tech.energy_unit(self.tech)
+
+    def with_overrides(self, **values: Any) -> "Accelerator":
+        """A copy with fields replaced; values given as strings (from the command line) are converted.
+
+        Setting ``dataflow="nlr"`` without RF sizes also empties the RFs (no local reuse keeps nothing in a PE);
+        changing ``tech`` without giving energies takes all five ``e_*_pj`` from the new table at ``word_bits``,
+        so they stay in ``energy_unit``. Changing ``word_bits`` alone keeps the energies as they are.
+
+        Parameters
+        ----------
+        **values
+            Field name -> new value (a value of the field's type, or a string to convert).
+
+        Returns
+        -------
+        Accelerator
+            The changed copy (checked again).
+        """
         types = {f.name: f.type for f in fields(self)}
         converted = {}
         for key, value in values.items():
             if key not in types:
-                raise ValueError(f"unknown accelerator parameter {key!r}; known: {', '.join(types)}")
+                raise HardwareModelError(f"unknown accelerator parameter {key!r}; known: {', '.join(types)}")
             converted[key] = _convert(key, value, types[key])
         if "dataflow" in converted and converted["dataflow"] == "nlr" and "rf_weight_words" not in converted:
             converted.update(rf_weight_words=0, rf_input_words=0, rf_psum_words=0)
+        new_tech = converted.get("tech", self.tech)
+        if new_tech != self.tech and not any(f in converted for f in ENERGY_FIELDS):
+            converted = {**_energies(new_tech, converted.get("word_bits", self.word_bits)), **converted}
         return dataclasses.replace(self, **converted)
 
-    def to_dict(self):
+    def to_dict(self) -> dict[str, Any]:
+        """Every field by name (JSON-able)."""
         return dataclasses.asdict(self)
 
 
 def _convert(key, value, kind):
-    if not isinstance(value, str):
+    """``value`` as a ``kind`` (bool, int, float or str): strings are parsed, ints widen to float, others must fit."""
+    name = getattr(kind, "__name__", kind)
+    if isinstance(value, str):
+        try:
+            if kind is bool:
+                if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                    raise ValueError
+                return value.lower() in ("true", "1", "yes")
+            if kind is int:
+                return int(value)
+            if kind is float:
+                return float(value)
+        except ValueError:
+            raise HardwareModelError(f"{key}={value!r} is not a valid {name}") from None
         return value
-    try:
-        if kind in (bool, "bool"):
-            if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
-                raise ValueError
-            return value.lower() in ("true", "1", "yes")
-        if kind in (int, "int"):
-            return int(value)
-        if kind in (float, "float"):
-            return float(value)
-    except ValueError:
-        raise ValueError(f"{key}={value!r} is not a valid {getattr(kind, '__name__', kind)}") from None
-    return value
+    fits = {bool: isinstance(value, bool),
+            int: isinstance(value, numbers.Integral) and not isinstance(value, bool),
+            float: isinstance(value, numbers.Real) and not isinstance(value, bool),
+            str: False}.get(kind, True)
+    if not fits:
+        raise HardwareModelError(f"{key}={value!r} is not a valid {name}")
+    return kind(value) if kind in (int, float) else value
 
+
+def parse_overrides(items: Iterable[str] | Mapping[str, Any] | None) -> dict[str, Any]:
+    """Accelerator parameters to change, from ``"key=value"`` strings (``lean hw predict --set``) or a mapping.
+
+    Parameters
+    ----------
+    items : iterable of str, or mapping, or None
+        ``["array_rows=24", "dataflow=ws"]`` (a single string is one item), or ``{"array_rows": 24}``.
+
+    Returns
+    -------
+    dict
+        Key -> value (strings stay strings; ``Accelerator.with_overrides`` converts and checks them).
+    """
+    if items is None:
+        return {}
+    if isinstance(items, Mapping):
+        return dict(items)
+    if isinstance(items, str):
+        items = [items]
+    values = {}
+    for item in items:
+        key, sep, value = str(item).partition("=")
+        if not sep or not key.strip():
+            raise HardwareModelError(f"--set takes key=value; got {item!r}")
+        values[key.strip()] = value.strip()
+    return values
+
+
+# ------------------------------------------------------------------------------------------ data files
 
 def _energies(tech_name, word_bits, mac_pj=1.0):
     e = tech.unit_energies_pj(tech_name, word_bits, mac_pj)
@@ -112,52 +208,168 @@ def _energies(tech_name, word_bits, mac_pj=1.0):
             "e_dram_pj": e["dram"]}
 
 
-def eyeriss(tech_name="eyeriss-normalized"):
-    return Accelerator("eyeriss", "rs", 12, 14, 224, 12, 24, 108 * 1024, 16, 200.0, 8.0, 64.0,
-                       **_energies(tech_name, 16), weights_bypass_glb=True, zero_gating=True,
-                       dram_compression=False, tech=tech_name)
+def _parameters(table, energy_unit, strict):
+    """Field -> value from a ``[parameters]`` table; entries are values or ``{value, unit, source}`` tables.
+
+    A unit given must be the one the field is in; ``strict`` (the built-in files) also requires a unit wherever
+    the field has one, and a source for every entry.
+    """
+    if not isinstance(table, dict):
+        raise HardwareModelError("[parameters] must be a table of field = { value, unit, source }")
+    known = [f.name for f in fields(Accelerator) if f.name not in ("name", "tech")]
+    values = {}
+    for key, entry in table.items():
+        if key not in known:
+            raise HardwareModelError(f"unknown accelerator parameter {key!r}; known: {', '.join(known)}")
+        unit = energy_unit if key in ENERGY_FIELDS else UNITS[key]
+        if isinstance(entry, dict):
+            extra = sorted(set(entry) - {"value", "unit", "source"})
+            if "value" not in entry or extra:
+                raise HardwareModelError(f"parameter {key} must be {{ value = ..., unit = ..., source = ... }}"
+                                         + (f"; unknown keys {extra}" if extra else ""))
+            given = entry.get("unit")
+            if given is not None and given != unit:
+                expected = f"in {unit!r}" if unit else "unitless"
+                raise HardwareModelError(f"parameter {key} is {expected}; the file says {given!r}")
+            if strict and ((unit and given is None) or not entry.get("source")):
+                raise HardwareModelError(f"parameter {key} needs " + (f"its unit ({unit}) and " if unit else "")
+                                         + "a source")
+            entry = entry["value"]
+        elif strict:
+            raise HardwareModelError(f"parameter {key} needs a value, " + ("a unit, " if unit else "") + "and a source")
+        values[key] = entry
+    return values
 
 
-def tpu_like(tech_name="horowitz45"):
-    return Accelerator("tpu-like", "ws", 256, 256, 1, 0, 0, 24 * 1024 * 1024, 8, 700.0, 30e9 / 700e6, 256.0,
-                       **_energies(tech_name, 8), systolic=True, tech=tech_name)
+def _from_data(data, where, *, tech_name=None, strict=False):
+    """An accelerator from a parsed data file: a ``base`` and changes, or a whole description."""
+    if not isinstance(data, dict):
+        raise HardwareModelError(f"{where} must be a TOML table")
+    data = {k: v for k, v in data.items() if k not in ("description", "source")}
+    base = data.pop("base", None)
+    name = data.pop("name", None) or Path(where).stem
+    file_tech = data.pop("tech", None)
+    tech_name = tech_name or file_tech
+    if tech_name is not None and (not isinstance(tech_name, str) or tech_name not in tech.TABLES):
+        raise HardwareModelError(f"{where}: unknown technology table {tech_name!r}; known: {', '.join(tech.TABLES)}")
+    table = data.pop("parameters", None)
+    if table is not None and data:
+        raise HardwareModelError(f"{where}: unknown top-level keys {sorted(data)}; expected name, description, "
+                                 "source, tech, base and a [parameters] table")
+    if table is None:  # the flat format: the fields to change sit at the top level
+        table, base = data, base or "eyeriss"
+    try:
+        if base is not None:
+            if not isinstance(base, str) or base not in BUILTIN:
+                raise HardwareModelError(f"unknown base {base!r}; built in: {', '.join(BUILTIN)}")
+            acc = BUILTIN[base]()
+            unit = tech.energy_unit(tech_name or acc.tech)
+            changes = {**({"tech": tech_name} if tech_name else {}), **_parameters(table, unit, strict)}
+            return acc.with_overrides(name=name, **changes)
+        if tech_name is None:
+            raise HardwareModelError(f"a whole accelerator needs a tech (one of {', '.join(tech.TABLES)}) or a base")
+        values = _parameters(table, tech.energy_unit(tech_name), strict)
+        required = [f.name for f in fields(Accelerator)
+                    if f.default is dataclasses.MISSING and f.name != "name" and f.name not in ENERGY_FIELDS]
+        missing = [f for f in required if f not in values]
+        if missing:
+            raise HardwareModelError(f"missing parameters {missing} (or name a base to start from)")
+        types = {f.name: f.type for f in fields(Accelerator)}
+        values = {key: _convert(key, value, types[key]) for key, value in values.items()}
+        return Accelerator(name=name, tech=tech_name, **{**_energies(tech_name, values["word_bits"]), **values})
+    except HardwareModelError as exc:
+        raise HardwareModelError(f"{where}: {exc}") from None
 
 
-def shidiannao_like(tech_name="horowitz45"):
-    return Accelerator("shidiannao-like", "os", 8, 8, 0, 0, 1, 288 * 1024, 16, 1000.0, 4.0, 64.0,
-                       **_energies(tech_name, 16), tech=tech_name)
+@cache
+def _builtin_text(name):
+    return resources.files(__package__).joinpath("accelerators", f"{name}.toml").read_text()
 
 
-def diannao_like(tech_name="horowitz45"):
-    return Accelerator("diannao-like", "nlr", 16, 16, 0, 0, 0, 36 * 1024, 16, 1000.0, 16.0, 64.0,
-                       **_energies(tech_name, 16), tech=tech_name)
+def _builtin(name, tech_name=None):
+    where = f"lean/hw/accelerators/{name}.toml"
+    try:
+        data = tomllib.loads(_builtin_text(name))
+    except tomllib.TOMLDecodeError as exc:
+        raise HardwareModelError(f"{where} could not be parsed: {exc}") from None
+    return _from_data(data, where, tech_name=tech_name, strict=True)
+
+
+def eyeriss(tech_name: str | None = None) -> Accelerator:
+    """Eyeriss (``accelerators/eyeriss.toml``); ``tech_name`` replaces its table (``eyeriss-normalized``)."""
+    return _builtin("eyeriss", tech_name)
+
+
+def tpu_like(tech_name: str | None = None) -> Accelerator:
+    """A TPU-like systolic array (``accelerators/tpu-like.toml``); ``tech_name`` replaces its table (horowitz45)."""
+    return _builtin("tpu-like", tech_name)
+
+
+def shidiannao_like(tech_name: str | None = None) -> Accelerator:
+    """A ShiDianNao-like array (``accelerators/shidiannao-like.toml``); ``tech_name`` replaces its table."""
+    return _builtin("shidiannao-like", tech_name)
+
+
+def diannao_like(tech_name: str | None = None) -> Accelerator:
+    """A DianNao-like array (``accelerators/diannao-like.toml``); ``tech_name`` replaces its table."""
+    return _builtin("diannao-like", tech_name)
 
 
 BUILTIN = {"eyeriss": eyeriss, "tpu-like": tpu_like, "shidiannao-like": shidiannao_like,
            "diannao-like": diannao_like}
 
 
-def from_file(path):
-    """An accelerator from a TOML file: ``base = "eyeriss"`` (optional) and any fields to set."""
-    import tomllib
-    from pathlib import Path
+def from_file(path: str | Path) -> Accelerator:
+    """An accelerator from a TOML file.
 
+    Either ``base = "eyeriss"`` (the default base) with the fields to change, flat or in a ``[parameters]``
+    table, or a whole accelerator in the built-ins' shape (``name``, ``tech``, ``[parameters]`` with every field).
+
+    Parameters
+    ----------
+    path : str or Path
+        A ``.toml`` file.
+
+    Returns
+    -------
+    Accelerator
+        Named by the file's ``name``, else by the file's stem.
+    """
     path = Path(path)
     if not path.is_file():
-        raise ValueError(f"accelerator file {path} does not exist")
+        raise HardwareModelError(f"accelerator file {path} does not exist")
     try:
         data = tomllib.loads(path.read_text())
-    except ValueError as exc:
-        raise ValueError(f"{path} could not be parsed: {exc}") from None
-    base = data.pop("base", "eyeriss")
-    if base not in BUILTIN:
-        raise ValueError(f"{path}: unknown base {base!r}; built in: {', '.join(BUILTIN)}")
-    return BUILTIN[base]().with_overrides(name=data.pop("name", path.stem), **data)
+    except ValueError as exc:  # TOMLDecodeError, UnicodeDecodeError
+        raise HardwareModelError(f"{path} could not be parsed: {exc}") from None
+    return _from_data(data, str(path))
 
 
-def load(spec):
+def load(spec: str | Path) -> Accelerator:
+    """An accelerator from a built-in name (``BUILTIN``) or a ``.toml`` file.
+
+    Parameters
+    ----------
+    spec : str or Path
+        ``"eyeriss"``, ``"tpu-like"``, ``"shidiannao-like"``, ``"diannao-like"`` or a path ending in ``.toml``.
+
+    Returns
+    -------
+    Accelerator
+    """
     if spec in BUILTIN:
         return BUILTIN[spec]()
     if str(spec).endswith(".toml"):
         return from_file(spec)
-    raise ValueError(f"unknown accelerator {spec!r}; built in: {', '.join(BUILTIN)}, or a .toml file")
+    raise HardwareModelError(f"unknown accelerator {spec!r}; built in: {', '.join(BUILTIN)}, or a .toml file")
+
+
+def catalog() -> list[dict[str, Any]]:
+    """The built-in accelerators, one ``Accelerator.to_dict()`` each (the rows of ``lean hw accels --json``).
+
+    Returns
+    -------
+    list of dict
+        In ``BUILTIN`` order.
+    """
+    return [BUILTIN[name]().to_dict() for name in BUILTIN]

@@ -22,14 +22,23 @@ from a candidate set per dim (powers of two and the full size) that fits the buf
 loop orders, evaluated at once with NumPy; the best under the objective (energy, latency or EDP) is kept.
 
 Pooling layers are not costed (no MACs; their data movement is small next to the convs around them).
+
+Energies are in the accelerator's ``energy_unit`` (pJ, or multiples of a 16-bit MAC under ``eyeriss-normalized``),
+although the result fields end in ``_pj``; ``Prediction.to_dict()`` says which under ``"energy_unit"``.
 """
 
+import json
+import numbers
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from ..errors import HardwareModelError
 from .accelerator import Accelerator
-from .workload import Workload
+from .workload import LayerShape, Workload
 
 DIMS = ("N", "K", "C", "P", "Q")
 RELEVANT = {"input": ("N", "C", "P", "Q"), "weight": ("K", "C"), "output": ("N", "K", "P", "Q")}
@@ -40,6 +49,8 @@ OBJECTIVES = ("energy", "latency", "edp")
 
 @dataclass(frozen=True)
 class LayerResult:
+    """One layer's cost on one accelerator under its chosen tiling (energies in the accelerator's unit)."""
+
     name: str
     macs: int
     cycles: float
@@ -53,7 +64,8 @@ class LayerResult:
     utilization: float
     tiling: dict = field(default_factory=dict)
 
-    def to_dict(self):
+    def to_dict(self) -> dict[str, Any]:
+        """Every field by name (JSON-able)."""
         return {"name": self.name, "macs": self.macs, "cycles": self.cycles, "compute_cycles": self.compute_cycles,
                 "dram_cycles": self.dram_cycles, "latency_ms": self.latency_ms, "energy_pj": self.energy_pj,
                 "energy_breakdown_pj": self.energy_breakdown_pj, "energy_by_data_pj": self.energy_by_data_pj,
@@ -62,12 +74,17 @@ class LayerResult:
 
 @dataclass(frozen=True)
 class Prediction:
+    """Per-layer results of a workload on an accelerator; ``energy_unit`` is the unit of every energy in them."""
+
     workload: str
     accelerator: str
     layers: tuple
+    energy_unit: str = "pJ"
 
     @property
-    def total(self):
+    def total(self) -> dict[str, Any]:
+        """Sums over the layers: macs, cycles, latency_ms, energy_pj, energy_breakdown_pj, energy_by_data_pj,
+        dram_bytes, and average_power_mw (meaningful in mW only when energies are in pJ)."""
         breakdown = {}
         by_data = {}
         for layer in self.layers:
@@ -83,9 +100,11 @@ class Prediction:
                 "energy_by_data_pj": by_data, "dram_bytes": sum(layer.dram_bytes for layer in self.layers),
                 "average_power_mw": energy / (latency_ms * 1e9) * 1e3 if latency_ms else 0.0}
 
-    def to_dict(self):
+    def to_dict(self) -> dict[str, Any]:
+        """``workload, accelerator, layers`` (each ``LayerResult.to_dict()``), ``total`` and ``energy_unit``."""
         return {"workload": self.workload, "accelerator": self.accelerator,
-                "layers": [layer.to_dict() for layer in self.layers], "total": self.total}
+                "layers": [layer.to_dict() for layer in self.layers], "total": self.total,
+                "energy_unit": self.energy_unit}
 
 
 # ------------------------------------------------------------------------------------------ array level
@@ -317,22 +336,45 @@ def _evaluate(layer, acc, tiles, order):
     }
 
 
-def search_tiling(layer, acc, objective="energy", tiling=None):
-    """Best GLB tiling and DRAM loop order for ``layer`` on ``acc``; returns a ``LayerResult``.
+def search_tiling(layer: LayerShape, acc: Accelerator, objective: str = "energy",
+                  tiling: Mapping[str, Any] | None = None) -> LayerResult:
+    """Best GLB tiling and DRAM loop order for ``layer`` on ``acc``.
 
-    ``tiling`` (a dict with tile sizes for N, K, C, P, Q and an ``order``) fixes the choice instead of searching.
+    Parameters
+    ----------
+    layer : LayerShape
+        A conv or fc layer.
+    acc : Accelerator
+        The accelerator.
+    objective : str
+        ``"energy"``, ``"latency"`` or ``"edp"`` (energy x cycles).
+    tiling : mapping, optional
+        Tile sizes for N, K, C, P, Q and an ``order`` (default ``ORDERS[0]``): fixes the choice instead of
+        searching. Sizes are clipped to the layer's dims.
+
+    Returns
+    -------
+    LayerResult
     """
     if objective not in OBJECTIVES:
-        raise ValueError(f"unknown objective {objective!r}; choose one of: {', '.join(OBJECTIVES)}")
+        raise HardwareModelError(f"unknown objective {objective!r}; choose one of: {', '.join(OBJECTIVES)}")
     dims, *_ = _layer_dims(layer)
     if tiling is not None:
+        if not isinstance(tiling, Mapping):
+            raise HardwareModelError(f"layer {layer.name}: a tiling maps N, K, C, P, Q (and order) to values; "
+                                     f"got {tiling!r}")
         missing = [d for d in DIMS if d not in tiling]
         if missing:
-            raise ValueError(f"a fixed tiling needs tile sizes for {', '.join(DIMS)}; missing {missing}")
+            raise HardwareModelError(f"a fixed tiling needs tile sizes for {', '.join(DIMS)}; missing {missing}")
+        bad = [d for d in DIMS if isinstance(tiling[d], bool) or not isinstance(tiling[d], numbers.Integral)
+               or tiling[d] < 1]
+        if bad:
+            raise HardwareModelError(f"layer {layer.name}: tile sizes must be positive integers; got "
+                                     + ", ".join(f"{d}={tiling[d]!r}" for d in bad))
         grids = {d: np.array([max(1, min(int(tiling[d]), dims[d]))]) for d in DIMS}
         order = tiling.get("order", ORDERS[0])
-        if sorted(order) != sorted(DIMS):
-            raise ValueError(f"a loop order is a permutation of {''.join(DIMS)}; got {order!r}")
+        if not isinstance(order, str) or sorted(order) != sorted(DIMS):
+            raise HardwareModelError(f"a loop order is a permutation of {''.join(DIMS)}; got {order!r}")
         orders = (order,)
     else:
         mesh = np.meshgrid(*[np.array(_candidates(dims[d])) for d in DIMS], indexing="ij")
@@ -350,7 +392,7 @@ def search_tiling(layer, acc, objective="energy", tiling=None):
             best = (score[i], order, i, ev)
     if best is None:
         what = "the given tiling does not fit" if tiling is not None else "no tiling fits"
-        raise ValueError(f"layer {layer.name}: {what} the {acc.glb_bytes}-byte global buffer")
+        raise HardwareModelError(f"layer {layer.name}: {what} the {acc.glb_bytes}-byte global buffer")
     _, order, i, ev = best
 
     def pick(v):
@@ -368,19 +410,35 @@ def search_tiling(layer, acc, objective="energy", tiling=None):
         tiling={**{d: int(grids[d][i]) for d in DIMS}, "order": order})
 
 
-def predict(workload, acc, objective="energy", tilings=None):
-    """Per-layer and total energy, latency and traffic of ``workload`` (a ``Workload``) on ``acc``.
+def predict(workload: Workload, acc: Accelerator, objective: str = "energy",
+            tilings: Mapping[str, Mapping[str, Any]] | None = None) -> Prediction:
+    """Per-layer and total energy, latency and traffic of ``workload`` on ``acc``.
 
-    ``tilings`` optionally fixes the tiling of layers by name (``{"conv1": {"N": 1, ..., "order": "KCNPQ"}}``);
-    the key ``"*"`` applies to every layer not named. Other layers are searched.
+    Parameters
+    ----------
+    workload : Workload
+        The layers to cost (pooling layers are skipped).
+    acc : Accelerator
+        The accelerator; energies come out in ``acc.energy_unit``.
+    objective : str
+        What the tiling search minimizes: ``"energy"``, ``"latency"`` or ``"edp"``.
+    tilings : mapping, optional
+        Fixed tilings by layer name (``{"conv1": {"N": 1, ..., "order": "KCNPQ"}}``); the key ``"*"`` applies to
+        every layer not named. Other layers are searched (``load_tilings`` reads them from a file).
+
+    Returns
+    -------
+    Prediction
     """
     if not isinstance(workload, Workload) or not isinstance(acc, Accelerator):
         raise TypeError("predict(workload: Workload, acc: Accelerator)")
+    if objective not in OBJECTIVES:
+        raise HardwareModelError(f"unknown objective {objective!r}; choose one of: {', '.join(OBJECTIVES)}")
     tilings = dict(tilings or {})
     names = {layer.name for layer in workload.compute_layers()}
     unknown = sorted(set(tilings) - names - {"*"})
     if unknown:
-        raise ValueError(f"tilings name layers the workload does not have: {', '.join(unknown)}")
+        raise HardwareModelError(f"tilings name layers the workload does not have: {', '.join(unknown)}")
     cache = {}
     layers = []
     for layer in workload.compute_layers():
@@ -392,4 +450,31 @@ def predict(workload, acc, objective="energy", tilings=None):
         if key not in cache:
             cache[key] = search_tiling(layer, acc, objective)
         layers.append(replace(cache[key], name=layer.name))
-    return Prediction(workload.name, acc.name, tuple(layers))
+    return Prediction(workload.name, acc.name, tuple(layers), acc.energy_unit)
+
+
+def load_tilings(source: str | Path | Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Fixed tilings by layer name, from a JSON file (``lean hw predict --tiling``) or a mapping.
+
+    Parameters
+    ----------
+    source : str, Path or mapping
+        A JSON file (path) holding ``{"conv1": {"N": 1, "K": 16, "C": 3, "P": 55, "Q": 55, "order": "KCNPQ"},
+        "*": ...}``, or that mapping itself.
+
+    Returns
+    -------
+    dict
+        Layer name (or ``"*"``) -> tiling; the tilings' contents are checked by ``search_tiling``.
+    """
+    if not isinstance(source, (str, Path)):
+        tilings, what = source, "tilings"
+    else:
+        what = f"--tiling {source}"
+        try:
+            tilings = json.loads(Path(source).read_text())
+        except (OSError, ValueError) as exc:
+            raise HardwareModelError(f"{what}: {exc}") from None
+    if not isinstance(tilings, Mapping) or not all(isinstance(v, Mapping) for v in tilings.values()):
+        raise HardwareModelError(f"{what} must map layer names to tilings")
+    return {str(k): dict(v) for k, v in tilings.items()}

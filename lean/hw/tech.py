@@ -12,13 +12,20 @@ Three sets:
 
 Bit-width scaling (documented first-order rules): a multiplier's energy grows with bits^2, an adder's and a memory
 access's with bits. ``mac_energy_pj(bits)`` = multiplier(bits) + adder(accumulator bits = 2 * bits).
+
+Energies taken from ``eyeriss-normalized`` stay in its unit, multiples of one 16-bit MAC (``energy_unit``), though
+the functions and fields that carry them end in ``_pj``; the other tables are in pJ.
 """
 
 from dataclasses import dataclass
 
+from ..errors import HardwareModelError
+
 
 @dataclass(frozen=True)
 class Cost:
+    """One table entry: the energy of an action, its unit and where the figure comes from."""
+
     value: float
     unit: str
     source: str
@@ -29,11 +36,11 @@ HOROWITZ = "Horowitz, Computing's energy problem, ISSCC 2014 (45 nm)"
 
 TABLES = {
     "eyeriss-normalized": {
-        "mac_16b": Cost(1.0, "x MAC", EYERISS),
-        "rf_16b": Cost(1.0, "x MAC", EYERISS),
-        "noc_16b": Cost(2.0, "x MAC", EYERISS),
-        "glb_16b": Cost(6.0, "x MAC", EYERISS),
-        "dram_16b": Cost(200.0, "x MAC", EYERISS),
+        "mac_16b": Cost(1.0, "x 16-bit MAC", EYERISS),
+        "rf_16b": Cost(1.0, "x 16-bit MAC", EYERISS),
+        "noc_16b": Cost(2.0, "x 16-bit MAC", EYERISS),
+        "glb_16b": Cost(6.0, "x 16-bit MAC", EYERISS),
+        "dram_16b": Cost(200.0, "x 16-bit MAC", EYERISS),
     },
     "horowitz45": {
         "add_8b": Cost(0.03, "pJ", HOROWITZ),
@@ -56,43 +63,154 @@ TABLES["65nm"] = {
 }
 
 
-def table(name):
+def table(name: str) -> dict[str, Cost]:
+    """The technology table called ``name`` (a key of ``TABLES``).
+
+    Parameters
+    ----------
+    name : str
+        ``"eyeriss-normalized"``, ``"horowitz45"`` or ``"65nm"``.
+
+    Returns
+    -------
+    dict of str to Cost
+        Action name (``"mult_8b"``, ``"dram_16b"``, ...) -> its cost with unit and source.
+    """
     if name not in TABLES:
-        raise ValueError(f"unknown technology table {name!r}; known: {', '.join(TABLES)}")
+        raise HardwareModelError(f"unknown technology table {name!r}; known: {', '.join(TABLES)}")
     return TABLES[name]
 
 
-def mult_energy_pj(bits, tech="horowitz45"):
-    """Integer multiplier energy at ``bits``, scaled from the 8-bit entry by bits^2."""
+def energy_unit(name: str) -> str:
+    """The unit of the energies a table gives: ``"pJ"``, or ``"x 16-bit MAC"`` for ``eyeriss-normalized``.
+
+    Parameters
+    ----------
+    name : str
+        A technology table name.
+
+    Returns
+    -------
+    str
+        The one unit all the table's entries share.
+    """
+    units = {cost.unit for cost in table(name).values()}
+    if len(units) != 1:  # a table mixing units would make every sum over it meaningless
+        raise ValueError(f"technology table {name!r} mixes units: {sorted(units)}")
+    return units.pop()
+
+
+def mult_energy_pj(bits: int, tech: str = "horowitz45") -> float:
+    """Integer multiplier energy at ``bits``, scaled from the 8-bit entry by bits^2.
+
+    Parameters
+    ----------
+    bits : int
+        Operand width.
+    tech : str
+        A pJ technology table (``horowitz45`` or ``65nm``).
+
+    Returns
+    -------
+    float
+        Energy of one multiply (pJ).
+    """
     return table(tech)["mult_8b"].value * (bits / 8.0) ** 2
 
 
-def add_energy_pj(bits, tech="horowitz45"):
-    """Integer adder energy at ``bits``, scaled linearly from the 32-bit entry."""
+def add_energy_pj(bits: int, tech: str = "horowitz45") -> float:
+    """Integer adder energy at ``bits``, scaled linearly from the 32-bit entry.
+
+    Parameters
+    ----------
+    bits : int
+        Operand width.
+    tech : str
+        A pJ technology table.
+
+    Returns
+    -------
+    float
+        Energy of one add (pJ).
+    """
     return table(tech)["add_32b"].value * bits / 32.0
 
 
-def mac_energy_pj(bits, tech="horowitz45"):
-    """One multiply-accumulate: a ``bits`` x ``bits`` multiply and a 2*bits accumulate."""
+def mac_energy_pj(bits: int, tech: str = "horowitz45") -> float:
+    """One multiply-accumulate: a ``bits`` x ``bits`` multiply and a 2*bits accumulate.
+
+    Parameters
+    ----------
+    bits : int
+        Operand width.
+    tech : str
+        A pJ technology table.
+
+    Returns
+    -------
+    float
+        Energy of one MAC (pJ).
+    """
     return mult_energy_pj(bits, tech) + add_energy_pj(2 * bits, tech)
 
 
-def sram_energy_pj(bits, tech="horowitz45"):
-    """A ``bits``-wide read from a small (8 kB) SRAM, scaled linearly from the 32-bit entry."""
+def sram_energy_pj(bits: int, tech: str = "horowitz45") -> float:
+    """A ``bits``-wide read from a small (8 kB) SRAM, scaled linearly from the 32-bit entry.
+
+    Parameters
+    ----------
+    bits : int
+        Access width.
+    tech : str
+        A pJ technology table.
+
+    Returns
+    -------
+    float
+        Energy of one read (pJ).
+    """
     return table(tech)["sram_8kb_read_32b"].value * bits / 32.0
 
 
-def dram_energy_pj(bits, tech="horowitz45"):
+def dram_energy_pj(bits: int, tech: str = "horowitz45") -> float:
+    """A ``bits``-wide DRAM read, scaled linearly from the 32-bit entry.
+
+    Parameters
+    ----------
+    bits : int
+        Access width.
+    tech : str
+        A pJ technology table.
+
+    Returns
+    -------
+    float
+        Energy of one read (pJ).
+    """
     return table(tech)["dram_read_32b"].value * bits / 32.0
 
 
-def unit_energies_pj(tech, word_bits=16, mac_pj=1.0):
-    """Per-action energies (pJ) for one ``word_bits`` word at each level, from a table.
+def unit_energies_pj(tech: str, word_bits: int = 16, mac_pj: float = 1.0) -> dict[str, float]:
+    """Per-action energies for one ``word_bits`` word at each level, from a table.
 
-    Returns a dict with keys mac, rf, noc, glb, dram. For ``eyeriss-normalized`` the normalized costs times
-    ``mac_pj``, scaled to ``word_bits`` (memory linear, MAC quadratic in bits); for the pJ tables: MAC from the
-    multiplier and adder rules, RF and NoC as a small-SRAM access (RF = 1/6 of it, NoC = 1/3, keeping Eyeriss's
-    ratios RF:NoC:buffer = 1:2:6), global buffer as the 8 kB SRAM read, DRAM as the DRAM read.
+    For ``eyeriss-normalized`` the normalized costs times ``mac_pj``, scaled to ``word_bits`` (memory linear, MAC
+    quadratic in bits); for the pJ tables: MAC from the multiplier and adder rules, RF and NoC as a small-SRAM
+    access (RF = 1/6 of it, NoC = 1/3, keeping Eyeriss's ratios RF:NoC:buffer = 1:2:6), global buffer as the 8 kB
+    SRAM read, DRAM as the DRAM read.
+
+    Parameters
+    ----------
+    tech : str
+        A technology table name.
+    word_bits : int
+        Width of one word (and of the MAC operands).
+    mac_pj : float
+        ``eyeriss-normalized`` only: what one 16-bit MAC costs (1.0 keeps the normalized unit).
+
+    Returns
+    -------
+    dict of str to float
+        Keys ``mac, rf, noc, glb, dram``, in the table's unit (``energy_unit(tech)``).
     """
     t = table(tech)
     if tech == "eyeriss-normalized":

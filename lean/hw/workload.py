@@ -6,21 +6,37 @@ A ``Workload`` is an ordered tuple of ``LayerShape`` (the field names of DESIGN.
 - from a checkpoint (``from_checkpoint``: its real shapes and the real fraction of non-zero weights),
 - from a TOML or JSON file listing layers by these field names (``from_file``), or
 - from the built-in reference networks at ImageNet sizes (``BUILTIN``: AlexNet with its grouped convs, VGG-16,
-  ResNet-18, ResNet-50, MobileNetV2) and lean's own CIFAR nets (``load("resnet20")``),
+  ResNet-18, ResNet-50, MobileNetV2) and lean's own CIFAR nets (``load("net:vgg16")``, ``load("resnet20")``),
 
-so the hardware rooms never need a trained model. Shapes here use the hardware convention: ``h, w`` are the
-input height and width, ``p, q`` the output ones, ``c`` input channels, ``k`` output channels.
+so the hardware rooms never need a trained model, and they read lean models only here. Shapes here use the
+hardware convention: ``h, w`` are the input height and width, ``p, q`` the output ones, ``c`` input channels,
+``k`` output channels.
 """
 
 import json
+import numbers
+import tomllib
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
+from typing import Any
 
+import numpy as np
+
+from ..errors import ConfigError, HardwareModelError
+from ..nets.registry import NETS, build, default_input
+from ..nn import Conv2d, Linear
+from ..nn.checkpoint import load_model
+from ..nn.hooks import Observer
+
+NET_PREFIX = "net:"
 KINDS = ("conv", "fc", "pool")
 
 
 @dataclass(frozen=True)
 class LayerShape:
+    """One layer as the hardware models see it: ``n`` images of ``c`` x ``h`` x ``w`` in, ``k`` channels out, an
+    ``r`` x ``s`` window (1 x 1 for fc), operand widths in bits and the fraction of non-zero weights and inputs."""
+
     name: str
     kind: str = "conv"
     n: int = 1
@@ -40,75 +56,101 @@ class LayerShape:
 
     def __post_init__(self):
         if self.kind not in KINDS:
-            raise ValueError(f"layer {self.name!r}: kind must be one of {', '.join(KINDS)}; got {self.kind!r}")
+            raise HardwareModelError(f"layer {self.name!r}: kind must be one of {', '.join(KINDS)}; got {self.kind!r}")
         for f in ("n", "c", "k", "h", "w", "r", "s", "stride", "groups", "w_bits", "a_bits"):
             v = getattr(self, f)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise ValueError(f"layer {self.name!r}: {f} must be a positive integer; got {v!r}")
-        if not isinstance(self.padding, int) or self.padding < 0:
-            raise ValueError(f"layer {self.name!r}: padding must be a non-negative integer; got {self.padding!r}")
+                raise HardwareModelError(f"layer {self.name!r}: {f} must be a positive integer; got {v!r}")
+        if not isinstance(self.padding, int) or isinstance(self.padding, bool) or self.padding < 0:
+            raise HardwareModelError(f"layer {self.name!r}: padding must be a non-negative integer; "
+                                     f"got {self.padding!r}")
         if self.c % self.groups or self.k % self.groups:
-            raise ValueError(f"layer {self.name!r}: groups={self.groups} must divide c={self.c} and k={self.k}")
+            raise HardwareModelError(f"layer {self.name!r}: groups={self.groups} must divide c={self.c} and "
+                                     f"k={self.k}")
         for f in ("w_density", "a_density"):
             v = getattr(self, f)
-            if not 0.0 <= v <= 1.0:
-                raise ValueError(f"layer {self.name!r}: {f} must lie in [0, 1]; got {v}")
+            if isinstance(v, bool) or not isinstance(v, numbers.Real) or not 0.0 <= v <= 1.0:
+                raise HardwareModelError(f"layer {self.name!r}: {f} must lie in [0, 1]; got {v!r}")
         if self.p < 1 or self.q < 1:
-            raise ValueError(f"layer {self.name!r}: a {self.r}x{self.s} window with stride {self.stride} and "
-                             f"padding {self.padding} does not fit a {self.h}x{self.w} input")
+            raise HardwareModelError(f"layer {self.name!r}: a {self.r}x{self.s} window with stride {self.stride} "
+                                     f"and padding {self.padding} does not fit a {self.h}x{self.w} input")
 
     @property
-    def p(self):
+    def p(self) -> int:
+        """Output height."""
         return (self.h + 2 * self.padding - self.r) // self.stride + 1
 
     @property
-    def q(self):
+    def q(self) -> int:
+        """Output width."""
         return (self.w + 2 * self.padding - self.s) // self.stride + 1
 
     @property
-    def c_per_group(self):
+    def c_per_group(self) -> int:
+        """Input channels each output channel reads."""
         return self.c // self.groups
 
     @property
-    def macs(self):
+    def macs(self) -> int:
         """Multiply-accumulates (dense); pooling layers have none."""
         if self.kind == "pool":
             return 0
         return self.n * self.k * self.p * self.q * self.c_per_group * self.r * self.s
 
     @property
-    def weight_count(self):
+    def weight_count(self) -> int:
+        """Weights (dense); pooling layers have none."""
         return 0 if self.kind == "pool" else self.k * self.c_per_group * self.r * self.s
 
     @property
-    def input_count(self):
+    def input_count(self) -> int:
+        """Input activations."""
         return self.n * self.c * self.h * self.w
 
     @property
-    def output_count(self):
+    def output_count(self) -> int:
+        """Output activations."""
         return self.n * self.k * self.p * self.q
 
-    def to_dict(self):
+    def to_dict(self) -> dict[str, Any]:
+        """Every field by name (JSON-able)."""
         return asdict(self)
 
 
 @dataclass(frozen=True)
 class Workload:
+    """A named, ordered tuple of ``LayerShape`` (pooling layers included; ``compute_layers`` leaves them out)."""
+
     name: str
     layers: tuple
 
     @property
-    def macs(self):
+    def macs(self) -> int:
+        """Multiply-accumulates of all layers."""
         return sum(layer.macs for layer in self.layers)
 
-    def with_batch(self, n):
+    def with_batch(self, n: int) -> "Workload":
+        """The same layers at batch ``n`` (a positive integer).
+
+        Parameters
+        ----------
+        n : int
+            Images per batch.
+
+        Returns
+        -------
+        Workload
+        """
+        if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
+            raise HardwareModelError(f"batch must be a positive integer; got {n!r}")
         return Workload(self.name, tuple(replace(layer, n=int(n)) for layer in self.layers))
 
-    def compute_layers(self):
+    def compute_layers(self) -> tuple:
         """The layers that do multiply-accumulates (conv and fc)."""
         return tuple(layer for layer in self.layers if layer.kind != "pool")
 
-    def to_dict(self):
+    def to_dict(self) -> dict[str, Any]:
+        """``{"name": ..., "layers": [LayerShape.to_dict(), ...]}``."""
         return {"name": self.name, "layers": [layer.to_dict() for layer in self.layers]}
 
 
@@ -145,7 +187,7 @@ class _Net:
         return Workload(self.name, tuple(self.layers))
 
 
-def alexnet():
+def alexnet() -> Workload:
     """AlexNet (Krizhevsky et al., 2012) at 227x227 with its two-GPU grouped conv2, conv4, conv5 (666 M conv MACs)."""
     net = _Net("alexnet", 227, 227, 3)
     net.conv("conv1", 96, 11, stride=4)
@@ -162,7 +204,7 @@ def alexnet():
     return net.done()
 
 
-def vgg16():
+def vgg16() -> Workload:
     """VGG-16 (Simonyan and Zisserman, 2015) at 224x224: 13 convs, 3 FC layers (15.5 G MACs)."""
     net = _Net("vgg16", 224, 224, 3)
     for block, (k, repeats) in enumerate([(64, 2), (128, 2), (256, 3), (512, 3), (512, 3)], start=1):
@@ -202,17 +244,17 @@ def _resnet(name, blocks, bottleneck):
     return net.done()
 
 
-def resnet18():
+def resnet18() -> Workload:
     """ResNet-18 (He et al., 2016) at 224x224 (1.8 G MACs)."""
     return _resnet("resnet18", (2, 2, 2, 2), bottleneck=False)
 
 
-def resnet50():
+def resnet50() -> Workload:
     """ResNet-50 (He et al., 2016) at 224x224 (4.1 G MACs)."""
     return _resnet("resnet50", (3, 4, 6, 3), bottleneck=True)
 
 
-def mobilenetv2():
+def mobilenetv2() -> Workload:
     """MobileNetV2 (Sandler et al., 2018), width 1.0, at 224x224 (about 300 M MACs)."""
     net = _Net("mobilenetv2", 224, 224, 3)
     net.conv("conv1", 32, 3, stride=2, padding=1)
@@ -238,34 +280,52 @@ BUILTIN = {"alexnet": alexnet, "vgg16": vgg16, "resnet18": resnet18, "resnet50":
 
 # --------------------------------------------------------------------------------- from lean models
 
-def from_model(model, batch=1, name=None, w_bits=16, a_bits=16):
+class _ShapeTracer(Observer):
+    """Records, in call order, each observed layer's name and input shape (``lean.nn.hooks.Observer``)."""
+
+    def __init__(self, names):
+        self.names = names  # id(layer) -> its name in the model
+        self.calls = []
+
+    def on_forward(self, module, x, y, train):
+        self.calls.append((self.names[id(module)], module, x.shape))
+
+
+def from_model(model, batch: int = 1, name: str | None = None, w_bits: int = 16, a_bits: int = 16) -> Workload:
     """Trace a lean ``Model``: one LayerShape per conv and linear layer, in execution order.
 
-    Weight densities are the model's real fraction of non-zero weights; compressed layers report their code
-    widths (power-of-two codes, quantized weights) and input bit widths.
+    The model runs one forward pass on a zero image with an observer on each conv and linear layer (removed
+    afterwards, also on error). Weight densities are the model's real fraction of non-zero weights; compressed
+    layers report their code widths (power-of-two codes, quantized weights) and input bit widths.
+
+    Parameters
+    ----------
+    model : lean.nn.Model
+        The network; its ``input_shape`` is (h, w, c).
+    batch : int
+        Batch size the shapes are given at.
+    name : str, optional
+        Workload name; the model's name by default.
+    w_bits, a_bits : int
+        Weight and activation widths of layers that do not set their own (dense weights, unquantized inputs).
+
+    Returns
+    -------
+    Workload
+        conv and fc layers only (pooling and element-wise layers are not traced).
     """
-    import numpy as np
-
-    from ..nn import Conv2d, Linear
-
-    traced = []
-    originals = {}
-    for layer_name, layer in model.net.named_modules():
-        if isinstance(layer, (Conv2d, Linear)):
-            originals[layer] = layer.forward
-
-            def record(x, train=False, layer=layer, layer_name=layer_name):
-                traced.append((layer_name, layer, x.shape))
-                return originals[layer](x, train)
-
-            layer.forward = record
+    layers = [(layer_name, layer) for layer_name, layer in model.net.named_modules()
+              if isinstance(layer, (Conv2d, Linear))]
+    tracer = _ShapeTracer({id(layer): layer_name for layer_name, layer in reversed(layers)})
     try:
+        for _, layer in layers:
+            layer.add_observer(tracer)
         model.forward(np.zeros((1, *model.input_shape), np.float32))
     finally:
-        for layer, fwd in originals.items():
-            layer.forward = fwd
+        for _, layer in layers:
+            layer.remove_observer(tracer)
     shapes = []
-    for layer_name, layer, x_shape in traced:
+    for layer_name, layer, x_shape in tracer.calls:
         weight = layer.weight()
         density = float(np.count_nonzero(weight)) / weight.size
         if layer.form is not None and layer.form.operand_density() is not None:
@@ -284,58 +344,139 @@ def from_model(model, batch=1, name=None, w_bits=16, a_bits=16):
     return Workload(name or model.name, tuple(shapes))
 
 
-def from_checkpoint(path, batch=1):
-    from ..train import load_model
+def from_checkpoint(path: str | Path, batch: int = 1) -> Workload:
+    """The workload of the model stored in a lean checkpoint (read by ``lean.nn.checkpoint.load_model``).
 
+    Parameters
+    ----------
+    path : str or Path
+        A ``.h5`` checkpoint; a missing or damaged file raises ``lean.CheckpointError``.
+    batch : int
+        Batch size the shapes are given at.
+
+    Returns
+    -------
+    Workload
+        Named by the file's stem, with the model's real weight densities and bit widths.
+    """
     model = load_model(path)
     return from_model(model, batch, name=Path(path).stem)
 
 
-def from_file(path):
-    """A workload from a TOML or JSON file: a top-level ``name`` and a ``layers`` list of LayerShape fields."""
+def from_file(path: str | Path) -> Workload:
+    """A workload from a TOML or JSON file of layers.
+
+    TOML: an optional top-level ``name`` and a ``[[layers]]`` list. JSON: ``{"name": ..., "layers": [...]}`` or a
+    bare list of layers. Each layer is a table of ``LayerShape`` fields; ``name`` defaults to ``layer<i>``.
+
+    Parameters
+    ----------
+    path : str or Path
+        A ``.toml`` or ``.json`` file (any other suffix is read as JSON).
+
+    Returns
+    -------
+    Workload
+        Named by the file's ``name``, else by its stem.
+    """
     path = Path(path)
     if not path.is_file():
-        raise ValueError(f"workload file {path} does not exist")
-    text = path.read_text()
+        raise HardwareModelError(f"workload file {path} does not exist")
     try:
-        if path.suffix == ".toml":
-            import tomllib
-
-            data = tomllib.loads(text)
-        else:
-            data = json.loads(text)
-    except (ValueError, ImportError) as exc:
-        raise ValueError(f"{path} could not be parsed: {exc}") from None
+        text = path.read_text()
+        data = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
+    except ValueError as exc:  # TOMLDecodeError, JSONDecodeError, UnicodeDecodeError
+        raise HardwareModelError(f"{path} could not be parsed: {exc}") from None
+    if isinstance(data, list):
+        data = {"layers": data}
     if not isinstance(data, dict) or not isinstance(data.get("layers"), list) or not data["layers"]:
-        raise ValueError(f"{path} must hold a non-empty 'layers' list")
-    known = {f.name for f in fields(LayerShape)}
+        raise HardwareModelError(f"{path} must hold a non-empty list of layers (a 'layers' list, or in JSON a bare "
+                                 "list)")
+    known = [f.name for f in fields(LayerShape)]
     layers = []
     for i, entry in enumerate(data["layers"]):
         if not isinstance(entry, dict):
-            raise ValueError(f"{path}: layer {i} is not a table of fields")
-        unknown = sorted(set(entry) - known)
+            raise HardwareModelError(f"{path}: layer {i} is not a table of fields")
+        unknown = sorted(set(entry) - set(known))
         if unknown:
-            raise ValueError(f"{path}: layer {i} has unknown fields {unknown}; known: {', '.join(sorted(known))}")
+            raise HardwareModelError(f"{path}: layer {i} has unknown fields {unknown}; known: "
+                                     f"{', '.join(sorted(known))}")
         entry = {"name": f"layer{i}", **entry}
-        layers.append(LayerShape(**entry))
-    return Workload(data.get("name", path.stem), tuple(layers))
+        try:
+            layers.append(LayerShape(**entry))
+        except HardwareModelError as exc:
+            raise HardwareModelError(f"{path}: {exc}") from None
+    return Workload(str(data.get("name", path.stem)), tuple(layers))
 
 
-def load(spec, batch=None):
-    """A workload from a built-in name, a lean net name (CIFAR sizes), a checkpoint, or a TOML/JSON file."""
-    if spec in BUILTIN:
+def _lean_net(name, spec):
+    """The workload of lean's net ``name`` at its default input (``lean.nets.default_input``), 10 classes."""
+    model = build(name, input_shape=default_input(name), num_classes=10)
+    return from_model(model, name=spec)
+
+
+def _unknown(spec):
+    return HardwareModelError(
+        f"unknown workload {spec!r}; built in (ImageNet sizes): {', '.join(BUILTIN)}; lean nets (CIFAR and MNIST "
+        f"sizes) as {NET_PREFIX}NAME: {', '.join(NETS)} (also resnet<depth>, preresnet<depth>; {NET_PREFIX} may be "
+        f"left out for names not built in, so {NET_PREFIX}vgg16 is lean's CIFAR VGG-16 and vgg16 the ImageNet "
+        "one); or a .h5 checkpoint, or a .toml/.json layer file")
+
+
+def load(spec: "str | Path | Workload", batch: int | None = None) -> Workload:
+    """A workload from a spec: a built-in name, a lean net, a checkpoint, or a TOML/JSON layer file.
+
+    Names are looked up in this order: ``net:NAME`` is lean's net ``NAME`` (``lean.nets``) at its default input
+    (28x28x1 for mlp and lenet5, else 32x32x3); a ``BUILTIN`` name is the ImageNet reference network (``vgg16``
+    and ``mobilenetv2`` name both, and the built-in wins); ``.h5``/``.hdf5`` is a checkpoint; ``.toml``/``.json``
+    a layer file; any other lean net name (``resnet20``) is that net, as with ``net:``.
+
+    Parameters
+    ----------
+    spec : str, Path or Workload
+        What to load (a ``Workload`` is returned as it is, at ``batch`` if given).
+    batch : int, optional
+        Batch size; by default 1 (built-in and lean nets) or the file's.
+
+    Returns
+    -------
+    Workload
+        Named by the built-in or net name (``net:NAME`` keeps its prefix), the file's name, or its stem.
+    """
+    if isinstance(spec, Workload):
+        workload = spec
+    elif isinstance(spec, str) and spec.startswith(NET_PREFIX):
+        net = spec[len(NET_PREFIX):]
+        try:
+            workload = _lean_net(net, spec)
+        except ConfigError as exc:
+            raise HardwareModelError(f"unknown workload {spec!r}: {exc}") from None
+    elif spec in BUILTIN:
         workload = BUILTIN[spec]()
     elif str(spec).endswith((".h5", ".hdf5")):
         workload = from_checkpoint(spec)
     elif str(spec).endswith((".toml", ".json")):
         workload = from_file(spec)
     else:
-        from ..nets import NETS, build
-
         try:
-            shape = (28, 28, 1) if spec in ("mlp", "lenet5") else (32, 32, 3)
-            workload = from_model(build(spec, input_shape=shape, num_classes=10))
-        except ValueError:
-            raise ValueError(f"unknown workload {spec!r}; built in: {', '.join(BUILTIN)}; lean nets: "
-                             f"{', '.join(NETS)}; or a .h5 checkpoint or .toml/.json file") from None
+            workload = _lean_net(str(spec), None)
+        except ConfigError:
+            raise _unknown(spec) from None
     return workload.with_batch(batch) if batch is not None else workload
+
+
+def catalog() -> list[dict[str, Any]]:
+    """The built-in reference networks (the rows of ``lean hw workloads --json``).
+
+    Returns
+    -------
+    list of dict
+        One per ``BUILTIN`` name: ``name``, ``layers`` (conv and fc layers), ``macs`` (at batch 1) and
+        ``input`` ([c, h, w]).
+    """
+    rows = []
+    for name, make in BUILTIN.items():
+        w = make()
+        rows.append({"name": name, "layers": len(w.compute_layers()), "macs": w.macs,
+                     "input": [w.layers[0].c, w.layers[0].h, w.layers[0].w]})
+    return rows
