@@ -1,8 +1,11 @@
-"""Timing of whole training and inference steps on random data (``lean bench``)."""
+"""Timing of whole training and inference steps on random data, and of kernels against their references
+(``lean bench``)."""
 
 import time
 
 import numpy as np
+
+from .errors import ConfigError
 
 
 def bench_model(mode, net, *, batch_size=128, input_shape=(32, 32, 3), num_classes=10, threads=None, steps=10,
@@ -17,10 +20,8 @@ def bench_model(mode, net, *, batch_size=128, input_shape=(32, 32, 3), num_class
     from .nn import SGD, softmax_cross_entropy
 
     if mode not in ("train", "infer"):
-        raise ValueError(f"mode must be 'train' or 'infer'; got {mode!r}")
-    if threads is not None:
-        kernels.set_threads(threads)
-    kernels.keep_freed_memory()
+        raise ConfigError(f"mode must be 'train' or 'infer'; got {mode!r}")
+    kernels.configure(threads)
     model = build(net, input_shape=input_shape, num_classes=num_classes, seed=seed)
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((batch_size, *input_shape)).astype(np.float32)
@@ -129,7 +130,7 @@ def bench_kernel(name, *, m=2048, k=2048, n=256, density=0.1, samples=1_000_000,
         import scipy.sparse as sp
 
         if not 0 < density <= 1:
-            raise ValueError(f"density must be in (0, 1]; got {density}")
+            raise ConfigError(f"density must be in (0, 1]; got {density}")
         mask = rng.random((m, k)) < density
         exps = rng.integers(-8, 4, (m, k))
         values = np.where(mask, np.where(rng.random((m, k)) < 0.5, -1.0, 1.0) * np.exp2(exps), 0.0)
@@ -166,5 +167,5 @@ def bench_kernel(name, *, m=2048, k=2048, n=256, density=0.1, samples=1_000_000,
                  "int_kernel_ms": _median_ms(lambda: kernels.int8_conv2d(xq, 0.01, wq, 0.01, 1, pad, method="int"),
                                              repeats)}
     else:
-        raise ValueError(f"unknown kernel {name!r}; choose one of: {', '.join(KERNELS)}")
+        raise ConfigError(f"unknown kernel {name!r}; choose one of: {', '.join(KERNELS)}")
     return {"kernel": name, **shape, "threads": kernels.get_threads(), "lean_ms": lean_ms, "reference_ms": refs}

@@ -1,0 +1,5 @@
+"""``python -m lean.cli``: the same as the ``lean`` command."""
+
+from . import main
+
+main()

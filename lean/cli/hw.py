@@ -1,0 +1,112 @@
+"""``lean hw predict``, ``lean hw accels``, ``lean hw workloads``."""
+
+import click
+
+from . import _common as common
+
+LEVELS = ("mac", "rf", "noc", "glb", "dram")
+
+
+@click.group()
+def hw():
+    """Cost a network on an accelerator model: energy, latency, traffic."""
+
+
+@hw.command("predict")
+@click.option("--workload", "workload_spec", required=True,
+              help="Built-in net (ImageNet size), lean net (net:NAME, CIFAR size), checkpoint (.h5) or layer file "
+                   "(.toml/.json).")
+@click.option("--accel", required=True, help="Built-in accelerator (see `lean hw accels`) or a .toml file.")
+@click.option("--dataflow", default=None, type=click.Choice(["rs", "ws", "os", "is", "nlr"]))
+@click.option("--batch", default=None, type=click.IntRange(min=1))
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override an accelerator parameter.")
+@click.option("--objective", default="energy", show_default=True, type=click.Choice(["energy", "latency", "edp"]))
+@common.json_option("the per-layer and total prediction")
+@click.option("--tiling", "tiling_file", default=None, type=click.Path(dir_okay=False),
+              help='JSON of fixed tilings by layer name ("*" for all): {"conv1": {"N": 1, "K": 16, "C": 3, '
+                   '"P": 55, "Q": 55, "order": "KCNPQ"}}; other layers are searched.')
+@click.option("--plot", default=None, type=click.Path(dir_okay=False), help="Energy breakdown per layer (PNG).")
+def predict(workload_spec, accel, dataflow, batch, sets, objective, tiling_file, as_json, plot):
+    """Per-layer and total energy, latency and DRAM traffic of a workload on an accelerator."""
+    from ..hw import predict as run_predict
+
+    result = run_predict(workload_spec, accel, dataflow=dataflow, batch=batch, overrides=list(sets),
+                         objective=objective, tilings=tiling_file)
+    if plot:
+        from ..plot import energy_breakdown
+
+        energy_breakdown(result, plot)
+    common.finish(result, as_json, lambda r: print_prediction(r, objective))
+    if plot and not as_json:
+        click.echo(f"breakdown plot written to {plot}")
+
+
+def _energy_scale(unit):
+    """Column label and divisor for energies in ``unit`` (pJ, or Eyeriss-normalized MAC units)."""
+    return ("uJ", 1e6) if unit == "pJ" else (f"M x {unit.removeprefix('x ')}", 1e6)
+
+
+def print_prediction(r, objective):
+    acc, layers, t = r["accelerator_parameters"], r["layers"], r["total"]
+    label, scale = _energy_scale(r.get("energy_unit", "pJ"))
+    batch = r["batch"]
+    click.echo(f"{r['workload']} on {acc['name']} ({acc['dataflow']}, {acc['array_rows']}x{acc['array_cols']} PEs, "
+               f"{acc['glb_bytes'] // 1024} kB buffer, {acc['word_bits']}-bit, {acc['clock_mhz']:g} MHz), batch "
+               f"{batch}, tiling chosen for {objective}")
+    click.echo(f"{'layer':<24} {'MMACs':>9} {'util':>5} {'cycles':>12} {'ms':>9} {'energy ' + label:>14} "
+               + " ".join(f"{lv:>7}" for lv in LEVELS) + f" {'DRAM kB':>9}")
+    for layer in layers:
+        e = layer["energy_pj"]
+        shares = [layer["energy_breakdown_pj"][lv] / e * 100 if e else 0 for lv in LEVELS]
+        click.echo(f"{layer['name'][:24]:<24} {layer['macs'] / 1e6:>9.2f} {layer['utilization']:>5.2f} "
+                   f"{layer['cycles']:>12,.0f} {layer['latency_ms']:>9.3f} {e / scale:>14.2f} "
+                   + " ".join(f"{v:>6.1f}%" for v in shares) + f" {layer['dram_bytes'] / 1e3:>9.1f}")
+    frames = 1e3 / t["latency_ms"] * batch if t["latency_ms"] else 0
+    power = f"{t['average_power_mw']:.1f} mW average, " if r.get("energy_unit", "pJ") == "pJ" else ""
+    click.echo(f"total: {t['macs'] / 1e6:,.1f} M MACs, {t['latency_ms']:.3f} ms ({frames:,.1f} frames/s), "
+               f"energy {t['energy_pj'] / scale:,.2f} {label}, {power}{t['dram_bytes'] / 1e6:.2f} MB DRAM")
+    click.echo("energy by level: " + ", ".join(f"{k} {v / t['energy_pj'] * 100:.1f}%"
+                                              for k, v in t["energy_breakdown_pj"].items()))
+    click.echo("memory energy by data: " + ", ".join(f"{k} {v / t['energy_pj'] * 100:.1f}%"
+                                                    for k, v in t["energy_by_data_pj"].items()))
+    if r.get("energy_unit", "pJ") != "pJ":
+        click.echo(f"(energies in Eyeriss-normalized units: 1 = one 16-bit MAC at e_mac_pj = {acc['e_mac_pj']:g}; "
+                   "the JSON fields named _pj count these units; no power figure without joules)")
+
+
+@hw.command("accels")
+@common.json_option("the accelerators' parameters")
+def accels(as_json):
+    """Built-in accelerators and their parameters."""
+    from ..hw.accelerator import catalog
+
+    common.finish(catalog(), as_json, print_accels)
+
+
+def print_accels(rows):
+    for r in rows:
+        click.echo(f"{r['name']:<16} {r['dataflow']:<4} {r['array_rows']}x{r['array_cols']} PEs, "
+                   f"{r['glb_bytes'] // 1024} kB buffer, {r['word_bits']}-bit, {r['clock_mhz']:g} MHz, "
+                   f"DRAM {r['dram_bytes_per_cycle']:.1f} B/cycle, energies ({r['tech']}) MAC {r['e_mac_pj']:.3g} "
+                   f"RF {r['e_rf_pj']:.3g} NoC {r['e_noc_pj']:.3g} GLB {r['e_glb_pj']:.3g} DRAM {r['e_dram_pj']:.3g}")
+    click.echo("any field can be changed with --set KEY=VALUE (see `lean hw accels --json` for the names)")
+
+
+@hw.command("workloads")
+@common.json_option("the workloads")
+def workloads(as_json):
+    """Built-in reference networks (ImageNet sizes) with layer and MAC counts."""
+    from ..hw.workload import catalog
+
+    common.finish(catalog(), as_json, print_workloads)
+
+
+def print_workloads(rows):
+    for r in rows:
+        click.echo(f"{r['name']:<12} {r['layers']:>3} conv/fc layers, {r['macs'] / 1e6:>9,.1f} M MACs, "
+                   f"input {'x'.join(map(str, r['input']))}")
+    click.echo("also: any `lean nets` name as net:NAME (CIFAR sizes; vgg16 and mobilenetv2 alone mean the "
+               "ImageNet ones), a checkpoint (.h5), or a .toml/.json layer list")
+
+
+COMMANDS = (hw,)

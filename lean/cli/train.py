@@ -1,0 +1,187 @@
+"""``lean train``, ``lean eval``, ``lean info``, ``lean demo``."""
+
+import click
+
+# the method configs of lean.compress register here, so --slim and --early-bird are options
+from ..compress import config as _compress_methods  # noqa: F401  (registers slimming and early-bird)
+from ..errors import ConfigError
+from ..train.config import METHODS, core_fields, flag_of
+from . import _common as common
+
+_REQUIRED = {"net", "data"}
+
+
+def _train_options(f):
+    options = [common.field_option(fld, fld.name, required_unless="--resume" if fld.name in _REQUIRED else None)
+               for fld in core_fields()]
+    for cls in METHODS.values():
+        options += [common.field_option(fld, f"{cls.name}__{fld.name}") for fld in _method_fields(cls)]
+    options += [
+        click.option("--out", type=click.Path(dir_okay=False), help="Checkpoint to write (default NET-DATA.h5; "
+                     "with --resume, the resumed file)."),
+        click.option("--resume", type=click.Path(dir_okay=False), help="Continue a run from its checkpoint "
+                     "(it may change --epochs, --eval-every, and --data to a moved file)."),
+        click.option("--force", is_flag=True, help="Overwrite an existing --out file."),
+        click.option("--threads", type=click.IntRange(min=1), help="Threads for lean's kernels."),
+        common.json_option("the run's summary"),
+    ]
+    return common.apply_options(options, f)
+
+
+def _method_fields(cls):
+    from dataclasses import fields
+
+    return fields(cls)
+
+
+def method_configs(given):
+    """The training-method configs the given options ask for (a method is on when its switch option is given)."""
+    methods = []
+    for name, cls in METHODS.items():
+        settings = {f.name: given.pop(f"{name}__{f.name}") for f in _method_fields(cls) if f"{name}__{f.name}" in given}
+        if not settings:
+            continue
+        switches = [f for f in _method_fields(cls) if f.metadata.get("switch")]
+        if not any(f.name in settings for f in switches):
+            named = ", ".join(flag_of(f) for f in _method_fields(cls) if f.name in settings)
+            raise ConfigError(f"{named} is a setting of {' or '.join(flag_of(f) for f in switches)}: give that too")
+        methods.append(cls(**settings))
+    return tuple(methods)
+
+
+@click.command()
+@_train_options
+@click.pass_context
+def train(ctx, **_):
+    """Train a network and write a checkpoint, optionally with early-bird tickets or E2-Train."""
+    from .. import train as training
+
+    given = common.given_params(ctx)
+    run = {k: given.pop(k, None) for k in ("out", "resume", "force", "threads", "as_json")}
+    common.configure(run["threads"])
+    methods = method_configs(given)
+    callbacks = common.training_callbacks(run["as_json"])
+    if run["resume"]:
+        changes = {**given, **({"methods": methods} if methods else {})}
+        summary = training.resume(run["resume"], out=run["out"], data=changes.pop("data", None), **callbacks,
+                                  **changes)
+    else:
+        if not _REQUIRED <= set(given):
+            raise click.UsageError("--net and --data are required (or --resume run.h5)")
+        config = training.TrainConfig(**given, methods=methods)
+        summary = training.start(config, out=run["out"], force=bool(run["force"]), **callbacks)
+    common.finish(summary, run["as_json"], print_summary)
+
+
+def print_summary(summary):
+    click.echo(f"net {summary['net']} on {summary['data']}: test accuracy {100 * summary['test_accuracy']:.2f}% "
+               f"after {summary['epochs']} epochs")
+    ips = summary["train_images_per_second"]
+    click.echo(f"training time {summary['seconds']:.1f}s, {ips or 0:,.0f} images/s, "
+               f"{summary['parameters']:,} parameters")
+    energy = summary.get("energy")
+    if energy:
+        parts = ", ".join(f"{k} {v['macs'] / 1e9:.2f} G MACs" for k, v in energy["by_precision"].items())
+        click.echo(f"estimated training energy {summary['training_energy_j']:.3g} J (arithmetic "
+                   f"{energy['arithmetic_j']:.3g}, SRAM {energy['sram_j']:.3g}, DRAM {energy['dram_j']:.3g}; "
+                   f"{parts}; {summary.get('skipped_steps', 0)} steps dropped)")
+    if "early_bird_epoch" in summary:
+        if summary["early_bird_epoch"] is None:
+            click.echo("early-bird ticket: did not appear (the net was not pruned)")
+        else:
+            click.echo(f"early-bird ticket at epoch {summary['early_bird_epoch']}: {summary['params_before']:,} -> "
+                       f"{summary['params_after']:,} parameters, {summary['macs_before'] / 1e6:.2f} -> "
+                       f"{summary['macs_after'] / 1e6:.2f} M MACs per image")
+        click.echo("mask distances per epoch: " + " ".join(f"{d:.3f}" for d in summary["mask_distances"]))
+    if summary.get("checkpoint"):
+        click.echo(f"checkpoint: {summary['checkpoint']}")
+
+
+@click.command("eval")
+@click.argument("checkpoint", type=click.Path(dir_okay=False))
+@click.option("--data", "data_name", default=None, help="Dataset (default: the one it was trained on).")
+@click.option("--threads", type=click.IntRange(min=1), help="Threads for lean's kernels.")
+@common.json_option("the accuracy")
+def eval_(checkpoint, data_name, threads, as_json):
+    """Test accuracy of a checkpoint."""
+    from ..train import evaluate
+
+    common.configure(threads)
+    progress = common.Progress()
+    result = evaluate(checkpoint, data=data_name, on_batch=progress.batches)
+    progress.clear()
+    common.finish(result, as_json, lambda r: click.echo(
+        f"{r['checkpoint']}: test accuracy {100 * r['test_accuracy']:.2f}% on {r['test_images']:,} {r['data']} "
+        f"images ({r['images_per_second']:,.0f} images/s)"))
+
+
+@click.command()
+@click.argument("checkpoint", type=click.Path(dir_okay=False))
+@common.json_option("the description")
+@click.option("--plot", default=None, type=click.Path(dir_okay=False), help="Write loss/accuracy curves (PNG).")
+def info(checkpoint, as_json, plot):
+    """Architecture, parameter count, settings and history of a checkpoint."""
+    from ..nn import describe
+
+    result = describe(checkpoint)
+    if plot:
+        from ..plot import history_curves
+
+        history_curves(result["history"], plot)
+    common.finish(result, as_json, print_info)
+    if plot and not as_json:
+        click.echo(f"curves written to {plot}")
+
+
+def print_info(r):
+    click.echo(f"{r['checkpoint']}: {r['net']}, input {tuple(r['input_shape'])}, {r['num_classes']} classes, "
+               f"{r['parameters']:,} parameters, {r['file_bytes']:,} bytes")
+    t = r["training"]
+    if r["storage_bits"] != r["dense_bits"]:
+        comp = t.get("compression", {})
+        click.echo(f"compressed ({comp.get('method', '?')}): {r['storage_bits']:,} bits to store against "
+                   f"{r['dense_bits']:,} dense float32 ({r['dense_bits'] / r['storage_bits']:.1f}x)")
+    if t:
+        methods = ", ".join(t.get("methods", {})) or "none"
+        click.echo(f"trained on {t.get('data')} for {r['epoch']}/{t.get('epochs')} epochs ({r['status']}); "
+                   f"{t.get('optimizer')} lr {t.get('lr')} {t.get('schedule')}, batch {t.get('batch_size')}, "
+                   f"weight decay {t.get('weight_decay')}, seed {t.get('seed')}; methods: {methods}")
+    click.echo(f"{'layer':<36} {'type':<10} {'params':>10}  shapes")
+    for layer in r["layers"]:
+        shapes = ", ".join(f"{k} {tuple(v)}" for k, v in layer["shapes"].items())
+        if "form" in layer:
+            shapes += f"  [{layer['form']}, {layer['storage_bits']:,} bits for {layer['dense_parameters']:,} weights]"
+        click.echo(f"{layer['name']:<36} {layer['type']:<10} {layer['parameters']:>10,}  {shapes}")
+    if r["history"]:
+        click.echo("history:")
+        for h in r["history"]:
+            click.echo("  " + common.epoch_line(h, t.get("epochs", "?")))
+
+
+@click.command()
+@click.option("--epochs", default=15, show_default=True, type=click.IntRange(min=1))
+@click.option("--out", default="lean-demo.h5", show_default=True, type=click.Path(dir_okay=False),
+              help="The float checkpoint; the 8-bit one goes beside it as NAME-int8.h5.")
+@click.option("--force", is_flag=True, help="Overwrite existing output files.")
+@click.option("--threads", type=click.IntRange(min=1), help="Threads for lean's kernels.")
+@common.json_option("the summary")
+def demo(epochs, out, force, threads, as_json):
+    """Train LeNet-5 on the shipped digits, quantize it to 8 bits and cost it on Eyeriss (offline, seconds)."""
+    from ..demo import run
+
+    common.configure(threads)
+    summary = run(epochs=epochs, out=out, force=force, **common.training_callbacks(as_json))
+    common.finish(summary, as_json, print_demo)
+
+
+def print_demo(summary):
+    print_summary(summary)
+    q, cost = summary["quantized"], summary["eyeriss"]
+    click.echo(f"8-bit post-training quantization: test accuracy {100 * q['test_accuracy']:.2f}%, "
+               f"{q['compression_ratio']:.1f}x smaller ({q['checkpoint']})")
+    click.echo(f"on an Eyeriss model (lean hw predict): {cost['float']['energy_pj_per_image']:,.0f} -> "
+               f"{cost['int8']['energy_pj_per_image']:,.0f} normalized energy units per image, "
+               f"{cost['int8']['latency_ms']:.3f} ms")
+
+
+COMMANDS = (train, eval_, info, demo)

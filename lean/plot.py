@@ -1,0 +1,65 @@
+"""Plots a user asks for with ``--plot``: training curves of a checkpoint, energy breakdown of a prediction.
+
+matplotlib is an optional extra (``pip install 'lean[plot]'``); without it each function raises ``ConfigError``
+saying how to install it. Figures are written as PNG with the Agg backend (no display needed).
+"""
+
+from .errors import ConfigError
+
+
+def _pyplot():
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise ConfigError("--plot needs matplotlib: pip install 'lean[plot]'") from None
+    return plt
+
+
+def history_curves(history, path):
+    """Training loss and train/test accuracy per epoch (``history`` as a checkpoint stores it) to ``path``.
+
+    Epochs without a test evaluation (``--eval-every``) are left out of the test curve; epochs whose steps were
+    all dropped have no loss.
+    """
+    if not history:
+        raise ConfigError("the checkpoint has no history to plot")
+    plt = _pyplot()
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.5))
+    trained = [h for h in history if h.get("train_loss") is not None]
+    ax1.plot([h["epoch"] for h in trained], [h["train_loss"] for h in trained])
+    ax1.set_xlabel("epoch")
+    ax1.set_ylabel("training loss")
+    ax2.plot([h["epoch"] for h in trained], [100 * h["train_accuracy"] for h in trained], label="train")
+    tested = [h for h in history if h.get("test_accuracy") is not None]
+    ax2.plot([h["epoch"] for h in tested], [100 * h["test_accuracy"] for h in tested], "o-", label="test")
+    ax2.set_xlabel("epoch")
+    ax2.set_ylabel("accuracy (%)")
+    ax2.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def energy_breakdown(result, path, levels=("mac", "rf", "noc", "glb", "dram")):
+    """Stacked bars of each layer's energy by memory level (a ``lean.hw.predict`` result) to ``path``."""
+    plt = _pyplot()
+    layers = result["layers"]
+    unit = result.get("energy_unit", "pJ")
+    scale, label = (1e6, "energy (uJ)") if unit == "pJ" else (1e6, f"energy (millions of {unit})")
+    fig, ax = plt.subplots(figsize=(max(6, 0.35 * len(layers)), 4))
+    bottom = [0.0] * len(layers)
+    for level in levels:
+        values = [layer["energy_breakdown_pj"][level] / scale for layer in layers]
+        ax.bar(range(len(layers)), values, bottom=bottom, label=level)
+        bottom = [b + v for b, v in zip(bottom, values, strict=True)]
+    ax.set_xticks(range(len(layers)), [layer["name"] for layer in layers], rotation=90, fontsize=7)
+    ax.set_ylabel(label)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
