@@ -58,7 +58,7 @@ def test_existing_output_is_not_overwritten(run, tmp_path):
 @pytest.mark.parametrize("args,message", [
     (("train", "--net", "nosuchnet", "--data", "digits"), "unknown net 'nosuchnet'; known: mlp, lenet5"),
     (("train", "--net", "lenet5", "--data", "nosuchdata"), "unknown dataset 'nosuchdata'; known: digits"),
-    (("train", "--net", "lenet5", "--data", "digits", "--epochs", "-2"), "epochs must be >= 1"),
+    (("train", "--net", "lenet5", "--data", "digits", "--epochs", "-2"), "-2 is not in the range x>=1"),
     (("train", "--net", "lenet5"), "--net and --data are required"),
     (("eval", "missing.h5"), "missing.h5 does not exist"),
     (("eval", "junk.h5"), "not a readable HDF5 file"),

@@ -9,8 +9,8 @@ from click.testing import CliRunner
 from lean.cli import main
 from lean.data import load
 from lean.nets import build
+from lean.nn.checkpoint import load as load_checkpoint
 from lean.train import TrainConfig, Trainer
-from lean.train import load as load_checkpoint
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +68,7 @@ def test_smartexchange_checkpoint_keeps_codes(trained, tmp_path):
     (("compress", "kmeans", "RUN", "-o", "OUT", "--clusters", "4,4"), "lists 2 values but the model has"),
     (("compress", "quantize", "RUN", "-o", "OUT", "--weight-bits", "1"), "1 is not in the range"),
     (("compress", "smartexchange", "missing.h5", "-o", "OUT"), "does not exist"),
-    (("compress", "quantize", "RUN", "-o", "RUN"), "exists"),
+    (("compress", "quantize", "RUN", "-o", "RUN"), "--out must differ from the input checkpoint"),
 ])
 def test_bad_compress_input(trained, tmp_path, args, message):
     args = [str(trained) if a == "RUN" else str(tmp_path / "o.h5") if a == "OUT" else a for a in args]

@@ -7,8 +7,8 @@ from lean.compress.kmeans import cluster_rows
 from lean.compress.smartexchange import decompose_layer
 from lean.nets import build
 from lean.nn import Conv2d, Linear, Model
+from lean.nn.checkpoint import Checkpoint, load, save
 from lean.nn.compressed import QuantizedWeight, SharedWeight, SmartExchangeWeight
-from lean.train import Checkpoint, load, save
 
 
 def _compress_all(model, kind, basis_bits=8):

@@ -7,11 +7,12 @@ import pytest
 from click.testing import CliRunner
 
 from lean.cli import main
+from lean.compress.config import EarlyBirdConfig, SlimmingConfig
 from lean.data import load as load_data
+from lean.errors import TrainingInterrupted
 from lean.nets import build
-from lean.train import TrainConfig, Trainer, TrainingInterrupted
-from lean.train import load as load_checkpoint
-from lean.train.methods import prepare
+from lean.nn.checkpoint import load as load_checkpoint
+from lean.train import TrainConfig, Trainer
 
 EB = ["--net", "resnet8", "--data", "digits", "--batch-size", "64", "--slim", "1e-4", "--early-bird", "0.5",
       "--eb-window", "3", "--eb-epsilon", "0.2"]
@@ -38,17 +39,17 @@ def test_early_bird_run_prunes_when_the_ticket_appears_and_resumes_exactly(run):
     assert s["training_energy_j"] > 0 and s["test_accuracy"] > 0.8
     assert load_checkpoint("eb.h5").model().num_parameters() == s["params_after"]
     # the same run stopped by Ctrl-C after 2 epochs and resumed: same pruning, same energy, same final weights
-    config = TrainConfig(net="resnet8", data="digits", epochs=5, batch_size=64, slim=1e-4, early_bird=0.5,
-                         eb_window=3, eb_epsilon=0.2)
+    config = TrainConfig(net="resnet8", data="digits", epochs=5, batch_size=64,
+                         methods=(SlimmingConfig(1e-4), EarlyBirdConfig(0.5, window=3, epsilon=0.2)))
     data = load_data("digits")
-    model, hooks = prepare(config, build("resnet8", input_shape=data.input_shape, num_classes=10))
+    model = build("resnet8", input_shape=data.input_shape, num_classes=10)
 
     def stop_after_two(entry):
         if entry["epoch"] == 2:
             raise KeyboardInterrupt
 
     with pytest.raises(TrainingInterrupted):
-        Trainer(model, data, config, out="half.h5", hooks=hooks, on_epoch=stop_after_two).run()
+        Trainer(model, data, config, out="half.h5", on_epoch=stop_after_two).run()
     r = run("train", "--resume", "half.h5", "--json")
     assert r.exit_code == 0, r.output
     resumed = _last_json(r.output)
@@ -77,9 +78,10 @@ def test_e2train_flags_run_together_and_cost_less_than_plain_training(run):
     (["--net", "resnet8", "--early-bird", "0.5"], "give --slim"),
     (["--net", "lenet5", "--slu", "0.5"], "no identity residual blocks"),
     (["--net", "resnet8", "--psg", "5e-5", "--psg-adaptive", "0.1"], "one tau"),
-    (["--net", "resnet8", "--smd", "1.5"], "dropping probability"),
-    (["--net", "resnet8", "--slim", "1e-4", "--early-bird", "1.2"], "ratio"),
-    (["--net", "resnet8", "--slu", "0"], "target"),
+    (["--net", "resnet8", "--smd", "1.5"], "'--smd': 1.5 is not in the range 0<x<1"),
+    (["--net", "resnet8", "--slim", "1e-4", "--early-bird", "1.2"], "'--early-bird': 1.2 is not in the range"),
+    (["--net", "resnet8", "--slu", "0"], "'--slu': 0.0 is not in the range 0<x<=1"),
+    (["--net", "resnet8", "--eb-window", "3"], "--eb-window is a setting of --early-bird: give that too"),
 ])
 def test_bad_method_options_give_one_line_errors(run, args, message):
     r = run("train", "--data", "digits", "--epochs", "1", *args)
@@ -95,7 +97,7 @@ def test_prune_a_residual_net_then_fine_tune_without_the_penalty(run):
     assert r.exit_code == 0, r.output
     p = _last_json(r.output)
     assert p["params_after"] < p["params_before"] and p["macs_after"] < p["macs_before"]
-    assert load_checkpoint("slim.h5").training["slim"] is None
+    assert load_checkpoint("slim.h5").training["methods"] == {}  # the penalty is not part of the fine-tuning
     r = run("train", "--resume", "slim.h5", "--epochs", "1", "--json")
     assert r.exit_code == 0 and _last_json(r.output)["parameters"] == p["params_after"]
 

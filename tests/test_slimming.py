@@ -17,17 +17,19 @@ def test_penalty_adds_l1_subgradient_to_bn_scales():
     assert bns[1].grads["weight"][0] == pytest.approx(1e-4)
 
 
-def test_bn_init_sets_the_scales_of_a_fresh_run_only():
-    from lean.train import TrainConfig
-    from lean.train.methods import prepare
+def test_bn_init_sets_the_scales_of_a_fresh_run_only(tmp_path, monkeypatch):
+    from lean.train import TrainConfig, resume, run, set_batchnorm_scales, start
 
-    config = TrainConfig(net="resnet8", slim=1e-4, bn_init=0.5)
-    fresh, _ = prepare(config, build("resnet8", input_shape=(8, 8, 3)), fresh=True)
-    scales = [m.params["weight"] for m in fresh.net.modules() if isinstance(m, BatchNorm)]
+    model = build("resnet8", input_shape=(8, 8, 3))
+    set_batchnorm_scales(model, 0.5)
+    scales = [m.params["weight"] for m in model.net.modules() if isinstance(m, BatchNorm)]
     assert len(scales) > 3 and all((s == 0.5).all() for s in scales)
-    resumed, _ = prepare(config, build("resnet8", input_shape=(8, 8, 3)))  # a resume keeps its scales
-    assert all((m.params["weight"] == 1.0).all() for m in resumed.net.modules() if isinstance(m, BatchNorm))
-    with pytest.raises(ValueError, match="start > 0"):
+    calls = []
+    monkeypatch.setattr(run, "set_batchnorm_scales", lambda m, v: calls.append(v) or set_batchnorm_scales(m, v))
+    start(TrainConfig(net="resnet8", data="digits", epochs=1, batch_size=64, bn_init=0.5), out=tmp_path / "r.h5")
+    resume(tmp_path / "r.h5", epochs=2)  # a resume keeps its scales
+    assert calls == [0.5]
+    with pytest.raises(ValueError, match="--bn-init"):
         TrainConfig(bn_init=0.0)
 
 

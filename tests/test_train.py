@@ -5,17 +5,11 @@ import numpy as np
 import pytest
 
 from lean.data import load
+from lean.errors import CheckpointError, TrainingDiverged, TrainingInterrupted
 from lean.nets import build
-from lean.train import (
-    CheckpointError,
-    TrainConfig,
-    Trainer,
-    TrainingDiverged,
-    TrainingInterrupted,
-    accuracy,
-    load_model,
-)
-from lean.train import load as load_checkpoint
+from lean.nn import load_model
+from lean.nn.checkpoint import load as load_checkpoint
+from lean.train import TrainConfig, Trainer, accuracy
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +59,7 @@ def test_resume_continues_the_same_run(digits, tmp_path):
     first = _trainer(digits, tmp_path / "a.h5", epochs=2, augment=True, schedule="step")
     first.run()
     ckpt = load_checkpoint(tmp_path / "a.h5")
-    cfg = TrainConfig(**{k: v for k, v in ckpt.training.items() if k != "progress"})
+    cfg = TrainConfig.from_dict(ckpt.training)
     cfg.epochs = 3
     resumed = Trainer(ckpt.model(), digits, cfg, out=tmp_path / "a.h5")
     resumed.restore(ckpt)
@@ -92,8 +86,7 @@ def test_interrupt_writes_a_resumable_checkpoint_mid_epoch(digits, tmp_path):
         trainer.run()
     ckpt = load_checkpoint(out)
     assert ckpt.status == "interrupted" and ckpt.epoch == 1 and ckpt.step_in_epoch == 8
-    resumed = Trainer(ckpt.model(), digits, TrainConfig(**{k: v for k, v in ckpt.training.items()
-                                                           if k != "progress"}), out=out)
+    resumed = Trainer(ckpt.model(), digits, TrainConfig.from_dict(ckpt.training), out=out)
     resumed.restore(ckpt)
     resumed.run()
     for k, v in _params(straight.model).items():
@@ -135,7 +128,7 @@ def test_trainer_rejects_mismatched_model_and_bad_settings(digits):
         Trainer(model, digits, TrainConfig())
     with pytest.raises(ValueError, match="epochs"):
         TrainConfig(epochs=-1)
-    with pytest.raises(ValueError, match="learning rate"):
+    with pytest.raises(ValueError, match="--lr"):
         TrainConfig(lr=0)
 
 
@@ -144,7 +137,7 @@ def test_a_checkpoint_loads_in_a_fresh_process_without_the_net_builders(digits, 
     import sys
 
     _trainer(digits, tmp_path / "r.h5", epochs=1, net="resnet8").run()
-    code = ("import sys; from lean.train import load_model; m = load_model(sys.argv[1]); "
+    code = ("import sys; from lean.nn import load_model; m = load_model(sys.argv[1]); "
             "assert 'lean.nets' not in sys.modules; print(m.num_parameters())")
     out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "r.h5")], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr

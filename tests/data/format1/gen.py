@@ -1,7 +1,7 @@
 """Writes the checkpoints of this folder with lean as of main on 2026-11-27 (checkpoint format 1), before issue 11.
 
 Kept as they are: tests check that files written by that lean still load, evaluate and resume. Do not
-regenerate them with a newer lean.
+regenerate them with a newer lean. expected.json holds what that lean's `lean eval NAME --json` printed for each.
 """
 from lean.data import load
 from lean.nets import build, mlp
