@@ -11,6 +11,7 @@ never write one place) and merged in NumPy.
 
 import numpy as np
 
+from ._checks import real_array, real_scalar, vector
 from ._config import PARALLEL_JIT, float_dtype, njit, prange
 
 _BLOCK_ROWS = 512
@@ -90,7 +91,7 @@ def _backward_dx(x, dy, mean, inv_std, gamma, beta, relu, dbeta_mean, dgamma_mea
 
 
 def _as_rows(x, name, dtype=np.float32):
-    x = np.ascontiguousarray(x, dtype=dtype)
+    x = real_array(x, name, dtype)
     if x.ndim < 2:
         raise ValueError(f"{name} must have a channel axis last, shape (..., c); got {x.shape}")
     return x.reshape(-1, x.shape[-1])
@@ -100,16 +101,36 @@ def _n_blocks(m):
     return (m + _BLOCK_ROWS - 1) // _BLOCK_ROWS
 
 
-def batchnorm_forward_train(x, gamma, beta, eps=1e-5, relu=False):
+def batchnorm_forward_train(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float = 1e-5,
+                            relu: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Normalize ``x`` (..., c) with batch statistics; returns ``(y, mean, inv_std, var)``.
 
     ``var`` is the biased batch variance (the running average uses it with the unbiased correction).
+
+    Parameters
+    ----------
+    x : np.ndarray
+        Activations with channels last, (..., c), e.g. (n, h, w, c) or (n, c); statistics over all other axes.
+    gamma, beta : np.ndarray
+        Scale and shift, (c,).
+    eps : float
+        Added to the variance (>= 0).
+    relu : bool
+        Apply a ReLU to the output (fused).
+
+    Returns
+    -------
+    y : np.ndarray
+        Shaped like ``x``.
+    mean, inv_std, var : np.ndarray
+        (c,): batch mean, 1 / sqrt(var + eps), biased batch variance.
     """
     dtype = float_dtype(x, gamma)
-    x2 = _as_rows(x, "batch-norm input", dtype)
+    x2 = _as_rows(x, "batch-norm input x", dtype)
     m, c = x2.shape
-    if gamma.shape != (c,) or beta.shape != (c,):
-        raise ValueError(f"batch-norm gamma and beta must have shape ({c},); got {gamma.shape}, {beta.shape}")
+    gamma = vector(gamma, "batch-norm gamma", c, dtype)
+    beta = vector(beta, "batch-norm beta", c, dtype)
+    eps = real_scalar(eps, "batch-norm eps", nonnegative=True)
     partial = np.empty((_n_blocks(m), c), dtype=np.float64)
     zeros = np.zeros(c, dtype=dtype)
     _block_sums(x2, zeros, partial, False)
@@ -117,37 +138,85 @@ def batchnorm_forward_train(x, gamma, beta, eps=1e-5, relu=False):
     _block_sums(x2, mean, partial, True)
     var = partial.sum(axis=0) / m
     inv_std = (1.0 / np.sqrt(var + eps)).astype(dtype)
-    gamma = gamma.astype(dtype, copy=False)
     scale = gamma * inv_std
-    shift = beta.astype(dtype) - mean * scale
+    shift = beta - mean * scale
     y = np.empty_like(x2)
-    _scale_shift(x2, scale, shift, y, relu)
+    _scale_shift(x2, scale, shift, y, bool(relu))
     return y.reshape(np.shape(x)), mean, inv_std, var.astype(dtype)
 
 
-def batchnorm_forward_eval(x, gamma, beta, running_mean, running_var, eps=1e-5, relu=False):
-    """Normalize with running statistics: y = (x - mean) / sqrt(var + eps) * gamma + beta."""
+def batchnorm_forward_eval(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, running_mean: np.ndarray,
+                           running_var: np.ndarray, eps: float = 1e-5, relu: bool = False) -> np.ndarray:
+    """Normalize with running statistics: y = (x - mean) / sqrt(var + eps) * gamma + beta.
+
+    Parameters
+    ----------
+    x : np.ndarray
+        Activations with channels last, (..., c).
+    gamma, beta, running_mean, running_var : np.ndarray
+        (c,) each.
+    eps : float
+        Added to the variance (>= 0).
+    relu : bool
+        Apply a ReLU to the output (fused).
+
+    Returns
+    -------
+    np.ndarray
+        Shaped like ``x``.
+    """
     dtype = float_dtype(x, gamma)
-    x2 = _as_rows(x, "batch-norm input", dtype)
+    x2 = _as_rows(x, "batch-norm input x", dtype)
+    c = x2.shape[1]
+    # the per-channel vectors keep their own dtypes here: combined, then rounded once to ``dtype``
+    gamma = vector(gamma, "batch-norm gamma", c, None)
+    beta = vector(beta, "batch-norm beta", c, None)
+    running_mean = vector(running_mean, "batch-norm running_mean", c, None)
+    running_var = vector(running_var, "batch-norm running_var", c, None)
+    real_scalar(eps, "batch-norm eps", nonnegative=True)
     scale = (gamma / np.sqrt(running_var + eps)).astype(dtype)
     shift = (beta - running_mean * scale).astype(dtype)
     y = np.empty_like(x2)
-    _scale_shift(x2, scale, shift, y, relu)
+    _scale_shift(x2, scale, shift, y, bool(relu))
     return y.reshape(np.shape(x))
 
 
-def batchnorm_backward(x, dy, mean, inv_std, gamma, beta, relu=False):
-    """Gradients of the training forward: returns ``(dx, dgamma, dbeta)``."""
+def batchnorm_backward(x: np.ndarray, dy: np.ndarray, mean: np.ndarray, inv_std: np.ndarray, gamma: np.ndarray,
+                       beta: np.ndarray, relu: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Gradients of the training forward: returns ``(dx, dgamma, dbeta)``.
+
+    Parameters
+    ----------
+    x : np.ndarray
+        The forward input, (..., c).
+    dy : np.ndarray
+        Gradient of the output, shaped like ``x``.
+    mean, inv_std : np.ndarray
+        (c,), as returned by ``batchnorm_forward_train``.
+    gamma, beta : np.ndarray
+        (c,), as given to the forward.
+    relu : bool
+        Whether the forward applied a ReLU.
+
+    Returns
+    -------
+    dx : np.ndarray
+        Shaped like ``x``.
+    dgamma, dbeta : np.ndarray
+        (c,).
+    """
     dtype = float_dtype(x, dy, gamma)
-    x2 = _as_rows(x, "batch-norm input", dtype)
-    dy2 = _as_rows(dy, "batch-norm output gradient", dtype)
-    if dy2.shape != x2.shape:
-        raise ValueError(f"batch-norm output gradient shape {np.shape(dy)} differs from input {np.shape(x)}")
+    x2 = _as_rows(x, "batch-norm input x", dtype)
+    dy2 = _as_rows(dy, "batch-norm output gradient dy", dtype)
+    if dy2.shape != x2.shape or np.shape(dy) != np.shape(x):
+        raise ValueError(f"batch-norm output gradient dy must have the input's shape {np.shape(x)}; "
+                         f"got {np.shape(dy)}")
     m, c = x2.shape
-    gamma = gamma.astype(dtype, copy=False)
-    beta = beta.astype(dtype, copy=False)
-    mean = mean.astype(dtype, copy=False)
-    inv_std = inv_std.astype(dtype, copy=False)
+    gamma = vector(gamma, "batch-norm gamma", c, dtype)
+    beta = vector(beta, "batch-norm beta", c, dtype)
+    mean = vector(mean, "batch-norm mean", c, dtype)
+    inv_std = vector(inv_std, "batch-norm inv_std", c, dtype)
+    relu = bool(relu)
     pb = np.empty((_n_blocks(m), c), dtype=np.float64)
     pg = np.empty_like(pb)
     _backward_sums(x2, dy2, mean, inv_std, gamma, beta, relu, pb, pg)

@@ -17,6 +17,7 @@ computes whole padded-width output planes, one vectorized multiply-add per group
 
 import numpy as np
 
+from ._checks import int_scalar, real_array, vector
 from ._config import JIT, PARALLEL_JIT, U, float_dtype, njit, prange, run_split
 
 # ---------------------------------------------------------------------------------------------- kernels
@@ -338,7 +339,29 @@ def column_sums(a):
     return np.ones(a.shape[0], dtype=a.dtype) @ a
 
 
-def conv_output_size(size, kernel, stride, padding):
+def conv_output_size(size: int, kernel: int, stride: int, padding: int) -> int:
+    """Output length along one axis of a convolution or pooling window.
+
+    Parameters
+    ----------
+    size : int
+        Input length (>= 0).
+    kernel : int
+        Window length (>= 1).
+    stride : int
+        Step between windows (>= 1).
+    padding : int
+        Zeros added at each end (>= 0).
+
+    Returns
+    -------
+    int
+        ``(size + 2 * padding - kernel) // stride + 1``; ValueError if that is below 1.
+    """
+    size = int_scalar(size, "size", lo=0)
+    kernel = int_scalar(kernel, "kernel", lo=1)
+    stride = int_scalar(stride, "stride", lo=1)
+    padding = int_scalar(padding, "padding", lo=0)
     out = (size + 2 * padding - kernel) // stride + 1
     if out < 1:
         raise ValueError(
@@ -348,10 +371,14 @@ def conv_output_size(size, kernel, stride, padding):
 
 
 def _check_conv_args(x, w, stride, padding, groups):
+    """Shapes and hyper-parameters of a convolution; returns ``(oh, ow, stride, padding, groups)`` as ints."""
     if x.ndim != 4:
         raise ValueError(f"conv2d input must be (n, h, w, c); got shape {x.shape}")
     if w.ndim != 4:
         raise ValueError(f"conv2d weight must be (k, c // groups, r, s); got shape {w.shape}")
+    stride = int_scalar(stride, "stride")
+    padding = int_scalar(padding, "padding")
+    groups = int_scalar(groups, "groups")
     c = x.shape[3]
     k, cg, r, s = w.shape
     if groups < 1 or c % groups or k % groups:
@@ -362,7 +389,7 @@ def _check_conv_args(x, w, stride, padding, groups):
         raise ValueError(f"stride must be >= 1 and padding >= 0; got stride={stride}, padding={padding}")
     oh = conv_output_size(x.shape[1], r, stride, padding)
     ow = conv_output_size(x.shape[2], s, stride, padding)
-    return oh, ow
+    return oh, ow, stride, padding, groups
 
 
 def weight_to_matrix(w):
@@ -410,22 +437,44 @@ def _pick_method(method, c, k, groups, stride):
     return method
 
 
-def conv2d_forward(x, w, bias=None, stride=1, padding=0, groups=1, method="auto"):
+def conv2d_forward(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None = None, stride: int = 1,
+                   padding: int = 0, groups: int = 1, method: str = "auto") -> np.ndarray:
     """Convolution of NHWC ``x`` (n, h, w, c) with ``w`` (k, c // groups, r, s); returns (n, oh, ow, k).
 
     float32 in, float32 out; float64 throughout if any operand is float64 (for gradient checks).
+
+    Parameters
+    ----------
+    x : np.ndarray
+        Activations, (n, h, w, c), channels-last; any layout (non-contiguous input is copied).
+    w : np.ndarray
+        Weights, (k, c // groups, r, s).
+    bias : np.ndarray or None
+        (k,), added to every output pixel; None for none.
+    stride, padding : int
+        Step between windows (>= 1) and zeros added on each side (>= 0), the same along h and w.
+    groups : int
+        Channel groups; must divide c and k (``groups == c == k`` is a depthwise convolution).
+    method : str
+        ``"auto"``, ``"im2col"`` or ``"direct"`` (few-channel stride-1 convolutions with groups=1 only).
+
+    Returns
+    -------
+    np.ndarray
+        (n, oh, ow, k), ``oh = (h + 2 * padding - r) // stride + 1`` (``ow`` likewise with w and s).
     """
     dtype = float_dtype(x, w)
-    x = np.ascontiguousarray(x, dtype=dtype)
-    w = np.asarray(w, dtype=dtype)
-    oh, ow = _check_conv_args(x, w, stride, padding, groups)
+    x = real_array(x, "conv2d input x", dtype)
+    w = real_array(w, "conv2d weight w", dtype)
+    oh, ow, stride, padding, groups = _check_conv_args(x, w, stride, padding, groups)
     n, _, _, c = x.shape
     k, cg, r, s = w.shape
+    if bias is not None:
+        bias = vector(bias, "conv2d bias", k, dtype)
     method = _pick_method(method, c, k, groups, stride)
     if method == "direct":
         y = np.empty((n, oh, ow, k), dtype=dtype)
-        bias_vec = np.zeros(k, dtype) if bias is None else np.ascontiguousarray(bias, dtype=dtype)
-        w = np.ascontiguousarray(w)
+        bias_vec = np.zeros(k, dtype) if bias is None else bias
         run_split(lambda b0, b1: _direct_forward(x, w, bias_vec, y, padding, b0, b1), n)
         return y
     if method == "depthwise":
@@ -438,13 +487,13 @@ def conv2d_forward(x, w, bias=None, stride=1, padding=0, groups=1, method="auto"
         for g in range(groups):
             wmat = weight_to_matrix(w[g * kg:(g + 1) * kg])
             out = y2 if groups == 1 else np.empty((n * oh * ow, kg), dtype=dtype)
-            bias_g = None if bias is None else np.asarray(bias[g * kg:(g + 1) * kg], dtype=dtype)
+            bias_g = None if bias is None else bias[g * kg:(g + 1) * kg]
             _conv_matmul_forward(x, wmat, out, r, s, stride, padding, oh, ow, g * cg, cg, bias_g)
             if groups > 1:
                 y2[:, g * kg:(g + 1) * kg] = out
         return y
     if bias is not None:
-        y += np.asarray(bias, dtype=dtype)
+        y += bias
     return y
 
 
@@ -489,25 +538,49 @@ def _conv_matmul_forward(x, wmat, out, r, s, stride, padding, oh, ow, c0, cg, bi
     patch_product(x, out, r, s, stride, padding, oh, ow, c0, cg, x.dtype, product)
 
 
-def conv2d_backward(x, w, dy, stride=1, padding=0, groups=1, need_dx=True, need_db=True, method="auto"):
+def conv2d_backward(x: np.ndarray, w: np.ndarray, dy: np.ndarray, stride: int = 1, padding: int = 0,
+                    groups: int = 1, need_dx: bool = True, need_db: bool = True,
+                    method: str = "auto") -> tuple[np.ndarray | None, np.ndarray, np.ndarray | None]:
     """Gradients of ``conv2d_forward``: returns ``(dx, dw, db)`` with dx (n, h, w, c), dw like w, db (k,).
 
     ``dx`` is None unless ``need_dx``, ``db`` None unless ``need_db`` (a bias-free conv: summing a large
     output gradient for nothing cost ~1 ms a layer).
+
+    Parameters
+    ----------
+    x : np.ndarray
+        The forward input, (n, h, w, c).
+    w : np.ndarray
+        The forward weights, (k, c // groups, r, s).
+    dy : np.ndarray
+        Gradient of the output, (n, oh, ow, k): the forward output's shape.
+    stride, padding, groups, method
+        As given to ``conv2d_forward``.
+    need_dx, need_db : bool
+        Whether to compute the input and bias gradients.
+
+    Returns
+    -------
+    dx : np.ndarray or None
+        (n, h, w, c).
+    dw : np.ndarray
+        (k, c // groups, r, s).
+    db : np.ndarray or None
+        (k,).
     """
     dtype = float_dtype(x, w, dy)
-    x = np.ascontiguousarray(x, dtype=dtype)
-    w = np.asarray(w, dtype=dtype)
-    oh, ow = _check_conv_args(x, w, stride, padding, groups)
+    x = real_array(x, "conv2d input x", dtype)
+    w = real_array(w, "conv2d weight w", dtype)
+    oh, ow, stride, padding, groups = _check_conv_args(x, w, stride, padding, groups)
     n, h, wd, c = x.shape
     k, cg, r, s = w.shape
-    dy = np.ascontiguousarray(dy, dtype=dtype)
+    dy = real_array(dy, "conv2d output gradient dy", dtype)
     if dy.shape != (n, oh, ow, k):
-        raise ValueError(f"conv2d output gradient must have shape {(n, oh, ow, k)}; got {dy.shape}")
+        raise ValueError(f"conv2d output gradient dy must have shape {(n, oh, ow, k)}; got {dy.shape}")
+    need_dx, need_db = bool(need_dx), bool(need_db)
     method = _pick_method(method, c, k, groups, stride)
     if method == "direct":
         dx = np.empty_like(x) if need_dx else np.empty((1, 1, 1, 1), dtype)
-        w = np.ascontiguousarray(w)
 
         def images(b0, b1):
             dw, db = np.empty_like(w), np.empty(k, dtype)

@@ -6,6 +6,7 @@ anyway, so no separate mask is stored.
 
 import numpy as np
 
+from ._checks import real_array
 from ._config import JIT, PARALLEL_JIT, U, float_dtype, njit, prange
 
 _BLOCK = 1 << 14
@@ -51,36 +52,72 @@ _relu_backward = njit(**PARALLEL_JIT)(_relu_backward_body)
 _relu_backward_serial = njit(**JIT)(_relu_backward_body)
 
 
-def _flat(x, dtype):
-    return np.ascontiguousarray(x, dtype=dtype).reshape(-1)
+def _flat(x, name, dtype):
+    return real_array(x, name, dtype).reshape(-1)
 
 
-def add_relu(a, b):
-    """max(a + b, 0) in one pass; ``a`` and ``b`` of one shape."""
+def add_relu(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """max(a + b, 0) in one pass; ``a`` and ``b`` of one shape.
+
+    Parameters
+    ----------
+    a, b : np.ndarray
+        Operands of one shape (any), e.g. a residual block's two branches (n, h, w, c).
+
+    Returns
+    -------
+    np.ndarray
+        Shaped like ``a``; float32, or float64 if either operand is float64.
+    """
     if np.shape(a) != np.shape(b):
         raise ValueError(f"add_relu operands differ in shape: {np.shape(a)} and {np.shape(b)}")
     dtype = float_dtype(a, b)
     y = np.empty(np.shape(a), dtype=dtype)
     kernel = _add_relu if y.size >= _PARALLEL_MIN else _add_relu_serial
-    kernel(_flat(a, dtype), _flat(b, dtype), y.reshape(-1))
+    kernel(_flat(a, "add_relu operand a", dtype), _flat(b, "add_relu operand b", dtype), y.reshape(-1))
     return y
 
 
-def relu(x):
-    """max(x, 0) on every element, NaN kept (NumPy's ``maximum`` runs on one thread)."""
+def relu(x: np.ndarray) -> np.ndarray:
+    """max(x, 0) on every element, NaN kept (NumPy's ``maximum`` runs on one thread).
+
+    Parameters
+    ----------
+    x : np.ndarray
+        Any shape.
+
+    Returns
+    -------
+    np.ndarray
+        Shaped like ``x``; float32, or float64 if ``x`` is float64.
+    """
     dtype = float_dtype(x)
     y = np.empty(np.shape(x), dtype=dtype)
     kernel = _relu if y.size >= _PARALLEL_MIN else _relu_serial
-    kernel(_flat(x, dtype), y.reshape(-1))
+    kernel(_flat(x, "relu input x", dtype), y.reshape(-1))
     return y
 
 
-def relu_backward(dy, y):
-    """dy where y > 0, else 0: the ReLU gradient from its output ``y``."""
+def relu_backward(dy: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """dy where y > 0, else 0: the ReLU gradient from its output ``y``.
+
+    Parameters
+    ----------
+    dy : np.ndarray
+        Gradient of the output, any shape.
+    y : np.ndarray
+        The forward output, shaped like ``dy``.
+
+    Returns
+    -------
+    np.ndarray
+        Shaped like ``dy``; float32, or float64 if ``dy`` is float64.
+    """
     if np.shape(dy) != np.shape(y):
         raise ValueError(f"relu_backward shapes differ: {np.shape(dy)} and {np.shape(y)}")
     dtype = float_dtype(dy)
+    y = np.asarray(y)
     dx = np.empty(np.shape(dy), dtype=dtype)
     kernel = _relu_backward if dx.size >= _PARALLEL_MIN else _relu_backward_serial
-    kernel(_flat(dy, dtype), _flat(y, y.dtype), dx.reshape(-1))
+    kernel(_flat(dy, "relu output gradient dy", dtype), _flat(y, "relu output y", y.dtype), dx.reshape(-1))
     return dx

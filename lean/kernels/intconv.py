@@ -17,6 +17,7 @@ and, with patches built from int8 activations by the same im2col as the float pa
 
 import numpy as np
 
+from ._checks import int_array, int_scalar, real_array, real_scalar, shape_arg
 from ._config import JIT, PARALLEL_JIT, njit, prange
 from .conv import _check_conv_args, patch_product, weight_to_matrix
 from .vnni import VNNI_AVAILABLE, vnni_conv2d
@@ -59,10 +60,23 @@ def _int8_matmul_parallel(a, b, out):
         _int8_rows(a, b, out, blk * 256, min(m, (blk + 1) * 256))
 
 
-def int8_matmul(a, b):
-    """int8 (m, p) @ int8 (k, p)^T -> int32 (m, k)."""
-    a = np.ascontiguousarray(a, dtype=np.int8)
-    b = np.ascontiguousarray(b, dtype=np.int8)
+def int8_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """int8 (m, p) @ int8 (k, p)^T -> int32 (m, k).
+
+    Parameters
+    ----------
+    a : np.ndarray
+        (m, p) integer codes in -128..127 (int8, or a wider integer dtype holding such values).
+    b : np.ndarray
+        (k, p) integer codes in -128..127.
+
+    Returns
+    -------
+    np.ndarray
+        (m, k) int32: exact while every sum fits in int32 (it wraps beyond; p is not checked).
+    """
+    a = int_array(a, "int8_matmul operand a", -128, 127, np.int8)
+    b = int_array(b, "int8_matmul operand b", -128, 127, np.int8)
     if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1]:
         raise ValueError(f"int8_matmul needs (m, p) and (k, p); got {a.shape} and {b.shape}")
     out = np.empty((a.shape[0], b.shape[0]), dtype=np.int32)
@@ -70,19 +84,57 @@ def int8_matmul(a, b):
     return out
 
 
-def pack_int4(codes):
-    """Signed 4-bit codes (-8..7) two a byte, low nibble first."""
-    c = np.asarray(codes, dtype=np.int16).reshape(-1)
-    if c.size and (c.min() < -8 or c.max() > 7):
-        raise ValueError("4-bit codes must lie in -8..7")
+def pack_int4(codes: np.ndarray) -> np.ndarray:
+    """Signed 4-bit codes (-8..7) two a byte, low nibble first.
+
+    Parameters
+    ----------
+    codes : np.ndarray
+        Integer codes in -8..7, any shape (flattened in C order).
+
+    Returns
+    -------
+    np.ndarray
+        ((codes.size + 1) // 2,) uint8; an odd count leaves the last high nibble 0.
+    """
+    c = int_array(codes, "4-bit codes", -8, 7, np.int16).reshape(-1)
     u = (c & 0xF).astype(np.uint8)
     if u.size % 2:
         u = np.append(u, np.uint8(0))
     return (u[0::2] | (u[1::2] << 4)).astype(np.uint8)
 
 
-def unpack_int4(packed, count):
-    p = np.asarray(packed, dtype=np.uint8)
+def _packed_bytes(packed, count):
+    """``packed`` as a flat uint8 array of exactly (count + 1) // 2 bytes (int8 bytes are taken bit for bit)."""
+    p = np.asarray(packed)
+    if p.dtype == np.int8:
+        p = p.view(np.uint8)
+    p = int_array(p, "packed 4-bit codes", 0, 255, np.uint8).reshape(-1)
+    need = (count + 1) // 2
+    if p.size < need:
+        raise ValueError(f"{p.size} bytes cannot hold {count} 4-bit weights (need {need})")
+    if p.size > need:
+        raise ValueError(f"{p.size} bytes hold more than {count} 4-bit codes (expected {need} bytes)")
+    return p
+
+
+def unpack_int4(packed: np.ndarray, count: int) -> np.ndarray:
+    """The codes of ``pack_int4``: int8 in -8..7.
+
+    Parameters
+    ----------
+    packed : np.ndarray
+        ((count + 1) // 2,) bytes (uint8; int8 taken bit for bit).
+    count : int
+        Number of codes packed (>= 0).
+
+    Returns
+    -------
+    np.ndarray
+        (count,) int8.
+    """
+    count = int_scalar(count, "count", lo=0)
+    p = _packed_bytes(packed, count)
     u = np.empty(p.size * 2, dtype=np.int16)
     u[0::2], u[1::2] = p & 0xF, p >> 4
     return np.where(u >= 8, u - 16, u)[:count].astype(np.int8)
@@ -99,15 +151,29 @@ def _patch_limits(unsigned):
     return (1 << 24) // top, (1 << 31) // top
 
 
-def auto_int8_method(patch_codes, unsigned=False):
-    """The method ``int8_conv2d(method="auto")`` runs for patches of ``patch_codes`` codes on this machine."""
+def auto_int8_method(patch_codes: int, unsigned: bool = False) -> str:
+    """The method ``int8_conv2d(method="auto")`` runs for patches of ``patch_codes`` codes on this machine.
+
+    Parameters
+    ----------
+    patch_codes : int
+        Codes in one patch, r * s * c.
+    unsigned : bool
+        Whether the activation codes are uint8.
+
+    Returns
+    -------
+    str
+        ``"vnni"``, ``"exact-float"`` or ``"int"``.
+    """
     exact_float, exact_int = _patch_limits(unsigned)
     if VNNI_AVAILABLE and patch_codes <= exact_int:
         return "vnni"
     return "exact-float" if patch_codes <= exact_float else "int"
 
 
-def int8_conv2d(x_codes, x_scale, w_codes, w_scale, stride=1, padding=0, method="auto"):
+def int8_conv2d(x_codes: np.ndarray, x_scale: float, w_codes: np.ndarray, w_scale: float | np.ndarray,
+                stride: int = 1, padding: int = 0, method: str = "auto") -> np.ndarray:
     """Integer conv on channels-last int8 (or uint8: unsigned) activations (n, h, w, c) and int8 weights (k, c, r, s).
 
     Returns float32 (n, oh, ow, k) = rescaled exact integer sums. ``w_scale`` is a scalar or one per output
@@ -116,17 +182,48 @@ def int8_conv2d(x_codes, x_scale, w_codes, w_scale, stride=1, padding=0, method=
     partial sum is an integer below 2^24) for patches of at most 1,024 codes, and as fast as the float
     convolution; ``auto`` takes ``vnni`` where the CPU has it, else ``exact-float`` where it is exact, else
     ``int``.
+
+    Parameters
+    ----------
+    x_codes : np.ndarray
+        (n, h, w, c) activation codes, dtype int8 (signed) or uint8 (unsigned, e.g. after a ReLU); the dtype
+        says which, so no other dtype is taken.
+    x_scale : float
+        The activations' step, finite and > 0.
+    w_codes : np.ndarray
+        (k, c, r, s) weight codes in -128..127 (int8, or a wider integer dtype holding such values).
+    w_scale : float or np.ndarray
+        The weights' step: a scalar or (k,), finite.
+    stride, padding : int
+        As for ``conv2d_forward`` (groups=1 only).
+    method : str
+        ``"auto"``, ``"vnni"``, ``"int"`` or ``"exact-float"``.
+
+    Returns
+    -------
+    np.ndarray
+        (n, oh, ow, k) float32: ``x_scale * w_scale[k] *`` the exact integer sums.
     """
     if method not in INT8_METHODS:
         raise ValueError(f"unknown int8 conv method {method!r}; choose one of: {', '.join(INT8_METHODS)}")
-    unsigned = np.asarray(x_codes).dtype == np.uint8
-    x_codes = np.ascontiguousarray(x_codes, dtype=np.uint8 if unsigned else np.int8)
-    w_codes = np.asarray(w_codes, dtype=np.int8)
-    oh, ow = _check_conv_args(x_codes, w_codes, stride, padding, 1)
+    x_codes = np.asarray(x_codes)
+    if x_codes.dtype not in (np.int8, np.uint8):
+        raise ValueError(f"int8_conv2d x_codes must be int8 (signed) or uint8 (unsigned) codes; got dtype "
+                         f"{x_codes.dtype}")
+    unsigned = x_codes.dtype == np.uint8
+    x_codes = np.ascontiguousarray(x_codes)
+    w_codes = int_array(w_codes, "int8_conv2d w_codes", -128, 127, np.int8)
+    oh, ow, stride, padding, _ = _check_conv_args(x_codes, w_codes, stride, padding, 1)
     n, _, _, c = x_codes.shape
     k, cg, r, s = w_codes.shape
-    scale = np.ascontiguousarray(np.float32(x_scale) * np.broadcast_to(np.asarray(w_scale, np.float32), (k,)),
-                                 dtype=np.float32)
+    x_scale = real_scalar(x_scale, "int8_conv2d x_scale", positive=True)
+    w_scale = real_array(w_scale, "int8_conv2d w_scale", np.float32)
+    if w_scale.shape not in ((), (1,), (k,)):
+        raise ValueError(f"int8_conv2d w_scale must be a scalar or ({k},), one per output channel; got shape "
+                         f"{w_scale.shape}")
+    if not np.all(np.isfinite(w_scale)):
+        raise ValueError("int8_conv2d w_scale must be finite")
+    scale = np.ascontiguousarray(np.float32(x_scale) * np.broadcast_to(w_scale, (k,)), dtype=np.float32)
     exact_float, exact_int = _patch_limits(unsigned)
     if r * s * cg > exact_int:
         raise ValueError(f"integer sums of {r * s * cg} codes a patch may overflow int32 (at most {exact_int})")
@@ -174,10 +271,26 @@ def _exact_float_conv(x_codes, w_codes, scale, stride, padding, oh, ow):
     return out.reshape(n, oh, ow, k)
 
 
-def int4_conv2d(x_codes, x_scale, packed_weight, weight_shape, w_scale, stride=1, padding=0, method="auto"):
-    """``int8_conv2d`` with 4-bit weights stored two a byte (``pack_int4``): unpacked once, then the int8 path."""
+def int4_conv2d(x_codes: np.ndarray, x_scale: float, packed_weight: np.ndarray,
+                weight_shape: tuple[int, int, int, int], w_scale: float | np.ndarray, stride: int = 1,
+                padding: int = 0, method: str = "auto") -> np.ndarray:
+    """``int8_conv2d`` with 4-bit weights stored two a byte (``pack_int4``): unpacked once, then the int8 path.
+
+    Parameters
+    ----------
+    x_codes, x_scale, w_scale, stride, padding, method
+        As for ``int8_conv2d``.
+    packed_weight : np.ndarray
+        ((k * c * r * s + 1) // 2,) uint8, the weight codes packed by ``pack_int4``.
+    weight_shape : tuple of int
+        (k, c, r, s).
+
+    Returns
+    -------
+    np.ndarray
+        (n, oh, ow, k) float32.
+    """
+    weight_shape = shape_arg(weight_shape, "int4_conv2d weight_shape", 4)
     count = int(np.prod(weight_shape))
-    if np.asarray(packed_weight).size * 2 < count:
-        raise ValueError(f"{np.asarray(packed_weight).size} bytes cannot hold {count} 4-bit weights")
     w_codes = unpack_int4(packed_weight, count).reshape(weight_shape)
     return int8_conv2d(x_codes, x_scale, w_codes, w_scale, stride, padding, method)

@@ -8,6 +8,7 @@ each thread sums its own block of samples into its own (K, D) buffer, and the bu
 
 import numpy as np
 
+from ._checks import int_array, int_scalar
 from ._config import PARALLEL_JIT, get_threads, njit, prange
 
 _BLOCK = 4096
@@ -90,10 +91,32 @@ def _as_samples(x, name="samples"):
     return np.ascontiguousarray(x, dtype=dtype)
 
 
-def kmeans_assign(x, centres):
+def _as_labels(labels, n, k):
+    """Cluster labels: integers in 0..k-1, shape (n,), as int64 (the kernel indexes (k, d) buffers with them)."""
+    labels = int_array(labels, "labels", 0, k - 1, np.int64)
+    if labels.shape != (n,):
+        raise ValueError(f"labels must be ({n},), one per sample; got {labels.shape}")
+    return labels
+
+
+def kmeans_assign(x: np.ndarray, centres: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Index of the nearest centre for each sample, and the squared distance to it.
 
     x (n,) or (n, d); centres (k,) or (k, d). Returns ``(labels int64 (n,), sq_distance (n,))``.
+
+    Parameters
+    ----------
+    x : np.ndarray
+        Samples, (n,) or (n, d), floating point.
+    centres : np.ndarray
+        (k,) or (k, d), k >= 1, floating point, finite (refill an empty cluster's NaN centre first).
+
+    Returns
+    -------
+    labels : np.ndarray
+        (n,) int64 in 0..k-1.
+    sq_distance : np.ndarray
+        (n,), float32 (float64 for float64 samples).
     """
     x = _as_samples(x)
     centres = _as_samples(centres, "centres").astype(x.dtype)
@@ -101,6 +124,8 @@ def kmeans_assign(x, centres):
         raise ValueError(f"samples have {x.shape[1]} dims but centres have {centres.shape[1]}")
     if centres.shape[0] < 1:
         raise ValueError("need at least one centre")
+    if not np.isfinite(centres).all():
+        raise ValueError("centres must be finite (an empty cluster's NaN centre must be refilled first)")
     labels = np.empty(x.shape[0], dtype=np.int64)
     dist = np.empty(x.shape[0], dtype=x.dtype)
     if x.shape[1] == 1:
@@ -114,17 +139,30 @@ def kmeans_assign(x, centres):
     return labels, dist
 
 
-def kmeans_update(x, labels, k):
+def kmeans_update(x: np.ndarray, labels: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Mean of the samples of each cluster: returns ``(centres (k, d) float64, counts (k,) int64)``.
 
     Empty clusters get NaN centres (the caller decides how to refill them).
+
+    Parameters
+    ----------
+    x : np.ndarray
+        Samples, (n,) or (n, d), floating point.
+    labels : np.ndarray
+        (n,) integers in 0..k-1.
+    k : int
+        Number of clusters (>= 1).
+
+    Returns
+    -------
+    centres : np.ndarray
+        (k, d) float64; NaN rows for empty clusters.
+    counts : np.ndarray
+        (k,) int64.
     """
     x = _as_samples(x)
-    labels = np.ascontiguousarray(labels, dtype=np.int64)
-    if labels.shape != (x.shape[0],):
-        raise ValueError(f"labels must be ({x.shape[0]},); got {labels.shape}")
-    if len(labels) and (labels.min() < 0 or labels.max() >= k):
-        raise ValueError(f"labels must lie in 0..{k - 1}")
+    k = int_scalar(k, "k (clusters)", lo=1)
+    labels = _as_labels(labels, x.shape[0], k)
     n_parts = max(1, min(get_threads(), x.shape[0] // 1024 or 1))
     sums = np.zeros((n_parts, k, x.shape[1]), dtype=np.float64)
     counts = np.zeros((n_parts, k), dtype=np.int64)
@@ -135,10 +173,26 @@ def kmeans_update(x, labels, k):
     return centres, total
 
 
-def segment_sum(x, labels, k):
-    """Sum of the rows of ``x`` (n, d) with each label: (k, d) float64 (the gradient of shared weights)."""
+def segment_sum(x: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
+    """Sum of the rows of ``x`` (n, d) with each label: (k, d) float64 (the gradient of shared weights).
+
+    Parameters
+    ----------
+    x : np.ndarray
+        (n,) or (n, d), floating point.
+    labels : np.ndarray
+        (n,) integers in 0..k-1.
+    k : int
+        Number of segments (>= 1).
+
+    Returns
+    -------
+    np.ndarray
+        (k, d) float64; zero rows for labels that never occur.
+    """
     x = _as_samples(x)
-    labels = np.ascontiguousarray(labels, dtype=np.int64)
+    k = int_scalar(k, "k (segments)", lo=1)
+    labels = _as_labels(labels, x.shape[0], k)
     n_parts = max(1, min(get_threads(), x.shape[0] // 1024 or 1))
     sums = np.zeros((n_parts, k, x.shape[1]), dtype=np.float64)
     counts = np.zeros((n_parts, k), dtype=np.int64)

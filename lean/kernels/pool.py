@@ -6,6 +6,7 @@ Measured here: a ``prange`` over images ran LeNet-5's first pooling 2.4x slower 
 
 import numpy as np
 
+from ._checks import int_array, int_scalar, real_array, shape_arg
 from ._config import JIT, U, float_dtype, njit, run_split
 from .conv import conv_output_size
 
@@ -135,41 +136,132 @@ def _by_images(kernel, images, *args):
     run_split(lambda b0, b1: kernel(*(a[b0:b1] for a in images), *args), images[0].shape[0])
 
 
-def _check_pool(x, k, stride, pad):
-    if x.ndim != 4:
-        raise ValueError(f"pooling input must be (n, h, w, c); got shape {x.shape}")
+def _check_pool(shape, k, stride, pad):
+    """Window arguments against an input shape; returns ``(oh, ow, k, stride, pad)`` as ints."""
+    if len(shape) != 4:
+        raise ValueError(f"pooling input must be (n, h, w, c); got shape {tuple(shape)}")
+    k, stride = int_scalar(k, "pooling kernel"), int_scalar(stride, "pooling stride")
+    pad = int_scalar(pad, "pooling padding")
     if k < 1 or stride < 1 or pad < 0 or pad * 2 > k:
         raise ValueError(f"bad pooling window: kernel {k}, stride {stride}, padding {pad}")
-    return conv_output_size(x.shape[1], k, stride, pad), conv_output_size(x.shape[2], k, stride, pad)
+    return conv_output_size(shape[1], k, stride, pad), conv_output_size(shape[2], k, stride, pad), k, stride, pad
 
 
-def maxpool_forward(x, k, stride, pad=0):
-    """Returns ``(y, argmax)``: y (n, oh, ow, c) and where each maximum is, as an offset inside its image."""
-    x = np.ascontiguousarray(x, dtype=float_dtype(x))
-    oh, ow = _check_pool(x, k, stride, pad)
+def _check_dy(dy, input_shape, out_hw, dtype):
+    """``dy`` real (n, oh, ow, c) for an input of ``input_shape`` (n, h, w, c); ``out_hw`` None: oh, ow unchecked."""
+    dy = real_array(dy, "pooling output gradient dy", dtype)
+    n, _, _, c = input_shape
+    if dy.ndim != 4 or dy.shape[0] != n or dy.shape[3] != c or (out_hw is not None and dy.shape[1:3] != out_hw):
+        oh, ow = out_hw if out_hw is not None else ("oh", "ow")
+        raise ValueError(f"pooling output gradient dy must be ({n}, {oh}, {ow}, {c}) for input_shape "
+                         f"{tuple(input_shape)}; got {dy.shape}")
+    return dy
+
+
+def maxpool_forward(x: np.ndarray, k: int, stride: int, pad: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Returns ``(y, argmax)``: y (n, oh, ow, c) and where each maximum is, as an offset inside its image.
+
+    Parameters
+    ----------
+    x : np.ndarray
+        Activations, (n, h, w, c).
+    k : int
+        Window size (k x k).
+    stride : int
+        Step between windows (>= 1).
+    pad : int
+        Padding on each side, at most k // 2; padding never wins the maximum.
+
+    Returns
+    -------
+    y : np.ndarray
+        (n, oh, ow, c), ``oh = (h + 2 * pad - k) // stride + 1`` (``ow`` likewise).
+    argmax : np.ndarray
+        (n, oh, ow, c) int32 (int64 for images of 2^31 values or more): the flat offset of each maximum inside
+        its image's (h, w, c) block, as ``maxpool_backward`` takes it.
+    """
+    x = real_array(x, "pooling input x", float_dtype(x))
+    oh, ow, k, stride, pad = _check_pool(x.shape, k, stride, pad)
     y = np.empty((x.shape[0], oh, ow, x.shape[3]), dtype=x.dtype)
     argmax = np.empty(y.shape, dtype=np.int32 if np.prod(x.shape[1:]) < 2**31 else np.int64)
     _by_images(_maxpool_forward, (x, y, argmax), k, stride, pad)
     return y, argmax
 
 
-def maxpool_backward(dy, argmax, input_shape):
+def maxpool_backward(dy: np.ndarray, argmax: np.ndarray, input_shape: tuple[int, int, int, int]) -> np.ndarray:
+    """Gradient of ``maxpool_forward``: each output gradient added at its maximum's place.
+
+    Parameters
+    ----------
+    dy : np.ndarray
+        Gradient of the output, (n, oh, ow, c).
+    argmax : np.ndarray
+        As returned by ``maxpool_forward``: integers in 0..h * w * c - 1, shaped like ``dy``.
+    input_shape : tuple of int
+        The forward input's shape (n, h, w, c).
+
+    Returns
+    -------
+    np.ndarray
+        (n, h, w, c).
+    """
     dtype = float_dtype(dy)
+    input_shape = shape_arg(input_shape, "maxpool input_shape", 4)
+    dy = _check_dy(dy, input_shape, None, dtype)
+    per_image = int(np.prod(input_shape[1:]))
+    index_dtype = np.int32 if per_image <= 2**31 else np.int64
+    argmax = int_array(argmax, "maxpool argmax", 0, per_image - 1, index_dtype)
+    if argmax.shape != dy.shape:
+        raise ValueError(f"maxpool argmax must have dy's shape {dy.shape}; got {argmax.shape}")
     dx = np.empty(input_shape, dtype=dtype)
-    _by_images(_maxpool_backward, (np.ascontiguousarray(dy, dtype=dtype), argmax, dx))
+    _by_images(_maxpool_backward, (dy, argmax, dx))
     return dx
 
 
-def avgpool_forward(x, k, stride, pad=0):
-    x = np.ascontiguousarray(x, dtype=float_dtype(x))
-    oh, ow = _check_pool(x, k, stride, pad)
+def avgpool_forward(x: np.ndarray, k: int, stride: int, pad: int = 0) -> np.ndarray:
+    """Window averages, padding counted as zeros in the average (count_include_pad).
+
+    Parameters
+    ----------
+    x : np.ndarray
+        Activations, (n, h, w, c).
+    k, stride, pad : int
+        Window size (k x k), step (>= 1) and padding on each side (at most k // 2).
+
+    Returns
+    -------
+    np.ndarray
+        (n, oh, ow, c), ``oh = (h + 2 * pad - k) // stride + 1`` (``ow`` likewise).
+    """
+    x = real_array(x, "pooling input x", float_dtype(x))
+    oh, ow, k, stride, pad = _check_pool(x.shape, k, stride, pad)
     y = np.empty((x.shape[0], oh, ow, x.shape[3]), dtype=x.dtype)
     _by_images(_avgpool_forward, (x, y), k, stride, pad)
     return y
 
 
-def avgpool_backward(dy, input_shape, k, stride, pad=0):
+def avgpool_backward(dy: np.ndarray, input_shape: tuple[int, int, int, int], k: int, stride: int,
+                     pad: int = 0) -> np.ndarray:
+    """Gradient of ``avgpool_forward``.
+
+    Parameters
+    ----------
+    dy : np.ndarray
+        Gradient of the output, (n, oh, ow, c): the forward output's shape.
+    input_shape : tuple of int
+        The forward input's shape (n, h, w, c).
+    k, stride, pad : int
+        As given to ``avgpool_forward``.
+
+    Returns
+    -------
+    np.ndarray
+        (n, h, w, c).
+    """
     dtype = float_dtype(dy)
+    input_shape = shape_arg(input_shape, "avgpool input_shape", 4)
+    oh, ow, k, stride, pad = _check_pool(input_shape, k, stride, pad)
+    dy = _check_dy(dy, input_shape, (oh, ow), dtype)
     dx = np.empty(input_shape, dtype=dtype)
-    _by_images(_avgpool_backward, (np.ascontiguousarray(dy, dtype=dtype), dx), k, stride, pad)
+    _by_images(_avgpool_backward, (dy, dx), k, stride, pad)
     return dx

@@ -15,6 +15,7 @@ All are element-wise over flat arrays, in blocks run by ``prange``.
 
 import numpy as np
 
+from ._checks import int_scalar, real_array, real_scalar
 from ._config import JIT, PARALLEL_JIT, U, njit, prange
 
 _BLOCK = 1 << 14
@@ -85,59 +86,134 @@ def _sign_select(pred, acc, out, tau, fell_back):
         fell_back[blk] = count
 
 
-def _flat32(x):
-    return np.ascontiguousarray(x, dtype=np.float32).reshape(-1)
+def _flat32(x, name):
+    return real_array(x, name, np.float32).reshape(-1)
 
 
 def _check_grid(step, bits):
-    if not step > 0:
-        raise ValueError(f"quantization step must be > 0; got {step}")
-    if not 2 <= int(bits) <= 24:
-        raise ValueError(f"bits must be in 2..24; got {bits}")
-    return float(step), float(2 ** (int(bits) - 1) - 1)
+    step = real_scalar(step, "quantization step", positive=True)
+    bits = int_scalar(bits, "bits", 2, 24)
+    return step, float(2 ** (bits - 1) - 1)
 
 
-def symmetric_step(x, bits):
-    """The grid step that puts max |x| on the largest signed ``bits``-bit code (1.0 for an all-zero ``x``)."""
-    top = float(np.abs(x).max()) if np.size(x) else 0.0
-    return top / (2 ** (int(bits) - 1) - 1) if top > 0 else 1.0
+def symmetric_step(x: np.ndarray, bits: int) -> float:
+    """The grid step that puts max |x| on the largest signed ``bits``-bit code (1.0 for an all-zero ``x``).
+
+    Parameters
+    ----------
+    x : np.ndarray
+        Any shape, real.
+    bits : int
+        Bits of the signed grid, >= 2.
+
+    Returns
+    -------
+    float
+        max |x| / (2^(bits - 1) - 1), or 1.0 when that is 0 (or ``x`` is empty).
+    """
+    bits = int_scalar(bits, "bits", lo=2)
+    x = np.asarray(x)
+    if x.dtype.kind not in "biuf":
+        raise ValueError(f"symmetric_step input x must hold real numbers; got dtype {x.dtype}")
+    top = float(np.abs(x).max()) if x.size else 0.0
+    return top / (2 ** (bits - 1) - 1) if top > 0 else 1.0
 
 
-def fixed_point(x, step, bits):
-    """``x`` rounded to the nearest multiple of ``step`` within a signed ``bits``-bit range (float32 out)."""
+def fixed_point(x: np.ndarray, step: float, bits: int) -> np.ndarray:
+    """``x`` rounded to the nearest multiple of ``step`` within a signed ``bits``-bit range (float32 out).
+
+    Parameters
+    ----------
+    x : np.ndarray
+        Any shape, real; computed in float32.
+    step : float
+        Grid spacing, finite and > 0 (``symmetric_step``).
+    bits : int
+        Bits of the signed grid, 2..24: codes in -(2^(bits - 1) - 1) .. 2^(bits - 1) - 1.
+
+    Returns
+    -------
+    np.ndarray
+        Shaped like ``x``, float32.
+    """
     step, top = _check_grid(step, bits)
     out = np.empty(np.shape(x), np.float32)
-    _fixed_point(_flat32(x), out.reshape(-1), step, top)
+    _fixed_point(_flat32(x, "fixed_point input x"), out.reshape(-1), step, top)
     return out
 
 
-def msb_predictor(x, step, bits, keep_bits):
-    """``fixed_point`` codes keeping only their ``keep_bits`` most significant bits (magnitude truncated)."""
+def msb_predictor(x: np.ndarray, step: float, bits: int, keep_bits: int) -> np.ndarray:
+    """``fixed_point`` codes keeping only their ``keep_bits`` most significant bits (magnitude truncated).
+
+    Parameters
+    ----------
+    x : np.ndarray
+        Any shape, real; computed in float32.
+    step, bits
+        As for ``fixed_point``.
+    keep_bits : int
+        Most significant bits kept, 1..bits.
+
+    Returns
+    -------
+    np.ndarray
+        Shaped like ``x``, float32.
+    """
     step, top = _check_grid(step, bits)
-    if not 1 <= int(keep_bits) <= int(bits):
-        raise ValueError(f"keep_bits must be in 1..{bits}; got {keep_bits}")
+    bits = int_scalar(bits, "bits")
+    keep_bits = int_scalar(keep_bits, "keep_bits", 1, bits)
     out = np.empty(np.shape(x), np.float32)
-    _msb_predictor(_flat32(x), out.reshape(-1), step, top, float(2 ** (int(bits) - int(keep_bits))))
+    _msb_predictor(_flat32(x, "msb_predictor input x"), out.reshape(-1), step, top, float(2 ** (bits - keep_bits)))
     return out
 
 
-def stochastic_round(x, step, bits, seed):
-    """``x`` on the ``bits``-bit grid of ``step``, rounded up with probability equal to the remainder."""
+def stochastic_round(x: np.ndarray, step: float, bits: int, seed: int) -> np.ndarray:
+    """``x`` on the ``bits``-bit grid of ``step``, rounded up with probability equal to the remainder.
+
+    Parameters
+    ----------
+    x : np.ndarray
+        Any shape, real; computed in float32.
+    step, bits
+        As for ``fixed_point``.
+    seed : int
+        Any integer; element ``i``'s random number depends only on ``(seed, i)``.
+
+    Returns
+    -------
+    np.ndarray
+        Shaped like ``x``, float32.
+    """
     step, top = _check_grid(step, bits)
+    seed = int_scalar(seed, "seed")
     out = np.empty(np.shape(x), np.float32)
-    _stochastic_round(_flat32(x), out.reshape(-1), step, top, int(seed) & 0x7FFFFFFFFFFFFFFF)
+    _stochastic_round(_flat32(x, "stochastic_round input x"), out.reshape(-1), step, top, seed & 0x7FFFFFFFFFFFFFFF)
     return out
 
 
-def sign_select(predicted, accurate, tau):
-    """Returns ``(signs, fell_back)``: +-1/0 float32 signs by the PSG rule and the count of fallback entries."""
+def sign_select(predicted: np.ndarray, accurate: np.ndarray, tau: float) -> tuple[np.ndarray, int]:
+    """Returns ``(signs, fell_back)``: +-1/0 float32 signs by the PSG rule and the count of fallback entries.
+
+    Parameters
+    ----------
+    predicted, accurate : np.ndarray
+        The predicted and the accurate gradient, of one shape (any), real.
+    tau : float
+        Threshold, >= 0 (inf: every entry falls back).
+
+    Returns
+    -------
+    signs : np.ndarray
+        Shaped like ``predicted``, float32 in {-1, 0, 1}.
+    fell_back : int
+        How many entries took the accurate gradient's sign.
+    """
     if np.shape(predicted) != np.shape(accurate):
         raise ValueError(f"predicted and accurate gradients differ in shape: {np.shape(predicted)} and "
                          f"{np.shape(accurate)}")
-    if not tau >= 0:
-        raise ValueError(f"tau must be >= 0; got {tau}")
+    tau = real_scalar(tau, "tau", nonnegative=True, finite=False)
     out = np.empty(np.shape(predicted), np.float32)
-    pred, acc = _flat32(predicted), _flat32(accurate)
+    pred, acc = _flat32(predicted, "predicted gradient"), _flat32(accurate, "accurate gradient")
     fell_back = np.zeros(max(1, (pred.size + _BLOCK - 1) // _BLOCK), np.int64)
-    _sign_select(pred, acc, out.reshape(-1), float(tau), fell_back)
+    _sign_select(pred, acc, out.reshape(-1), tau, fell_back)
     return out, int(fell_back.sum())
