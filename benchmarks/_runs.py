@@ -35,3 +35,21 @@ def side_by_side(tasks, jobs=2):
         return [task() for task in tasks]
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         return list(pool.map(lambda task: task(), tasks))
+
+
+def machine_line():
+    """Which kernel paths this machine takes (CPU features as LLVM reports them, VNNI int8 on or off) and the
+    threading lean.configure() set up: printed by each speed benchmark so a figure says what it measured."""
+    import numba
+    from llvmlite import binding
+
+    from lean.kernels import VNNI_AVAILABLE
+
+    features = binding.get_host_cpu_features()
+    has = [name for name in ("avx2", "fma", "avx512f", "avx512bw", "avx512vnni", "avx512bf16") if features.get(name)]
+    try:
+        layer = numba.threading_layer()
+    except ValueError:
+        layer = numba.config.THREADING_LAYER
+    return (f"CPU {binding.get_host_cpu_name()} ({', '.join(has) or 'no AVX2'}); int8 conv path: "
+            f"{'AVX-512 VNNI' if VNNI_AVAILABLE else 'exact-float BLAS (no VNNI)'}; Numba threading layer {layer}")

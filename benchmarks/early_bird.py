@@ -53,7 +53,7 @@ def main():
     pruned, prune_wall = lean_json("prune", out / "dense.h5", "--ratio", args.ratio, "-o", out / "pruned.h5",
                                    "--force")
     retrained, retrain_wall = lean_json("train", "--resume", out / "pruned.h5", "--epochs", args.epochs,
-                                        "--out", out / "retrained.h5")
+                                        "--out", out / "retrained.h5", "--force")
     eb, eb_wall = lean_json("train", *common, "--early-bird", args.ratio, "--eb-window", args.eb_window,
                             "--eb-epsilon", args.eb_epsilon, "--out", out / "early-bird.h5")
 

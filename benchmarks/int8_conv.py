@@ -11,7 +11,9 @@ import argparse
 import time
 
 import numpy as np
+from _runs import machine_line
 
+import lean
 from lean import kernels
 from lean.kernels.intconv import auto_int8_method
 
@@ -20,6 +22,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--reps", type=int, default=31)
     args = ap.parse_args()
+    lean.configure()  # lean's threading, as `lean` commands set it up
+    print(machine_line())
     rng = np.random.default_rng(0)
     for c, hw in [(16, 32), (32, 16), (64, 8)]:
         xq = rng.integers(-127, 128, (128, hw, hw, c)).astype(np.int8)

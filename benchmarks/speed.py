@@ -115,12 +115,12 @@ def main():
 
     sys.path.insert(0, os.path.dirname(__file__))
     import torch_nets
+    from _runs import machine_line
 
-    from lean import kernels
+    import lean
 
     torch.set_num_threads(args.threads)
-    kernels.set_threads(args.threads)
-    kernels.keep_freed_memory()  # as `lean train` does; process-wide, so PyTorch's side gets it too
+    lean.configure(args.threads)  # as `lean train` does (its freed-memory reuse is process-wide: PyTorch gets it too)
     peak = matmul_peak_gflops(args.threads)
     results = []
     for name in args.nets.split(","):
@@ -128,6 +128,7 @@ def main():
     if args.json:
         print(json.dumps(results))
         return
+    print(machine_line())
     print(f"threads {args.threads}, batch {args.batch_size}, medians of {args.rounds}x{args.steps} interleaved "
           f"steps; 2048^3 matmul here: {peak:.0f} GFLOP/s")
     print(f"{'net':<10} {'mode':<6} {'lean img/s':>11} {'torch img/s':>12} {'ratio':>6} {'lean GFLOP/s':>13} "

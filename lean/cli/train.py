@@ -63,8 +63,8 @@ def train(ctx, **_):
     callbacks = common.training_callbacks(run["as_json"])
     if run["resume"]:
         changes = {**given, **({"methods": methods} if methods else {})}
-        summary = training.resume(run["resume"], out=run["out"], data=changes.pop("data", None), **callbacks,
-                                  **changes)
+        summary = training.resume(run["resume"], out=run["out"], force=bool(run["force"]),
+                                  data=changes.pop("data", None), **callbacks, **changes)
     else:
         if not _REQUIRED <= set(given):
             raise click.UsageError("--net and --data are required (or --resume run.h5)")

@@ -162,14 +162,9 @@ def kmeans_update(x: np.ndarray, labels: np.ndarray, k: int) -> tuple[np.ndarray
     """
     x = _as_samples(x)
     k = int_scalar(k, "k (clusters)", lo=1)
-    labels = _as_labels(labels, x.shape[0], k)
-    n_parts = max(1, min(get_threads(), x.shape[0] // 1024 or 1))
-    sums = np.zeros((n_parts, k, x.shape[1]), dtype=np.float64)
-    counts = np.zeros((n_parts, k), dtype=np.int64)
-    _partial_sums(x, labels, sums, counts, n_parts)
-    total = counts.sum(axis=0)
+    sums, total = _label_sums(x, _as_labels(labels, x.shape[0], k), k)
     with np.errstate(invalid="ignore", divide="ignore"):
-        centres = sums.sum(axis=0) / total[:, None]
+        centres = sums / total[:, None]
     return centres, total
 
 
@@ -192,9 +187,14 @@ def segment_sum(x: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
     """
     x = _as_samples(x)
     k = int_scalar(k, "k (segments)", lo=1)
-    labels = _as_labels(labels, x.shape[0], k)
+    return _label_sums(x, _as_labels(labels, x.shape[0], k), k)[0]
+
+
+def _label_sums(x, labels, k):
+    """Per-label sums (k, d) float64 and counts (k,) of checked samples: one partial buffer per thread's block
+    of samples, added afterwards."""
     n_parts = max(1, min(get_threads(), x.shape[0] // 1024 or 1))
     sums = np.zeros((n_parts, k, x.shape[1]), dtype=np.float64)
     counts = np.zeros((n_parts, k), dtype=np.int64)
     _partial_sums(x, labels, sums, counts, n_parts)
-    return sums.sum(axis=0)
+    return sums.sum(axis=0), counts.sum(axis=0)

@@ -69,16 +69,17 @@ def start(config: TrainConfig, *, out=None, force=False, on_step=None, on_epoch=
         return trainer.summary()
 
 
-def resume(path, *, out=None, data=None, on_step=None, on_epoch=None, **given) -> dict:
+def resume(path, *, out=None, force=False, data=None, on_step=None, on_epoch=None, **given) -> dict:
     """Continue the run of checkpoint ``path`` (written to ``out``, default ``path`` itself); returns the summary.
 
     ``given``: settings as ``TrainConfig`` names them (``epochs=40``, ``eval_every=5``, ``lr=0.05``, and
-    ``methods=(...)`` configs); see the module docstring for which may differ from the run's own.
+    ``methods=(...)`` configs); see the module docstring for which may differ from the run's own. An ``out``
+    other than ``path`` that exists is overwritten only with ``force``.
     """
     path = Path(path)
     out = Path(out or path)
     same_file = out.resolve() == path.resolve()
-    with claim_output(out, overwrite=same_file):
+    with claim_output(out, overwrite=same_file or force):
         ckpt = load_checkpoint(path)
         if ckpt.compressed:
             source = ckpt.training.get("compression", {}).get("checkpoint", "its dense checkpoint")
