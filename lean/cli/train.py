@@ -1,9 +1,10 @@
 """``lean train``, ``lean eval``, ``lean info``, ``lean demo``."""
 
+from dataclasses import fields
+
 import click
 
-# the method configs of lean.compress register here, so --slim and --early-bird are options
-from ..compress import config as _compress_methods  # noqa: F401  (registers slimming and early-bird)
+from ..compress import config as _compress_methods  # noqa: F401  (registers slimming and early-bird: options)
 from ..errors import ConfigError
 from ..train.config import METHODS, core_fields, flag_of
 from . import _common as common
@@ -15,7 +16,7 @@ def _train_options(f):
     options = [common.field_option(fld, fld.name, required_unless="--resume" if fld.name in _REQUIRED else None)
                for fld in core_fields()]
     for cls in METHODS.values():
-        options += [common.field_option(fld, f"{cls.name}__{fld.name}") for fld in _method_fields(cls)]
+        options += [common.field_option(fld, f"{cls.name}__{fld.name}") for fld in fields(cls)]
     options += [
         click.option("--out", type=click.Path(dir_okay=False), help="Checkpoint to write (default NET-DATA.h5; "
                      "with --resume, the resumed file)."),
@@ -28,22 +29,16 @@ def _train_options(f):
     return common.apply_options(options, f)
 
 
-def _method_fields(cls):
-    from dataclasses import fields
-
-    return fields(cls)
-
-
 def method_configs(given):
     """The training-method configs the given options ask for (a method is on when its switch option is given)."""
     methods = []
     for name, cls in METHODS.items():
-        settings = {f.name: given.pop(f"{name}__{f.name}") for f in _method_fields(cls) if f"{name}__{f.name}" in given}
+        settings = {f.name: given.pop(f"{name}__{f.name}") for f in fields(cls) if f"{name}__{f.name}" in given}
         if not settings:
             continue
-        switches = [f for f in _method_fields(cls) if f.metadata.get("switch")]
+        switches = [f for f in fields(cls) if f.metadata.get("switch")]
         if not any(f.name in settings for f in switches):
-            named = ", ".join(flag_of(f) for f in _method_fields(cls) if f.name in settings)
+            named = ", ".join(flag_of(f) for f in fields(cls) if f.name in settings)
             raise ConfigError(f"{named} is a setting of {' or '.join(flag_of(f) for f in switches)}: give that too")
         methods.append(cls(**settings))
     return tuple(methods)

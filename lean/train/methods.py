@@ -22,6 +22,8 @@ How a method changes a layer's arithmetic: never by replacing the layer's method
 observers that watch calls (the energy meter).
 """
 
+from ..errors import ConfigError
+
 
 class TrainingMethod:
     """Base of every training method; see the module docstring for when each hook runs."""
@@ -82,8 +84,6 @@ class LayerOperandMethod(TrainingMethod):
         self.seed = int(seed)
 
     def install(self, model):
-        from ..errors import ConfigError
-
         self.uninstall()
         layers = [(n, m) for n, m in model.net.named_modules() if isinstance(m, self.layer_types)]
         for index, (name, layer) in enumerate(layers):

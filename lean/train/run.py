@@ -16,7 +16,7 @@ config class; the ``lean`` command imports them all. A notebook resuming a run w
 """
 
 import time
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 
 from ..data import is_data_file
@@ -57,7 +57,7 @@ def start(config: TrainConfig, *, out=None, force=False, on_step=None, on_epoch=
         dataset = load_data(config.data)
         extra = {}
         if is_data_file(config.data):  # stored resolvable, and with a digest so a moved file can be recognised
-            config.data = str(Path(config.data).resolve())
+            config = replace(config, data=str(Path(config.data).resolve()))
             extra["data_sha256"] = dataset.fingerprint()
         model = build(config.net, input_shape=dataset.input_shape, num_classes=dataset.num_classes,
                       seed=config.seed, **({} if config.width == 1.0 else {"width": config.width}))
@@ -90,6 +90,8 @@ def resume(path, *, out=None, force=False, data=None, on_step=None, on_epoch=Non
             raise ConfigError(f"{path} already finished {ckpt.epoch} epochs; pass --epochs N with N > {ckpt.epoch} "
                               "to train longer")
         dataset = _run_data(config, ckpt, path, data)
+        if data is not None and is_data_file(data):  # the run's data file moved: the checkpoint follows it
+            config = replace(config, data=str(Path(data).resolve()))
         trainer = Trainer(ckpt.model(), dataset, config, out=out, on_step=on_step, on_epoch=on_epoch,
                           extra_settings={k: ckpt.training[k] for k in ("data_sha256", "pruned_from")
                                           if k in ckpt.training})
@@ -147,7 +149,6 @@ def _run_data(config, ckpt, path, data):
     digest = ckpt.training.get("data_sha256")
     if digest is not None and dataset.fingerprint() != digest:
         raise DataError(f"{data} is not the data {path} was trained on (its contents differ from {stored}'s)")
-    config.data = str(Path(data).resolve())
     return dataset
 
 
