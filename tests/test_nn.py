@@ -104,3 +104,10 @@ def test_batchnorm_running_statistics_follow_pytorch_convention():
     bn.forward(x, train=True)
     np.testing.assert_allclose(bn.buffers["running_mean"], 0.1 * x.mean(0), rtol=1e-5)
     np.testing.assert_allclose(bn.buffers["running_var"], 0.9 + 0.1 * x.var(0, ddof=1), rtol=1e-5)
+
+
+def test_cross_entropy_refuses_labels_outside_the_classes():
+    logits = np.zeros((2, 3), np.float32)
+    for labels in (np.array([0, 3]), np.array([-1, 0]), np.array([0.0, 1.0])):
+        with pytest.raises(ValueError, match="labels must be integers in 0..2"):
+            nn.softmax_cross_entropy(logits, labels)

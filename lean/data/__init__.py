@@ -1,7 +1,7 @@
 """Datasets, augmentation and batching.
 
 ``load(name)`` returns a ``Dataset`` with raw images kept compact (uint8 where the source is) in channels-last
-``(n, h, w, c)`` layout; ``Dataset.batch(indices, augment_rng)`` returns normalized float32 batches.
+``(n, h, w, c)`` layout; ``Dataset.train_batch(indices, rng, mean, std)`` returns normalized float32 batches.
 """
 
 from .augment import random_crop_flip

@@ -21,6 +21,7 @@ import tarfile
 import urllib.request
 import warnings
 import zipfile
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -35,19 +36,41 @@ MAX_CLASSES = 100_000
 DATA_FILE_SUFFIXES = (".npz", ".h5", ".hdf5")
 
 
-def is_data_file(name):
+def is_data_file(name: str | os.PathLike) -> bool:
     """Whether a dataset name is a user's file (``.npz``, ``.h5``, ``.hdf5``) rather than a known dataset."""
     return str(name).endswith(DATA_FILE_SUFFIXES)
 
 
 @dataclass
 class Dataset:
+    """Training and test images with their labels, kept compact (uint8 where the source is), channels-last.
+
+    Parameters
+    ----------
+    name : str
+        The dataset's name (a user's file: its stem), used in messages.
+    x_train, x_test : np.ndarray
+        (n, h, w, c) images of real numbers (typically uint8; bool becomes uint8); (n, h, w) gets a channel
+        axis, and an array that looks channels-first is transposed with a warning. Pixels must be finite.
+    y_train, y_test : np.ndarray
+        (n,) integer labels in 0..len(classes) - 1; stored as int64.
+    classes : list of str
+        Class names, by label.
+    augment : bool
+        Random crop (pad 4) and, if ``flip``, horizontal flip of training batches (``random_crop_flip``).
+    flip : bool
+        Whether augmentation includes the horizontal flip.
+
+    Attributes ``mean`` and ``std`` ((c,) float32) are the training images' per-channel statistics, the default
+    normalization. Malformed arrays raise ``DataError``.
+    """
+
     name: str
     x_train: np.ndarray  # (n, h, w, c), uint8 or float32
     y_train: np.ndarray  # (n,), int64
     x_test: np.ndarray
     y_test: np.ndarray
-    classes: list
+    classes: list[str]
     augment: bool = False  # random crop (pad 4) + horizontal flip in training
     flip: bool = True
 
@@ -73,27 +96,61 @@ class Dataset:
         self.mean, self.std = channel_stats(self.x_train)
 
     @property
-    def input_shape(self):
+    def input_shape(self) -> tuple[int, int, int]:
+        """(h, w, c) of one image."""
         return tuple(int(v) for v in self.x_train.shape[1:])
 
     @property
-    def num_classes(self):
+    def num_classes(self) -> int:
         return len(self.classes)
 
-    def normalize(self, x, mean=None, std=None):
+    def normalize(self, x: np.ndarray, mean: np.ndarray | None = None, std: np.ndarray | None = None) -> np.ndarray:
+        """``(x - mean) / std`` per channel, float32.
+
+        Parameters
+        ----------
+        x : np.ndarray
+            (n, h, w, c) images, any real dtype.
+        mean, std : np.ndarray or None
+            (c,) per-channel statistics; None: the dataset's own (a model keeps the ones it was trained with,
+            e.g. a checkpoint's).
+
+        Returns
+        -------
+        np.ndarray
+            (n, h, w, c) float32.
+        """
         mean = self.mean if mean is None else mean
         std = self.std if std is None else std
         return ((x.astype(np.float32) - mean) / std).astype(np.float32)
 
-    def train_batch(self, indices, rng, mean=None, std=None):
+    def train_batch(self, indices: np.ndarray, rng: np.random.Generator, mean: np.ndarray | None = None,
+                    std: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Normalized float32 training batch (by ``mean``/``std``, default the dataset's own), augmented if the
-        dataset asks for it."""
+        dataset asks for it.
+
+        Parameters
+        ----------
+        indices : np.ndarray
+            (b,) integer indices into the training set.
+        rng : np.random.Generator
+            Source of the augmentation's randomness (unused without augmentation).
+        mean, std : np.ndarray or None
+            As for ``normalize``.
+
+        Returns
+        -------
+        x : np.ndarray
+            (b, h, w, c) float32.
+        y : np.ndarray
+            (b,) int64 labels.
+        """
         x = self.x_train[indices]
         if self.augment:
             x = random_crop_flip(x, rng, pad=4, flip=self.flip)
         return self.normalize(x, mean, std), self.y_train[indices]
 
-    def fingerprint(self):
+    def fingerprint(self) -> str:
         """SHA-256 of the four arrays' contents: recognises the same data after its file moved."""
         digest = hashlib.sha256()
         for a in (self.x_train, self.y_train, self.x_test, self.y_test):
@@ -101,8 +158,11 @@ class Dataset:
             digest.update(np.ascontiguousarray(a).view(np.uint8).reshape(-1))
         return digest.hexdigest()
 
-    def limit(self, n_train):
-        """The first ``n_train`` training images (for quick experiments)."""
+    def limit(self, n_train: int | None) -> "Dataset":
+        """The first ``n_train`` training images (for quick experiments); None: this dataset itself.
+
+        The limited dataset's ``mean`` and ``std`` are those of its own training images.
+        """
         if n_train is None:
             return self
         if n_train < 1:
@@ -158,8 +218,12 @@ def _class_names(name, *labels):
     return [str(i) for i in range(high + 1)]
 
 
-def channel_stats(x):
-    """Per-channel mean and standard deviation of (n, h, w, c) images (exact; histogram-based for uint8)."""
+def channel_stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel mean and standard deviation of (n, h, w, c) images (exact; histogram-based for uint8).
+
+    Returns ``(mean, std)``, each (c,) float32; a standard deviation below 1e-6 is raised to 1e-6 so normalizing
+    a constant channel does not divide by zero.
+    """
     c = x.shape[-1]
     mean, std = np.empty(c, np.float32), np.empty(c, np.float32)
     for ch in range(c):
@@ -176,13 +240,15 @@ def channel_stats(x):
     return mean, std
 
 
-def cache_dir():
+def cache_dir() -> Path:
+    """Where downloaded datasets live: ``$LEAN_DATA`` if set, else ``~/.cache/lean``."""
     return Path(os.environ.get("LEAN_DATA") or Path.home() / ".cache" / "lean")
 
 
 # ----------------------------------------------------------------------------------------------- digits
 
-def load_digits():
+def load_digits() -> Dataset:
+    """The shipped UCI digits: 1,347 training and 450 test 8x8x1 uint8 images (0..16 scaled to 0..255)."""
     raw = resources.files("lean.data").joinpath("files/digits.csv.gz").read_bytes()
     table = np.loadtxt(io.BytesIO(gzip.decompress(raw)), delimiter=",", dtype=np.int64)
     x = (table[:, :64].reshape(-1, 8, 8, 1) * (255.0 / 16.0)).round().astype(np.uint8)
@@ -197,8 +263,21 @@ def load_digits():
 
 # ------------------------------------------------------------------------------------------ IDX (MNIST)
 
-def parse_idx(data, name):
-    """Parse an IDX file (the MNIST format): magic 0x0000 0x08 ndim, big-endian sizes, then uint8 data."""
+def parse_idx(data: bytes, name: str) -> np.ndarray:
+    """Parse an IDX file (the MNIST format): magic 0x0000 0x08 ndim, big-endian sizes, then uint8 data.
+
+    Parameters
+    ----------
+    data : bytes
+        The decompressed file.
+    name : str
+        The file's name, for error messages.
+
+    Returns
+    -------
+    np.ndarray
+        uint8, (n,) for a label file or (n, h, w) for an image file; a read-only view of ``data``.
+    """
     if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != 0x08 or data[3] not in (1, 3):
         raise DataError(f"{name} is not an IDX file of unsigned bytes")
     ndim = data[3]
@@ -242,10 +321,29 @@ MNIST = {
 }
 
 
-def download(urls, filename, dest, check, fetch=None):
+def download(urls: Sequence[str], filename: str, dest: Path, check: Callable[[bytes], object],
+             fetch: Callable[[str], bytes] | None = None) -> Path:
     """Fetch ``filename`` from the first URL that answers into ``dest``; ``check(bytes)`` must pass.
 
     Written to a temporary name and renamed, so a broken download never leaves a file that looks complete.
+
+    Parameters
+    ----------
+    urls : sequence of str
+        Base URLs, tried in order; ``filename`` is appended to each.
+    filename : str
+        The file to fetch.
+    dest : Path
+        Where to write it (its folder is created).
+    check : callable
+        Called with the downloaded bytes; raises ``DataError`` if they are not the expected file.
+    fetch : callable or None
+        ``fetch(url) -> bytes``; None: ``urllib`` with a 60 s timeout (tests pass their own).
+
+    Returns
+    -------
+    Path
+        ``dest``. If no URL answers, ``DataError`` names each failure and where to put the file by hand.
     """
     fetch = fetch or (lambda url: urllib.request.urlopen(url, timeout=60).read())
     errors = []
@@ -341,7 +439,11 @@ CIFAR100 = {
 }
 
 
-def parse_cifar_records(data, label_bytes, name):
+def parse_cifar_records(data: bytes, label_bytes: int, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """Parse a CIFAR binary batch: records of ``label_bytes`` label bytes (the last one used) and 3,072 pixels.
+
+    Returns ``(x, y)``: x (n, 32, 32, 3) uint8 (channels-last, from the file's channel planes), y (n,) int64.
+    """
     record = label_bytes + 3072
     if len(data) % record:
         raise DataError(f"{name}: size {len(data)} is not a whole number of {record}-byte CIFAR records")
@@ -384,8 +486,12 @@ def _cifar_dataset(name, spec, fetch=None, download_ok=True):
 
 # ------------------------------------------------------------------------------------------ user files
 
-def load_file(path):
-    """A user's dataset from ``.npz`` or ``.h5``/``.hdf5`` with arrays ``x_train, y_train, x_test, y_test``."""
+def load_file(path: str | os.PathLike) -> Dataset:
+    """A user's dataset from ``.npz`` or ``.h5``/``.hdf5`` with arrays ``x_train, y_train, x_test, y_test``.
+
+    Images as ``Dataset`` takes them ((n, h, w, c) or (n, h, w)); labels (n,) integers numbered 0..K-1, K from
+    the largest label. Anything unreadable or malformed raises ``DataError`` saying what is wrong.
+    """
     path = Path(path)
     if not path.is_file():
         raise DataError(f"data file {path} does not exist")
@@ -424,8 +530,24 @@ DATASETS = {
 }
 
 
-def load(name, *, download_ok=True, fetch=None):
-    """Load a dataset by name, or from a ``.npz`` / ``.h5`` path."""
+def load(name: str | os.PathLike, *, download_ok: bool = True,
+         fetch: Callable[[str], bytes] | None = None) -> Dataset:
+    """Load a dataset by name, or from a ``.npz`` / ``.h5`` path.
+
+    Parameters
+    ----------
+    name : str or path
+        A name of ``DATASETS`` or a path ending in ``.npz``, ``.h5`` or ``.hdf5``.
+    download_ok : bool
+        Download a dataset that is not on this machine (False: raise ``DataError`` instead).
+    fetch : callable or None
+        ``fetch(url) -> bytes`` for downloads (see ``download``).
+
+    Returns
+    -------
+    Dataset
+        Fashion-MNIST and CIFAR come with augmentation on; the others without.
+    """
     if name is None:
         raise DataError("no dataset given")
     if is_data_file(name):
@@ -445,7 +567,7 @@ def load(name, *, download_ok=True, fetch=None):
     raise DataError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}, or a path to .npz/.h5")
 
 
-def available(name):
+def available(name: str) -> bool:
     """Whether ``name`` can be loaded without a download."""
     if name == "digits":
         return True
@@ -458,6 +580,9 @@ def available(name):
     return False
 
 
-def catalog():
-    """The known datasets (``lean data``): name, description, and whether each loads without a download."""
+def catalog() -> list[dict]:
+    """The known datasets (``lean data``): name, description, and whether each loads without a download.
+
+    One ``{"name": str, "description": str, "available": bool}`` per entry of ``DATASETS``.
+    """
     return [{"name": n, "description": d, "available": available(n)} for n, d in DATASETS.items()]

@@ -1,6 +1,7 @@
 """The network families: MLP, LeNet-5, VGG (CIFAR, with BN), ResNet and PreResNet (CIFAR), MobileNetV2 (CIFAR).
 
-Activations are channels-last. "BN + ReLU" is written ``BatchNorm(c, relu=True)``, one fused kernel.
+Activations are channels-last. "BN + ReLU" is written ``BatchNorm(c, relu=True)``, one fused kernel. Every
+builder takes keyword arguments only and returns an initialized ``lean.nn.Model``.
 """
 
 from ..errors import ConfigError
@@ -32,7 +33,26 @@ def _finish(net, input_shape, num_classes, name, seed):
     return Model(kaiming_init(net, seed), input_shape, num_classes, name)
 
 
-def mlp(*, input_shape=(28, 28, 1), num_classes=10, seed=0, hidden=(256, 256)):
+def mlp(*, input_shape: tuple[int, int, int] = (28, 28, 1), num_classes: int = 10, seed: int = 0,
+        hidden: tuple[int, ...] = (256, 256)) -> Model:
+    """A multi-layer perceptron: flatten, then a Linear + ReLU per hidden width, then the classifier.
+
+    Parameters
+    ----------
+    input_shape : tuple of int
+        (h, w, c) of one image.
+    num_classes : int
+        Outputs of the classifier, >= 2.
+    seed : int
+        Seed of ``kaiming_init``.
+    hidden : tuple of int
+        Widths of the hidden layers.
+
+    Returns
+    -------
+    Model
+        Initialized; maps (n, h, w, c) images to (n, num_classes) logits.
+    """
     _check_input(input_shape, num_classes)
     layers, width = [("flatten", Flatten())], input_shape[0] * input_shape[1] * input_shape[2]
     for i, h in enumerate(hidden):
@@ -42,11 +62,25 @@ def mlp(*, input_shape=(28, 28, 1), num_classes=10, seed=0, hidden=(256, 256)):
     return _finish(Sequential(layers), input_shape, num_classes, "mlp", seed)
 
 
-def lenet5(*, input_shape=(28, 28, 1), num_classes=10, seed=0):
+def lenet5(*, input_shape: tuple[int, int, int] = (28, 28, 1), num_classes: int = 10, seed: int = 0) -> Model:
     """LeCun et al. (1998) with ReLU and max pooling: conv5x5(6) pool conv5x5(16) pool fc120 fc84 fc.
 
     At 28x28 the first conv pads by 2 (the classic 32x32 field), giving the standard 61,706 parameters. On inputs
     too small for an unpadded second conv (e.g. the 8x8 digits) it pads by 2 as well.
+
+    Parameters
+    ----------
+    input_shape : tuple of int
+        (h, w, c) of one image.
+    num_classes : int
+        Outputs of the classifier, >= 2.
+    seed : int
+        Seed of ``kaiming_init``.
+
+    Returns
+    -------
+    Model
+        Initialized; maps (n, h, w, c) images to (n, num_classes) logits.
     """
     _check_input(input_shape, num_classes)
     h, w, c = input_shape
@@ -72,10 +106,29 @@ _VGG = {
 }
 
 
-def vgg(*, depth=16, input_shape=(32, 32, 3), num_classes=10, seed=0, width=1.0):
+def vgg(*, depth: int = 16, input_shape: tuple[int, int, int] = (32, 32, 3), num_classes: int = 10, seed: int = 0,
+        width: float = 1.0) -> Model:
     """VGG for CIFAR with BN (as in network slimming): 3x3 convs, BN+ReLU, max pools, global pool, one FC.
 
     Pools that would shrink the map below 1x1 (small inputs such as 28x28) are left out.
+
+    Parameters
+    ----------
+    depth : int
+        11 or 16 (Simonyan & Zisserman, ICLR 2015, Table 1, configurations A and D).
+    input_shape : tuple of int
+        (h, w, c) of one image.
+    num_classes : int
+        Outputs of the classifier, >= 2.
+    seed : int
+        Seed of ``kaiming_init``.
+    width : float
+        Multiplier of every conv's channels (at least 1 channel each).
+
+    Returns
+    -------
+    Model
+        Initialized; maps (n, h, w, c) images to (n, num_classes) logits.
     """
     _check_input(input_shape, num_classes)
     if depth not in _VGG:
@@ -110,12 +163,35 @@ def _scaled(widths, width):
     return tuple(max(1, int(round(w * width))) for w in widths)
 
 
-def resnet(*, depth=20, input_shape=(32, 32, 3), num_classes=10, seed=0, shortcut="a", widths=(16, 32, 64),
-           width=1.0):
+def resnet(*, depth: int = 20, input_shape: tuple[int, int, int] = (32, 32, 3), num_classes: int = 10,
+           seed: int = 0, shortcut: str = "a", widths: tuple[int, int, int] = (16, 32, 64),
+           width: float = 1.0) -> Model:
     """ResNet for CIFAR (He et al., 2016): depth = 6n + 2, three stages of n basic blocks.
 
     ``shortcut="a"`` (parameter-free, the paper's CIFAR choice) or ``"b"`` (1x1 conv + BN projection);
     ``width`` multiplies the stage widths.
+
+    Parameters
+    ----------
+    depth : int
+        6n + 2 (20, 32, 44, 56, 110, ...), He et al., CVPR 2016, section 4.2.
+    input_shape : tuple of int
+        (h, w, c) of one image.
+    num_classes : int
+        Outputs of the classifier, >= 2.
+    seed : int
+        Seed of ``kaiming_init``.
+    shortcut : str
+        ``"a"`` or ``"b"``: the shortcut where a stage changes width and resolution (section 3.3's options).
+    widths : tuple of int
+        Channels of the three stages.
+    width : float
+        Multiplier of ``widths``.
+
+    Returns
+    -------
+    Model
+        Initialized; maps (n, h, w, c) images to (n, num_classes) logits.
     """
     _check_input(input_shape, num_classes)
     widths = _scaled(widths, width)
@@ -141,12 +217,34 @@ def resnet(*, depth=20, input_shape=(32, 32, 3), num_classes=10, seed=0, shortcu
     return _finish(Sequential(layers), input_shape, num_classes, f"resnet{depth}", seed)
 
 
-def preresnet(*, depth=20, input_shape=(32, 32, 3), num_classes=10, seed=0, widths=(16, 32, 64), width=1.0):
+def preresnet(*, depth: int = 20, input_shape: tuple[int, int, int] = (32, 32, 3), num_classes: int = 10,
+              seed: int = 0, widths: tuple[int, int, int] = (16, 32, 64), width: float = 1.0) -> Model:
     """Pre-activation ResNet (He et al., 2016b): BN-ReLU before each conv; identity paths stay clean.
 
     depth = 9n + 2 uses bottleneck blocks (4x expansion, as network slimming's PreResNet-164), otherwise
     depth = 6n + 2 uses basic blocks. Projection shortcuts (1x1 conv) act on the block input. ``width``
     multiplies the stage widths.
+
+    Parameters
+    ----------
+    depth : int
+        9n + 2 >= 29 (bottleneck blocks; a depth that is also 6n + 2, such as 56, 110 or 164, gets these),
+        or 6n + 2 (basic blocks).
+    input_shape : tuple of int
+        (h, w, c) of one image.
+    num_classes : int
+        Outputs of the classifier, >= 2.
+    seed : int
+        Seed of ``kaiming_init``.
+    widths : tuple of int
+        Channels of the three stages (with bottleneck blocks the inner ones: a block outputs 4x as many).
+    width : float
+        Multiplier of ``widths``.
+
+    Returns
+    -------
+    Model
+        Initialized; maps (n, h, w, c) images to (n, num_classes) logits.
     """
     _check_input(input_shape, num_classes)
     widths = _scaled(widths, width)
@@ -188,8 +286,29 @@ _MOBILENETV2 = [(1, 16, 1, 1), (6, 24, 2, 1), (6, 32, 3, 2), (6, 64, 4, 2), (6, 
                 (6, 320, 1, 1)]
 
 
-def mobilenetv2(*, input_shape=(32, 32, 3), num_classes=10, seed=0, width=1.0):
-    """MobileNetV2 (Sandler et al., 2018) at CIFAR scale: inverted residuals, depthwise 3x3, linear bottlenecks."""
+def mobilenetv2(*, input_shape: tuple[int, int, int] = (32, 32, 3), num_classes: int = 10, seed: int = 0,
+                width: float = 1.0) -> Model:
+    """MobileNetV2 (Sandler et al., 2018) at CIFAR scale: inverted residuals, depthwise 3x3, linear bottlenecks.
+
+    The stages are the paper's Table 2 (CVPR 2018), with stride 1 in the stem and in the 24-channel stage.
+
+    Parameters
+    ----------
+    input_shape : tuple of int
+        (h, w, c) of one image.
+    num_classes : int
+        Outputs of the classifier, >= 2.
+    seed : int
+        Seed of ``kaiming_init``.
+    width : float
+        Multiplier of the channels (rounded to multiples of 8, at least 8); the last conv keeps 1,280 channels
+        unless ``width`` > 1.
+
+    Returns
+    -------
+    Model
+        Initialized; maps (n, h, w, c) images to (n, num_classes) logits.
+    """
     _check_input(input_shape, num_classes)
 
     def ch(v):

@@ -10,6 +10,7 @@ import re
 from functools import partial
 
 from ..errors import ConfigError
+from ..nn import Model
 from .builders import lenet5, mlp, mobilenetv2, preresnet, resnet, vgg
 from .recipes import recipe
 
@@ -26,9 +27,29 @@ NETS = {
 _DEPTH_FAMILIES = {"resnet": resnet, "preresnet": preresnet}
 
 
-def build(name, *, input_shape=(32, 32, 3), num_classes=10, seed=0, **options):
+def build(name: str, *, input_shape: tuple[int, int, int] = (32, 32, 3), num_classes: int = 10, seed: int = 0,
+          **options) -> Model:
     """Build the network called ``name`` for ``input_shape`` (h, w, c) and ``num_classes``; returns an
-    initialized ``lean.nn.Model``. Unknown names and options raise ``ConfigError`` listing the known ones."""
+    initialized ``lean.nn.Model``. Unknown names and options raise ``ConfigError`` listing the known ones.
+
+    Parameters
+    ----------
+    name : str
+        A key of ``NETS``, or ``resnet<depth>`` / ``preresnet<depth>`` for any valid depth.
+    input_shape : tuple of int
+        (h, w, c) of one image.
+    num_classes : int
+        Outputs of the classifier.
+    seed : int
+        Seed of the initialization.
+    **options
+        The builder's own keyword arguments (``width``, ``shortcut``, ``hidden``, ...).
+
+    Returns
+    -------
+    Model
+        Named ``name``; maps (n, h, w, c) images to (n, num_classes) logits.
+    """
     if name in NETS:
         builder, args = NETS[name], {}
     else:
@@ -45,14 +66,18 @@ def build(name, *, input_shape=(32, 32, 3), num_classes=10, seed=0, **options):
     return model
 
 
-def default_input(name):
+def default_input(name: str) -> tuple[int, int, int]:
     """The input shape (h, w, c) a net is listed and costed with: 28x28x1 for mlp and lenet5, else 32x32x3."""
     return (28, 28, 1) if name in ("mlp", "lenet5") else (32, 32, 3)
 
 
-def catalog():
+def catalog() -> list[dict]:
     """Every named net (``lean nets``): parameter count at its default input and 10 classes, and its training
-    recipe (``lean.nets.recipes``)."""
+    recipe (``lean.nets.recipes``).
+
+    One dict per entry of ``NETS``: ``name``, ``parameters``, ``input_shape`` (list), ``recipe`` (settings),
+    ``recipe_source``.
+    """
     rows = []
     for name in NETS:
         shape = default_input(name)

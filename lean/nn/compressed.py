@@ -19,6 +19,8 @@ and store them, so a checkpoint of a compressed model loads without the compress
   byte at 4 bits or fewer) and float32 scales.
 """
 
+from collections.abc import Iterable, Mapping
+
 import numpy as np
 
 from .. import kernels
@@ -31,15 +33,28 @@ def _register(cls):
     return cls
 
 
-def form_from_config(cfg, shape):
+def form_from_config(cfg: dict, shape: tuple[int, ...]) -> "WeightForm":
+    """The form described by ``cfg`` (a form's ``config()``) for a weight of ``shape``; its arrays start at zero."""
     kind = cfg.get("type")
     if kind not in FORMS:
         raise ValueError(f"unknown weight form {kind!r}; known: {', '.join(FORMS)}")
     return FORMS[kind].from_config(cfg, shape)
 
 
-def huffman_length(counts):
-    """Total bits of a Huffman code for symbols with these counts (one symbol: 1 bit each)."""
+def huffman_length(counts: Iterable[int]) -> int:
+    """Total bits of a Huffman code for symbols with these counts (one symbol: 1 bit each).
+
+    Parameters
+    ----------
+    counts : iterable of int
+        Occurrences of each symbol; zeros are ignored.
+
+    Returns
+    -------
+    int
+        Sum over symbols of count x code length: the ideal entropy-coded size that deep k-means (Wu et al.,
+        ICML 2018) charges for the cluster assignments.
+    """
     import heapq
 
     counts = [int(c) for c in counts if c > 0]
@@ -54,9 +69,25 @@ def huffman_length(counts):
     return total
 
 
-def pow2_nearest(ce, e_min, e_max):
+def pow2_nearest(ce: np.ndarray, e_min: float | np.ndarray,
+                 e_max: float | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Nearest signed power of two in the linear domain, exponents in [e_min, e_max]; magnitudes below half of
-    2^e_min become 0. Returns ``(values, exponents)`` (the midpoint between 2^e and 2^(e+1) is 1.5 * 2^e)."""
+    2^e_min become 0. Returns ``(values, exponents)`` (the midpoint between 2^e and 2^(e+1) is 1.5 * 2^e).
+
+    Parameters
+    ----------
+    ce : np.ndarray
+        Any shape, real.
+    e_min, e_max : float or np.ndarray
+        Exponent range; arrays broadcast against ``ce`` (per-row ranges).
+
+    Returns
+    -------
+    values : np.ndarray
+        Shaped like ``ce``, its dtype: ``sign(ce) * 2^e``, or 0.
+    exponents : np.ndarray
+        Shaped like ``ce`` (float): the clipped exponent e of each entry (meaningless where the value is 0).
+    """
     mag = np.abs(ce)
     e = np.floor(np.log2(np.where(mag > 0, mag, 1.0)))
     e = e + (mag >= 1.5 * np.exp2(e))
@@ -75,9 +106,15 @@ def _fake_quant_rows(b, bits):
 
 
 class WeightForm:
-    """Base: ``params``/``grads``/``buffers`` dicts (names without the ``weight.`` prefix)."""
+    """Base: ``params``/``grads``/``buffers`` dicts (names without the ``weight.`` prefix).
 
-    def __init__(self, shape):
+    Parameters
+    ----------
+    shape : tuple of int
+        Shape of the dense weight the form stands for: conv (k, c / groups, r, s), linear (out, in).
+    """
+
+    def __init__(self, shape: tuple[int, ...]):
         self.shape = tuple(int(v) for v in shape)
         self.params, self.grads, self.buffers = {}, {}, {}
 
@@ -85,42 +122,68 @@ class WeightForm:
         self.params[name] = np.ascontiguousarray(value, dtype=np.float32)
         self.grads[name] = np.zeros_like(self.params[name])
 
-    def dense(self):
+    def dense(self) -> np.ndarray:
+        """The dense weight the layer multiplies by, ``shape``, float32 (rebuilt from the form's arrays)."""
         raise NotImplementedError
 
-    def backward(self, dw):
+    def backward(self, dw: np.ndarray) -> None:
+        """Turn the dense weight's gradient into gradients of the form's trainable arrays (accumulated in
+        ``grads``).
+
+        Parameters
+        ----------
+        dw : np.ndarray
+            ``shape``, the gradient of the loss with respect to the last ``dense()``.
+        """
         raise NotImplementedError
 
-    def export(self):
-        """Compact arrays that store the form (what a checkpoint writes)."""
+    def export(self) -> dict[str, np.ndarray]:
+        """Compact arrays that store the form (what a checkpoint writes), by name; each form lists its own."""
         raise NotImplementedError
 
-    def load(self, arrays):
+    def load(self, arrays: Mapping[str, np.ndarray]) -> None:
+        """Set the form's arrays, in place, from ``export()`` output."""
         raise NotImplementedError
 
-    def storage_bits(self):
+    def storage_bits(self) -> int:
+        """Bits to store the weight in this form (the count each compression method reports)."""
         raise NotImplementedError
 
-    def weight_bits(self):
+    def weight_bits(self) -> int:
         """Bits of one weight operand for the hardware models."""
         raise NotImplementedError
 
-    def operand_density(self):
+    def operand_density(self) -> float | None:
         """Fraction of non-zero weight operands the hardware processes (None: those of the dense weight)."""
         return None
 
-    def config(self):
+    def config(self) -> dict:
+        """The form's type and settings as JSON-able values (``form_from_config`` rebuilds it)."""
         return {"type": type(self).__name__}
 
 
 # --------------------------------------------------------------------------------------- SmartExchange
 
-def se_row_length(shape):
+def se_row_length(shape: tuple[int, ...]) -> int:
+    """SmartExchange row length L for a weight of ``shape``: the kernel width s of a conv with s > 1, else 3."""
     return shape[3] if len(shape) == 4 and shape[3] > 1 else 3
 
 
-def se_rows(w):
-    """Filter rows (k, m, L): kernel rows for s > 1, else each filter zero-padded to a multiple of 3."""
+def se_rows(w: np.ndarray) -> np.ndarray:
+    """Filter rows (k, m, L): kernel rows for s > 1, else each filter zero-padded to a multiple of 3.
+
+    Parameters
+    ----------
+    w : np.ndarray
+        A conv weight (k, c / groups, r, s) or a linear weight (k, n).
+
+    Returns
+    -------
+    np.ndarray
+        (k, m, L): L = s and m = (c / groups) * r for a conv with s > 1; otherwise L = 3 and each filter's
+        flattened weights, zero-padded to a multiple of 3, folded into m rows (SmartExchange's reshape of 1x1
+        convs and fully connected layers).
+    """
     w = np.asarray(w)
     k = w.shape[0]
     if w.ndim == 4 and w.shape[3] > 1:
@@ -129,16 +192,45 @@ def se_rows(w):
     return np.pad(flat, ((0, 0), (0, (-flat.shape[1]) % 3))).reshape(k, -1, 3)
 
 
-def se_unrows(rows, shape):
+def se_unrows(rows: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """The inverse of ``se_rows``: rows (k, m, L) back to a weight of ``shape``, the padding dropped."""
     n = int(np.prod(shape[1:]))
     return rows.reshape(shape[0], -1)[:, :n].reshape(shape)
 
 
 @_register
 class SmartExchangeWeight(WeightForm):
-    """Blocks of at most ``block_rows`` rows per filter; arrays are (k, n_blocks, block_rows, L) with padding."""
+    """Blocks of at most ``block_rows`` rows per filter; arrays are (k, n_blocks, block_rows, L) with padding.
 
-    def __init__(self, shape, block_rows=192, max_exponent=5, exponent_bits=4, basis_bits=8):
+    Each block's rows are ``pow2(Ce) * mask @ B`` (Zhao et al., ISCA 2020: W ~= Ce B with Ce sparse and
+    power-of-two, B a small dense basis per block).
+
+    Parameters
+    ----------
+    shape : tuple of int
+        The dense weight's shape (see ``se_rows`` for how it becomes rows of length L).
+    block_rows : int
+        Rows per block at most (192: 64 input channels of a 3x3 conv, the paper's blocking).
+    max_exponent : int
+        Largest exponent of a coefficient (|Ce| <= 2^max_exponent).
+    exponent_bits : int
+        Bits of a coefficient's code magnitude: exponents run over 2^exponent_bits - 1 values up to
+        ``max_exponent``.
+    basis_bits : int
+        Bits of the basis codes (8 or 16), one scale per basis.
+
+    Notes
+    -----
+    With m rows per filter, bm = min(m, block_rows) rows per block and nb = ceil(m / bm) blocks, the arrays are:
+    parameter ``ce`` (k, nb, bm, L), the latent float coefficients (rounded to powers of two on use); parameter
+    ``basis`` (k, nb, L, L); buffer ``mask`` (k, nb, bm, L), 1.0 where a coefficient may be non-zero. Rows past m
+    are padding. ``export()`` gives ``mask_bits`` (uint8, the mask packed 8 to a byte), ``codes`` (int8, one per
+    mask position, ``sign * (exponent - e_min + 1)``, 0 for one that rounded to zero), ``basis_codes``
+    (k * nb, L * L) int8 (int16 above 8 bits) and ``basis_scale`` (k * nb,) float32.
+    """
+
+    def __init__(self, shape: tuple[int, ...], block_rows: int = 192, max_exponent: int = 5, exponent_bits: int = 4,
+                 basis_bits: int = 8):
         super().__init__(shape)
         self.block_rows, self.max_exponent, self.exponent_bits = int(block_rows), int(max_exponent), int(exponent_bits)
         self.basis_bits = int(basis_bits)
@@ -153,8 +245,15 @@ class SmartExchangeWeight(WeightForm):
         self.buffers["mask"] = np.zeros((k, self.nb, self.bm, self.L), dtype=np.float32)
         self._cache = None
 
-    def set_blocks(self, blocks_per_filter):
-        """Fill from decomposition ``Block`` objects (sign, exponent, basis per block)."""
+    def set_blocks(self, blocks_per_filter: list[list]) -> "SmartExchangeWeight":
+        """Fill from decomposition ``Block`` objects (sign, exponent, basis per block).
+
+        Parameters
+        ----------
+        blocks_per_filter : list of list of lean.compress.smartexchange.Block
+            Per output filter, its blocks in order: ``sign`` (rows, L) in {-1, 0, 1}, ``exponent`` (rows, L)
+            and ``basis`` (L, L).
+        """
         for f, blocks in enumerate(blocks_per_filter):
             for b, block in enumerate(blocks):
                 rows = block.sign.shape[0]
@@ -171,7 +270,7 @@ class SmartExchangeWeight(WeightForm):
         codes = np.where(ce_q != 0, np.sign(ce_q) * (e - self.e_min + 1), 0).astype(np.int8)
         return ce_q, codes
 
-    def dense(self):
+    def dense(self) -> np.ndarray:
         """Rebuild the weight: the power-of-two sparse product of the coefficients with the bases
         (``lean.kernels.se_rebuild``), from int8 codes as the hardware would hold them."""
         cq, codes = self._coefficients()
@@ -181,7 +280,8 @@ class SmartExchangeWeight(WeightForm):
         rows = kernels.se_rebuild(codes, bq, self.e_min).reshape(self.shape[0], -1, self.L)[:, :self.m]
         return se_unrows(rows, self.shape).astype(np.float32)
 
-    def backward(self, dw):
+    def backward(self, dw: np.ndarray) -> None:
+        """dCe = dW B^T (masked) and dB = Ce^T dW per block, straight through both roundings."""
         cq, bq = self._cache if self._cache is not None else (self._coefficients()[0], self.params["basis"])
         rows = se_rows(dw)
         padded = np.zeros((self.shape[0], self.nb * self.bm, self.L), np.float32)
@@ -191,7 +291,7 @@ class SmartExchangeWeight(WeightForm):
         self.grads["ce"] += np.einsum("kbmj,kblj->kbml", d_rows, bq) * self.buffers["mask"]
         self.grads["basis"] += np.einsum("kbml,kbmj->kblj", cq, d_rows)
 
-    def export(self):
+    def export(self) -> dict[str, np.ndarray]:
         mask = self.buffers["mask"] > 0
         codes = self._coefficients()[1][mask]  # code 0: a kept position whose coefficient rounded to zero
         _, bcodes, bscale = _fake_quant_rows(self.params["basis"].reshape(-1, self.L, self.L), self.basis_bits)
@@ -199,7 +299,7 @@ class SmartExchangeWeight(WeightForm):
                 "basis_codes": bcodes.astype(np.int8 if self.basis_bits <= 8 else np.int16),
                 "basis_scale": bscale}
 
-    def load(self, arrays):
+    def load(self, arrays: Mapping[str, np.ndarray]) -> None:
         mask = np.unpackbits(arrays["mask_bits"])[:self.buffers["mask"].size].reshape(self.buffers["mask"].shape)
         self.buffers["mask"][...] = mask
         codes = arrays["codes"].astype(np.float32)
@@ -210,26 +310,29 @@ class SmartExchangeWeight(WeightForm):
         self.params["basis"][...] = basis.reshape(self.params["basis"].shape)
 
     @property
-    def nonzeros(self):
+    def nonzeros(self) -> int:
+        """Positions the mask keeps (coefficients that may be non-zero)."""
         return int(self.buffers["mask"].sum())
 
-    def storage_bits(self):
+    def storage_bits(self) -> int:
+        """Sign and exponent bits per kept coefficient, the position bitmap, the basis codes and one 32-bit
+        scale per basis."""
         return int(self.nonzeros * (1 + self.exponent_bits) + self.buffers["mask"].size
                    + self.params["basis"].size * self.basis_bits + 32 * self.shape[0] * self.nb)
 
-    def weight_bits(self):
+    def weight_bits(self) -> int:
         return 1 + self.exponent_bits
 
-    def operand_density(self):
+    def operand_density(self) -> float:
         """SmartExchange hardware multiplies by the sparse coefficients Ce, not by the rebuilt weight."""
         return self.nonzeros / self.buffers["mask"].size
 
-    def config(self):
+    def config(self) -> dict:
         return {"type": type(self).__name__, "block_rows": self.block_rows, "max_exponent": self.max_exponent,
                 "exponent_bits": self.exponent_bits, "basis_bits": self.basis_bits}
 
     @classmethod
-    def from_config(cls, cfg, shape):
+    def from_config(cls, cfg: dict, shape: tuple[int, ...]) -> "SmartExchangeWeight":
         return cls(shape, cfg["block_rows"], cfg["max_exponent"], cfg["exponent_bits"], cfg["basis_bits"])
 
 
@@ -237,9 +340,25 @@ class SmartExchangeWeight(WeightForm):
 
 @_register
 class SharedWeight(WeightForm):
-    """Kernel rows (conv) or scalars (linear) drawn from ``clusters`` shared centres."""
+    """Kernel rows (conv) or scalars (linear) drawn from ``clusters`` shared centres.
 
-    def __init__(self, shape, clusters):
+    Deep k-means' weight sharing (Wu et al., ICML 2018): a conv's samples are its kernel rows of length s.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        The dense weight's shape.
+    clusters : int
+        Number of centres K.
+
+    Notes
+    -----
+    Parameter ``centres`` (K, row), row = s for a conv and 1 for a linear layer; buffer ``labels``
+    (prod(shape) / row,) int64, the centre of each row in the dense weight's C order. ``export()`` gives
+    ``centres`` float32 and ``labels`` uint8 (uint16 for K > 256).
+    """
+
+    def __init__(self, shape: tuple[int, ...], clusters: int):
         super().__init__(shape)
         self.clusters = int(clusters)
         self.row = self.shape[3] if len(self.shape) == 4 else 1
@@ -247,38 +366,41 @@ class SharedWeight(WeightForm):
         self._param("centres", np.zeros((self.clusters, self.row)))
         self.buffers["labels"] = np.zeros(n_rows, dtype=np.int64)
 
-    def set_clusters(self, centres, labels):
+    def set_clusters(self, centres: np.ndarray, labels: np.ndarray) -> "SharedWeight":
+        """Set the centres (K, row) and each row's label (prod(shape) / row,) from a clustering."""
         self.params["centres"][...] = centres
         self.buffers["labels"][...] = labels
         return self
 
-    def dense(self):
+    def dense(self) -> np.ndarray:
         return self.params["centres"][self.buffers["labels"]].reshape(self.shape)
 
-    def backward(self, dw):
+    def backward(self, dw: np.ndarray) -> None:
+        """A centre's gradient is the sum of its rows' gradients (assignments stay fixed)."""
         self.grads["centres"] += kernels.segment_sum(dw.reshape(-1, self.row), self.buffers["labels"],
                                                      self.clusters).astype(np.float32)
 
-    def export(self):
+    def export(self) -> dict[str, np.ndarray]:
         dtype = np.uint8 if self.clusters <= 256 else np.uint16
         return {"centres": self.params["centres"].copy(), "labels": self.buffers["labels"].astype(dtype)}
 
-    def load(self, arrays):
+    def load(self, arrays: Mapping[str, np.ndarray]) -> None:
         self.params["centres"][...] = arrays["centres"]
         self.buffers["labels"][...] = arrays["labels"]
 
-    def storage_bits(self):
+    def storage_bits(self) -> int:
+        """32-bit centres plus the Huffman-coded length of the labels (``huffman_length``)."""
         counts = np.bincount(self.buffers["labels"], minlength=self.clusters)
         return int(self.params["centres"].size * 32 + huffman_length(counts))
 
-    def weight_bits(self):
+    def weight_bits(self) -> int:
         return 32
 
-    def config(self):
+    def config(self) -> dict:
         return {"type": type(self).__name__, "clusters": self.clusters}
 
     @classmethod
-    def from_config(cls, cfg, shape):
+    def from_config(cls, cfg: dict, shape: tuple[int, ...]) -> "SharedWeight":
         return cls(shape, cfg["clusters"])
 
 
@@ -288,11 +410,31 @@ class SharedWeight(WeightForm):
 class QuantizedWeight(WeightForm):
     """Fake-quantized latent weight. ``scheme``: ``symmetric`` (codes in +-(2^(b-1) - 1), zero exact),
     ``asymmetric`` (codes 0..2^b - 1 with a zero point) or ``pow2`` (sign and a (b-1)-bit exponent below the
-    largest power of two that covers max|w|; values are exact signed powers of two or zero)."""
+    largest power of two that covers max|w|; values are exact signed powers of two or zero).
+
+    Parameters
+    ----------
+    shape : tuple of int
+        The dense weight's shape.
+    bits : int
+        Bits per code b, 2..16.
+    per_channel : bool
+        One scale per output channel (row of the weight) instead of one per tensor.
+    scheme : str
+        ``"symmetric"``, ``"asymmetric"`` or ``"pow2"``.
+
+    Notes
+    -----
+    Parameter ``latent`` (``shape``), the float weight that training updates (straight-through). ``export()``
+    gives, with rows = k if ``per_channel`` else 1: ``scale`` (rows,) float32 (the step; for pow2 the top
+    exponent), ``offset`` (rows,) float32 (the zero point; 0 for symmetric; for pow2 the exponent of code 1), and
+    the codes in C order: ``codes4`` (two signed 4-bit codes a byte, ``lean.kernels.pack_int4``) when b <= 4 and
+    the scheme is not asymmetric, else ``codes`` int8/int16 (uint8/uint16 for asymmetric).
+    """
 
     SCHEMES = ("symmetric", "asymmetric", "pow2")
 
-    def __init__(self, shape, bits=8, per_channel=False, scheme="symmetric"):
+    def __init__(self, shape: tuple[int, ...], bits: int = 8, per_channel: bool = False, scheme: str = "symmetric"):
         super().__init__(shape)
         if not 2 <= int(bits) <= 16:
             raise ValueError(f"weight bits must be in 2..16; got {bits}")
@@ -301,7 +443,8 @@ class QuantizedWeight(WeightForm):
         self.bits, self.per_channel, self.scheme = int(bits), bool(per_channel), scheme
         self._param("latent", np.zeros(self.shape))
 
-    def set_weight(self, w):
+    def set_weight(self, w: np.ndarray) -> "QuantizedWeight":
+        """Set the latent weight (``shape``) from a dense one."""
         self.params["latent"][...] = w
         return self
 
@@ -337,15 +480,16 @@ class QuantizedWeight(WeightForm):
             return (codes - b[:, None]) * a[:, None]
         return np.where(codes != 0, np.sign(codes) * np.exp2(np.abs(codes) - 1 + b[:, None]), 0.0)
 
-    def dense(self):
+    def dense(self) -> np.ndarray:
+        """The latent weight quantized and dequantized, float32 (``shape``)."""
         codes, a, b = self._quantize()
         return self._dequantize(codes, a, b).reshape(self.shape).astype(np.float32)
 
-    def backward(self, dw):
+    def backward(self, dw: np.ndarray) -> None:
         # straight-through: the clipping range covers the latent's own extremes, so nothing is clipped
         self.grads["latent"] += dw
 
-    def export(self):
+    def export(self) -> dict[str, np.ndarray]:
         codes, a, b = self._quantize()
         if self.scheme == "asymmetric":
             codes = codes.astype(np.uint8 if self.bits <= 8 else np.uint16).reshape(-1)
@@ -358,7 +502,7 @@ class QuantizedWeight(WeightForm):
             out["codes"] = codes
         return out
 
-    def load(self, arrays):
+    def load(self, arrays: Mapping[str, np.ndarray]) -> None:
         count = int(np.prod(self.shape))
         if "codes4" in arrays:
             codes = kernels.unpack_int4(arrays["codes4"], count)
@@ -369,18 +513,19 @@ class QuantizedWeight(WeightForm):
                                 b.astype(np.float64))
         self.params["latent"][...] = rows.reshape(self.shape)
 
-    def storage_bits(self):
+    def storage_bits(self) -> int:
+        """b bits per weight plus the 32-bit scales (and zero points for asymmetric)."""
         per_row = 2 if self.scheme == "asymmetric" else 1
         rows = self.shape[0] if self.per_channel else 1
         return int(np.prod(self.shape)) * self.bits + 32 * per_row * rows
 
-    def weight_bits(self):
+    def weight_bits(self) -> int:
         return self.bits
 
-    def config(self):
+    def config(self) -> dict:
         return {"type": type(self).__name__, "bits": self.bits, "per_channel": self.per_channel,
                 "scheme": self.scheme}
 
     @classmethod
-    def from_config(cls, cfg, shape):
+    def from_config(cls, cfg: dict, shape: tuple[int, ...]) -> "QuantizedWeight":
         return cls(shape, cfg["bits"], cfg["per_channel"], cfg.get("scheme", "symmetric"))

@@ -1,6 +1,6 @@
 """Skip gates for residual blocks: the selective layer update (SLU) of E2-Train (Wang et al., NeurIPS 2019).
 
-A gated block decides per image whether its residual block runs:
+SLU is the paper's section 3.2. A gated block decides per image whether its residual block runs:
 
     p = mean over (h, w) of x          (global average pool, (n, c))
     z = p @ proj_weight.T + proj_bias  (a 1x1 conv on the pooled input, to 10 values; per block)
@@ -36,9 +36,28 @@ def _sigmoid(a):
 
 
 class GateController(Leaf):
-    """The recurrent cell (LSTM, ``hidden`` units) and output head shared by every gated block."""
+    """The recurrent cell (LSTM, ``hidden`` units) and output head shared by every gated block.
 
-    def __init__(self, hidden=GATE_HIDDEN, target=0.5, beta=1e-3, seed=0):
+    Parameters
+    ----------
+    hidden : int
+        Units of the cell; also the size of each block's projection ``z``.
+    target : float
+        Fraction of gated blocks meant to run, in (0, 1]: decides the sign of the cost term.
+    beta : float
+        Weight of the computation cost term, >= 0.
+    seed : int
+        Seed of the cell's initial weights.
+
+    Notes
+    -----
+    E2-Train section 3.2. Parameters: ``w_x``, ``w_h`` (4 * hidden, hidden) and ``b`` (4 * hidden,), the LSTM's
+    input, forget, output and candidate rows in that order; ``w_out`` (1, hidden) and ``b_out`` (1,), the head.
+    ``executed`` and ``offered`` count the (image, gated block) pairs of the current pass that ran and that
+    were offered.
+    """
+
+    def __init__(self, hidden: int = GATE_HIDDEN, target: float = 0.5, beta: float = 1e-3, seed: int = 0):
         super().__init__()
         if not 0.0 < target <= 1.0:
             raise ValueError(f"SLU target (fraction of blocks to run) must be in (0, 1]; got {target}")
@@ -65,20 +84,33 @@ class GateController(Leaf):
         self.offered = 0
 
     # -- the layer (an identity on the data; starts and ends one pass of the cell)
-    def forward(self, x, train=False):
+    def forward(self, x: np.ndarray, train: bool = False) -> np.ndarray:
+        """``x`` unchanged (any shape, n images first); resets the cell's state and counts for n images."""
         self._reset(x.shape[0], train, self.params["w_x"].dtype)
         return x
 
-    def backward(self, dy):
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        """``dy`` unchanged; ends the back-propagation through time of this pass."""
         self._dh = self._dc = None
         return dy
 
-    def config(self):
+    def config(self) -> dict:
         return {"hidden": self.hidden, "target": self.target, "beta": self.beta, "seed": self.seed}
 
     # -- one step per gated block
-    def step(self, z):
-        """prob (n,) for input ``z`` (n, hidden); advances the cell."""
+    def step(self, z: np.ndarray) -> np.ndarray:
+        """One step of the shared cell for the next gated block; advances the cell (section 3.2's gate).
+
+        Parameters
+        ----------
+        z : np.ndarray
+            (n, hidden), the block's projection of its pooled input.
+
+        Returns
+        -------
+        np.ndarray
+            (n,) probability that the block runs for each image.
+        """
         p = self.params
         h_prev, c_prev = self._h, self._c
         a = z @ p["w_x"].T + h_prev @ p["w_h"].T + p["b"]
@@ -94,8 +126,19 @@ class GateController(Leaf):
         self._h, self._c = h, c
         return prob
 
-    def backward_step(self, dprob):
-        """Gradient of one step (the last not yet undone) given d loss / d prob (n,); returns dz (n, hidden)."""
+    def backward_step(self, dprob: np.ndarray) -> np.ndarray:
+        """Gradient of one step (the last not yet undone); accumulates the cell's and the head's gradients.
+
+        Parameters
+        ----------
+        dprob : np.ndarray
+            (n,), d loss / d prob of that step.
+
+        Returns
+        -------
+        np.ndarray
+            (n, hidden), d loss / d z of that step.
+        """
         p, gr = self.params, self.grads
         z, h_prev, c_prev, i, f, o, g, tc, h, prob = self._stack.pop()
         dlogit = dprob * prob * (1.0 - prob)
@@ -116,19 +159,39 @@ class GateController(Leaf):
         self._dc = dc * f
         return da @ p["w_x"]
 
-    def cost_gradient(self):
-        """d (beta * sign * sum m) / d m_i: sign +1 while more blocks ran than the target, else -1."""
+    def cost_gradient(self) -> float:
+        """d (beta * sign * sum m) / d m_i: sign +1 while more blocks ran than the target, else -1.
+
+        The computation cost term of section 3.2; the fraction that ran is ``executed / offered`` of this pass.
+        """
         fraction = self.executed / self.offered if self.offered else 0.0
         return self.beta * (1.0 if fraction > self.target else -1.0)
 
 
 
 class GatedResidual(Module):
-    """A residual block that runs only on the images its gate keeps (see the module docstring)."""
+    """A residual block that runs only on the images its gate keeps (see the module docstring).
+
+    Parameters
+    ----------
+    block : Module
+        The residual block, shape-preserving: (n, h, w, in_channels) -> (n, h, w, in_channels).
+    in_channels : int
+        Channels c of the block's input.
+    hidden : int
+        Size of the projection ``z``; the ``GateController``'s ``hidden``.
+    seed : int
+        Seed of the projection's initial weights and of the Bernoulli samples (until ``Model.reseed``).
+
+    Notes
+    -----
+    E2-Train section 3.2. Parameters: ``proj_weight`` (hidden, in_channels) and ``proj_bias`` (hidden,), the 1x1
+    conv on the pooled input. ``last_kept`` is the fraction of images the block ran for in the last forward.
+    """
 
     random = True  # Model.reseed gives it a stream for the Bernoulli samples
 
-    def __init__(self, block, in_channels, hidden=GATE_HIDDEN, seed=0):
+    def __init__(self, block: Module, in_channels: int, hidden: int = GATE_HIDDEN, seed: int = 0):
         super().__init__()
         self.block = block
         self.in_channels, self.hidden, self.seed = int(in_channels), int(hidden), int(seed)
@@ -141,10 +204,25 @@ class GatedResidual(Module):
         self._cache = None
         self.last_kept = None
 
-    def link(self, controller):
+    def link(self, controller: GateController) -> None:
+        """Use ``controller``'s shared cell (``Model`` links every gated block of a net to its one controller)."""
         self.controller = controller
 
-    def forward(self, x, train=False):
+    def forward(self, x: np.ndarray, train: bool = False) -> np.ndarray:
+        """The block's output for the images the gate keeps, ``x`` itself for the others.
+
+        Parameters
+        ----------
+        x : np.ndarray
+            (n, h, w, in_channels).
+        train : bool
+            Sample the gate (Bernoulli) instead of thresholding it at 0.5; keep what ``backward`` needs.
+
+        Returns
+        -------
+        np.ndarray
+            (n, h, w, in_channels).
+        """
         ctrl = self.controller
         if ctrl is None:
             raise ValueError("a GatedResidual needs its GateController: build the model with lean.nn.Model")
@@ -152,7 +230,7 @@ class GatedResidual(Module):
         pooled = x.mean(axis=(1, 2))
         z = pooled @ self.params["proj_weight"].T + self.params["proj_bias"]
         prob = ctrl.step(z)
-        keep = (self.rng.random(n) < prob) if train else (prob > 0.5)
+        keep = (self.rng.random(n) < prob) if train else (prob > 0.5)  # section 3.2: m ~ Bernoulli(prob)
         kept = np.flatnonzero(keep)
         ctrl.executed += kept.size
         ctrl.offered += n
@@ -173,7 +251,20 @@ class GatedResidual(Module):
             self._notify_forward(x, y, train)
         return y
 
-    def backward(self, dy):
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        """Gradient of a training ``forward``: through the block for the kept images, the gate (straight-through,
+        plus the cost term) and the projection.
+
+        Parameters
+        ----------
+        dy : np.ndarray
+            (n, h, w, in_channels).
+
+        Returns
+        -------
+        np.ndarray
+            dx (n, h, w, in_channels).
+        """
         shape, pooled, z, kept, x_kept, y_kept = self._cache
         self._cache = None
         n = shape[0]
@@ -184,7 +275,7 @@ class GatedResidual(Module):
             dy_kept = np.ascontiguousarray(dy[kept])
             dm[kept] = ((y_kept - x_kept) * dy_kept).reshape(kept.size, -1).sum(axis=1)
             dx[kept] = self.block.backward(dy_kept)
-        dm += ctrl.cost_gradient()
+        dm += ctrl.cost_gradient()  # section 3.2's computation cost term
         dz = ctrl.backward_step(dm)  # straight-through: d prob = d m
         self.grads["proj_weight"] += dz.T @ pooled
         self.grads["proj_bias"] += dz.sum(axis=0)
@@ -194,19 +285,19 @@ class GatedResidual(Module):
             self._notify_backward(dy, dx)
         return dx
 
-    def children(self):
+    def children(self) -> list[tuple[str, Module]]:
         return [("block", self.block)]
 
-    def config(self):
+    def config(self) -> dict:
         return {"block": module_to_config(self.block), "in_channels": self.in_channels, "hidden": self.hidden,
                 "seed": self.seed}
 
     @classmethod
-    def from_config(cls, args):
+    def from_config(cls, args: dict) -> "GatedResidual":
         return cls(module_from_config(args["block"]), args["in_channels"], args.get("hidden", GATE_HIDDEN),
                    args.get("seed", 0))
 
-    def macs_per_call(self, n):
+    def macs_per_call(self, n: int) -> int:
         """The gate's own products for ``n`` images: projection, one LSTM step, output head (the blocks it runs
         report their own)."""
         return n * (self.hidden * self.in_channels + 8 * self.hidden * self.hidden + self.hidden)

@@ -3,13 +3,31 @@
 import numpy as np
 
 from .layers import BatchNorm, Conv2d, Linear
+from .module import Module
 
 
-def kaiming_init(module, seed=0):
+def kaiming_init(module: Module, seed: int = 0) -> Module:
     """Fill every parameter of ``module`` in place from one seed.
 
     Conv weights: normal with std sqrt(2 / fan_out), fan_out = k * r * s / groups (as torchvision's ResNets).
     Linear: uniform +-1/sqrt(fan_in) for weight and bias (PyTorch's default). BatchNorm: gamma 1, beta 0.
+
+    Parameters
+    ----------
+    module : Module
+        Any module tree; its conv, linear and batch-norm layers are filled, other parameters left as they are.
+    seed : int
+        Seed of the one random stream, drawn in the order of ``module.modules()``.
+
+    Returns
+    -------
+    Module
+        ``module`` itself.
+
+    Notes
+    -----
+    He et al., ICCV 2015, section 2.2: std sqrt(2 / n) keeps the variance of the gradients (n = fan-out, their
+    backward-propagation case) or of the activations (n = fan-in) constant through ReLU layers.
     """
     rng = np.random.default_rng(seed)
     for layer in module.modules():

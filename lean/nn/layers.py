@@ -7,7 +7,8 @@ start at zero and are filled by ``lean.nn.init`` (so one seed decides a whole mo
 import numpy as np
 
 from .. import kernels
-from .compressed import form_from_config
+from .compressed import WeightForm, form_from_config
+from .hooks import OperandHook
 from .module import Leaf
 
 
@@ -20,12 +21,27 @@ class WeightedLayer(Leaf):
     same with ``product_backward``.
     """
 
-    form = None
-    input_bits = None
-    operand_hook = None
-    input_grad = True  # False when the layer reads the network input: its input gradient would be thrown away
+    form: WeightForm | None = None
+    input_bits: int | None = None
+    operand_hook: OperandHook | None = None
+    input_grad: bool = True  # False when the layer reads the network input: its input gradient would be thrown away
 
-    def forward(self, x, train=False):
+    def forward(self, x: np.ndarray, train: bool = False) -> np.ndarray:
+        """The layer's output: its own product, or its operand hook's.
+
+        Parameters
+        ----------
+        x : np.ndarray
+            Conv2d: (n, h, w, in_channels); Linear: (n, in_features). float32.
+        train : bool
+            Training mode: update the input quantizer's running scale and keep what ``backward`` needs.
+
+        Returns
+        -------
+        np.ndarray
+            Conv2d: (n, oh, ow, out_channels), ``oh = (h + 2 * padding - kernel_size) // stride + 1`` (``ow``
+            likewise); Linear: (n, out_features).
+        """
         self._check_input(x)
         hook = self.operand_hook
         y = self.product_forward(x, train) if hook is None else hook.forward(self, x, train)
@@ -33,14 +49,28 @@ class WeightedLayer(Leaf):
             self._notify_forward(x, y, train)
         return y
 
-    def backward(self, dy):
+    def backward(self, dy: np.ndarray) -> np.ndarray | None:
+        """Gradient of the last training ``forward``: accumulates into ``grads`` (``weight`` or the form's
+        ``weight.<name>`` arrays, and ``bias``).
+
+        Parameters
+        ----------
+        dy : np.ndarray
+            Gradient of the output, shaped like the output of ``forward``.
+
+        Returns
+        -------
+        np.ndarray or None
+            dx, shaped like ``x``; None for a conv layer whose ``input_grad`` is off. With input quantization,
+            zero where the input was clipped (straight-through inside the clipping range).
+        """
         hook = self.operand_hook
         dx = self.product_backward(dy) if hook is None else hook.backward(self, dy)
         if self.observers:
             self._notify_backward(dy, dx)
         return dx
 
-    def set_operand_hook(self, hook):
+    def set_operand_hook(self, hook: OperandHook | None) -> "WeightedLayer":
         """Run this layer's products through ``hook`` (``lean.nn.hooks.OperandHook``); None restores its own."""
         if hook is not None and self.operand_hook is not None and self.operand_hook is not hook:
             raise ValueError(f"{type(self).__name__} already has an operand hook ({type(self.operand_hook).__name__});"
@@ -48,7 +78,8 @@ class WeightedLayer(Leaf):
         self.operand_hook = hook
         return self
 
-    def weight(self):
+    def weight(self) -> np.ndarray:
+        """The dense weight the layer multiplies by: its parameter, or the form's rebuild (``form.dense()``)."""
         return self.params["weight"] if self.form is None else self.form.dense()
 
     def _weight_grad(self, dw):
@@ -57,7 +88,7 @@ class WeightedLayer(Leaf):
         else:
             self.form.backward(dw)
 
-    def set_form(self, form):
+    def set_form(self, form: WeightForm) -> "WeightedLayer":
         """Replace the dense weight by ``form`` (its arrays appear as ``weight.<name>`` params and buffers)."""
         if form.shape != self._weight_shape():
             raise ValueError(f"form shape {form.shape} does not match the weight {self._weight_shape()}")
@@ -72,7 +103,7 @@ class WeightedLayer(Leaf):
             self.buffers[f"weight.{name}"] = form.buffers[name]
         return self
 
-    def set_input_bits(self, bits):
+    def set_input_bits(self, bits: int | None) -> "WeightedLayer":
         """Fake-quantize this layer's input to ``bits`` (None: off). The clipping scale is a buffer."""
         if bits is not None and not 2 <= int(bits) <= 16:
             raise ValueError(f"activation bits must be in 2..16; got {bits}")
@@ -115,7 +146,9 @@ class WeightedLayer(Leaf):
         return out
 
     @classmethod
-    def from_config(cls, args):
+    def from_config(cls, args: dict) -> "WeightedLayer":
+        """The layer built from ``config()`` output, with its weight form and input quantization (the form's
+        arrays start at zero: ``Model.load_state`` fills them)."""
         args = dict(args)
         form_cfg = args.pop("weight_form", None)
         bits = args.pop("input_bits", None)
@@ -128,7 +161,29 @@ class WeightedLayer(Leaf):
 
 
 class Conv2d(WeightedLayer):
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, groups=1, bias=False):
+    """2-D convolution of channels-last input; weight (out_channels, in_channels // groups, r, s).
+
+    Parameters
+    ----------
+    in_channels, out_channels : int
+        Channels of the input and of the output; both divisible by ``groups``.
+    kernel_size : int
+        Square kernel, r = s = ``kernel_size``.
+    stride : int
+        Step between output positions, in both directions.
+    padding : int
+        Zeros added on each side of h and w.
+    groups : int
+        Channel groups (``groups == in_channels == out_channels`` is a depthwise conv).
+    bias : bool
+        Add a learned (out_channels,) bias.
+
+    ``forward`` maps (n, h, w, in_channels) to (n, oh, ow, out_channels), ``oh = (h + 2 * padding -
+    kernel_size) // stride + 1`` (``ow`` likewise); ``backward`` the reverse (see ``WeightedLayer``).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, padding: int = 0,
+                 groups: int = 1, bias: bool = False):
         super().__init__()
         for label, v in (("in_channels", in_channels), ("out_channels", out_channels),
                          ("kernel_size", kernel_size), ("stride", stride), ("groups", groups)):
@@ -151,8 +206,21 @@ class Conv2d(WeightedLayer):
         if x.ndim != 4 or x.shape[3] != self.in_channels:
             raise ValueError(f"Conv2d expects (n, h, w, {self.in_channels}) input; got {x.shape}")
 
-    def product_forward(self, x, train=False):
-        """The convolution (float, or on integer codes at inference when the layer is quantized to 8 bits)."""
+    def product_forward(self, x: np.ndarray, train: bool = False) -> np.ndarray:
+        """The convolution (float, or on integer codes at inference when the layer is quantized to 8 bits).
+
+        Parameters
+        ----------
+        x : np.ndarray
+            (n, h, w, in_channels), already checked by ``forward``.
+        train : bool
+            Keep the (quantized) input and the weight for ``product_backward``.
+
+        Returns
+        -------
+        np.ndarray
+            (n, oh, ow, out_channels).
+        """
         if not train and self._runs_on_integers():
             return self._integer_forward(x)
         x, self._in_mask = self._quantize_input(x, train)
@@ -184,7 +252,19 @@ class Conv2d(WeightedLayer):
             y += self.params["bias"]
         return y
 
-    def product_backward(self, dy):
+    def product_backward(self, dy: np.ndarray) -> np.ndarray | None:
+        """Gradients of ``product_forward``: weight (or its form's) and bias accumulated into ``grads``.
+
+        Parameters
+        ----------
+        dy : np.ndarray
+            (n, oh, ow, out_channels).
+
+        Returns
+        -------
+        np.ndarray or None
+            dx (n, h, w, in_channels), zero where input quantization clipped; None when ``input_grad`` is off.
+        """
         dx, dw, db = kernels.conv2d_backward(self._x, self._w, dy, self.stride, self.padding,
                                              self.groups, need_dx=self.input_grad,
                                              need_db="bias" in self.params)
@@ -196,14 +276,26 @@ class Conv2d(WeightedLayer):
             dx = dx * self._in_mask
         return dx
 
-    def config(self):
+    def config(self) -> dict:
         return {"in_channels": self.in_channels, "out_channels": self.out_channels,
                 "kernel_size": self.kernel_size, "stride": self.stride, "padding": self.padding,
                 "groups": self.groups, "bias": "bias" in self.params, **self._config_extra()}
 
 
 class Linear(WeightedLayer):
-    def __init__(self, in_features, out_features, bias=True):
+    """Fully connected layer ``y = x @ weight.T + bias``; weight (out_features, in_features).
+
+    Parameters
+    ----------
+    in_features, out_features : int
+        Sizes of the input and output vectors.
+    bias : bool
+        Add a learned (out_features,) bias.
+
+    ``forward`` maps (n, in_features) to (n, out_features); ``backward`` the reverse (see ``WeightedLayer``).
+    """
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True):
         super().__init__()
         if int(in_features) < 1 or int(out_features) < 1:
             raise ValueError(f"Linear sizes must be >= 1; got {in_features}, {out_features}")
@@ -220,7 +312,8 @@ class Linear(WeightedLayer):
         if x.ndim != 2 or x.shape[1] != self.in_features:
             raise ValueError(f"Linear expects (n, {self.in_features}) input; got {x.shape}")
 
-    def product_forward(self, x, train=False):
+    def product_forward(self, x: np.ndarray, train: bool = False) -> np.ndarray:
+        """``x @ weight.T + bias``: x (n, in_features) -> (n, out_features); keeps x and the weight if ``train``."""
         x, self._in_mask = self._quantize_input(x, train)
         w = self.weight()
         if train:
@@ -230,7 +323,9 @@ class Linear(WeightedLayer):
             y += self.params["bias"]
         return y
 
-    def product_backward(self, dy):
+    def product_backward(self, dy: np.ndarray) -> np.ndarray:
+        """Gradients of ``product_forward``: dy (n, out_features) -> dx (n, in_features); weight and bias
+        gradients accumulated into ``grads`` (the input gradient is always computed here)."""
         self._weight_grad(dy.T @ self._x)
         if "bias" in self.grads:
             self.grads["bias"] += dy.sum(axis=0)
@@ -240,7 +335,7 @@ class Linear(WeightedLayer):
             dx = dx * self._in_mask
         return dx
 
-    def config(self):
+    def config(self) -> dict:
         return {"in_features": self.in_features, "out_features": self.out_features, "bias": "bias" in self.params,
                 **self._config_extra()}
 
@@ -251,9 +346,26 @@ class BatchNorm(Leaf):
     ``relu=True`` fuses the ReLU that usually follows (one pass over memory instead of two). Running
     statistics use ``momentum`` like PyTorch (new = (1 - momentum) * old + momentum * batch), with the
     unbiased batch variance.
+
+    Parameters
+    ----------
+    num_features : int
+        Channels c (the last axis).
+    eps : float
+        Added to the variance before the square root.
+    momentum : float
+        Weight of the batch statistics in the running ones.
+    relu : bool
+        Apply ReLU to the output (fused).
+
+    Notes
+    -----
+    Ioffe & Szegedy, ICML 2015: Algorithm 1 in training (batch mean and variance, then ``weight * x_hat +
+    bias``); at evaluation the running statistics, with the unbiased variance as in their Algorithm 2.
+    Parameters ``weight`` (gamma) and ``bias`` (beta) are (c,); buffers ``running_mean``, ``running_var`` (c,).
     """
 
-    def __init__(self, num_features, eps=1e-5, momentum=0.1, relu=False):
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1, relu: bool = False):
         super().__init__()
         if int(num_features) < 1:
             raise ValueError(f"BatchNorm num_features must be >= 1; got {num_features}")
@@ -265,7 +377,21 @@ class BatchNorm(Leaf):
         self.buffers["running_var"] = np.ones(num_features, dtype=np.float32)
         self._saved = None
 
-    def forward(self, x, train=False):
+    def forward(self, x: np.ndarray, train: bool = False) -> np.ndarray:
+        """Normalize by batch statistics (``train``, which also updates the running ones) or running statistics.
+
+        Parameters
+        ----------
+        x : np.ndarray
+            (n, c) or (n, h, w, c), c = ``num_features``.
+        train : bool
+            Use and update batch statistics; keep what ``backward`` needs.
+
+        Returns
+        -------
+        np.ndarray
+            Shaped like ``x``.
+        """
         if x.shape[-1] != self.num_features:
             raise ValueError(f"BatchNorm expects {self.num_features} channels last; got shape {x.shape}")
         gamma, beta = self.params["weight"], self.params["bias"]
@@ -282,7 +408,19 @@ class BatchNorm(Leaf):
         self._saved = (x, mean, inv_std)
         return y
 
-    def backward(self, dy):
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        """Gradient of a training ``forward`` (through the ReLU if fused); accumulates gamma's and beta's.
+
+        Parameters
+        ----------
+        dy : np.ndarray
+            Shaped like the input, (n, c) or (n, h, w, c).
+
+        Returns
+        -------
+        np.ndarray
+            dx, shaped like ``dy``.
+        """
         x, mean, inv_std = self._saved
         self._saved = None
         dx, dgamma, dbeta = kernels.batchnorm_backward(x, dy, mean, inv_std, self.params["weight"],
@@ -291,85 +429,127 @@ class BatchNorm(Leaf):
         self.grads["bias"] += dbeta
         return dx
 
-    def config(self):
+    def config(self) -> dict:
         return {"num_features": self.num_features, "eps": self.eps, "momentum": self.momentum, "relu": self.relu}
 
 
 class ReLU(Leaf):
+    """``max(x, 0)``, any shape."""
+
     def __init__(self):
         super().__init__()
         self._y = None
 
-    def forward(self, x, train=False):
+    def forward(self, x: np.ndarray, train: bool = False) -> np.ndarray:
+        """``max(x, 0)``, shaped like ``x``; keeps the output for ``backward`` if ``train``."""
         y = kernels.relu(x)
         if train:
             self._y = y
         return y
 
-    def backward(self, dy):
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        """``dy`` where the output was positive, else 0; shaped like ``dy``."""
         dx = kernels.relu_backward(dy, self._y)
         self._y = None
         return dx
 
 
 class ReLU6(Leaf):
+    """``min(max(x, 0), 6)``, any shape (MobileNetV2's activation)."""
+
     def __init__(self):
         super().__init__()
         self._mask = None
 
-    def forward(self, x, train=False):
+    def forward(self, x: np.ndarray, train: bool = False) -> np.ndarray:
+        """``x`` clipped to [0, 6], shaped like ``x``; keeps where 0 < x < 6 for ``backward`` if ``train``."""
         y = np.clip(x, 0.0, 6.0)
         if train:
             self._mask = (x > 0) & (x < 6)
         return y
 
-    def backward(self, dy):
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        """``dy`` where 0 < x < 6, else 0; shaped like ``dy``."""
         dx = dy * self._mask
         self._mask = None
         return dx
 
 
 class MaxPool2d(Leaf):
-    def __init__(self, kernel_size, stride=None, padding=0):
+    """Maximum over k x k windows of each channel (padding never wins).
+
+    Parameters
+    ----------
+    kernel_size : int
+        Window size (k x k).
+    stride : int or None
+        Step between windows; None: ``kernel_size``.
+    padding : int
+        Padding on each side, at most ``kernel_size // 2``.
+
+    ``forward`` maps (n, h, w, c) to (n, oh, ow, c), ``oh = (h + 2 * padding - kernel_size) // stride + 1``
+    (``ow`` likewise); ``backward`` the reverse.
+    """
+
+    def __init__(self, kernel_size: int, stride: int | None = None, padding: int = 0):
         super().__init__()
         self.kernel_size = int(kernel_size)
         self.stride = int(stride) if stride is not None else self.kernel_size
         self.padding = int(padding)
         self._saved = None
 
-    def forward(self, x, train=False):
+    def forward(self, x: np.ndarray, train: bool = False) -> np.ndarray:
+        """(n, h, w, c) -> (n, oh, ow, c); keeps where each maximum is if ``train``."""
         y, argmax = kernels.maxpool_forward(x, self.kernel_size, self.stride, self.padding)
         if train:
             self._saved = (argmax, x.shape)
         return y
 
-    def backward(self, dy):
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        """dy (n, oh, ow, c) -> dx (n, h, w, c): each gradient added at its window's maximum."""
         argmax, shape = self._saved
         self._saved = None
         return kernels.maxpool_backward(dy, argmax, shape)
 
-    def config(self):
+    def config(self) -> dict:
         return {"kernel_size": self.kernel_size, "stride": self.stride, "padding": self.padding}
 
 
 class AvgPool2d(Leaf):
-    def __init__(self, kernel_size, stride=None, padding=0):
+    """Mean over k x k windows of each channel, padding counted as zeros.
+
+    Parameters
+    ----------
+    kernel_size : int
+        Window size (k x k).
+    stride : int or None
+        Step between windows; None: ``kernel_size``.
+    padding : int
+        Padding on each side, at most ``kernel_size // 2``.
+
+    ``forward`` maps (n, h, w, c) to (n, oh, ow, c), ``oh = (h + 2 * padding - kernel_size) // stride + 1``
+    (``ow`` likewise); ``backward`` the reverse.
+    """
+
+    def __init__(self, kernel_size: int, stride: int | None = None, padding: int = 0):
         super().__init__()
         self.kernel_size = int(kernel_size)
         self.stride = int(stride) if stride is not None else self.kernel_size
         self.padding = int(padding)
         self._shape = None
 
-    def forward(self, x, train=False):
+    def forward(self, x: np.ndarray, train: bool = False) -> np.ndarray:
+        """(n, h, w, c) -> (n, oh, ow, c); keeps the input shape if ``train``."""
         if train:
             self._shape = x.shape
         return kernels.avgpool_forward(x, self.kernel_size, self.stride, self.padding)
 
-    def backward(self, dy):
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        """dy (n, oh, ow, c) -> dx (n, h, w, c): each gradient spread evenly over its window."""
         shape, self._shape = self._shape, None
         return kernels.avgpool_backward(dy, shape, self.kernel_size, self.stride, self.padding)
 
-    def config(self):
+    def config(self) -> dict:
         return {"kernel_size": self.kernel_size, "stride": self.stride, "padding": self.padding}
 
 
@@ -380,14 +560,16 @@ class GlobalAvgPool(Leaf):
         super().__init__()
         self._shape = None
 
-    def forward(self, x, train=False):
+    def forward(self, x: np.ndarray, train: bool = False) -> np.ndarray:
+        """(n, h, w, c) -> (n, c); keeps the input shape if ``train``."""
         if x.ndim != 4:
             raise ValueError(f"GlobalAvgPool expects (n, h, w, c); got {x.shape}")
         if train:
             self._shape = x.shape
         return x.mean(axis=(1, 2), dtype=x.dtype)
 
-    def backward(self, dy):
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        """dy (n, c) -> dx (n, h, w, c): each gradient spread evenly over the h x w positions."""
         n, h, w, c = self._shape
         self._shape = None
         return np.broadcast_to((dy / (h * w))[:, None, None, :], (n, h, w, c)).copy()
@@ -400,12 +582,14 @@ class Flatten(Leaf):
         super().__init__()
         self._shape = None
 
-    def forward(self, x, train=False):
+    def forward(self, x: np.ndarray, train: bool = False) -> np.ndarray:
+        """(n, h, w, c) -> (n, h * w * c), channels fastest; keeps the input shape if ``train``."""
         if train:
             self._shape = x.shape
         return x.reshape(x.shape[0], -1)
 
-    def backward(self, dy):
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        """dy (n, h * w * c) -> dx (n, h, w, c)."""
         shape, self._shape = self._shape, None
         return dy.reshape(shape)
 
@@ -414,9 +598,14 @@ class Dropout(Leaf):
     """Inverted dropout: in training zero each value with probability ``p`` and scale the rest by 1/(1-p).
 
     Its random stream is ``self.rng``, which the trainer reseeds every step so a resumed run draws the same masks.
+
+    Parameters
+    ----------
+    p : float
+        Probability of zeroing a value, in [0, 1).
     """
 
-    def __init__(self, p=0.5):
+    def __init__(self, p: float = 0.5):
         super().__init__()
         if not 0.0 <= p < 1.0:
             raise ValueError(f"Dropout p must be in [0, 1); got {p}")
@@ -424,21 +613,23 @@ class Dropout(Leaf):
         self.rng = np.random.default_rng(0)
         self._mask = None
 
-    def forward(self, x, train=False):
+    def forward(self, x: np.ndarray, train: bool = False) -> np.ndarray:
+        """Any shape; in training ``x * mask / (1 - p)`` with a fresh mask, kept for ``backward``; else ``x``."""
         if not train or self.p == 0.0:
             self._mask = None
             return x
         self._mask = (self.rng.random(x.shape, dtype=np.float32) >= self.p).astype(np.float32) / (1.0 - self.p)
         return x * self._mask
 
-    def backward(self, dy):
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        """``dy`` times the last training forward's scaled mask (``dy`` itself after an evaluation forward)."""
         if self._mask is None:
             return dy
         dx = dy * self._mask
         self._mask = None
         return dx
 
-    def config(self):
+    def config(self) -> dict:
         return {"p": self.p}
 
 
@@ -446,14 +637,26 @@ class ShortcutPadA(Leaf):
     """ResNet's option-A shortcut (He et al., 2016, CIFAR): subsample by ``stride``, zero-pad new channels.
 
     It has no parameters, which is why ResNet-20 has 0.27 M of them.
+
+    Parameters
+    ----------
+    in_channels, out_channels : int
+        Channels in and out (out >= in); the input's channels land in the middle, zeros either side.
+    stride : int
+        Spatial subsampling step.
+
+    Notes
+    -----
+    He et al., CVPR 2016: option A is defined in section 3.3 and used for CIFAR in section 4.2.
     """
 
-    def __init__(self, in_channels, out_channels, stride):
+    def __init__(self, in_channels: int, out_channels: int, stride: int):
         super().__init__()
         self.in_channels, self.out_channels, self.stride = int(in_channels), int(out_channels), int(stride)
         self._shape = None
 
-    def forward(self, x, train=False):
+    def forward(self, x: np.ndarray, train: bool = False) -> np.ndarray:
+        """(n, h, w, in_channels) -> (n, ceil(h / stride), ceil(w / stride), out_channels)."""
         sub = x[:, ::self.stride, ::self.stride, :]
         n, h, w, c = sub.shape
         y = np.zeros((n, h, w, self.out_channels), dtype=x.dtype)
@@ -463,14 +666,15 @@ class ShortcutPadA(Leaf):
             self._shape = x.shape
         return y
 
-    def backward(self, dy):
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        """dy (n, oh, ow, out_channels) -> dx (n, h, w, in_channels), zero at the positions not sampled."""
         dx = np.zeros(self._shape, dtype=dy.dtype)
         lo = (self.out_channels - self.in_channels) // 2
         dx[:, ::self.stride, ::self.stride, :] = dy[..., lo:lo + self.in_channels]
         self._shape = None
         return dx
 
-    def config(self):
+    def config(self) -> dict:
         return {"in_channels": self.in_channels, "out_channels": self.out_channels, "stride": self.stride}
 
 
@@ -479,9 +683,16 @@ class ChannelSelect(Leaf):
 
     A pruned pre-activation block cannot remove channels of its input (the shortcut still needs them), so its
     first batch norm keeps every channel and this layer hands the next conv only the kept ones.
+
+    Parameters
+    ----------
+    keep : list of int
+        Indices of the kept channels, in 0..in_channels - 1, in output order.
+    in_channels : int
+        Channels of the input.
     """
 
-    def __init__(self, keep, in_channels):
+    def __init__(self, keep: list[int], in_channels: int):
         super().__init__()
         self.keep = [int(k) for k in keep]
         self.in_channels = int(in_channels)
@@ -490,18 +701,20 @@ class ChannelSelect(Leaf):
         self._index = np.asarray(self.keep, np.int64)
         self._shape = None
 
-    def forward(self, x, train=False):
+    def forward(self, x: np.ndarray, train: bool = False) -> np.ndarray:
+        """(n, ..., in_channels) -> (n, ..., len(keep)); keeps the input shape if ``train``."""
         if x.shape[-1] != self.in_channels:
             raise ValueError(f"ChannelSelect expects {self.in_channels} channels; got {x.shape}")
         if train:
             self._shape = x.shape
         return np.ascontiguousarray(x[..., self._index])
 
-    def backward(self, dy):
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        """dy (n, ..., len(keep)) -> dx (n, ..., in_channels), zero in the channels not kept."""
         dx = np.zeros(self._shape, dtype=dy.dtype)
         dx[..., self._index] = dy
         self._shape = None
         return dx
 
-    def config(self):
+    def config(self) -> dict:
         return {"keep": self.keep, "in_channels": self.in_channels}

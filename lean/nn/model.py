@@ -5,14 +5,31 @@ Its flat views (``parameters()``, ``gradients()``, ``buffers()``) map dotted nam
 the model by writing into them.
 """
 
+from collections.abc import Mapping
+
 import numpy as np
 
 from .layers import Dropout
-from .module import module_from_config, module_to_config
+from .module import Module, module_from_config, module_to_config
 
 
 class Model:
-    def __init__(self, net, input_shape, num_classes, name="custom"):
+    """A network with its input shape, number of classes and name.
+
+    Parameters
+    ----------
+    net : Module
+        The module tree, mapping (n, h, w, c) images to (n, num_classes) logits. A net with skip-gated blocks
+        (``lean.nn.gates``) holds exactly one ``GateController``, which the model links to every block.
+    input_shape : tuple of int
+        (h, w, c) of one image.
+    num_classes : int
+        Number of logits per image.
+    name : str
+        The net's name (``lean.nets`` name, or "custom").
+    """
+
+    def __init__(self, net: Module, input_shape: tuple[int, int, int], num_classes: int, name: str = "custom"):
         self.net = net
         self.input_shape = tuple(int(v) for v in input_shape)  # (h, w, c)
         self.num_classes = int(num_classes)
@@ -31,7 +48,7 @@ class Model:
         for block in gated:
             block.link(controllers[0])
 
-    def set_input_grad(self, wanted):
+    def set_input_grad(self, wanted: bool) -> None:
         """Whether ``backward`` returns the gradient with respect to the input images.
 
         Off by default: training never needs it, and for a first conv layer it costs as much as its weight
@@ -43,17 +60,57 @@ class Model:
         if isinstance(first, Conv2d):
             first.input_grad = bool(wanted)
 
-    def forward(self, x, train=False):
+    def forward(self, x: np.ndarray, train: bool = False) -> np.ndarray:
+        """Logits for a batch of images.
+
+        Parameters
+        ----------
+        x : np.ndarray
+            (n, h, w, c) with (h, w, c) = ``input_shape``, normalized float32.
+        train : bool
+            Training mode (batch statistics, dropout, sampled gates); keep what ``backward`` needs.
+
+        Returns
+        -------
+        np.ndarray
+            (n, num_classes) logits.
+        """
         if x.ndim != 4 or tuple(x.shape[1:]) != self.input_shape:
             raise ValueError(f"model {self.name} expects input (n, {', '.join(map(str, self.input_shape))}); "
                              f"got {tuple(x.shape)}")
         return self.net.forward(x, train)
 
-    def backward(self, dlogits):
+    def backward(self, dlogits: np.ndarray) -> np.ndarray | None:
+        """Back-propagate through the net after a training ``forward``; gradients accumulate in ``gradients()``.
+
+        Parameters
+        ----------
+        dlogits : np.ndarray
+            (n, num_classes), gradient of the loss with respect to the logits.
+
+        Returns
+        -------
+        np.ndarray or None
+            Gradient with respect to the images, (n, h, w, c); None when the first layer is a conv and
+            ``set_input_grad(True)`` was not called.
+        """
         return self.net.backward(dlogits)
 
-    def predict(self, x, batch_size=256):
-        """Logits for ``x`` (n, h, w, c) in evaluation mode, computed in batches."""
+    def predict(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        """Logits for ``x`` in evaluation mode, computed in batches.
+
+        Parameters
+        ----------
+        x : np.ndarray
+            (n, h, w, c) normalized images, any real dtype (each batch is converted to float32).
+        batch_size : int
+            Images per forward pass.
+
+        Returns
+        -------
+        np.ndarray
+            (n, num_classes) float32 logits.
+        """
         outs = [self.forward(np.ascontiguousarray(x[i:i + batch_size], dtype=np.float32), train=False)
                 for i in range(0, len(x), batch_size)]
         return np.concatenate(outs) if outs else np.zeros((0, self.num_classes), np.float32)
@@ -65,33 +122,41 @@ class Model:
                 out[f"{prefix}.{key}" if prefix else key] = arr
         return out
 
-    def parameters(self):
+    def parameters(self) -> dict[str, np.ndarray]:
+        """Every parameter by dotted name (``stage1.0.body.conv1.weight``): the layers' own arrays, not copies."""
         return self._flat("params")
 
-    def gradients(self):
+    def gradients(self) -> dict[str, np.ndarray]:
+        """Every gradient, by the same names as ``parameters()``: the layers' own arrays."""
         return self._flat("grads")
 
-    def buffers(self):
+    def buffers(self) -> dict[str, np.ndarray]:
+        """Every buffer (running statistics, masks, codes) by dotted name: the layers' own arrays."""
         return self._flat("buffers")
 
-    def zero_grad(self):
+    def zero_grad(self) -> None:
+        """Set every gradient to zero, in place."""
         self.net.zero_grad()
 
-    def num_parameters(self):
+    def num_parameters(self) -> int:
+        """Number of parameter values (a compressed layer counts its form's trainable arrays)."""
         return int(sum(p.size for p in self.parameters().values()))
 
-    def reseed(self, seed):
+    def reseed(self, seed: int) -> None:
         """Give every random layer (dropout) a stream derived from ``seed``."""
         for i, module in enumerate(self.net.modules()):
             if isinstance(module, Dropout) or getattr(module, "random", False):
                 module.rng = np.random.default_rng([int(seed), i])
 
-    def config(self):
+    def config(self) -> dict:
+        """The architecture as JSON-able values: name, input shape, classes and ``module_to_config(net)``."""
         return {"name": self.name, "input_shape": list(self.input_shape), "num_classes": self.num_classes,
                 "net": module_to_config(self.net)}
 
     @classmethod
-    def from_config(cls, cfg):
+    def from_config(cls, cfg: dict) -> "Model":
+        """A model of the architecture ``cfg`` (``config()`` output); its arrays are as the layers' constructors
+        leave them (``load_state`` fills them)."""
         try:
             net = module_from_config(cfg["net"])
             return cls(net, cfg["input_shape"], cfg["num_classes"], cfg.get("name", "custom"))
@@ -113,11 +178,12 @@ class Model:
                         arrays[f"{kind}/{prefix}.{key}" if prefix else f"{kind}/{key}"] = arr
         return arrays, forms
 
-    def state(self):
+    def state(self) -> dict[str, np.ndarray]:
         """Copies of every parameter and buffer by flat name; compressed layers give their compact arrays.
 
         Keys: ``params/<name>``, ``buffers/<name>``, and ``forms/<layer>/<array>`` for a layer with a compressed
-        weight form (its codes, masks, codebooks as their own dtypes, not the float training arrays).
+        weight form (its codes, masks, codebooks as their own dtypes, not the float training arrays; see each
+        form's ``export`` in ``lean.nn.compressed``).
         """
         arrays, forms = self._stored_arrays()
         out = {key: arr.copy() for key, arr in arrays.items()}
@@ -126,7 +192,7 @@ class Model:
                 out[f"forms/{prefix}/{name}"] = arr
         return out
 
-    def load_state(self, state):
+    def load_state(self, state: Mapping[str, np.ndarray]) -> None:
         """Write arrays from ``state`` (as returned by ``state()``) into the model, in place, checking shapes."""
         targets, forms = self._stored_arrays()
         form_keys = {k for k in state if k.startswith("forms/")}
@@ -144,9 +210,9 @@ class Model:
         for prefix, form in forms.items():
             form.load({k.split("/")[2]: np.asarray(state[k]) for k in form_keys if k.split("/")[1] == prefix})
 
-    def storage_bits(self):
+    def storage_bits(self) -> int:
         """Bits to store everything the model needs to run: compressed forms as counted by each form, every
-        other parameter and buffer-free float at 32 bits (running statistics included, as inference needs them)."""
+        other parameter and every float buffer at 32 bits (running statistics included, as inference needs them)."""
         bits = 0
         for _, module in self.net.named_modules():
             form = getattr(module, "form", None)
@@ -160,7 +226,7 @@ class Model:
                     bits += arr.size * 32
         return int(bits)
 
-    def dense_bits(self):
+    def dense_bits(self) -> int:
         """Bits of the same model uncompressed: every parameter (a compressed weight at its dense size) and every
         float buffer other than input-quantization scales at 32 bits."""
         bits = 0
@@ -176,7 +242,7 @@ class Model:
                     bits += arr.size * 32
         return int(bits)
 
-    def copy(self):
+    def copy(self) -> "Model":
         """An independent model of the same architecture and state (compressed forms included)."""
         clone = Model.from_config(self.config())
         clone.load_state(self.state())

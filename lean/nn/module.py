@@ -12,46 +12,79 @@ Every layer is a ``Module``:
   skip-gated blocks): training methods watch layers through them instead of replacing their methods.
 """
 
+from collections.abc import Iterator
+
 import numpy as np
 
 from .. import kernels
+from .hooks import Observer
 
 MODULE_TYPES = {}
 
 
 class Module:
-    observers = ()  # lean.nn.hooks.Observer objects told about this module's calls (where it reports them)
+    """Base of every layer and container: ``params``, ``grads`` (same keys, float32) and ``buffers`` by name."""
+
+    observers: tuple[Observer, ...] = ()  # told about this module's calls (where it reports them)
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         MODULE_TYPES[cls.__name__] = cls
 
     def __init__(self):
-        self.params = {}
-        self.grads = {}
-        self.buffers = {}
+        self.params: dict[str, np.ndarray] = {}
+        self.grads: dict[str, np.ndarray] = {}
+        self.buffers: dict[str, np.ndarray] = {}
 
     # -- the contract
-    def forward(self, x, train=False):
+    def forward(self, x: np.ndarray, train: bool = False) -> np.ndarray:
+        """The module's output for ``x``; with ``train``, keep what ``backward`` needs.
+
+        Parameters
+        ----------
+        x : np.ndarray
+            Activations, channels-last: (n, h, w, c) for image layers, (n, features) after flattening.
+        train : bool
+            Training mode (batch statistics, dropout, Bernoulli gates) and keep what ``backward`` needs.
+
+        Returns
+        -------
+        np.ndarray
+            The output, (n, ...) as the module defines it.
+        """
         raise NotImplementedError
 
-    def backward(self, dy):
+    def backward(self, dy: np.ndarray) -> np.ndarray | None:
+        """Gradient of the last ``forward(x, train=True)``: accumulates into ``grads`` and returns ``dx``.
+
+        Parameters
+        ----------
+        dy : np.ndarray
+            Gradient of the loss with respect to the output, shaped like the output.
+
+        Returns
+        -------
+        np.ndarray or None
+            ``dx``, shaped like ``x``; None from a first conv layer whose input gradient is off.
+        """
         raise NotImplementedError
 
-    def config(self):
+    def config(self) -> dict:
+        """The constructor arguments as JSON-able values (what ``module_to_config`` stores)."""
         return {}
 
-    def children(self):
+    def children(self) -> list[tuple[str, "Module"]]:
         """Sub-modules as ``(name, module)`` pairs; leaves have none."""
         return []
 
     # -- observers
-    def add_observer(self, observer):
+    def add_observer(self, observer: Observer) -> None:
         """Tell ``observer`` about this module's forward and backward calls (``lean.nn.hooks``)."""
         if not any(o is observer for o in self.observers):
             self.observers = (*self.observers, observer)
 
-    def remove_observer(self, observer):
+    def remove_observer(self, observer: Observer) -> None:
+        """Stop telling ``observer`` about this module's calls (no error if it was not told)."""
         self.observers = tuple(o for o in self.observers if o is not observer)
 
     def _notify_forward(self, x, y, train):
@@ -63,22 +96,25 @@ class Module:
             observer.on_backward(self, dy, dx)
 
     # -- helpers shared by every module
-    def add_param(self, name, value):
+    def add_param(self, name: str, value: np.ndarray) -> None:
+        """Register ``value`` (copied to contiguous float32) as parameter ``name``, with a zero gradient."""
         value = np.ascontiguousarray(value, dtype=np.float32)
         self.params[name] = value
         self.grads[name] = np.zeros_like(value)
 
-    def zero_grad(self):
+    def zero_grad(self) -> None:
+        """Set the gradients of this module and of every sub-module to zero, in place."""
         for module in self.modules():
             for g in module.grads.values():
                 g.fill(0.0)
 
-    def modules(self, prefix=""):
+    def modules(self, prefix: str = "") -> Iterator["Module"]:
         """Yield every module of the tree, depth first; see ``named_modules`` for names."""
         for _, module in self.named_modules(prefix):
             yield module
 
-    def named_modules(self, prefix=""):
+    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, "Module"]]:
+        """Yield ``(dotted name, module)`` for this module (named ``prefix``) and its sub-modules, depth first."""
         yield prefix, self
         for name, child in self.children():
             yield from child.named_modules(f"{prefix}.{name}" if prefix else name)
@@ -88,14 +124,14 @@ class Module:
         return f"{type(self).__name__}({args})"
 
 
-def module_to_config(module):
+def module_to_config(module: Module) -> dict:
     """A JSON-able description of a module tree: ``{"type": ..., **constructor args}``."""
     cfg = {"type": type(module).__name__}
     cfg.update(module.config())
     return cfg
 
 
-def module_from_config(cfg):
+def module_from_config(cfg: dict) -> Module:
     """Rebuild a module tree from ``module_to_config`` output (parameters are freshly initialized)."""
     if not isinstance(cfg, dict) or "type" not in cfg:
         raise ValueError(f"an architecture entry must be a dict with a 'type'; got {cfg!r:.80}")
@@ -111,22 +147,34 @@ class Leaf(Module):
     """A module rebuilt from its constructor arguments alone."""
 
     @classmethod
-    def from_config(cls, args):
+    def from_config(cls, args: dict) -> "Leaf":
+        """The module built from ``config()`` output."""
         return cls(**args)
 
 
 class Identity(Leaf):
-    def forward(self, x, train=False):
+    """``y = x``, any shape; ``backward`` passes ``dy`` through."""
+
+    def forward(self, x: np.ndarray, train: bool = False) -> np.ndarray:
+        """``x`` itself (any shape)."""
         return x
 
-    def backward(self, dy):
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        """``dy`` itself."""
         return dy
 
 
 class Sequential(Module):
-    """Layers applied in order; ``layers`` is a list of modules or of ``(name, module)`` pairs."""
+    """Layers applied in order.
 
-    def __init__(self, layers):
+    Parameters
+    ----------
+    layers : list of Module or of (str, Module)
+        The layers, first to last; unnamed ones are named by their position ("0", "1", ...). Names must be
+        unique: they make the dotted parameter names (``stage1.0.body.conv1.weight``).
+    """
+
+    def __init__(self, layers: list[Module | tuple[str, Module]]):
         super().__init__()
         named = []
         for i, item in enumerate(layers):
@@ -137,30 +185,32 @@ class Sequential(Module):
             raise ValueError(f"layer names must be unique; got {names}")
         self.layers = named
 
-    def forward(self, x, train=False):
+    def forward(self, x: np.ndarray, train: bool = False) -> np.ndarray:
+        """Each layer's ``forward`` on the previous one's output; shapes are the layers' own."""
         for _, layer in self.layers:
             x = layer.forward(x, train)
         return x
 
-    def backward(self, dy):
+    def backward(self, dy: np.ndarray) -> np.ndarray | None:
+        """Each layer's ``backward``, last layer first; returns the first layer's ``dx``."""
         for _, layer in reversed(self.layers):
             dy = layer.backward(dy)
         return dy
 
-    def children(self):
+    def children(self) -> list[tuple[str, Module]]:
         return list(self.layers)
 
-    def __getitem__(self, name):
+    def __getitem__(self, name: str) -> Module:
         for n, layer in self.layers:
             if n == name:
                 return layer
         raise KeyError(f"no layer named {name!r}; layers: {[n for n, _ in self.layers]}")
 
-    def config(self):
+    def config(self) -> dict:
         return {"layers": [[name, module_to_config(layer)] for name, layer in self.layers]}
 
     @classmethod
-    def from_config(cls, args):
+    def from_config(cls, args: dict) -> "Sequential":
         return cls([(name, module_from_config(c)) for name, c in args["layers"]])
 
 
@@ -169,16 +219,40 @@ class Residual(Module):
 
     ``shortcut=None`` is the identity. Pre-activation blocks put their BN-ReLU inside ``body`` and use
     ``relu_after=False``; MobileNetV2's inverted residual also adds without an activation.
+
+    Parameters
+    ----------
+    body : Module
+        The residual branch, (n, h, w, c_in) -> (n, oh, ow, c_out).
+    shortcut : Module or None
+        The shortcut branch, with the same output shape as ``body``; None is the identity (then
+        ``c_out == c_in`` and ``oh, ow == h, w``).
+    relu_after : bool
+        Apply ReLU to the sum (He et al., CVPR 2016; off in pre-activation blocks, He et al., ECCV 2016).
     """
 
-    def __init__(self, body, shortcut=None, relu_after=False):
+    def __init__(self, body: Module, shortcut: Module | None = None, relu_after: bool = False):
         super().__init__()
         self.body = body
         self.shortcut = shortcut
         self.relu_after = bool(relu_after)
         self._y = None
 
-    def forward(self, x, train=False):
+    def forward(self, x: np.ndarray, train: bool = False) -> np.ndarray:
+        """The block's output.
+
+        Parameters
+        ----------
+        x : np.ndarray
+            (n, h, w, c_in).
+        train : bool
+            Training mode; keep what ``backward`` needs (the ReLU's output).
+
+        Returns
+        -------
+        np.ndarray
+            (n, oh, ow, c_out), the shape both branches give.
+        """
         y = self.body.forward(x, train)
         s = x if self.shortcut is None else self.shortcut.forward(x, train)
         if y.shape != s.shape:
@@ -191,7 +265,19 @@ class Residual(Module):
             y = y + s
         return y
 
-    def backward(self, dy):
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        """Gradient of ``forward``: the sum of both branches' input gradients.
+
+        Parameters
+        ----------
+        dy : np.ndarray
+            (n, oh, ow, c_out).
+
+        Returns
+        -------
+        np.ndarray
+            dx (n, h, w, c_in).
+        """
         if self.relu_after:
             dy = kernels.relu_backward(dy, self._y)
             self._y = None
@@ -199,13 +285,13 @@ class Residual(Module):
         dx += dy if self.shortcut is None else self.shortcut.backward(dy)
         return dx
 
-    def children(self):
+    def children(self) -> list[tuple[str, Module]]:
         kids = [("body", self.body)]
         if self.shortcut is not None:
             kids.append(("shortcut", self.shortcut))
         return kids
 
-    def config(self):
+    def config(self) -> dict:
         return {
             "body": module_to_config(self.body),
             "shortcut": None if self.shortcut is None else module_to_config(self.shortcut),
@@ -213,7 +299,7 @@ class Residual(Module):
         }
 
     @classmethod
-    def from_config(cls, args):
+    def from_config(cls, args: dict) -> "Residual":
         shortcut = args.get("shortcut")
         return cls(module_from_config(args["body"]), None if shortcut is None else module_from_config(shortcut),
                    args.get("relu_after", False))

@@ -2,14 +2,28 @@
 
 Both follow PyTorch's update rules, so the same hyper-parameters mean the same thing:
 SGD: ``g += wd * p; v = mu * v + g; p -= lr * (g + mu * v if nesterov else v)``.
-Adam: ``g += wd * p``; bias-corrected first and second moments.
+Adam: ``g += wd * p``; bias-corrected first and second moments (Kingma & Ba, ICLR 2015, Algorithm 1).
+Weight decay is the L2 term added to the gradient in both, as PyTorch's ``weight_decay`` (not AdamW's).
 """
+
+from collections.abc import Mapping
 
 import numpy as np
 
 
 class Optimizer:
-    def __init__(self, params, grads, weight_decay=0.0):
+    """Base of the optimizers: the parameter and gradient arrays by name, per-parameter state ("slots").
+
+    Parameters
+    ----------
+    params, grads : dict of str to np.ndarray
+        The model's own arrays by the same names (``Model.parameters()``, ``Model.gradients()``); ``step``
+        updates ``params`` in place.
+    weight_decay : float
+        L2 coefficient added to each gradient, >= 0.
+    """
+
+    def __init__(self, params: dict[str, np.ndarray], grads: dict[str, np.ndarray], weight_decay: float = 0.0):
         if set(params) != set(grads):
             raise ValueError("params and grads must have the same names")
         if weight_decay < 0:
@@ -30,12 +44,23 @@ class Optimizer:
             g = g + self.weight_decay * self.params[name]
         return g
 
-    def state(self):
-        """Flat ``{"kind/param name": array}`` plus the step count, for checkpoints."""
+    def state(self) -> tuple[dict[str, np.ndarray], dict]:
+        """Flat ``{"kind/param name": array}`` plus the step count, for checkpoints.
+
+        Returns
+        -------
+        flat : dict of str to np.ndarray
+            Each slot's array (shaped like its parameter) under ``"<kind>/<parameter name>"``, e.g.
+            ``"momentum/conv1.weight"`` (SGD) or ``"m/..."`` and ``"v/..."`` (Adam). The arrays themselves, not
+            copies.
+        meta : dict
+            ``{"steps": updates made so far}``.
+        """
         flat = {f"{kind}/{name}": arr for kind, table in self.slots.items() for name, arr in table.items()}
         return flat, {"steps": self.steps}
 
-    def load_state(self, flat, meta):
+    def load_state(self, flat: Mapping[str, np.ndarray], meta: Mapping) -> None:
+        """Restore the slots (copied, float32) and step count from ``state()`` output; shapes are checked."""
         self.slots = {}
         for key, arr in flat.items():
             kind, name = key.split("/", 1)
@@ -46,7 +71,22 @@ class Optimizer:
 
 
 class SGD(Optimizer):
-    def __init__(self, params, grads, momentum=0.9, nesterov=False, weight_decay=0.0):
+    """Stochastic gradient descent with momentum, PyTorch's form (dampening 0).
+
+    Parameters
+    ----------
+    params, grads : dict of str to np.ndarray
+        As for ``Optimizer``.
+    momentum : float
+        mu, in [0, 1); 0 is plain SGD.
+    nesterov : bool
+        Nesterov momentum (needs momentum > 0), in PyTorch's form after Sutskever et al., ICML 2013.
+    weight_decay : float
+        L2 coefficient, >= 0.
+    """
+
+    def __init__(self, params: dict[str, np.ndarray], grads: dict[str, np.ndarray], momentum: float = 0.9,
+                 nesterov: bool = False, weight_decay: float = 0.0):
         super().__init__(params, grads, weight_decay)
         if not 0.0 <= momentum < 1.0:
             raise ValueError(f"momentum must be in [0, 1); got {momentum}")
@@ -54,7 +94,8 @@ class SGD(Optimizer):
             raise ValueError("Nesterov momentum needs momentum > 0")
         self.momentum, self.nesterov = float(momentum), bool(nesterov)
 
-    def step(self, lr):
+    def step(self, lr: float) -> None:
+        """One update of every parameter, in place, at learning rate ``lr``, from the current gradients."""
         self.steps += 1
         for name, p in self.params.items():
             g = self._grad_with_decay(name)
@@ -67,11 +108,27 @@ class SGD(Optimizer):
 
 
 class Adam(Optimizer):
-    def __init__(self, params, grads, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0):
+    """Adam (Kingma & Ba, ICLR 2015, Algorithm 1) with L2 weight decay added to the gradient.
+
+    Parameters
+    ----------
+    params, grads : dict of str to np.ndarray
+        As for ``Optimizer``.
+    beta1, beta2 : float
+        Decay rates of the first and second moment estimates.
+    eps : float
+        Added to the root of the second moment.
+    weight_decay : float
+        L2 coefficient, >= 0.
+    """
+
+    def __init__(self, params: dict[str, np.ndarray], grads: dict[str, np.ndarray], beta1: float = 0.9,
+                 beta2: float = 0.999, eps: float = 1e-8, weight_decay: float = 0.0):
         super().__init__(params, grads, weight_decay)
         self.beta1, self.beta2, self.eps = float(beta1), float(beta2), float(eps)
 
-    def step(self, lr):
+    def step(self, lr: float) -> None:
+        """One update of every parameter, in place, at learning rate ``lr``, from the current gradients."""
         self.steps += 1
         c1 = 1.0 - self.beta1 ** self.steps
         c2 = 1.0 - self.beta2 ** self.steps
@@ -89,7 +146,9 @@ class Adam(Optimizer):
 OPTIMIZERS = {"sgd": SGD, "adam": Adam}
 
 
-def make_optimizer(name, params, grads, *, momentum=0.9, nesterov=False, weight_decay=0.0):
+def make_optimizer(name: str, params: dict[str, np.ndarray], grads: dict[str, np.ndarray], *,
+                   momentum: float = 0.9, nesterov: bool = False, weight_decay: float = 0.0) -> Optimizer:
+    """The optimizer called ``name`` (``"sgd"`` or ``"adam"``; Adam ignores ``momentum`` and ``nesterov``)."""
     if name not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {name!r}; choose one of: {', '.join(OPTIMIZERS)}")
     if name == "sgd":
