@@ -2,18 +2,55 @@
 (``lean bench``)."""
 
 import time
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .errors import ConfigError
 
+if TYPE_CHECKING:  # annotations only: the rooms bench drives are imported when a benchmark runs
+    from .nn import Model
 
-def bench_model(mode, net, *, batch_size=128, input_shape=(32, 32, 3), num_classes=10, threads=None, steps=10,
-                warmup=2, seed=0, profile=False):
+
+def bench_model(mode: str, net: str, *, batch_size: int = 128, input_shape: tuple[int, int, int] = (32, 32, 3),
+                num_classes: int = 10, threads: int | None = None, steps: int = 10, warmup: int = 2, seed: int = 0,
+                profile: bool = False) -> dict:
     """Median images/s over ``steps`` timed steps after ``warmup`` untimed ones.
 
     A training step is forward, softmax cross-entropy, backward and an SGD update, as in ``lean train``.
     ``profile=True`` adds per-layer forward/backward medians (``layers``), timed in separate steps.
+
+    Parameters
+    ----------
+    mode : str
+        "train" or "infer".
+    net : str
+        A registered net name (``lean nets``).
+    batch_size : int
+        Images per step, random normal (batch_size, h, w, c) float32 inputs.
+    input_shape : tuple of int
+        (h, w, c), channels-last.
+    num_classes : int
+        Outputs of the net.
+    threads : int or None
+        Worker threads for ``lean.configure`` (None: its default).
+    steps, warmup : int
+        Timed steps, and steps run before timing (the first compiles kernels).
+    seed : int
+        Seed of the weights and the random batch.
+    profile : bool
+        Also time each leaf layer (training mode only).
+
+    Returns
+    -------
+    dict
+        ``mode``, ``net``, ``batch_size``, ``input_shape``, ``threads``, ``steps``, ``step_seconds_median``,
+        ``images_per_second``, ``first_step_seconds``, and ``layers`` (``profile_layers``) when profiled.
+
+    Raises
+    ------
+    ConfigError
+        ``mode`` is neither "train" nor "infer".
     """
     from . import kernels
     from .nets import build
@@ -56,11 +93,27 @@ def bench_model(mode, net, *, batch_size=128, input_shape=(32, 32, 3), num_class
             **({"layers": layers} if layers is not None else {})}
 
 
-def profile_layers(model, x, y, steps=5):
+def profile_layers(model: "Model", x: np.ndarray, y: np.ndarray, steps: int = 5) -> list[dict]:
     """Median forward and backward milliseconds of every leaf layer over ``steps`` training steps.
 
     Returns a list of dicts (name, type, forward_ms, backward_ms) in execution order. Timers wrap each leaf's
     methods for the duration of the call only.
+
+    Parameters
+    ----------
+    model : Model
+        The model to time (its weights are not updated).
+    x : np.ndarray
+        (n, h, w, c) float32 input batch, channels-last.
+    y : np.ndarray
+        (n,) integer labels.
+    steps : int
+        Timed steps; one more is run first and not counted.
+
+    Returns
+    -------
+    list of dict
+        One per leaf layer in ``named_modules`` order: ``name``, ``type``, ``forward_ms``, ``backward_ms``.
     """
     from .nn import softmax_cross_entropy
 
@@ -110,8 +163,10 @@ def _median_ms(fn, repeats=7):
 KERNELS = ("pow2-matmul", "kmeans-assign", "int8-conv")
 
 
-def bench_kernel(name, *, m=2048, k=2048, n=256, density=0.1, samples=1_000_000, dims=1, clusters=16,
-                 batch_size=128, input_shape=(32, 32, 16), out_channels=16, kernel_size=3, repeats=7, seed=0):
+def bench_kernel(name: str, *, m: int = 2048, k: int = 2048, n: int = 256, density: float = 0.1,
+                 samples: int = 1_000_000, dims: int = 1, clusters: int = 16, batch_size: int = 128,
+                 input_shape: tuple[int, int, int] = (32, 32, 16), out_channels: int = 16, kernel_size: int = 3,
+                 repeats: int = 7, seed: int = 0) -> dict:
     """Time one of lean's kernels and its references in one run; returns ``lean_ms`` and ``reference_ms``.
 
     pow2-matmul: (m x k) power-of-two sparse @ (k x n) dense vs scipy.sparse CSR (float32) at the same
@@ -119,6 +174,33 @@ def bench_kernel(name, *, m=2048, k=2048, n=256, density=0.1, samples=1_000_000,
     kmeans-assign: ``samples`` points of ``dims`` dims to ``clusters`` centres vs scipy.cluster.vq.vq.
     int8-conv: int8 conv (exact integer sums, rescale; ``auto`` method) vs lean's float32 conv on the same shapes;
     ``int_kernel_ms`` is the integer-only kernel.
+
+    Parameters
+    ----------
+    name : str
+        "pow2-matmul", "kmeans-assign" or "int8-conv" (``KERNELS``).
+    m, k, n, density
+        pow2-matmul: the (m, k) sparse operand, its fraction of non-zeros in (0, 1], and the (k, n) dense one.
+    samples, dims, clusters
+        kmeans-assign: (samples, dims) float32 points and (clusters, dims) centres.
+    batch_size, input_shape, out_channels, kernel_size
+        int8-conv: input (batch_size, h, w, c) int8 with ``input_shape`` = (h, w, c), weight
+        (out_channels, c, kernel_size, kernel_size) int8, stride 1, same padding.
+    repeats : int
+        Timed runs per median (after one untimed run).
+    seed : int
+        Seed of the random operands.
+
+    Returns
+    -------
+    dict
+        ``kernel``, the shape settings used, ``threads``, ``lean_ms`` (median milliseconds) and ``reference_ms``
+        (reference name -> median milliseconds).
+
+    Raises
+    ------
+    ConfigError
+        An unknown ``name``, or a ``density`` outside (0, 1].
     """
     from threadpoolctl import threadpool_limits
 

@@ -1,14 +1,24 @@
 """Deep k-means weight sharing (Wu et al., ICML 2018): cluster kernel rows, share one centre per cluster.
 
+Paper: J. Wu, Y. Wang, Z. Wu, Z. Wang, A. Veeraraghavan, Y. Lin, "Deep k-Means: Re-Training and Parameter
+Sharing with Harder Cluster Assignments for Compressing Deep Convolutions", ICML 2018 (PMLR 80:5363-5372,
+arXiv:1806.09228); authors' code: VITA-Group/Deep-K-Means-pytorch. Steps are cited by name: the paper's section
+and equation numbers could not be confirmed from the material at hand.
+
 Where the steps are:
 
 - ``kernel_rows``: a conv weight (m, c, s, s) as N = m*c*s samples of length s (each a kernel row; the paper's
-  W of shape (s, N), transposed). Linear layers: rows of 1 weight (scalar clustering).
-- ``kmeans_plus_plus`` and ``lloyd``: k-means++ seeding (Arthur and Vassilvitskii, 2007) and Lloyd's iterations
-  on the Numba kernels of ``lean.kernels`` (assignment and centre update). An emptied cluster is re-seeded
-  with the sample farthest from its centre.
-- ``cluster_rows``: the optional sparsity variant: the fraction ``sparsity`` of rows with the smallest norm
-  share a centre fixed at zero (centre 0); the rest are clustered into K - 1 centres.
+  W of shape (s, N), transposed: its row-wise weight sharing). Linear layers: rows of 1 weight (scalar
+  clustering).
+- The re-training with the spectrally relaxed k-means regularizer is ``lean.compress.pipeline.KMeansRegularizer``.
+- ``kmeans_plus_plus`` and ``lloyd``: k-means++ seeding (Arthur and Vassilvitskii, SODA 2007) and Lloyd's
+  iterations (Lloyd, 1982), as the authors' code clusters (k-means++ start, then k-means), on the Numba kernels
+  of ``lean.kernels`` (assignment and centre update). An emptied cluster is re-seeded with the sample farthest
+  from its centre.
+- ``cluster_rows``: the optional sparsity option, lean's variant: the fraction ``sparsity`` of rows with the
+  smallest norm share a centre at zero (centre 0); the rest are clustered into K - 1 centres. The authors' code
+  (``util/kmeans.py``, ``k_means_sparsity``) differs: there the fraction of samples *nearest the mean sample*
+  share the mean of those samples; that form is not implemented here.
 - ``SharedWeights``: the result (centres, per-row assignment) with ``dense()`` and storage:
   K * s * 32 bits of codebook plus the assignments Huffman-coded (``huffman_bits``; ``entropy_bits`` gives the
   ideal -sum log2 p bound the paper quotes).
@@ -23,8 +33,29 @@ from ..errors import ConfigError
 from ..nn.compressed import huffman_length
 
 
-def kernel_rows(w):
-    """(m, c, r, s) conv -> (m*c*r, s) kernel rows; (k, n) linear -> (k*n, 1) scalars."""
+def kernel_rows(w: np.ndarray) -> np.ndarray:
+    """The clustering samples of a weight: one per kernel row.
+
+    Parameters
+    ----------
+    w : np.ndarray
+        Conv weight (m, c, r, s) or linear weight (k, n).
+
+    Returns
+    -------
+    np.ndarray
+        (m*c*r, s) float32 kernel rows (the transpose of the paper's (s, N) matrix), or (k*n, 1) float32
+        scalars for a linear weight. A view of ``w`` where ``w`` is already float32 and contiguous.
+
+    Raises
+    ------
+    ValueError
+        ``w`` is neither 2-D nor 4-D.
+
+    Notes
+    -----
+    Wu et al., ICML 2018: weights shared row-wise, each kernel row a sample (section unconfirmed).
+    """
     w = np.asarray(w, dtype=np.float32)
     if w.ndim == 4:
         return w.reshape(-1, w.shape[3])
@@ -33,8 +64,24 @@ def kernel_rows(w):
     raise ValueError(f"deep k-means takes conv (m, c, r, s) or linear (k, n) weights; got shape {w.shape}")
 
 
-def kmeans_plus_plus(x, k, rng):
-    """k-means++ seeds: each next centre drawn with probability proportional to its squared distance."""
+def kmeans_plus_plus(x: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+    """k-means++ seeds (Arthur and Vassilvitskii, 2007): each next centre drawn from the samples with
+    probability proportional to its squared distance to the nearest centre so far.
+
+    Parameters
+    ----------
+    x : np.ndarray
+        (n, d) samples.
+    k : int
+        Number of seeds, 1 <= k <= n.
+    rng : np.random.Generator
+        Source of the draws.
+
+    Returns
+    -------
+    np.ndarray
+        (k, d) seeds, rows of ``x``, in ``x``'s dtype.
+    """
     n = x.shape[0]
     centres = np.empty((k, x.shape[1]), dtype=x.dtype)
     centres[0] = x[rng.integers(n)]
@@ -47,8 +94,29 @@ def kmeans_plus_plus(x, k, rng):
     return centres
 
 
-def lloyd(x, centres, max_iter=50, fixed=()):
-    """Lloyd's iterations from ``centres``; centres listed in ``fixed`` do not move. Returns (centres, labels)."""
+def lloyd(x: np.ndarray, centres: np.ndarray, max_iter: int = 50,
+          fixed: tuple[int, ...] = ()) -> tuple[np.ndarray, np.ndarray]:
+    """Lloyd's iterations from ``centres`` (assign to the nearest centre, move each centre to its mean) until the
+    assignment stops changing or ``max_iter`` rounds.
+
+    Parameters
+    ----------
+    x : np.ndarray
+        (n, d) float32 samples.
+    centres : np.ndarray
+        (K, d) starting centres (not modified).
+    max_iter : int
+        Most rounds.
+    fixed : tuple of int
+        Indices of centres that do not move (and are not re-seeded when empty).
+
+    Returns
+    -------
+    centres : np.ndarray
+        (K, d) in ``x``'s dtype.
+    labels : np.ndarray
+        (n,) int64, the index of each sample's centre.
+    """
     centres = centres.copy()
     labels = None
     for _ in range(max_iter):
@@ -73,28 +141,73 @@ def lloyd(x, centres, max_iter=50, fixed=()):
 
 @dataclass(frozen=True)
 class SharedWeights:
-    shape: tuple
+    """A weight as K shared centres and one centre index per kernel row (or scalar).
+
+    Attributes
+    ----------
+    shape : tuple of int
+        The dense weight's shape, (m, c, r, s) or (k, n).
+    centres : np.ndarray
+        (K, s) float32 codebook (s = 1 for a linear weight).
+    labels : np.ndarray
+        (N,) int64, one centre index per row of ``kernel_rows(w)``.
+    """
+
+    shape: tuple[int, ...]
     centres: np.ndarray   # (K, s) float32
     labels: np.ndarray    # (N,) int, one per kernel row
 
-    def dense(self):
+    def dense(self) -> np.ndarray:
+        """The shared weight in ``shape``, float32 (each row replaced by its centre)."""
         return self.centres[self.labels].reshape(self.shape).astype(np.float32)
 
-    def huffman_bits(self):
+    def huffman_bits(self) -> int:
+        """Bits of the assignments under a Huffman code of the label counts."""
         return int(huffman_length(np.bincount(self.labels, minlength=len(self.centres))))
 
-    def entropy_bits(self):
+    def entropy_bits(self) -> float:
+        """The ideal code length of the assignments, -sum over rows of log2 p(label), in bits."""
         counts = np.bincount(self.labels, minlength=len(self.centres)).astype(np.float64)
         p = counts[counts > 0] / counts.sum()
         return float(-(counts[counts > 0] * np.log2(p)).sum())
 
-    def storage_bits(self):
+    def storage_bits(self) -> int:
         """Codebook (32-bit floats) plus Huffman-coded assignments."""
         return int(self.centres.size * 32 + self.huffman_bits())
 
 
-def cluster_rows(w, k, sparsity=0.0, seed=0, max_iter=50):
-    """Share ``k`` centres among the kernel rows of ``w``; returns ``SharedWeights``."""
+def cluster_rows(w: np.ndarray, k: int, sparsity: float = 0.0, seed: int = 0, max_iter: int = 50) -> SharedWeights:
+    """Share ``k`` centres among the kernel rows of ``w``; returns ``SharedWeights``.
+
+    Parameters
+    ----------
+    w : np.ndarray
+        Conv weight (m, c, r, s) or linear weight (k, n).
+    k : int
+        Number of centres, 1 <= k <= the number of kernel rows N.
+    sparsity : float
+        In [0, 1): the fraction of rows, smallest norm first, given the zero centre 0 (lean's variant; see the
+        module docstring). Needs k >= 2 when > 0.
+    seed : int
+        Seed of the k-means++ draws.
+    max_iter : int
+        Most Lloyd rounds.
+
+    Returns
+    -------
+    SharedWeights
+        centres (k, s) float32 and labels (N,) int64, N = m*c*r (or k*n).
+
+    Raises
+    ------
+    ConfigError
+        ``k`` not a positive integer or more than N, ``sparsity`` outside [0, 1), or ``sparsity`` > 0 with k < 2.
+
+    Notes
+    -----
+    Wu et al., ICML 2018, the weight-sharing step after re-training (section unconfirmed): k-means++ seeds
+    (Arthur and Vassilvitskii, 2007), then Lloyd's iterations, as the authors' code clusters.
+    """
     if not isinstance(k, (int, np.integer)) or k < 1:
         raise ConfigError(f"clusters must be a positive integer; got {k!r}")
     if not 0.0 <= sparsity < 1.0:
@@ -103,7 +216,7 @@ def cluster_rows(w, k, sparsity=0.0, seed=0, max_iter=50):
     if k > len(x):
         raise ConfigError(f"{k} clusters for only {len(x)} kernel rows")
     rng = np.random.default_rng(seed)
-    if sparsity > 0:
+    if sparsity > 0:  # lean's zero-centre variant (the authors' mean-sample form is not implemented)
         if k < 2:
             raise ConfigError("the sparsity option needs at least 2 clusters (one is the zero centre)")
         norms = np.linalg.norm(x, axis=1)
@@ -115,6 +228,6 @@ def cluster_rows(w, k, sparsity=0.0, seed=0, max_iter=50):
         centres[1:], rest_labels = lloyd(x[rest], centres[1:], max_iter)
         labels = np.zeros(len(x), np.int64)
         labels[rest] = rest_labels + 1
-    else:
+    else:  # k-means++ start, then Lloyd (Arthur and Vassilvitskii, 2007; the authors' clustering)
         centres, labels = lloyd(x, kmeans_plus_plus(x, k, rng), max_iter)
     return SharedWeights(tuple(np.shape(w)), centres.astype(np.float32), labels.astype(np.int64))

@@ -3,18 +3,22 @@
 ``compress(method, checkpoint, out, ...)`` is what ``lean compress`` runs:
 
 1. load the model and its data; test accuracy before;
-2. ``smartexchange``: decompose every conv and linear weight (``smartexchange.decompose_layer``) and put a
-   ``SmartExchangeWeight`` in its place; ``kmeans``: optionally re-train with the spectrally relaxed k-means
-   regularizer (``KMeansRegularizer``), then cluster every conv layer's kernel rows (``kmeans.cluster_rows``)
-   into a ``SharedWeight``; ``quantize``: ``QuantizedWeight`` on every conv and linear weight, and optionally
-   fake-quantized layer inputs;
+2. ``smartexchange``: decompose every conv and linear weight (``smartexchange.decompose_layer``; Zhao et al.,
+   ISCA 2020) and put a ``SmartExchangeWeight`` in its place; ``kmeans``: optionally re-train with the
+   spectrally relaxed k-means regularizer (``KMeansRegularizer``; Wu et al., ICML 2018), then cluster every
+   conv layer's kernel rows (``kmeans.cluster_rows``) into a ``SharedWeight``; ``quantize``:
+   ``QuantizedWeight`` on every conv and linear weight, and optionally fake-quantized layer inputs;
 3. test accuracy straight after, then re-train (fine-tune) the compressed form for ``retrain_epochs`` with the
-   straight-through gradients of ``lean.nn.compressed``; test accuracy after;
+   straight-through gradients of ``lean.nn.compressed`` (Bengio et al., 2013). For SmartExchange this is
+   lean's fixed-mask re-training; the authors' (dense SGD, re-decomposed after every epoch) is not implemented.
+   For deep k-means it is the paper's fine-tuning of the shared centres with the assignments fixed;
+   test accuracy after;
 4. save the compressed checkpoint (compact arrays) and return the report: per layer parameters, storage bits,
    ratio against float32, sparsity; totals over everything needed to run the model.
 """
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +28,7 @@ from ..data import load as load_data
 from ..errors import CheckpointError, ConfigError
 from ..hw.bitcost import workload_cost
 from ..hw.workload import from_model
-from ..nn import Conv2d, Linear
+from ..nn import Conv2d, Linear, Model
 from ..nn.checkpoint import Checkpoint, claim_output
 from ..nn.checkpoint import load as load_checkpoint
 from ..nn.checkpoint import save as save_checkpoint
@@ -43,7 +47,17 @@ def _weighted_layers(model, convs_only=False):
             yield name, layer
 
 
-def apply_smartexchange(model, *, theta=5e-3, max_exponent=5, exponent_bits=4, basis_bits=8):
+def apply_smartexchange(model: Model, *, theta: float = 5e-3, max_exponent: int = 5, exponent_bits: int = 4,
+                        basis_bits: int = 8) -> None:
+    """Replace every conv and linear weight of ``model`` by its SmartExchange form, in place.
+
+    Parameters
+    ----------
+    model : Model
+        A dense model; its conv (k, c/groups, r, s) and linear (k, n) weights are decomposed.
+    theta, max_exponent, exponent_bits, basis_bits
+        As for ``lean.compress.smartexchange.decompose_layer``.
+    """
     for _, layer in _weighted_layers(model):
         w = layer.weight()
         decomposition = se.decompose_layer(w, theta, max_exponent, exponent_bits, basis_bits)
@@ -59,7 +73,28 @@ def _clusters_for(names, clusters):
     return {n: clusters for n in names}
 
 
-def apply_kmeans(model, *, clusters=16, sparsity=0.0, seed=0):
+def apply_kmeans(model: Model, *, clusters: int | list[int] | tuple[int, ...] = 16, sparsity: float = 0.0,
+                 seed: int = 0) -> None:
+    """Share cluster centres among the kernel rows of every conv layer of ``model``, in place (Wu et al.'s
+    weight sharing; linear layers stay dense).
+
+    Parameters
+    ----------
+    model : Model
+        A dense model.
+    clusters : int or sequence of int
+        K for every conv layer, or one K per conv layer in network order; each capped at the layer's number of
+        kernel rows.
+    sparsity : float
+        As for ``lean.compress.kmeans.cluster_rows`` (lean's zero-centre variant).
+    seed : int
+        Seed of the k-means++ draws.
+
+    Raises
+    ------
+    ConfigError
+        A list of ``clusters`` whose length is not the number of conv layers, or ``cluster_rows``' own errors.
+    """
     layers = list(_weighted_layers(model, convs_only=True))
     per_layer = _clusters_for([n for n, _ in layers], clusters)
     for name, layer in layers:
@@ -69,7 +104,24 @@ def apply_kmeans(model, *, clusters=16, sparsity=0.0, seed=0):
         layer.set_form(SharedWeight(w.shape, k).set_clusters(shared.centres, shared.labels))
 
 
-def apply_quantize(model, *, weight_bits=8, activation_bits=None, per_channel=False, scheme="symmetric"):
+def apply_quantize(model: Model, *, weight_bits: int = 8, activation_bits: int | None = None,
+                   per_channel: bool = False, scheme: str = "symmetric") -> None:
+    """Quantize every conv and linear weight of ``model`` (and optionally their inputs), in place.
+
+    Parameters
+    ----------
+    model : Model
+        A dense model.
+    weight_bits : int
+        Bits per weight code.
+    activation_bits : int or None
+        Bits of each conv/linear layer's fake-quantized input (channels-last (n, h, w, c) or (n, features));
+        None leaves inputs in float32.
+    per_channel : bool
+        One scale per output channel (axis 0 of the weight) rather than one per tensor.
+    scheme : str
+        The weight quantizer: "symmetric", "asymmetric" or "pow2" (``lean.nn.compressed.QuantizedWeight``).
+    """
     for _, layer in _weighted_layers(model):
         w = layer.weight()
         layer.set_form(QuantizedWeight(w.shape, weight_bits, per_channel, scheme).set_weight(w))
@@ -80,14 +132,37 @@ def apply_quantize(model, *, weight_bits=8, activation_bits=None, per_channel=Fa
 class KMeansRegularizer(TrainingMethod):
     """The spectrally relaxed k-means regularizer of deep k-means, as a training hook.
 
-    Adds lambda * W (I - F F^T) to each conv weight's gradient, with W the (s, N) matrix of kernel rows.
+    The loss gains (lambda/2) [Tr(W^T W) - Tr(F^T W^T W F)] with F^T F = I, whose gradient adds
+    lambda * W (I - F F^T) to each conv weight's gradient, with W the (s, N) matrix of kernel rows
+    (``lean.compress.kmeans.kernel_rows``, transposed).
     ``form="paper"``: F = the top-K right singular vectors of W, refreshed every ``refresh_epochs`` epochs (with
     s <= K rows these span W's row space, so the term is zero at each refresh and only resists drift).
     ``form="indicator"``: F = the normalized cluster-indicator matrix of a k-means assignment refreshed the same
     way; W F F^T puts every column at its cluster mean, so the term pulls each kernel row toward its centre.
+
+    Parameters
+    ----------
+    model : Model
+        The model being trained; its conv layers are regularized.
+    clusters : int or sequence of int
+        K, for every conv layer or one per conv layer (as for ``apply_kmeans``).
+    lam : float
+        lambda (authors: 1e-4).
+    form : str
+        "paper" or "indicator".
+    refresh_epochs : int
+        Epochs between refreshes of F (authors: 5).
+    seed : int
+        Seed of the indicator form's k-means.
+
+    Notes
+    -----
+    Wu et al., ICML 2018, the spectrally relaxed k-means regularizer used in re-training (equation number
+    unconfirmed); the indicator form is lean's (``METHODS.md``).
     """
 
-    def __init__(self, model, clusters, lam=1e-4, form="paper", refresh_epochs=5, seed=0):
+    def __init__(self, model: Model, clusters: int | list[int] | tuple[int, ...], lam: float = 1e-4,
+                 form: str = "paper", refresh_epochs: int = 5, seed: int = 0):
         if form not in ("paper", "indicator"):
             raise ConfigError(f"regularizer form must be 'paper' or 'indicator'; got {form!r}")
         self.layers = list(_weighted_layers(model, convs_only=True))
@@ -106,6 +181,7 @@ class KMeansRegularizer(TrainingMethod):
                 self.state[name] = km.cluster_rows(layer.params["weight"], k, seed=self.seed, max_iter=20).labels
 
     def on_epoch_start(self, trainer):
+        # F is refreshed lazily, every refresh_epochs epochs (authors: 5), not at every step
         if trainer.epoch % self.refresh_epochs == 0 or not self.state:
             self._refresh()
 
@@ -122,11 +198,24 @@ class KMeansRegularizer(TrainingMethod):
                 sums = kernels.segment_sum(rows, labels, k)
                 counts = np.bincount(labels, minlength=k)[:, None]
                 projected = (sums / np.maximum(counts, 1))[labels]
+            # the regularizer's gradient lambda * W (I - F F^T), held transposed as rows (N, s)
             layer.grads["weight"] += (self.lam * (rows - projected)).reshape(w.shape).astype(np.float32)
 
 
-def sharing_energy(model):
-    """Deep k-means' energy metric (``lean.hw.bitcost``, 16-bit operands) of the model dense and as shared."""
+def sharing_energy(model: Model) -> dict:
+    """Deep k-means' energy metric (``lean.hw.bitcost``, 16-bit operands) of the model dense and as shared.
+
+    Parameters
+    ----------
+    model : Model
+        A model whose conv layers may hold ``SharedWeight`` forms.
+
+    Returns
+    -------
+    dict
+        ``dense`` and ``shared``: the metric's breakdown (``lean.hw.bitcost``'s ``to_dict()``); ``saving``:
+        dense total over shared total (full-adder units).
+    """
     workload = from_model(model, w_bits=16, a_bits=16)
     workload = type(workload)(workload.name, tuple(
         layer.__class__(**{**layer.to_dict(), "w_bits": 16}) for layer in workload.layers))
@@ -136,7 +225,22 @@ def sharing_energy(model):
     return {"dense": dense.to_dict(), "shared": after.to_dict(), "saving": dense.total_fa / after.total_fa}
 
 
-def layer_report(model):
+def layer_report(model: Model) -> list[dict]:
+    """Per conv and linear layer: what it stores and how sparse its weight is.
+
+    Parameters
+    ----------
+    model : Model
+        A model, compressed or dense.
+
+    Returns
+    -------
+    list of dict
+        One per conv/linear layer in network order: ``layer`` (name), ``kind`` ("conv" or "fc"),
+        ``parameters`` (weight entries), ``storage_bits``, ``compression_ratio`` (float32 bits over
+        storage bits), ``sparsity`` (fraction of zero weights in the rebuilt weight), ``form`` (the weight
+        form's class name, or "dense").
+    """
     rows = []
     for name, layer in _weighted_layers(model):
         w = layer.weight()
@@ -150,14 +254,62 @@ def layer_report(model):
     return rows
 
 
-def compress(method, checkpoint, out, *, force=False, data=None, retrain_epochs=0, lr=0.01, batch_size=128, seed=0,
-             train_limit=None, regularize_epochs=0, regularizer="paper", reg_lambda=1e-4, on_epoch=None,
-             **options) -> dict:
+def compress(method: str, checkpoint: str | Path, out: str | Path, *, force: bool = False, data: str | None = None,
+             retrain_epochs: int = 0, lr: float = 0.01, batch_size: int = 128, seed: int = 0,
+             train_limit: int | None = None, regularize_epochs: int = 0, regularizer: str = "paper",
+             reg_lambda: float = 1e-4, on_epoch: Callable[[dict], None] | None = None, **options) -> dict:
     """Run ``method`` on ``checkpoint`` and write ``out``; returns the report dict (see the module docstring).
 
     ``out`` is checked and locked before any work (``force`` to overwrite an existing file); it must differ from
     ``checkpoint``. ``options`` are the method's own (``apply_smartexchange``, ``apply_kmeans``,
     ``apply_quantize``).
+
+    Parameters
+    ----------
+    method : str
+        "smartexchange", "kmeans" or "quantize".
+    checkpoint : str or Path
+        A dense checkpoint that says which data it was trained on (or give ``data``).
+    out : str or Path
+        Where the compressed checkpoint goes.
+    force : bool
+        Overwrite an existing ``out``.
+    data : str or None
+        The dataset to test and re-train on, if not the checkpoint's own.
+    retrain_epochs : int
+        Epochs of fine-tuning of the compressed form (cosine schedule from ``lr``; weight decay 1e-4, none for
+        SmartExchange).
+    lr, batch_size, seed, train_limit
+        The re-training's learning rate, batch size, seed and training-set limit.
+    regularize_epochs : int
+        kmeans only: epochs of re-training with ``KMeansRegularizer`` before clustering.
+    regularizer : str
+        kmeans only: the regularizer's form, "paper" or "indicator".
+    reg_lambda : float
+        kmeans only: the regularizer's lambda.
+    on_epoch : callable or None
+        Called with each training epoch's history entry (progress display).
+    **options
+        The method's own settings, passed to ``apply_<method>``.
+
+    Returns
+    -------
+    dict
+        ``method``, ``checkpoint``, ``out``, ``data``; test accuracies ``accuracy_before``,
+        ``accuracy_after_regularizer`` (kmeans with ``regularize_epochs`` only), ``accuracy_compressed``
+        (before re-training), ``accuracy_after``; ``layers`` (``layer_report``); ``storage_bits`` and
+        ``dense_bits`` (whole model) and their ``compression_ratio``; ``conv_storage_bits``,
+        ``conv_dense_bits``, ``conv_compression_ratio`` (conv layers only); ``retrain_epochs``,
+        ``regularize_epochs``, ``options``, ``seconds``; for kmeans, ``energy_metric`` (``sharing_energy``).
+
+    Raises
+    ------
+    ConfigError
+        Unknown ``method``, negative epochs, ``out`` equal to ``checkpoint``, no dataset known.
+    CheckpointError
+        ``checkpoint`` is already compressed.
+    OutputError
+        ``out`` exists (without ``force``), cannot be written or is held by another run.
     """
     if method not in METHODS:
         raise ConfigError(f"unknown compression method {method!r}; choose one of: {', '.join(METHODS)}")

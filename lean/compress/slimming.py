@@ -1,28 +1,40 @@
 """Network slimming (Liu et al., ICCV 2017) and early-bird tickets (You et al., ICLR 2020).
 
+Papers: Z. Liu, J. Li, Z. Shen, G. Huang, S. Yan, C. Zhang, "Learning Efficient Convolutional Networks through
+Network Slimming", ICCV 2017 (its section 3 has no numbered subsections: its steps are cited by the section's
+paragraph titles); H. You, C. Li, P. Xu, Y. Fu, Y. Wang, X. Chen, R. G. Baraniuk, Z. Wang, Y. Lin, "Drawing
+Early-Bird Tickets: Towards More Efficient Training of Deep Networks", ICLR 2020 (section 4.3 for the
+low-precision search is confirmed by the authors' README; the other section and algorithm numbers are not).
+
 Both are training methods (``lean.train.methods``) configured by ``lean.compress.config``
 (``lean train --slim S [--early-bird P --eb-window W --eb-epsilon E --eb-precision B]``).
 
-- ``SlimmingPenalty`` (Liu et al., section 3.2, the L1 term of Eq. 1): the subgradient ``s * sign(gamma)`` added
-  to every batch-norm scale before each update (authors' s = 1e-4).
-- ``channel_masks`` (Liu et al., section 3.3): pool |gamma| over the batch norms whose channels can be removed
-  (``prunable_batchnorms``), threshold at the ``ratio`` quantile (one global threshold, not one per layer), keep
-  the channels above it.
-- ``mask_distance`` (You et al., section 4.1): the fraction of mask bits that differ (normalized Hamming
-  distance) between two draws.
-- ``EarlyBird`` (You et al., Algorithm 1): masks drawn every epoch in a FIFO of the last ``window``; the ticket
-  is drawn when every distance to the newest is at most ``epsilon`` (authors: window 5, epsilon 0.1).
+- ``SlimmingPenalty`` (Liu et al., section 3, "Scaling Factors and Sparsity-induced Penalty": the L1 term
+  g(gamma) = |gamma| of Eq. 1, optimized by subgradient descent): the subgradient ``s * sign(gamma)`` added to
+  every batch-norm scale before each update (authors' s = 1e-4).
+- ``channel_masks`` (Liu et al., section 3, "Channel Pruning and Fine-tuning"): pool |gamma| over the batch norms
+  whose channels can be removed (``prunable_batchnorms``), threshold at the ``ratio`` quantile (one global
+  threshold, not one per layer), keep the channels above it.
+- ``mask_distance`` (You et al., the mask distance; section unconfirmed): the fraction of mask bits that differ
+  (normalized Hamming distance) between two draws.
+- ``EarlyBird`` (You et al., the search for the early-bird ticket, their Algorithm 1; number unconfirmed): masks
+  drawn every epoch in a FIFO of the last ``window``; the ticket is drawn when every distance to the newest is at
+  most ``epsilon`` (authors' code: window 5, epsilon 0.1, the same test).
 - ``prune``: the narrower network with the kept channels' weights copied. Plain stacks (VGG) lose channels
   everywhere (``prune_plain``); in residual nets the channels that meet at a residual add stay, so a
   post-activation block loses the channels between its convs and a pre-activation block also selects the
-  kept channels of its input after its first batch norm (``ChannelSelect``, ``prune_residual``).
+  kept channels of its input after its first batch norm (``ChannelSelect``, ``prune_residual``; Liu et al.,
+  section 3, "Handling Cross Layer Connections and Pre-activation Structure": a channel-selection layer).
 - ``EarlyBirdTraining``: the early-bird method inside ``lean train``: masks during a dense search phase (the
-  slimming penalty runs beside it; optionally in low precision, You et al., section 4.3), physical pruning when
-  the ticket appears, then re-training of the pruned net, without the penalty, to the end of the schedule.
-- ``prune_checkpoint``: ``lean prune``, network slimming's one-shot pruning of a trained checkpoint.
+  slimming penalty runs beside it; optionally in low precision, You et al., section 4.3, "EB Train LL"), physical
+  pruning when the ticket appears, then re-training of the pruned net, without the penalty, to the end of the
+  schedule.
+- ``prune_checkpoint``: ``lean prune``, network slimming's one-shot pruning of a trained checkpoint (Liu et al.,
+  section 3, "Channel Pruning and Fine-tuning"; the fine-tuning is a resumed ``lean train``).
 """
 
 from collections import deque
+from pathlib import Path
 
 import numpy as np
 
@@ -46,11 +58,24 @@ def _batchnorms(model):
 
 class SlimmingPenalty(TrainingMethod):
     """The L1 subgradient on batch-norm scales, added before every update while ``active`` (early-bird turns it
-    off once it has pruned the net)."""
+    off once it has pruned the net).
+
+    Parameters
+    ----------
+    model : Model or None
+        The model whose batch norms are penalized; None to attach later with ``install``.
+    strength : float
+        s (lambda of Eq. 1), >= 0 (authors: 1e-4).
+
+    Notes
+    -----
+    Liu et al., ICCV 2017, section 3, "Scaling Factors and Sparsity-induced Penalty", Eq. 1 with
+    g(gamma) = |gamma|: its subgradient ``strength * sign(gamma)`` is added to each batch norm's scale gradient.
+    """
 
     name = "slim"
 
-    def __init__(self, model=None, strength=1e-4):
+    def __init__(self, model: Model | None = None, strength: float = 1e-4):
         if strength < 0:
             raise ConfigError(f"slimming strength must be >= 0; got {strength}")
         self.strength = float(strength)
@@ -59,14 +84,14 @@ class SlimmingPenalty(TrainingMethod):
         if model is not None:
             self.install(model)
 
-    def install(self, model):
+    def install(self, model: Model) -> None:
         """Penalize ``model``'s batch norms (a trainer calls this again when it swaps the model)."""
         self.layers = [m for _, m in _batchnorms(model)]
 
     def before_update(self, trainer):
         if not self.active:
             return
-        for bn in self.layers:
+        for bn in self.layers:  # Liu et al., Eq. 1: subgradient of strength * |gamma|
             bn.grads["weight"] += self.strength * np.sign(bn.params["weight"])
 
     def state(self):
@@ -76,12 +101,22 @@ class SlimmingPenalty(TrainingMethod):
         self.active = bool(state.get("active", True))
 
 
-def prunable_batchnorms(model):
+def prunable_batchnorms(model: Model) -> list[str]:
     """Names of the batch norms whose channels ``prune`` can remove (or select), in network order.
 
     Plain stacks: every batch norm that follows a conv. Residual blocks: a batch norm between two convs of a
     block body, and a pre-activation block's first batch norm (via channel selection); not the one whose
     output meets the shortcut at the add, nor those outside blocks.
+
+    Parameters
+    ----------
+    model : Model
+        A plain stack or a residual net.
+
+    Returns
+    -------
+    list of str
+        Batch-norm names as ``model.net.named_modules()`` gives them.
     """
     names = []
     if isinstance(model.net, Sequential) and not any(isinstance(m, Residual) for m in model.net.modules()):
@@ -100,9 +135,34 @@ def prunable_batchnorms(model):
     return names
 
 
-def channel_masks(model, ratio):
+def channel_masks(model: Model, ratio: float) -> dict[str, np.ndarray]:
     """Boolean keep-masks per prunable batch-norm layer (by name), pruning the global ``ratio`` of smallest
-    |gamma| among them."""
+    |gamma| among them.
+
+    Parameters
+    ----------
+    model : Model
+        The model whose batch-norm scales are read.
+    ratio : float
+        In [0, 1): the fraction of the pooled channels to prune (0 keeps all).
+
+    Returns
+    -------
+    dict of str to np.ndarray
+        Batch-norm name -> bool (c,) keep mask, c that batch norm's channels, for every name of
+        ``prunable_batchnorms(model)``. A layer's mask may be all False (``prune`` then keeps its strongest
+        channel).
+
+    Raises
+    ------
+    ConfigError
+        ``ratio`` outside [0, 1), or no prunable batch norm.
+
+    Notes
+    -----
+    Liu et al., ICCV 2017, section 3, "Channel Pruning and Fine-tuning": one threshold for all layers, a
+    percentile of all the scaling factors (the authors' code likewise keeps |gamma| > threshold).
+    """
     if not 0.0 <= ratio < 1.0:
         raise ConfigError(f"prune ratio must be in [0, 1); got {ratio}")
     wanted = set(prunable_batchnorms(model))
@@ -110,16 +170,38 @@ def channel_masks(model, ratio):
     if not layers:
         raise ConfigError(f"model {model.name} has no batch-norm channels that can be pruned")
     scales = np.concatenate([np.abs(m.params["weight"]) for _, m in layers])
+    # one global threshold over all prunable layers (Liu et al., "Channel Pruning and Fine-tuning")
     threshold = np.quantile(scales, ratio) if ratio > 0 else -np.inf
     return {name: np.abs(m.params["weight"]) > threshold for name, m in layers}
 
 
-def flatten_masks(masks):
+def flatten_masks(masks: dict[str, np.ndarray]) -> np.ndarray:
+    """The masks of ``channel_masks`` as one flat bool array, layers in sorted name order."""
     return np.concatenate([masks[k] for k in sorted(masks)])
 
 
-def mask_distance(a, b):
-    """Normalized Hamming distance between two mask sets (dicts of boolean arrays, or flat arrays)."""
+def mask_distance(a: dict[str, np.ndarray] | np.ndarray, b: dict[str, np.ndarray] | np.ndarray) -> float:
+    """Normalized Hamming distance between two mask sets (dicts of boolean arrays, or flat arrays).
+
+    Parameters
+    ----------
+    a, b : dict of str to np.ndarray, or np.ndarray
+        Masks as ``channel_masks`` returns them (name -> bool (c,)), or flat bool arrays (``flatten_masks``).
+
+    Returns
+    -------
+    float
+        The fraction of mask bits that differ, in [0, 1] (0 for empty masks).
+
+    Raises
+    ------
+    ValueError
+        The two hold different numbers of bits.
+
+    Notes
+    -----
+    You et al., ICLR 2020, the mask distance between two tickets (section unconfirmed).
+    """
     fa = flatten_masks(a) if isinstance(a, dict) else np.asarray(a, bool)
     fb = flatten_masks(b) if isinstance(b, dict) else np.asarray(b, bool)
     if fa.shape != fb.shape:
@@ -128,9 +210,25 @@ def mask_distance(a, b):
 
 
 class EarlyBird:
-    """Detects the early-bird ticket from masks drawn at the end of each epoch."""
+    """Detects the early-bird ticket from masks drawn at the end of each epoch.
 
-    def __init__(self, ratio=0.5, window=5, epsilon=0.1):
+    Parameters
+    ----------
+    ratio : float
+        The prune ratio the masks are drawn at (kept for the caller; ``observe`` takes the masks).
+    window : int
+        FIFO length in epochs, >= 2 (authors: 5).
+    epsilon : float
+        Mask-distance bound (authors: 0.1).
+
+    Notes
+    -----
+    You et al., ICLR 2020, the search for the early-bird ticket (their Algorithm 1; number unconfirmed), as the
+    authors' code runs it: the last ``window`` masks in a FIFO, the ticket drawn once all ``window - 1``
+    distances from the older masks to the newest are at most ``epsilon``.
+    """
+
+    def __init__(self, ratio: float = 0.5, window: int = 5, epsilon: float = 0.1):
         if window < 2:
             raise ConfigError(f"the early-bird window must be >= 2; got {window}")
         self.ratio, self.window, self.epsilon = float(ratio), int(window), float(epsilon)
@@ -138,8 +236,21 @@ class EarlyBird:
         self.distances = []  # per epoch: the largest distance to the newest mask in the FIFO
         self.ticket_epoch = None
 
-    def observe(self, masks, epoch):
-        """Add the masks drawn at ``epoch``; returns True when the ticket has emerged (first time sets it)."""
+    def observe(self, masks: dict[str, np.ndarray] | np.ndarray, epoch: int) -> bool:
+        """Add the masks drawn at ``epoch``; returns True when the ticket has emerged (first time sets it).
+
+        Parameters
+        ----------
+        masks : dict of str to np.ndarray, or np.ndarray
+            This epoch's masks (``channel_masks``) or their flat form.
+        epoch : int
+            The epoch they were drawn at, recorded as ``ticket_epoch`` when the ticket emerges.
+
+        Returns
+        -------
+        bool
+            True from the epoch the ticket emerged on.
+        """
         self.fifo.append(flatten_masks(masks) if isinstance(masks, dict) else np.asarray(masks, bool))
         newest = self.fifo[-1]
         worst = max((mask_distance(old, newest) for old in list(self.fifo)[:-1]), default=1.0)
@@ -182,11 +293,30 @@ def _kept(mask, bn):
     return keep
 
 
-def prune_plain(model, masks):
+def prune_plain(model: Model, masks: dict[str, np.ndarray]) -> Model:
     """A narrower copy of a plain conv -> BN stack (VGG-style ``Sequential``) keeping the masked channels.
 
     Each conv's output channels and its BN follow that BN's mask; the next conv's (or the classifier's) input
     channels follow the same mask; weights are copied.
+
+    Parameters
+    ----------
+    model : Model
+        A plain ``Sequential`` of convs, batch norms, ReLU, max-pool, global average pool and linear layers.
+    masks : dict of str to np.ndarray
+        Batch-norm name -> bool (c,) keep mask (``channel_masks``); batch norms not named keep every channel.
+
+    Returns
+    -------
+    Model
+        A new model: each conv weight (k', c', r, s) with the kept channels, each batch norm (k',), the first
+        linear weight (n_out, c'); ``model`` is unchanged.
+
+    Raises
+    ------
+    ConfigError
+        ``model`` is not a plain stack, holds an unsupported, grouped, compressed or quantized layer, or has a
+        conv without a batch norm after it.
     """
     net = model.net
     if not isinstance(net, Sequential) or any(m.children() for _, m in net.layers):
@@ -223,13 +353,31 @@ def prune_plain(model, masks):
     return Model(Sequential(new_layers), model.input_shape, model.num_classes, model.name)
 
 
-def prune_residual(model, masks):
+def prune_residual(model: Model, masks: dict[str, np.ndarray]) -> Model:
     """A narrower copy of a residual net (ResNet or PreResNet) keeping the masked channels of block bodies.
 
     For a batch norm between two convs of a body, the first conv's output channels, the batch norm and the
     second conv's input channels shrink together. For a pre-activation body's first batch norm (which normalizes
     the block input, shared with the shortcut) a ``ChannelSelect`` after it feeds the next conv only the kept
-    channels. Everything that meets at a residual add keeps its width.
+    channels (Liu et al., section 3, "Handling Cross Layer Connections and Pre-activation Structure"). Everything
+    that meets at a residual add keeps its width.
+
+    Parameters
+    ----------
+    model : Model
+        A net with ``Residual`` blocks whose bodies are ``Sequential``.
+    masks : dict of str to np.ndarray
+        Names from ``prunable_batchnorms(model)`` -> bool (c,) keep masks.
+
+    Returns
+    -------
+    Model
+        A new, narrower model; ``model`` is unchanged.
+
+    Raises
+    ------
+    ConfigError
+        A mask names a batch norm that cannot be pruned, or a conv to narrow is grouped, compressed or quantized.
     """
     pruned = model.copy()
     wanted = set(prunable_batchnorms(pruned))
@@ -255,27 +403,53 @@ def prune_residual(model, masks):
                 layers[i - 1] = (prev_name, _narrow_conv(prev_conv, None, keep))
                 layers[i] = (name, _narrow_batchnorm(layer, keep))
                 layers[j] = (next_name, _narrow_conv(next_conv, keep, None))
-            else:
+            else:  # pre-activation: the input is shared with the shortcut, so select channels (Liu et al.)
                 layers[j] = (next_name, _narrow_conv(next_conv, keep, None))
                 layers.insert(i + 1, (f"{name}_select", ChannelSelect(keep, layer.num_features)))
         module.body.layers = layers
     return Model(pruned.net, model.input_shape, model.num_classes, model.name)
 
 
-def prune(model, masks):
-    """The narrower network for ``masks`` (from ``channel_masks``): plain stacks or residual nets."""
+def prune(model: Model, masks: dict[str, np.ndarray]) -> Model:
+    """The narrower network for ``masks`` (from ``channel_masks``): plain stacks or residual nets.
+
+    Parameters
+    ----------
+    model : Model
+        The model to prune (unchanged).
+    masks : dict of str to np.ndarray
+        Batch-norm name -> bool (c,) keep mask.
+
+    Returns
+    -------
+    Model
+        ``prune_residual`` if ``model`` has residual blocks, else ``prune_plain``.
+    """
     if any(isinstance(m, Residual) for m in model.net.modules()):
         return prune_residual(model, masks)
     return prune_plain(model, masks)
 
 
-def network_size(model):
+def network_size(model: Model) -> tuple[int, int]:
     """(parameters, forward MACs per image) of a model, counted on its real layer shapes."""
     return model.num_parameters(), from_model(model).macs
 
 
-def masked_copy(model, masks):
-    """The same model with pruned channels silenced (BN scale and shift set to 0): what pruning must equal."""
+def masked_copy(model: Model, masks: dict[str, np.ndarray]) -> Model:
+    """The same model with pruned channels silenced (BN scale and shift set to 0): what pruning must equal.
+
+    Parameters
+    ----------
+    model : Model
+        The model (unchanged).
+    masks : dict of str to np.ndarray
+        Batch-norm name -> bool (c,) keep mask.
+
+    Returns
+    -------
+    Model
+        A copy of ``model`` at full width.
+    """
     clone = model.copy()
     for name, bn in _batchnorms(clone):
         if name in masks:
@@ -295,15 +469,25 @@ class EarlyBirdTraining(TrainingMethod):
     """The early-bird method (``lean train --slim S --early-bird P``), beside the slimming penalty it needs.
 
     Search phase: the run's ``SlimmingPenalty`` on every batch-norm scale, optionally ``precision``-bit training
-    (``lean.train.e2train.LowPrecisionTraining``); at the end of each epoch, masks at ratio ``ratio`` go into the
-    FIFO and their largest distance to the newest is logged. When the ticket appears the network is pruned
+    (``lean.train.e2train.LowPrecisionTraining``; You et al., section 4.3, the low-precision search: the authors
+    used SWALP, lean a per-tensor fixed-point grid); at the end of each epoch, masks at ratio ``ratio`` go into
+    the FIFO and their largest distance to the newest is logged. When the ticket appears the network is pruned
     physically (``prune``), the penalty is switched off, and the trainer continues with the narrower model, in
-    full precision, to the end of the schedule.
+    full precision, to the end of the schedule (the re-training of the ticket).
+
+    Parameters
+    ----------
+    ratio : float
+        In [0, 1): the fraction of channels the ticket prunes.
+    window, epsilon
+        As for ``EarlyBird``.
+    precision : int or None
+        Bits of the search phase's operands (e.g. 8), or None for float32.
     """
 
     name = "early_bird"
 
-    def __init__(self, ratio=0.5, window=5, epsilon=0.1, precision=None):
+    def __init__(self, ratio: float = 0.5, window: int = 5, epsilon: float = 0.1, precision: int | None = None):
         if not 0.0 <= ratio < 1.0:
             raise ConfigError(f"early-bird prune ratio must be in [0, 1); got {ratio}")
         self.detector = EarlyBird(ratio, window, epsilon)
@@ -331,6 +515,7 @@ class EarlyBirdTraining(TrainingMethod):
     def on_epoch_end(self, trainer):
         if self.pruned:
             return
+        # You et al.: draw this epoch's masks and test the FIFO's distances (the early-bird search)
         masks = channel_masks(self.model, self.detector.ratio)
         emerged = self.detector.observe(masks, trainer.epoch)
         trainer.history[-1]["mask_distance"] = self.detector.distances[-1]
@@ -369,13 +554,39 @@ class EarlyBirdTraining(TrainingMethod):
 
 # --------------------------------------------------------------------------------- lean prune
 
-def prune_checkpoint(checkpoint, ratio, out, *, data=None, force=False) -> dict:
+def prune_checkpoint(checkpoint: str | Path, ratio: float, out: str | Path, *, data: str | None = None,
+                     force: bool = False) -> dict:
     """Network slimming's one-shot pruning (``lean prune``): remove the ``ratio`` of channels with the smallest
     batch-norm scales from a trained checkpoint and write the narrower net to ``out``.
 
     The result resumes as a fine-tuning run (``lean train --resume OUT --epochs N``), without the slimming
     penalty. Returns ``checkpoint, out, ratio, params_before, params_after, macs_before, macs_after,
     accuracy_before, accuracy_after`` (test accuracy before fine-tuning).
+
+    Parameters
+    ----------
+    checkpoint : str or Path
+        A dense (uncompressed) checkpoint.
+    ratio : float
+        In [0, 1): the fraction of prunable channels to remove (``channel_masks``).
+    out : str or Path
+        Where the pruned checkpoint goes.
+    data : str or None
+        The dataset to test on, if not the checkpoint's own.
+    force : bool
+        Overwrite an existing ``out``.
+
+    Returns
+    -------
+    dict
+        The keys above; accuracies are fractions in [0, 1], MACs per image.
+
+    Raises
+    ------
+    ConfigError
+        A compressed checkpoint, a ``ratio`` outside [0, 1), a net that cannot be pruned, or no dataset known.
+    OutputError
+        ``out`` exists (without ``force``), cannot be written or is held by another run.
     """
     with claim_output(out, overwrite=force):
         ckpt = load_checkpoint(checkpoint)

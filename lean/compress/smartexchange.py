@@ -1,31 +1,40 @@
 """SmartExchange (Zhao et al., ISCA 2020): store a weight as sparse power-of-two coefficients times a small basis.
 
+Paper: Y. Zhao, X. Chen, Y. Wang, C. Li, H. You, Y. Fu, Y. Xie, Z. Wang, Y. Lin, "SmartExchange: Trading
+Higher-cost Memory Storage/Access for Lower-cost Computation", ISCA 2020 (arXiv:2005.03403). Steps are cited
+by name (the decomposition algorithm's steps 1-3 and final re-quantize/re-fit, its application to CONV and FC
+layers, re-training, the accelerator's coefficient indexing) as a public summary of the paper lays them out;
+the paper's section numbers could not be confirmed and are left out.
+
 Each output filter is cut into *rows* and the rows of a block are written ``A ~= Ce @ B``: ``Ce`` (m x L) is
 sparse with signed power-of-two entries (a sign, a small exponent and a position each), ``B`` (L x L) is a dense
 basis shared by the block. A multiply by ``Ce`` is a shift; the few bases are what stays in full precision.
 
 Where the steps are:
 
-- ``weight_rows`` / ``rows_to_weight``: the reshape. A 3x3 conv's filter ``W[k]`` (c, 3, 3) becomes a (3c) x 3
-  matrix of kernel rows; blocks hold at most 192 rows (64 input channels). A 1x1 conv's or a fully connected
-  layer's filter (a row vector of n weights) is zero-padded to a multiple of 3 and folded to (n/3) x 3.
-  Other kernel widths s use rows of length s and an s x s basis (the paper only has 3x3, 1x1 and FC layers;
-  this is our generalization).
-- ``decompose_block``: the alternating fit, started from ``B = I``, ``Ce = A``, for at most ``max_rounds``:
-  (1) round ``Ce``'s non-zeros to the nearest power of two (exponents within ``max_exponent`` and the
-  ``exponent_bits`` range, so |Ce| <= 2^max_exponent = 32 by default); (2) stop when that rounding no longer
-  changes (Frobenius change <= 1e-6); (3) least squares for ``B`` with the rounded ``Ce`` (rows of ``B`` then
-  scaled to unit length, our choice: see ``_unit_rows``), then for ``Ce`` (unrounded) with that ``B``; (4) zero
-  every |Ce| < ``theta``. If a row of ``Ce`` becomes all zero while its row of ``A`` has a weight of at least
+- ``weight_rows`` / ``rows_to_weight``: the reshape (the paper's application to CONV and FC layers). A 3x3
+  conv's filter ``W[k]`` (c, 3, 3) becomes a (3c) x 3 matrix of kernel rows; blocks hold at most 192 rows (64
+  input channels; the paper slices tall matrices along their rows). A 1x1 conv's or a fully connected layer's
+  filter (a row vector of n weights) is zero-padded to a multiple of 3 and folded to (n/3) x 3. Other kernel
+  widths s use rows of length s and an s x s basis (the paper only has 3x3, 1x1 and FC layers; this is our
+  generalization).
+- ``decompose_block``: the paper's alternating algorithm, started from ``B = I``, ``Ce = A``, for at most
+  ``max_rounds``: (1) round ``Ce``'s non-zeros to the nearest power of two (algorithm step 1; exponents within
+  ``max_exponent`` and the ``exponent_bits`` range, so |Ce| <= 2^max_exponent = 32 by default); (2) stop when
+  that rounding no longer changes (Frobenius change <= 1e-6); (3) least squares for ``B`` with the rounded
+  ``Ce`` (rows of ``B`` then scaled to unit length, our choice: see ``_unit_rows``), then for ``Ce`` (unrounded)
+  with that ``B`` (algorithm step 2, fitting); (4) zero every |Ce| < ``theta`` (algorithm step 3,
+  sparsification). If a row of ``Ce`` becomes all zero while its row of ``A`` has a weight of at least
   ``theta``, ``theta`` is halved and the block starts again (rows of ``A`` whose weights are all below ``theta``
   may become zero: that is the thresholding's purpose, and our reading of the rule; rows too small for the
-  smallest power of two cannot be saved by any threshold). Finally
-  ``Ce`` is rounded once more and ``B`` refit.
+  smallest power of two cannot be saved by any threshold; this restart rule is lean's, not the authors'
+  default). Finally ``Ce`` is rounded once more and ``B`` refit (the algorithm's last line).
 - ``decompose_layer``: every block of a layer, returning a ``SmartExchangeLayer`` that reconstructs the dense
   weight (``dense()``) and counts its storage (``storage_bits``).
 
 Storage count (per layer): each non-zero coefficient 1 sign bit + ``exponent_bits``; positions as a bitmap of
-m x L bits per block (cheaper than indices at the densities seen here); each basis L x L x ``basis_bits``.
+m x L bits per block (1-bit direct indexing, as the paper's accelerator indexes coefficients; cheaper than
+indices at the densities seen here); each basis L x L x ``basis_bits``.
 """
 
 from dataclasses import dataclass
@@ -39,16 +48,45 @@ from .quantize import exponent_range, pow2_round, pow2_value
 BLOCK_ROWS = 192
 
 
-def weight_rows(w):
+def weight_rows(w: np.ndarray) -> np.ndarray:
     """Per output filter, the (rows, L) matrix of rows of ``w`` ((k, c, r, s) conv or (k, n) linear).
 
-    Returns an array (k, m, L). 1x1 convs and linear layers are zero-padded to a multiple of 3 (the same
-    reshape the trainable ``SmartExchangeWeight`` uses).
+    1x1 convs and linear layers are zero-padded to a multiple of 3 (the same reshape the trainable
+    ``SmartExchangeWeight`` uses).
+
+    Parameters
+    ----------
+    w : np.ndarray
+        Conv weight (k, c, r, s) or linear weight (k, n).
+
+    Returns
+    -------
+    np.ndarray
+        (k, m, L) float64: for s > 1, m = c*r kernel rows of length L = s; for s = 1 and linear layers,
+        L = 3 and m = ceil(c*r*s / 3) (or ceil(n / 3)), the last row zero-padded.
+
+    Notes
+    -----
+    Zhao et al., ISCA 2020, the reshape of CONV and FC weights before decomposition (section unconfirmed).
     """
     return se_rows(np.asarray(w, dtype=np.float64))
 
 
-def rows_to_weight(rows, shape):
+def rows_to_weight(rows: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """The inverse of ``weight_rows``: drop the zero padding and restore ``shape``.
+
+    Parameters
+    ----------
+    rows : np.ndarray
+        (k, m, L), as ``weight_rows`` returns it.
+    shape : tuple of int
+        The weight's shape, (k, c, r, s) or (k, n).
+
+    Returns
+    -------
+    np.ndarray
+        The weight in ``shape``, in the dtype of ``rows``.
+    """
     return se_unrows(rows, shape)
 
 
@@ -62,20 +100,63 @@ def _unit_rows(basis):
 
 @dataclass(frozen=True)
 class Block:
+    """One block ``A ~= Ce @ B`` of a filter: ``Ce`` as sign and exponent codes, ``B`` dense.
+
+    Attributes
+    ----------
+    sign : np.ndarray
+        (m, L) int8 in {-1, 0, 1}; 0 where the coefficient is zero.
+    exponent : np.ndarray
+        (m, L) int8; ``Ce = sign * 2**exponent`` (read only where ``sign`` is not 0).
+    basis : np.ndarray
+        (L, L) float32, the block's basis ``B``.
+    theta : float
+        The sparsification threshold the block ended with (lower than asked if it was restarted).
+    """
+
     sign: np.ndarray      # (m, L) int8 in {-1, 0, 1}
     exponent: np.ndarray  # (m, L) int8
     basis: np.ndarray     # (L, L) float32
     theta: float          # the threshold the block ended with
 
-    def coefficients(self):
+    def coefficients(self) -> np.ndarray:
+        """``Ce`` as numbers: (m, L) float32 signed powers of two (0 where ``sign`` is 0)."""
         return pow2_value(self.sign, self.exponent)
 
-    def matrix(self):
+    def matrix(self) -> np.ndarray:
+        """The rebuilt rows ``Ce @ B``: (m, L) float64 (the accelerator's rebuild, here in floating point)."""
         return self.coefficients().astype(np.float64) @ self.basis.astype(np.float64)
 
 
-def decompose_block(a, theta=5e-3, max_exponent=5, exponent_bits=4, max_rounds=50):
-    """Fit ``a`` (m x L) ~= Ce @ B with Ce sparse signed powers of two; returns a ``Block``."""
+def decompose_block(a: np.ndarray, theta: float = 5e-3, max_exponent: int = 5, exponent_bits: int = 4,
+                    max_rounds: int = 50) -> Block:
+    """Fit ``a`` ~= Ce @ B with Ce sparse signed powers of two; returns a ``Block``.
+
+    Parameters
+    ----------
+    a : np.ndarray
+        (m, L) rows of one block (at most ``BLOCK_ROWS``); computed in float64.
+    theta : float
+        Sparsification threshold: coefficients with |Ce| < theta become 0 (authors: about 4e-3 to 7e-3).
+        Halved and the block restarted while a row with a weight >= theta would be lost (see the module
+        docstring).
+    max_exponent : int
+        Largest exponent of a coefficient (|Ce| <= 2**max_exponent).
+    exponent_bits : int
+        Bits of an exponent code; the smallest exponent is ``max_exponent - 2**exponent_bits + 2``.
+    max_rounds : int
+        Most rounds of the alternating fit.
+
+    Returns
+    -------
+    Block
+        sign and exponent (m, L) int8, basis (L, L) float32, and the threshold used.
+
+    Notes
+    -----
+    Zhao et al., ISCA 2020, the decomposition algorithm (steps 1-3 and the final re-quantize/re-fit; section
+    number unconfirmed). The restart on a lost row is lean's.
+    """
     a = np.asarray(a, dtype=np.float64)
     m, L = a.shape
     # the smallest magnitude a coefficient can keep: below it, rounding (not theta) zeroes a row, and lowering
@@ -97,22 +178,28 @@ def decompose_block(a, theta=5e-3, max_exponent=5, exponent_bits=4, max_rounds=5
         return bool(np.any(np.all(ce_values[live] == 0, axis=1)))
 
     while True:
+        # Zhao et al.: the algorithm starts from Ce = A and B = I
         ce = a.copy()
         basis = np.eye(L)
         previous = None
         restart = False
         for _ in range(max_rounds):
+            # step 1: quantize Ce's non-zeros to signed powers of two
             _, _, ce_q = rounded(ce)
+            # the loop's tolerance test, read as "the quantized Ce stopped moving" (METHODS.md)
             if previous is not None and np.linalg.norm(ce_q - previous) <= 1e-6:
                 break
             previous = ce_q
+            # step 2: fit B to the quantized Ce by least squares, then Ce (unquantized) to that B
             basis = _unit_rows(np.linalg.lstsq(ce_q, a, rcond=None)[0])
             ce = np.linalg.lstsq(basis.T, a.T, rcond=None)[0].T
+            # step 3: sparsify Ce, element by element below theta (whole zero rows are what the accelerator skips)
             ce[np.abs(ce) < theta] = 0.0
-            if lost_a_row(ce):
+            if lost_a_row(ce):  # lean's restart rule, not the authors' (module docstring)
                 restart = True
                 break
         if not restart:
+            # the algorithm's last line: quantize Ce once more and re-fit B to it
             sign, exponent, ce_q = rounded(ce)
             if not lost_a_row(ce_q):
                 basis = np.linalg.lstsq(ce_q, a, rcond=None)[0]
@@ -127,38 +214,84 @@ def decompose_block(a, theta=5e-3, max_exponent=5, exponent_bits=4, max_rounds=5
 
 @dataclass(frozen=True)
 class SmartExchangeLayer:
-    shape: tuple
-    blocks: tuple          # per output filter, a tuple of Blocks (each at most BLOCK_ROWS rows)
+    """A layer's SmartExchange form: its blocks, and how its codes are counted.
+
+    Attributes
+    ----------
+    shape : tuple of int
+        The dense weight's shape, (k, c, r, s) or (k, n).
+    blocks : tuple of tuple of Block
+        Per output filter (k of them), its blocks in row order (each at most ``BLOCK_ROWS`` rows).
+    max_exponent, exponent_bits : int
+        The exponent range the coefficients were rounded to.
+    basis_bits : int
+        Bits per stored basis entry (8, 16 or 32).
+    """
+
+    shape: tuple[int, ...]
+    blocks: tuple[tuple[Block, ...], ...]  # per output filter, a tuple of Blocks (each at most BLOCK_ROWS rows)
     max_exponent: int
     exponent_bits: int
     basis_bits: int
 
-    def dense(self):
+    def dense(self) -> np.ndarray:
         """The weight the decomposition stands for, in the original shape (float32)."""
         rows = np.stack([np.concatenate([b.matrix() for b in filt]) for filt in self.blocks])
         return rows_to_weight(rows, self.shape).astype(np.float32)
 
     @property
-    def nonzeros(self):
+    def nonzeros(self) -> int:
+        """Number of non-zero coefficients over all blocks."""
         return int(sum(np.count_nonzero(b.sign) for filt in self.blocks for b in filt))
 
     @property
-    def coefficient_count(self):
+    def coefficient_count(self) -> int:
+        """Number of coefficient positions (zero or not) over all blocks, padding rows included."""
         return int(sum(b.sign.size for filt in self.blocks for b in filt))
 
-    def storage_bits(self):
+    def storage_bits(self) -> int:
         """Signs + exponents of non-zeros, bitmap positions, bases (see the module docstring)."""
         bits = 0
         for filt in self.blocks:
             for b in filt:
                 bits += np.count_nonzero(b.sign) * (1 + self.exponent_bits)
-                bits += b.sign.size  # position bitmap
+                bits += b.sign.size  # position bitmap (1-bit direct indexing)
                 bits += b.basis.size * self.basis_bits
         return int(bits)
 
 
-def decompose_layer(w, theta=5e-3, max_exponent=5, exponent_bits=4, basis_bits=8, max_rounds=50):
-    """SmartExchange decomposition of one weight ((k, c, r, s) or (k, n)), block by block."""
+def decompose_layer(w: np.ndarray, theta: float = 5e-3, max_exponent: int = 5, exponent_bits: int = 4,
+                    basis_bits: int = 8, max_rounds: int = 50) -> SmartExchangeLayer:
+    """SmartExchange decomposition of one weight, block by block.
+
+    Re-training is ``lean.compress.pipeline``'s, in lean's fixed-mask form (Ce and B trained straight-through);
+    the authors' re-training (dense SGD with a new decomposition after every epoch) is not implemented.
+
+    Parameters
+    ----------
+    w : np.ndarray
+        Conv weight (k, c/groups, r, s) or linear weight (k, n).
+    theta, max_exponent, exponent_bits, max_rounds
+        As for ``decompose_block``.
+    basis_bits : int
+        Bits per stored basis entry: 8, 16 or 32 (counted by ``storage_bits``; the bases stay float32 here).
+
+    Returns
+    -------
+    SmartExchangeLayer
+        ``blocks`` per output filter; ``dense()`` gives back a (``w.shape``) float32 weight.
+
+    Raises
+    ------
+    ValueError
+        ``w`` is neither 2-D nor 4-D.
+    ConfigError
+        ``theta`` < 0, ``basis_bits`` not 8, 16 or 32, or an empty exponent range.
+
+    Notes
+    -----
+    Zhao et al., ISCA 2020, the algorithm applied to CONV and FC layers, post-training (section unconfirmed).
+    """
     w = np.asarray(w)
     if w.ndim not in (2, 4):
         raise ValueError(f"SmartExchange takes conv (k, c, r, s) or linear (k, n) weights; got shape {w.shape}")
@@ -167,9 +300,9 @@ def decompose_layer(w, theta=5e-3, max_exponent=5, exponent_bits=4, basis_bits=8
     if basis_bits not in (8, 16, 32):
         raise ConfigError(f"basis_bits must be 8, 16 or 32; got {basis_bits}")
     exponent_range(max_exponent, exponent_bits)
-    rows = weight_rows(w)
+    rows = weight_rows(w)  # (k, m, L)
     blocks = []
-    for filt in rows:
+    for filt in rows:  # blocks of at most BLOCK_ROWS rows (the paper's slicing of tall matrices)
         blocks.append(tuple(decompose_block(filt[i:i + BLOCK_ROWS], theta, max_exponent, exponent_bits, max_rounds)
                             for i in range(0, filt.shape[0], BLOCK_ROWS)))
     return SmartExchangeLayer(tuple(w.shape), tuple(blocks), max_exponent, exponent_bits, basis_bits)

@@ -1,6 +1,7 @@
 """Skip gates for residual blocks: the selective layer update (SLU) of E2-Train (Wang et al., NeurIPS 2019).
 
-SLU is the paper's section 3.2. A gated block decides per image whether its residual block runs:
+SLU is the paper's model-level technique (section number unconfirmed). A gated block decides per image whether
+its residual block runs:
 
     p = mean over (h, w) of x          (global average pool, (n, c))
     z = p @ proj_weight.T + proj_bias  (a 1x1 conv on the pooled input, to 10 values; per block)
@@ -51,10 +52,10 @@ class GateController(Leaf):
 
     Notes
     -----
-    E2-Train section 3.2. Parameters: ``w_x``, ``w_h`` (4 * hidden, hidden) and ``b`` (4 * hidden,), the LSTM's
-    input, forget, output and candidate rows in that order; ``w_out`` (1, hidden) and ``b_out`` (1,), the head.
-    ``executed`` and ``offered`` count the (image, gated block) pairs of the current pass that ran and that
-    were offered.
+    E2-Train's selective layer update. Parameters: ``w_x``, ``w_h`` (4 * hidden, hidden) and ``b``
+    (4 * hidden,), the LSTM's input, forget, output and candidate rows in that order; ``w_out`` (1, hidden) and
+    ``b_out`` (1,), the head. ``executed`` and ``offered`` count the (image, gated block) pairs of the current
+    pass that ran and that were offered.
     """
 
     def __init__(self, hidden: int = GATE_HIDDEN, target: float = 0.5, beta: float = 1e-3, seed: int = 0):
@@ -99,7 +100,7 @@ class GateController(Leaf):
 
     # -- one step per gated block
     def step(self, z: np.ndarray) -> np.ndarray:
-        """One step of the shared cell for the next gated block; advances the cell (section 3.2's gate).
+        """One step of the shared cell for the next gated block; advances the cell (SLU's gate).
 
         Parameters
         ----------
@@ -162,7 +163,7 @@ class GateController(Leaf):
     def cost_gradient(self) -> float:
         """d (beta * sign * sum m) / d m_i: sign +1 while more blocks ran than the target, else -1.
 
-        The computation cost term of section 3.2; the fraction that ran is ``executed / offered`` of this pass.
+        SLU's computation cost term; the fraction that ran is ``executed / offered`` of this pass.
         """
         fraction = self.executed / self.offered if self.offered else 0.0
         return self.beta * (1.0 if fraction > self.target else -1.0)
@@ -185,8 +186,9 @@ class GatedResidual(Module):
 
     Notes
     -----
-    E2-Train section 3.2. Parameters: ``proj_weight`` (hidden, in_channels) and ``proj_bias`` (hidden,), the 1x1
-    conv on the pooled input. ``last_kept`` is the fraction of images the block ran for in the last forward.
+    E2-Train's selective layer update. Parameters: ``proj_weight`` (hidden, in_channels) and ``proj_bias``
+    (hidden,), the 1x1 conv on the pooled input. ``last_kept`` is the fraction of images the block ran for in
+    the last forward.
     """
 
     random = True  # Model.reseed gives it a stream for the Bernoulli samples
@@ -230,7 +232,7 @@ class GatedResidual(Module):
         pooled = x.mean(axis=(1, 2))
         z = pooled @ self.params["proj_weight"].T + self.params["proj_bias"]
         prob = ctrl.step(z)
-        keep = (self.rng.random(n) < prob) if train else (prob > 0.5)  # section 3.2: m ~ Bernoulli(prob)
+        keep = (self.rng.random(n) < prob) if train else (prob > 0.5)  # SLU: m ~ Bernoulli(prob)
         kept = np.flatnonzero(keep)
         ctrl.executed += kept.size
         ctrl.offered += n
@@ -275,7 +277,7 @@ class GatedResidual(Module):
             dy_kept = np.ascontiguousarray(dy[kept])
             dm[kept] = ((y_kept - x_kept) * dy_kept).reshape(kept.size, -1).sum(axis=1)
             dx[kept] = self.block.backward(dy_kept)
-        dm += ctrl.cost_gradient()  # section 3.2's computation cost term
+        dm += ctrl.cost_gradient()  # SLU's computation cost term
         dz = ctrl.backward_step(dm)  # straight-through: d prob = d m
         self.grads["proj_weight"] += dz.T @ pooled
         self.grads["proj_bias"] += dz.sum(axis=0)

@@ -1,29 +1,36 @@
 """E2-Train (Wang et al., NeurIPS 2019): cheaper training at the data, model and algorithm levels.
 
+Paper: Y. Wang, Z. Jiang, X. Chen, P. Xu, Y. Zhao, Y. Lin, Z. Wang, "E2-Train: Training State-of-the-art CNNs
+with Over 80% Energy Savings", NeurIPS 2019 (arXiv:1910.13349); authors' code: GATECH-EIC/E2Train. The three
+techniques are cited by the paper's names for them (data level, model level, algorithm level); their section
+numbers could not be confirmed from the material at hand and are marked so.
+
 Each technique is a training method (``lean.train.methods``), configured by ``lean.train.config``'s ``SMDConfig``,
 ``SLUConfig`` and ``PSGConfig`` (``lean train --smd P --slu TARGET --psg TAU | --psg-adaptive FRACTION``).
 
-- **Stochastic mini-batch dropping (SMD)**, paper section 3.1 (``StochasticMiniBatchDropping``): each step is
-  skipped with probability ``p`` (no forward, no backward) while the schedule keeps its number of steps.
-- **Selective layer update (SLU)**, section 3.2 (``SelectiveLayerUpdate``): ``add_skip_gates`` turns every
-  identity residual block into a ``lean.nn.gates.GatedResidual`` driven by one shared recurrent
-  ``GateController``; a block skipped for an image costs nothing for it and gets no update from it. The gate,
-  its straight-through surrogate and the computation cost term are in ``lean/nn/gates.py``.
-- **Predictive sign gradient (PSG)**, section 3.3, conv layers (``PredictiveSignGradient``): the forward pass
-  runs on 8-bit inputs and weights; the output gradient is rounded stochastically to 16 bits; a cheap predictor
-  computes the weight gradient from the 4 most significant bits of the inputs; where the prediction's magnitude
-  is at least ``tau`` its sign is used, elsewhere the sign of the accurate 8-bit x 16-bit gradient; the update
-  is that sign through SGD with momentum. ``tau`` is fixed (authors: 5e-5) or adaptive (``tau_rel`` x max
-  |prediction| per layer). Quantizers and the selector are Numba kernels (``lean.kernels.psg``); each conv
-  layer gets an operand hook (``lean.nn.hooks``), ``_PSGLayer``.
+- **Stochastic mini-batch dropping (SMD)**, the data level (section unconfirmed; ``StochasticMiniBatchDropping``):
+  each step is skipped with probability ``p`` (no forward, no backward) while the schedule keeps its number of
+  steps.
+- **Selective layer update (SLU)**, the model level (section unconfirmed; ``SelectiveLayerUpdate``):
+  ``add_skip_gates`` turns every identity residual block into a ``lean.nn.gates.GatedResidual`` driven by one
+  shared recurrent ``GateController``; a block skipped for an image costs nothing for it and gets no update from
+  it. The gate, its straight-through surrogate and the computation cost term are in ``lean/nn/gates.py``.
+- **Predictive sign gradient (PSG)**, the algorithm level (section unconfirmed), conv layers
+  (``PredictiveSignGradient``): the forward pass runs on 8-bit inputs and weights; the output gradient is
+  rounded stochastically to 16 bits; a cheap predictor computes the weight gradient from the 4 most significant
+  bits of the inputs; where the prediction's magnitude is at least ``tau`` its sign is used, elsewhere the sign
+  of the accurate 8-bit x 16-bit gradient; the update is that sign through SGD with momentum. ``tau`` is fixed
+  (authors: 5e-5) or adaptive (``tau_rel`` x max |prediction| per layer). Quantizers and the selector are Numba
+  kernels (``lean.kernels.psg``); each conv layer gets an operand hook (``lean.nn.hooks``), ``_PSGLayer``.
 
   Two choices the paper leaves open, made here: the sign is scaled by the layer's mean |prediction| so SGD's
   learning rate and schedule keep their meaning (a bare sign of size 1 would need a new learning rate per net);
   and on this CPU the accurate gradient is computed for every weight, while the energy meter charges it only
   for the fallback fraction, as the accelerator the method targets would.
 
-``LowPrecisionTraining`` (8-bit operands in both passes) is the early-bird search phase's low-precision mode.
-Every technique's effect is measured in the run's ``training_energy_j`` (``lean.train.energy``).
+``LowPrecisionTraining`` (8-bit operands in both passes) is the early-bird search phase's low-precision mode
+(You et al., ICLR 2020, section 4.3). Every technique's effect is measured in the run's ``training_energy_j``
+(``lean.train.energy``).
 """
 
 import numpy as np
@@ -43,14 +50,40 @@ def _first_conv(module):
     return next((m for m in module.modules() if isinstance(m, Conv2d)), None)
 
 
-def has_skip_gates(model):
+def has_skip_gates(model: Model) -> bool:
+    """Whether ``model`` already holds SLU's ``GateController`` (from ``add_skip_gates``)."""
     return any(isinstance(m, GateController) for m in model.net.modules())
 
 
-def add_skip_gates(model, *, target=0.5, beta=1e-3, seed=0):
+def add_skip_gates(model: Model, *, target: float = 0.5, beta: float = 1e-3, seed: int = 0) -> Model:
     """A copy of ``model`` whose identity residual blocks are skip-gated (weights copied, gates new).
 
     Blocks that change shape (a stride or a projection shortcut) cannot be skipped and stay as they are.
+
+    Parameters
+    ----------
+    model : Model
+        A residual net whose top level is a ``Sequential``; not already gated.
+    target : float
+        In (0, 1]: the fraction of gated blocks meant to run (sets the sign of the cost term).
+    beta : float
+        Weight of the computation cost term, >= 0 (authors: 1e-5).
+    seed : int
+        Seed of the gates' initial weights.
+
+    Returns
+    -------
+    Model
+        A new model with a ``GateController`` first and every identity block a ``GatedResidual``.
+
+    Raises
+    ------
+    ConfigError
+        ``model`` already has skip gates, has no identity residual block, or no top-level ``Sequential``.
+
+    Notes
+    -----
+    Wang et al., NeurIPS 2019, selective layer update, the model level (section unconfirmed).
     """
     if has_skip_gates(model):
         raise ConfigError(f"{model.name} already has skip gates")
@@ -64,7 +97,7 @@ def add_skip_gates(model, *, target=0.5, beta=1e-3, seed=0):
             for name, layer in module.layers:
                 if isinstance(layer, Residual) and layer.shortcut is None and _first_conv(layer.body) is not None:
                     conv = _first_conv(layer.body)
-                    if conv.stride == 1:
+                    if conv.stride == 1:  # only blocks that keep their shape can be skipped
                         layer = GatedResidual(layer, conv.in_channels, seed=seed * 1000 + count)
                         count += 1
                 layers.append((name, convert(layer)))
@@ -80,18 +113,24 @@ def add_skip_gates(model, *, target=0.5, beta=1e-3, seed=0):
     return Model(net, model.input_shape, model.num_classes, model.name)
 
 
-def gate_summary(model):
+def gate_summary(model: Model) -> dict[str, float]:
     """Fraction of images each gated block ran on in the last forward pass (name -> fraction)."""
     return {name: m.last_kept for name, m in model.net.named_modules()
             if isinstance(m, GatedResidual) and m.last_kept is not None}
 
 
 class SelectiveLayerUpdate(TrainingMethod):
-    """SLU as a training method: the model gets its skip gates before training (kept as they are on resume)."""
+    """SLU as a training method: the model gets its skip gates before training (kept as they are on resume).
+
+    Parameters
+    ----------
+    target, beta
+        As for ``add_skip_gates``.
+    """
 
     name = "slu"
 
-    def __init__(self, target=0.5, beta=1e-3):
+    def __init__(self, target: float = 0.5, beta: float = 1e-3):
         self.target, self.beta = float(target), float(beta)
 
     def prepare(self, model, config):
@@ -104,16 +143,29 @@ class SelectiveLayerUpdate(TrainingMethod):
 
 class StochasticMiniBatchDropping(TrainingMethod):
     """SMD: step ``t`` of epoch ``e`` is dropped when a draw from ``[seed, e, t, 1]`` is below ``probability``,
-    so a resumed run drops the same steps."""
+    so a resumed run drops the same steps.
+
+    A dropped step runs no forward and no backward, and the schedule keeps its number of steps.
+
+    Parameters
+    ----------
+    probability : float
+        In (0, 1): the chance of dropping each step (authors: 0.5).
+
+    Notes
+    -----
+    Wang et al., NeurIPS 2019, stochastic mini-batch dropping, the data level (section unconfirmed).
+    """
 
     name = "smd"
 
-    def __init__(self, probability=0.5):
+    def __init__(self, probability: float = 0.5):
         if not 0.0 < probability < 1.0:
             raise ConfigError(f"mini-batch dropping probability must be in (0, 1); got {probability}")
         self.probability = float(probability)
 
     def skip_step(self, trainer, step):
+        # SMD: the whole mini-batch is skipped with probability p
         draw = np.random.default_rng([trainer.config.seed, trainer.epoch, step, 1]).random()
         return draw < self.probability
 
@@ -136,6 +188,7 @@ class _PSGLayer(OperandHook):
         return kernels.fixed_point(a, step, fb), step
 
     def forward(self, layer, x, train=False):
+        # PSG: the forward pass on forward_bits (8-bit) inputs and weights
         xq, x_step = self._quantize(x)
         wq, _ = self._quantize(layer.params["weight"])
         if train:
@@ -147,17 +200,21 @@ class _PSGLayer(OperandHook):
         fb, pb, gb = m.forward_bits, m.predictor_bits, m.gradient_bits
         saved, self.saved = self.saved, {}
         x, xq, x_step, wq = saved["x"], saved["xq"], saved["x_step"], saved["wq"]
+        # PSG: the output gradient rounded stochastically to gradient_bits (16)
         g = kernels.stochastic_round(dy, kernels.symmetric_step(dy, gb), gb, m.seed * 1009 + self.index)
         conv_args = (layer.stride, layer.padding, layer.groups)
         dx, dw_accurate, db = kernels.conv2d_backward(xq, wq, g, *conv_args, need_dx=layer.input_grad,
                                                       need_db="bias" in layer.params)
+        # PSG's predictor: the weight gradient from the predictor_bits (4) most significant bits of the inputs
         x_msb = kernels.msb_predictor(x, x_step, fb, pb)
         _, dw_predicted, _ = kernels.conv2d_backward(x_msb, wq, g, *conv_args, need_dx=False, need_db=False)
+        # the predicted sign where |prediction| >= tau, the accurate sign elsewhere
         tau = m.tau if m.tau_rel is None else m.tau_rel * float(np.abs(dw_predicted).max())
         signs, fell_back = kernels.sign_select(dw_predicted, dw_accurate, tau)
         fraction = fell_back / max(signs.size, 1)
         m.fallback[self.name] = fraction
         self.costs = [((self.grad, ("int", pb)), 1.0), ((self.grad, self.act), fraction)]  # predictor, fallback
+        # a sign step, scaled by the mean |prediction| so the learning rate keeps its meaning (lean's choice)
         layer.grads["weight"] += signs * np.float32(np.abs(dw_predicted).mean())
         if "bias" in layer.grads:
             layer.grads["bias"] += db
@@ -172,13 +229,32 @@ class _PSGLayer(OperandHook):
 
 
 class PredictiveSignGradient(LayerOperandMethod):
-    """A training method that runs every conv layer of the model in PSG mode (see the module docstring)."""
+    """A training method that runs every conv layer of the model in PSG mode (see the module docstring).
+
+    Parameters
+    ----------
+    tau : float or None
+        Fixed threshold on |predicted gradient|, >= 0 (authors: 5e-5); used when ``tau_rel`` is None.
+    tau_rel : float or None
+        In [0, 1]: adaptive threshold, this fraction of the layer's max |predicted gradient| per step.
+    forward_bits : int
+        Bits of the forward pass's inputs and weights (8).
+    predictor_bits : int
+        Most significant bits of the inputs the predictor uses (4), 2 <= predictor_bits <= forward_bits.
+    gradient_bits : int
+        Bits of the stochastically rounded output gradient (16), at most 16.
+
+    Notes
+    -----
+    Wang et al., NeurIPS 2019, predictive sign gradient descent, the algorithm level (section unconfirmed).
+    """
 
     name = "psg"
     label = "PSG"
     layer_types = (Conv2d,)
 
-    def __init__(self, tau=5e-5, tau_rel=None, forward_bits=8, predictor_bits=4, gradient_bits=16):
+    def __init__(self, tau: float | None = 5e-5, tau_rel: float | None = None, forward_bits: int = 8,
+                 predictor_bits: int = 4, gradient_bits: int = 16):
         super().__init__()
         if tau is not None and tau < 0:
             raise ConfigError(f"PSG tau must be >= 0; got {tau}")
@@ -194,9 +270,35 @@ class PredictiveSignGradient(LayerOperandMethod):
         return _PSGLayer(self, name, index)
 
 
-def predicted_sign_agreement(x, w, dy, stride=1, padding=0, forward_bits=8, predictor_bits=4, gradient_bits=16,
-                             seed=0):
-    """Fraction of weight-gradient entries whose PSG-predicted sign equals the full-precision sign (a check)."""
+def predicted_sign_agreement(x: np.ndarray, w: np.ndarray, dy: np.ndarray, stride: int = 1, padding: int = 0,
+                             forward_bits: int = 8, predictor_bits: int = 4, gradient_bits: int = 16,
+                             seed: int = 0) -> tuple[float, np.ndarray, np.ndarray]:
+    """Fraction of weight-gradient entries whose PSG-predicted sign equals the full-precision sign (a check).
+
+    Parameters
+    ----------
+    x : np.ndarray
+        (n, h, w, c) float32 layer input, channels-last.
+    w : np.ndarray
+        (k, c, r, s) float32 conv weight (groups = 1).
+    dy : np.ndarray
+        (n, h_out, w_out, k) float32 output gradient.
+    stride, padding : int
+        The conv's.
+    forward_bits, predictor_bits, gradient_bits : int
+        As for ``PredictiveSignGradient``.
+    seed : int
+        Seed of the stochastic rounding of ``dy``.
+
+    Returns
+    -------
+    agreement : float
+        Fraction of the (k, c, r, s) entries whose signs agree.
+    predicted : np.ndarray
+        (k, c, r, s) the predictor's weight gradient (MSB inputs, 8-bit weights, rounded ``dy``).
+    exact : np.ndarray
+        (k, c, r, s) the full-precision weight gradient.
+    """
     x_step = kernels.symmetric_step(x, forward_bits)
     wq = kernels.fixed_point(w, kernels.symmetric_step(w, forward_bits), forward_bits)
     g = kernels.stochastic_round(dy, kernels.symmetric_step(dy, gradient_bits), gradient_bits, seed)
@@ -252,20 +354,28 @@ class LowPrecisionTraining(LayerOperandMethod):
     Inputs and weights are rounded to nearest on a per-tensor ``bits``-bit grid (scale = max |value|), output
     gradients stochastically; the weight and input gradients are computed from those operands and applied to
     float master weights (straight-through for the rounding). The early-bird search phase uses it for the
-    low-precision ticket (You et al., 2020, section 4.3).
+    low-precision ticket (You et al., 2020, section 4.3; the authors used SWALP, this is a simpler fixed-point
+    grid).
+
+    Parameters
+    ----------
+    bits : int
+        Bits of every operand, 2..16.
     """
 
     name = "low_precision"
     label = "low-precision training"
     layer_types = (Conv2d, Linear)
 
-    def __init__(self, bits=8):
+    def __init__(self, bits: int = 8):
         super().__init__()
         if not 2 <= int(bits) <= 16:
             raise ConfigError(f"low-precision training bits must be in 2..16; got {bits}")
         self.bits = int(bits)
 
-    def quantize(self, a, stochastic_seed=None):
+    def quantize(self, a: np.ndarray, stochastic_seed: int | None = None) -> np.ndarray:
+        """``a`` on a per-tensor ``bits``-bit grid (scale max |a|): rounded to nearest, or stochastically with
+        ``stochastic_seed``; float32, ``a``'s shape."""
         step = kernels.symmetric_step(a, self.bits)
         if stochastic_seed is None:
             return kernels.fixed_point(a, step, self.bits)

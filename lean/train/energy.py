@@ -26,13 +26,27 @@ gives the breakdown in joules.
 import numpy as np
 
 from ..hw import tech as tech_mod
-from ..nn import Conv2d, GatedResidual, Linear
+from ..nn import Conv2d, GatedResidual, Linear, Model
 from ..nn.hooks import FLOAT32, LayerPrecision, Observer
 from .methods import TrainingMethod
 
 
-def mac_energy_pj(a, b, tech="horowitz45"):
-    """One multiply-accumulate of operands ``a`` and ``b`` (each ``(kind, bits)``)."""
+def mac_energy_pj(a: tuple[str, int], b: tuple[str, int], tech: str = "horowitz45") -> float:
+    """One multiply-accumulate of operands ``a`` and ``b`` (each ``(kind, bits)``), in pJ.
+
+    Parameters
+    ----------
+    a, b : tuple of (str, int)
+        ``("float", bits)`` or ``("int", bits)``.
+    tech : str
+        A ``lean.hw.tech`` table (Horowitz, ISSCC 2014, 45 nm by default).
+
+    Returns
+    -------
+    float
+        pJ: an FP multiply + add at 32 or 16 bits if either operand is float (the wider decides); else the
+        8-bit multiply scaled by bits_a * bits_b / 64 plus a 32-bit add.
+    """
     t = tech_mod.table(tech)
     if a[0] == "float" or b[0] == "float":
         bits = max(a[1], b[1])
@@ -47,11 +61,19 @@ def _bits_of(operand):
 
 
 class EnergyMeter(TrainingMethod, Observer):
-    """Counts the MACs and bits moved by every conv/linear call and skip gate of ``model`` while installed."""
+    """Counts the MACs and bits moved by every conv/linear call and skip gate of ``model`` while installed.
+
+    Parameters
+    ----------
+    model : Model or None
+        The model to watch (``install`` may give it later).
+    tech : str
+        The ``lean.hw.tech`` table that prices the counts.
+    """
 
     name = "energy"
 
-    def __init__(self, model=None, tech="horowitz45"):
+    def __init__(self, model: Model | None = None, tech: str = "horowitz45"):
         tech_mod.table(tech)  # unknown names fail here, listing the known ones
         self.tech = tech
         self.model = model
@@ -64,7 +86,8 @@ class EnergyMeter(TrainingMethod, Observer):
         self._parameters = 0
 
     # -- the training-method protocol (installed again after pruning swaps the model)
-    def install(self, model=None):
+    def install(self, model: Model | None = None) -> "EnergyMeter":
+        """Observe ``model``'s (or the current model's) conv, linear and gated-block calls; returns self."""
         self.uninstall()
         if model is not None:
             self.model = model
@@ -109,8 +132,23 @@ class EnergyMeter(TrainingMethod, Observer):
 
     # -- counting
     @staticmethod
-    def layer_macs(layer, x_shape, y_shape):
-        """MACs of one forward call: output elements x inputs per output."""
+    def layer_macs(layer: Conv2d | Linear, x_shape: tuple[int, ...], y_shape: tuple[int, ...]) -> int:
+        """MACs of one forward call: output elements x inputs per output.
+
+        Parameters
+        ----------
+        layer : Conv2d or Linear
+            The layer; a conv's inputs per output are (c / groups) * r * s.
+        x_shape : tuple of int
+            The input's shape (unused; kept for a uniform signature).
+        y_shape : tuple of int
+            The output's shape, (n, h_out, w_out, k) or (n, k).
+
+        Returns
+        -------
+        int
+            Multiply-accumulates of the call.
+        """
         if isinstance(layer, Conv2d):
             per_output = (layer.in_channels // layer.groups) * layer.kernel_size ** 2
         else:
@@ -118,7 +156,8 @@ class EnergyMeter(TrainingMethod, Observer):
         return int(np.prod(y_shape)) * per_output
 
     @staticmethod
-    def precision(layer):
+    def precision(layer: Conv2d | Linear) -> LayerPrecision:
+        """The operand precisions ``layer`` runs at: its operand hook's, or float32 throughout."""
         hook = layer.operand_hook
         return LayerPrecision() if hook is None else hook.precision(layer)
 
@@ -146,18 +185,45 @@ class EnergyMeter(TrainingMethod, Observer):
             self._add_macs(prec.grad_input, macs)
             self.sram_bits += weights * _bits_of(prec.grad_input[1]) + np.prod(x_shape) * 32
 
-    def optimizer_step(self, parameter_count, state_per_parameter=1):
-        """One update: read weight, gradient and optimizer state, write weight and state, through DRAM."""
+    def optimizer_step(self, parameter_count: int, state_per_parameter: int = 1) -> None:
+        """One update: read weight, gradient and optimizer state, write weight and state, through DRAM.
+
+        Parameters
+        ----------
+        parameter_count : int
+            Trainable parameters of the model.
+        state_per_parameter : int
+            Arrays the optimizer keeps per parameter (SGD with momentum 1, Adam 2, plain SGD 0).
+        """
         self.steps += 1
         self.dram_bits += parameter_count * 32 * (3 + 2 * state_per_parameter)
 
-    def add_macs(self, pair, macs, sram_bits=0.0):
-        """Work done outside the wrapped layers (e.g. a gate's recurrent cell)."""
+    def add_macs(self, pair: tuple[tuple[str, int], tuple[str, int]], macs: int, sram_bits: float = 0.0) -> None:
+        """Work done outside the wrapped layers (e.g. a gate's recurrent cell).
+
+        Parameters
+        ----------
+        pair : tuple of two (str, int)
+            The operands' precisions, as ``mac_energy_pj`` takes them.
+        macs : int
+            Multiply-accumulates to add.
+        sram_bits : float
+            Bits moved through on-chip SRAM with them.
+        """
         self._add_macs(pair, macs)
         self.sram_bits += sram_bits
 
     # -- results
-    def report(self):
+    def report(self) -> dict:
+        """The counts so far, priced.
+
+        Returns
+        -------
+        dict
+            ``training_energy_j`` (the total), ``arithmetic_j``, ``sram_j``, ``dram_j``; ``macs``;
+            ``by_precision`` (label such as ``"float32xfloat32"`` or ``"int8xint8"`` -> ``macs``, ``joules``);
+            ``optimizer_steps``; ``tech``.
+        """
         t = tech_mod.table(self.tech)
         per_bit_sram = t["sram_8kb_read_32b"].value / 32.0
         per_bit_dram = t["dram_read_32b"].value / 32.0

@@ -17,25 +17,53 @@ last good checkpoint stays as it was.
 import math
 import time
 from collections import deque
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..errors import ConfigError, TrainingDiverged, TrainingInterrupted
 from ..kernels import configure
-from ..nn import Schedule, make_optimizer, softmax_cross_entropy
+from ..nn import Model, Schedule, make_optimizer, softmax_cross_entropy
 from ..nn import checkpoint as ckpt_io
 from .config import TrainConfig
 from .energy import EnergyMeter
+from .methods import TrainingMethod
+
+if TYPE_CHECKING:  # for annotations only: importing lean.data here would load it (and urllib) for nothing
+    from ..data import Dataset
 
 # A loss this many times ln(classes) (a uniform guess's cross-entropy) means the run has blown up: it would only
 # wander at chance accuracy to the end of the schedule.
 EXPLODED_LOSS_FACTOR = 100.0
 
 
-def accuracy(model, x, y, normalize, batch_size=500, on_batch=None):
+def accuracy(model: Model, x: np.ndarray, y: np.ndarray, normalize: Callable[[np.ndarray], np.ndarray],
+             batch_size: int = 500, on_batch: Callable[[int, int], None] | None = None) -> float:
     """Top-1 accuracy of ``model`` on raw images ``x`` (n, h, w, c) with labels ``y`` (n,), each batch normalized
-    by ``normalize``; ``on_batch(done, total)`` is called after each batch (a progress bar)."""
+    by ``normalize``; ``on_batch(done, total)`` is called after each batch (a progress bar).
+
+    Parameters
+    ----------
+    model : Model
+        The model, run in inference mode.
+    x : np.ndarray
+        (n, h, w, c) raw images, channels-last, as the dataset holds them.
+    y : np.ndarray
+        (n,) integer labels.
+    normalize : callable
+        Raw batch (b, h, w, c) -> normalized float32 batch of the same shape.
+    batch_size : int
+        Images per forward pass.
+    on_batch : callable or None
+        Called as ``on_batch(done, total)`` after each batch.
+
+    Returns
+    -------
+    float
+        The fraction of ``x`` classified correctly, in [0, 1] (0 for no images).
+    """
     correct = 0
     for i in range(0, len(x), batch_size):
         logits = model.predict(normalize(x[i:i + batch_size]), batch_size)
@@ -57,10 +85,33 @@ class Trainer:
     images_per_second, eta_seconds) and ``on_epoch(entry)`` after every epoch with its history entry (and the
     run's ``epochs``), so a command line or notebook can draw progress. ``extra_settings`` are stored with the
     run's settings in its checkpoint.
+
+    Parameters
+    ----------
+    model : Model
+        The model to train (each method's ``prepare`` may replace it, e.g. SLU's gates).
+    dataset : lean.data.Dataset
+        Images channels-last (n, h, w, c) and labels; limited to ``config.train_limit``.
+    config : TrainConfig
+        The run's settings and its training methods.
+    out : str, Path or None
+        Checkpoint file, written after every epoch and on Ctrl-C; None writes nothing.
+    on_step, on_epoch : callable or None
+        Progress callbacks, each given a dict (see above).
+    methods : sequence of TrainingMethod
+        Methods to run besides those of ``config.methods``.
+    extra_settings : dict or None
+        Stored with the run's settings.
+
+    Raises
+    ------
+    ConfigError
+        The model's input shape or number of classes does not match the dataset.
     """
 
-    def __init__(self, model, dataset, config: TrainConfig, *, out=None, on_step=None, on_epoch=None, methods=(),
-                 extra_settings=None):
+    def __init__(self, model: Model, dataset: "Dataset", config: TrainConfig, *, out: str | Path | None = None,
+                 on_step: Callable[[dict], None] | None = None, on_epoch: Callable[[dict], None] | None = None,
+                 methods: Sequence[TrainingMethod] = (), extra_settings: dict | None = None):
         configure()
         self.config, self.out = config, out
         self.dataset = dataset.limit(config.train_limit)
@@ -97,11 +148,11 @@ class Trainer:
         return make_optimizer(c.optimizer, model.parameters(), model.gradients(), momentum=c.momentum,
                               nesterov=c.nesterov, weight_decay=c.weight_decay)
 
-    def method(self, name):
+    def method(self, name: str) -> TrainingMethod | None:
         """The running training method called ``name`` (None if the run has none)."""
         return next((m for m in self.methods if m.name == name), None)
 
-    def replace_model(self, model):
+    def replace_model(self, model: Model) -> None:
         """Continue the run with another model (a pruned one): new optimizer, same schedule and counters."""
         self.model = model
         self.optimizer = self._make_optimizer(model)
@@ -111,14 +162,14 @@ class Trainer:
         for method in self.methods:
             method.install(self.model)
 
-    def optimizer_state_arrays(self):
+    def optimizer_state_arrays(self) -> int:
         """Arrays the optimizer keeps per parameter (momentum: 1, Adam: 2), for the energy meter."""
         if self.config.optimizer == "adam":
             return 2
         return 1 if self.config.momentum else 0
 
     # -- resume
-    def restore(self, ckpt):
+    def restore(self, ckpt: ckpt_io.Checkpoint) -> None:
         """Continue from a checkpoint of the same run (model already built from it)."""
         if ckpt.optimizer_state or ckpt.optimizer_meta:
             self.optimizer.load_state(ckpt.optimizer_state, ckpt.optimizer_meta)
@@ -138,7 +189,7 @@ class Trainer:
                 method.load_state(states[method.name])
         self._install_methods()  # a restored method may install differently (a pruned early bird)
 
-    def checkpoint(self, status):
+    def checkpoint(self, status: str) -> ckpt_io.Checkpoint:
         """The run as a ``lean.nn.checkpoint.Checkpoint`` (settings, progress, method states, model, optimizer)."""
         opt_state, opt_meta = self.optimizer.state()
         training = {**self.config.to_dict(), **self.extra_settings}
@@ -151,7 +202,7 @@ class Trainer:
             history=self.history, epoch=self.epoch, step_in_epoch=self.step_in_epoch, status=status,
             optimizer_state=opt_state, optimizer_meta=opt_meta, mean=self.mean, std=self.std)
 
-    def save(self, status):
+    def save(self, status: str) -> None:
         """Write the checkpoint, unless a weight or optimizer value is not finite (then the run has diverged and
         the file keeps its last good state)."""
         if self.out is None:
@@ -165,11 +216,22 @@ class Trainer:
         ckpt_io.save(self.out, self.checkpoint(status))
 
     # -- the loop
-    def steps_per_epoch(self):
+    def steps_per_epoch(self) -> int:
+        """Steps of one epoch: whole batches of the training set (at least 1; a last partial batch is dropped)."""
         n = len(self.dataset.x_train)
         return max(1, n // min(self.config.batch_size, n))
 
-    def run(self):
+    def run(self) -> list[dict]:
+        """Train to ``config.epochs`` (from where a restored run stopped); returns the history, one dict per epoch.
+
+        Raises
+        ------
+        TrainingDiverged
+            The loss or the weights stopped being finite, or the loss exploded (the checkpoint keeps its last
+            good state).
+        TrainingInterrupted
+            Ctrl-C; the run was saved mid-epoch and can be resumed.
+        """
         cfg = self.config
         try:
             while self.epoch < cfg.epochs:
@@ -276,7 +338,7 @@ class Trainer:
         if self.on_epoch is not None:
             self.on_epoch({**self.history[-1], "epochs": cfg.epochs})
 
-    def summary(self):
+    def summary(self) -> dict:
         """The run's results as ``lean train --json`` prints them."""
         last = self.history[-1] if self.history else {}
         out = {
@@ -294,7 +356,7 @@ class Trainer:
         return out
 
 
-def method_states(progress, format_version=2):
+def method_states(progress: dict, format_version: int = 2) -> dict[str, dict]:
     """The methods' saved states by name. Format 1 kept the energy meter's apart and the others under "hooks",
     and its early-bird hook held the slimming penalty (off once the net was pruned)."""
     if format_version >= 2:

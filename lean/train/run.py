@@ -16,6 +16,7 @@ config class; the ``lean`` command imports them all. A notebook resuming a run w
 """
 
 import time
+from collections.abc import Callable
 from dataclasses import fields, replace
 from pathlib import Path
 
@@ -23,20 +24,33 @@ from ..data import is_data_file
 from ..data import load as load_data
 from ..errors import CheckpointError, ConfigError, DataError
 from ..nets import build
-from ..nn import BatchNorm
+from ..nn import BatchNorm, Model
 from ..nn.checkpoint import claim_output
 from ..nn.checkpoint import load as load_checkpoint
 from .config import TrainConfig, flag_of
 from .loop import Trainer, accuracy
 
 
-def default_out(config):
+def default_out(config: TrainConfig) -> str:
     """``NET-DATA.h5`` in the current folder."""
     return f"{config.net}-{Path(config.data).stem}.h5"
 
 
-def set_batchnorm_scales(model, value):
-    """Start every batch-norm scale of ``model`` at ``value`` (network slimming's and early-bird's code: 0.5)."""
+def set_batchnorm_scales(model: Model, value: float) -> None:
+    """Start every batch-norm scale of ``model`` at ``value`` (network slimming's and early-bird's code: 0.5).
+
+    Parameters
+    ----------
+    model : Model
+        Changed in place.
+    value : float
+        The starting gamma, > 0.
+
+    Raises
+    ------
+    ConfigError
+        ``value`` is not > 0.
+    """
     if not value > 0:
         raise ConfigError(f"batch-norm scales must start > 0; got {value}")
     for bn in model.net.modules():
@@ -44,12 +58,29 @@ def set_batchnorm_scales(model, value):
             bn.params["weight"][...] = value
 
 
-def start(config: TrainConfig, *, out=None, force=False, on_step=None, on_epoch=None) -> dict:
+def start(config: TrainConfig, *, out: str | Path | None = None, force: bool = False,
+          on_step: Callable[[dict], None] | None = None, on_epoch: Callable[[dict], None] | None = None) -> dict:
     """Train a new run described by ``config`` and write its checkpoint to ``out`` (default ``NET-DATA.h5``).
 
     Returns the summary (``lean train --json``): test_accuracy, epochs, seconds, train_images_per_second,
     parameters, checkpoint, training_energy_j, energy and each method's own keys. Raises ``OutputError`` before
     any work if ``out`` exists (unless ``force``), cannot be written or is held by another run.
+
+    Parameters
+    ----------
+    config : TrainConfig
+        The run: net, data, schedule, training methods (not changed; a data-file path is stored resolved).
+    out : str, Path or None
+        The checkpoint file; None for ``NET-DATA.h5`` in the current folder.
+    force : bool
+        Overwrite an existing ``out``.
+    on_step, on_epoch : callable or None
+        Progress callbacks, each given a dict (``lean.train.loop.Trainer``).
+
+    Returns
+    -------
+    dict
+        The summary above (``Trainer.summary``).
     """
     out = Path(out or default_out(config))
     with claim_output(out, overwrite=force, exists_hint=f"pass --force to overwrite it or --resume {out} to "
@@ -69,12 +100,45 @@ def start(config: TrainConfig, *, out=None, force=False, on_step=None, on_epoch=
         return trainer.summary()
 
 
-def resume(path, *, out=None, force=False, data=None, on_step=None, on_epoch=None, **given) -> dict:
+def resume(path: str | Path, *, out: str | Path | None = None, force: bool = False, data: str | None = None,
+           on_step: Callable[[dict], None] | None = None, on_epoch: Callable[[dict], None] | None = None,
+           **given) -> dict:
     """Continue the run of checkpoint ``path`` (written to ``out``, default ``path`` itself); returns the summary.
 
     ``given``: settings as ``TrainConfig`` names them (``epochs=40``, ``eval_every=5``, ``lr=0.05``, and
     ``methods=(...)`` configs); see the module docstring for which may differ from the run's own. An ``out``
     other than ``path`` that exists is overwritten only with ``force``.
+
+    Parameters
+    ----------
+    path : str or Path
+        A training run's checkpoint (not a compressed one).
+    out : str, Path or None
+        Where the continued run is written; None for ``path`` itself.
+    force : bool
+        Overwrite an existing ``out`` other than ``path``.
+    data : str or None
+        The new path of the run's data file, if it moved (checked against the stored digest).
+    on_step, on_epoch : callable or None
+        Progress callbacks, each given a dict (``lean.train.loop.Trainer``).
+    **given
+        Settings by ``TrainConfig`` field name.
+
+    Returns
+    -------
+    dict
+        The summary, as ``start`` returns it.
+
+    Raises
+    ------
+    CheckpointError
+        ``path`` is a compressed checkpoint.
+    ConfigError
+        A given setting differs from the run's and may not change, or the run already has its ``epochs``.
+    DataError
+        The data file is missing, or ``data`` is not the data the run was trained on.
+    OutputError
+        ``out`` cannot be written, is held by another run, or exists (without ``force``).
     """
     path = Path(path)
     out = Path(out or path)
@@ -163,11 +227,33 @@ def _existing_data_path(stored, checkpoint_path):
     raise DataError(f"the data file {stored} of {checkpoint_path} does not exist; if it moved, pass --data NEW_PATH")
 
 
-def evaluate(path, *, data=None, on_batch=None) -> dict:
+def evaluate(path: str | Path, *, data: str | None = None,
+             on_batch: Callable[[int, int], None] | None = None) -> dict:
     """Test accuracy of checkpoint ``path`` on its dataset (or on ``data``, a dataset of the same image shape).
 
     Returns ``checkpoint, data, test_accuracy, test_images, seconds, images_per_second``; ``on_batch(done,
     total)`` is called as test batches finish.
+
+    Parameters
+    ----------
+    path : str or Path
+        Any checkpoint, dense or compressed.
+    data : str or None
+        A dataset name or file to test on instead of the checkpoint's own.
+    on_batch : callable or None
+        Called as ``on_batch(done, total)``.
+
+    Returns
+    -------
+    dict
+        The keys above; ``test_accuracy`` is a fraction in [0, 1].
+
+    Raises
+    ------
+    ConfigError
+        The checkpoint does not name its data and ``data`` is not given.
+    DataError
+        The dataset's images are not the shape the model expects, or its data file is missing.
     """
     ckpt = load_checkpoint(path)
     model = ckpt.model()
