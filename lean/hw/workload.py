@@ -23,10 +23,10 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError, HardwareModelError
-from ..nets.registry import NETS, build, default_input
-from ..nn import Conv2d, Linear
-from ..nn.checkpoint import load_model
-from ..nn.hooks import Observer
+
+# lean.nn and lean.nets (NumPy layers, Numba kernels) are imported where a model is traced or built, not here:
+# costing a built-in network or a layer file (`lean hw predict --workload resnet50`) needs neither, and the
+# command starts in half the time without them.
 
 NET_PREFIX = "net:"
 KINDS = ("conv", "fc", "pool")
@@ -280,8 +280,8 @@ BUILTIN = {"alexnet": alexnet, "vgg16": vgg16, "resnet18": resnet18, "resnet50":
 
 # --------------------------------------------------------------------------------- from lean models
 
-class _ShapeTracer(Observer):
-    """Records, in call order, each observed layer's name and input shape (``lean.nn.hooks.Observer``)."""
+class _ShapeTracer:
+    """Records, in call order, each observed layer's name and input shape (a ``lean.nn.hooks.Observer``)."""
 
     def __init__(self, names):
         self.names = names  # id(layer) -> its name in the model
@@ -289,6 +289,9 @@ class _ShapeTracer(Observer):
 
     def on_forward(self, module, x, y, train):
         self.calls.append((self.names[id(module)], module, x.shape))
+
+    def on_backward(self, module, dy, dx):
+        pass
 
 
 def from_model(model, batch: int = 1, name: str | None = None, w_bits: int = 16, a_bits: int = 16) -> Workload:
@@ -314,6 +317,8 @@ def from_model(model, batch: int = 1, name: str | None = None, w_bits: int = 16,
     Workload
         conv and fc layers only (pooling and element-wise layers are not traced).
     """
+    from ..nn import Conv2d, Linear
+
     layers = [(layer_name, layer) for layer_name, layer in model.net.named_modules()
               if isinstance(layer, (Conv2d, Linear))]
     tracer = _ShapeTracer({id(layer): layer_name for layer_name, layer in reversed(layers)})
@@ -359,6 +364,8 @@ def from_checkpoint(path: str | Path, batch: int = 1) -> Workload:
     Workload
         Named by the file's stem, with the model's real weight densities and bit widths.
     """
+    from ..nn.checkpoint import load_model
+
     model = load_model(path)
     return from_model(model, batch, name=Path(path).stem)
 
@@ -411,11 +418,15 @@ def from_file(path: str | Path) -> Workload:
 
 def _lean_net(name, spec):
     """The workload of lean's net ``name`` at its default input (``lean.nets.default_input``), 10 classes."""
+    from ..nets.registry import build, default_input
+
     model = build(name, input_shape=default_input(name), num_classes=10)
     return from_model(model, name=spec)
 
 
 def _unknown(spec):
+    from ..nets.registry import NETS
+
     return HardwareModelError(
         f"unknown workload {spec!r}; built in (ImageNet sizes): {', '.join(BUILTIN)}; lean nets (CIFAR and MNIST "
         f"sizes) as {NET_PREFIX}NAME: {', '.join(NETS)} (also resnet<depth>, preresnet<depth>; {NET_PREFIX} may be "
