@@ -21,3 +21,22 @@ def test_ci_runs_the_readme_test_command():
 def test_first_command_runs_the_demo():
     first, _ = _readme_commands()
     assert first == "pip install -e . && lean demo"
+
+
+def test_the_use_from_python_example_names_real_functions():
+    """The README's Python example (it trains for about a minute, so it is run by hand, not here) compiles, and
+    every name it imports exists."""
+    import ast
+    import importlib
+
+    block = (ROOT / "README.md").read_text().split("```python\n")[1].split("```")[0]
+    tree = ast.parse(block)
+    compile(tree, "README.md", "exec")
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            module = importlib.import_module(node.module)
+            for alias in node.names:
+                assert hasattr(module, alias.name), f"{node.module}.{alias.name}"
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                importlib.import_module(alias.name)
