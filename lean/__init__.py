@@ -22,7 +22,7 @@ from .errors import (
 __version__ = "0.1.0"
 
 
-def configure(threads=None, *, blas_threads=1, free_memory_reuse=True):
+def configure(threads: int | None = None, *, blas_threads: int | None = 1, free_memory_reuse: bool = True) -> dict:
     """Set up threads the way lean's kernels are fastest (``lean.kernels.configure``, which says what it sets and
     what a program gets without it); returns the settings in effect."""
     from .kernels import configure as _configure

@@ -33,7 +33,7 @@ def bench_model(mode: str, net: str, *, batch_size: int = 128, input_shape: tupl
     num_classes : int
         Outputs of the net.
     threads : int or None
-        Worker threads for ``lean.configure`` (None: its default).
+        Threads for lean's kernels (None: as they are).
     steps, warmup : int
         Timed steps, and steps run before timing (the first compiles kernels).
     seed : int
@@ -58,7 +58,9 @@ def bench_model(mode: str, net: str, *, batch_size: int = 128, input_shape: tupl
 
     if mode not in ("train", "infer"):
         raise ConfigError(f"mode must be 'train' or 'infer'; got {mode!r}")
-    kernels.configure(threads)
+    kernels.ensure_configured()  # lean's threading, unless the program configured it itself
+    if threads is not None:
+        kernels.set_threads(threads)
     model = build(net, input_shape=input_shape, num_classes=num_classes, seed=seed)
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((batch_size, *input_shape)).astype(np.float32)

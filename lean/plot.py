@@ -18,7 +18,7 @@ def _pyplot():
     return plt
 
 
-def history_curves(history, path):
+def history_curves(history: list[dict], path: str) -> str:
     """Training loss and train/test accuracy per epoch (``history`` as a checkpoint stores it) to ``path``.
 
     Epochs without a test evaluation (``--eval-every``) are left out of the test curve; epochs whose steps were
@@ -44,7 +44,7 @@ def history_curves(history, path):
     return path
 
 
-def energy_breakdown(result, path, levels=("mac", "rf", "noc", "glb", "dram")):
+def energy_breakdown(result: dict, path: str, levels: tuple[str, ...] = ("mac", "rf", "noc", "glb", "dram")) -> str:
     """Stacked bars of each layer's energy by memory level (a ``lean.hw.predict`` result) to ``path``."""
     plt = _pyplot()
     layers = result["layers"]

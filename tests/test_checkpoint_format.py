@@ -59,7 +59,10 @@ def test_an_interrupted_format1_run_resumes_after_its_pruning(tmp_path):
     shutil.copy(FORMAT1 / "eb.h5", path)
     before = load_checkpoint(path)
     assert before.status == "interrupted" and before.epoch == 4
-    summary = _json(_run("train", "--resume", path, "--json"))
+    r = _run("train", "--resume", path, "--eb-epsilon", "0.1")
+    assert r.exit_code == 1 and "--eb-epsilon 0.1 differs from" in r.output and "'s 0.3" in r.output
+    # the run's own settings may be given again
+    summary = _json(_run("train", "--resume", path, "--slim", "1e-4", "--early-bird", "0.5", "--json"))
     assert summary["epochs"] == 6 and summary["early_bird_epoch"] == 4
     after = load_checkpoint(path)
     assert after.format_version == FORMAT_VERSION and after.status == "complete"

@@ -82,6 +82,9 @@ def test_e2train_flags_run_together_and_cost_less_than_plain_training(run):
     (["--net", "resnet8", "--slim", "1e-4", "--early-bird", "1.2"], "'--early-bird': 1.2 is not in the range"),
     (["--net", "resnet8", "--slu", "0"], "'--slu': 0.0 is not in the range 0<x<=1"),
     (["--net", "resnet8", "--eb-window", "3"], "--eb-window is a setting of --early-bird: give that too"),
+    (["--net", "mlp", "--slim", "1e-4"], "--slim penalizes batch-norm scales; mlp has no batch norm"),
+    (["--net", "resnet8", "--slim", "1e-4", "--early-bird", "0.5", "--eb-precision", "8", "--psg", "5e-5"],
+     "would both change how this layer multiplies (e.g. --psg with --eb-precision)"),
 ])
 def test_bad_method_options_give_one_line_errors(run, args, message):
     r = run("train", "--data", "digits", "--epochs", "1", *args)

@@ -187,3 +187,44 @@ def test_hw_predict_labels_energy_with_its_unit():
     assert r.exit_code == 0 and "energy M x 16-bit MAC" in r.output
     r = CliRunner().invoke(main, ["hw", "predict", "--workload", "alexnet", "--accel", "tpu-like"])
     assert r.exit_code == 0 and "energy uJ" in r.output
+
+
+def test_recipes_refine_from_every_run_to_a_net_on_a_dataset(monkeypatch):
+    from lean.nets import recipes
+    from lean.train import TrainConfig
+
+    monkeypatch.setitem(recipes.RECIPES, "@mnist", {"lr": 0.2, "epochs": 5})
+    monkeypatch.setitem(recipes.RECIPES, "lenet5@mnist", {"lr": 0.01})
+    assert recipes.recipe("resnet20", "mnist")["lr"] == 0.2 and recipes.recipe("resnet20")["lr"] == 0.1
+    assert recipes.recipe("lenet5", "mnist")["lr"] == 0.01 and recipes.recipe("lenet5", "mnist")["epochs"] == 5
+    assert recipes.recipe("lenet5", "digits")["lr"] == 0.05
+    config = TrainConfig(net="lenet5", data="mnist")
+    assert (config.lr, config.epochs, config.augment) == (0.01, 5, False)
+    assert TrainConfig(net="lenet5", data="mnist", lr=0.3).lr == 0.3  # a given setting wins
+
+
+def test_a_run_leaves_the_model_and_the_programs_threading_as_they_were():
+    code = """
+import json
+from threadpoolctl import threadpool_info
+import lean
+lean.configure(blas_threads=None, free_memory_reuse=False)  # the program's own choice
+blas = [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
+from lean.data import load
+from lean.nets import build
+from lean.train import PSGConfig, TrainConfig, Trainer
+data = load("digits")
+model = build("resnet8", input_shape=data.input_shape, num_classes=10)
+trainer = Trainer(model, data, TrainConfig(net="resnet8", data="digits", epochs=1, methods=(PSGConfig(adaptive=0.05),)))
+trainer.run()
+layers = [m for m in trainer.model.net.modules() if hasattr(m, "operand_hook")]
+print(json.dumps({"blas_before": blas, "blas_after": [p["num_threads"] for p in threadpool_info()
+                                                       if p["user_api"] == "blas"][:len(blas)],
+                  "hooks": sum(m.operand_hook is not None for m in layers),
+                  "observers": sum(len(m.observers) for m in trainer.model.net.modules())}))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["blas_after"] == result["blas_before"]  # the Trainer kept the program's configure()
+    assert result["hooks"] == 0 and result["observers"] == 0  # methods uninstalled when the run ended

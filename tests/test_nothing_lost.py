@@ -108,7 +108,7 @@ def test_resume_refuses_a_compressed_checkpoint_and_leaves_it_alone(run, tmp_pat
     before = (tmp_path / "q.h5").read_bytes()
     r = run("train", "--resume", "q.h5", "--epochs", "3")
     _one_error_line(r, "q.h5 is a compressed checkpoint (quantize), not a training run")
-    assert "lean compress quantize" in r.output
+    assert f"lean compress quantize {lenet} -o OUT.h5 --qat-epochs N" in r.output
     assert (tmp_path / "q.h5").read_bytes() == before
 
 
@@ -123,6 +123,8 @@ def test_resume_follows_one_rule_for_changed_options(run, tmp_path):
                     "--data mnist differs from r.h5's digits")
     _one_error_line(run("train", "--resume", "r.h5", "--epochs", "2", "--smd", "0.5"),
                     "--smd: r.h5 was trained without it")
+    _one_error_line(run("train", "--resume", "no-folder/r.h5", "--epochs", "2"),
+                    "checkpoint no-folder/r.h5 does not exist")
     assert (tmp_path / "r.h5").read_bytes() == before
     # the same values, and the settings a resume may change, are taken
     r = run("train", "--resume", "r.h5", "--epochs", "2", "--lr", "0.05", "--net", "lenet5", "--eval-every", "2",

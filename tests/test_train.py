@@ -97,11 +97,17 @@ def test_divergence_stops_and_keeps_last_good_checkpoint(digits, tmp_path):
     out = tmp_path / "good.h5"
     _trainer(digits, out, epochs=1).run()
     before = out.read_bytes()
-    model = load_model(out)
+    ckpt = load_checkpoint(out)
     cfg = TrainConfig(net="lenet5", data="digits", epochs=3, batch_size=32, lr=1e4, schedule="constant")
-    with pytest.raises(TrainingDiverged, match="is kept"):
-        Trainer(model, digits, cfg, out=out).run()
+    resumed = Trainer(ckpt.model(), digits, cfg, out=out)
+    resumed.restore(ckpt)  # the file is this run's: the message says it is kept
+    with pytest.raises(TrainingDiverged, match=f"the last good checkpoint {out} is kept"):
+        resumed.run()
     assert out.read_bytes() == before
+    other = Trainer(load_model(out), digits, cfg, out=out)  # a new run over another run's file: no such claim
+    with pytest.raises(TrainingDiverged) as err:
+        other.run()
+    assert "is kept" not in str(err.value) and out.read_bytes() == before
 
 
 def test_bad_checkpoints_give_clear_errors(tmp_path, digits):

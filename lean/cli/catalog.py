@@ -23,8 +23,12 @@ def print_nets(rows):
                    f"lr {rec['lr']:g}, {rec['optimizer']} {rec['schedule']}, wd {rec['weight_decay']:g}, "
                    f"batch {rec['batch_size']}, {rec['epochs']} epochs, augment {augment}")
     click.echo("also: resnet<6n+2>, preresnet<6n+2 or 9n+2> for other depths")
-    sources = {r["name"]: r["recipe_source"] for r in rows}
-    click.echo("recipes from: " + "; ".join(sorted(set(sources.values()))))
+    by_source = {}
+    for r in rows:
+        by_source.setdefault(r["recipe_source"], []).append(r["name"])
+    for source, names in sorted(by_source.items(), key=lambda item: len(item[1])):
+        who = ", ".join(names) if len(names) < 4 else "the others"
+        click.echo(f"recipe of {who}: {source}")
 
 
 @click.command()
@@ -38,7 +42,8 @@ def data(as_json):
 
 def print_data(rows):
     for r in rows:
-        click.echo(f"{r['name']:<14} {'available' if r['available'] else 'download ':<10} {r['description']}")
+        augment = "; augmented in training (crop + flip)" if r["augment"] else ""
+        click.echo(f"{r['name']:<14} {'available' if r['available'] else 'download ':<10} {r['description']}{augment}")
     click.echo("also: a .npz or .h5 file with x_train, y_train, x_test, y_test")
 
 

@@ -4,8 +4,11 @@ from pathlib import Path
 
 import click
 
+from ..compress.config import DEFAULTS
 from ..errors import ConfigError
 from . import _common as common
+
+RETRAIN, SE, KMEANS, QUANTIZE = DEFAULTS["retrain"], DEFAULTS["smartexchange"], DEFAULTS["kmeans"], DEFAULTS["quantize"]
 
 
 @click.group()
@@ -18,12 +21,12 @@ def _compress_options(f):
         click.argument("checkpoint", type=click.Path(dir_okay=False)),
         click.option("-o", "--out", required=True, type=click.Path(dir_okay=False), help="Compressed checkpoint."),
         click.option("--data", default=None, help="Dataset (default: the one it was trained on)."),
-        click.option("--lr", default=0.01, show_default=True, type=click.FloatRange(min=0, min_open=True),
+        click.option("--lr", default=RETRAIN["lr"], show_default=True, type=click.FloatRange(min=0, min_open=True),
                      help="Re-training learning rate."),
-        click.option("--batch-size", default=128, show_default=True, type=click.IntRange(min=1)),
+        click.option("--batch-size", default=RETRAIN["batch_size"], show_default=True, type=click.IntRange(min=1)),
         click.option("--train-limit", default=None, type=click.IntRange(min=1),
                      help="Re-train on the first N training images."),
-        click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0)),
+        click.option("--seed", default=RETRAIN["seed"], show_default=True, type=click.IntRange(min=0)),
         click.option("--force", is_flag=True, help="Overwrite an existing --out file."),
         click.option("--threads", type=click.IntRange(min=1), help="Threads for lean's kernels."),
         common.json_option("the report"),
@@ -62,13 +65,13 @@ def print_report(report):
 
 @compress.command("smartexchange")
 @_compress_options
-@click.option("--theta", default=5e-3, show_default=True, type=click.FloatRange(min=0),
+@click.option("--theta", default=SE["theta"], show_default=True, type=click.FloatRange(min=0),
               help="Coefficients of Ce below this are zeroed.")
-@click.option("--max-exponent", default=5, show_default=True, type=click.IntRange(-30, 30),
+@click.option("--max-exponent", default=SE["max_exponent"], show_default=True, type=click.IntRange(-30, 30),
               help="Largest power of two of a coefficient (|Ce| <= 2^this).")
-@click.option("--exponent-bits", default=4, show_default=True, type=click.IntRange(1, 7))
-@click.option("--basis-bits", default="8", show_default=True, type=click.Choice(["8", "16"]))
-@click.option("--retrain-epochs", default=0, show_default=True, type=click.IntRange(min=0))
+@click.option("--exponent-bits", default=SE["exponent_bits"], show_default=True, type=click.IntRange(1, 7))
+@click.option("--basis-bits", default=str(SE["basis_bits"]), show_default=True, type=click.Choice(["8", "16"]))
+@click.option("--retrain-epochs", default=RETRAIN["retrain_epochs"], show_default=True, type=click.IntRange(min=0))
 def compress_smartexchange(basis_bits, **options):
     """Sparse power-of-two coefficients x small bases (Zhao et al., ISCA 2020)."""
     _run("smartexchange", basis_bits=int(basis_bits), **options)
@@ -87,12 +90,15 @@ def _parse_clusters(text):
 
 @compress.command("kmeans")
 @_compress_options
-@click.option("--clusters", default="16", show_default=True, help="K for every conv layer, or a list per layer.")
-@click.option("--sparsity", default=0.0, show_default=True, type=click.FloatRange(0, 1, max_open=True))
-@click.option("--regularize-epochs", default=0, show_default=True, type=click.IntRange(min=0))
-@click.option("--regularizer", default="paper", show_default=True, type=click.Choice(["paper", "indicator"]))
-@click.option("--reg-lambda", default=1e-4, show_default=True, type=click.FloatRange(min=0))
-@click.option("--retrain-epochs", default=0, show_default=True, type=click.IntRange(min=0))
+@click.option("--clusters", default=str(KMEANS["clusters"]), show_default=True,
+              help="K for every conv layer, or a list per layer.")
+@click.option("--sparsity", default=KMEANS["sparsity"], show_default=True, type=click.FloatRange(0, 1, max_open=True))
+@click.option("--regularize-epochs", default=KMEANS["regularize_epochs"], show_default=True,
+              type=click.IntRange(min=0))
+@click.option("--regularizer", default=KMEANS["regularizer"], show_default=True,
+              type=click.Choice(["paper", "indicator"]))
+@click.option("--reg-lambda", default=KMEANS["reg_lambda"], show_default=True, type=click.FloatRange(min=0))
+@click.option("--retrain-epochs", default=RETRAIN["retrain_epochs"], show_default=True, type=click.IntRange(min=0))
 def compress_kmeans(clusters, **options):
     """Deep k-means weight sharing of conv kernel rows (Wu et al., ICML 2018)."""
     _run("kmeans", clusters=_parse_clusters(clusters), **options)
@@ -100,12 +106,15 @@ def compress_kmeans(clusters, **options):
 
 @compress.command("quantize")
 @_compress_options
-@click.option("--weight-bits", default=8, show_default=True, type=click.IntRange(2, 16))
-@click.option("--activation-bits", default=None, type=click.IntRange(2, 16))
-@click.option("--per-channel", is_flag=True, help="One weight scale per output channel.")
-@click.option("--scheme", default="symmetric", show_default=True,
+@click.option("--weight-bits", default=QUANTIZE["weight_bits"], show_default=True, type=click.IntRange(2, 16))
+@click.option("--activation-bits", default=QUANTIZE["activation_bits"], type=click.IntRange(2, 16),
+              help="Also quantize every layer's input (default: float inputs).")
+@click.option("--per-channel", is_flag=True, default=QUANTIZE["per_channel"],
+              help="One weight scale per output channel.")
+@click.option("--scheme", default=QUANTIZE["scheme"], show_default=True,
               type=click.Choice(["symmetric", "asymmetric", "pow2"]), help="Weight quantizer.")
-@click.option("--qat-epochs", default=0, show_default=True, type=click.IntRange(min=0))
+@click.option("--qat-epochs", default=RETRAIN["retrain_epochs"], show_default=True, type=click.IntRange(min=0),
+              help="Quantization-aware re-training epochs (straight-through).")
 def compress_quantize(qat_epochs, **options):
     """Low-bit quantization, post-training or with quantization-aware training (straight-through)."""
     _run("quantize", retrain_epochs=qat_epochs, **options)

@@ -5,8 +5,7 @@ from dataclasses import fields
 import click
 
 from ..compress import config as _compress_methods  # noqa: F401  (registers slimming and early-bird: options)
-from ..errors import ConfigError
-from ..train.config import METHODS, core_fields, flag_of
+from ..train.config import METHODS, core_fields, methods_from_settings
 from . import _common as common
 
 _REQUIRED = {"net", "data"}
@@ -29,19 +28,14 @@ def _train_options(f):
     return common.apply_options(options, f)
 
 
-def method_configs(given):
-    """The training-method configs the given options ask for (a method is on when its switch option is given)."""
-    methods = []
-    for name, cls in METHODS.items():
-        settings = {f.name: given.pop(f"{name}__{f.name}") for f in fields(cls) if f"{name}__{f.name}" in given}
-        if not settings:
-            continue
-        switches = [f for f in fields(cls) if f.metadata.get("switch")]
-        if not any(f.name in settings for f in switches):
-            named = ", ".join(flag_of(f) for f in fields(cls) if f.name in settings)
-            raise ConfigError(f"{named} is a setting of {' or '.join(flag_of(f) for f in switches)}: give that too")
-        methods.append(cls(**settings))
-    return tuple(methods)
+def method_settings(given):
+    """The given method options, grouped by method: ``{"early_bird": {"ratio": 0.5}, ...}`` (popped from
+    ``given``)."""
+    grouped = {}
+    for key in [k for k in given if "__" in k]:
+        name, setting = key.split("__", 1)
+        grouped.setdefault(name, {})[setting] = given.pop(key)
+    return grouped
 
 
 @click.command()
@@ -54,7 +48,7 @@ def train(ctx, **_):
     given = common.given_params(ctx)
     run = {k: given.pop(k, None) for k in ("out", "resume", "force", "threads", "as_json")}
     common.configure(run["threads"])
-    methods = method_configs(given)
+    methods = method_settings(given)
     callbacks = common.training_callbacks(run["as_json"])
     if run["resume"]:
         changes = {**given, **({"methods": methods} if methods else {})}
@@ -63,7 +57,7 @@ def train(ctx, **_):
     else:
         if not _REQUIRED <= set(given):
             raise click.UsageError("--net and --data are required (or --resume run.h5)")
-        config = training.TrainConfig(**given, methods=methods)
+        config = training.TrainConfig(**given, methods=methods_from_settings(methods))
         summary = training.start(config, out=run["out"], force=bool(run["force"]), **callbacks)
     common.finish(summary, run["as_json"], print_summary)
 
@@ -136,6 +130,10 @@ def print_info(r):
         comp = t.get("compression", {})
         click.echo(f"compressed ({comp.get('method', '?')}): {r['storage_bits']:,} bits to store against "
                    f"{r['dense_bits']:,} dense float32 ({r['dense_bits'] / r['storage_bits']:.1f}x)")
+    if "pruned_from" in t:
+        src = t["pruned_from"]
+        click.echo(f"pruned by lean prune from {src['checkpoint']} ({100 * src['ratio']:.0f}% of channels); "
+                   f"fine-tune with lean train --resume {r['checkpoint']} --epochs N")
     if t:
         methods = ", ".join(t.get("methods", {})) or "none"
         click.echo(f"trained on {t.get('data')} for {r['epoch']}/{t.get('epochs')} epochs ({r['status']}); "

@@ -24,7 +24,6 @@ from pathlib import Path
 import numpy as np
 
 from .. import kernels
-from ..data import load as load_data
 from ..errors import CheckpointError, ConfigError
 from ..hw.bitcost import workload_cost
 from ..hw.workload import from_model
@@ -33,10 +32,14 @@ from ..nn.checkpoint import Checkpoint, claim_output
 from ..nn.checkpoint import load as load_checkpoint
 from ..nn.checkpoint import save as save_checkpoint
 from ..nn.compressed import QuantizedWeight, SharedWeight, SmartExchangeWeight
-from ..train import TrainConfig, Trainer, accuracy
+from ..train import TrainConfig, Trainer
 from ..train.methods import TrainingMethod
+from ..train.run import CheckpointData
 from . import kmeans as km
 from . import smartexchange as se
+from .config import DEFAULTS
+
+_SE, _KM, _QU, _RE = DEFAULTS["smartexchange"], DEFAULTS["kmeans"], DEFAULTS["quantize"], DEFAULTS["retrain"]
 
 METHODS = ("smartexchange", "kmeans", "quantize")
 
@@ -47,8 +50,8 @@ def _weighted_layers(model, convs_only=False):
             yield name, layer
 
 
-def apply_smartexchange(model: Model, *, theta: float = 5e-3, max_exponent: int = 5, exponent_bits: int = 4,
-                        basis_bits: int = 8) -> None:
+def apply_smartexchange(model: Model, *, theta: float = _SE["theta"], max_exponent: int = _SE["max_exponent"],
+                        exponent_bits: int = _SE["exponent_bits"], basis_bits: int = _SE["basis_bits"]) -> None:
     """Replace every conv and linear weight of ``model`` by its SmartExchange form, in place.
 
     Parameters
@@ -73,8 +76,8 @@ def _clusters_for(names, clusters):
     return {n: clusters for n in names}
 
 
-def apply_kmeans(model: Model, *, clusters: int | list[int] | tuple[int, ...] = 16, sparsity: float = 0.0,
-                 seed: int = 0) -> None:
+def apply_kmeans(model: Model, *, clusters: int | list[int] | tuple[int, ...] = _KM["clusters"],
+                 sparsity: float = _KM["sparsity"], seed: int = _RE["seed"]) -> None:
     """Share cluster centres among the kernel rows of every conv layer of ``model``, in place (Wu et al.'s
     weight sharing; linear layers stay dense).
 
@@ -104,8 +107,9 @@ def apply_kmeans(model: Model, *, clusters: int | list[int] | tuple[int, ...] = 
         layer.set_form(SharedWeight(w.shape, k).set_clusters(shared.centres, shared.labels))
 
 
-def apply_quantize(model: Model, *, weight_bits: int = 8, activation_bits: int | None = None,
-                   per_channel: bool = False, scheme: str = "symmetric") -> None:
+def apply_quantize(model: Model, *, weight_bits: int = _QU["weight_bits"],
+                   activation_bits: int | None = _QU["activation_bits"], per_channel: bool = _QU["per_channel"],
+                   scheme: str = _QU["scheme"]) -> None:
     """Quantize every conv and linear weight of ``model`` (and optionally their inputs), in place.
 
     Parameters
@@ -161,6 +165,8 @@ class KMeansRegularizer(TrainingMethod):
     unconfirmed); the indicator form is lean's (``METHODS.md``).
     """
 
+    name = "kmeans_regularizer"
+
     def __init__(self, model: Model, clusters: int | list[int] | tuple[int, ...], lam: float = 1e-4,
                  form: str = "paper", refresh_epochs: int = 5, seed: int = 0):
         if form not in ("paper", "indicator"):
@@ -168,7 +174,7 @@ class KMeansRegularizer(TrainingMethod):
         self.layers = list(_weighted_layers(model, convs_only=True))
         self.clusters = _clusters_for([n for n, _ in self.layers], clusters)
         self.lam, self.form, self.refresh_epochs, self.seed = float(lam), form, int(refresh_epochs), seed
-        self.state = {}
+        self.projections = {}  # layer -> F (paper form) or cluster labels (indicator form), per refresh
 
     def _refresh(self):
         for name, layer in self.layers:
@@ -176,13 +182,13 @@ class KMeansRegularizer(TrainingMethod):
             k = min(int(self.clusters[name]), rows.shape[0])
             if self.form == "paper":
                 _, _, vt = np.linalg.svd(rows.T, full_matrices=False)        # W = U S V^T, V (N, s)
-                self.state[name] = vt[:k].T                                   # top-k right singular vectors
+                self.projections[name] = vt[:k].T                                   # top-k right singular vectors
             else:
-                self.state[name] = km.cluster_rows(layer.params["weight"], k, seed=self.seed, max_iter=20).labels
+                self.projections[name] = km.cluster_rows(layer.params["weight"], k, seed=self.seed, max_iter=20).labels
 
     def on_epoch_start(self, trainer):
         # F is refreshed lazily, every refresh_epochs epochs (authors: 5), not at every step
-        if trainer.epoch % self.refresh_epochs == 0 or not self.state:
+        if trainer.epoch % self.refresh_epochs == 0 or not self.projections:
             self._refresh()
 
     def before_update(self, trainer):
@@ -190,10 +196,10 @@ class KMeansRegularizer(TrainingMethod):
             w = layer.params["weight"]
             rows = km.kernel_rows(w).astype(np.float64)                       # W^T, (N, s)
             if self.form == "paper":
-                v = self.state[name]
+                v = self.projections[name]
                 projected = v @ (v.T @ rows)                                  # (F F^T W^T)
             else:
-                labels = self.state[name]
+                labels = self.projections[name]
                 k = int(labels.max()) + 1
                 sums = kernels.segment_sum(rows, labels, k)
                 counts = np.bincount(labels, minlength=k)[:, None]
@@ -255,9 +261,11 @@ def layer_report(model: Model) -> list[dict]:
 
 
 def compress(method: str, checkpoint: str | Path, out: str | Path, *, force: bool = False, data: str | None = None,
-             retrain_epochs: int = 0, lr: float = 0.01, batch_size: int = 128, seed: int = 0,
-             train_limit: int | None = None, regularize_epochs: int = 0, regularizer: str = "paper",
-             reg_lambda: float = 1e-4, on_epoch: Callable[[dict], None] | None = None, **options) -> dict:
+             retrain_epochs: int = _RE["retrain_epochs"], lr: float = _RE["lr"], batch_size: int = _RE["batch_size"],
+             seed: int = _RE["seed"], train_limit: int | None = None,
+             regularize_epochs: int = _KM["regularize_epochs"], regularizer: str = _KM["regularizer"],
+             reg_lambda: float = _KM["reg_lambda"], on_epoch: Callable[[dict], None] | None = None,
+             **options) -> dict:
     """Run ``method`` on ``checkpoint`` and write ``out``; returns the report dict (see the module docstring).
 
     ``out`` is checked and locked before any work (``force`` to overwrite an existing file); it must differ from
@@ -329,15 +337,11 @@ def _compress(method, checkpoint, out, data, retrain_epochs, lr, batch_size, see
     if ckpt.compressed:
         raise CheckpointError(f"{checkpoint} is already compressed; compress the dense checkpoint it came from")
     model = ckpt.model()
-    data_name = data or ckpt.training.get("data")
-    if not data_name:
-        raise ConfigError(f"{checkpoint} does not say which data it was trained on; pass --data")
-    dataset = load_data(data_name)
-    mean = ckpt.mean if ckpt.mean is not None else dataset.mean
-    std = ckpt.std if ckpt.std is not None else dataset.std
+    test = CheckpointData(ckpt, checkpoint, data, model)
+    data_name, dataset, mean, std = test.name, test.dataset, test.mean, test.std
 
     def test_accuracy():
-        return accuracy(model, dataset.x_test, dataset.y_test, lambda x: dataset.normalize(x, mean, std))
+        return test.accuracy(model)
 
     def train(epochs, methods=()):
         if epochs <= 0:
@@ -358,7 +362,8 @@ def _compress(method, checkpoint, out, data, retrain_epochs, lr, batch_size, see
         apply_smartexchange(model, **options)
     elif method == "kmeans":
         if regularize_epochs:
-            reg = KMeansRegularizer(model, options.get("clusters", 16), reg_lambda, regularizer, seed=seed)
+            reg = KMeansRegularizer(model, options.get("clusters", _KM["clusters"]), reg_lambda, regularizer,
+                                    seed=seed)
             history += train(regularize_epochs, methods=[reg])
             report["accuracy_after_regularizer"] = test_accuracy()
         apply_kmeans(model, seed=seed, **options)

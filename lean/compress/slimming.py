@@ -38,7 +38,6 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data import load as load_data
 from ..errors import ConfigError
 from ..hw.workload import from_model
 from ..nn import BatchNorm, ChannelSelect, Conv2d, GlobalAvgPool, Linear, MaxPool2d, Model, ReLU, Residual, Sequential
@@ -46,10 +45,11 @@ from ..nn.checkpoint import Checkpoint, claim_output
 from ..nn.checkpoint import load as load_checkpoint
 from ..nn.checkpoint import save as save_checkpoint
 from ..nn.module import module_from_config, module_to_config
-from ..train import accuracy
 from ..train.config import TrainConfig
 from ..train.e2train import LowPrecisionTraining
 from ..train.methods import TrainingMethod
+from ..train.run import CheckpointData
+from . import config as _configs  # noqa: F401  (the slim and early_bird configs a checkpoint's settings name)
 
 
 def _batchnorms(model):
@@ -87,6 +87,8 @@ class SlimmingPenalty(TrainingMethod):
     def install(self, model: Model) -> None:
         """Penalize ``model``'s batch norms (a trainer calls this again when it swaps the model)."""
         self.layers = [m for _, m in _batchnorms(model)]
+        if not self.layers:
+            raise ConfigError(f"--slim penalizes batch-norm scales; {model.name} has no batch norm")
 
     def before_update(self, trainer):
         if not self.active:
@@ -498,6 +500,8 @@ class EarlyBirdTraining(TrainingMethod):
         self.model = None
 
     def install(self, model):
+        if not self.pruned and not prunable_batchnorms(model):  # found before the first step, not after an epoch
+            raise ConfigError(f"--early-bird prunes channels after batch norms; {model.name} has none it can prune")
         self.model = model
         if self.low_precision is not None:
             self.low_precision.uninstall()
@@ -594,20 +598,14 @@ def prune_checkpoint(checkpoint: str | Path, ratio: float, out: str | Path, *, d
             raise ConfigError(f"{checkpoint} is compressed ({ckpt.compressed}); prune the dense checkpoint")
         model = ckpt.model()
         pruned = prune(model, channel_masks(model, ratio))
-        data_name = data or ckpt.training.get("data")
-        if not data_name:
-            raise ConfigError(f"{checkpoint} does not say which data it was trained on; pass --data")
-        dataset = load_data(data_name)
-
-        def test_accuracy(m):
-            return accuracy(m, dataset.x_test, dataset.y_test, lambda x: dataset.normalize(x, ckpt.mean, ckpt.std))
+        test = CheckpointData(ckpt, checkpoint, data, model)
 
         config = TrainConfig.from_dict(ckpt.training, ckpt.format_version).without("slim", "early_bird")
         training = {**config.to_dict(), "pruned_from": {"checkpoint": str(checkpoint), "ratio": ratio},
                     **{k: ckpt.training[k] for k in ("data_sha256",) if k in ckpt.training}}
-        save_checkpoint(out, Checkpoint(pruned.config(), pruned.state(), training=training, mean=ckpt.mean,
-                                        std=ckpt.std))
+        save_checkpoint(out, Checkpoint(pruned.config(), pruned.state(), training=training, status="pruned",
+                                        mean=test.mean, std=test.std))
         return {"checkpoint": str(checkpoint), "out": str(out), "ratio": ratio,
                 "params_before": model.num_parameters(), "params_after": pruned.num_parameters(),
                 "macs_before": from_model(model).macs, "macs_after": from_model(pruned).macs,
-                "accuracy_before": test_accuracy(model), "accuracy_after": test_accuracy(pruned)}
+                "accuracy_before": test.accuracy(model), "accuracy_after": test.accuracy(pruned)}

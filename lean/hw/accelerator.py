@@ -278,7 +278,7 @@ def _from_data(data, where, *, tech_name=None, strict=False):
         values = {key: _convert(key, value, types[key]) for key, value in values.items()}
         return Accelerator(name=name, tech=tech_name, **{**_energies(tech_name, values["word_bits"]), **values})
     except HardwareModelError as exc:
-        raise HardwareModelError(f"{where}: {exc}") from None
+        raise HardwareModelError(f"{where}: {exc}") from exc
 
 
 @cache
@@ -291,7 +291,7 @@ def _builtin(name, tech_name=None):
     try:
         data = tomllib.loads(_builtin_text(name))
     except tomllib.TOMLDecodeError as exc:
-        raise HardwareModelError(f"{where} could not be parsed: {exc}") from None
+        raise HardwareModelError(f"{where} could not be parsed: {exc}") from exc
     return _from_data(data, where, tech_name=tech_name, strict=True)
 
 
@@ -341,7 +341,7 @@ def from_file(path: str | Path) -> Accelerator:
     try:
         data = tomllib.loads(path.read_text())
     except ValueError as exc:  # TOMLDecodeError, UnicodeDecodeError
-        raise HardwareModelError(f"{path} could not be parsed: {exc}") from None
+        raise HardwareModelError(f"{path} could not be parsed: {exc}") from exc
     return _from_data(data, str(path))
 
 

@@ -474,7 +474,7 @@ def load_tilings(source: str | Path | Mapping[str, Any]) -> dict[str, dict[str, 
         try:
             tilings = json.loads(Path(source).read_text())
         except (OSError, ValueError) as exc:
-            raise HardwareModelError(f"{what}: {exc}") from None
+            raise HardwareModelError(f"{what}: {exc}") from exc
     if not isinstance(tilings, Mapping) or not all(isinstance(v, Mapping) for v in tilings.values()):
         raise HardwareModelError(f"{what} must map layer names to tilings")
     return {str(k): dict(v) for k, v in tilings.items()}

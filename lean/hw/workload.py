@@ -393,7 +393,7 @@ def from_file(path: str | Path) -> Workload:
         text = path.read_text()
         data = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
     except ValueError as exc:  # TOMLDecodeError, JSONDecodeError, UnicodeDecodeError
-        raise HardwareModelError(f"{path} could not be parsed: {exc}") from None
+        raise HardwareModelError(f"{path} could not be parsed: {exc}") from exc
     if isinstance(data, list):
         data = {"layers": data}
     if not isinstance(data, dict) or not isinstance(data.get("layers"), list) or not data["layers"]:
@@ -412,7 +412,7 @@ def from_file(path: str | Path) -> Workload:
         try:
             layers.append(LayerShape(**entry))
         except HardwareModelError as exc:
-            raise HardwareModelError(f"{path}: {exc}") from None
+            raise HardwareModelError(f"{path}: {exc}") from exc
     return Workload(str(data.get("name", path.stem)), tuple(layers))
 
 
@@ -461,7 +461,7 @@ def load(spec: "str | Path | Workload", batch: int | None = None) -> Workload:
         try:
             workload = _lean_net(net, spec)
         except ConfigError as exc:
-            raise HardwareModelError(f"unknown workload {spec!r}: {exc}") from None
+            raise HardwareModelError(f"unknown workload {spec!r}: {exc}") from exc
     elif spec in BUILTIN:
         workload = BUILTIN[spec]()
     elif str(spec).endswith((".h5", ".hdf5")):

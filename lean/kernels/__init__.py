@@ -3,7 +3,7 @@
 Activations are channels-last ``(n, h, w, c)``; weights are ``(k, c // groups, r, s)``.
 """
 
-from ._config import configure, get_threads, keep_freed_memory, set_threads
+from ._config import configure, ensure_configured, get_threads, keep_freed_memory, set_threads
 from .batchnorm import batchnorm_backward, batchnorm_forward_eval, batchnorm_forward_train
 from .conv import conv2d_backward, conv2d_forward, conv_output_size
 from .elementwise import add_relu, relu, relu_backward
@@ -15,7 +15,7 @@ from .psg import fixed_point, msb_predictor, sign_select, stochastic_round, symm
 from .vnni import VNNI_AVAILABLE
 
 __all__ = [
-    "configure", "get_threads", "keep_freed_memory", "set_threads", "VNNI_AVAILABLE",
+    "configure", "ensure_configured", "get_threads", "keep_freed_memory", "set_threads", "VNNI_AVAILABLE",
     "add_relu", "relu", "relu_backward", "kmeans_assign", "kmeans_update", "segment_sum",
     "batchnorm_backward", "batchnorm_forward_eval", "batchnorm_forward_train",
     "conv2d_backward", "conv2d_forward", "conv_output_size",

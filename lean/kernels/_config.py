@@ -25,7 +25,7 @@ prange = numba.prange
 # test to every signed index, which stopped LLVM vectorizing the im2col copy (measured 4-5x slower).
 U = numba.uint64
 
-_state = {"threads": numba.config.NUMBA_NUM_THREADS, "pool": None, "blas_limit": None}
+_state = {"threads": numba.config.NUMBA_NUM_THREADS, "pool": None, "blas_limit": None, "configured": False}
 
 
 def _threading_layer_launched():
@@ -36,8 +36,9 @@ def _threading_layer_launched():
     return True
 
 
-def configure(threads=None, *, blas_threads=1, free_memory_reuse=True):
-    """Set up the process the way lean's kernels are fastest; returns what is now in effect.
+def configure(threads: int | None = None, *, blas_threads: int | None = 1, free_memory_reuse: bool = True) -> dict:
+    """Set up the process the way lean's kernels are fastest; returns what is now in effect (``threads``,
+    ``blas_threads``, ``threading_layer``, ``free_memory_reuse``).
 
     What it sets, and why (the threading trap of PERFORMANCE.md: with defaults, two threads ran slower than one):
 
@@ -69,9 +70,17 @@ def configure(threads=None, *, blas_threads=1, free_memory_reuse=True):
     if threads is not None:
         set_threads(threads)
     reuse = keep_freed_memory() if free_memory_reuse else False
+    _state["configured"] = True
     layer = numba.threading_layer() if _threading_layer_launched() else numba.config.THREADING_LAYER
     return {"threads": _state["threads"], "blas_threads": blas_threads, "threading_layer": layer,
             "free_memory_reuse": reuse}
+
+
+def ensure_configured():
+    """``configure()`` with its defaults, unless the program has called ``configure`` already (its choices stay).
+    The ``Trainer`` and ``lean bench`` call this."""
+    if not _state["configured"]:
+        configure()
 
 
 def set_threads(n_threads):

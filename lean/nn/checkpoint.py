@@ -63,8 +63,8 @@ class Checkpoint:
         try:
             model = Model.from_config(self.architecture)
             model.load_state(self.state)
-        except (ValueError, KeyError, TypeError) as exc:
-            raise CheckpointError(f"{where}the stored model does not rebuild: {exc}") from None
+        except ValueError as exc:  # a malformed architecture, or arrays that do not fit it
+            raise CheckpointError(f"{where}the stored model does not rebuild: {exc}") from exc
         return model
 
     @property
@@ -106,8 +106,22 @@ def _alive(pid):
     return True
 
 
-def save(path, ckpt):
-    """Write ``ckpt`` to ``path`` (format 2) through a temporary file and an atomic rename; returns the path."""
+def save(path: str | Path, ckpt: Checkpoint) -> Path:
+    """Write ``ckpt`` to ``path`` (format 2) through a temporary file and an atomic rename.
+
+    Parameters
+    ----------
+    path : str or Path
+        The checkpoint file; its folder must exist. Temporaries of ``path`` left by a writer that no longer runs
+        are removed first.
+    ckpt : Checkpoint
+        What to write; every array gets its CRC-32 as attribute ``crc32``.
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
     import h5py
 
     from .. import __version__
@@ -148,8 +162,26 @@ def save(path, ckpt):
 
 # ------------------------------------------------------------------------------------------------ reading
 
-def load(path):
-    """Read a checkpoint (format 1 or 2), checking every array against its stored checksum."""
+def load(path: str | Path) -> Checkpoint:
+    """Read a checkpoint (format 1 or 2), checking every array against its stored checksum.
+
+    Parameters
+    ----------
+    path : str or Path
+        A file written by ``save`` (or by lean before checkpoint format 2).
+
+    Returns
+    -------
+    Checkpoint
+        With ``format_version`` (1 or 2) and ``path`` set; ``state`` holds the arrays as stored (compressed
+        forms as their codes).
+
+    Raises
+    ------
+    CheckpointError
+        Missing, not HDF5, not a lean checkpoint, a newer format, damaged, or an array or the architecture that
+        does not match its checksum.
+    """
     import h5py
 
     path = Path(path)
@@ -165,7 +197,7 @@ def load(path):
     except CheckpointError:
         raise
     except (KeyError, ValueError, OSError, TypeError) as exc:
-        raise CheckpointError(f"{path} is damaged or incomplete: {exc}") from None
+        raise CheckpointError(f"{path} is damaged or incomplete: {exc}") from exc
 
 
 def _read(f, path):
@@ -221,17 +253,35 @@ def _read(f, path):
     )
 
 
-def load_model(path):
-    """The model stored in a checkpoint, ready for inference."""
+def load_model(path: str | Path):
+    """The model stored in a checkpoint, ready for inference (``Model.predict`` on (n, h, w, c) images).
+
+    Parameters
+    ----------
+    path : str or Path
+        A checkpoint file.
+
+    Returns
+    -------
+    lean.nn.Model
+    """
     return load(path).model()
 
 
-def describe(path):
+def describe(path: str | Path) -> dict:
     """What ``lean info`` shows: architecture, parameter and storage counts, settings, history, per-layer table.
 
-    Returns a JSON-able dict: ``checkpoint, net, input_shape, num_classes, parameters, storage_bits, dense_bits,
-    status, epoch, training, history, layers`` (each ``name, type, parameters, shapes`` and, for a compressed
-    weight, ``form, storage_bits, dense_parameters``), ``lean_version``, ``format_version``, ``file_bytes``.
+    Parameters
+    ----------
+    path : str or Path
+        A checkpoint file.
+
+    Returns
+    -------
+    dict
+        JSON-able: ``checkpoint, net, input_shape, num_classes, parameters, storage_bits, dense_bits, status,
+        epoch, training, history, layers`` (each ``name, type, parameters, shapes`` and, for a compressed weight,
+        ``form, storage_bits, dense_parameters``), ``lean_version``, ``format_version``, ``file_bytes``.
     """
     ckpt = load(path)
     model = ckpt.model()
@@ -314,13 +364,33 @@ class _NestedClaim:
         self.release()
 
 
-def claim_output(path, *, overwrite=False, exists_hint="pass --force to overwrite it"):
-    """Check that ``path`` can be written and lock it for this process; raises ``OutputError`` if not.
+def claim_output(path: str | Path, *, overwrite: bool = False,
+                 exists_hint: str = "pass --force to overwrite it") -> "OutputClaim | _NestedClaim":
+    """Check that ``path`` can be written and lock it for this process, before any work that would write it.
 
     Refuses an existing file unless ``overwrite``, a path whose folder is missing or not a folder, a folder
     where no file can be created (creating the lock file is the test), a path that is a folder, and a path
     another process (or thread) holds. Stale temporaries of ``path`` are removed. A thread that already holds
     ``path`` may claim it again (the inner claim checks nothing and releases nothing).
+
+    Parameters
+    ----------
+    path : str or Path
+        The output file.
+    overwrite : bool
+        Whether an existing file may be replaced (``--force``).
+    exists_hint : str
+        What the message about an existing file tells the user to do.
+
+    Returns
+    -------
+    OutputClaim
+        Use it in a ``with`` block (or call ``release()``): the lock file ``.NAME.lock`` goes with it.
+
+    Raises
+    ------
+    OutputError
+        With the reason, naming ``path``.
     """
     import threading
 

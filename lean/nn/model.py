@@ -161,7 +161,7 @@ class Model:
             net = module_from_config(cfg["net"])
             return cls(net, cfg["input_shape"], cfg["num_classes"], cfg.get("name", "custom"))
         except (KeyError, TypeError) as exc:
-            raise ValueError(f"architecture description is incomplete or malformed: {exc}") from None
+            raise ValueError(f"architecture description is incomplete or malformed: {exc}") from exc
 
     def _stored_arrays(self):
         """What a checkpoint stores, by key: ``params/<name>`` and ``buffers/<name>`` arrays (a compressed layer's

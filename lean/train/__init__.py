@@ -14,11 +14,12 @@ from importlib import import_module
 
 _NAMES = {
     "TrainConfig": "config", "MethodConfig": "config", "SMDConfig": "config", "SLUConfig": "config",
-    "PSGConfig": "config", "RECIPES": "config", "recipe": "config", "register_method": "config",
+    "PSGConfig": "config", "RECIPE": "config", "register_method": "config", "methods_from_settings": "config",
     "Trainer": "loop", "accuracy": "loop",
     "TrainingMethod": "methods", "LayerOperandMethod": "methods",
     "EnergyMeter": "energy",
-    "start": "run", "resume": "run", "evaluate": "run", "set_batchnorm_scales": "run", "run": None,
+    "start": "run", "resume": "run", "evaluate": "run", "CheckpointData": "run", "set_batchnorm_scales": "run",
+    "run": None,
 }
 _ERRORS = ("TrainingDiverged", "TrainingInterrupted", "TrainingError")
 

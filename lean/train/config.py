@@ -18,9 +18,11 @@ Checks raise ``lean.errors.ConfigError`` naming the command-line option (``--lr`
 command and a notebook.
 """
 
+import importlib
 import math
+from collections.abc import Mapping
 from dataclasses import MISSING, asdict, dataclass, field, fields, replace
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from ..errors import ConfigError
 from ..nets.recipes import recipe
@@ -31,8 +33,10 @@ OPTIMIZERS = ("sgd", "adam")
 
 # ---------------------------------------------------------------------------------------------- options
 
-def option(default=MISSING, help="", *, flag=None, kind=None, minimum=None, maximum=None, min_open=False,
-           max_open=False, choices=None, switch=False, on_resume="keep", recipe=False, metavar=None):
+def option(default: Any = MISSING, help: str = "", *, flag: str | None = None, kind: type | None = None,
+           minimum: float | None = None, maximum: float | None = None, min_open: bool = False,
+           max_open: bool = False, choices: tuple | None = None, switch: bool = False, on_resume: str = "keep",
+           recipe: bool = False, metavar: str | None = None):
     """A dataclass field that is also a command-line option (the metadata the ``lean`` command reads).
 
     ``flag``: the option's name (default ``--`` + the field name with dashes); ``kind``: int, float, str or
@@ -47,12 +51,12 @@ def option(default=MISSING, help="", *, flag=None, kind=None, minimum=None, maxi
     return field(default=default, metadata=meta)
 
 
-def flag_of(f):
+def flag_of(f) -> str:
     """The command-line name of a config field: ``--batch-size`` for ``batch_size`` unless the field says."""
     return f.metadata.get("flag") or "--" + f.name.replace("_", "-")
 
 
-def range_text(meta):
+def range_text(meta: Mapping) -> str:
     """The valid range of an option as ``--help`` shows it: ``x>=1``, ``0<x<1`` (empty if unbounded)."""
     lo, hi = meta.get("minimum"), meta.get("maximum")
     low = None if lo is None else f"{lo:g}{'<' if meta.get('min_open') else '<='}"
@@ -85,7 +89,7 @@ def _check_field(f, value):
         raise ConfigError(f"{name} must be {range_text(meta)}; got {value!r}")
 
 
-def check_fields(config):
+def check_fields(config) -> None:
     """Check every field of ``config`` against its metadata (type, choices, range)."""
     for f in fields(config):
         _check_field(f, getattr(config, f.name))
@@ -109,7 +113,7 @@ RECIPE = _Recipe()
 METHODS = {}  # method name -> its config class, in registration order
 
 
-def register_method(cls):
+def register_method(cls: type) -> type:
     """Class decorator: make a ``MethodConfig`` subclass known under its ``name`` (for options and resume)."""
     if not cls.name:
         raise TypeError(f"{cls.__name__} needs a name")
@@ -124,7 +128,6 @@ class MethodConfig:
     name: ClassVar[str] = ""
     requires: ClassVar[tuple] = ()  # names of methods this one needs in the same run
     requires_message: ClassVar[str] = ""
-    excludes: ClassVar[tuple] = ()  # names of methods it cannot run with
 
     def __post_init__(self):
         check_fields(self)
@@ -137,12 +140,29 @@ class MethodConfig:
         return asdict(self)
 
 
-def method_from_dict(name, values, module=None):
-    """The config of method ``name`` from its stored settings (``module``: where it is defined, for the message
-    when that module has not been imported)."""
+def method_from_dict(name: str, values: Mapping[str, Any], module: str | None = None) -> MethodConfig:
+    """The config of method ``name`` from its stored settings.
+
+    Parameters
+    ----------
+    name : str
+        The method's registered name ("smd", "early_bird", ...).
+    values : mapping
+        Its settings, by field name.
+    module : str, optional
+        The module that defines it, as a checkpoint stores it. A method is looked up by name like a plug-in:
+        when it is not registered yet and its module is part of lean, that module is imported (it registers
+        the method); this is not a code dependency of ``lean.train`` on the rooms above it.
+
+    Returns
+    -------
+    MethodConfig
+    """
+    if name not in METHODS and module and module.split(".")[0] == "lean":
+        importlib.import_module(module)
     cls = METHODS.get(name)
     if cls is None:
-        where = f" (defined in {module}: import it first; the lean command does)" if module else ""
+        where = f" (defined in {module}: import it first)" if module else ""
         raise ConfigError(f"unknown training method {name!r}{where}; known: {', '.join(METHODS) or 'none'}")
     known = {f.name for f in fields(cls)}
     unknown = sorted(set(values) - known)
@@ -151,11 +171,33 @@ def method_from_dict(name, values, module=None):
     return cls(**values)
 
 
+def methods_from_settings(settings: Mapping[str, Mapping[str, Any]]) -> tuple[MethodConfig, ...]:
+    """Method configs from settings given by name, ``{"early_bird": {"ratio": 0.5, "window": 3}, ...}`` (what the
+    command's options give): a method's settings without its switch option (``--eb-window`` without
+    ``--early-bird``) are refused. Returned in registration order."""
+    methods = []
+    for name, cls in METHODS.items():
+        given = dict(settings.get(name) or {})
+        if not given:
+            continue
+        switches = [f for f in fields(cls) if f.metadata.get("switch")]
+        if not any(f.name in given for f in switches):
+            named = ", ".join(flag_of(f) for f in fields(cls) if f.name in given)
+            raise ConfigError(f"{named} is a setting of {' or '.join(flag_of(f) for f in switches)}: give that too")
+        methods.append(method_from_dict(name, given))
+    unknown = sorted(set(settings) - set(METHODS))
+    if unknown:
+        raise ConfigError(f"unknown training method {', '.join(unknown)}; known: {', '.join(METHODS)}")
+    return tuple(methods)
+
+
 # ------------------------------------------------------------------------------------------------- core
 
 @dataclass
 class TrainConfig:
-    """The settings of a training run. Settings not given take the net's recipe (``recipe``, default ``RECIPE``)."""
+    """The settings of a training run. Settings not given (default ``RECIPE``) take the net's recipe on the data
+    (``lean.nets.recipes``), resolved when the config is made: to change the net or data of a config, make a new
+    ``TrainConfig`` (``dataclasses.replace`` would keep the first net's recipe values)."""
 
     net: str = option("lenet5", "Network name (see `lean nets`).", kind=str, metavar="NAME")
     data: str = option("digits", "Dataset name (see `lean data`) or a .npz/.h5 file.", kind=str, metavar="NAME",
@@ -189,7 +231,7 @@ class TrainConfig:
     methods: tuple = field(default=(), metadata={})
 
     def __post_init__(self):
-        settings = recipe(self.net)
+        settings = recipe(self.net, self.data)
         for f in fields(self):
             if getattr(self, f.name) is RECIPE:
                 setattr(self, f.name, settings[f.name])
@@ -204,9 +246,6 @@ class TrainConfig:
             missing = [r for r in m.requires if r not in names]
             if missing:
                 raise ConfigError(m.requires_message or f"{m.name} needs {', '.join(missing)} in the same run")
-            clash = [e for e in m.excludes if e in names]
-            if clash:
-                raise ConfigError(f"{m.name} cannot run together with {', '.join(clash)}")
 
     def method(self, name):
         """The config of method ``name`` in this run, or None."""

@@ -5,9 +5,10 @@
 training-energy meter is one of them and runs in every run.
 
 Reproducibility: the sample order of epoch ``e`` comes from ``default_rng([seed, e])`` and the augmentation and
-dropout of step ``t`` from ``[seed, e, t]``, so a run resumed from any checkpoint (even one written by Ctrl-C in
-the middle of an epoch, or during its test pass) takes exactly the steps the uninterrupted run would have taken,
-and its history holds the same epochs.
+dropout of step ``t`` from ``[seed, e, t]``, so a run resumed from a checkpoint written by Ctrl-C in the middle
+of an epoch, or during its test pass, takes the steps the uninterrupted run would have taken, and its history
+holds the same epochs (with the same --epochs: a longer run stretches the schedule; and a Ctrl-C that lands
+inside an optimizer update can leave that one update half applied).
 
 Safety: a checkpoint is written only while every weight is finite, and a run stops (``TrainingDiverged``) when
 its loss turns NaN or infinite or explodes past ``EXPLODED_LOSS_FACTOR`` times the loss of a uniform guess; the
@@ -24,7 +25,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..errors import ConfigError, TrainingDiverged, TrainingInterrupted
-from ..kernels import configure
+from ..kernels import ensure_configured
 from ..nn import Model, Schedule, make_optimizer, softmax_cross_entropy
 from ..nn import checkpoint as ckpt_io
 from .config import TrainConfig
@@ -112,7 +113,7 @@ class Trainer:
     def __init__(self, model: Model, dataset: "Dataset", config: TrainConfig, *, out: str | Path | None = None,
                  on_step: Callable[[dict], None] | None = None, on_epoch: Callable[[dict], None] | None = None,
                  methods: Sequence[TrainingMethod] = (), extra_settings: dict | None = None):
-        configure()
+        ensure_configured()  # lean's threading, unless the program configured it itself
         self.config, self.out = config, out
         self.dataset = dataset.limit(config.train_limit)
         if config.augment is not None:
@@ -140,6 +141,7 @@ class Trainer:
         self.train_images = 0
         self.skipped_steps = 0
         self._epoch = _fresh_epoch()  # running totals of the epoch in progress (checkpointed)
+        self._wrote = False  # whether the output file holds this run (a divergence message says it is kept)
         self.mean, self.std = self.dataset.mean, self.dataset.std
         self._install_methods()
 
@@ -175,6 +177,8 @@ class Trainer:
             self.optimizer.load_state(ckpt.optimizer_state, ckpt.optimizer_meta)
         self.history = list(ckpt.history)
         self.epoch, self.step_in_epoch = ckpt.epoch, ckpt.step_in_epoch
+        self._wrote = self.out is not None and ckpt.path is not None and \
+            Path(ckpt.path).resolve() == Path(self.out).resolve()  # resumed in place: the file is this run's
         if ckpt.mean is not None:
             self.mean, self.std = np.asarray(ckpt.mean), np.asarray(ckpt.std)
         done = ckpt.training.get("progress", {})
@@ -210,10 +214,14 @@ class Trainer:
         arrays = list(self.model.parameters().values())
         arrays += [a for table in self.optimizer.slots.values() for a in table.values()]
         if not all(np.isfinite(a).all() for a in arrays):
-            kept = f"; {self.out} keeps the last good checkpoint" if Path(self.out).exists() else ""
             raise TrainingDiverged(f"weights became NaN or infinite by epoch {self.epoch + 1}; try a lower --lr"
-                                   f"{kept}")
+                                   f"{self._kept()}")
         ckpt_io.save(self.out, self.checkpoint(status))
+        self._wrote = True
+
+    def _kept(self):
+        """What a divergence message says of the output file: kept, if this run wrote it (or resumed from it)."""
+        return f"; the last good checkpoint {self.out} is kept" if self._wrote else ""
 
     # -- the loop
     def steps_per_epoch(self) -> int:
@@ -233,6 +241,7 @@ class Trainer:
             Ctrl-C; the run was saved mid-epoch and can be resumed.
         """
         cfg = self.config
+        self._install_methods()
         try:
             while self.epoch < cfg.epochs:
                 self._run_epoch()
@@ -241,6 +250,9 @@ class Trainer:
             where = f"; resume with --resume {self.out}" if self.out else ""
             raise TrainingInterrupted(f"interrupted in epoch {self.epoch + 1} after step {self.step_in_epoch}"
                                       f"{where}") from None
+        finally:
+            for method in self.methods:  # the model leaves the run as it came: no hooks, no observers
+                method.uninstall()
         self.save("complete")
         return self.history
 
@@ -251,13 +263,11 @@ class Trainer:
         limit = EXPLODED_LOSS_FACTOR * math.log(max(self.model.num_classes, 2))
         if math.isfinite(loss) and loss <= limit:
             return
-        exists = self.out is not None and Path(self.out).exists()
-        kept = f"; the last good checkpoint {self.out} is kept" if exists else ""
         guess = limit / EXPLODED_LOSS_FACTOR
         what = f"became {loss}" if not math.isfinite(loss) else \
             f"exploded to {loss:.3g} (more than {EXPLODED_LOSS_FACTOR:g} x a uniform guess's {guess:.2f})"
         raise TrainingDiverged(f"loss {what} at epoch {self.epoch + 1}, step {step + 1} (learning rate {lr:.4g}); "
-                               f"try a lower --lr{kept}")
+                               f"try a lower --lr{self._kept()}")
 
     def _run_epoch(self):
         cfg, ds, model = self.config, self.dataset, self.model
@@ -271,49 +281,51 @@ class Trainer:
         recent = deque(maxlen=20)
         seen_now, seconds_now = 0, 0.0
         wall_start = time.perf_counter()
-        for step in range(self.step_in_epoch, steps):
-            t0 = time.perf_counter()
-            if any(method.skip_step(self, step) for method in self.methods):
-                # the mini-batch is dropped (no forward, no backward); the step still counts
+        try:
+            for step in range(self.step_in_epoch, steps):
+                t0 = time.perf_counter()
+                if any(method.skip_step(self, step) for method in self.methods):
+                    # the mini-batch is dropped (no forward, no backward); the step still counts
+                    self.step_in_epoch = step + 1
+                    self.skipped_steps += 1
+                    continue
+                rng = np.random.default_rng([cfg.seed, self.epoch, step])
+                idx = order[step * batch:(step + 1) * batch]
+                x, y = ds.train_batch(idx, rng, self.mean, self.std)
+                lr = self.schedule.lr_at(self.epoch + step / steps)
+                batch_seed = int(rng.integers(2**31))
+                model.reseed(batch_seed)
+                for method in self.methods:
+                    method.on_batch(self, batch_seed)
+                model.zero_grad()
+                with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported below, once
+                    logits = model.forward(x, train=True)
+                    loss, dlogits = softmax_cross_entropy(logits, y, cfg.label_smoothing)
+                self._check_loss(loss, step, lr)
+                model.backward(dlogits)
+                for method in self.methods:
+                    method.before_update(self)
+                self.optimizer.step(lr)
                 self.step_in_epoch = step + 1
-                self.skipped_steps += 1
-                continue
-            rng = np.random.default_rng([cfg.seed, self.epoch, step])
-            idx = order[step * batch:(step + 1) * batch]
-            x, y = ds.train_batch(idx, rng, self.mean, self.std)
-            lr = self.schedule.lr_at(self.epoch + step / steps)
-            batch_seed = int(rng.integers(2**31))
-            model.reseed(batch_seed)
-            for method in self.methods:
-                method.on_batch(self, batch_seed)
-            model.zero_grad()
-            with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported below, once
-                logits = model.forward(x, train=True)
-                loss, dlogits = softmax_cross_entropy(logits, y, cfg.label_smoothing)
-            self._check_loss(loss, step, lr)
-            model.backward(dlogits)
-            for method in self.methods:
-                method.before_update(self)
-            self.optimizer.step(lr)
-            self.step_in_epoch = step + 1
-            dt = time.perf_counter() - t0
-            self.train_seconds += dt
-            self.train_images += len(idx)
-            totals["loss_sum"] += loss
-            totals["steps"] += 1
-            totals["correct"] += int((logits.argmax(axis=1) == y).sum())
-            totals["seen"] += len(idx)
-            totals["train_seconds"] += dt
-            recent.append(loss)
-            seen_now += len(idx)
-            seconds_now += dt
-            if self.on_step is not None:
-                ips = seen_now / max(seconds_now, 1e-9)
-                remaining = (steps - step - 1) * batch + (cfg.epochs - self.epoch - 1) * steps * batch
-                self.on_step({"epoch": self.epoch + 1, "epochs": cfg.epochs, "step": step + 1, "steps": steps,
-                              "loss": float(np.mean(recent)), "images_per_second": ips,
-                              "eta_seconds": remaining / max(ips, 1e-9)})
-        totals["wall_seconds"] += time.perf_counter() - wall_start
+                dt = time.perf_counter() - t0
+                self.train_seconds += dt
+                self.train_images += len(idx)
+                totals["loss_sum"] += loss
+                totals["steps"] += 1
+                totals["correct"] += int((logits.argmax(axis=1) == y).sum())
+                totals["seen"] += len(idx)
+                totals["train_seconds"] += dt
+                recent.append(loss)
+                seen_now += len(idx)
+                seconds_now += dt
+                if self.on_step is not None:
+                    ips = seen_now / max(seconds_now, 1e-9)
+                    remaining = (steps - step - 1) * batch + (cfg.epochs - self.epoch - 1) * steps * batch
+                    self.on_step({"epoch": self.epoch + 1, "epochs": cfg.epochs, "step": step + 1, "steps": steps,
+                                  "loss": float(np.mean(recent)), "images_per_second": ips,
+                                  "eta_seconds": remaining / max(ips, 1e-9)})
+        finally:  # an interrupted epoch keeps its time so far
+            totals["wall_seconds"] += time.perf_counter() - wall_start
         # the test set costs about a third of a training epoch on 10,000 images: --eval-every N skips it
         # between evaluations (None in the history); the last epoch is always evaluated
         evaluate = (self.epoch + 1) % int(cfg.eval_every) == 0 or self.epoch + 1 == cfg.epochs

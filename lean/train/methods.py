@@ -89,6 +89,10 @@ class LayerOperandMethod(TrainingMethod):
         for index, (name, layer) in enumerate(layers):
             if layer.form is not None or layer.input_bits is not None:
                 raise ConfigError(f"{name}: {self.label} runs on plain float layers (not compressed or quantized)")
+            if layer.operand_hook is not None:
+                self.uninstall()
+                raise ConfigError(f"{name}: {self.label} and another training method would both change how this "
+                                  "layer multiplies (e.g. --psg with --eb-precision); use one of them")
             layer.set_operand_hook(self.make_hook(name, index, layer))
             self._hooked.append(layer)
 

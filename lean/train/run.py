@@ -16,8 +16,8 @@ config class; the ``lean`` command imports them all. A notebook resuming a run w
 """
 
 import time
-from collections.abc import Callable
-from dataclasses import fields, replace
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, fields, replace
 from pathlib import Path
 
 from ..data import is_data_file
@@ -27,7 +27,7 @@ from ..nets import build
 from ..nn import BatchNorm, Model
 from ..nn.checkpoint import claim_output
 from ..nn.checkpoint import load as load_checkpoint
-from .config import TrainConfig, flag_of
+from .config import METHODS, TrainConfig, flag_of
 from .loop import Trainer, accuracy
 
 
@@ -141,14 +141,17 @@ def resume(path: str | Path, *, out: str | Path | None = None, force: bool = Fal
         ``out`` cannot be written, is held by another run, or exists (without ``force``).
     """
     path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
     out = Path(out or path)
     same_file = out.resolve() == path.resolve()
     with claim_output(out, overwrite=same_file or force):
         ckpt = load_checkpoint(path)
         if ckpt.compressed:
-            source = ckpt.training.get("compression", {}).get("checkpoint", "its dense checkpoint")
+            source = ckpt.training.get("compression", {}).get("checkpoint", "DENSE.h5")
+            epochs = "--qat-epochs" if ckpt.compressed == "quantize" else "--retrain-epochs"
             raise CheckpointError(f"{path} is a compressed checkpoint ({ckpt.compressed}), not a training run: "
-                                  f"re-train it with lean compress {ckpt.compressed} {source} --retrain-epochs N")
+                                  f"re-train it with lean compress {ckpt.compressed} {source} -o OUT.h5 {epochs} N")
         config = _with_changes(TrainConfig.from_dict(ckpt.training, ckpt.format_version), given, path)
         if ckpt.epoch >= config.epochs:
             raise ConfigError(f"{path} already finished {ckpt.epoch} epochs; pass --epochs N with N > {ckpt.epoch} "
@@ -189,12 +192,20 @@ def _with_changes(config, given, path):
 
 
 def _check_methods(config, methods, path):
-    for given in methods:
-        current = config.method(given.name)
-        if current != given:
-            switch = next(flag_of(f) for f in fields(type(given)) if f.metadata.get("switch"))
-            had = "was trained without it" if current is None else f"has {current}"
-            raise ConfigError(f"{switch}: {path} {had}; a resumed run keeps its training methods")
+    """Methods given on resume must be the run's own: configs (compared whole) or ``{name: {setting: value}}``
+    (only the settings given are compared, as the command passes them)."""
+    given = methods.items() if isinstance(methods, Mapping) else [(m.name, asdict(m)) for m in methods]
+    for name, settings in given:
+        current = config.method(name)
+        cls = METHODS.get(name) or type(current)
+        if current is None:
+            switch = next(flag_of(f) for f in fields(cls) if f.metadata.get("switch"))
+            raise ConfigError(f"{switch}: {path} was trained without it; a resumed run keeps its training methods")
+        by_name = {f.name: f for f in fields(cls)}
+        for key, value in settings.items():
+            if getattr(current, key) != value:
+                raise ConfigError(f"{flag_of(by_name[key])} {value} differs from {path}'s {getattr(current, key)}: "
+                                  "a resumed run keeps its training methods' settings")
 
 
 def _run_data(config, ckpt, path, data):
@@ -227,6 +238,34 @@ def _existing_data_path(stored, checkpoint_path):
     raise DataError(f"the data file {stored} of {checkpoint_path} does not exist; if it moved, pass --data NEW_PATH")
 
 
+class CheckpointData:
+    """The dataset a checkpoint is tested (or re-trained) on, with the checkpoint's own normalization: what
+    ``lean eval``, ``lean prune`` and ``lean compress`` share.
+
+    ``data`` (a dataset name or file) if given, else the one the checkpoint was trained on (a data file found
+    where the run stored it, or beside the checkpoint); its images must have the model's input shape.
+    Attributes: ``name``, ``dataset``, ``mean``, ``std``.
+    """
+
+    def __init__(self, ckpt, path, data=None, model=None):
+        self.name = data or ckpt.training.get("data")
+        if not self.name:
+            raise ConfigError(f"{path} does not say which data it was trained on; pass --data")
+        self.dataset = load_data(self.name if data else _existing_data_path(self.name, path))
+        shape = tuple((model or ckpt.model()).input_shape)
+        if self.dataset.input_shape != shape:
+            raise DataError(f"{self.name} images are {self.dataset.input_shape}, the model expects {shape}")
+        self.mean = ckpt.mean if ckpt.mean is not None else self.dataset.mean
+        self.std = ckpt.std if ckpt.std is not None else self.dataset.std
+
+    def normalize(self, x):
+        return self.dataset.normalize(x, self.mean, self.std)
+
+    def accuracy(self, model, on_batch=None):
+        """Test accuracy of ``model`` on the dataset's test images."""
+        return accuracy(model, self.dataset.x_test, self.dataset.y_test, self.normalize, on_batch=on_batch)
+
+
 def evaluate(path: str | Path, *, data: str | None = None,
              on_batch: Callable[[int, int], None] | None = None) -> dict:
     """Test accuracy of checkpoint ``path`` on its dataset (or on ``data``, a dataset of the same image shape).
@@ -257,17 +296,10 @@ def evaluate(path: str | Path, *, data: str | None = None,
     """
     ckpt = load_checkpoint(path)
     model = ckpt.model()
-    data_name = data or ckpt.training.get("data")
-    if not data_name:
-        raise ConfigError(f"{path} does not say which data it was trained on; pass --data")
-    dataset = load_data(data_name if data else _existing_data_path(data_name, path))
-    if dataset.input_shape != model.input_shape:
-        raise DataError(f"{data_name} images are {dataset.input_shape}, the model expects {model.input_shape}")
-    mean = ckpt.mean if ckpt.mean is not None else dataset.mean
-    std = ckpt.std if ckpt.std is not None else dataset.std
+    data = CheckpointData(ckpt, path, data, model)
     t0 = time.perf_counter()
-    acc = accuracy(model, dataset.x_test, dataset.y_test, lambda x: dataset.normalize(x, mean, std),
-                   on_batch=on_batch)
+    acc = data.accuracy(model, on_batch=on_batch)
     seconds = time.perf_counter() - t0
+    data_name, dataset = data.name, data.dataset
     return {"checkpoint": str(path), "data": data_name, "test_accuracy": acc, "test_images": len(dataset.y_test),
             "seconds": seconds, "images_per_second": len(dataset.y_test) / seconds}
