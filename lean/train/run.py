@@ -106,8 +106,9 @@ def resume(path: str | Path, *, out: str | Path | None = None, force: bool = Fal
     """Continue the run of checkpoint ``path`` (written to ``out``, default ``path`` itself); returns the summary.
 
     ``given``: settings as ``TrainConfig`` names them (``epochs=40``, ``eval_every=5``, ``lr=0.05``, and
-    ``methods=(...)`` configs); see the module docstring for which may differ from the run's own. An ``out``
-    other than ``path`` that exists is overwritten only with ``force``.
+    ``methods``: method configs, compared whole, or ``{name: {setting: value}}``, compared setting by setting);
+    see the module docstring for which may differ from the run's own. An ``out`` other than ``path`` that
+    exists is overwritten only with ``force``.
 
     Parameters
     ----------
