@@ -98,7 +98,7 @@ def bench_model(mode: str, net: str, *, batch_size: int = 128, input_shape: tupl
 def profile_layers(model: "Model", x: np.ndarray, y: np.ndarray, steps: int = 5) -> list[dict]:
     """Median forward and backward milliseconds of every leaf layer over ``steps`` training steps.
 
-    Returns a list of dicts (name, type, forward_ms, backward_ms) in execution order. Timers wrap each leaf's
+    Returns a list of dicts (name, type, kernel, forward_ms, backward_ms) in execution order. Timers wrap each leaf's
     methods for the duration of the call only.
 
     Parameters
@@ -115,7 +115,8 @@ def profile_layers(model: "Model", x: np.ndarray, y: np.ndarray, steps: int = 5)
     Returns
     -------
     list of dict
-        One per leaf layer in ``named_modules`` order: ``name``, ``type``, ``forward_ms``, ``backward_ms``.
+        One per leaf layer in ``named_modules`` order: ``name``, ``type``, ``kernel`` (``layer_kernel``),
+        ``forward_ms``, ``backward_ms``.
     """
     from .nn import softmax_cross_entropy
 
@@ -146,10 +147,23 @@ def profile_layers(model: "Model", x: np.ndarray, y: np.ndarray, steps: int = 5)
     rows = []
     for name, m in leaves:
         t = times[name]
-        rows.append({"name": name, "type": type(m).__name__,
+        rows.append({"name": name, "type": type(m).__name__, "kernel": layer_kernel(m),
                      "forward_ms": 1e3 * float(np.median(t["forward"][1:])),
                      "backward_ms": 1e3 * float(np.median(t["backward"][1:]))})
     return rows
+
+
+def layer_kernel(module) -> str:
+    """Which kernel a layer ran last: a conv's ``conv2d_method`` (tiled, im2col, direct, depthwise), a batch
+    norm's ``batchnorm_method`` (tiled, rows); empty for the others."""
+    from . import kernels
+    from .nn import BatchNorm, Conv2d
+
+    if isinstance(module, Conv2d):
+        return module.last_method or ""
+    if isinstance(module, BatchNorm):
+        return kernels.batchnorm_method(module.num_features)
+    return ""
 
 
 def _median_ms(fn, repeats=7):

@@ -97,9 +97,10 @@ def _bench_step(mode, net, batch_size, input_shape, classes, threads, steps, war
 
 def print_step(r):
     if r.get("layers"):
-        click.echo(f"{'layer':<36} {'type':<14} {'forward ms':>10} {'backward ms':>11}")
+        click.echo(f"{'layer':<36} {'type':<14} {'kernel':<10} {'forward ms':>10} {'backward ms':>11}")
         for row in r["layers"]:
-            click.echo(f"{row['name']:<36} {row['type']:<14} {row['forward_ms']:>10.2f} {row['backward_ms']:>11.2f}")
+            click.echo(f"{row['name']:<36} {row['type']:<14} {row['kernel']:<10} {row['forward_ms']:>10.2f} "
+                       f"{row['backward_ms']:>11.2f}")
     h, w, c = r["input_shape"]
     click.echo(f"{r['net']} {r['mode']}, batch {r['batch_size']}, input {c},{h},{w}, {r['threads']} threads: "
                f"{r['images_per_second']:,.0f} images/s (median of {r['steps']} steps, "

@@ -5,14 +5,34 @@ Training forward keeps only the batch mean and inverse standard deviation: backw
 input from ``x`` instead of storing it (half the memory of keeping ``x_hat``), and rebuilds the ReLU mask
 from the output sign of ``x_hat * gamma + beta``.
 
-Row blocks are reduced in parallel into per-block float64 partial sums (one buffer row per block, so threads
-never write one place) and merged in NumPy.
+Where the CPU has wide vectors (``simd.SIMD_WIDTH``) and c is a multiple of 8, float32 statistics and passes run
+on register tiles (``_tile_*``): each worker thread takes a range of rows, a tile holds a few rows of up to
+four vectors of channels, and per-channel sums go into float64 totals every ``_TILE_BLOCK`` rows. The mean
+and variance come from one pass over the data shifted by its first row (stable: the shifted values are
+centred near 0). Measured here on a (128, 32, 32, 16) activation, 2 threads: forward 1.67 -> ~0.5 ms, backward
+1.36 -> ~0.5 ms (``benchmarks/conv_kernels.py``). Elsewhere (float64, other channel counts, no vectors) row
+blocks are reduced in parallel into per-block float64 partial sums (one buffer row per block, so threads never
+write one place) and merged in NumPy.
 """
 
 import numpy as np
 
 from ._checks import real_array, real_scalar, vector
-from ._config import PARALLEL_JIT, float_dtype, njit, prange
+from ._config import JIT, PARALLEL_JIT, float_dtype, njit, prange, run_split
+from .simd import (
+    SIMD_WIDTH,
+    tile_add,
+    tile_fmadd,
+    tile_load,
+    tile_mul,
+    tile_relu,
+    tile_store,
+    tile_sub,
+    tile_sum_rows,
+    tile_where_positive,
+    tile_zero,
+    token,
+)
 
 _BLOCK_ROWS = 512
 
@@ -90,6 +110,157 @@ def _backward_dx(x, dy, mean, inv_std, gamma, beta, relu, dbeta_mean, dgamma_mea
                 dx[row, ch] = gamma[ch] * inv_std[ch] * (g - dbeta_mean[ch] - xhat * dgamma_mean[ch])
 
 
+# ------------------------------------------------------------------------------ register-tiled kernels
+
+_TILE_BLOCK = 256  # rows summed in float32 before the totals (float64) take them
+
+
+@njit(**JIT)
+def _flush(row_tile, tmp, totals, c0):
+    tile_store(row_tile, tmp, 0, 0)
+    for j in range(tmp.shape[0]):
+        totals[c0 + j] += tmp[j]
+
+
+@njit(**JIT)
+def _tile_moments(x, center, sums, squares, c, lo, hi, vt, pt, kt, one):
+    """Adds, for rows ``lo .. hi`` of ``x`` (m, c) flat, sum(x - center) into ``sums`` and sum((x - center)^2)
+    into ``squares`` (float64, per channel)."""
+    step = len(vt) * len(kt)
+    px = len(pt)
+    tmp = np.empty(step, np.float32)
+    for c0 in range(0, c, step):
+        ctr = tile_load(tile_zero(vt, pt, kt), center, c0, 0)
+        ctr1 = tile_load(tile_zero(vt, one, kt), center, c0, 0)
+        for b0 in range(lo, hi, _TILE_BLOCK):
+            b1 = min(hi, b0 + _TILE_BLOCK)
+            main = b1 - (b1 - b0) % px
+            s = tile_zero(vt, pt, kt)
+            q = tile_zero(vt, pt, kt)
+            for row in range(b0, main, px):
+                d = tile_sub(tile_load(s, x, row * c + c0, c), ctr)
+                s = tile_add(s, d)
+                q = tile_fmadd(d, d, q)
+            s1 = tile_sum_rows(s, one)
+            q1 = tile_sum_rows(q, one)
+            for row in range(main, b1):
+                d = tile_sub(tile_load(s1, x, row * c + c0, c), ctr1)
+                s1 = tile_add(s1, d)
+                q1 = tile_fmadd(d, d, q1)
+            _flush(s1, tmp, sums, c0)
+            _flush(q1, tmp, squares, c0)
+
+
+@njit(**JIT)
+def _tile_scale_shift(x, scale, shift, y, relu, c, lo, hi, vt, pt, kt, one):
+    """y = x * scale + shift (then max(., 0) if ``relu``) for rows ``lo .. hi``; (m, c) flat."""
+    step = len(vt) * len(kt)
+    px = len(pt)
+    main = hi - (hi - lo) % px
+    for c0 in range(0, c, step):
+        sc = tile_load(tile_zero(vt, pt, kt), scale, c0, 0)
+        sh = tile_load(tile_zero(vt, pt, kt), shift, c0, 0)
+        for row in range(lo, main, px):
+            out = tile_fmadd(tile_load(sc, x, row * c + c0, c), sc, sh)
+            if relu:
+                out = tile_relu(out)
+            tile_store(out, y, row * c + c0, c)
+        sc1 = tile_load(tile_zero(vt, one, kt), scale, c0, 0)
+        sh1 = tile_load(tile_zero(vt, one, kt), shift, c0, 0)
+        for row in range(main, hi):
+            out = tile_fmadd(tile_load(sc1, x, row * c + c0, c), sc1, sh1)
+            if relu:
+                out = tile_relu(out)
+            tile_store(out, y, row * c + c0, c)
+
+
+@njit(**JIT)
+def _tile_backward_sums(x, dy, mean, inv_std, gamma, beta, relu, dbeta, dgamma, c, lo, hi, vt, pt, kt, one):
+    """Adds sum(g) into ``dbeta`` and sum(g * x_hat) into ``dgamma`` for rows ``lo .. hi``, where x_hat =
+    (x - mean) * inv_std and g is dy, zeroed where the fused ReLU cut (x_hat * gamma + beta <= 0)."""
+    step = len(vt) * len(kt)
+    px = len(pt)
+    tmp = np.empty(step, np.float32)
+    for c0 in range(0, c, step):
+        mu = tile_load(tile_zero(vt, pt, kt), mean, c0, 0)
+        inv = tile_load(mu, inv_std, c0, 0)
+        ga = tile_load(mu, gamma, c0, 0)
+        be = tile_load(mu, beta, c0, 0)
+        mu1 = tile_load(tile_zero(vt, one, kt), mean, c0, 0)
+        inv1 = tile_load(mu1, inv_std, c0, 0)
+        ga1 = tile_load(mu1, gamma, c0, 0)
+        be1 = tile_load(mu1, beta, c0, 0)
+        for b0 in range(lo, hi, _TILE_BLOCK):
+            b1 = min(hi, b0 + _TILE_BLOCK)
+            main = b1 - (b1 - b0) % px
+            sg = tile_zero(vt, pt, kt)
+            sgx = tile_zero(vt, pt, kt)
+            for row in range(b0, main, px):
+                at = row * c + c0
+                xh = tile_mul(tile_sub(tile_load(mu, x, at, c), mu), inv)
+                g = tile_load(mu, dy, at, c)
+                if relu:
+                    g = tile_where_positive(tile_fmadd(xh, ga, be), g)
+                sg = tile_add(sg, g)
+                sgx = tile_fmadd(g, xh, sgx)
+            s1 = tile_sum_rows(sg, one)
+            sx1 = tile_sum_rows(sgx, one)
+            for row in range(main, b1):
+                at = row * c + c0
+                xh = tile_mul(tile_sub(tile_load(mu1, x, at, c), mu1), inv1)
+                g = tile_load(mu1, dy, at, c)
+                if relu:
+                    g = tile_where_positive(tile_fmadd(xh, ga1, be1), g)
+                s1 = tile_add(s1, g)
+                sx1 = tile_fmadd(g, xh, sx1)
+            _flush(s1, tmp, dbeta, c0)
+            _flush(sx1, tmp, dgamma, c0)
+
+
+@njit(**JIT)
+def _tile_backward_dx(x, dy, mean, inv_std, gamma, beta, relu, coef, dbeta_mean, dgamma_mean, dx, c, lo, hi,
+                      vt, pt, kt):
+    """dx = coef * (g - dbeta_mean - x_hat * dgamma_mean) for rows ``lo .. hi`` (``coef`` = gamma * inv_std);
+    rows are taken ``len(pt)`` at a time (the caller passes ``pt`` = ``token(1)`` for a range's tail)."""
+    step = len(vt) * len(kt)
+    px = len(pt)
+    for c0 in range(0, c, step):
+        mu = tile_load(tile_zero(vt, pt, kt), mean, c0, 0)
+        inv = tile_load(mu, inv_std, c0, 0)
+        ga = tile_load(mu, gamma, c0, 0)
+        be = tile_load(mu, beta, c0, 0)
+        co = tile_load(mu, coef, c0, 0)
+        dbm = tile_load(mu, dbeta_mean, c0, 0)
+        dgm = tile_load(mu, dgamma_mean, c0, 0)
+        for row in range(lo, hi, px):
+            at = row * c + c0
+            xh = tile_mul(tile_sub(tile_load(mu, x, at, c), mu), inv)
+            g = tile_load(mu, dy, at, c)
+            if relu:
+                g = tile_where_positive(tile_fmadd(xh, ga, be), g)
+            tile_store(tile_mul(co, tile_sub(tile_sub(g, dbm), tile_mul(xh, dgm))), dx, at, c)
+
+
+def _tiles_for(c, dtype):
+    """(vt, pt, kt, one) tokens of the register-tiled kernels for ``c`` channels, or None where they do not
+    apply (float64, c not a multiple of 8, no vectors here)."""
+    if SIMD_WIDTH == 0 or dtype != np.float32 or c % 8:
+        return None
+    v = SIMD_WIDTH if c % SIMD_WIDTH == 0 else 8
+    kb = next(b for b in (4, 2, 1) if (c // v) % b == 0)
+    return token(v), token(max(1, 8 // kb)), token(kb), token(1)
+
+
+def batchnorm_method(c: int, dtype=np.float32) -> str:
+    """Which kernels normalize ``c`` channels here: ``tiled`` (register tiles) or ``rows`` (the portable ones)."""
+    return "rows" if _tiles_for(c, np.dtype(dtype)) is None else "tiled"
+
+
+def _row_parts(m, task):
+    """``task(lo, hi)`` on one contiguous range of rows per worker thread; returns the list of results."""
+    return run_split(task, m)
+
+
 def _as_rows(x, name, dtype=np.float32):
     x = real_array(x, name, dtype)
     if x.ndim < 2:
@@ -131,18 +302,43 @@ def batchnorm_forward_train(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, 
     gamma = vector(gamma, "batch-norm gamma", c, dtype)
     beta = vector(beta, "batch-norm beta", c, dtype)
     eps = real_scalar(eps, "batch-norm eps", nonnegative=True)
-    partial = np.empty((_n_blocks(m), c), dtype=np.float64)
-    zeros = np.zeros(c, dtype=dtype)
-    _block_sums(x2, zeros, partial, False)
-    mean = (partial.sum(axis=0) / m).astype(dtype)
-    _block_sums(x2, mean, partial, True)
-    var = partial.sum(axis=0) / m
+    tiles = _tiles_for(c, dtype)
+    if tiles is not None:
+        center = x2[0].copy()
+        flat = x2.reshape(-1)
+
+        def moments(lo, hi):
+            sums, squares = np.zeros(c), np.zeros(c)
+            _tile_moments(flat, center, sums, squares, c, lo, hi, *tiles)
+            return sums, squares
+
+        parts = _row_parts(m, moments)
+        shifted_mean = sum(p[0] for p in parts) / m
+        var = np.maximum(sum(p[1] for p in parts) / m - shifted_mean * shifted_mean, 0.0)
+        mean = (center + shifted_mean).astype(dtype)
+    else:
+        partial = np.empty((_n_blocks(m), c), dtype=np.float64)
+        _block_sums(x2, np.zeros(c, dtype=dtype), partial, False)
+        mean = (partial.sum(axis=0) / m).astype(dtype)
+        _block_sums(x2, mean, partial, True)
+        var = partial.sum(axis=0) / m
     inv_std = (1.0 / np.sqrt(var + eps)).astype(dtype)
     scale = gamma * inv_std
     shift = beta - mean * scale
-    y = np.empty_like(x2)
-    _scale_shift(x2, scale, shift, y, bool(relu))
+    y = _apply(x2, scale, shift, bool(relu), tiles)
     return y.reshape(np.shape(x)), mean, inv_std, var.astype(dtype)
+
+
+def _apply(x2, scale, shift, relu, tiles):
+    """x2 * scale + shift (ReLU if ``relu``), on tiles where ``tiles`` are given."""
+    y = np.empty_like(x2)
+    if tiles is None:
+        _scale_shift(x2, scale, shift, y, relu)
+        return y
+    m, c = x2.shape
+    xf, yf = x2.reshape(-1), y.reshape(-1)
+    _row_parts(m, lambda lo, hi: _tile_scale_shift(xf, scale, shift, yf, relu, c, lo, hi, *tiles))
+    return y
 
 
 def batchnorm_forward_eval(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, running_mean: np.ndarray,
@@ -176,9 +372,7 @@ def batchnorm_forward_eval(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, r
     real_scalar(eps, "batch-norm eps", nonnegative=True)
     scale = (gamma / np.sqrt(running_var + eps)).astype(dtype)
     shift = (beta - running_mean * scale).astype(dtype)
-    y = np.empty_like(x2)
-    _scale_shift(x2, scale, shift, y, bool(relu))
-    return y.reshape(np.shape(x))
+    return _apply(x2, scale, shift, bool(relu), _tiles_for(c, dtype)).reshape(np.shape(x))
 
 
 def batchnorm_backward(x: np.ndarray, dy: np.ndarray, mean: np.ndarray, inv_std: np.ndarray, gamma: np.ndarray,
@@ -217,12 +411,37 @@ def batchnorm_backward(x: np.ndarray, dy: np.ndarray, mean: np.ndarray, inv_std:
     mean = vector(mean, "batch-norm mean", c, dtype)
     inv_std = vector(inv_std, "batch-norm inv_std", c, dtype)
     relu = bool(relu)
-    pb = np.empty((_n_blocks(m), c), dtype=np.float64)
-    pg = np.empty_like(pb)
-    _backward_sums(x2, dy2, mean, inv_std, gamma, beta, relu, pb, pg)
-    dbeta = pb.sum(axis=0)
-    dgamma = pg.sum(axis=0)
+    tiles = _tiles_for(c, dtype)
+    if tiles is None:
+        pb = np.empty((_n_blocks(m), c), dtype=np.float64)
+        pg = np.empty_like(pb)
+        _backward_sums(x2, dy2, mean, inv_std, gamma, beta, relu, pb, pg)
+        dbeta = pb.sum(axis=0)
+        dgamma = pg.sum(axis=0)
+        dx = np.empty_like(x2)
+        _backward_dx(x2, dy2, mean, inv_std, gamma, beta, relu,
+                     (dbeta / m).astype(dtype), (dgamma / m).astype(dtype), dx)
+        return dx.reshape(np.shape(x)), dgamma.astype(dtype), dbeta.astype(dtype)
+    xf, df = x2.reshape(-1), dy2.reshape(-1)
+
+    def sums(lo, hi):
+        db, dg = np.zeros(c), np.zeros(c)
+        _tile_backward_sums(xf, df, mean, inv_std, gamma, beta, relu, db, dg, c, lo, hi, *tiles)
+        return db, dg
+
+    parts = _row_parts(m, sums)
+    dbeta = sum(p[0] for p in parts)
+    dgamma = sum(p[1] for p in parts)
+    coef = gamma * inv_std
+    dbm, dgm = (dbeta / m).astype(dtype), (dgamma / m).astype(dtype)
     dx = np.empty_like(x2)
-    _backward_dx(x2, dy2, mean, inv_std, gamma, beta, relu,
-                 (dbeta / m).astype(dtype), (dgamma / m).astype(dtype), dx)
+    vt, pt, kt, one = tiles
+    dxf = dx.reshape(-1)
+
+    def dx_rows(lo, hi):
+        main = hi - (hi - lo) % len(pt)
+        _tile_backward_dx(xf, df, mean, inv_std, gamma, beta, relu, coef, dbm, dgm, dxf, c, lo, main, vt, pt, kt)
+        _tile_backward_dx(xf, df, mean, inv_std, gamma, beta, relu, coef, dbm, dgm, dxf, c, main, hi, vt, one, kt)
+
+    _row_parts(m, dx_rows)
     return dx.reshape(np.shape(x)), dgamma.astype(dtype), dbeta.astype(dtype)

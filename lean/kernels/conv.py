@@ -17,6 +17,7 @@ computes whole padded-width output planes, one vectorized multiply-add per group
 
 import numpy as np
 
+from . import direct
 from ._checks import int_scalar, real_array, vector
 from ._config import JIT, PARALLEL_JIT, U, float_dtype, njit, prange, run_split
 
@@ -422,23 +423,37 @@ def _is_depthwise(c, k, groups):
 # 4 channels 3.0 / 3.0 vs 4.7 / 6.7; but LeNet-5's second layer (6 channels) 2.7 / 2.5 vs 2.1 / 1.5.
 DIRECT_MAX_CHANNELS = 4
 
-CONV_METHODS = ("auto", "im2col", "direct")
+CONV_METHODS = ("auto", "im2col", "direct", "tiled")
 
 
-def _pick_method(method, c, k, groups, stride):
+def conv2d_method(c: int, k: int, groups: int = 1, stride: int = 1, dtype=np.float32) -> str:
+    """The method ``conv2d_forward(method="auto")`` takes for this layer here: ``depthwise`` (one channel per
+    group), ``direct`` (stride-1 inputs of at most ``DIRECT_MAX_CHANNELS`` channels), ``tiled`` (register-tiled
+    direct convolution, ``lean.kernels.direct``: float32, no groups, k a multiple of 8, a CPU with AVX2 or
+    AVX-512), else ``im2col`` (im2col + BLAS, every machine)."""
+    if _is_depthwise(c, k, groups):
+        return "depthwise"
+    if groups == 1 and stride == 1 and c <= DIRECT_MAX_CHANNELS:
+        return "direct"
+    if direct.applies(np.dtype(dtype), k, groups):
+        return "tiled"
+    return "im2col"
+
+
+def _pick_method(method, c, k, groups, stride, dtype):
     if method not in CONV_METHODS:
         raise ValueError(f"unknown conv method {method!r}; choose one of: {', '.join(CONV_METHODS)}")
     if method == "auto":
-        if _is_depthwise(c, k, groups):
-            return "depthwise"
-        return "direct" if (groups == 1 and stride == 1 and c <= DIRECT_MAX_CHANNELS) else "im2col"
+        return conv2d_method(c, k, groups, stride, dtype)
     if method == "direct" and (groups != 1 or stride != 1):
         raise ValueError("the direct conv method supports groups=1 and stride 1 only")
+    if method == "tiled" and not direct.applies(np.dtype(dtype), k, groups, width=direct.SIMD_WIDTH or 8):
+        raise ValueError("the tiled conv method needs float32, groups=1 and k a multiple of 8")
     return method
 
 
 def conv2d_forward(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None = None, stride: int = 1,
-                   padding: int = 0, groups: int = 1, method: str = "auto") -> np.ndarray:
+                   padding: int = 0, groups: int = 1, method: str = "auto", saved: dict | None = None) -> np.ndarray:
     """Convolution of NHWC ``x`` (n, h, w, c) with ``w`` (k, c // groups, r, s); returns (n, oh, ow, k).
 
     float32 in, float32 out; float64 throughout if any operand is float64 (for gradient checks).
@@ -456,7 +471,11 @@ def conv2d_forward(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None = None,
     groups : int
         Channel groups; must divide c and k (``groups == c == k`` is a depthwise convolution).
     method : str
-        ``"auto"``, ``"im2col"`` or ``"direct"`` (few-channel stride-1 convolutions with groups=1 only).
+        ``"auto"`` (``conv2d_method`` says which), ``"im2col"``, ``"direct"`` (few-channel stride-1
+        convolutions with groups=1 only) or ``"tiled"`` (float32, groups=1, k a multiple of 8).
+    saved : dict or None
+        If given, filled with what ``conv2d_backward(saved=...)`` can reuse (the tiled method's padded input)
+        and ``method``, the method that ran.
 
     Returns
     -------
@@ -471,7 +490,14 @@ def conv2d_forward(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None = None,
     k, cg, r, s = w.shape
     if bias is not None:
         bias = vector(bias, "conv2d bias", k, dtype)
-    method = _pick_method(method, c, k, groups, stride)
+    method = _pick_method(method, c, k, groups, stride, dtype)
+    if saved is not None:
+        saved["method"] = method
+    if method == "tiled":
+        xp = direct.pad_images(x, padding) if padding else x
+        if saved is not None:
+            saved["padded"] = xp
+        return direct.forward_padded(xp, direct.pack_weights(w), bias, k, r, s, stride, oh, ow)
     if method == "direct":
         y = np.empty((n, oh, ow, k), dtype=dtype)
         bias_vec = np.zeros(k, dtype) if bias is None else bias
@@ -539,8 +565,8 @@ def _conv_matmul_forward(x, wmat, out, r, s, stride, padding, oh, ow, c0, cg, bi
 
 
 def conv2d_backward(x: np.ndarray, w: np.ndarray, dy: np.ndarray, stride: int = 1, padding: int = 0,
-                    groups: int = 1, need_dx: bool = True, need_db: bool = True,
-                    method: str = "auto") -> tuple[np.ndarray | None, np.ndarray, np.ndarray | None]:
+                    groups: int = 1, need_dx: bool = True, need_db: bool = True, method: str = "auto",
+                    saved: dict | None = None) -> tuple[np.ndarray | None, np.ndarray, np.ndarray | None]:
     """Gradients of ``conv2d_forward``: returns ``(dx, dw, db)`` with dx (n, h, w, c), dw like w, db (k,).
 
     ``dx`` is None unless ``need_dx``, ``db`` None unless ``need_db`` (a bias-free conv: summing a large
@@ -558,6 +584,8 @@ def conv2d_backward(x: np.ndarray, w: np.ndarray, dy: np.ndarray, stride: int = 
         As given to ``conv2d_forward``.
     need_dx, need_db : bool
         Whether to compute the input and bias gradients.
+    saved : dict or None
+        What ``conv2d_forward(saved=...)`` kept for this call (the same ``x`` and ``w``), or None.
 
     Returns
     -------
@@ -578,7 +606,9 @@ def conv2d_backward(x: np.ndarray, w: np.ndarray, dy: np.ndarray, stride: int = 
     if dy.shape != (n, oh, ow, k):
         raise ValueError(f"conv2d output gradient dy must have shape {(n, oh, ow, k)}; got {dy.shape}")
     need_dx, need_db = bool(need_dx), bool(need_db)
-    method = _pick_method(method, c, k, groups, stride)
+    method = _pick_method(method, c, k, groups, stride, dtype)
+    if method == "tiled":
+        return _tiled_backward(x, w, dy, stride, padding, need_dx, need_db, saved)
     if method == "direct":
         dx = np.empty_like(x) if need_dx else np.empty((1, 1, 1, 1), dtype)
 
@@ -609,8 +639,31 @@ def conv2d_backward(x: np.ndarray, w: np.ndarray, dy: np.ndarray, stride: int = 
     return dx, dw, db
 
 
-def _conv_matmul_backward(x, wmat, dy2, dx, r, s, stride, padding, oh, ow, c0, cg):
-    """Returns dwmat (patch_len, kg) and scatter-adds the input gradient into ``dx`` (if given).
+def _tiled_backward(x, w, dy, stride, padding, need_dx, need_db, saved):
+    """``conv2d_backward`` of the tiled method: the weight gradient and, for stride 1, the input gradient on the
+    register-tiled kernels (``lean.kernels.direct``); a strided layer's input gradient through im2col."""
+    n, h, wd, c = x.shape
+    k, _, r, s = w.shape
+    oh, ow = dy.shape[1:3]
+    xp = (saved or {}).get("padded")
+    if xp is None or xp.shape != (n, h + 2 * padding, wd + 2 * padding, c):
+        xp = direct.pad_images(x, padding) if padding else x
+    dw = direct.weight_grad_padded(xp, dy, r, s, stride)
+    db = column_sums(dy.reshape(-1, k)) if need_db else None
+    dx = None
+    if need_dx and stride == 1 and r == s and padding <= r - 1 and c % 8 == 0:
+        dyp = direct.pad_images(dy, r - 1 - padding) if r - 1 - padding else dy
+        dx = direct.forward_padded(dyp, direct.flip_weights(w), None, c, r, s, 1, h, wd)
+    elif need_dx:
+        dx = np.zeros_like(x)
+        _conv_matmul_backward(x, weight_to_matrix(w), dy.reshape(n * oh * ow, k), dx, r, s, stride, padding, oh,
+                              ow, 0, c, need_dw=False)
+    return dx, dw, db
+
+
+def _conv_matmul_backward(x, wmat, dy2, dx, r, s, stride, padding, oh, ow, c0, cg, need_dw=True):
+    """Returns dwmat (patch_len, kg) (None without ``need_dw``) and scatter-adds the input gradient into ``dx``
+    (if given).
 
     Work is split by images, so no two threads ever add into the same part of ``dx``; each thread returns its own
     partial weight gradient, summed afterwards.
@@ -627,7 +680,7 @@ def _conv_matmul_backward(x, wmat, dy2, dx, r, s, stride, padding, oh, ow, c0, c
         if pointwise:
             if dx is not None:
                 np.matmul(dy2[lo:hi], wmat_t, out=dx.reshape(-1, cg)[lo:hi])
-            return x2[lo:hi].T @ dy2[lo:hi]
+            return x2[lo:hi].T @ dy2[lo:hi] if need_dw else None
         cols = np.empty((min(rows, hi - lo), patch_len), dtype=x.dtype)
         dcols = np.empty_like(cols) if dx is not None else None
         dwmat = np.zeros((patch_len, wmat.shape[1]), dtype=x.dtype)
@@ -636,9 +689,10 @@ def _conv_matmul_backward(x, wmat, dy2, dx, r, s, stride, padding, oh, ow, c0, c
             nrows = min(rows, hi - row0)
             buf = cols[:nrows]
             dyc = dy2[row0:row0 + nrows]
-            _im2col_rows(x, buf, row0, nrows, r, s, stride, padding, oh, ow, c0, cg)
-            np.matmul(buf.T, dyc, out=part)
-            dwmat += part
+            if need_dw:
+                _im2col_rows(x, buf, row0, nrows, r, s, stride, padding, oh, ow, c0, cg)
+                np.matmul(buf.T, dyc, out=part)
+                dwmat += part
             if dx is not None:
                 dbuf = dcols[:nrows]
                 np.matmul(dyc, wmat_t, out=dbuf)
@@ -646,4 +700,6 @@ def _conv_matmul_backward(x, wmat, dy2, dx, r, s, stride, padding, oh, ow, c0, c
         return dwmat
 
     parts = run_split(images, x.shape[0])
+    if not need_dw:
+        return None
     return parts[0] if len(parts) == 1 else np.sum(parts, axis=0)

@@ -197,7 +197,8 @@ class Conv2d(WeightedLayer):
         self.add_param("weight", np.zeros((out_channels, in_channels // groups, kernel_size, kernel_size)))
         if bias:
             self.add_param("bias", np.zeros(out_channels))
-        self._x = None
+        self._x = self._saved = None
+        self.last_method = None  # the kernel of the last forward call (lean.kernels.conv2d_method)
 
     def _weight_shape(self):
         return (self.out_channels, self.in_channels // self.groups, self.kernel_size, self.kernel_size)
@@ -225,9 +226,13 @@ class Conv2d(WeightedLayer):
             return self._integer_forward(x)
         x, self._in_mask = self._quantize_input(x, train)
         w = self.weight()
+        saved = {}
         if train:
-            self._x, self._w = x, w
-        return kernels.conv2d_forward(x, w, self.params.get("bias"), self.stride, self.padding, self.groups)
+            self._x, self._w, self._saved = x, w, saved
+        y = kernels.conv2d_forward(x, w, self.params.get("bias"), self.stride, self.padding, self.groups,
+                                   saved=saved)
+        self.last_method = saved["method"]
+        return y
 
     def _runs_on_integers(self):
         """Inference on integer codes: <= 8-bit symmetric weights, <= 8-bit inputs, and a fast integer kernel
@@ -267,8 +272,8 @@ class Conv2d(WeightedLayer):
         """
         dx, dw, db = kernels.conv2d_backward(self._x, self._w, dy, self.stride, self.padding,
                                              self.groups, need_dx=self.input_grad,
-                                             need_db="bias" in self.params)
-        self._x = self._w = None
+                                             need_db="bias" in self.params, saved=self._saved)
+        self._x = self._w = self._saved = None
         self._weight_grad(dw)
         if "bias" in self.grads:
             self.grads["bias"] += db
