@@ -23,8 +23,29 @@ The tile shapes per layer come from ``tile_shape`` and ``grad_tile_shape``, meas
 
 import numpy as np
 
-from ._config import JIT, njit, run_split
+from ._config import JIT, U, njit, run_split
 from .simd import SIMD_WIDTH, tile_add_rows, tile_fma, tile_load, tile_store, tile_zero, token
+
+
+@njit(**JIT)
+def _pad_images(x, out, h, row, side, pad, b0, b1):
+    """Images ``b0 .. b1`` of flat ``x`` (n, h, w, c) into flat ``out`` (n, h + 2 pad, w + 2 pad, c) with a zero
+    border: ``row`` = w * c values a row, ``side`` = pad * c zeros each side. Unsigned indices let LLVM vectorize
+    the copies (an element loop with signed ones ran 10x slower than memcpy)."""
+    prow = row + 2 * side
+    for b in range(b0, b1):
+        base = U(b * (h + 2 * pad) * prow)
+        for q in range(pad * prow):
+            out[base + U(q)] = 0.0
+            out[base + U((h + pad) * prow + q)] = 0.0
+        for iy in range(h):
+            dst = base + U((iy + pad) * prow)
+            src = U((b * h + iy) * row)
+            for q in range(side):
+                out[dst + U(q)] = 0.0
+                out[dst + U(side + row + q)] = 0.0
+            for q in range(row):
+                out[dst + U(side + q)] = x[src + U(q)]
 
 
 @njit(**JIT)
@@ -122,16 +143,12 @@ def grad_tile_shape(c, k, width=None):
 
 
 def pad_images(x, pad):
-    """``x`` (n, h, w, c) float32 with a zero border of ``pad`` pixels: (n, h + 2 pad, w + 2 pad, c).
-
-    NumPy's slice copies are memcpy (0.2 ms for a 9 MB batch here, against 2.2 ms for an element loop)."""
+    """``x`` (n, h, w, c) float32 with a zero border of ``pad`` pixels: (n, h + 2 pad, w + 2 pad, c); each
+    worker thread copies its own images (``_pad_images``)."""
     n, h, w, c = x.shape
     out = np.empty((n, h + 2 * pad, w + 2 * pad, c), np.float32)
-    out[:, :pad] = 0.0
-    out[:, h + pad:] = 0.0
-    out[:, pad:h + pad, :pad] = 0.0
-    out[:, pad:h + pad, w + pad:] = 0.0
-    out[:, pad:h + pad, pad:w + pad] = x
+    xf, of = np.ascontiguousarray(x, np.float32).reshape(-1), out.reshape(-1)
+    run_split(lambda b0, b1: _pad_images(xf, of, h, w * c, pad * c, pad, b0, b1), n)
     return out
 
 
