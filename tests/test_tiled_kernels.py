@@ -6,7 +6,7 @@ import pytest
 import reference
 
 from lean import kernels
-from lean.kernels import batchnorm, conv, direct, simd
+from lean.kernels import batchnorm, conv, direct, simd, winograd
 
 WIDTHS = [16, 8, 0]  # 0: no vectors, the portable paths (an ARM board, an old x86)
 
@@ -58,6 +58,84 @@ def test_tiled_conv_matches_the_reference_at_every_width(width, n, h, w, c, k, r
     np.testing.assert_allclose(db, rdb, rtol=1e-4, atol=1e-4)
     _, dw2, _ = kernels.conv2d_backward(x, wt, dy, stride, padding, method="tiled")  # without the saved padding
     np.testing.assert_array_equal(dw2, dw)
+
+
+WINOGRAD_CASES = [
+    # n, h, w, c, k, padding: outputs that are and are not multiples of the tile, c != k, paddings 0..2
+    (2, 8, 8, 16, 16, 1),
+    (3, 7, 9, 8, 24, 1),
+    (1, 9, 5, 16, 8, 0),
+    (2, 6, 6, 8, 16, 2),
+    (1, 3, 3, 8, 8, 1),
+    (2, 16, 16, 32, 32, 1),
+    (1, 5, 13, 64, 16, 1),
+]
+
+
+@pytest.mark.parametrize("m", [2, 4])
+@pytest.mark.parametrize("n,h,w,c,k,padding", WINOGRAD_CASES)
+def test_winograd_matches_the_reference_at_every_vector_width(width, m, n, h, w, c, k, padding):
+    rng = np.random.default_rng(n * 100 + h * 10 + c + k + m)
+    x, wt, b = _rand(rng, n, h, w, c), _rand(rng, k, c, 3, 3), _rand(rng, k)
+    lanes = width or 8  # the kernels run any width; 0 means conv2d does not choose them
+    ref = reference.conv2d(x, wt, b, 1, padding)
+    scale = np.abs(ref).max()
+    # float32 rounding of the transforms: F(2x2) ~1e-6 of the largest output, F(4x4) ~1e-5 (entries to 8, 1/24)
+    tolerance = {2: 1e-5, 4: 1e-4}[m]
+    y = winograd.forward(x, wt, b, padding, m=m, width=lanes)
+    assert np.abs(y - ref).max() <= tolerance * scale
+    dy = _rand(rng, *y.shape)
+    _, rdw, _ = reference.conv2d_grads(x, wt, dy, 1, padding)
+    dw = winograd.weight_grad(x, dy, padding, m=m, width=lanes)
+    assert np.abs(dw - rdw).max() <= tolerance * np.abs(rdw).max()
+    for rows in (1, 3):  # blocks of other sizes, spanning images, give the same sums up to rounding
+        y2 = winograd.forward(x, wt, b, padding, m=m, width=lanes, rows=rows)
+        np.testing.assert_allclose(y2, y, rtol=1e-5, atol=1e-5 * scale)
+
+
+@pytest.mark.parametrize("n,h,w,c,k,padding", WINOGRAD_CASES)
+def test_conv2d_takes_winograd_for_3x3_stride_1_layers_and_its_gradients_match(width, n, h, w, c, k, padding):
+    rng = np.random.default_rng(n + h + w + c + k)
+    x, wt, b = _rand(rng, n, h, w, c), _rand(rng, k, c, 3, 3), _rand(rng, k)
+    saved = {}
+    y = kernels.conv2d_forward(x, wt, b, 1, padding, saved=saved)
+    assert saved["method"] == ("winograd" if width else "im2col")
+    scale = np.abs(reference.conv2d(x, wt, b, 1, padding)).max()
+    np.testing.assert_allclose(y, reference.conv2d(x, wt, b, 1, padding), rtol=1e-4, atol=1e-4 * scale)
+    dy = _rand(rng, *y.shape)
+    dx, dw, db = kernels.conv2d_backward(x, wt, dy, 1, padding, saved=saved)
+    rdx, rdw, rdb = reference.conv2d_grads(x, wt, dy, 1, padding)
+    np.testing.assert_allclose(dx, rdx, rtol=1e-4, atol=1e-4 * np.abs(rdx).max())
+    np.testing.assert_allclose(dw, rdw, rtol=1e-4, atol=1e-4 * np.abs(rdw).max())
+    np.testing.assert_allclose(db, rdb, rtol=1e-4, atol=1e-4)
+    _, dw2, _ = kernels.conv2d_backward(x, wt, dy, 1, padding)  # without the saved padding: the same sums
+    np.testing.assert_array_equal(dw2, dw)
+
+
+def test_winograd_weight_transforms_match_their_definition():
+    rng = np.random.default_rng(3)
+    wt = _rand(rng, 24, 16, 3, 3)
+    for m, (_, g, _) in winograd.TRANSFORMS.items():
+        a = m + 2
+        u = winograd.transform_weights(wt, m)
+        expected = np.einsum("ai,kcij,bj->abck", g, wt.astype(np.float64), g).reshape(a * a, 16, 24)
+        np.testing.assert_allclose(u, expected, rtol=1e-5, atol=1e-6)
+        du = _rand(rng, a * a, 16, 24)
+        expected = np.einsum("ai,abck,bj->kcij", g, du.reshape(a, a, 16, 24).astype(np.float64), g)
+        np.testing.assert_allclose(winograd.weight_grad_from_transformed(du, 16, 24, m), expected, rtol=1e-5,
+                                   atol=1e-5)
+
+
+def test_winograd_method_refuses_what_it_cannot_run():
+    x = np.zeros((1, 6, 6, 8), np.float32)
+    for w, kwargs in [(np.zeros((8, 8, 5, 5), np.float32), {}), (np.zeros((8, 8, 3, 3), np.float32), {"stride": 2}),
+                      (np.zeros((6, 8, 3, 3), np.float32), {}), (np.zeros((8, 8, 3, 3), np.float32), {"padding": 3})]:
+        with pytest.raises(ValueError, match="winograd conv method needs"):
+            kernels.conv2d_forward(x, w, method="winograd", **kwargs)
+    assert conv.conv2d_method(8, 8, kernel_size=3, dtype=np.float64) == "im2col"
+    saved = {}
+    kernels.conv2d_forward(x, np.zeros((8, 8, 3, 3), np.float32), padding=3, saved=saved)  # auto: tiled instead
+    assert saved["method"] == ("tiled" if direct.SIMD_WIDTH else "im2col")
 
 
 def test_tiled_conv_is_deterministic_for_a_thread_count():

@@ -17,7 +17,7 @@ computes whole padded-width output planes, one vectorized multiply-add per group
 
 import numpy as np
 
-from . import direct
+from . import direct, winograd
 from ._checks import int_scalar, real_array, vector
 from ._config import JIT, PARALLEL_JIT, U, float_dtype, njit, prange, run_split
 
@@ -423,32 +423,42 @@ def _is_depthwise(c, k, groups):
 # 4 channels 3.0 / 3.0 vs 4.7 / 6.7; but LeNet-5's second layer (6 channels) 2.7 / 2.5 vs 2.1 / 1.5.
 DIRECT_MAX_CHANNELS = 4
 
-CONV_METHODS = ("auto", "im2col", "direct", "tiled")
+CONV_METHODS = ("auto", "im2col", "direct", "tiled", "winograd")
 
 
-def conv2d_method(c: int, k: int, groups: int = 1, stride: int = 1, dtype=np.float32) -> str:
+def conv2d_method(c: int, k: int, groups: int = 1, stride: int = 1, dtype=np.float32,
+                  kernel_size: int | None = None) -> str:
     """The method ``conv2d_forward(method="auto")`` takes for this layer here: ``depthwise`` (one channel per
-    group), ``direct`` (stride-1 inputs of at most ``DIRECT_MAX_CHANNELS`` channels), ``tiled`` (register-tiled
-    direct convolution, ``lean.kernels.direct``: float32, no groups, k a multiple of 8, a CPU with AVX2 or
-    AVX-512), else ``im2col`` (im2col + BLAS, every machine)."""
+    group), ``direct`` (stride-1 inputs of at most ``DIRECT_MAX_CHANNELS`` channels), ``winograd`` (3x3 stride 1,
+    ``lean.kernels.winograd``: float32, no groups, c and k multiples of 8, a CPU with AVX2 or AVX-512),
+    ``tiled`` (register-tiled direct convolution, ``lean.kernels.direct``: float32, no groups, k a multiple of 8,
+    the same CPUs), else ``im2col`` (im2col + BLAS, every machine). ``kernel_size``: r (= s) of the filters (None:
+    not known, no Winograd)."""
     if _is_depthwise(c, k, groups):
         return "depthwise"
     if groups == 1 and stride == 1 and c <= DIRECT_MAX_CHANNELS:
         return "direct"
+    if groups == 1 and winograd.applies(c, k, kernel_size, kernel_size, stride, np.dtype(dtype)):
+        return "winograd"
     if direct.applies(np.dtype(dtype), k, groups):
         return "tiled"
     return "im2col"
 
 
-def _pick_method(method, c, k, groups, stride, dtype):
+def _pick_method(method, c, k, groups, stride, dtype, r, s, padding):
     if method not in CONV_METHODS:
         raise ValueError(f"unknown conv method {method!r}; choose one of: {', '.join(CONV_METHODS)}")
     if method == "auto":
-        return conv2d_method(c, k, groups, stride, dtype)
+        method = conv2d_method(c, k, groups, stride, dtype, r if r == s else None)
+        return "tiled" if method == "winograd" and padding > 2 else method
     if method == "direct" and (groups != 1 or stride != 1):
         raise ValueError("the direct conv method supports groups=1 and stride 1 only")
     if method == "tiled" and not direct.applies(np.dtype(dtype), k, groups, width=direct.SIMD_WIDTH or 8):
         raise ValueError("the tiled conv method needs float32, groups=1 and k a multiple of 8")
+    if method == "winograd" and not (groups == 1 and padding <= 2 and winograd.applies(
+            c, k, r, s, stride, np.dtype(dtype), width=direct.SIMD_WIDTH or 8)):
+        raise ValueError("the winograd conv method needs 3x3 filters, stride 1, padding <= 2, float32, groups=1 "
+                         "and c and k multiples of 8")
     return method
 
 
@@ -472,7 +482,8 @@ def conv2d_forward(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None = None,
         Channel groups; must divide c and k (``groups == c == k`` is a depthwise convolution).
     method : str
         ``"auto"`` (``conv2d_method`` says which), ``"im2col"``, ``"direct"`` (few-channel stride-1
-        convolutions with groups=1 only) or ``"tiled"`` (float32, groups=1, k a multiple of 8).
+        convolutions with groups=1 only), ``"tiled"`` (float32, groups=1, k a multiple of 8) or
+        ``"winograd"`` (3x3, stride 1, padding <= 2, float32, groups=1, c and k multiples of 8).
     saved : dict or None
         If given, filled with what ``conv2d_backward(saved=...)`` can reuse (the tiled method's padded input)
         and ``method``, the method that ran.
@@ -490,9 +501,11 @@ def conv2d_forward(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None = None,
     k, cg, r, s = w.shape
     if bias is not None:
         bias = vector(bias, "conv2d bias", k, dtype)
-    method = _pick_method(method, c, k, groups, stride, dtype)
+    method = _pick_method(method, c, k, groups, stride, dtype, r, s, padding)
     if saved is not None:
         saved["method"] = method
+    if method == "winograd":
+        return winograd.forward(x, w, bias, padding)
     if method == "tiled":
         xp = direct.pad_images(x, padding) if padding else x
         if saved is not None:
@@ -606,7 +619,9 @@ def conv2d_backward(x: np.ndarray, w: np.ndarray, dy: np.ndarray, stride: int = 
     if dy.shape != (n, oh, ow, k):
         raise ValueError(f"conv2d output gradient dy must have shape {(n, oh, ow, k)}; got {dy.shape}")
     need_dx, need_db = bool(need_dx), bool(need_db)
-    method = _pick_method(method, c, k, groups, stride, dtype)
+    method = _pick_method(method, c, k, groups, stride, dtype, r, s, padding)
+    if method == "winograd":
+        return _winograd_backward(x, w, dy, padding, need_dx, need_db)
     if method == "tiled":
         return _tiled_backward(x, w, dy, stride, padding, need_dx, need_db, saved)
     if method == "direct":
@@ -658,6 +673,20 @@ def _tiled_backward(x, w, dy, stride, padding, need_dx, need_db, saved):
         dx = np.zeros_like(x)
         _conv_matmul_backward(x, weight_to_matrix(w), dy.reshape(n * oh * ow, k), dx, r, s, stride, padding, oh,
                               ow, 0, c, need_dw=False)
+    return dx, dw, db
+
+
+def _winograd_backward(x, w, dy, padding, need_dx, need_db):
+    """``conv2d_backward`` of the Winograd method (3x3, stride 1): the weight gradient, and the input gradient as
+    the Winograd convolution of the output gradient padded by 2 - padding with the filters flipped and their
+    channel axes swapped."""
+    k = w.shape[0]
+    dw = winograd.weight_grad(x, dy, padding)
+    db = column_sums(dy.reshape(-1, k)) if need_db else None
+    dx = None
+    if need_dx:
+        flipped = np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
+        dx = winograd.forward(dy, flipped, None, 2 - padding)
     return dx, dw, db
 
 

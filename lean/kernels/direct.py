@@ -28,24 +28,28 @@ from .simd import SIMD_WIDTH, tile_add_rows, tile_fma, tile_load, tile_store, ti
 
 
 @njit(**JIT)
-def _pad_images(x, out, h, row, side, pad, b0, b1):
-    """Images ``b0 .. b1`` of flat ``x`` (n, h, w, c) into flat ``out`` (n, h + 2 pad, w + 2 pad, c) with a zero
-    border: ``row`` = w * c values a row, ``side`` = pad * c zeros each side. Unsigned indices let LLVM vectorize
-    the copies (an element loop with signed ones ran 10x slower than memcpy)."""
-    prow = row + 2 * side
+def _pad_images(x, out, h, w, c, pad, bottom, right, b0, b1):
+    """Images ``b0 .. b1`` of flat ``x`` (n, h, w, c) into flat ``out`` (n, pad + h + bottom, pad + w + right,
+    c): a zero border of ``pad`` pixels above and left, ``bottom`` and ``right`` below and right. Unsigned
+    indices let LLVM vectorize the copies (an element loop with signed ones ran 10x slower than memcpy)."""
+    row, left, tail = w * c, pad * c, right * c
+    prow = left + row + tail
+    ph = pad + h + bottom
     for b in range(b0, b1):
-        base = U(b * (h + 2 * pad) * prow)
+        base = U(b * ph * prow)
         for q in range(pad * prow):
             out[base + U(q)] = 0.0
-            out[base + U((h + pad) * prow + q)] = 0.0
+        for q in range(bottom * prow):
+            out[base + U((pad + h) * prow + q)] = 0.0
         for iy in range(h):
             dst = base + U((iy + pad) * prow)
             src = U((b * h + iy) * row)
-            for q in range(side):
+            for q in range(left):
                 out[dst + U(q)] = 0.0
-                out[dst + U(side + row + q)] = 0.0
+            for q in range(tail):
+                out[dst + U(left + row + q)] = 0.0
             for q in range(row):
-                out[dst + U(side + q)] = x[src + U(q)]
+                out[dst + U(left + q)] = x[src + U(q)]
 
 
 @njit(**JIT)
@@ -142,13 +146,16 @@ def grad_tile_shape(c, k, width=None):
     return v, cb, kb
 
 
-def pad_images(x, pad):
-    """``x`` (n, h, w, c) float32 with a zero border of ``pad`` pixels: (n, h + 2 pad, w + 2 pad, c); each
-    worker thread copies its own images (``_pad_images``)."""
+def pad_images(x, pad, bottom=None, right=None):
+    """``x`` (n, h, w, c) float32 with a zero border of ``pad`` pixels (``bottom`` and ``right``, if given, on
+    those sides instead): (n, pad + h + bottom, pad + w + right, c); each worker thread copies its own images
+    (``_pad_images``)."""
     n, h, w, c = x.shape
-    out = np.empty((n, h + 2 * pad, w + 2 * pad, c), np.float32)
+    bottom = pad if bottom is None else bottom
+    right = pad if right is None else right
+    out = np.empty((n, pad + h + bottom, pad + w + right, c), np.float32)
     xf, of = np.ascontiguousarray(x, np.float32).reshape(-1), out.reshape(-1)
-    run_split(lambda b0, b1: _pad_images(xf, of, h, w * c, pad * c, pad, b0, b1), n)
+    run_split(lambda b0, b1: _pad_images(xf, of, h, w, c, pad, bottom, right, b0, b1), n)
     return out
 
 

@@ -1,0 +1,423 @@
+"""Winograd convolution F(m x m, 3 x 3) (Lavin and Gray, CVPR 2016) for stride-1 3x3 layers: fewer multiplies.
+
+An m x m block of outputs of a 3x3 convolution is ``Y = A^T [(G g G^T) * (B^T d B)] A`` for the a x a input
+block ``d`` (a = m + 2) that covers it, the 3x3 filter ``g``, and ``*`` the element-wise product over the a*a
+positions xi of the transform domain. Summed over input channels, each position is a matrix product,
+``M[xi] (tiles x k) = V[xi] (tiles x c) @ U[xi] (c x k)``: a*a multiply-adds per m*m outputs and channel pair,
+where the direct convolution spends 9 per output. F(2x2, 3x3) (a = 4) does 16 for 4 outputs (2.25x fewer),
+F(4x4, 3x3) (a = 6) 36 for 16 (4x fewer), with larger transforms and larger rounding errors (below).
+``TRANSFORMS`` holds the matrices (Lavin and Gray's, with points 0, +-1 for m = 2 and 0, +-1, +-2 for m = 4).
+
+- **Forward** (``_forward``): tiles go in blocks of whole rows of the tile grid (at least ``BLOCK_TILES``
+  tiles; consecutive images' rows follow each other). For a block: the input transform (``_input_transform``, one
+  intrinsic per tile and vector of channels: a*a vectors loaded, combined with adds and multiply-adds, a*a
+  stored) fills V; the a*a products run on register tiles (``simd.tile_fma``, the direct convolution's
+  machinery: ``px`` tiles x ``kb`` vectors of output channels); the output transform (``_output_transform``)
+  adds the bias and stores the m x m blocks, dropping rows and columns past the output's edge. A block's V and
+  M stay in cache; each position's (c, k) block starts one cache line further than a multiple of c * k
+  (``SKEW``): with c * k = 4096 floats the 16 or 36 blocks fell in the same cache sets, 7x slower.
+- **Input gradient** (stride 1): the forward on the output gradient padded by 2 - padding, with the filters
+  flipped and their channel axes swapped (``direct.flip_weights``), as for the direct kernels.
+- **Weight gradient** (``_weight_grad``): ``dU[xi] = sum over tiles of V[xi]^T dM[xi]`` with ``dM = A dY A^T``
+  (``_gradient_transform``: the m x m output-gradient block to the a x a domain), then ``dg = G^T dU G``
+  (``weight_grad_from_transformed``); each worker sums its own images into its own dU (added in a fixed order).
+
+The weight transforms run per call on BLAS (two small matrix products over all c * k filters). Numerics in
+float32, relative to the largest output on ResNet-20's layer shapes: F(2x2) about 1e-6, F(4x4) about 1e-5
+(its transform has entries up to 8 and 1/24); ``tests/test_tiled_kernels.py`` checks both against the direct
+convolution. Which m runs where: ``WINOGRAD_TILE`` (measured in ``benchmarks/conv_kernels.py``).
+"""
+
+import numpy as np
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+from . import direct
+from ._config import JIT, njit, run_split
+from .direct import grad_tile_shape, pack_weights, tile_shape, vector_width
+from .simd import tile_fma, tile_load, tile_store, tile_zero, token
+
+# (B^T, G, A^T) per output tile size m, float64; B^T is a x a, G a x 3, A^T m x a
+TRANSFORMS = {
+    2: (np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], np.float64),
+        np.array([[1, 0, 0], [1 / 2, 1 / 2, 1 / 2], [1 / 2, -1 / 2, 1 / 2], [0, 0, 1]], np.float64),
+        np.array([[1, 1, 1, 0], [0, 1, -1, -1]], np.float64)),
+    4: (np.array([[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0], [0, -2, -1, 2, 1, 0],
+                  [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]], np.float64),
+        np.array([[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6], [1 / 24, 1 / 12, 1 / 6],
+                  [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]], np.float64),
+        np.array([[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]],
+                 np.float64)),
+}
+
+WINOGRAD_TILE = 4  # m of F(m x m, 3 x 3) that conv2d takes (F(4x4) beat F(2x2) on every ResNet-20 layer here)
+BLOCK_TILES = 64  # tiles (at least) per block: V and M of a block stay in L2; dU is loaded and stored once a block
+SKEW = 16  # floats between the (c, k) blocks of two transform positions, beyond c * k
+
+
+# ------------------------------------------------------------------------------------ transform intrinsics
+
+def _vec_ptr(context, builder, array_type, array, index, vec):
+    data = context.make_array(array_type)(context, builder, array).data
+    return builder.bitcast(builder.gep(data, [index], inbounds=True), vec.as_pointer())
+
+
+def _at(builder, base, step, i):
+    return builder.add(base, builder.mul(step, ir.Constant(step.type, i)))
+
+
+def _apply_1d(builder, rows, matrix):
+    """``matrix`` (p x q) times ``rows`` (q vectors): p vectors; entries 0 cost nothing, +-1 an add or subtract,
+    others a multiply-add."""
+    out = []
+    for coefficients in matrix:
+        total = None
+        for coefficient, value in zip(coefficients, rows, strict=True):
+            if coefficient == 0:
+                continue
+            if coefficient in (1, -1) and total is not None:
+                total = builder.fadd(total, value) if coefficient == 1 else builder.fsub(total, value)
+                continue
+            scale = ir.Constant(value.type, [float(coefficient)] * value.type.count)
+            if total is None:
+                total = value if coefficient == 1 else builder.fmul(value, scale)
+            else:
+                fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(value.type, [value.type] * 3),
+                                                     f"llvm.fma.v{value.type.count}f32")
+                total = builder.call(fma, [value, scale, total])
+        out.append(total)
+    return out
+
+
+def _transform_2d(builder, block, left, right):
+    """``left @ block @ right^T`` for a block of vectors (a list of rows)."""
+    columns = list(zip(*block, strict=True))
+    by_columns = [_apply_1d(builder, list(col), left) for col in columns]  # left applied down each column
+    rows = [list(r) for r in zip(*by_columns, strict=True)]
+    return [_apply_1d(builder, row, right) for row in rows]
+
+
+def _inside(builder, rows, cols, a, b):
+    return builder.and_(builder.icmp_signed(">", rows, ir.Constant(rows.type, a)),
+                        builder.icmp_signed(">", cols, ir.Constant(cols.type, b)))
+
+
+@intrinsic
+def _input_transform(typingctx, x, x_off, row_step, col_step, out, out_off, out_step, vt, mt):
+    """Loads the a x a block of ``v``-channel vectors of ``x`` at ``x_off + i * row_step + j * col_step`` and
+    stores ``B^T d B`` at ``out_off + (a i + j) * out_step`` (m = ``len(mt)``, a = m + 2)."""
+    v, b_t = len(vt), TRANSFORMS[len(mt)][0]
+    size = len(b_t)
+
+    def codegen(context, builder, signature, args):
+        xa, xo, rs, cs, oa, oo, os_, _, _ = args
+        vec = ir.VectorType(ir.FloatType(), v)
+        block = [[builder.load(_vec_ptr(context, builder, signature.args[0], xa,
+                                        builder.add(_at(builder, xo, rs, i), builder.mul(cs, ir.Constant(cs.type, j))),
+                                        vec), align=4)
+                  for j in range(size)] for i in range(size)]
+        result = _transform_2d(builder, block, b_t, b_t)
+        for i in range(size):
+            for j in range(size):
+                builder.store(result[i][j], _vec_ptr(context, builder, signature.args[4], oa,
+                                                     _at(builder, oo, os_, size * i + j), vec), align=4)
+        return context.get_dummy_value()
+
+    return types.void(x, x_off, row_step, col_step, out, out_off, out_step, vt, mt), codegen
+
+
+@intrinsic
+def _input_transform_masked(typingctx, x, x_off, row_step, col_step, rlo, rhi, clo, chi, out, out_off, out_step,
+                            vt, mt):
+    """``_input_transform`` of a block that crosses the image's border: only rows ``rlo <= i < rhi`` and columns
+    ``clo <= j < chi`` of the block are loaded, the rest are zeros (the padding); ``x_off`` may point outside
+    ``x``, which is never read there."""
+    v, b_t = len(vt), TRANSFORMS[len(mt)][0]
+    size = len(b_t)
+
+    def codegen(context, builder, signature, args):
+        xa, xo, rs, cs, r0, r1, c0, c1, oa, oo, os_, _, _ = args
+        vec = ir.VectorType(ir.FloatType(), v)
+        zero = ir.Constant(vec, [0.0] * v)
+        data = context.make_array(signature.args[0])(context, builder, xa).data
+        block = []
+        for i in range(size):
+            row = []
+            for j in range(size):
+                ci, cj = ir.Constant(r0.type, i), ir.Constant(c0.type, j)
+                inside = builder.and_(builder.and_(builder.icmp_signed("<=", r0, ci), builder.icmp_signed(">", r1, ci)),
+                                      builder.and_(builder.icmp_signed("<=", c0, cj), builder.icmp_signed(">", c1, cj)))
+                slot = cgutils.alloca_once_value(builder, zero)
+                with builder.if_then(inside):
+                    index = builder.add(_at(builder, xo, rs, i), builder.mul(cs, cj))
+                    ptr = builder.bitcast(builder.gep(data, [index]), vec.as_pointer())
+                    builder.store(builder.load(ptr, align=4), slot)
+                row.append(builder.load(slot))
+            block.append(row)
+        result = _transform_2d(builder, block, b_t, b_t)
+        for i in range(size):
+            for j in range(size):
+                builder.store(result[i][j], _vec_ptr(context, builder, signature.args[8], oa,
+                                                     _at(builder, oo, os_, size * i + j), vec), align=4)
+        return context.get_dummy_value()
+
+    return types.void(x, x_off, row_step, col_step, rlo, rhi, clo, chi, out, out_off, out_step, vt, mt), codegen
+
+
+@intrinsic
+def _output_transform(typingctx, m, m_off, m_step, y, y_off, row_step, col_step, bias, b_off, rows, cols, vt, mt):
+    """Loads the a*a transform-domain vectors ``m[m_off + xi * m_step]`` and stores ``A^T m A + bias`` (m x m)
+    at ``y_off + i * row_step + j * col_step`` for ``i < rows``, ``j < cols`` (fewer than m at the edges)."""
+    v, a_t = len(vt), TRANSFORMS[len(mt)][2]
+    size, out = a_t.shape[1], a_t.shape[0]
+
+    def codegen(context, builder, signature, args):
+        ma, mo, ms, ya, yo, rs, cs, ba, bo, nr, nc, _, _ = args
+        vec = ir.VectorType(ir.FloatType(), v)
+        block = [[builder.load(_vec_ptr(context, builder, signature.args[0], ma,
+                                        _at(builder, mo, ms, size * i + j), vec), align=4) for j in range(size)]
+                 for i in range(size)]
+        result = _transform_2d(builder, block, a_t, a_t)
+        bias_vec = builder.load(_vec_ptr(context, builder, signature.args[7], ba, bo, vec), align=4)
+        for i in range(out):
+            for j in range(out):
+                with builder.if_then(_inside(builder, nr, nc, i, j), likely=True):
+                    index = builder.add(_at(builder, yo, rs, i), builder.mul(cs, ir.Constant(cs.type, j)))
+                    builder.store(builder.fadd(result[i][j], bias_vec),
+                                  _vec_ptr(context, builder, signature.args[3], ya, index, vec), align=4)
+        return context.get_dummy_value()
+
+    return types.void(m, m_off, m_step, y, y_off, row_step, col_step, bias, b_off, rows, cols, vt, mt), codegen
+
+
+@intrinsic
+def _gradient_transform(typingctx, dy, d_off, row_step, col_step, rows, cols, out, out_off, out_step, vt, mt):
+    """Loads the m x m output-gradient block at ``d_off + i * row_step + j * col_step`` (zero past ``rows`` x
+    ``cols``) and stores ``A dY A^T`` (a x a) at ``out_off + xi * out_step``."""
+    v, a_t = len(vt), TRANSFORMS[len(mt)][2]
+    size, m = a_t.shape[1], a_t.shape[0]
+
+    def codegen(context, builder, signature, args):
+        da, do, rs, cs, nr, nc, oa, oo, os_, _, _ = args
+        vec = ir.VectorType(ir.FloatType(), v)
+        zero = ir.Constant(vec, [0.0] * v)
+        block = []
+        for i in range(m):
+            row = []
+            for j in range(m):
+                index = builder.add(_at(builder, do, rs, i), builder.mul(cs, ir.Constant(cs.type, j)))
+                slot = cgutils.alloca_once_value(builder, zero)
+                with builder.if_then(_inside(builder, nr, nc, i, j), likely=True):
+                    builder.store(builder.load(_vec_ptr(context, builder, signature.args[0], da, index, vec),
+                                               align=4), slot)
+                row.append(builder.load(slot))
+            block.append(row)
+        result = _transform_2d(builder, block, a_t.T, a_t.T)
+        for i in range(size):
+            for j in range(size):
+                builder.store(result[i][j], _vec_ptr(context, builder, signature.args[6], oa,
+                                                     _at(builder, oo, os_, size * i + j), vec), align=4)
+        return context.get_dummy_value()
+
+    return types.void(dy, d_off, row_step, col_step, rows, cols, out, out_off, out_step, vt, mt), codegen
+
+
+# ------------------------------------------------------------------------------------------------ kernels
+
+@njit(**JIT)
+def _transform_tile(x, b, iy0, ix0, h, w, v_block, v_off, vs, ct, vct, mt):
+    """The input transform of the a x a block of image ``b`` of flat ``x`` (n, h, w, c) whose top-left pixel is
+    (``iy0``, ``ix0``), into ``v_block`` at ``v_off`` (position stride ``vs``). A block that crosses the border
+    (the zero padding, and past an output that is not a multiple of m) loads only its pixels inside the image
+    (``_input_transform_masked``): no padded copy of the input is made."""
+    c = len(ct)
+    vc = len(vct)
+    a = len(mt) + 2
+    base = ((b * h + iy0) * w + ix0) * c
+    if iy0 >= 0 and ix0 >= 0 and iy0 + a <= h and ix0 + a <= w:
+        for c0 in range(0, c, vc):
+            _input_transform(x, base + c0, w * c, c, v_block, v_off + c0, vs, vct, mt)
+    else:
+        rlo, rhi = max(0, -iy0), min(a, h - iy0)
+        clo, chi = max(0, -ix0), min(a, w - ix0)
+        for c0 in range(0, c, vc):
+            _input_transform_masked(x, base + c0, w * c, c, rlo, rhi, clo, chi, v_block, v_off + c0, vs, vct, mt)
+
+
+@njit(**JIT)
+def _forward(x, u, us, bias, out, h, w, pad, oh, ow, k, rb, b0, b1, ct, vct, vt, pt, kt, one, mt):
+    """Images ``b0 .. b1``: ``x`` (n, h, w, c) flat, zero-padded by ``pad`` on the fly (``_transform_tile``);
+    ``u`` the transformed weights, (c, k) per position ``xi`` at ``xi * us``; ``out`` (n, oh, ow, k) flat. Tiles
+    go in blocks of ``rb`` rows of the grid. ``vct``: the input transform's vector width (divides c); ``vt``,
+    ``pt``, ``kt``: the product's register tile (``px`` tiles x ``kb`` vectors over k); ``mt``: m."""
+    c = len(ct)
+    px = len(pt)
+    m = len(mt)
+    positions = (m + 2) * (m + 2)
+    kstep = len(vt) * len(kt)
+    th, tw = (oh + m - 1) // m, (ow + m - 1) // m
+    tb = rb * tw
+    vs, ms = tb * c + SKEW, tb * k + SKEW
+    v_block = np.empty(positions * vs, np.float32)
+    m_block = np.empty(positions * ms, np.float32)
+    for g0 in range(b0 * th, b1 * th, rb):
+        g1 = min(g0 + rb, b1 * th)
+        nt = (g1 - g0) * tw
+        main = nt - nt % px
+        for g in range(g0, g1):
+            b, ty = g // th, g % th
+            for tx in range(tw):
+                _transform_tile(x, b, m * ty - pad, m * tx - pad, h, w, v_block, ((g - g0) * tw + tx) * c, vs,
+                                ct, vct, mt)
+        for xi in range(positions):
+            for kq in range(0, k, kstep):
+                for t0 in range(0, main, px):
+                    acc = tile_zero(vt, pt, kt)
+                    for ch in range(c):
+                        acc = tile_fma(acc, u, xi * us + ch * k + kq, v_block, xi * vs + t0 * c + ch, c)
+                    tile_store(acc, m_block, xi * ms + t0 * k + kq, k)
+                for t0 in range(main, nt):
+                    last = tile_zero(vt, one, kt)
+                    for ch in range(c):
+                        last = tile_fma(last, u, xi * us + ch * k + kq, v_block, xi * vs + t0 * c + ch, c)
+                    tile_store(last, m_block, xi * ms + t0 * k + kq, k)
+        for g in range(g0, g1):
+            b, ty = g // th, g % th
+            rows = min(m, oh - m * ty)
+            for tx in range(tw):
+                t = (g - g0) * tw + tx
+                cols = min(m, ow - m * tx)
+                for kq in range(0, k, len(vt)):
+                    _output_transform(m_block, t * k + kq, ms, out, ((b * oh + m * ty) * ow + m * tx) * k + kq,
+                                      ow * k, k, bias, kq, rows, cols, vt, mt)
+
+
+@njit(**JIT)
+def _weight_grad(x, dy, du, us, h, w, pad, oh, ow, k, rb, b0, b1, ct, vct, vt, cbt, kt, mt):
+    """Adds ``sum over tiles of V[xi]^T dM[xi]`` of images ``b0 .. b1`` into ``du`` ((c, k) per ``xi`` at
+    ``xi * us``), in blocks of ``rb`` rows of the tile grid; ``dy`` (n, oh, ow, k) flat."""
+    c = len(ct)
+    cb = len(cbt)
+    m = len(mt)
+    positions = (m + 2) * (m + 2)
+    kstep = len(vt) * len(kt)
+    th, tw = (oh + m - 1) // m, (ow + m - 1) // m
+    tb = rb * tw
+    vs, gs = tb * c + SKEW, tb * k + SKEW
+    v_block = np.empty(positions * vs, np.float32)
+    g_block = np.empty(positions * gs, np.float32)
+    for g0 in range(b0 * th, b1 * th, rb):
+        g1 = min(g0 + rb, b1 * th)
+        nt = (g1 - g0) * tw
+        for g in range(g0, g1):
+            b, ty = g // th, g % th
+            rows = min(m, oh - m * ty)
+            for tx in range(tw):
+                t = (g - g0) * tw + tx
+                _transform_tile(x, b, m * ty - pad, m * tx - pad, h, w, v_block, t * c, vs, ct, vct, mt)
+                cols = min(m, ow - m * tx)
+                for kq in range(0, k, len(vt)):
+                    _gradient_transform(dy, ((b * oh + m * ty) * ow + m * tx) * k + kq, ow * k, k, rows, cols,
+                                        g_block, t * k + kq, gs, vt, mt)
+        for xi in range(positions):
+            for c0 in range(0, c, cb):
+                for kq in range(0, k, kstep):
+                    at = xi * us + c0 * k + kq
+                    acc = tile_load(tile_zero(vt, cbt, kt), du, at, k)
+                    for t in range(nt):
+                        acc = tile_fma(acc, g_block, xi * gs + t * k + kq, v_block, xi * vs + t * c + c0, 1)
+                    tile_store(acc, du, at, k)
+
+
+# ---------------------------------------------------------------------------------------------- wrappers
+
+def applies(c, k, r, s, stride, dtype, width=None):
+    """Whether a Winograd kernel takes a convolution here: 3x3, stride 1, float32, c and k multiples of 8, and a
+    CPU with vectors (``direct.SIMD_WIDTH``)."""
+    width = direct.SIMD_WIDTH if width is None else width
+    return (width > 0 and r == 3 and s == 3 and stride == 1 and np.dtype(dtype) == np.float32
+            and c % 8 == 0 and k % 8 == 0)
+
+
+def _skewed(c, k):
+    """Distance between the (c, k) blocks of two transform positions (see ``SKEW``)."""
+    return c * k + SKEW
+
+
+def _positions(flat, us, c, k, m):
+    """The (a*a, c, k) view of a skewed transform-domain array."""
+    return flat.reshape((m + 2) ** 2, us)[:, :c * k].reshape(-1, c, k)
+
+
+def _transformed_weights(w, m):
+    """(U flat, its position stride): U[xi] (c x k) = (G g G^T)[xi] at ``xi * stride``."""
+    k, c = w.shape[:2]
+    g = TRANSFORMS[m][1].astype(np.float32)
+    us = _skewed(c, k)
+    u = np.empty(((m + 2) ** 2, us), np.float32)
+    gw = np.matmul(g, pack_weights(w).reshape(3, 3 * c * k)).reshape(m + 2, 3, c * k)  # G g down the columns
+    u[:, :c * k] = np.matmul(g, gw).reshape(-1, c * k)  # then along the rows
+    return u.reshape(-1), us
+
+
+def transform_weights(w, m=WINOGRAD_TILE):
+    """``U[xi]`` = (G g G^T)[xi] for every filter: (k, c, 3, 3) -> (a*a, c, k) float32 (a view)."""
+    u, us = _transformed_weights(w, m)
+    return _positions(u, us, w.shape[1], w.shape[0], m)
+
+
+def weight_grad_from_transformed(du, c, k, m=WINOGRAD_TILE):
+    """dg = G^T dU G for every filter: (a*a, c, k) -> (k, c, 3, 3) float32."""
+    g = TRANSFORMS[m][1].astype(np.float32)
+    d = np.asarray(du, np.float32).reshape(m + 2, m + 2, c * k)
+    rows = np.matmul(g.T, d)  # (a, 3, c*k): G^T applied along each row
+    dg = np.matmul(g.T, rows.transpose(1, 0, 2))  # (3, 3, c*k): then down the columns; [j, i] order
+    return np.ascontiguousarray(dg.reshape(3, 3, c, k).transpose(3, 2, 1, 0))
+
+
+def forward(x, w, bias, padding, m=WINOGRAD_TILE, width=None, rows=None):
+    """Stride-1 3x3 convolution of ``x`` (n, h, w, c) float32 with ``w`` (k, c, 3, 3), zero-padded by
+    ``padding``: (n, oh, ow, k). ``rows``: rows of the tile grid per block (default: enough for ``BLOCK_TILES``
+    tiles)."""
+    n, h, wd, c = x.shape
+    k = w.shape[0]
+    oh, ow = h + 2 * padding - 2, wd + 2 * padding - 2
+    tw = (ow + m - 1) // m
+    v, px, kb = tile_shape(k, tw, width)
+    vc = vector_width(c, width)
+    out = np.empty((n, oh, ow, k), np.float32)
+    bias_vec = np.zeros(k, np.float32) if bias is None else np.ascontiguousarray(bias, np.float32)
+    u, us = _transformed_weights(w, m)
+    xf, of = np.ascontiguousarray(x, np.float32).reshape(-1), out.reshape(-1)
+    tokens = (token(c), token(vc), token(v), token(px), token(kb), token(1), token(m))
+    rb = rows if rows is not None else -(-BLOCK_TILES // tw)
+    run_split(lambda b0, b1: _forward(xf, u, us, bias_vec, of, h, wd, padding, oh, ow, k, rb, b0, b1, *tokens), n)
+    return out
+
+
+def weight_grad(x, dy, padding, m=WINOGRAD_TILE, width=None, rows=None):
+    """dW (k, c, 3, 3) of the stride-1 3x3 convolution of ``x`` (n, h, w, c) zero-padded by ``padding`` whose
+    output gradient is ``dy`` (n, oh, ow, k); ``rows``: rows of the tile grid per block (default: enough for
+    ``BLOCK_TILES`` tiles)."""
+    n, h, wd, c = x.shape
+    _, oh, ow, k = dy.shape
+    v, cb, kb = grad_tile_shape(c, k, width)
+    vc = vector_width(c, width)
+    xf, df = np.ascontiguousarray(x, np.float32).reshape(-1), np.ascontiguousarray(dy, np.float32).reshape(-1)
+    tokens = (token(c), token(vc), token(v), token(cb), token(kb), token(m))
+    tw = (ow + m - 1) // m
+    rb = rows if rows is not None else -(-BLOCK_TILES // tw)
+    us = _skewed(c, k)
+
+    def images(b0, b1):
+        du = np.zeros((m + 2) ** 2 * us, np.float32)
+        _weight_grad(xf, df, du, us, h, wd, padding, oh, ow, k, rb, b0, b1, *tokens)
+        return du
+
+    parts = run_split(images, n)
+    total = parts[0]
+    for part in parts[1:]:
+        total += part
+    return weight_grad_from_transformed(_positions(total, us, c, k, m), c, k, m)
