@@ -463,7 +463,8 @@ def _pick_method(method, c, k, groups, stride, dtype, r, s, padding):
 
 
 def conv2d_forward(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None = None, stride: int = 1,
-                   padding: int = 0, groups: int = 1, method: str = "auto", saved: dict | None = None) -> np.ndarray:
+                   padding: int = 0, groups: int = 1, method: str = "auto", saved: dict | None = None,
+                   residual: np.ndarray | None = None, relu: bool = False) -> np.ndarray:
     """Convolution of NHWC ``x`` (n, h, w, c) with ``w`` (k, c // groups, r, s); returns (n, oh, ow, k).
 
     float32 in, float32 out; float64 throughout if any operand is float64 (for gradient checks).
@@ -487,6 +488,11 @@ def conv2d_forward(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None = None,
     saved : dict or None
         If given, filled with what ``conv2d_backward(saved=...)`` can reuse (the tiled method's padded input)
         and ``method``, the method that ran.
+    residual : np.ndarray or None
+        (n, oh, ow, k), added to the output (a residual block's shortcut at inference).
+    relu : bool
+        Apply ReLU last (after the bias and the residual). The tiled and Winograd methods do both as they store
+        the output (no extra pass); the others in a pass after.
 
     Returns
     -------
@@ -501,16 +507,34 @@ def conv2d_forward(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None = None,
     k, cg, r, s = w.shape
     if bias is not None:
         bias = vector(bias, "conv2d bias", k, dtype)
+    if residual is not None:
+        residual = real_array(residual, "conv2d residual", dtype)
+        if residual.shape != (n, oh, ow, k):
+            raise ValueError(f"conv2d residual must have shape {(n, oh, ow, k)}; got {residual.shape}")
     method = _pick_method(method, c, k, groups, stride, dtype, r, s, padding)
     if saved is not None:
         saved["method"] = method
     if method == "winograd":
-        return winograd.forward(x, w, bias, padding)
+        return winograd.forward(x, w, bias, padding, residual=residual, relu=relu)
     if method == "tiled":
         xp = direct.pad_images(x, padding) if padding else x
         if saved is not None:
             saved["padded"] = xp
-        return direct.forward_padded(xp, direct.pack_weights(w), bias, k, r, s, stride, oh, ow)
+        return direct.forward_padded(xp, direct.pack_weights(w), bias, k, r, s, stride, oh, ow, residual=residual,
+                                     relu=relu)
+    y = _unfused_forward(x, w, bias, stride, padding, groups, method, oh, ow)
+    if residual is not None:
+        y += residual
+    if relu:
+        np.maximum(y, 0, out=y)  # NaN stays NaN
+    return y
+
+
+def _unfused_forward(x, w, bias, stride, padding, groups, method, oh, ow):
+    """``conv2d_forward`` of the direct, depthwise and im2col methods (bias included, nothing after)."""
+    dtype = x.dtype
+    n, _, _, c = x.shape
+    k, cg, r, s = w.shape
     if method == "direct":
         y = np.empty((n, oh, ow, k), dtype=dtype)
         bias_vec = np.zeros(k, dtype) if bias is None else bias

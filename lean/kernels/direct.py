@@ -24,7 +24,19 @@ The tile shapes per layer come from ``tile_shape`` and ``grad_tile_shape``, meas
 import numpy as np
 
 from ._config import JIT, U, njit, run_split
-from .simd import SIMD_WIDTH, tile_add_rows, tile_fma, tile_load, tile_store, tile_zero, token
+from .simd import (
+    SIMD_WIDTH,
+    count,
+    size,
+    tile_add,
+    tile_add_rows,
+    tile_fma,
+    tile_load,
+    tile_relu,
+    tile_store,
+    tile_zero,
+    token,
+)
 
 
 @njit(**JIT)
@@ -52,12 +64,33 @@ def _pad_images(x, out, h, w, c, pad, bottom, right, b0, b1):
                 out[dst + U(left + q)] = x[src + U(q)]
 
 
+EPILOGUES = {"bias": 0, "relu": 1, "add_relu": 2, "add": 3}  # what a forward pass does after the bias
+
+
+def epilogue_code(residual, relu):
+    """The ``EPILOGUES`` code of adding ``residual`` (None: nothing) and then ``relu``."""
+    if residual is None:
+        return EPILOGUES["relu" if relu else "bias"]
+    return EPILOGUES["add_relu" if relu else "add"]
+
+
+@njit(inline="always")
+def _epilogue(acc, res, at, stride, et):
+    """``acc`` plus the tile of ``res`` at ``at`` and/or ReLU, as ``len(et)`` says (a compile-time branch)."""
+    if len(et) == 2 or len(et) == 3:
+        acc = tile_add(acc, tile_load(acc, res, at, stride))
+    if len(et) == 1 or len(et) == 2:
+        acc = tile_relu(acc)
+    return acc
+
+
 @njit(**JIT)
-def _forward(xp, wp, bias, out, ph, pw, oh, ow, k, r, s, b0, b1, ct, st, vt, pt, kt, one):
+def _forward(xp, wp, bias, res, out, ph, pw, oh, ow, k, r, s, b0, b1, ct, st, vt, pt, kt, one, et):
     """Output rows of images ``b0 .. b1``: ``out`` (n, oh, ow, k) flat, from ``xp`` (n, ph, pw, c) flat and ``wp``
     (r, s, c, k) flat. Tile: ``len(pt)`` pixels x ``len(kt)`` vectors of ``len(vt)`` lanes; ``len(ct)`` = c and
-    ``len(st)`` = stride are compile-time constants (``one`` is the 1-pixel tile of row ends)."""
-    c, stride = len(ct), len(st)
+    ``len(st)`` = stride are compile-time constants (``one`` is the 1-pixel tile of row ends). ``len(et)``: the
+    epilogue after the bias (``EPILOGUES``: ``res``, shaped like ``out``, added, and/or ReLU)."""
+    c, stride = count(ct), len(st)
     px = len(pt)
     kstep = len(vt) * len(kt)
     xstep = stride * c
@@ -75,7 +108,8 @@ def _forward(xp, wp, bias, out, ph, pw, oh, ow, k, r, s, b0, b1, ct, st, vt, pt,
                             xbase = xrow + j * c
                             for ch in range(c):
                                 acc = tile_fma(acc, wp, wbase + ch * k, xp, xbase + ch, xstep)
-                    tile_store(tile_add_rows(acc, bias, kq), out, (orow + ox) * k + kq, k)
+                    at = (orow + ox) * k + kq
+                    tile_store(_epilogue(tile_add_rows(acc, bias, kq), res, at, k, et), out, at, k)
                 for ox in range(main, ow):
                     last = tile_zero(vt, one, kt)
                     for i in range(r):
@@ -85,14 +119,15 @@ def _forward(xp, wp, bias, out, ph, pw, oh, ow, k, r, s, b0, b1, ct, st, vt, pt,
                             xbase = xrow + j * c
                             for ch in range(c):
                                 last = tile_fma(last, wp, wbase + ch * k, xp, xbase + ch, xstep)
-                    tile_store(tile_add_rows(last, bias, kq), out, (orow + ox) * k + kq, k)
+                    at = (orow + ox) * k + kq
+                    tile_store(_epilogue(tile_add_rows(last, bias, kq), res, at, k, et), out, at, k)
 
 
 @njit(**JIT)
 def _weight_grad(xp, dy, dw, ph, pw, oh, ow, k, r, s, b0, b1, ct, st, vt, cbt, kt):
     """Adds the weight gradient of images ``b0 .. b1`` into ``dw`` (r, s, c, k) flat: ``xp`` (n, ph, pw, c) and
     ``dy`` (n, oh, ow, k) flat. Tile: ``len(cbt)`` input channels x ``len(kt)`` vectors of output channels."""
-    c, stride = len(ct), len(st)
+    c, stride = count(ct), len(st)
     cb = len(cbt)
     kstep = len(vt) * len(kt)
     xstep = stride * c
@@ -170,16 +205,18 @@ def flip_weights(w):
     return np.ascontiguousarray(np.asarray(w, np.float32)[:, :, ::-1, ::-1].transpose(2, 3, 0, 1))
 
 
-def forward_padded(xp, packed, bias, k, r, s, stride, oh, ow, width=None):
+def forward_padded(xp, packed, bias, k, r, s, stride, oh, ow, width=None, residual=None, relu=False):
     """The convolution of an already padded input ``xp`` (n, ph, pw, c) with ``packed`` weights (r, s, c, k):
-    returns (n, oh, ow, k) float32. ``bias``: (k,) or None."""
+    returns (n, oh, ow, k) float32. ``bias``: (k,) or None; ``residual`` (n, oh, ow, k), if given, is added and
+    then ReLU applied if ``relu``, as the tiles are stored."""
     n, ph, pw, c = xp.shape
     v, px, kb = tile_shape(k, ow, width)
     out = np.empty((n, oh, ow, k), np.float32)
     bias_vec = np.zeros(k, np.float32) if bias is None else np.ascontiguousarray(bias, np.float32)
     xf, wf, of = xp.reshape(-1), packed.reshape(-1), out.reshape(-1)
-    tokens = (token(c), token(stride), token(v), token(px), token(kb), token(1))
-    run_split(lambda b0, b1: _forward(xf, wf, bias_vec, of, ph, pw, oh, ow, k, r, s, b0, b1, *tokens), n)
+    rf = of if residual is None else np.ascontiguousarray(residual, np.float32).reshape(-1)
+    tokens = (size(c), token(stride), token(v), token(px), token(kb), token(1), token(epilogue_code(residual, relu)))
+    run_split(lambda b0, b1: _forward(xf, wf, bias_vec, rf, of, ph, pw, oh, ow, k, r, s, b0, b1, *tokens), n)
     return out
 
 
@@ -189,7 +226,7 @@ def weight_grad_padded(xp, dy, r, s, stride, width=None):
     _, oh, ow, k = dy.shape
     v, cb, kb = grad_tile_shape(c, k, width)
     xf, df = xp.reshape(-1), np.ascontiguousarray(dy, np.float32).reshape(-1)
-    tokens = (token(c), token(stride), token(v), token(cb), token(kb))
+    tokens = (size(c), token(stride), token(v), token(cb), token(kb))
 
     def images(b0, b1):
         dw = np.zeros(r * s * c * k, np.float32)

@@ -29,7 +29,7 @@ from llvmlite import binding as llvm_binding
 from llvmlite import ir
 from numba import types
 from numba.core import cgutils
-from numba.extending import intrinsic, models, register_model
+from numba.extending import intrinsic, models, overload, register_model
 
 _FORCED = {"avx512": 16, "avx2": 8, "off": 0}
 
@@ -71,6 +71,30 @@ def token(n):
     if t is None:
         t = _TOKENS[n] = (0,) * n
     return t
+
+
+def count(t):
+    """In a kernel: ``len(t)`` of a token, or ``t`` itself if it is an integer (a size known only at run time)."""
+    return len(t) if isinstance(t, tuple) else int(t)
+
+
+@overload(count, inline="always")
+def _count(t):
+    if isinstance(t, types.BaseTuple):
+        n = len(t)
+        return lambda t: n
+    if isinstance(t, types.Integer):
+        return lambda t: t
+    return None
+
+
+STATIC_MAX = 64  # sizes up to this become compile-time constants (``size``); larger ones stay run-time values
+
+
+def size(n):
+    """``token(n)`` for small ``n`` (a constant the kernel is compiled for), else ``n`` itself (read with
+    ``count``): one compiled kernel per small size, and no 1000-element tuples for wide layers."""
+    return token(n) if n <= STATIC_MAX else int(n)
 
 
 class Tile(types.Type):

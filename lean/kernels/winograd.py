@@ -37,7 +37,7 @@ from numba.extending import intrinsic
 from . import direct
 from ._config import JIT, njit, run_split
 from .direct import grad_tile_shape, pack_weights, tile_shape, vector_width
-from .simd import tile_fma, tile_load, tile_store, tile_zero, token
+from .simd import count, size, tile_fma, tile_load, tile_store, tile_zero, token
 
 # (B^T, G, A^T) per output tile size m, float64; B^T is a x a, G a x 3, A^T m x a
 TRANSFORMS = {
@@ -166,15 +166,24 @@ def _input_transform_masked(typingctx, x, x_off, row_step, col_step, rlo, rhi, c
     return types.void(x, x_off, row_step, col_step, rlo, rhi, clo, chi, out, out_off, out_step, vt, mt), codegen
 
 
+def _relu_vector(builder, value):
+    """max(value, 0) with NaN kept (NaN fails "< 0"), as lean's ReLU kernels do."""
+    zero = ir.Constant(value.type, [0.0] * value.type.count)
+    return builder.select(builder.fcmp_ordered("<", value, zero), zero, value)
+
+
 @intrinsic
-def _output_transform(typingctx, m, m_off, m_step, y, y_off, row_step, col_step, bias, b_off, rows, cols, vt, mt):
+def _output_transform(typingctx, m, m_off, m_step, y, y_off, row_step, col_step, bias, b_off, rows, cols, res, et,
+                      vt, mt):
     """Loads the a*a transform-domain vectors ``m[m_off + xi * m_step]`` and stores ``A^T m A + bias`` (m x m)
-    at ``y_off + i * row_step + j * col_step`` for ``i < rows``, ``j < cols`` (fewer than m at the edges)."""
+    at ``y_off + i * row_step + j * col_step`` for ``i < rows``, ``j < cols`` (fewer than m at the edges).
+    ``len(et)`` (``direct.EPILOGUES``): then add ``res`` at the same place, and/or apply ReLU, before the store."""
     v, a_t = len(vt), TRANSFORMS[len(mt)][2]
     size, out = a_t.shape[1], a_t.shape[0]
+    epilogue = len(et)
 
     def codegen(context, builder, signature, args):
-        ma, mo, ms, ya, yo, rs, cs, ba, bo, nr, nc, _, _ = args
+        ma, mo, ms, ya, yo, rs, cs, ba, bo, nr, nc, ra, _, _, _ = args
         vec = ir.VectorType(ir.FloatType(), v)
         block = [[builder.load(_vec_ptr(context, builder, signature.args[0], ma,
                                         _at(builder, mo, ms, size * i + j), vec), align=4) for j in range(size)]
@@ -185,11 +194,17 @@ def _output_transform(typingctx, m, m_off, m_step, y, y_off, row_step, col_step,
             for j in range(out):
                 with builder.if_then(_inside(builder, nr, nc, i, j), likely=True):
                     index = builder.add(_at(builder, yo, rs, i), builder.mul(cs, ir.Constant(cs.type, j)))
-                    builder.store(builder.fadd(result[i][j], bias_vec),
-                                  _vec_ptr(context, builder, signature.args[3], ya, index, vec), align=4)
+                    value = builder.fadd(result[i][j], bias_vec)
+                    if epilogue in (direct.EPILOGUES["add_relu"], direct.EPILOGUES["add"]):
+                        value = builder.fadd(value, builder.load(
+                            _vec_ptr(context, builder, signature.args[11], ra, index, vec), align=4))
+                    if epilogue in (direct.EPILOGUES["relu"], direct.EPILOGUES["add_relu"]):
+                        value = _relu_vector(builder, value)
+                    builder.store(value, _vec_ptr(context, builder, signature.args[3], ya, index, vec), align=4)
         return context.get_dummy_value()
 
-    return types.void(m, m_off, m_step, y, y_off, row_step, col_step, bias, b_off, rows, cols, vt, mt), codegen
+    return types.void(m, m_off, m_step, y, y_off, row_step, col_step, bias, b_off, rows, cols, res, et, vt,
+                      mt), codegen
 
 
 @intrinsic
@@ -232,7 +247,7 @@ def _transform_tile(x, b, iy0, ix0, h, w, v_block, v_off, vs, ct, vct, mt):
     (``iy0``, ``ix0``), into ``v_block`` at ``v_off`` (position stride ``vs``). A block that crosses the border
     (the zero padding, and past an output that is not a multiple of m) loads only its pixels inside the image
     (``_input_transform_masked``): no padded copy of the input is made."""
-    c = len(ct)
+    c = count(ct)
     vc = len(vct)
     a = len(mt) + 2
     base = ((b * h + iy0) * w + ix0) * c
@@ -247,12 +262,13 @@ def _transform_tile(x, b, iy0, ix0, h, w, v_block, v_off, vs, ct, vct, mt):
 
 
 @njit(**JIT)
-def _forward(x, u, us, bias, out, h, w, pad, oh, ow, k, rb, b0, b1, ct, vct, vt, pt, kt, one, mt):
+def _forward(x, u, us, bias, res, out, h, w, pad, oh, ow, k, rb, b0, b1, ct, vct, vt, pt, kt, one, mt, et):
     """Images ``b0 .. b1``: ``x`` (n, h, w, c) flat, zero-padded by ``pad`` on the fly (``_transform_tile``);
     ``u`` the transformed weights, (c, k) per position ``xi`` at ``xi * us``; ``out`` (n, oh, ow, k) flat. Tiles
     go in blocks of ``rb`` rows of the grid. ``vct``: the input transform's vector width (divides c); ``vt``,
-    ``pt``, ``kt``: the product's register tile (``px`` tiles x ``kb`` vectors over k); ``mt``: m."""
-    c = len(ct)
+    ``pt``, ``kt``: the product's register tile (``px`` tiles x ``kb`` vectors over k); ``mt``: m; ``et``: the
+    epilogue (``direct.EPILOGUES``; ``res``, shaped like ``out``, is the residual it adds)."""
+    c = count(ct)
     px = len(pt)
     m = len(mt)
     positions = (m + 2) * (m + 2)
@@ -291,14 +307,14 @@ def _forward(x, u, us, bias, out, h, w, pad, oh, ow, k, rb, b0, b1, ct, vct, vt,
                 cols = min(m, ow - m * tx)
                 for kq in range(0, k, len(vt)):
                     _output_transform(m_block, t * k + kq, ms, out, ((b * oh + m * ty) * ow + m * tx) * k + kq,
-                                      ow * k, k, bias, kq, rows, cols, vt, mt)
+                                      ow * k, k, bias, kq, rows, cols, res, et, vt, mt)
 
 
 @njit(**JIT)
 def _weight_grad(x, dy, du, us, h, w, pad, oh, ow, k, rb, b0, b1, ct, vct, vt, cbt, kt, mt):
     """Adds ``sum over tiles of V[xi]^T dM[xi]`` of images ``b0 .. b1`` into ``du`` ((c, k) per ``xi`` at
     ``xi * us``), in blocks of ``rb`` rows of the tile grid; ``dy`` (n, oh, ow, k) flat."""
-    c = len(ct)
+    c = count(ct)
     cb = len(cbt)
     m = len(mt)
     positions = (m + 2) * (m + 2)
@@ -377,10 +393,10 @@ def weight_grad_from_transformed(du, c, k, m=WINOGRAD_TILE):
     return np.ascontiguousarray(dg.reshape(3, 3, c, k).transpose(3, 2, 1, 0))
 
 
-def forward(x, w, bias, padding, m=WINOGRAD_TILE, width=None, rows=None):
+def forward(x, w, bias, padding, m=WINOGRAD_TILE, width=None, rows=None, residual=None, relu=False):
     """Stride-1 3x3 convolution of ``x`` (n, h, w, c) float32 with ``w`` (k, c, 3, 3), zero-padded by
-    ``padding``: (n, oh, ow, k). ``rows``: rows of the tile grid per block (default: enough for ``BLOCK_TILES``
-    tiles)."""
+    ``padding``: (n, oh, ow, k); plus ``residual`` (n, oh, ow, k) if given, then ReLU if ``relu``, in the same
+    pass. ``rows``: rows of the tile grid per block (default: enough for ``BLOCK_TILES`` tiles)."""
     n, h, wd, c = x.shape
     k = w.shape[0]
     oh, ow = h + 2 * padding - 2, wd + 2 * padding - 2
@@ -391,9 +407,12 @@ def forward(x, w, bias, padding, m=WINOGRAD_TILE, width=None, rows=None):
     bias_vec = np.zeros(k, np.float32) if bias is None else np.ascontiguousarray(bias, np.float32)
     u, us = _transformed_weights(w, m)
     xf, of = np.ascontiguousarray(x, np.float32).reshape(-1), out.reshape(-1)
-    tokens = (token(c), token(vc), token(v), token(px), token(kb), token(1), token(m))
+    epilogue = direct.epilogue_code(residual, relu)
+    rf = of if residual is None else np.ascontiguousarray(residual, np.float32).reshape(-1)
+    tokens = (size(c), token(vc), token(v), token(px), token(kb), token(1), token(m), token(epilogue))
     rb = rows if rows is not None else -(-BLOCK_TILES // tw)
-    run_split(lambda b0, b1: _forward(xf, u, us, bias_vec, of, h, wd, padding, oh, ow, k, rb, b0, b1, *tokens), n)
+    run_split(lambda b0, b1: _forward(xf, u, us, bias_vec, rf, of, h, wd, padding, oh, ow, k, rb, b0, b1, *tokens),
+              n)
     return out
 
 
@@ -406,7 +425,7 @@ def weight_grad(x, dy, padding, m=WINOGRAD_TILE, width=None, rows=None):
     v, cb, kb = grad_tile_shape(c, k, width)
     vc = vector_width(c, width)
     xf, df = np.ascontiguousarray(x, np.float32).reshape(-1), np.ascontiguousarray(dy, np.float32).reshape(-1)
-    tokens = (token(c), token(vc), token(v), token(cb), token(kb), token(m))
+    tokens = (size(c), token(vc), token(v), token(cb), token(kb), token(m))
     tw = (ow + m - 1) // m
     rb = rows if rows is not None else -(-BLOCK_TILES // tw)
     us = _skewed(c, k)

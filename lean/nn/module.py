@@ -186,10 +186,21 @@ class Sequential(Module):
         self.layers = named
 
     def forward(self, x: np.ndarray, train: bool = False) -> np.ndarray:
-        """Each layer's ``forward`` on the previous one's output; shapes are the layers' own."""
+        """Each layer's ``forward`` on the previous one's output; shapes are the layers' own. At evaluation,
+        a convolution and the batch norm and ReLU after it run as one (``lean.nn.fusion``)."""
+        if not train:
+            return self.forward_eval(x)[0]
         for _, layer in self.layers:
             x = layer.forward(x, train)
         return x
+
+    def forward_eval(self, x: np.ndarray, residual: np.ndarray | None = None,
+                     relu: bool = False) -> tuple[np.ndarray, bool]:
+        """Evaluation forward, fused (``lean.nn.fusion.run_sequence``): (output, whether ``residual`` was added
+        and ``relu`` applied in the last convolution's store)."""
+        from .fusion import run_sequence
+
+        return run_sequence([layer for _, layer in self.layers], x, residual, relu)
 
     def backward(self, dy: np.ndarray) -> np.ndarray | None:
         """Each layer's ``backward``, last layer first; returns the first layer's ``dx``."""
@@ -253,8 +264,13 @@ class Residual(Module):
         np.ndarray
             (n, oh, ow, c_out), the shape both branches give.
         """
-        y = self.body.forward(x, train)
         s = x if self.shortcut is None else self.shortcut.forward(x, train)
+        if not train and isinstance(self.body, Sequential):
+            y, merged = self.body.forward_eval(x, s, self.relu_after)  # the add and ReLU in the last conv's store
+            if merged:
+                return y
+        else:
+            y = self.body.forward(x, train)
         if y.shape != s.shape:
             raise ValueError(f"residual branches disagree: body gives {y.shape}, shortcut {s.shape}")
         if self.relu_after:
