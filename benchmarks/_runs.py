@@ -9,6 +9,7 @@ so ``side_by_side`` runs independent chains of commands on workers of one thread
 """
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -43,7 +44,7 @@ def machine_line():
     import numba
     from llvmlite import binding
 
-    from lean.kernels import VNNI_AVAILABLE
+    from lean.kernels import VNNI_AVAILABLE, simd
 
     features = binding.get_host_cpu_features()
     has = [name for name in ("avx2", "fma", "avx512f", "avx512bw", "avx512vnni", "avx512bf16") if features.get(name)]
@@ -51,5 +52,9 @@ def machine_line():
         layer = numba.threading_layer()
     except ValueError:
         layer = numba.config.THREADING_LAYER
-    return (f"CPU {binding.get_host_cpu_name()} ({', '.join(has) or 'no AVX2'}); int8 conv path: "
-            f"{'AVX-512 VNNI' if VNNI_AVAILABLE else 'exact-float BLAS (no VNNI)'}; Numba threading layer {layer}")
+    vectors = {16: "AVX-512 (16 lanes)", 8: "AVX2 (8 lanes)", 0: "none (portable NumPy/BLAS paths)"}[simd.SIMD_WIDTH]
+    overrides = [f"{name}={os.environ[name]}" for name in ("LEAN_SIMD", "NUMBA_CPU_NAME", "OPENBLAS_CORETYPE")
+                 if os.environ.get(name)]
+    return (f"CPU {binding.get_host_cpu_name()} ({', '.join(has) or 'no AVX2'}); float32 vector kernels: {vectors}; "
+            f"int8 conv path: {'AVX-512 VNNI' if VNNI_AVAILABLE else 'exact-float BLAS (no VNNI)'}; "
+            f"Numba threading layer {layer}" + (f"; {', '.join(overrides)}" if overrides else ""))

@@ -3,9 +3,18 @@
     python benchmarks/speed.py [--nets resnet20,lenet5] [--threads 2] [--batch-size 128] [--rounds 5]
 
 Runs lean and PyTorch in one process, interleaved round by round (this machine is noisy), and prints medians,
-the lean/PyTorch ratio, and the fraction of the machine's peak FLOP/s that lean reaches. Peak is measured here
-with a 2048x2048 float32 matmul in NumPy (BLAS), the best a dense kernel reaches on this machine, and quoted
-next to PERFORMANCE.md's FMA-loop figure (~226 GFLOP/s on 2 threads).
+the lean/PyTorch ratio, and lean's GFLOP/s against the machine's float32 FMA peak, measured in the same run
+(``lean.bench.fma_peak_gflops``: independent vector FMA chains on every thread) next to a 2048^3 BLAS matmul.
+
+GFLOP/s are given twice. *Effective*: the multiply-adds of the direct convolution (what PyTorch's figure also
+means), per second. *Executed*: the multiply-adds lean's kernels really run: a Winograd F(4x4, 3x3) layer does
+36 per 16 outputs and channel pair instead of 144 (its transforms' adds are not counted), so its executed
+figure is about a quarter of its effective one. Rows: ``train`` (forward, loss, backward, SGD), ``infer``
+(evaluation forward with batch norm folded and ReLU / residual adds in the conv's store, ``lean.nn.fusion``),
+``infer-unfused`` (the same forward layer by layer, to credit the fusion alone).
+
+For the AVX2 stand-in (issue 12): ``NUMBA_CPU_NAME=haswell OPENBLAS_CORETYPE=Haswell LEAN_SIMD=avx2
+ONEDNN_MAX_CPU_ISA=AVX2 python benchmarks/speed.py``; the first lines say which paths ran on each side.
 """
 
 import argparse
@@ -38,10 +47,35 @@ def matmul_peak_gflops(threads):
     return 2 * 2048 ** 3 / np.median(times) / 1e9
 
 
-def measure(name, args, peak, torch, torch_nets):
+def executed_macs(model, batch, train):
+    """(effective, executed) multiply-adds of one step over ``batch`` images: conv and linear layers; a training
+    step counts the forward, the weight gradient and (where computed) the input gradient. Winograd passes run
+    (m + 2)^2 products per m x m tile of the output they compute (the input, for an input gradient)."""
+    from lean.hw.workload import from_model
+    from lean.kernels import winograd
+
+    modules = dict(model.net.named_modules())
+    effective = executed = 0
+    m = winograd.WINOGRAD_TILE
+    for layer in from_model(model, batch=batch).layers:
+        module = modules[layer.name]
+        passes = 1 if not train else 2 + (1 if getattr(module, "input_grad", True) else 0)
+        macs = layer.macs
+        effective += passes * macs
+        if getattr(module, "last_method", None) != "winograd":
+            executed += passes * macs
+            continue
+        per_pair = layer.n * layer.c * layer.k * (m + 2) ** 2
+        out_tiles = -(-layer.p // m) * -(-layer.q // m)
+        in_tiles = -(-layer.h // m) * -(-layer.w // m)
+        executed += per_pair * out_tiles * (2 if train else 1) + (per_pair * in_tiles if passes == 3 else 0)
+    return effective, executed
+
+
+def measure(name, args, fma_peak, torch, torch_nets):
     """Interleaved lean and PyTorch timings of one net's training and inference steps."""
     from lean.nets import build
-    from lean.nn import SGD, softmax_cross_entropy
+    from lean.nn import SGD, fusion, softmax_cross_entropy
 
     results = []
     tmodel, (c, h, w) = torch_nets.build(name)
@@ -76,8 +110,12 @@ def measure(name, args, peak, torch, torch_nets):
     def lean_infer():
         lmodel.forward(lx, train=False)
 
-    macs = forward_macs(lmodel)
-    for mode, lean_fn, torch_fn in (("train", lean_train, torch_train), ("infer", lean_infer, torch_infer)):
+    def lean_infer_unfused():
+        with fusion.fusing(False):
+            lmodel.forward(lx, train=False)
+
+    for mode, lean_fn, torch_fn in (("train", lean_train, torch_train), ("infer", lean_infer, torch_infer),
+                                    ("infer-unfused", lean_infer_unfused, torch_infer)):
         for _ in range(2):
             lean_fn()
             torch_fn()
@@ -91,12 +129,16 @@ def measure(name, args, peak, torch, torch_nets):
                     sink.append(time.perf_counter() - t)
         lean_ips = args.batch_size / np.median(lean_t)
         torch_ips = args.batch_size / np.median(torch_t)
-        flops = 2 * macs * args.batch_size * (3 if mode == "train" else 1)
+        lean_fn()  # the layers' last_method now says which kernels ran in this mode
+        effective, executed = executed_macs(lmodel, args.batch_size, mode == "train")
         results.append({
             "net": name, "mode": mode, "threads": args.threads, "batch_size": args.batch_size,
             "lean_images_per_second": lean_ips, "torch_images_per_second": torch_ips,
-            "ratio": lean_ips / torch_ips, "lean_gflops": flops / np.median(lean_t) / 1e9,
-            "matmul_peak_gflops": peak, "forward_macs_per_image": macs,
+            "ratio": lean_ips / torch_ips,
+            "lean_effective_gflops": 2 * effective / np.median(lean_t) / 1e9,
+            "lean_executed_gflops": 2 * executed / np.median(lean_t) / 1e9,
+            "torch_gflops": 2 * effective / np.median(torch_t) / 1e9,
+            "fma_peak_gflops": fma_peak, "forward_macs_per_image": forward_macs(lmodel),
         })
     return results
 
@@ -121,22 +163,33 @@ def main():
 
     torch.set_num_threads(args.threads)
     lean.configure(args.threads)  # as `lean train` does (its freed-memory reuse is process-wide: PyTorch gets it too)
-    peak = matmul_peak_gflops(args.threads)
+    from lean.bench import fma_peak_gflops
+
+    fma_peak = fma_peak_gflops(args.threads)
+    matmul = matmul_peak_gflops(args.threads)
     results = []
     for name in args.nets.split(","):
-        results += measure(name, args, peak, torch, torch_nets)
+        results += measure(name, args, fma_peak, torch, torch_nets)
+    for r in results:
+        r["matmul_gflops"] = matmul
     if args.json:
         print(json.dumps(results))
         return
     print(machine_line())
+    print(f"PyTorch {torch.__version__}, CPU capability {torch.backends.cpu.get_cpu_capability()}"
+          f" (ONEDNN_MAX_CPU_ISA={os.environ.get('ONEDNN_MAX_CPU_ISA', 'unset')})")
     print(f"threads {args.threads}, batch {args.batch_size}, medians of {args.rounds}x{args.steps} interleaved "
-          f"steps; 2048^3 matmul here: {peak:.0f} GFLOP/s")
-    print(f"{'net':<10} {'mode':<6} {'lean img/s':>11} {'torch img/s':>12} {'ratio':>6} {'lean GFLOP/s':>13} "
-          f"{'% of matmul peak':>17}")
+          f"steps; FMA peak here {fma_peak:.0f} GFLOP/s, 2048^3 matmul {matmul:.0f} GFLOP/s")
+    print(f"{'net':<9} {'mode':<13} {'lean img/s':>10} {'torch img/s':>11} {'ratio':>5}   "
+          f"{'GFLOP/s (% of FMA peak): lean effective':<39} {'lean executed':<14} {'torch':<13}")
+
+    def rate(gflops):
+        return f"{gflops:6.1f} ({100 * gflops / fma_peak:3.0f}%)"
+
     for r in results:
-        print(f"{r['net']:<10} {r['mode']:<6} {r['lean_images_per_second']:>11,.0f} "
-              f"{r['torch_images_per_second']:>12,.0f} {r['ratio']:>6.2f} {r['lean_gflops']:>13.1f} "
-              f"{100 * r['lean_gflops'] / r['matmul_peak_gflops']:>16.0f}%")
+        print(f"{r['net']:<9} {r['mode']:<13} {r['lean_images_per_second']:>10,.0f} "
+              f"{r['torch_images_per_second']:>11,.0f} {r['ratio']:>5.2f}   {rate(r['lean_effective_gflops']):<39} "
+              f"{rate(r['lean_executed_gflops']):<14} {rate(r['torch_gflops']):<13}")
 
 
 if __name__ == "__main__":

@@ -39,7 +39,7 @@ def bench_model(mode: str, net: str, *, batch_size: int = 128, input_shape: tupl
     seed : int
         Seed of the weights and the random batch.
     profile : bool
-        Also time each leaf layer (training mode only).
+        Also time each leaf layer (``profile_layers``).
 
     Returns
     -------
@@ -80,7 +80,7 @@ def bench_model(mode: str, net: str, *, batch_size: int = 128, input_shape: tupl
     t0 = time.perf_counter()
     step()
     first = time.perf_counter() - t0
-    layers = profile_layers(model, x, y, steps) if (profile and mode == "train") else None
+    layers = profile_layers(model, x, y, steps, train=mode == "train") if profile else None
     for _ in range(max(0, warmup - 1)):
         step()
     times = []
@@ -95,11 +95,13 @@ def bench_model(mode: str, net: str, *, batch_size: int = 128, input_shape: tupl
             **({"layers": layers} if layers is not None else {})}
 
 
-def profile_layers(model: "Model", x: np.ndarray, y: np.ndarray, steps: int = 5) -> list[dict]:
-    """Median forward and backward milliseconds of every leaf layer over ``steps`` training steps.
+def profile_layers(model: "Model", x: np.ndarray, y: np.ndarray, steps: int = 5, train: bool = True) -> list[dict]:
+    """Median forward and backward milliseconds of every leaf layer over ``steps`` training steps (``train``) or
+    inference passes.
 
     Returns a list of dicts (name, type, kernel, forward_ms, backward_ms) in execution order. Timers wrap each leaf's
-    methods for the duration of the call only.
+    methods, and at inference the fused convolutions (``lean.nn.fusion.conv_forward``), for the duration of the
+    call only. A layer fused into the convolution before it shows kernel "fused" and no time of its own.
 
     Parameters
     ----------
@@ -111,6 +113,8 @@ def profile_layers(model: "Model", x: np.ndarray, y: np.ndarray, steps: int = 5)
         (n,) integer labels.
     steps : int
         Timed steps; one more is run first and not counted.
+    train : bool
+        Time training steps (forward, loss, backward); else inference passes (backward_ms is 0).
 
     Returns
     -------
@@ -118,52 +122,113 @@ def profile_layers(model: "Model", x: np.ndarray, y: np.ndarray, steps: int = 5)
         One per leaf layer in ``named_modules`` order: ``name``, ``type``, ``kernel`` (``layer_kernel``),
         ``forward_ms``, ``backward_ms``.
     """
-    from .nn import softmax_cross_entropy
+    from .nn import fusion, softmax_cross_entropy
 
     leaves = [(name, m) for name, m in model.net.named_modules() if not m.children()]
     times = {name: {"forward": [], "backward": []} for name, _ in leaves}
+    by_id = {id(m): name for name, m in leaves}
     originals = []
+
+    def timed(fn, sink_of):
+        def call(*args, **kwargs):
+            t0 = time.perf_counter()
+            out = fn(*args, **kwargs)
+            sink_of(args).append(time.perf_counter() - t0)
+            return out
+        return call
+
     for name, m in leaves:
         originals.append((m, m.forward, m.backward))
-
-        def timed(fn, sink):
-            def call(*args, **kwargs):
-                t0 = time.perf_counter()
-                out = fn(*args, **kwargs)
-                sink.append(time.perf_counter() - t0)
-                return out
-            return call
-
-        m.forward = timed(m.forward, times[name]["forward"])
-        m.backward = timed(m.backward, times[name]["backward"])
+        m.forward = timed(m.forward, lambda args, name=name: times[name]["forward"])
+        m.backward = timed(m.backward, lambda args, name=name: times[name]["backward"])
+    fused_conv = fusion.conv_forward
+    fusion.conv_forward = timed(fused_conv, lambda args: times[by_id[id(args[0])]]["forward"])
     try:
         for _ in range(steps + 1):
+            if not train:
+                model.forward(x, train=False)
+                continue
             model.zero_grad()
             _, d = softmax_cross_entropy(model.forward(x, train=True), y)
             model.backward(d)
     finally:
+        fusion.conv_forward = fused_conv
         for m, fwd, bwd in originals:
             m.forward, m.backward = fwd, bwd
-    rows = []
-    for name, m in leaves:
-        t = times[name]
-        rows.append({"name": name, "type": type(m).__name__, "kernel": layer_kernel(m),
-                     "forward_ms": 1e3 * float(np.median(t["forward"][1:])),
-                     "backward_ms": 1e3 * float(np.median(t["backward"][1:]))})
-    return rows
+
+    def median_ms(samples):
+        return 1e3 * float(np.median(samples[1:])) if len(samples) > 1 else 0.0
+
+    return [{"name": name, "type": type(m).__name__, "kernel": layer_kernel(m),
+             "forward_ms": median_ms(times[name]["forward"]), "backward_ms": median_ms(times[name]["backward"])}
+            for name, m in leaves]
 
 
 def layer_kernel(module) -> str:
-    """Which kernel a layer ran last: a conv's ``conv2d_method`` (tiled, im2col, direct, depthwise), a batch
-    norm's ``batchnorm_method`` (tiled, rows); empty for the others."""
+    """Which kernel a layer ran last: a conv's ``conv2d_method`` (winograd, tiled, im2col, direct, depthwise), a
+    batch norm's ``batchnorm_method`` (tiled, rows), "fused" for a layer that inference fusion folded into the conv
+    before it (``lean.nn.fusion``); empty for the others."""
     from . import kernels
     from .nn import BatchNorm, Conv2d
 
-    if isinstance(module, Conv2d):
+    if isinstance(module, Conv2d) or getattr(module, "last_method", None) == "fused":
         return module.last_method or ""
     if isinstance(module, BatchNorm):
         return kernels.batchnorm_method(module.num_features)
     return ""
+
+
+def fma_peak_gflops(threads: int = 1, seconds: float = 0.3) -> float:
+    """This machine's float32 multiply-add peak, measured: ``threads`` threads each run 12 independent chains of
+    vector FMAs (``simd.tile_fmadd`` on a 12-vector tile, at the vector width lean's kernels use here) for about
+    ``seconds``; GFLOP/s counts a multiply-add as 2. The bar the speed benchmarks divide by."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from .kernels import simd
+
+    width = simd.SIMD_WIDTH or 4
+    kernel = _fma_loop()
+    shape = (simd.token(width), simd.token(12), simd.token(1))
+
+    def run(steps):
+        kernel(np.full(12 * width, 0.5, np.float32), steps, *shape)
+
+    run(10)
+    steps = 1000
+    while True:
+        t0 = time.perf_counter()
+        run(steps)
+        if time.perf_counter() - t0 > seconds / 4:
+            break
+        steps *= 4
+    flops = 2 * 12 * width * steps
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        t0 = time.perf_counter()
+        list(pool.map(lambda _: run(steps), range(threads)))
+        elapsed = time.perf_counter() - t0
+    return threads * flops / elapsed / 1e9
+
+
+_FMA_LOOP = []
+
+
+def _fma_loop():
+    if _FMA_LOOP:
+        return _FMA_LOOP[0]
+    from .kernels import simd
+    from .kernels._config import njit
+
+    @njit(nogil=True)
+    def loop(values, steps, vt, pt, kt):
+        acc = simd.tile_load(simd.tile_zero(vt, pt, kt), values, 0, len(vt))
+        scale = acc  # 0.5: acc = acc * 0.5 + 1 stays near 2, no overflow, no denormals
+        shift = simd.tile_add(acc, acc)
+        for _ in range(steps):
+            acc = simd.tile_fmadd(acc, scale, shift)
+        simd.tile_store(acc, values, 0, len(vt))
+
+    _FMA_LOOP.append(loop)
+    return loop
 
 
 def _median_ms(fn, repeats=7):

@@ -81,9 +81,10 @@ def train_step(**options):
 
 @bench.command("infer")
 @_step_options
+@click.option("--layers", is_flag=True, help="Also time each layer's forward (fused layers show as such).")
 def infer_step(**options):
     """Images/s of inference on random data."""
-    _bench_step("infer", layers=False, **options)
+    _bench_step("infer", **options)
 
 
 def _bench_step(mode, net, batch_size, input_shape, classes, threads, steps, warmup, layers, as_json):
@@ -97,10 +98,12 @@ def _bench_step(mode, net, batch_size, input_shape, classes, threads, steps, war
 
 def print_step(r):
     if r.get("layers"):
-        click.echo(f"{'layer':<36} {'type':<14} {'kernel':<10} {'forward ms':>10} {'backward ms':>11}")
+        backward = r["mode"] == "train"
+        click.echo(f"{'layer':<36} {'type':<14} {'kernel':<10} {'forward ms':>10}"
+                   + (f" {'backward ms':>11}" if backward else ""))
         for row in r["layers"]:
-            click.echo(f"{row['name']:<36} {row['type']:<14} {row['kernel']:<10} {row['forward_ms']:>10.2f} "
-                       f"{row['backward_ms']:>11.2f}")
+            click.echo(f"{row['name']:<36} {row['type']:<14} {row['kernel']:<10} {row['forward_ms']:>10.2f}"
+                       + (f" {row['backward_ms']:>11.2f}" if backward else ""))
     h, w, c = r["input_shape"]
     click.echo(f"{r['net']} {r['mode']}, batch {r['batch_size']}, input {c},{h},{w}, {r['threads']} threads: "
                f"{r['images_per_second']:,.0f} images/s (median of {r['steps']} steps, "

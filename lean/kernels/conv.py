@@ -421,6 +421,8 @@ def _is_depthwise(c, k, groups):
 # (2 threads, batch 128, forward / backward without input gradient, ms, direct vs im2col): LeNet-5's first layer
 # (1 channel, 5x5) 1.3 / 1.0 vs 4.5 / 5.9; ResNet's RGB stem (3 channels, 3x3) 2.5 / 2.5 vs 6.3 / 8.1;
 # 4 channels 3.0 / 3.0 vs 4.7 / 6.7; but LeNet-5's second layer (6 channels) 2.7 / 2.5 vs 2.1 / 1.5.
+# Where the register-tiled kernels run they take such layers too (ResNet's stem, forward / weight gradient:
+# 0.49 / 0.57 ms against 2.03 / 1.33 direct): their weight-gradient tiles span a tap row's s * c weights.
 DIRECT_MAX_CHANNELS = 4
 
 CONV_METHODS = ("auto", "im2col", "direct", "tiled", "winograd")
@@ -429,7 +431,8 @@ CONV_METHODS = ("auto", "im2col", "direct", "tiled", "winograd")
 def conv2d_method(c: int, k: int, groups: int = 1, stride: int = 1, dtype=np.float32,
                   kernel_size: int | None = None) -> str:
     """The method ``conv2d_forward(method="auto")`` takes for this layer here: ``depthwise`` (one channel per
-    group), ``direct`` (stride-1 inputs of at most ``DIRECT_MAX_CHANNELS`` channels), ``winograd`` (3x3 stride 1,
+    group), ``direct`` (stride-1 inputs of at most ``DIRECT_MAX_CHANNELS`` channels where ``tiled`` does not run),
+    ``winograd`` (3x3 stride 1,
     ``lean.kernels.winograd``: float32, no groups, c and k multiples of 8, a CPU with AVX2 or AVX-512),
     ``tiled`` (register-tiled direct convolution, ``lean.kernels.direct``: float32, no groups, k a multiple of 8,
     the same CPUs), else ``im2col`` (im2col + BLAS, every machine). ``kernel_size``: r (= s) of the filters (None:
@@ -437,7 +440,7 @@ def conv2d_method(c: int, k: int, groups: int = 1, stride: int = 1, dtype=np.flo
     if _is_depthwise(c, k, groups):
         return "depthwise"
     if groups == 1 and stride == 1 and c <= DIRECT_MAX_CHANNELS:
-        return "direct"
+        return "tiled" if direct.applies(np.dtype(dtype), k, groups) else "direct"
     if groups == 1 and winograd.applies(c, k, kernel_size, kernel_size, stride, np.dtype(dtype)):
         return "winograd"
     if direct.applies(np.dtype(dtype), k, groups):
@@ -680,7 +683,9 @@ def conv2d_backward(x: np.ndarray, w: np.ndarray, dy: np.ndarray, stride: int = 
 
 def _tiled_backward(x, w, dy, stride, padding, need_dx, need_db, saved):
     """``conv2d_backward`` of the tiled method: the weight gradient and, for stride 1, the input gradient on the
-    register-tiled kernels (``lean.kernels.direct``); a strided layer's input gradient through im2col."""
+    register-tiled kernels (``lean.kernels.direct``); a strided layer's input gradient, or one of c not a
+    multiple of 8, through im2col (LeNet-5's second layer, c = 6: 0.66 ms there, against 0.9 for the tiled one
+    with zero filters up to 8 channels: 8-lane vectors do half an AVX-512 unit's work)."""
     n, h, wd, c = x.shape
     k, _, r, s = w.shape
     oh, ow = dy.shape[1:3]

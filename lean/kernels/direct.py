@@ -126,24 +126,26 @@ def _forward(xp, wp, bias, res, out, ph, pw, oh, ow, k, r, s, b0, b1, ct, st, vt
 @njit(**JIT)
 def _weight_grad(xp, dy, dw, ph, pw, oh, ow, k, r, s, b0, b1, ct, st, vt, cbt, kt):
     """Adds the weight gradient of images ``b0 .. b1`` into ``dw`` (r, s, c, k) flat: ``xp`` (n, ph, pw, c) and
-    ``dy`` (n, oh, ow, k) flat. Tile: ``len(cbt)`` input channels x ``len(kt)`` vectors of output channels."""
+    ``dy`` (n, oh, ow, k) flat. For a tap row i, the s * c weights (j, ch) meet s * c neighbouring values of an
+    input row: a tile holds ``len(cbt)`` of them (which divides s * c, so few-channel layers fill a tile too)
+    x ``len(kt)`` vectors of output channels."""
     c, stride = count(ct), len(st)
     cb = len(cbt)
     kstep = len(vt) * len(kt)
     xstep = stride * c
+    row = s * c
     for b in range(b0, b1):
         for i in range(r):
-            for j in range(s):
-                for c0 in range(0, c, cb):
-                    for kq in range(0, k, kstep):
-                        at = ((i * s + j) * c + c0) * k + kq
-                        acc = tile_load(tile_zero(vt, cbt, kt), dw, at, k)
-                        for oy in range(oh):
-                            xrow = ((b * ph + oy * stride + i) * pw + j) * c + c0
-                            drow = (b * oh + oy) * ow * k + kq
-                            for ox in range(ow):
-                                acc = tile_fma(acc, dy, drow + ox * k, xp, xrow + ox * xstep, 1)
-                        tile_store(acc, dw, at, k)
+            for q0 in range(0, row, cb):
+                for kq in range(0, k, kstep):
+                    at = (i * row + q0) * k + kq
+                    acc = tile_load(tile_zero(vt, cbt, kt), dw, at, k)
+                    for oy in range(oh):
+                        xrow = (b * ph + oy * stride + i) * pw * c + q0
+                        drow = (b * oh + oy) * ow * k + kq
+                        for ox in range(ow):
+                            acc = tile_fma(acc, dy, drow + ox * k, xp, xrow + ox * xstep, 1)
+                    tile_store(acc, dw, at, k)
 
 
 # ---------------------------------------------------------------------------------------------- wrappers
@@ -161,23 +163,32 @@ def vector_width(k, width=None):
     return width if width > 0 and k % width == 0 else 8
 
 
+def _accumulators(width):
+    """Register budget of a tile: half the vector registers (32 on AVX-512, 16 on AVX2), whatever lanes a tile
+    uses (an 8-lane tile on AVX-512 still has 32 registers)."""
+    width = SIMD_WIDTH if width is None else width
+    return 16 if width == 16 else 8
+
+
 def tile_shape(k, ow, width=None):
-    """(v, px, kb) of the forward tile for ``k`` output channels and rows of ``ow`` pixels."""
+    """(v, px, kb) of the forward tile for ``k`` output channels and rows of ``ow`` pixels: px is the tile width
+    that leaves the fewest tiles a row (row ends go one pixel a tile, as slow as a full tile), the widest of
+    those."""
     v = vector_width(k, width)
     vectors = k // v
     kb = next(b for b in (4, 2, 1) if vectors % b == 0)
-    budget = 16 if v == 16 else 8  # accumulators: half of the vector registers (32 on AVX-512, 16 on AVX2)
-    px = max(1, min(ow, budget // kb))
+    widest = max(1, min(ow, _accumulators(width) // kb))
+    px = min(range(widest, 0, -1), key=lambda p: ow // p + ow % p)
     return v, px, kb
 
 
-def grad_tile_shape(c, k, width=None):
-    """(v, cb, kb) of the weight-gradient tile for ``c`` input and ``k`` output channels."""
+def grad_tile_shape(c, k, width=None, taps=1):
+    """(v, cb, kb) of the weight-gradient tile for ``c`` input and ``k`` output channels: cb is the largest
+    divisor of ``taps * c`` (the weights of a tap row, ``_weight_grad``) that the accumulator budget allows."""
     v = vector_width(k, width)
     vectors = k // v
     kb = next(b for b in (4, 2, 1) if vectors % b == 0)
-    budget = 16 if v == 16 else 8
-    cb = next(b for b in (16, 8, 4, 2, 1) if c % b == 0 and b * kb <= budget)
+    cb = next(b for b in range(_accumulators(width) // kb, 0, -1) if (taps * c) % b == 0)
     return v, cb, kb
 
 
@@ -224,7 +235,7 @@ def weight_grad_padded(xp, dy, r, s, stride, width=None):
     """dW (k, c, r, s) float32 of the convolution of padded ``xp`` (n, ph, pw, c) giving ``dy`` (n, oh, ow, k)."""
     n, ph, pw, c = xp.shape
     _, oh, ow, k = dy.shape
-    v, cb, kb = grad_tile_shape(c, k, width)
+    v, cb, kb = grad_tile_shape(c, k, width, taps=s)
     xf, df = xp.reshape(-1), np.ascontiguousarray(dy, np.float32).reshape(-1)
     tokens = (size(c), token(stride), token(v), token(cb), token(kb))
 
