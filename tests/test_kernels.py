@@ -173,3 +173,4 @@ def test_relu_keeps_nan_so_a_diverging_run_is_seen():
     x = np.array([np.nan, -1.0, 2.0, -np.inf, np.inf], np.float32)
     for y in (kernels.relu(x), kernels.add_relu(x, np.zeros_like(x))):
         assert np.isnan(y[0]) and list(y[1:]) == [0.0, 2.0, 0.0, np.inf]
+

@@ -95,7 +95,7 @@ def set_threads(n_threads):
     if n_threads != _state["threads"]:
         _state["threads"] = n_threads
         if _state["pool"] is not None:
-            _state["pool"].shutdown()
+            _state["pool"].close()
             _state["pool"] = None
 
 
@@ -114,10 +114,33 @@ def run_split(task, n_items):
     ranges = [(bounds[p], bounds[p + 1]) for p in range(n_parts)]
     if n_parts == 1:
         return [task(*ranges[0])]
-    if _state["pool"] is None:
-        _state["pool"] = ThreadPoolExecutor(max_workers=_state["threads"], thread_name_prefix="lean")
-    futures = [_state["pool"].submit(task, a, b) for a, b in ranges]
-    return [f.result() for f in futures]
+    pool = _state["pool"]
+    if pool is None or pool.pid != os.getpid():
+        pool = _state["pool"] = _new_pool(_state["threads"])
+    return pool.run(task, ranges)
+
+
+class _ExecutorPool:
+    """``run_split``'s pool where Numba does not compile (``NUMBA_DISABLE_JIT``): a plain thread pool."""
+
+    def __init__(self, threads):
+        self.pid = os.getpid()
+        self.executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="lean")
+
+    def run(self, task, ranges):
+        futures = [self.executor.submit(task, a, b) for a, b in ranges]
+        return [f.result() for f in futures]
+
+    def close(self):
+        self.executor.shutdown()
+
+
+def _new_pool(threads):
+    if numba.config.DISABLE_JIT:
+        return _ExecutorPool(threads)
+    from ._workers import SpinPool
+
+    return SpinPool(threads - 1)
 
 
 def float_dtype(*arrays):

@@ -20,6 +20,7 @@ import numpy as np
 from . import direct, winograd
 from ._checks import int_scalar, real_array, vector
 from ._config import JIT, PARALLEL_JIT, U, float_dtype, njit, prange, run_split
+from .elementwise import relu as relu_kernel
 
 # ---------------------------------------------------------------------------------------------- kernels
 
@@ -529,7 +530,7 @@ def conv2d_forward(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None = None,
     if residual is not None:
         y += residual
     if relu:
-        np.maximum(y, 0, out=y)  # NaN stays NaN
+        relu_kernel(y, in_place=True)  # NaN stays NaN
     return y
 
 

@@ -7,49 +7,46 @@ anyway, so no separate mask is stored.
 import numpy as np
 
 from ._checks import real_array
-from ._config import JIT, PARALLEL_JIT, U, float_dtype, njit, prange
+from ._config import JIT, U, float_dtype, njit, run_split
 
-_BLOCK = 1 << 14
-# below this many elements a parallel launch costs more than the loop (measured ~0.5 ms a call here on
-# LeNet-5's small activations); a serial twin of each kernel runs instead
-_PARALLEL_MIN = 1 << 17
+# Below this many elements one thread does the whole array: waking the other costs more than it saves (these
+# passes are bound by memory bandwidth, which two cores here barely share out: 2M elements 180 -> 120 us).
+_SPLIT_MIN = 1 << 18
 
 
-def _add_relu_body(a, b, y):
-    n = a.size
+@njit(**JIT)
+def _add_relu(a, b, y, start, stop):
     zero = a.dtype.type(0)
-    for blk in prange((n + _BLOCK - 1) // _BLOCK):
-        for i in range(blk * _BLOCK, min(n, (blk + 1) * _BLOCK)):
-            k = U(i)  # unsigned: no wraparound test, so the loop vectorizes
-            v = a[k] + b[k]
-            y[k] = zero if v < zero else v  # a NaN passes through, so a diverging run is seen
+    for i in range(start, stop):
+        k = U(i)  # unsigned: no wraparound test, so the loop vectorizes
+        v = a[k] + b[k]
+        y[k] = zero if v < zero else v  # a NaN passes through, so a diverging run is seen
 
 
-def _relu_body(x, y):
-    n = x.size
+@njit(**JIT)
+def _relu(x, y, start, stop):
     zero = x.dtype.type(0)
-    for blk in prange((n + _BLOCK - 1) // _BLOCK):
-        for i in range(blk * _BLOCK, min(n, (blk + 1) * _BLOCK)):
-            k = U(i)
-            v = x[k]
-            y[k] = zero if v < zero else v
+    for i in range(start, stop):
+        k = U(i)
+        v = x[k]
+        y[k] = zero if v < zero else v
 
 
-def _relu_backward_body(dy, y, dx):
-    n = dy.size
+@njit(**JIT)
+def _relu_backward(dy, y, dx, start, stop):
     zero = dy.dtype.type(0)
-    for blk in prange((n + _BLOCK - 1) // _BLOCK):
-        for i in range(blk * _BLOCK, min(n, (blk + 1) * _BLOCK)):
-            k = U(i)
-            dx[k] = dy[k] if y[k] > 0 else zero
+    for i in range(start, stop):
+        k = U(i)
+        dx[k] = dy[k] if y[k] > 0 else zero
 
 
-_add_relu = njit(**PARALLEL_JIT)(_add_relu_body)
-_add_relu_serial = njit(**JIT)(_add_relu_body)
-_relu = njit(**PARALLEL_JIT)(_relu_body)
-_relu_serial = njit(**JIT)(_relu_body)
-_relu_backward = njit(**PARALLEL_JIT)(_relu_backward_body)
-_relu_backward_serial = njit(**JIT)(_relu_backward_body)
+def _run(kernel, size, *arrays):
+    """``kernel(*arrays, start, stop)`` over ``range(size)``: in one call below ``_SPLIT_MIN`` elements, else
+    one range per thread (``run_split``)."""
+    if size < _SPLIT_MIN:
+        kernel(*arrays, 0, size)
+    else:
+        run_split(lambda start, stop: kernel(*arrays, start, stop), size)
 
 
 def _flat(x, name, dtype):
@@ -73,18 +70,20 @@ def add_relu(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         raise ValueError(f"add_relu operands differ in shape: {np.shape(a)} and {np.shape(b)}")
     dtype = float_dtype(a, b)
     y = np.empty(np.shape(a), dtype=dtype)
-    kernel = _add_relu if y.size >= _PARALLEL_MIN else _add_relu_serial
-    kernel(_flat(a, "add_relu operand a", dtype), _flat(b, "add_relu operand b", dtype), y.reshape(-1))
+    _run(_add_relu, y.size, _flat(a, "add_relu operand a", dtype), _flat(b, "add_relu operand b", dtype),
+         y.reshape(-1))
     return y
 
 
-def relu(x: np.ndarray) -> np.ndarray:
+def relu(x: np.ndarray, in_place: bool = False) -> np.ndarray:
     """max(x, 0) on every element, NaN kept (NumPy's ``maximum`` runs on one thread).
 
     Parameters
     ----------
     x : np.ndarray
         Any shape.
+    in_place : bool
+        Write into ``x`` itself (a contiguous float32 or float64 array) and return it.
 
     Returns
     -------
@@ -92,9 +91,10 @@ def relu(x: np.ndarray) -> np.ndarray:
         Shaped like ``x``; float32, or float64 if ``x`` is float64.
     """
     dtype = float_dtype(x)
-    y = np.empty(np.shape(x), dtype=dtype)
-    kernel = _relu if y.size >= _PARALLEL_MIN else _relu_serial
-    kernel(_flat(x, "relu input x", dtype), y.reshape(-1))
+    if in_place and not (isinstance(x, np.ndarray) and x.dtype == dtype and x.flags.c_contiguous):
+        raise ValueError("relu in_place needs a contiguous float32 or float64 array")
+    y = x if in_place else np.empty(np.shape(x), dtype=dtype)
+    _run(_relu, y.size, _flat(x, "relu input x", dtype), y.reshape(-1))
     return y
 
 
@@ -118,6 +118,6 @@ def relu_backward(dy: np.ndarray, y: np.ndarray) -> np.ndarray:
     dtype = float_dtype(dy)
     y = np.asarray(y)
     dx = np.empty(np.shape(dy), dtype=dtype)
-    kernel = _relu_backward if dx.size >= _PARALLEL_MIN else _relu_backward_serial
-    kernel(_flat(dy, "relu output gradient dy", dtype), _flat(y, "relu output y", y.dtype), dx.reshape(-1))
+    _run(_relu_backward, dx.size, _flat(dy, "relu output gradient dy", dtype), _flat(y, "relu output y", y.dtype),
+         dx.reshape(-1))
     return dx
