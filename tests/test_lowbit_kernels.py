@@ -53,7 +53,8 @@ def test_se_rebuild_equals_dense_product():
 
 INT8_CONV_CASES = [(1, 1, 1, 1, 1, 1, 0), (2, 7, 5, 6, 3, 2, 1), (3, 9, 16, 9, 3, 1, 1), (2, 5, 3, 4, 5, 1, 2),
                    (2, 12, 20, 37, 3, 1, 1), (1, 17, 8, 16, 1, 2, 0), (1, 10, 64, 32, 3, 2, 1)]
-EXACT_METHODS = ("int", "exact-float", "auto") + (("vnni",) if kernels.VNNI_AVAILABLE else ())
+EXACT_METHODS = (("int", "exact-float", "auto") + (("vnni",) if kernels.VNNI_AVAILABLE else ())
+                 + (("madd",) if kernels.MADD_AVAILABLE else ()))
 
 
 @pytest.mark.parametrize("n,h,c,k,r,stride,padding", INT8_CONV_CASES)
@@ -96,10 +97,24 @@ def test_vnni_conv_at_the_code_extremes_and_wide_channels():
                                   exact.astype(np.float32))
 
 
+@pytest.mark.skipif(not kernels.MADD_AVAILABLE, reason="this CPU has no AVX2")
+def test_madd_conv_at_the_code_extremes_and_wide_channels():
+    # uint8 255 x int8 -128 pairs: 2 x 32,640 overflows int16 (why vpmaddubsw is not used); vpmaddwd adds in int32
+    xq = np.full((1, 4, 11, 301), 255, np.uint8)
+    xq[0, 1, ::2] = 0
+    wq = np.full((13, 301, 3, 3), -128, np.int8)
+    wq[3] = 127
+    exact = reference.conv2d(xq.astype(np.float64), wq.astype(np.float64), None, 1, 1)
+    np.testing.assert_array_equal(kernels.int8_conv2d(xq, 1.0, wq, 1.0, 1, 1, method="madd"),
+                                  exact.astype(np.float32))
+
+
 def test_int8_conv_without_vnni_falls_back(monkeypatch):
     from lean.kernels import intconv
 
     monkeypatch.setattr(intconv, "VNNI_AVAILABLE", False)
+    assert intconv.auto_int8_method(144) == ("madd" if kernels.MADD_AVAILABLE else "exact-float")
+    monkeypatch.setattr(intconv, "MADD_AVAILABLE", False)
     assert intconv.auto_int8_method(144) == "exact-float"
     assert intconv.auto_int8_method(2000) == "int"
     xq = np.ones((1, 3, 3, 2), np.int8)

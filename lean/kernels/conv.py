@@ -1,4 +1,14 @@
-"""2-D convolution on channels-last (NHWC) activations: im2col fused with a BLAS matmul, chunk by chunk.
+"""2-D convolution on channels-last (NHWC) activations: one entry point, a method per layer.
+
+``conv2d_method`` picks, per layer and machine: ``winograd`` (3x3 stride-1 layers, ``winograd.py``: 4x fewer
+multiplies), ``tiled`` (the register-tiled direct convolution of ``direct.py``: strided, 1x1 and few-channel
+layers), where the CPU has AVX2 or AVX-512; elsewhere, and in float64, im2col + BLAS below, or the direct and
+depthwise loops. The same method runs a layer's backward pass. ``conv2d_forward(residual=, relu=)`` adds a
+residual and applies ReLU as the output is stored (inference fusion, ``lean.nn.fusion``). Which method each
+layer took and its time: ``lean bench train --net resnet20 --layers``; figures in ``benchmarks/README.md``
+(issue 12).
+
+The im2col method: im2col fused with a BLAS matmul, chunk by chunk.
 
 Layout: activations are ``(n, h, w, c)``; weights keep the usual ``(k, c // groups, r, s)`` so that compression
 methods and other tools read them as everyone writes them. The matmul side uses ``wmat`` of shape

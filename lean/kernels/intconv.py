@@ -4,6 +4,8 @@ y[m, k] = x_scale * w_scale[k] * sum_p x_codes[m, p] * w_codes[k, p]. Three ways
 
 - VNNI (``lean/kernels/vnni.py``): where the CPU has AVX-512 VNNI, its 4-byte integer dot-product instruction
   straight on the padded input, without im2col: the fastest (2.2-2.7x the float convolution here);
+- madd (``lean/kernels/madd.py``): where it has AVX2 but no VNNI, the 16-bit multiply-add ``vpmaddwd`` on the
+  same layout, codes widened to int16;
 
 and, with patches built from int8 activations by the same im2col as the float path (``conv._im2col_rows``):
 
@@ -20,6 +22,7 @@ import numpy as np
 from ._checks import int_array, int_scalar, real_array, real_scalar, shape_arg
 from ._config import JIT, PARALLEL_JIT, njit, prange
 from .conv import _check_conv_args, patch_product, weight_to_matrix
+from .madd import MADD_AVAILABLE, madd_conv2d
 from .vnni import VNNI_AVAILABLE, vnni_conv2d
 
 
@@ -140,7 +143,7 @@ def unpack_int4(packed: np.ndarray, count: int) -> np.ndarray:
     return np.where(u >= 8, u - 16, u)[:count].astype(np.int8)
 
 
-INT8_METHODS = ("auto", "vnni", "int", "exact-float")
+INT8_METHODS = ("auto", "vnni", "madd", "int", "exact-float")
 
 
 def _patch_limits(unsigned):
@@ -164,11 +167,13 @@ def auto_int8_method(patch_codes: int, unsigned: bool = False) -> str:
     Returns
     -------
     str
-        ``"vnni"``, ``"exact-float"`` or ``"int"``.
+        ``"vnni"``, ``"madd"``, ``"exact-float"`` or ``"int"``.
     """
     exact_float, exact_int = _patch_limits(unsigned)
     if VNNI_AVAILABLE and patch_codes <= exact_int:
         return "vnni"
+    if MADD_AVAILABLE and patch_codes <= exact_int:
+        return "madd"
     return "exact-float" if patch_codes <= exact_float else "int"
 
 
@@ -177,11 +182,12 @@ def int8_conv2d(x_codes: np.ndarray, x_scale: float, w_codes: np.ndarray, w_scal
     """Integer conv on channels-last int8 (or uint8: unsigned) activations (n, h, w, c) and int8 weights (k, c, r, s).
 
     Returns float32 (n, oh, ow, k) = rescaled exact integer sums. ``w_scale`` is a scalar or one per output
-    channel. ``method``: ``vnni`` runs the AVX-512 VNNI kernel (only where the CPU has it); ``int`` the portable
+    channel. ``method``: ``vnni`` runs the AVX-512 VNNI kernel (only where the CPU has it); ``madd`` the AVX2
+    ``vpmaddwd`` kernel (where lean's vector kernels run); ``int`` the portable
     int32-accumulating kernel; ``exact-float`` multiplies the int8 codes in float32 BLAS, which is exact (every
     partial sum is an integer below 2^24) for patches of at most 1,024 codes, and as fast as the float
-    convolution; ``auto`` takes ``vnni`` where the CPU has it, else ``exact-float`` where it is exact, else
-    ``int``.
+    convolution; ``auto`` takes ``vnni`` where the CPU has it, else ``madd`` where it runs, else ``exact-float``
+    where it is exact, else ``int``.
 
     Parameters
     ----------
@@ -197,7 +203,7 @@ def int8_conv2d(x_codes: np.ndarray, x_scale: float, w_codes: np.ndarray, w_scal
     stride, padding : int
         As for ``conv2d_forward`` (groups=1 only).
     method : str
-        ``"auto"``, ``"vnni"``, ``"int"`` or ``"exact-float"``.
+        ``"auto"``, ``"vnni"``, ``"madd"``, ``"int"`` or ``"exact-float"``.
 
     Returns
     -------
@@ -234,6 +240,10 @@ def int8_conv2d(x_codes: np.ndarray, x_scale: float, w_codes: np.ndarray, w_scal
             raise ValueError("method 'vnni' needs a CPU with AVX-512 VNNI (and Numba compiling for it); this one "
                              "has none: use 'auto'")
         return vnni_conv2d(x_codes, w_codes, scale, stride, padding, oh, ow)
+    if method == "madd":
+        if not MADD_AVAILABLE:
+            raise ValueError("method 'madd' needs a CPU with AVX2 (and Numba compiling for it); use 'auto'")
+        return madd_conv2d(x_codes, w_codes, scale, stride, padding, oh, ow)
     if method == "exact-float":
         if r * s * cg > exact_float:
             raise ValueError(f"exact-float needs patches of at most {exact_float} codes; this one has "
