@@ -44,7 +44,7 @@ def machine_line():
     import numba
     from llvmlite import binding
 
-    from lean.kernels import VNNI_AVAILABLE, simd
+    from lean.kernels import MADD_AVAILABLE, VNNI_AVAILABLE, simd
 
     features = binding.get_host_cpu_features()
     has = [name for name in ("avx2", "fma", "avx512f", "avx512bw", "avx512vnni", "avx512bf16") if features.get(name)]
@@ -52,9 +52,10 @@ def machine_line():
         layer = numba.threading_layer()
     except ValueError:
         layer = numba.config.THREADING_LAYER
+    int8 = "AVX-512 VNNI" if VNNI_AVAILABLE else "AVX2 vpmaddwd" if MADD_AVAILABLE else "exact-float BLAS"
     vectors = {16: "AVX-512 (16 lanes)", 8: "AVX2 (8 lanes)", 0: "none (portable NumPy/BLAS paths)"}[simd.SIMD_WIDTH]
     overrides = [f"{name}={os.environ[name]}" for name in ("LEAN_SIMD", "NUMBA_CPU_NAME", "OPENBLAS_CORETYPE")
                  if os.environ.get(name)]
     return (f"CPU {binding.get_host_cpu_name()} ({', '.join(has) or 'no AVX2'}); float32 vector kernels: {vectors}; "
-            f"int8 conv path: {'AVX-512 VNNI' if VNNI_AVAILABLE else 'exact-float BLAS (no VNNI)'}; "
+            f"int8 conv path: {int8}; "
             f"Numba threading layer {layer}" + (f"; {', '.join(overrides)}" if overrides else ""))
