@@ -138,6 +138,18 @@ def test_winograd_method_refuses_what_it_cannot_run():
     assert saved["method"] == ("tiled" if direct.SIMD_WIDTH else "im2col")
 
 
+@pytest.mark.parametrize("n,h,w,c,k", [(2, 8, 8, 16, 32), (1, 6, 10, 8, 16), (3, 4, 4, 32, 8), (1, 2, 2, 8, 8)])
+def test_strided_input_gradient_by_phases_matches_the_reference(width, n, h, w, c, k):
+    rng = np.random.default_rng(n + h + w + c + k)
+    x, wt = _rand(rng, n, h, w, c), _rand(rng, k, c, 3, 3)
+    dy = _rand(rng, n, h // 2, w // 2, k)
+    rdx, rdw, _ = reference.conv2d_grads(x, wt, dy, 2, 1)
+    np.testing.assert_allclose(direct.input_grad_strided(dy, wt, h, w, width=width or 8), rdx, rtol=1e-4,
+                               atol=1e-4 * np.abs(rdx).max())
+    dx, dw, _ = kernels.conv2d_backward(x, wt, dy, 2, 1, method="tiled")
+    np.testing.assert_allclose(dx, rdx, rtol=1e-4, atol=1e-4 * np.abs(rdx).max())
+
+
 def test_tiled_conv_is_deterministic_for_a_thread_count():
     rng = np.random.default_rng(5)
     x, wt = _rand(rng, 6, 12, 12, 16), _rand(rng, 32, 16, 3, 3)

@@ -693,10 +693,11 @@ def conv2d_backward(x: np.ndarray, w: np.ndarray, dy: np.ndarray, stride: int = 
 
 
 def _tiled_backward(x, w, dy, stride, padding, need_dx, need_db, saved):
-    """``conv2d_backward`` of the tiled method: the weight gradient and, for stride 1, the input gradient on the
-    register-tiled kernels (``lean.kernels.direct``); a strided layer's input gradient, or one of c not a
-    multiple of 8, through im2col (LeNet-5's second layer, c = 6: 0.66 ms there, against 0.9 for the tiled one
-    with zero filters up to 8 channels: 8-lane vectors do half an AVX-512 unit's work)."""
+    """``conv2d_backward`` of the tiled method: the weight gradient and the input gradient on the register-tiled
+    kernels (``lean.kernels.direct``; 3x3 stride-2 layers by phases, ``input_grad_strided``). Other strided
+    layers' input gradient, and one of c not a multiple of 8, go through im2col (LeNet-5's second layer, c = 6:
+    0.66 ms there, against 0.9 for the tiled one with zero filters up to 8 channels: 8-lane vectors do half an
+    AVX-512 unit's work)."""
     n, h, wd, c = x.shape
     k, _, r, s = w.shape
     oh, ow = dy.shape[1:3]
@@ -709,6 +710,8 @@ def _tiled_backward(x, w, dy, stride, padding, need_dx, need_db, saved):
     if need_dx and stride == 1 and r == s and padding <= r - 1 and c % 8 == 0:
         dyp = direct.pad_images(dy, r - 1 - padding) if r - 1 - padding else dy
         dx = direct.forward_padded(dyp, direct.flip_weights(w), None, c, r, s, 1, h, wd)
+    elif need_dx and stride == 2 and r == s == 3 and padding == 1 and h % 2 == wd % 2 == 0 and c % 8 == 0:
+        dx = direct.input_grad_strided(dy, w, h, wd)  # ResNet's downsampling layers
     elif need_dx:
         dx = np.zeros_like(x)
         _conv_matmul_backward(x, weight_to_matrix(w), dy.reshape(n * oh * ow, k), dx, r, s, stride, padding, oh,

@@ -85,19 +85,22 @@ def _epilogue(acc, res, at, stride, et):
 
 
 @njit(**JIT)
-def _forward(xp, wp, bias, res, out, ph, pw, oh, ow, k, r, s, b0, b1, ct, st, vt, pt, kt, one, et):
+def _forward(xp, wp, bias, res, out, ph, pw, oh, ow, k, r, s, place, b0, b1, ct, st, vt, pt, kt, one, et):
     """Output rows of images ``b0 .. b1``: ``out`` (n, oh, ow, k) flat, from ``xp`` (n, ph, pw, c) flat and ``wp``
     (r, s, c, k) flat. Tile: ``len(pt)`` pixels x ``len(kt)`` vectors of ``len(vt)`` lanes; ``len(ct)`` = c and
     ``len(st)`` = stride are compile-time constants (``one`` is the 1-pixel tile of row ends). ``len(et)``: the
-    epilogue after the bias (``EPILOGUES``: ``res``, shaped like ``out``, added, and/or ReLU)."""
+    epilogue after the bias (``EPILOGUES``: ``res``, shaped like ``out``, added, and/or ReLU). ``place``: where
+    output pixel (b, oy, ox) goes, ``place[0] + b * place[1] + oy * place[2] + ox * place[3]`` (values; a
+    strided layer's input gradient writes every other pixel, ``input_grad_strided``)."""
     c, stride = count(ct), len(st)
     px = len(pt)
     kstep = len(vt) * len(kt)
     xstep = stride * c
     main = ow - ow % px
+    o_base, o_image, o_row, o_pixel = place
     for b in range(b0, b1):
         for oy in range(oh):
-            orow = (b * oh + oy) * ow
+            orow = o_base + b * o_image + oy * o_row
             for kq in range(0, k, kstep):
                 for ox in range(0, main, px):
                     acc = tile_zero(vt, pt, kt)
@@ -108,8 +111,8 @@ def _forward(xp, wp, bias, res, out, ph, pw, oh, ow, k, r, s, b0, b1, ct, st, vt
                             xbase = xrow + j * c
                             for ch in range(c):
                                 acc = tile_fma(acc, wp, wbase + ch * k, xp, xbase + ch, xstep)
-                    at = (orow + ox) * k + kq
-                    tile_store(_epilogue(tile_add_rows(acc, bias, kq), res, at, k, et), out, at, k)
+                    at = orow + ox * o_pixel + kq
+                    tile_store(_epilogue(tile_add_rows(acc, bias, kq), res, at, o_pixel, et), out, at, o_pixel)
                 for ox in range(main, ow):
                     last = tile_zero(vt, one, kt)
                     for i in range(r):
@@ -119,8 +122,8 @@ def _forward(xp, wp, bias, res, out, ph, pw, oh, ow, k, r, s, b0, b1, ct, st, vt
                             xbase = xrow + j * c
                             for ch in range(c):
                                 last = tile_fma(last, wp, wbase + ch * k, xp, xbase + ch, xstep)
-                    at = (orow + ox) * k + kq
-                    tile_store(_epilogue(tile_add_rows(last, bias, kq), res, at, k, et), out, at, k)
+                    at = orow + ox * o_pixel + kq
+                    tile_store(_epilogue(tile_add_rows(last, bias, kq), res, at, o_pixel, et), out, at, o_pixel)
 
 
 @njit(**JIT)
@@ -227,8 +230,38 @@ def forward_padded(xp, packed, bias, k, r, s, stride, oh, ow, width=None, residu
     xf, wf, of = xp.reshape(-1), packed.reshape(-1), out.reshape(-1)
     rf = of if residual is None else np.ascontiguousarray(residual, np.float32).reshape(-1)
     tokens = (size(c), token(stride), token(v), token(px), token(kb), token(1), token(epilogue_code(residual, relu)))
-    run_split(lambda b0, b1: _forward(xf, wf, bias_vec, rf, of, ph, pw, oh, ow, k, r, s, b0, b1, *tokens), n)
+    place = (0, oh * ow * k, ow * k, k)
+    run_split(lambda b0, b1: _forward(xf, wf, bias_vec, rf, of, ph, pw, oh, ow, k, r, s, place, b0, b1, *tokens), n)
     return out
+
+
+def input_grad_strided(dy, w, h, wd, width=None):
+    """The input gradient (n, h, wd, c) of a 3x3, stride-2, padding-1 convolution with ``w`` (k, c, 3, 3) whose
+    output gradient is ``dy`` (n, h / 2, wd / 2, k), h and wd even, on the tiled forward kernel.
+
+    Input pixel (2a + py, 2b + px) gets dy[a + t, b + u] * w[:, :, i, j] only from taps of one parity: i = 1 for
+    py = 0 (t = 0); i = 2 (t = 0) and i = 0 (t = 1) for py = 1; the same for columns. So the gradient is four
+    stride-1 convolutions of dy (padded by one zero row and column at the end) with 1x1, 1x2, 2x1 and 2x2 taps,
+    each writing every other pixel of dx (``place``): 9 taps in all, as many multiply-adds as the forward pass.
+    """
+    n, oh, ow, k = dy.shape
+    c = w.shape[1]
+    dyp = pad_images(dy, 0, bottom=1, right=1)
+    dx = np.empty((n, h, wd, c), np.float32)
+    taps = {0: [1], 1: [2, 0]}  # per output parity: kernel taps in the order of their offset t = 0, 1
+    v, px, kb = tile_shape(c, ow, width)
+    xf, of = dyp.reshape(-1), dx.reshape(-1)
+    bias = np.zeros(c, np.float32)
+    tokens = (size(k), token(1), token(v), token(px), token(kb), token(1), token(EPILOGUES["bias"]))
+    for py in (0, 1):
+        for px_ in (0, 1):
+            rows, cols = taps[py], taps[px_]
+            packed = np.ascontiguousarray(np.asarray(w, np.float32)[:, :, rows][:, :, :, cols].transpose(2, 3, 0, 1))
+            place = (py * wd * c + px_ * c, h * wd * c, 2 * wd * c, 2 * c)
+            wf = packed.reshape(-1)
+            run_split(lambda b0, b1, wf=wf, place=place, rows=rows, cols=cols: _forward(
+                xf, wf, bias, of, of, oh + 1, ow + 1, oh, ow, c, len(rows), len(cols), place, b0, b1, *tokens), n)
+    return dx
 
 
 def weight_grad_padded(xp, dy, r, s, stride, width=None):
