@@ -101,29 +101,30 @@ def _forward(xp, wp, bias, res, out, ph, pw, oh, ow, k, r, s, place, b0, b1, ct,
     for b in range(b0, b1):
         for oy in range(oh):
             orow = o_base + b * o_image + oy * o_row
+            xrow = (b * ph + oy * stride) * pw * c
             for kq in range(0, k, kstep):
                 for ox in range(0, main, px):
-                    acc = tile_zero(vt, pt, kt)
-                    for i in range(r):
-                        xrow = ((b * ph + oy * stride + i) * pw + ox * stride) * c
-                        for j in range(s):
-                            wbase = (i * s + j) * c * k + kq
-                            xbase = xrow + j * c
-                            for ch in range(c):
-                                acc = tile_fma(acc, wp, wbase + ch * k, xp, xbase + ch, xstep)
+                    acc = _patch_sum(tile_zero(vt, pt, kt), wp, xp, xrow + ox * xstep, pw * c, c, k, kq, r, s, xstep)
                     at = orow + ox * o_pixel + kq
                     tile_store(_epilogue(tile_add_rows(acc, bias, kq), res, at, o_pixel, et), out, at, o_pixel)
-                for ox in range(main, ow):
-                    last = tile_zero(vt, one, kt)
-                    for i in range(r):
-                        xrow = ((b * ph + oy * stride + i) * pw + ox * stride) * c
-                        for j in range(s):
-                            wbase = (i * s + j) * c * k + kq
-                            xbase = xrow + j * c
-                            for ch in range(c):
-                                last = tile_fma(last, wp, wbase + ch * k, xp, xbase + ch, xstep)
+                for ox in range(main, ow):  # row ends, one pixel a tile
+                    last = _patch_sum(tile_zero(vt, one, kt), wp, xp, xrow + ox * xstep, pw * c, c, k, kq, r, s,
+                                      xstep)
                     at = orow + ox * o_pixel + kq
                     tile_store(_epilogue(tile_add_rows(last, bias, kq), res, at, o_pixel, et), out, at, o_pixel)
+
+
+@njit(inline="always")
+def _patch_sum(acc, wp, xp, x0, row, c, k, kq, r, s, xstep):
+    """``acc`` plus the patch products of the tile whose first pixel's patch starts at ``x0`` (input rows
+    ``row`` values apart; neighbouring pixels ``xstep`` apart) with the packed weights of channels ``kq ..``."""
+    for i in range(r):
+        for j in range(s):
+            wbase = (i * s + j) * c * k + kq
+            xbase = x0 + i * row + j * c
+            for ch in range(c):
+                acc = tile_fma(acc, wp, wbase + ch * k, xp, xbase + ch, xstep)
+    return acc
 
 
 @njit(**JIT)

@@ -149,24 +149,28 @@ def _conv(x, w, correction, scale, out, ph, pw, oh, ow, k, r, s, b0, b1, ct, st,
     for b in range(b0, b1):
         for oy in range(oh):
             orow = (b * oh + oy) * ow
+            xrow = (b * ph + oy * stride) * pw * c
             for kq in range(0, k, kstep):
                 w_tile = (kq // v) * w_step
                 for ox in range(0, main, px):
-                    acc = itile_zero(vt, pt, kt)
-                    for i in range(r):
-                        xrow = ((b * ph + oy * stride + i) * pw + ox * stride) * c
-                        wrow = w_tile + i * run * v
-                        for q in range(0, run, 4):
-                            acc = itile_dot(acc, w, wrow + q * v, w_step, x, xrow + q, xstep, it)
+                    acc = _patch_dots(itile_zero(vt, pt, kt), w, w_tile, w_step, x, xrow + ox * xstep, pw * c, r,
+                                      run, v, xstep, it)
                     itile_store_rescaled(acc, out, (orow + ox) * k + kq, k, correction, scale, kq)
-                for ox in range(main, ow):
-                    last = itile_zero(vt, one, kt)
-                    for i in range(r):
-                        xrow = ((b * ph + oy * stride + i) * pw + ox * stride) * c
-                        wrow = w_tile + i * run * v
-                        for q in range(0, run, 4):
-                            last = itile_dot(last, w, wrow + q * v, w_step, x, xrow + q, xstep, it)
+                for ox in range(main, ow):  # row ends, one pixel a tile
+                    last = _patch_dots(itile_zero(vt, one, kt), w, w_tile, w_step, x, xrow + ox * xstep, pw * c, r,
+                                       run, v, xstep, it)
                     itile_store_rescaled(last, out, (orow + ox) * k + kq, k, correction, scale, kq)
+
+
+@njit(inline="always")
+def _patch_dots(acc, w, w_tile, w_step, x, x0, row, r, run, v, xstep, it):
+    """``acc`` plus the dot products of the tile's patches (the first starting at byte ``x0``; kernel rows
+    ``row`` bytes apart, each a contiguous run of ``run`` bytes) with the weights of its channel tile."""
+    for i in range(r):
+        wrow = w_tile + i * run * v
+        for q in range(0, run, 4):
+            acc = itile_dot(acc, w, wrow + q * v, w_step, x, x0 + i * row + q, xstep, it)
+    return acc
 
 
 def tile_shape(k_vectors, ow, registers):

@@ -139,20 +139,28 @@ def tile_zero(typingctx, vt, pt, kt):
     return tile(vt, pt, kt), codegen
 
 
+def _vector_pointers(context, builder, tile, array_type, array, offset, stride):
+    """Pointers to the tile's vectors in a flat float32 array: row i at ``offset + i * stride``, vector j of the
+    row ``j * v`` further; in the tile's order."""
+    vec = _vector(tile)
+    pointers = []
+    for i in range(tile.px):
+        row = _offset(builder, offset, stride, i)
+        for j in range(tile.kb):
+            index = builder.add(row, ir.Constant(row.type, j * tile.v))
+            pointers.append(builder.bitcast(_element_pointer(context, builder, array_type, array, index),
+                                            vec.as_pointer()))
+    return pointers
+
+
 @intrinsic
 def tile_load(typingctx, acc, array, offset, stride):
     tile = acc
 
     def codegen(context, builder, signature, args):
         value, arr, off, step = args
-        vec = _vector(tile)
-        for i in range(tile.px):
-            row = _offset(builder, off, step, i)
-            for j in range(tile.kb):
-                index = builder.add(row, ir.Constant(row.type, j * tile.v))
-                ptr = builder.bitcast(_element_pointer(context, builder, signature.args[1], arr, index),
-                                      vec.as_pointer())
-                value = builder.insert_value(value, builder.load(ptr, align=4), i * tile.kb + j)
+        for n, ptr in enumerate(_vector_pointers(context, builder, tile, signature.args[1], arr, off, step)):
+            value = builder.insert_value(value, builder.load(ptr, align=4), n)
         return value
 
     return tile(acc, array, offset, stride), codegen
@@ -164,14 +172,8 @@ def tile_store(typingctx, acc, array, offset, stride):
 
     def codegen(context, builder, signature, args):
         value, arr, off, step = args
-        vec = _vector(tile)
-        for i in range(tile.px):
-            row = _offset(builder, off, step, i)
-            for j in range(tile.kb):
-                index = builder.add(row, ir.Constant(row.type, j * tile.v))
-                ptr = builder.bitcast(_element_pointer(context, builder, signature.args[1], arr, index),
-                                      vec.as_pointer())
-                builder.store(builder.extract_value(value, i * tile.kb + j), ptr, align=4)
+        for n, ptr in enumerate(_vector_pointers(context, builder, tile, signature.args[1], arr, off, step)):
+            builder.store(builder.extract_value(value, n), ptr, align=4)
         return context.get_dummy_value()
 
     return types.void(acc, array, offset, stride), codegen

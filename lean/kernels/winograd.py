@@ -290,14 +290,10 @@ def _forward(x, u, us, bias, res, out, h, w, pad, oh, ow, k, rb, b0, b1, ct, vct
         for xi in range(positions):
             for kq in range(0, k, kstep):
                 for t0 in range(0, main, px):
-                    acc = tile_zero(vt, pt, kt)
-                    for ch in range(c):
-                        acc = tile_fma(acc, u, xi * us + ch * k + kq, v_block, xi * vs + t0 * c + ch, c)
+                    acc = _products(tile_zero(vt, pt, kt), u, xi * us + kq, v_block, xi * vs + t0 * c, c, k)
                     tile_store(acc, m_block, xi * ms + t0 * k + kq, k)
-                for t0 in range(main, nt):
-                    last = tile_zero(vt, one, kt)
-                    for ch in range(c):
-                        last = tile_fma(last, u, xi * us + ch * k + kq, v_block, xi * vs + t0 * c + ch, c)
+                for t0 in range(main, nt):  # the block's last tiles, one a register tile
+                    last = _products(tile_zero(vt, one, kt), u, xi * us + kq, v_block, xi * vs + t0 * c, c, k)
                     tile_store(last, m_block, xi * ms + t0 * k + kq, k)
         for g in range(g0, g1):
             b, ty = g // th, g % th
@@ -308,6 +304,14 @@ def _forward(x, u, us, bias, res, out, h, w, pad, oh, ow, k, rb, b0, b1, ct, vct
                 for kq in range(0, k, len(vt)):
                     _output_transform(m_block, t * k + kq, ms, out, ((b * oh + m * ty) * ow + m * tx) * k + kq,
                                       ow * k, k, bias, kq, rows, cols, res, et, vt, mt)
+
+
+@njit(inline="always")
+def _products(acc, u, u0, v_block, v0, c, k):
+    """``acc`` plus V (tiles from ``v0``, ``c`` values each) @ U (``c`` rows of ``k`` from ``u0``)."""
+    for ch in range(c):
+        acc = tile_fma(acc, u, u0 + ch * k, v_block, v0 + ch, c)
+    return acc
 
 
 @njit(**JIT)
