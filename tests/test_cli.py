@@ -101,6 +101,12 @@ def test_nets_data_and_bench_json(run):
     layers = _last_json(r.output)["layers"]
     assert [row["name"] for row in layers][:3] == ["conv1", "relu1", "pool1"]
     assert all(row["forward_ms"] >= 0 and row["backward_ms"] >= 0 for row in layers)
+    r = run("bench", "infer", "--net", "resnet8", "--batch-size", "4", "--input", "3,16,16", "--steps", "2",
+            "--layers")
+    assert r.exit_code == 0 and "backward" not in r.output
+    kernels = {line.split()[0]: line.split()[2] for line in r.output.splitlines()
+               if line.split() and line.split()[1] in ("Conv2d", "BatchNorm")}
+    assert kernels["bn1"] == "fused" and kernels["conv1"] in ("tiled", "direct", "im2col")  # folded at inference
 
 
 def test_demo_json(run):

@@ -113,3 +113,28 @@ def test_residual_blocks_with_disagreeing_branches_still_say_so():
     block = Residual(body, None, relu_after=True)
     with pytest.raises(ValueError, match="residual branches disagree"):
         block.forward(np.zeros((1, 6, 6, 8), np.float32))
+
+
+def test_the_portable_paths_give_the_same_training_step_and_inference(monkeypatch):
+    # an ARM board or an old x86 runs with no vector kernels (SIMD width 0): im2col + BLAS, row batch norm,
+    # unfused epilogues; the results must be the vector paths' up to float32 rounding
+    from lean.kernels import batchnorm
+
+    def step():
+        model = build("resnet8", input_shape=(12, 12, 3), num_classes=10, seed=3)
+        rng = np.random.default_rng(3)
+        x = rng.standard_normal((6, 12, 12, 3)).astype(np.float32)
+        model.zero_grad()
+        loss, d = softmax_cross_entropy(model.forward(x, train=True), rng.integers(0, 10, 6))
+        model.backward(d)
+        grads = {name: g.copy() for name, g in model.gradients().items()}
+        return loss, grads, model.forward(x, train=False)
+
+    vector = step()
+    monkeypatch.setattr(direct, "SIMD_WIDTH", 0)
+    monkeypatch.setattr(batchnorm, "SIMD_WIDTH", 0)
+    portable = step()
+    assert abs(vector[0] - portable[0]) < 1e-4
+    for name, g in vector[1].items():
+        np.testing.assert_allclose(portable[1][name], g, rtol=2e-3, atol=2e-4 * (np.abs(g).max() + 1e-6))
+    np.testing.assert_allclose(portable[2], vector[2], rtol=1e-3, atol=1e-4 * np.abs(vector[2]).max())
