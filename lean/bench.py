@@ -168,14 +168,7 @@ def layer_kernel(module) -> str:
     """Which kernel a layer ran last: a conv's ``conv2d_method`` (winograd, tiled, im2col, direct, depthwise), a
     batch norm's ``batchnorm_method`` (tiled, rows), "fused" for a layer that inference fusion folded into the conv
     before it (``lean.nn.fusion``); empty for the others."""
-    from . import kernels
-    from .nn import BatchNorm, Conv2d
-
-    if isinstance(module, Conv2d) or getattr(module, "last_method", None) == "fused":
-        return module.last_method or ""
-    if isinstance(module, BatchNorm):
-        return kernels.batchnorm_method(module.num_features)
-    return ""
+    return module.last_method or ""
 
 
 def fma_peak_gflops(threads: int = 1, seconds: float = 0.3) -> float:
@@ -187,7 +180,7 @@ def fma_peak_gflops(threads: int = 1, seconds: float = 0.3) -> float:
     from .kernels import simd
 
     width = simd.SIMD_WIDTH or 4
-    kernel = _fma_loop()
+    kernel = simd.fma_chains
     shape = (simd.token(width), simd.token(12), simd.token(1))
 
     def run(steps):
@@ -207,28 +200,6 @@ def fma_peak_gflops(threads: int = 1, seconds: float = 0.3) -> float:
         list(pool.map(lambda _: run(steps), range(threads)))
         elapsed = time.perf_counter() - t0
     return threads * flops / elapsed / 1e9
-
-
-_FMA_LOOP = []
-
-
-def _fma_loop():
-    if _FMA_LOOP:
-        return _FMA_LOOP[0]
-    from .kernels import simd
-    from .kernels._config import njit
-
-    @njit(nogil=True)
-    def loop(values, steps, vt, pt, kt):
-        acc = simd.tile_load(simd.tile_zero(vt, pt, kt), values, 0, len(vt))
-        scale = acc  # 0.5: acc = acc * 0.5 + 1 stays near 2, no overflow, no denormals
-        shift = simd.tile_add(acc, acc)
-        for _ in range(steps):
-            acc = simd.tile_fmadd(acc, scale, shift)
-        simd.tile_store(acc, values, 0, len(vt))
-
-    _FMA_LOOP.append(loop)
-    return loop
 
 
 def _median_ms(fn, repeats=7):

@@ -133,6 +133,7 @@ def test_winograd_method_refuses_what_it_cannot_run():
         with pytest.raises(ValueError, match="winograd conv method needs"):
             kernels.conv2d_forward(x, w, method="winograd", **kwargs)
     assert conv.conv2d_method(8, 8, kernel_size=3, dtype=np.float64) == "im2col"
+    assert conv.conv2d_method(8, 8, kernel_size=3, padding=3) != "winograd"
     saved = {}
     kernels.conv2d_forward(x, np.zeros((8, 8, 3, 3), np.float32), padding=3, saved=saved)  # auto: tiled instead
     assert saved["method"] == ("tiled" if direct.SIMD_WIDTH else "im2col")

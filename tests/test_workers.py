@@ -66,3 +66,36 @@ def test_a_new_thread_count_makes_a_new_pool():
         assert len(_config.run_split(lambda a, b: a, 8)) == 2
     finally:
         _config.set_threads(before)
+
+
+def test_changing_the_thread_count_during_a_call_waits_for_it(two_threads):
+    started, done = threading.Event(), []
+
+    def slow(a, b):
+        started.set()
+        threading.Event().wait(0.2)
+        return b - a
+
+    def caller():
+        done.append(_config.run_split(slow, 4))
+
+    t = threading.Thread(target=caller)
+    t.start()
+    started.wait(5)
+    _config.set_threads(1)  # closes the pool the call is using: after the call
+    t.join(10)
+    assert not t.is_alive() and done == [[2, 2]]
+
+
+def test_when_the_callers_own_part_fails_the_workers_parts_still_finish_first(two_threads):
+    finished = []
+
+    def task(a, b):
+        if a == 0:
+            raise ValueError("first part")
+        threading.Event().wait(0.1)
+        finished.append(a)
+
+    with pytest.raises(ValueError, match="first part"):
+        _config.run_split(task, 2)
+    assert finished == [1]

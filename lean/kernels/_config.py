@@ -6,6 +6,7 @@ figures were measured with; see its docstring for what a program gets without it
 """
 
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numba
@@ -94,9 +95,9 @@ def set_threads(n_threads):
     numba.set_num_threads(n_threads)
     if n_threads != _state["threads"]:
         _state["threads"] = n_threads
-        if _state["pool"] is not None:
-            _state["pool"].close()
-            _state["pool"] = None
+        pool, _state["pool"] = _state["pool"], None
+        if pool is not None and pool.pid == os.getpid():  # a forked child's copy has no threads to stop
+            pool.close()
 
 
 def get_threads():
@@ -116,8 +117,24 @@ def run_split(task, n_items):
         return [task(*ranges[0])]
     pool = _state["pool"]
     if pool is None or pool.pid != os.getpid():
-        pool = _state["pool"] = _new_pool(_state["threads"])
+        with _POOL_LOCK:  # two threads arriving at once make one pool
+            pool = _state["pool"]
+            if pool is None or pool.pid != os.getpid():
+                pool = _state["pool"] = _new_pool(_state["threads"])
     return pool.run(task, ranges)
+
+
+_POOL_LOCK = threading.Lock()
+
+
+def run_split_sum(task, n_items):
+    """``run_split``, then the parts' results (arrays) added in range order: per-thread partial sums, such as
+    weight gradients, whose total depends on the thread count but not on timing."""
+    parts = run_split(task, n_items)
+    total = parts[0]
+    for part in parts[1:]:
+        total += part
+    return total
 
 
 class _ExecutorPool:

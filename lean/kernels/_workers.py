@@ -10,11 +10,14 @@ The poll runs in a Numba ``nogil`` function (``_wait_for``) on an int64 array of
 atomic loads, so a spinning worker never holds the GIL, and the caller, which runs one part itself, waits for
 the others the same way. A worker marks its part done from inside that function, after its result is stored
 and with the GIL already released, so the caller never waits for the GIL to come back. Exceptions in a worker's
-part are raised in the caller. Only one thread dispatches at a time; a second caller (a program's own threads)
-runs its whole range itself.
+part are raised in the caller (after every part has finished). Only one thread dispatches at a time; a second
+caller (a program's own threads) runs its whole range itself. The protocol between posting a part and a
+sleeping worker relies on the GIL ordering them (a free-threaded Python would need a fence there). The cycle
+counter bounds the polling on x86-64; elsewhere a poll count does.
 """
 
 import os
+import platform
 import threading
 import time
 
@@ -55,7 +58,8 @@ def _atomic_store(typingctx, flags, index, value):
 
 @intrinsic
 def _cycle_counter(typingctx):
-    """The CPU's cycle counter (``llvm.readcyclecounter``; 0 where the target has none)."""
+    """The CPU's cycle counter (``llvm.readcyclecounter``: ``rdtsc`` on x86-64). Called only where
+    ``_COUNTER`` says so: on ARM64 it reads a register Linux keeps from user programs (SIGILL)."""
     def codegen(context, builder, signature, args):
         fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.IntType(64), []),
                                             "llvm.readcyclecounter")
@@ -71,16 +75,15 @@ def _post(flags, index, value):
 @numba.njit(nogil=True, cache=True)
 def _wait_for(flags, index, value, mark_index, mark_value, cycles, polls):
     """Store ``mark_value`` at ``mark_index`` (if >= 0), then poll until ``flags[index] >= value``: True, or
-    False after ``cycles`` cycles of the counter (``polls`` polls where it counts nothing)."""
+    False after ``cycles`` cycles of the counter (``cycles`` > 0), else after ``polls`` polls."""
     if mark_index >= 0:
         _atomic_store(flags, mark_index, mark_value)
-    start = _cycle_counter()
+    start = _cycle_counter() if cycles > 0 else 0
     for step in range(1 << 62):
         if _atomic_load(flags, index) >= value:
             return True
         if step % 64 == 63:
-            now = _cycle_counter()
-            if (now - start > cycles) if now != 0 else step > polls:
+            if (_cycle_counter() - start > cycles) if cycles > 0 else step > polls:
                 return False
     return False
 
@@ -90,8 +93,13 @@ def _cycles():
     return _cycle_counter()
 
 
+_COUNTER = platform.machine().lower() in ("x86_64", "amd64")  # where reading the counter is allowed
+
+
 def _cycles_per_second():
-    """The cycle counter's rate, measured once (0 where there is none)."""
+    """The cycle counter's rate, measured once; 0 where it is not read (then waits count polls)."""
+    if not _COUNTER:
+        return 0.0
     _cycles()
     c0, t0 = _cycles(), time.perf_counter()
     while time.perf_counter() - t0 < 0.005:
@@ -151,22 +159,22 @@ class SpinPool:
         if not self.dispatching.acquire(blocking=False):  # another thread is dispatching: all parts here
             return [task(a, b) for a, b in ranges]
         try:
+            if self.closed:
+                return [task(a, b) for a, b in ranges]
             self.sequence += 1
+            sequence = self.sequence
             others = ranges[1:]
             for w, (a, b) in enumerate(others):
                 self.parts[w] = (task, a, b)
-                _post(self.flags, 2 * w + _POSTED, self.sequence)
+                _post(self.flags, 2 * w + _POSTED, sequence)
             if any(self.sleeping[:len(others)]):
                 with self.asleep:
                     self.asleep.notify_all()
-            first = task(*ranges[0])
-            results = [first]
-            for w in range(len(others)):
-                while not _wait_for(self.flags, 2 * w + _DONE, self.sequence, -1, 0, self.spin_cycles,
-                                    self.spin_polls):
-                    time.sleep(0)  # a long part: let other threads run, then poll again
-                ok, value = self.results[w]
-                self.results[w] = None
+            try:
+                results = [task(*ranges[0])]
+            finally:  # even if this part raised: the workers' parts finish before the call returns
+                outcomes = [self._collect(w, sequence) for w in range(len(others))]
+            for ok, value in outcomes:
                 if not ok:
                     raise value
                 results.append(value)
@@ -174,11 +182,24 @@ class SpinPool:
         finally:
             self.dispatching.release()
 
+    def _collect(self, w, sequence):
+        """Wait for worker ``w`` to finish part ``sequence``: (ok, result or exception)."""
+        polls = 0
+        while not _wait_for(self.flags, 2 * w + _DONE, sequence, -1, 0, self.spin_cycles, self.spin_polls):
+            polls += 1  # a long part: stop spinning, check on the worker now and then
+            if not self.threads[w].is_alive():
+                return False, RuntimeError(f"lean worker thread {w + 1} stopped")
+            time.sleep(0 if polls < 4 else 0.0002)
+        outcome = self.results[w]
+        self.results[w] = None
+        return outcome
+
     def close(self):
-        """Stop the workers (they exit at their next wake-up)."""
-        with self.asleep:
-            self.closed = True
-            self.asleep.notify_all()
-        self.sequence += 1
-        for w in range(self.workers):
-            _post(self.flags, 2 * w + _POSTED, self.sequence)
+        """Stop the workers, after any call in progress (they exit at their next wake-up)."""
+        with self.dispatching:
+            with self.asleep:
+                self.closed = True
+                self.asleep.notify_all()
+            self.sequence += 1
+            for w in range(self.workers):
+                _post(self.flags, 2 * w + _POSTED, self.sequence)

@@ -440,19 +440,19 @@ CONV_METHODS = ("auto", "im2col", "direct", "tiled", "winograd")
 
 
 def conv2d_method(c: int, k: int, groups: int = 1, stride: int = 1, dtype=np.float32,
-                  kernel_size: int | None = None) -> str:
+                  kernel_size: int | None = None, padding: int = 1) -> str:
     """The method ``conv2d_forward(method="auto")`` takes for this layer here: ``depthwise`` (one channel per
     group), ``direct`` (stride-1 inputs of at most ``DIRECT_MAX_CHANNELS`` channels where ``tiled`` does not run),
     ``winograd`` (3x3 stride 1,
     ``lean.kernels.winograd``: float32, no groups, c and k multiples of 8, a CPU with AVX2 or AVX-512),
     ``tiled`` (register-tiled direct convolution, ``lean.kernels.direct``: float32, no groups, k a multiple of 8,
     the same CPUs), else ``im2col`` (im2col + BLAS, every machine). ``kernel_size``: r (= s) of the filters (None:
-    not known, no Winograd)."""
+    not known, no Winograd); ``padding``: Winograd takes at most 2."""
     if _is_depthwise(c, k, groups):
         return "depthwise"
     if groups == 1 and stride == 1 and c <= DIRECT_MAX_CHANNELS:
         return "tiled" if direct.applies(np.dtype(dtype), k, groups) else "direct"
-    if groups == 1 and winograd.applies(c, k, kernel_size, kernel_size, stride, np.dtype(dtype)):
+    if groups == 1 and padding <= 2 and winograd.applies(c, k, kernel_size, kernel_size, stride, np.dtype(dtype)):
         return "winograd"
     if direct.applies(np.dtype(dtype), k, groups):
         return "tiled"
@@ -463,8 +463,7 @@ def _pick_method(method, c, k, groups, stride, dtype, r, s, padding):
     if method not in CONV_METHODS:
         raise ValueError(f"unknown conv method {method!r}; choose one of: {', '.join(CONV_METHODS)}")
     if method == "auto":
-        method = conv2d_method(c, k, groups, stride, dtype, r if r == s else None)
-        return "tiled" if method == "winograd" and padding > 2 else method
+        return conv2d_method(c, k, groups, stride, dtype, r if r == s else None, padding)
     if method == "direct" and (groups != 1 or stride != 1):
         raise ValueError("the direct conv method supports groups=1 and stride 1 only")
     if method == "tiled" and not direct.applies(np.dtype(dtype), k, groups, width=direct.SIMD_WIDTH or 8):
@@ -513,7 +512,7 @@ def conv2d_forward(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None = None,
     np.ndarray
         (n, oh, ow, k), ``oh = (h + 2 * padding - r) // stride + 1`` (``ow`` likewise with w and s).
     """
-    dtype = float_dtype(x, w)
+    dtype = float_dtype(x, w, bias, residual)
     x = real_array(x, "conv2d input x", dtype)
     w = real_array(w, "conv2d weight w", dtype)
     oh, ow, stride, padding, groups = _check_conv_args(x, w, stride, padding, groups)

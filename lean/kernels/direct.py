@@ -10,8 +10,9 @@ GFLOP/s on this project's 2-core machine (``benchmarks/conv_kernels.py``).
   loaded once and meet ``px`` broadcast input values (``simd.tile_fma``). The bias is added as the tile is
   stored. Row ends that a tile does not fill go one pixel at a time.
 - **Input gradient**, stride 1: the forward kernel on the output gradient padded by ``r - 1 - padding``, with the
-  weights flipped in space and their two channel axes swapped (``flip_weights``). Strided layers take the
-  im2col path for it.
+  weights flipped in space and their two channel axes swapped (``flip_weights``). 3x3 stride-2 layers: four
+  stride-1 phase convolutions that each write every other pixel (``input_grad_strided``); other strided layers
+  take the im2col path for it.
 - **Weight gradient** (``_weight_grad``): for each tap (r, s), dW[r, s] (c x k) is the sum over pixels of the
   outer product of the shifted input (c values) and the output gradient (k values); a tile holds ``cb`` input
   channels x ``kb`` vectors of output channels, and each worker thread sums its own images into its own buffer
@@ -23,7 +24,7 @@ The tile shapes per layer come from ``tile_shape`` and ``grad_tile_shape``, meas
 
 import numpy as np
 
-from ._config import JIT, U, njit, run_split
+from ._config import JIT, U, njit, run_split, run_split_sum
 from .simd import (
     SIMD_WIDTH,
     count,
@@ -85,33 +86,34 @@ def _epilogue(acc, res, at, stride, et):
 
 
 @njit(**JIT)
-def _forward(xp, wp, bias, res, out, ph, pw, oh, ow, k, r, s, place, b0, b1, ct, st, vt, pt, kt, one, et):
-    """Output rows of images ``b0 .. b1``: ``out`` (n, oh, ow, k) flat, from ``xp`` (n, ph, pw, c) flat and ``wp``
-    (r, s, c, k) flat. Tile: ``len(pt)`` pixels x ``len(kt)`` vectors of ``len(vt)`` lanes; ``len(ct)`` = c and
-    ``len(st)`` = stride are compile-time constants (``one`` is the 1-pixel tile of row ends). ``len(et)``: the
-    epilogue after the bias (``EPILOGUES``: ``res``, shaped like ``out``, added, and/or ReLU). ``place``: where
-    output pixel (b, oy, ox) goes, ``place[0] + b * place[1] + oy * place[2] + ox * place[3]`` (values; a
-    strided layer's input gradient writes every other pixel, ``input_grad_strided``)."""
+def _forward(xp, wp, bias, res, out, ph, pw, oh, ow, k, r, s, place, row0, row1, ct, st, vt, pt, kt, one, et):
+    """Output rows ``row0 .. row1`` (row = image * oh + y; split by rows, so one image uses every thread):
+    ``out`` (n, oh, ow, k) flat, from ``xp`` (n, ph, pw, c) flat and ``wp`` (r, s, c, k) flat. Tile:
+    ``len(pt)`` pixels x ``len(kt)`` vectors of ``len(vt)`` lanes; c (``simd.count(ct)``) and ``len(st)`` =
+    stride are compile-time constants (``one`` is the 1-pixel tile of row ends). ``len(et)``: the epilogue
+    after the bias (``EPILOGUES``: ``res``, shaped like ``out``, added, and/or ReLU). ``place``: where output
+    pixel (b, oy, ox) goes, ``place[0] + b * place[1] + oy * place[2] + ox * place[3]`` (values; a strided
+    layer's input gradient writes every other pixel, ``input_grad_strided``)."""
     c, stride = count(ct), len(st)
     px = len(pt)
     kstep = len(vt) * len(kt)
     xstep = stride * c
     main = ow - ow % px
     o_base, o_image, o_row, o_pixel = place
-    for b in range(b0, b1):
-        for oy in range(oh):
-            orow = o_base + b * o_image + oy * o_row
-            xrow = (b * ph + oy * stride) * pw * c
-            for kq in range(0, k, kstep):
-                for ox in range(0, main, px):
-                    acc = _patch_sum(tile_zero(vt, pt, kt), wp, xp, xrow + ox * xstep, pw * c, c, k, kq, r, s, xstep)
-                    at = orow + ox * o_pixel + kq
-                    tile_store(_epilogue(tile_add_rows(acc, bias, kq), res, at, o_pixel, et), out, at, o_pixel)
-                for ox in range(main, ow):  # row ends, one pixel a tile
-                    last = _patch_sum(tile_zero(vt, one, kt), wp, xp, xrow + ox * xstep, pw * c, c, k, kq, r, s,
-                                      xstep)
-                    at = orow + ox * o_pixel + kq
-                    tile_store(_epilogue(tile_add_rows(last, bias, kq), res, at, o_pixel, et), out, at, o_pixel)
+    for row in range(row0, row1):
+        b, oy = row // oh, row % oh
+        orow = o_base + b * o_image + oy * o_row
+        xrow = (b * ph + oy * stride) * pw * c
+        for kq in range(0, k, kstep):
+            for ox in range(0, main, px):
+                acc = _patch_sum(tile_zero(vt, pt, kt), wp, xp, xrow + ox * xstep, pw * c, c, k, kq, r, s, xstep)
+                at = orow + ox * o_pixel + kq
+                tile_store(_epilogue(tile_add_rows(acc, bias, kq), res, at, o_pixel, et), out, at, o_pixel)
+            for ox in range(main, ow):  # row ends, one pixel a tile
+                last = _patch_sum(tile_zero(vt, one, kt), wp, xp, xrow + ox * xstep, pw * c, c, k, kq, r, s,
+                                  xstep)
+                at = orow + ox * o_pixel + kq
+                tile_store(_epilogue(tile_add_rows(last, bias, kq), res, at, o_pixel, et), out, at, o_pixel)
 
 
 @njit(inline="always")
@@ -174,15 +176,20 @@ def _accumulators(width):
     return 16 if width == 16 else 8
 
 
-def tile_shape(k, ow, width=None):
-    """(v, px, kb) of the forward tile for ``k`` output channels and rows of ``ow`` pixels: px is the tile width
-    that leaves the fewest tiles a row (row ends go one pixel a tile, as slow as a full tile), the widest of
-    those."""
-    v = vector_width(k, width)
-    vectors = k // v
+def tile_widths(vectors, ow, registers):
+    """(px, kb) of a forward tile over ``vectors`` vectors of output channels and rows of ``ow`` pixels, with
+    ``registers`` accumulators: kb the largest of 4, 2, 1 dividing ``vectors``; px the tile width that leaves the
+    fewest tiles a row (row ends go one pixel a tile, as slow as a full tile), the widest of those. Also the int8
+    tiles' (``intsimd``)."""
     kb = next(b for b in (4, 2, 1) if vectors % b == 0)
-    widest = max(1, min(ow, _accumulators(width) // kb))
-    px = min(range(widest, 0, -1), key=lambda p: ow // p + ow % p)
+    widest = max(1, min(ow, registers // kb))
+    return min(range(widest, 0, -1), key=lambda p: ow // p + ow % p), kb
+
+
+def tile_shape(k, ow, width=None):
+    """(v, px, kb) of the forward tile for ``k`` output channels and rows of ``ow`` pixels (``tile_widths``)."""
+    v = vector_width(k, width)
+    px, kb = tile_widths(k // v, ow, _accumulators(width))
     return v, px, kb
 
 
@@ -232,7 +239,8 @@ def forward_padded(xp, packed, bias, k, r, s, stride, oh, ow, width=None, residu
     rf = of if residual is None else np.ascontiguousarray(residual, np.float32).reshape(-1)
     tokens = (size(c), token(stride), token(v), token(px), token(kb), token(1), token(epilogue_code(residual, relu)))
     place = (0, oh * ow * k, ow * k, k)
-    run_split(lambda b0, b1: _forward(xf, wf, bias_vec, rf, of, ph, pw, oh, ow, k, r, s, place, b0, b1, *tokens), n)
+    run_split(lambda r0, r1: _forward(xf, wf, bias_vec, rf, of, ph, pw, oh, ow, k, r, s, place, r0, r1, *tokens),
+              n * oh)
     return out
 
 
@@ -260,8 +268,9 @@ def input_grad_strided(dy, w, h, wd, width=None):
             packed = np.ascontiguousarray(np.asarray(w, np.float32)[:, :, rows][:, :, :, cols].transpose(2, 3, 0, 1))
             place = (py * wd * c + px_ * c, h * wd * c, 2 * wd * c, 2 * c)
             wf = packed.reshape(-1)
-            run_split(lambda b0, b1, wf=wf, place=place, rows=rows, cols=cols: _forward(
-                xf, wf, bias, of, of, oh + 1, ow + 1, oh, ow, c, len(rows), len(cols), place, b0, b1, *tokens), n)
+            run_split(lambda r0, r1, wf=wf, place=place, rows=rows, cols=cols: _forward(
+                xf, wf, bias, of, of, oh + 1, ow + 1, oh, ow, c, len(rows), len(cols), place, r0, r1, *tokens),
+                n * oh)
     return dx
 
 
@@ -278,8 +287,5 @@ def weight_grad_padded(xp, dy, r, s, stride, width=None):
         _weight_grad(xf, df, dw, ph, pw, oh, ow, k, r, s, b0, b1, *tokens)
         return dw
 
-    parts = run_split(images, n)
-    total = parts[0]
-    for part in parts[1:]:
-        total += part
+    total = run_split_sum(images, n)
     return np.ascontiguousarray(total.reshape(r, s, c, k).transpose(3, 2, 0, 1))

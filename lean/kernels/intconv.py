@@ -1,6 +1,6 @@
 """Low-bit integer convolution and matmul: int8 (or 4-bit packed) operands, int32 accumulation, float rescale.
 
-y[m, k] = x_scale * w_scale[k] * sum_p x_codes[m, p] * w_codes[k, p]. Three ways to form the exact integer sums:
+y[m, k] = x_scale * w_scale[k] * sum_p x_codes[m, p] * w_codes[k, p]. Four ways to form the exact integer sums:
 
 - VNNI (``lean/kernels/vnni.py``): where the CPU has AVX-512 VNNI, its 4-byte integer dot-product instruction
   straight on the padded input, without im2col: the fastest (2.2-2.7x the float convolution here);

@@ -132,8 +132,9 @@ def itile_store_rescaled(typingctx, acc, out, out_off, out_stride, correction, s
 
 
 @njit(**JIT)
-def _conv(x, w, correction, scale, out, ph, pw, oh, ow, k, r, s, b0, b1, ct, st, vt, pt, kt, one, it):
-    """Output rows of images ``b0 .. b1`` into flat float32 ``out`` (n, oh, ow, k), k a multiple of ``v``.
+def _conv(x, w, correction, scale, out, ph, pw, oh, ow, k, r, s, row0, row1, ct, st, vt, pt, kt, one, it):
+    """Output rows ``row0 .. row1`` (row = image * oh + y) into flat float32 ``out`` (n, oh, ow, k), k a multiple
+    of ``v``.
     ``x``: the padded input as bytes (n, ph, pw, c bytes a pixel, c a multiple of 4); ``w``: packed weights
     (k / v tiles, r * s * c / 4 groups, v lanes, 4 bytes) as bytes. ``len(ct)``: c (bytes a pixel, a run-time
     value past 64, ``simd.count``), ``len(st)``: stride; tile ``len(pt)`` pixels x ``len(kt)`` vectors of
@@ -146,20 +147,20 @@ def _conv(x, w, correction, scale, out, ph, pw, oh, ow, k, r, s, b0, b1, ct, st,
     run = s * c  # bytes of a kernel row's patch: contiguous in x
     xstep = stride * c
     main = ow - ow % px
-    for b in range(b0, b1):
-        for oy in range(oh):
-            orow = (b * oh + oy) * ow
-            xrow = (b * ph + oy * stride) * pw * c
-            for kq in range(0, k, kstep):
-                w_tile = (kq // v) * w_step
-                for ox in range(0, main, px):
-                    acc = _patch_dots(itile_zero(vt, pt, kt), w, w_tile, w_step, x, xrow + ox * xstep, pw * c, r,
-                                      run, v, xstep, it)
-                    itile_store_rescaled(acc, out, (orow + ox) * k + kq, k, correction, scale, kq)
-                for ox in range(main, ow):  # row ends, one pixel a tile
-                    last = _patch_dots(itile_zero(vt, one, kt), w, w_tile, w_step, x, xrow + ox * xstep, pw * c, r,
-                                       run, v, xstep, it)
-                    itile_store_rescaled(last, out, (orow + ox) * k + kq, k, correction, scale, kq)
+    for row in range(row0, row1):
+        b, oy = row // oh, row % oh
+        orow = (b * oh + oy) * ow
+        xrow = (b * ph + oy * stride) * pw * c
+        for kq in range(0, k, kstep):
+            w_tile = (kq // v) * w_step
+            for ox in range(0, main, px):
+                acc = _patch_dots(itile_zero(vt, pt, kt), w, w_tile, w_step, x, xrow + ox * xstep, pw * c, r,
+                                  run, v, xstep, it)
+                itile_store_rescaled(acc, out, (orow + ox) * k + kq, k, correction, scale, kq)
+            for ox in range(main, ow):  # row ends, one pixel a tile
+                last = _patch_dots(itile_zero(vt, one, kt), w, w_tile, w_step, x, xrow + ox * xstep, pw * c, r,
+                                   run, v, xstep, it)
+                itile_store_rescaled(last, out, (orow + ox) * k + kq, k, correction, scale, kq)
 
 
 @njit(inline="always")
@@ -171,14 +172,6 @@ def _patch_dots(acc, w, w_tile, w_step, x, x0, row, r, run, v, xstep, it):
         for q in range(0, run, 4):
             acc = itile_dot(acc, w, wrow + q * v, w_step, x, x0 + i * row + q, xstep, it)
     return acc
-
-
-def tile_shape(k_vectors, ow, registers):
-    """(px, kb) for ``k_vectors`` vectors of output channels and rows of ``ow`` pixels, with ``registers``
-    accumulators: kb the largest of 4, 2, 1 dividing ``k_vectors``, px the width leaving the fewest tiles a row."""
-    kb = next(b for b in (4, 2, 1) if k_vectors % b == 0)
-    widest = max(1, min(ow, registers // kb))
-    return min(range(widest, 0, -1), key=lambda p: ow // p + ow % p), kb
 
 
 def as_bytes(array):

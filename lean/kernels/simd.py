@@ -1,9 +1,10 @@
 """Register tiles of float32 vectors for Numba kernels: the building block of the direct convolutions.
 
 Numba has no vector types, and LLVM keeps a hand-written loop's accumulators in registers only when it can prove
-it may (PERFORMANCE.md: naive direct convolutions ran at 7-15 GFLOP/s). This module gives Numba one value type,
-a **tile** of ``px * kb`` vectors of ``v`` float32 lanes (an LLVM ``[px*kb x <v x float>]``), and four
-intrinsics that emit its LLVM IR directly, so the accumulators of a convolution are registers by construction:
+it may (naive direct convolutions in Numba ran at 7-15 GFLOP/s on this project's machine). This module gives
+Numba one value type, a **tile** of ``px * kb`` vectors of ``v`` float32 lanes (an LLVM ``[px*kb x <v x
+float>]``), and intrinsics that emit its LLVM IR directly, so the accumulators of a convolution are registers
+by construction:
 
 - ``tile_zero(vt, pt, kt)``: a tile of zeros. Its shape comes from the *lengths* of three tuples (``token(v)``,
   ``token(px)``, ``token(kb)``): Numba compiles one specialization per shape, chosen by the argument types, with
@@ -31,6 +32,8 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic, models, overload, register_model
 
+from ._config import JIT
+
 _FORCED = {"avx512": 16, "avx2": 8, "off": 0}
 
 
@@ -38,15 +41,18 @@ def simd_width():
     """Lanes of the float32 vectors the direct kernels use here: 16 (AVX-512 F), 8 (AVX2 + FMA) or 0 (none).
 
     Chosen by the CPU's features, never its name; ``LEAN_SIMD`` (avx512, avx2, off) forces a width. Where Numba
-    compiles for another CPU than this one (``NUMBA_CPU_NAME``, for a portable cache) or not at all
-    (``NUMBA_DISABLE_JIT``), the direct kernels are off unless ``LEAN_SIMD`` says otherwise.
+    compiles for another CPU than this one (``NUMBA_CPU_NAME``, for a portable cache) the vector kernels are off
+    unless ``LEAN_SIMD`` says otherwise (the AVX2 stand-in: ``NUMBA_CPU_NAME=haswell LEAN_SIMD=avx2``; the named
+    CPU must have the instructions); without the JIT (``NUMBA_DISABLE_JIT``) they are always off.
     """
     forced = os.environ.get("LEAN_SIMD", "").strip().lower()
-    if forced:
-        if forced not in _FORCED:
-            raise ValueError(f"LEAN_SIMD must be one of {', '.join(_FORCED)}; got {forced!r}")
+    if forced and forced not in _FORCED:
+        raise ValueError(f"LEAN_SIMD must be one of {', '.join(_FORCED)}; got {forced!r}")
+    if numba.config.DISABLE_JIT:  # the intrinsics exist only in compiled code
+        return 0
+    if forced:  # also for another NUMBA_CPU_NAME: then the named CPU must have the instructions
         return _FORCED[forced]
-    if numba.config.DISABLE_JIT or numba.config.CPU_NAME not in (None, "host"):
+    if numba.config.CPU_NAME not in (None, "host"):
         return 0
     try:
         features = llvm_binding.get_host_cpu_features()
@@ -115,13 +121,15 @@ def _vector(tile):
     return ir.VectorType(ir.FloatType(), tile.v)
 
 
-def _element_pointer(context, builder, array_type, array, index):
-    """A float* to ``array[index]`` (a flat, contiguous float32 array)."""
+def element_pointer(context, builder, array_type, array, index, vector=None):
+    """A pointer to ``array[index]`` (a flat, contiguous array): to its element type, or to ``vector`` (an LLVM
+    vector type) starting there. The building block of every intrinsic here and in ``winograd``."""
     data = context.make_array(array_type)(context, builder, array).data
-    return builder.gep(data, [index], inbounds=True)
+    pointer = builder.gep(data, [index], inbounds=True)
+    return pointer if vector is None else builder.bitcast(pointer, vector.as_pointer())
 
 
-def _offset(builder, base, step, i):
+def row_offset(builder, base, step, i):
     return builder.add(base, builder.mul(step, ir.Constant(step.type, i)))
 
 
@@ -139,17 +147,16 @@ def tile_zero(typingctx, vt, pt, kt):
     return tile(vt, pt, kt), codegen
 
 
-def _vector_pointers(context, builder, tile, array_type, array, offset, stride):
-    """Pointers to the tile's vectors in a flat float32 array: row i at ``offset + i * stride``, vector j of the
+def _vector_pointers(context, builder, tile, array_type, array, start, stride):
+    """Pointers to the tile's vectors in a flat float32 array: row i at ``start + i * stride``, vector j of the
     row ``j * v`` further; in the tile's order."""
     vec = _vector(tile)
     pointers = []
     for i in range(tile.px):
-        row = _offset(builder, offset, stride, i)
+        row = row_offset(builder, start, stride, i)
         for j in range(tile.kb):
             index = builder.add(row, ir.Constant(row.type, j * tile.v))
-            pointers.append(builder.bitcast(_element_pointer(context, builder, array_type, array, index),
-                                            vec.as_pointer()))
+            pointers.append(element_pointer(context, builder, array_type, array, index, vec))
     return pointers
 
 
@@ -186,10 +193,9 @@ def tile_fma(typingctx, acc, w, w_offset, x, x_offset, x_stride):
     def codegen(context, builder, signature, args):
         value, w_arr, w_off, x_arr, x_off, x_step = args
         vec = _vector(tile)
-        fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vec, [vec] * 3),
-                                             f"llvm.fma.v{tile.v}f32")
-        w_base = _element_pointer(context, builder, signature.args[1], w_arr, w_off)
-        x_base = _element_pointer(context, builder, signature.args[3], x_arr, x_off)
+        fma = fma_function(builder, vec)
+        w_base = element_pointer(context, builder, signature.args[1], w_arr, w_off)
+        x_base = element_pointer(context, builder, signature.args[3], x_arr, x_off)
         weights = []
         for j in range(tile.kb):
             ptr = builder.gep(w_base, [ir.Constant(ir.IntType(64), j * tile.v)], inbounds=True)
@@ -220,7 +226,7 @@ def tile_add_rows(typingctx, acc, array, offset):
         rows = []
         for j in range(tile.kb):
             index = builder.add(off, ir.Constant(off.type, j * tile.v))
-            ptr = builder.bitcast(_element_pointer(context, builder, signature.args[1], arr, index), vec.as_pointer())
+            ptr = builder.bitcast(element_pointer(context, builder, signature.args[1], arr, index), vec.as_pointer())
             rows.append(builder.load(ptr, align=4))
         for i in range(tile.px):
             for j in range(tile.kb):
@@ -267,14 +273,23 @@ def _ternary(build):
     return intrinsic(typer)
 
 
+def fma_function(builder, vector):
+    """``llvm.fma`` on float32 vectors of type ``vector``, declared in the current module."""
+    return cgutils.get_or_insert_function(builder.module, ir.FunctionType(vector, [vector] * 3),
+                                          f"llvm.fma.v{vector.count}f32")
+
+
 def _fma_vectors(builder, a, b, c):
-    fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(a.type, [a.type] * 3),
-                                        f"llvm.fma.v{a.type.count}f32")
-    return builder.call(fn, [a, b, c])
+    return builder.call(fma_function(builder, a.type), [a, b, c])
 
 
 def _zero_like(vector):
     return ir.Constant(vector.type, [0.0] * vector.type.count)
+
+
+def relu_vector(builder, value):
+    """max(value, 0) with NaN kept (a NaN fails "< 0" and passes through), as lean's ReLU kernels do."""
+    return builder.select(builder.fcmp_ordered("<", value, _zero_like(value)), _zero_like(value), value)
 
 
 tile_add = _binary(lambda b, x, y: b.fadd(x, y))
@@ -283,8 +298,7 @@ tile_mul = _binary(lambda b, x, y: b.fmul(x, y))
 tile_fmadd = _ternary(_fma_vectors)  # a * b + c
 # where a > 0: v, else 0 (a NaN in a counts as not > 0)
 tile_where_positive = _binary(lambda b, a, v: b.select(b.fcmp_ordered(">", a, _zero_like(a)), v, _zero_like(v)))
-# max(a, 0) with NaN kept (a NaN fails "< 0" and passes through), as lean's ReLU kernels do
-tile_relu = _unary(lambda b, a: b.select(b.fcmp_ordered("<", a, _zero_like(a)), _zero_like(a), a))
+tile_relu = _unary(relu_vector)
 
 
 @intrinsic
@@ -306,3 +320,15 @@ def tile_sum_rows(typingctx, acc, pt1):
         return out
 
     return row(acc, pt1), codegen
+
+
+@numba.njit(**JIT)
+def fma_chains(values, steps, vt, pt, kt):
+    """``steps`` rounds of ``acc = acc * 0.5 + 1`` on a tile of independent FMA chains loaded from ``values``
+    (0.5s): the loop ``lean.bench.fma_peak_gflops`` times (values stay near 2: no overflow, no denormals)."""
+    acc = tile_load(tile_zero(vt, pt, kt), values, 0, len(vt))
+    scale = acc
+    shift = tile_add(acc, acc)
+    for _ in range(steps):
+        acc = tile_fmadd(acc, scale, shift)
+    tile_store(acc, values, 0, len(vt))

@@ -16,7 +16,7 @@ The convolution (``vnni_conv2d``), channels-last:
    column, channel) as the padded input lays them out, so a kernel row's patch is one contiguous run of
    ``s * c`` bytes of the input and no im2col copy is made.
 3. ``intsimd._conv``: a register tile of up to 16 output pixels x 1-4 vectors of 16 output channels
-   (``intsimd.tile_shape``) runs over the patch, one 4-byte group a step: each weight vector is loaded once and
+   (``direct.tile_widths``) runs over the patch, one 4-byte group a step: each weight vector is loaded once and
    meets every pixel's broadcast group (``itile_dot``). Before: one 8-pixel tile whose addresses were
    recomputed every step (45-139 GMAC/s a thread here, against ~530 for the bare instruction).
 4. ``itile_store_rescaled``: (acc - correction) -> float32 x (activation scale x weight scale) straight into the
@@ -33,7 +33,8 @@ import numpy as np
 from llvmlite import binding as llvm_binding
 
 from ._config import run_split
-from .intsimd import INSTRUCTIONS, _conv, as_bytes, tile_shape
+from .direct import tile_widths
+from .intsimd import INSTRUCTIONS, _conv, as_bytes
 from .simd import size, token
 
 _LANES = 16
@@ -102,14 +103,14 @@ def vnni_conv2d(x_codes, w_codes, scale, stride, padding, oh, ow):
 
 def run_tiles(x, packed, correction, scale, n, oh, ow, k, r, s, stride, pixel_bytes, lanes, registers,
               instruction):
-    """``intsimd._conv`` over the images, split by ``run_split``: float32 (n, oh, ow, k). ``x`` and ``packed``
+    """``intsimd._conv`` over the output rows, split by ``run_split``: float32 (n, oh, ow, k). ``x`` and ``packed``
     are the prepared input and weights (any integer dtype; read as bytes), ``pixel_bytes`` the bytes of one
     input pixel, ``lanes`` the int32 lanes of a vector, ``registers`` the accumulators a tile may hold."""
     k_padded = correction.size
-    px, kb = tile_shape(k_padded // lanes, ow, registers)
+    px, kb = tile_widths(k_padded // lanes, ow, registers)
     out = np.empty((n, oh, ow, k_padded), dtype=np.float32)
     flat_x, flat_w, flat_out = as_bytes(x), as_bytes(packed), out.reshape(-1)
     tokens = (size(pixel_bytes), token(stride), token(lanes), token(px), token(kb), token(1), token(instruction))
-    run_split(lambda b0, b1: _conv(flat_x, flat_w, correction, scale, flat_out, x.shape[1], x.shape[2], oh, ow,
-                                   k_padded, r, s, b0, b1, *tokens), n)
+    run_split(lambda r0, r1: _conv(flat_x, flat_w, correction, scale, flat_out, x.shape[1], x.shape[2], oh, ow,
+                                   k_padded, r, s, r0, r1, *tokens), n * oh)
     return out if k_padded == k else np.ascontiguousarray(out[..., :k])

@@ -17,7 +17,7 @@ F(4x4, 3x3) (a = 6) 36 for 16 (4x fewer), with larger transforms and larger roun
   M stay in cache; each position's (c, k) block starts one cache line further than a multiple of c * k
   (``SKEW``): with c * k = 4096 floats the 16 or 36 blocks fell in the same cache sets, 7x slower.
 - **Input gradient** (stride 1): the forward on the output gradient padded by 2 - padding, with the filters
-  flipped and their channel axes swapped (``direct.flip_weights``), as for the direct kernels.
+  flipped in space and their channel axes swapped (``conv._winograd_backward``), as for the direct kernels.
 - **Weight gradient** (``_weight_grad``): ``dU[xi] = sum over tiles of V[xi]^T dM[xi]`` with ``dM = A dY A^T``
   (``_gradient_transform``: the m x m output-gradient block to the a x a domain), then ``dg = G^T dU G``
   (``weight_grad_from_transformed``); each worker sums its own images into its own dU (added in a fixed order).
@@ -35,9 +35,21 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from . import direct
-from ._config import JIT, njit, run_split
+from ._config import JIT, njit, run_split, run_split_sum
 from .direct import grad_tile_shape, pack_weights, tile_shape, vector_width
-from .simd import count, size, tile_fma, tile_load, tile_store, tile_zero, token
+from .simd import (
+    count,
+    element_pointer,
+    fma_function,
+    relu_vector,
+    row_offset,
+    size,
+    tile_fma,
+    tile_load,
+    tile_store,
+    tile_zero,
+    token,
+)
 
 # (B^T, G, A^T) per output tile size m, float64; B^T is a x a, G a x 3, A^T m x a
 TRANSFORMS = {
@@ -59,15 +71,6 @@ SKEW = 16  # floats between the (c, k) blocks of two transform positions, beyond
 
 # ------------------------------------------------------------------------------------ transform intrinsics
 
-def _vec_ptr(context, builder, array_type, array, index, vec):
-    data = context.make_array(array_type)(context, builder, array).data
-    return builder.bitcast(builder.gep(data, [index], inbounds=True), vec.as_pointer())
-
-
-def _at(builder, base, step, i):
-    return builder.add(base, builder.mul(step, ir.Constant(step.type, i)))
-
-
 def _apply_1d(builder, rows, matrix):
     """``matrix`` (p x q) times ``rows`` (q vectors): p vectors; entries 0 cost nothing, +-1 an add or subtract,
     others a multiply-add."""
@@ -84,9 +87,7 @@ def _apply_1d(builder, rows, matrix):
             if total is None:
                 total = value if coefficient == 1 else builder.fmul(value, scale)
             else:
-                fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(value.type, [value.type] * 3),
-                                                     f"llvm.fma.v{value.type.count}f32")
-                total = builder.call(fma, [value, scale, total])
+                total = builder.call(fma_function(builder, value.type), [value, scale, total])
         out.append(total)
     return out
 
@@ -114,15 +115,16 @@ def _input_transform(typingctx, x, x_off, row_step, col_step, out, out_off, out_
     def codegen(context, builder, signature, args):
         xa, xo, rs, cs, oa, oo, os_, _, _ = args
         vec = ir.VectorType(ir.FloatType(), v)
-        block = [[builder.load(_vec_ptr(context, builder, signature.args[0], xa,
-                                        builder.add(_at(builder, xo, rs, i), builder.mul(cs, ir.Constant(cs.type, j))),
-                                        vec), align=4)
+        def at(i, j):
+            return builder.add(row_offset(builder, xo, rs, i), builder.mul(cs, ir.Constant(cs.type, j)))
+
+        block = [[builder.load(element_pointer(context, builder, signature.args[0], xa, at(i, j), vec), align=4)
                   for j in range(size)] for i in range(size)]
         result = _transform_2d(builder, block, b_t, b_t)
         for i in range(size):
             for j in range(size):
-                builder.store(result[i][j], _vec_ptr(context, builder, signature.args[4], oa,
-                                                     _at(builder, oo, os_, size * i + j), vec), align=4)
+                builder.store(result[i][j], element_pointer(context, builder, signature.args[4], oa,
+                                                     row_offset(builder, oo, os_, size * i + j), vec), align=4)
         return context.get_dummy_value()
 
     return types.void(x, x_off, row_step, col_step, out, out_off, out_step, vt, mt), codegen
@@ -151,7 +153,7 @@ def _input_transform_masked(typingctx, x, x_off, row_step, col_step, rlo, rhi, c
                                       builder.and_(builder.icmp_signed("<=", c0, cj), builder.icmp_signed(">", c1, cj)))
                 slot = cgutils.alloca_once_value(builder, zero)
                 with builder.if_then(inside):
-                    index = builder.add(_at(builder, xo, rs, i), builder.mul(cs, cj))
+                    index = builder.add(row_offset(builder, xo, rs, i), builder.mul(cs, cj))
                     ptr = builder.bitcast(builder.gep(data, [index]), vec.as_pointer())
                     builder.store(builder.load(ptr, align=4), slot)
                 row.append(builder.load(slot))
@@ -159,17 +161,11 @@ def _input_transform_masked(typingctx, x, x_off, row_step, col_step, rlo, rhi, c
         result = _transform_2d(builder, block, b_t, b_t)
         for i in range(size):
             for j in range(size):
-                builder.store(result[i][j], _vec_ptr(context, builder, signature.args[8], oa,
-                                                     _at(builder, oo, os_, size * i + j), vec), align=4)
+                builder.store(result[i][j], element_pointer(context, builder, signature.args[8], oa,
+                                                     row_offset(builder, oo, os_, size * i + j), vec), align=4)
         return context.get_dummy_value()
 
     return types.void(x, x_off, row_step, col_step, rlo, rhi, clo, chi, out, out_off, out_step, vt, mt), codegen
-
-
-def _relu_vector(builder, value):
-    """max(value, 0) with NaN kept (NaN fails "< 0"), as lean's ReLU kernels do."""
-    zero = ir.Constant(value.type, [0.0] * value.type.count)
-    return builder.select(builder.fcmp_ordered("<", value, zero), zero, value)
 
 
 @intrinsic
@@ -185,22 +181,22 @@ def _output_transform(typingctx, m, m_off, m_step, y, y_off, row_step, col_step,
     def codegen(context, builder, signature, args):
         ma, mo, ms, ya, yo, rs, cs, ba, bo, nr, nc, ra, _, _, _ = args
         vec = ir.VectorType(ir.FloatType(), v)
-        block = [[builder.load(_vec_ptr(context, builder, signature.args[0], ma,
-                                        _at(builder, mo, ms, size * i + j), vec), align=4) for j in range(size)]
+        block = [[builder.load(element_pointer(context, builder, signature.args[0], ma,
+                                        row_offset(builder, mo, ms, size * i + j), vec), align=4) for j in range(size)]
                  for i in range(size)]
         result = _transform_2d(builder, block, a_t, a_t)
-        bias_vec = builder.load(_vec_ptr(context, builder, signature.args[7], ba, bo, vec), align=4)
+        bias_vec = builder.load(element_pointer(context, builder, signature.args[7], ba, bo, vec), align=4)
         for i in range(out):
             for j in range(out):
                 with builder.if_then(_inside(builder, nr, nc, i, j), likely=True):
-                    index = builder.add(_at(builder, yo, rs, i), builder.mul(cs, ir.Constant(cs.type, j)))
+                    index = builder.add(row_offset(builder, yo, rs, i), builder.mul(cs, ir.Constant(cs.type, j)))
                     value = builder.fadd(result[i][j], bias_vec)
                     if epilogue in (direct.EPILOGUES["add_relu"], direct.EPILOGUES["add"]):
                         value = builder.fadd(value, builder.load(
-                            _vec_ptr(context, builder, signature.args[11], ra, index, vec), align=4))
+                            element_pointer(context, builder, signature.args[11], ra, index, vec), align=4))
                     if epilogue in (direct.EPILOGUES["relu"], direct.EPILOGUES["add_relu"]):
-                        value = _relu_vector(builder, value)
-                    builder.store(value, _vec_ptr(context, builder, signature.args[3], ya, index, vec), align=4)
+                        value = relu_vector(builder, value)
+                    builder.store(value, element_pointer(context, builder, signature.args[3], ya, index, vec), align=4)
         return context.get_dummy_value()
 
     return types.void(m, m_off, m_step, y, y_off, row_step, col_step, bias, b_off, rows, cols, res, et, vt,
@@ -222,18 +218,18 @@ def _gradient_transform(typingctx, dy, d_off, row_step, col_step, rows, cols, ou
         for i in range(m):
             row = []
             for j in range(m):
-                index = builder.add(_at(builder, do, rs, i), builder.mul(cs, ir.Constant(cs.type, j)))
+                index = builder.add(row_offset(builder, do, rs, i), builder.mul(cs, ir.Constant(cs.type, j)))
                 slot = cgutils.alloca_once_value(builder, zero)
                 with builder.if_then(_inside(builder, nr, nc, i, j), likely=True):
-                    builder.store(builder.load(_vec_ptr(context, builder, signature.args[0], da, index, vec),
+                    builder.store(builder.load(element_pointer(context, builder, signature.args[0], da, index, vec),
                                                align=4), slot)
                 row.append(builder.load(slot))
             block.append(row)
         result = _transform_2d(builder, block, a_t.T, a_t.T)
         for i in range(size):
             for j in range(size):
-                builder.store(result[i][j], _vec_ptr(context, builder, signature.args[6], oa,
-                                                     _at(builder, oo, os_, size * i + j), vec), align=4)
+                builder.store(result[i][j], element_pointer(context, builder, signature.args[6], oa,
+                                                     row_offset(builder, oo, os_, size * i + j), vec), align=4)
         return context.get_dummy_value()
 
     return types.void(dy, d_off, row_step, col_step, rows, cols, out, out_off, out_step, vt, mt), codegen
@@ -262,8 +258,9 @@ def _transform_tile(x, b, iy0, ix0, h, w, v_block, v_off, vs, ct, vct, mt):
 
 
 @njit(**JIT)
-def _forward(x, u, us, bias, res, out, h, w, pad, oh, ow, k, rb, b0, b1, ct, vct, vt, pt, kt, one, mt, et):
-    """Images ``b0 .. b1``: ``x`` (n, h, w, c) flat, zero-padded by ``pad`` on the fly (``_transform_tile``);
+def _forward(x, u, us, bias, res, out, h, w, pad, oh, ow, k, rb, g_lo, g_hi, ct, vct, vt, pt, kt, one, mt, et):
+    """Rows ``g_lo .. g_hi`` of the tile grid (row = image * th + tile row: split by rows, so one image uses every
+    thread): ``x`` (n, h, w, c) flat, zero-padded by ``pad`` on the fly (``_transform_tile``);
     ``u`` the transformed weights, (c, k) per position ``xi`` at ``xi * us``; ``out`` (n, oh, ow, k) flat. Tiles
     go in blocks of ``rb`` rows of the grid. ``vct``: the input transform's vector width (divides c); ``vt``,
     ``pt``, ``kt``: the product's register tile (``px`` tiles x ``kb`` vectors over k); ``mt``: m; ``et``: the
@@ -278,8 +275,8 @@ def _forward(x, u, us, bias, res, out, h, w, pad, oh, ow, k, rb, b0, b1, ct, vct
     vs, ms = tb * c + SKEW, tb * k + SKEW
     v_block = np.empty(positions * vs, np.float32)
     m_block = np.empty(positions * ms, np.float32)
-    for g0 in range(b0 * th, b1 * th, rb):
-        g1 = min(g0 + rb, b1 * th)
+    for g0 in range(g_lo, g_hi, rb):
+        g1 = min(g0 + rb, g_hi)
         nt = (g1 - g0) * tw
         main = nt - nt % px
         for g in range(g0, g1):
@@ -315,9 +312,9 @@ def _products(acc, u, u0, v_block, v0, c, k):
 
 
 @njit(**JIT)
-def _weight_grad(x, dy, du, us, h, w, pad, oh, ow, k, rb, b0, b1, ct, vct, vt, cbt, kt, mt):
-    """Adds ``sum over tiles of V[xi]^T dM[xi]`` of images ``b0 .. b1`` into ``du`` ((c, k) per ``xi`` at
-    ``xi * us``), in blocks of ``rb`` rows of the tile grid; ``dy`` (n, oh, ow, k) flat."""
+def _weight_grad(x, dy, du, us, h, w, pad, oh, ow, k, rb, g_lo, g_hi, ct, vct, vt, cbt, kt, mt):
+    """Adds ``sum over tiles of V[xi]^T dM[xi]`` of tile-grid rows ``g_lo .. g_hi`` (row = image * th + tile row)
+    into ``du`` ((c, k) per ``xi`` at ``xi * us``), in blocks of ``rb`` rows; ``dy`` (n, oh, ow, k) flat."""
     c = count(ct)
     cb = len(cbt)
     m = len(mt)
@@ -328,8 +325,8 @@ def _weight_grad(x, dy, du, us, h, w, pad, oh, ow, k, rb, b0, b1, ct, vct, vt, c
     vs, gs = tb * c + SKEW, tb * k + SKEW
     v_block = np.empty(positions * vs, np.float32)
     g_block = np.empty(positions * gs, np.float32)
-    for g0 in range(b0 * th, b1 * th, rb):
-        g1 = min(g0 + rb, b1 * th)
+    for g0 in range(g_lo, g_hi, rb):
+        g1 = min(g0 + rb, g_hi)
         nt = (g1 - g0) * tw
         for g in range(g0, g1):
             b, ty = g // th, g % th
@@ -415,8 +412,9 @@ def forward(x, w, bias, padding, m=WINOGRAD_TILE, width=None, rows=None, residua
     rf = of if residual is None else np.ascontiguousarray(residual, np.float32).reshape(-1)
     tokens = (size(c), token(vc), token(v), token(px), token(kb), token(1), token(m), token(epilogue))
     rb = rows if rows is not None else -(-BLOCK_TILES // tw)
-    run_split(lambda b0, b1: _forward(xf, u, us, bias_vec, rf, of, h, wd, padding, oh, ow, k, rb, b0, b1, *tokens),
-              n)
+    th = (oh + m - 1) // m
+    run_split(lambda g0, g1: _forward(xf, u, us, bias_vec, rf, of, h, wd, padding, oh, ow, k, rb, g0, g1, *tokens),
+              n * th)
     return out
 
 
@@ -434,13 +432,10 @@ def weight_grad(x, dy, padding, m=WINOGRAD_TILE, width=None, rows=None):
     rb = rows if rows is not None else -(-BLOCK_TILES // tw)
     us = _skewed(c, k)
 
-    def images(b0, b1):
+    def grid_rows(g0, g1):
         du = np.zeros((m + 2) ** 2 * us, np.float32)
-        _weight_grad(xf, df, du, us, h, wd, padding, oh, ow, k, rb, b0, b1, *tokens)
+        _weight_grad(xf, df, du, us, h, wd, padding, oh, ow, k, rb, g0, g1, *tokens)
         return du
 
-    parts = run_split(images, n)
-    total = parts[0]
-    for part in parts[1:]:
-        total += part
+    total = run_split_sum(grid_rows, n * ((oh + m - 1) // m))
     return weight_grad_from_transformed(_positions(total, us, c, k, m), c, k, m)

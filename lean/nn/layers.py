@@ -236,7 +236,8 @@ class Conv2d(WeightedLayer):
 
     def _runs_on_integers(self):
         """Inference on integer codes: <= 8-bit symmetric weights, <= 8-bit inputs, and a fast integer kernel
-        for this patch length on this CPU (VNNI, or the exact-float path); otherwise the float path."""
+        for this patch length on this CPU (VNNI, AVX2 vpmaddwd, or the exact-float path); otherwise the float
+        path."""
         form = self.form
         if (self.input_bits is None or self.input_bits > 8 or self.groups != 1 or form is None
                 or getattr(form, "scheme", None) != "symmetric" or form.bits > 8
@@ -400,6 +401,7 @@ class BatchNorm(Leaf):
         if x.shape[-1] != self.num_features:
             raise ValueError(f"BatchNorm expects {self.num_features} channels last; got shape {x.shape}")
         gamma, beta = self.params["weight"], self.params["bias"]
+        self.last_method = kernels.batchnorm_method(self.num_features, x.dtype)
         if not train:
             return kernels.batchnorm_forward_eval(x, gamma, beta, self.buffers["running_mean"],
                                                   self.buffers["running_var"], self.eps, self.relu)
@@ -447,6 +449,7 @@ class ReLU(Leaf):
 
     def forward(self, x: np.ndarray, train: bool = False) -> np.ndarray:
         """``max(x, 0)``, shaped like ``x``; keeps the output for ``backward`` if ``train``."""
+        self.last_method = None  # ran on its own (not fused into a conv)
         y = kernels.relu(x)
         if train:
             self._y = y

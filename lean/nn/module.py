@@ -26,6 +26,7 @@ class Module:
     """Base of every layer and container: ``params``, ``grads`` (same keys, float32) and ``buffers`` by name."""
 
     observers: tuple[Observer, ...] = ()  # told about this module's calls (where it reports them)
+    last_method: str | None = None  # the kernel its last forward ran, where it reports one ("fused": folded away)
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
