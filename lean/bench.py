@@ -14,7 +14,7 @@ if TYPE_CHECKING:  # annotations only: the rooms bench drives are imported when 
 
 def bench_model(mode: str, net: str, *, batch_size: int = 128, input_shape: tuple[int, int, int] = (32, 32, 3),
                 num_classes: int = 10, threads: int | None = None, steps: int = 10, warmup: int = 2, seed: int = 0,
-                profile: bool = False) -> dict:
+                profile: bool = False, precision: str = "float32") -> dict:
     """Median images/s over ``steps`` timed steps after ``warmup`` untimed ones.
 
     A training step is forward, softmax cross-entropy, backward and an SGD update, as in ``lean train``.
@@ -40,12 +40,14 @@ def bench_model(mode: str, net: str, *, batch_size: int = 128, input_shape: tupl
         Seed of the weights and the random batch.
     profile : bool
         Also time each leaf layer (``profile_layers``).
+    precision : str
+        "float32", or "bf16": the convolutions' products as ``lean train --precision bf16`` runs them.
 
     Returns
     -------
     dict
         ``mode``, ``net``, ``batch_size``, ``input_shape``, ``threads``, ``steps``, ``step_seconds_median``,
-        ``images_per_second``, ``first_step_seconds``, and ``layers`` (``profile_layers``) when profiled.
+        ``images_per_second``, ``first_step_seconds``, ``precision``, and ``layers`` (``profile_layers``) when profiled.
 
     Raises
     ------
@@ -58,10 +60,16 @@ def bench_model(mode: str, net: str, *, batch_size: int = 128, input_shape: tupl
 
     if mode not in ("train", "infer"):
         raise ConfigError(f"mode must be 'train' or 'infer'; got {mode!r}")
+    if precision not in ("float32", "bf16"):
+        raise ConfigError(f"precision must be 'float32' or 'bf16'; got {precision!r}")
     kernels.ensure_configured()  # lean's threading, unless the program configured it itself
     if threads is not None:
         kernels.set_threads(threads)
     model = build(net, input_shape=input_shape, num_classes=num_classes, seed=seed)
+    if precision == "bf16":
+        from .train.precision import Bfloat16Training
+
+        Bfloat16Training().install(model)
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((batch_size, *input_shape)).astype(np.float32)
     y = rng.integers(0, num_classes, batch_size)
@@ -90,7 +98,7 @@ def bench_model(mode: str, net: str, *, batch_size: int = 128, input_shape: tupl
         times.append(time.perf_counter() - t0)
     med = float(np.median(times))
     return {"mode": mode, "net": net, "batch_size": batch_size, "input_shape": list(input_shape),
-            "threads": kernels.get_threads(), "steps": steps, "step_seconds_median": med,
+            "threads": kernels.get_threads(), "steps": steps, "precision": precision, "step_seconds_median": med,
             "images_per_second": batch_size / med, "first_step_seconds": first,
             **({"layers": layers} if layers is not None else {})}
 

@@ -74,6 +74,8 @@ def _step_options(f):
 @bench.command("train")
 @_step_options
 @click.option("--layers", is_flag=True, help="Also time each layer's forward and backward.")
+@click.option("--precision", type=click.Choice(["float32", "bf16"]), default="float32", show_default=True,
+              help="Products of the convolutions, as `lean train --precision`.")
 def train_step(**options):
     """Images/s of a full training step (forward, loss, backward, SGD update) on random data."""
     _bench_step("train", **options)
@@ -87,12 +89,14 @@ def infer_step(**options):
     _bench_step("infer", **options)
 
 
-def _bench_step(mode, net, batch_size, input_shape, classes, threads, steps, warmup, layers, as_json):
+def _bench_step(mode, net, batch_size, input_shape, classes, threads, steps, warmup, layers, as_json,
+                precision="float32"):
     from ..bench import bench_model
     from ..nets import default_input
 
     result = bench_model(mode, net, batch_size=batch_size, input_shape=input_shape or default_input(net),
-                         num_classes=classes, threads=threads, steps=steps, warmup=warmup, profile=layers)
+                         num_classes=classes, threads=threads, steps=steps, warmup=warmup, profile=layers,
+                         precision=precision)
     common.finish(result, as_json, print_step)
 
 
@@ -105,7 +109,8 @@ def print_step(r):
             click.echo(f"{row['name']:<36} {row['type']:<14} {row['kernel']:<10} {row['forward_ms']:>10.2f}"
                        + (f" {row['backward_ms']:>11.2f}" if backward else ""))
     h, w, c = r["input_shape"]
-    click.echo(f"{r['net']} {r['mode']}, batch {r['batch_size']}, input {c},{h},{w}, {r['threads']} threads: "
+    precision = f", {r['precision']} products" if r.get("precision", "float32") != "float32" else ""
+    click.echo(f"{r['net']} {r['mode']}{precision}, batch {r['batch_size']}, input {c},{h},{w}, {r['threads']} threads: "
                f"{r['images_per_second']:,.0f} images/s (median of {r['steps']} steps, "
                f"{1e3 * r['step_seconds_median']:.1f} ms/step; first step {r['first_step_seconds']:.2f}s)")
 

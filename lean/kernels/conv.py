@@ -439,6 +439,15 @@ DIRECT_MAX_CHANNELS = 4
 CONV_METHODS = ("auto", "im2col", "direct", "tiled", "winograd")
 
 
+PRECISIONS = winograd.PRECISIONS  # of a convolution's products (``conv2d_forward(precision=...)``)
+BF16_METHODS = ("winograd",)  # the methods that run bf16 products; the others stay float32
+
+
+def _check_precision(precision):
+    if precision not in PRECISIONS:
+        raise ValueError(f"conv2d precision must be one of {', '.join(PRECISIONS)}; got {precision!r}")
+
+
 def conv2d_method(c: int, k: int, groups: int = 1, stride: int = 1, dtype=np.float32,
                   kernel_size: int | None = None, padding: int = 1) -> str:
     """The method ``conv2d_forward(method="auto")`` takes for this layer here: ``depthwise`` (one channel per
@@ -477,7 +486,7 @@ def _pick_method(method, c, k, groups, stride, dtype, r, s, padding):
 
 def conv2d_forward(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None = None, stride: int = 1,
                    padding: int = 0, groups: int = 1, method: str = "auto", saved: dict | None = None,
-                   residual: np.ndarray | None = None, relu: bool = False) -> np.ndarray:
+                   residual: np.ndarray | None = None, relu: bool = False, precision: str = "float32") -> np.ndarray:
     """Convolution of NHWC ``x`` (n, h, w, c) with ``w`` (k, c // groups, r, s); returns (n, oh, ow, k).
 
     float32 in, float32 out; float64 throughout if any operand is float64 (for gradient checks).
@@ -506,6 +515,9 @@ def conv2d_forward(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None = None,
     relu : bool
         Apply ReLU last (after the bias and the residual). The tiled and Winograd methods do both as they store
         the output (no extra pass); the others in a pass after.
+    precision : str
+        ``"float32"``, or ``"bf16"``: the Winograd method's products on bf16 operands with float32 sums
+        (``lean.kernels.bf16``); the other methods run float32 either way (``BF16_METHODS``).
 
     Returns
     -------
@@ -524,11 +536,12 @@ def conv2d_forward(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None = None,
         residual = real_array(residual, "conv2d residual", dtype)
         if residual.shape != (n, oh, ow, k):
             raise ValueError(f"conv2d residual must have shape {(n, oh, ow, k)}; got {residual.shape}")
+    _check_precision(precision)
     method = _pick_method(method, c, k, groups, stride, dtype, r, s, padding)
     if saved is not None:
         saved["method"] = method
     if method == "winograd":
-        return winograd.forward(x, w, bias, padding, residual=residual, relu=relu)
+        return winograd.forward(x, w, bias, padding, residual=residual, relu=relu, precision=precision)
     if method == "tiled":
         xp = direct.pad_images(x, padding) if padding else x
         if saved is not None:
@@ -616,7 +629,8 @@ def _conv_matmul_forward(x, wmat, out, r, s, stride, padding, oh, ow, c0, cg, bi
 
 def conv2d_backward(x: np.ndarray, w: np.ndarray, dy: np.ndarray, stride: int = 1, padding: int = 0,
                     groups: int = 1, need_dx: bool = True, need_db: bool = True, method: str = "auto",
-                    saved: dict | None = None) -> tuple[np.ndarray | None, np.ndarray, np.ndarray | None]:
+                    saved: dict | None = None, precision: str = "float32"
+                    ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray | None]:
     """Gradients of ``conv2d_forward``: returns ``(dx, dw, db)`` with dx (n, h, w, c), dw like w, db (k,).
 
     ``dx`` is None unless ``need_dx``, ``db`` None unless ``need_db`` (a bias-free conv: summing a large
@@ -636,6 +650,9 @@ def conv2d_backward(x: np.ndarray, w: np.ndarray, dy: np.ndarray, stride: int = 
         Whether to compute the input and bias gradients.
     saved : dict or None
         What ``conv2d_forward(saved=...)`` kept for this call (the same ``x`` and ``w``), or None.
+    precision : str
+        As given to ``conv2d_forward``: ``"bf16"`` runs the Winograd method's two backward products on bf16
+        operands.
 
     Returns
     -------
@@ -656,9 +673,10 @@ def conv2d_backward(x: np.ndarray, w: np.ndarray, dy: np.ndarray, stride: int = 
     if dy.shape != (n, oh, ow, k):
         raise ValueError(f"conv2d output gradient dy must have shape {(n, oh, ow, k)}; got {dy.shape}")
     need_dx, need_db = bool(need_dx), bool(need_db)
+    _check_precision(precision)
     method = _pick_method(method, c, k, groups, stride, dtype, r, s, padding)
     if method == "winograd":
-        return _winograd_backward(x, w, dy, padding, need_dx, need_db)
+        return _winograd_backward(x, w, dy, padding, need_dx, need_db, precision)
     if method == "tiled":
         return _tiled_backward(x, w, dy, stride, padding, need_dx, need_db, saved)
     if method == "direct":
@@ -718,17 +736,17 @@ def _tiled_backward(x, w, dy, stride, padding, need_dx, need_db, saved):
     return dx, dw, db
 
 
-def _winograd_backward(x, w, dy, padding, need_dx, need_db):
+def _winograd_backward(x, w, dy, padding, need_dx, need_db, precision):
     """``conv2d_backward`` of the Winograd method (3x3, stride 1): the weight gradient, and the input gradient as
     the Winograd convolution of the output gradient padded by 2 - padding with the filters flipped and their
     channel axes swapped."""
     k = w.shape[0]
-    dw = winograd.weight_grad(x, dy, padding)
+    dw = winograd.weight_grad(x, dy, padding, precision=precision)
     db = column_sums(dy.reshape(-1, k)) if need_db else None
     dx = None
     if need_dx:
         flipped = np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
-        dx = winograd.forward(dy, flipped, None, 2 - padding)
+        dx = winograd.forward(dy, flipped, None, 2 - padding, precision=precision)
     return dx, dw, db
 
 

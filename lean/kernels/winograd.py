@@ -32,10 +32,11 @@ import numpy as np
 from llvmlite import ir
 from numba import types
 from numba.core import cgutils
-from numba.extending import intrinsic
+from numba.extending import intrinsic, overload
 
 from . import direct
 from ._config import JIT, njit, run_split, run_split_sum
+from .bf16 import pack_pairs, store_bf16, tile_dot_bf16
 from .direct import grad_tile_shape, pack_weights, tile_shape, vector_width
 from .simd import (
     count,
@@ -66,6 +67,7 @@ TRANSFORMS = {
 
 WINOGRAD_TILE = 4  # m of F(m x m, 3 x 3) that conv2d takes (F(4x4) beat F(2x2) on every ResNet-20 layer here)
 BLOCK_TILES = 64  # tiles (at least) per block: V and M of a block stay in L2; dU is loaded and stored once a block
+PRECISIONS = ("float32", "bf16")  # of the products' operands (``forward``, ``weight_grad``)
 SKEW = 16  # floats between the (c, k) blocks of two transform positions, beyond c * k
 
 
@@ -100,6 +102,15 @@ def _transform_2d(builder, block, left, right):
     return [_apply_1d(builder, row, right) for row in rows]
 
 
+def _store(context, builder, array_type, array, index, value):
+    """Store a float32 vector at ``array[index]``: as float32, or rounded to bf16 if ``array`` holds uint16 (the
+    transform-domain operands of a bf16 product)."""
+    if array_type.dtype == types.uint16:
+        store_bf16(context, builder, array_type, array, index, value)
+    else:
+        builder.store(value, element_pointer(context, builder, array_type, array, index, value.type), align=4)
+
+
 def _inside(builder, rows, cols, a, b):
     return builder.and_(builder.icmp_signed(">", rows, ir.Constant(rows.type, a)),
                         builder.icmp_signed(">", cols, ir.Constant(cols.type, b)))
@@ -123,8 +134,8 @@ def _input_transform(typingctx, x, x_off, row_step, col_step, out, out_off, out_
         result = _transform_2d(builder, block, b_t, b_t)
         for i in range(size):
             for j in range(size):
-                builder.store(result[i][j], element_pointer(context, builder, signature.args[4], oa,
-                                                     row_offset(builder, oo, os_, size * i + j), vec), align=4)
+                _store(context, builder, signature.args[4], oa, row_offset(builder, oo, os_, size * i + j),
+                       result[i][j])
         return context.get_dummy_value()
 
     return types.void(x, x_off, row_step, col_step, out, out_off, out_step, vt, mt), codegen
@@ -161,8 +172,8 @@ def _input_transform_masked(typingctx, x, x_off, row_step, col_step, rlo, rhi, c
         result = _transform_2d(builder, block, b_t, b_t)
         for i in range(size):
             for j in range(size):
-                builder.store(result[i][j], element_pointer(context, builder, signature.args[8], oa,
-                                                     row_offset(builder, oo, os_, size * i + j), vec), align=4)
+                _store(context, builder, signature.args[8], oa, row_offset(builder, oo, os_, size * i + j),
+                       result[i][j])
         return context.get_dummy_value()
 
     return types.void(x, x_off, row_step, col_step, rlo, rhi, clo, chi, out, out_off, out_step, vt, mt), codegen
@@ -273,7 +284,7 @@ def _forward(x, u, us, bias, res, out, h, w, pad, oh, ow, k, rb, g_lo, g_hi, ct,
     th, tw = (oh + m - 1) // m, (ow + m - 1) // m
     tb = rb * tw
     vs, ms = tb * c + SKEW, tb * k + SKEW
-    v_block = np.empty(positions * vs, np.float32)
+    v_block = np.empty(positions * vs, u.dtype)  # uint16 (bf16 bits) when U is
     m_block = np.empty(positions * ms, np.float32)
     for g0 in range(g_lo, g_hi, rb):
         g1 = min(g0 + rb, g_hi)
@@ -287,10 +298,10 @@ def _forward(x, u, us, bias, res, out, h, w, pad, oh, ow, k, rb, g_lo, g_hi, ct,
         for xi in range(positions):
             for kq in range(0, k, kstep):
                 for t0 in range(0, main, px):
-                    acc = _products(tile_zero(vt, pt, kt), u, xi * us + kq, v_block, xi * vs + t0 * c, c, k)
+                    acc = _products(tile_zero(vt, pt, kt), u, xi * us, kq, v_block, xi * vs + t0 * c, c, k)
                     tile_store(acc, m_block, xi * ms + t0 * k + kq, k)
                 for t0 in range(main, nt):  # the block's last tiles, one a register tile
-                    last = _products(tile_zero(vt, one, kt), u, xi * us + kq, v_block, xi * vs + t0 * c, c, k)
+                    last = _products(tile_zero(vt, one, kt), u, xi * us, kq, v_block, xi * vs + t0 * c, c, k)
                     tile_store(last, m_block, xi * ms + t0 * k + kq, k)
         for g in range(g0, g1):
             b, ty = g // th, g % th
@@ -303,18 +314,34 @@ def _forward(x, u, us, bias, res, out, h, w, pad, oh, ow, k, rb, g_lo, g_hi, ct,
                                       ow * k, k, bias, kq, rows, cols, res, et, vt, mt)
 
 
-@njit(inline="always")
-def _products(acc, u, u0, v_block, v0, c, k):
-    """``acc`` plus V (tiles from ``v0``, ``c`` values each) @ U (``c`` rows of ``k`` from ``u0``)."""
-    for ch in range(c):
-        acc = tile_fma(acc, u, u0 + ch * k, v_block, v0 + ch, c)
-    return acc
+def _products(acc, u, u0, kq, v_block, v0, c, k):
+    """``acc`` plus V (tiles from ``v0``, ``c`` values each) @ U (``c`` rows of ``k`` from ``u0``; output channels
+    from ``kq``). float32 operands: one FMA per channel. bf16 operands (uint16 arrays): one ``vdpbf16ps`` per pair
+    of channels, U stored as pairs of rows (``_bf16_weights``)."""
+
+
+@overload(_products, inline="always")
+def _products_typed(acc, u, u0, kq, v_block, v0, c, k):
+    if u.dtype == types.uint16:
+        def pairs(acc, u, u0, kq, v_block, v0, c, k):
+            for ch in range(0, c, 2):  # row pair ch / 2 of U: 2 k uint16 from u0 + ch * k
+                acc = tile_dot_bf16(acc, u, u0 + ch * k + 2 * kq, v_block, v0 + ch, c)
+            return acc
+        return pairs
+
+    def singles(acc, u, u0, kq, v_block, v0, c, k):
+        for ch in range(c):
+            acc = tile_fma(acc, u, u0 + ch * k + kq, v_block, v0 + ch, c)
+        return acc
+    return singles
 
 
 @njit(**JIT)
-def _weight_grad(x, dy, du, us, h, w, pad, oh, ow, k, rb, g_lo, g_hi, ct, vct, vt, cbt, kt, mt):
+def _weight_grad(x, dy, du, us, h, w, pad, oh, ow, k, rb, g_lo, g_hi, ct, vct, vt, cbt, kt, mt, prt):
     """Adds ``sum over tiles of V[xi]^T dM[xi]`` of tile-grid rows ``g_lo .. g_hi`` (row = image * th + tile row)
-    into ``du`` ((c, k) per ``xi`` at ``xi * us``), in blocks of ``rb`` rows; ``dy`` (n, oh, ow, k) flat."""
+    into ``du`` ((c, k) per ``xi`` at ``xi * us``), in blocks of ``rb`` rows; ``dy`` (n, oh, ow, k) flat.
+    ``len(prt)``: 1 float32 products; 2 bf16: V and dM rounded and packed as pairs of tiles (``pack_pairs``),
+    one ``vdpbf16ps`` per pair of tiles."""
     c = count(ct)
     cb = len(cbt)
     m = len(mt)
@@ -325,6 +352,10 @@ def _weight_grad(x, dy, du, us, h, w, pad, oh, ow, k, rb, g_lo, g_hi, ct, vct, v
     vs, gs = tb * c + SKEW, tb * k + SKEW
     v_block = np.empty(positions * vs, np.float32)
     g_block = np.empty(positions * gs, np.float32)
+    bf16 = len(prt) == 2
+    vs2, gs2 = (tb + 1) // 2 * 2 * c + SKEW, (tb + 1) // 2 * 2 * k + SKEW  # pairs of tiles, uint16
+    v_pairs = np.empty(positions * vs2 if bf16 else 0, np.uint16)
+    g_pairs = np.empty(positions * gs2 if bf16 else 0, np.uint16)
     for g0 in range(g_lo, g_hi, rb):
         g1 = min(g0 + rb, g_hi)
         nt = (g1 - g0) * tw
@@ -338,6 +369,27 @@ def _weight_grad(x, dy, du, us, h, w, pad, oh, ow, k, rb, g_lo, g_hi, ct, vct, v
                 for kq in range(0, k, len(vt)):
                     _gradient_transform(dy, ((b * oh + m * ty) * ow + m * tx) * k + kq, ow * k, k, rows, cols,
                                         g_block, t * k + kq, gs, vt, mt)
+        if bf16:
+            pairs = (nt + 1) // 2
+            for xi in range(positions):
+                for p in range(pairs):
+                    t = 2 * p
+                    for c0 in range(0, c, len(vct)):
+                        pack_pairs(v_block, xi * vs + t * c + c0, xi * vs + (t + 1) * c + c0, t + 1 < nt, v_pairs,
+                                   xi * vs2 + 2 * (p * c + c0), vct)
+                    for k0 in range(0, k, len(vt)):
+                        pack_pairs(g_block, xi * gs + t * k + k0, xi * gs + (t + 1) * k + k0, t + 1 < nt, g_pairs,
+                                   xi * gs2 + 2 * (p * k + k0), vt)
+            for xi in range(positions):
+                for c0 in range(0, c, cb):
+                    for kq in range(0, k, kstep):
+                        at = xi * us + c0 * k + kq
+                        acc = tile_load(tile_zero(vt, cbt, kt), du, at, k)
+                        for p in range(pairs):
+                            acc = tile_dot_bf16(acc, g_pairs, xi * gs2 + 2 * (p * k + kq), v_pairs,
+                                                xi * vs2 + 2 * (p * c + c0), 2)
+                        tile_store(acc, du, at, k)
+            continue
         for xi in range(positions):
             for c0 in range(0, c, cb):
                 for kq in range(0, k, kstep):
@@ -379,6 +431,32 @@ def _transformed_weights(w, m):
     return u.reshape(-1), us
 
 
+@njit(**JIT)
+def _pair_rows(u, out, positions, us, c, k, vt):
+    """Rows 2p and 2p + 1 of each position's (c, k) block of ``u`` interleaved and rounded to bf16 into ``out``:
+    pair p, output channel kk at ``xi * us + 2 (p k + kk)`` (+1 for the odd row)."""
+    for xi in range(positions):
+        for p in range(c // 2):
+            for k0 in range(0, k, len(vt)):
+                pack_pairs(u, xi * us + 2 * p * k + k0, xi * us + (2 * p + 1) * k + k0, True, out,
+                           xi * us + 2 * (p * k + k0), vt)
+
+
+def _bf16_weights(u, us, c, k, m, width=None):
+    """U (skewed float32, ``_transformed_weights``) for bf16 products: each position's rows in pairs, (c / 2, k,
+    2) — row pair p, output channel kk holds U[2p, kk] and U[2p + 1, kk] next to each other — rounded to bf16
+    (uint16, same skew)."""
+    out = np.zeros(u.size, np.uint16)
+    _pair_rows(u, out, (m + 2) ** 2, us, c, k, token(vector_width(k, width)))
+    return out
+
+
+def _precision_token(precision):
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}; got {precision!r}")
+    return token(2 if precision == "bf16" else 1)
+
+
 def transform_weights(w, m=WINOGRAD_TILE):
     """``U[xi]`` = (G g G^T)[xi] for every filter: (k, c, 3, 3) -> (a*a, c, k) float32 (a view)."""
     u, us = _transformed_weights(w, m)
@@ -394,12 +472,15 @@ def weight_grad_from_transformed(du, c, k, m=WINOGRAD_TILE):
     return np.ascontiguousarray(dg.reshape(3, 3, c, k).transpose(3, 2, 1, 0))
 
 
-def forward(x, w, bias, padding, m=WINOGRAD_TILE, width=None, rows=None, residual=None, relu=False):
+def forward(x, w, bias, padding, m=WINOGRAD_TILE, width=None, rows=None, residual=None, relu=False,
+            precision="float32"):
     """Stride-1 3x3 convolution of ``x`` (n, h, w, c) float32 with ``w`` (k, c, 3, 3), zero-padded by
     ``padding``: (n, oh, ow, k); plus ``residual`` (n, oh, ow, k) if given, then ReLU if ``relu``, in the same
-    pass. ``rows``: rows of the tile grid per block (default: enough for ``BLOCK_TILES`` tiles)."""
+    pass. ``rows``: rows of the tile grid per block (default: enough for ``BLOCK_TILES`` tiles). ``precision``
+    "bf16": the products' operands, V and U, rounded to bf16 (float32 sums; ``lean.kernels.bf16``)."""
     n, h, wd, c = x.shape
     k = w.shape[0]
+    prt = _precision_token(precision)
     oh, ow = h + 2 * padding - 2, wd + 2 * padding - 2
     tw = (ow + m - 1) // m
     v, px, kb = tile_shape(k, tw, width)
@@ -407,6 +488,8 @@ def forward(x, w, bias, padding, m=WINOGRAD_TILE, width=None, rows=None, residua
     out = np.empty((n, oh, ow, k), np.float32)
     bias_vec = np.zeros(k, np.float32) if bias is None else np.ascontiguousarray(bias, np.float32)
     u, us = _transformed_weights(w, m)
+    if len(prt) == 2:
+        u = _bf16_weights(u, us, c, k, m, width)
     xf, of = np.ascontiguousarray(x, np.float32).reshape(-1), out.reshape(-1)
     epilogue = direct.epilogue_code(residual, relu)
     rf = of if residual is None else np.ascontiguousarray(residual, np.float32).reshape(-1)
@@ -418,16 +501,17 @@ def forward(x, w, bias, padding, m=WINOGRAD_TILE, width=None, rows=None, residua
     return out
 
 
-def weight_grad(x, dy, padding, m=WINOGRAD_TILE, width=None, rows=None):
+def weight_grad(x, dy, padding, m=WINOGRAD_TILE, width=None, rows=None, precision="float32"):
     """dW (k, c, 3, 3) of the stride-1 3x3 convolution of ``x`` (n, h, w, c) zero-padded by ``padding`` whose
     output gradient is ``dy`` (n, oh, ow, k); ``rows``: rows of the tile grid per block (default: enough for
-    ``BLOCK_TILES`` tiles)."""
+    ``BLOCK_TILES`` tiles). ``precision`` "bf16": V and dM rounded to bf16, float32 sums."""
     n, h, wd, c = x.shape
     _, oh, ow, k = dy.shape
+    prt = _precision_token(precision)
     v, cb, kb = grad_tile_shape(c, k, width)
     vc = vector_width(c, width)
     xf, df = np.ascontiguousarray(x, np.float32).reshape(-1), np.ascontiguousarray(dy, np.float32).reshape(-1)
-    tokens = (size(c), token(vc), token(v), token(cb), token(kb), token(m))
+    tokens = (size(c), token(vc), token(v), token(cb), token(kb), token(m), prt)
     tw = (ow + m - 1) // m
     rb = rows if rows is not None else -(-BLOCK_TILES // tw)
     us = _skewed(c, k)

@@ -198,6 +198,7 @@ class Conv2d(WeightedLayer):
         if bias:
             self.add_param("bias", np.zeros(out_channels))
         self._x = self._saved = None
+        self._precision = "float32"
         self.last_method = None  # the kernel of the last forward call (lean.kernels.conv2d_method)
 
     def _weight_shape(self):
@@ -207,7 +208,7 @@ class Conv2d(WeightedLayer):
         if x.ndim != 4 or x.shape[3] != self.in_channels:
             raise ValueError(f"Conv2d expects (n, h, w, {self.in_channels}) input; got {x.shape}")
 
-    def product_forward(self, x: np.ndarray, train: bool = False) -> np.ndarray:
+    def product_forward(self, x: np.ndarray, train: bool = False, precision: str = "float32") -> np.ndarray:
         """The convolution (float, or on integer codes at inference when the layer is quantized to 8 bits).
 
         Parameters
@@ -216,6 +217,9 @@ class Conv2d(WeightedLayer):
             (n, h, w, in_channels), already checked by ``forward``.
         train : bool
             Keep the (quantized) input and the weight for ``product_backward``.
+        precision : str
+            Of the products' operands: ``"float32"``, or ``"bf16"`` (float32 sums) where the kernel that runs
+            has a bf16 path (``lean.kernels.conv.BF16_METHODS``); ``product_backward`` uses the same.
 
         Returns
         -------
@@ -228,9 +232,9 @@ class Conv2d(WeightedLayer):
         w = self.weight()
         saved = {}
         if train:
-            self._x, self._w, self._saved = x, w, saved
+            self._x, self._w, self._saved, self._precision = x, w, saved, precision
         y = kernels.conv2d_forward(x, w, self.params.get("bias"), self.stride, self.padding, self.groups,
-                                   saved=saved)
+                                   saved=saved, precision=precision)
         self.last_method = saved["method"]
         return y
 
@@ -273,7 +277,8 @@ class Conv2d(WeightedLayer):
         """
         dx, dw, db = kernels.conv2d_backward(self._x, self._w, dy, self.stride, self.padding,
                                              self.groups, need_dx=self.input_grad,
-                                             need_db="bias" in self.params, saved=self._saved)
+                                             need_db="bias" in self.params, saved=self._saved,
+                                             precision=self._precision)
         self._x = self._w = self._saved = None
         self._weight_grad(dw)
         if "bias" in self.grads:

@@ -362,3 +362,19 @@ class PSGConfig(MethodConfig):
         from .e2train import PredictiveSignGradient
 
         return PredictiveSignGradient(tau=self.tau, tau_rel=self.adaptive)
+
+
+@register_method
+@dataclass(frozen=True)
+class PrecisionConfig(MethodConfig):
+    """The arithmetic of the convolutions' products: float32, or bf16 operands with float32 sums."""
+
+    name: ClassVar[str] = "precision"
+    format: str = option("float32", "Products of the convolutions: float32, or bf16 operands with float32 sums "
+                         "(the 3x3 stride-1 layers; fast where the CPU has AVX512_BF16; lean/train/precision.py).",
+                         flag="--precision", kind=str, choices=("float32", "bf16"), switch=True, metavar="FORMAT")
+
+    def build(self):
+        from .precision import Bfloat16Training, Float32Training
+
+        return Bfloat16Training() if self.format == "bf16" else Float32Training()

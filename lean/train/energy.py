@@ -37,17 +37,21 @@ def mac_energy_pj(a: tuple[str, int], b: tuple[str, int], tech: str = "horowitz4
     Parameters
     ----------
     a, b : tuple of (str, int)
-        ``("float", bits)`` or ``("int", bits)``.
+        ``("float", bits)``, ``("int", bits)`` or ``("bfloat", 16)``.
     tech : str
         A ``lean.hw.tech`` table (Horowitz, ISSCC 2014, 45 nm by default).
 
     Returns
     -------
     float
-        pJ: an FP multiply + add at 32 or 16 bits if either operand is float (the wider decides); else the
+        pJ: a bf16 operand: a 16-bit FP multiply and a 32-bit FP add (Horowitz has no bf16 entry; a bf16
+        multiplier is smaller than an FP16 one, so this is an upper bound); an FP multiply + add at 32 or 16 bits
+        if either operand is float (the wider decides); else the
         8-bit multiply scaled by bits_a * bits_b / 64 plus a 32-bit add.
     """
     t = tech_mod.table(tech)
+    if a[0] == "bfloat" or b[0] == "bfloat":  # bf16 products summed in float32 (``--precision bf16``)
+        return t["fp_mult_16b"].value + t["fp_add_32b"].value
     if a[0] == "float" or b[0] == "float":
         bits = max(a[1], b[1])
         if bits > 16:
