@@ -66,10 +66,13 @@ def bench_model(mode: str, net: str, *, batch_size: int = 128, input_shape: tupl
     if threads is not None:
         kernels.set_threads(threads)
     model = build(net, input_shape=input_shape, num_classes=num_classes, seed=seed)
-    if precision == "bf16":
-        from .train.precision import Bfloat16Training
+    if precision == "bf16":  # as lean train --precision bf16 (lean.train.precision) installs it
+        from .nn import Conv2d
+        from .nn.hooks import Bfloat16Products
 
-        Bfloat16Training().install(model)
+        for layer in model.net.modules():
+            if isinstance(layer, Conv2d):
+                layer.set_operand_hook(Bfloat16Products())
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((batch_size, *input_shape)).astype(np.float32)
     y = rng.integers(0, num_classes, batch_size)

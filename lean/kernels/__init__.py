@@ -4,6 +4,7 @@ Activations are channels-last ``(n, h, w, c)``; weights are ``(k, c // groups, r
 """
 
 from ._config import configure, ensure_configured, get_threads, keep_freed_memory, set_threads
+from .bf16 import BF16_AVAILABLE
 from .batchnorm import batchnorm_backward, batchnorm_forward_eval, batchnorm_forward_train, batchnorm_method
 from .conv import conv2d_backward, conv2d_forward, conv2d_method, conv_output_size
 from .elementwise import add_relu, relu, relu_backward
@@ -18,7 +19,7 @@ from .vnni import VNNI_AVAILABLE
 
 __all__ = [
     "SIMD_WIDTH", "configure", "ensure_configured", "get_threads", "keep_freed_memory", "set_threads", "VNNI_AVAILABLE",
-    "MADD_AVAILABLE",
+    "MADD_AVAILABLE", "BF16_AVAILABLE",
     "add_relu", "relu", "relu_backward", "kmeans_assign", "kmeans_update", "segment_sum",
     "batchnorm_backward", "batchnorm_forward_eval", "batchnorm_forward_train", "batchnorm_method",
     "conv2d_backward", "conv2d_forward", "conv2d_method", "conv_output_size",

@@ -32,7 +32,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from ._config import JIT, U, njit, run_split
-from .simd import SIMD_WIDTH, element_pointer, fma_function, row_offset
+from .simd import SIMD_WIDTH, element_pointer, fma_function, row_offset, token
 
 
 def _host_has_bf16():
@@ -50,6 +50,14 @@ def _host_has_bf16():
 
 
 BF16_AVAILABLE = _host_has_bf16()
+
+
+def instruction_token():
+    """The token that tells a kernel which bf16 instructions to emit: ``token(2)`` AVX-512 BF16, ``token(1)``
+    the emulation. A kernel compiled for one is a different specialization from one compiled for the other (so
+    a Numba cache never hands emulated code the native instructions or back); read at each call, so the tests
+    can switch ``BF16_AVAILABLE`` off."""
+    return token(2 if BF16_AVAILABLE else 1)
 
 _IR = r"""
 declare <16 x float> @llvm.x86.avx512bf16.dpbf16ps.512(<16 x float>, <32 x bfloat>, <32 x bfloat>)
@@ -84,15 +92,15 @@ def _splat(vector_type, value):
 
 
 @intrinsic
-def tile_dot_bf16(typingctx, acc, w, w_off, x, x_off, x_stride):
+def tile_dot_bf16(typingctx, acc, w, w_off, x, x_off, x_stride, bt):
     """``acc[i, j] += x[x_off + i*x_stride + 1] * w[p, 1] + x[x_off + i*x_stride] * w[p, 0]`` for the ``v``
     lanes p of vector j, which is ``2 v`` uint16 at ``w_off + j * 2 v`` (bf16 pairs, lane-major); ``x`` and
-    ``w`` are uint16 arrays of bf16 bits, ``acc`` a float32 ``simd.Tile``."""
+    ``w`` are uint16 arrays of bf16 bits, ``acc`` a float32 ``simd.Tile``; ``bt``: ``instruction_token()``."""
     tile = acc
-    native = BF16_AVAILABLE and tile.v == 16
+    native = len(bt) == 2 and tile.v == 16
 
     def codegen(context, builder, signature, args):
-        value, w_arr, w_o, x_arr, x_o, x_s = args
+        value, w_arr, w_o, x_arr, x_o, x_s, _ = args
         v = tile.v
         words = ir.VectorType(ir.IntType(32), v)
         floats = ir.VectorType(ir.FloatType(), v)
@@ -128,15 +136,15 @@ def tile_dot_bf16(typingctx, acc, w, w_off, x, x_off, x_stride):
                 value = builder.insert_value(value, new, k)
         return value
 
-    return tile(acc, w, w_off, x, x_off, x_stride), codegen
+    return tile(acc, w, w_off, x, x_off, x_stride, bt), codegen
 
 
-def bf16_vector(context, builder, value):
+def bf16_vector(context, builder, value, native):
     """A float32 vector rounded to bf16 (nearest, ties to even; NaN kept a quiet NaN): an i16 vector. One
     ``vcvtneps2bf16`` where the CPU has AVX-512 BF16 (which also flushes denormals to zero), else integer
-    arithmetic on the bits."""
+    arithmetic on the bits (``native`` False, or not 16 lanes)."""
     v = value.type.count
-    if BF16_AVAILABLE and v == 16:
+    if native and v == 16:
         context.active_code_library.add_linking_library(_library(context))
         convert = cgutils.get_or_insert_function(
             builder.module, ir.FunctionType(ir.VectorType(ir.IntType(16), v), [value.type]), "lean_cvtneps2bf16")
@@ -150,33 +158,35 @@ def bf16_vector(context, builder, value):
     return builder.trunc(rounded, ir.VectorType(ir.IntType(16), v))
 
 
-def store_bf16(context, builder, array_type, array, index, value):
+def store_bf16(context, builder, array_type, array, index, value, native):
     """Round the float32 vector ``value`` to bf16 and store it at ``array[index]`` (a uint16 array)."""
-    halves = bf16_vector(context, builder, value)
+    halves = bf16_vector(context, builder, value, native)
     builder.store(halves, element_pointer(context, builder, array_type, array, index, halves.type), align=2)
 
 
 @intrinsic
-def pack_pairs(typingctx, src, a_off, b_off, has_b, dst, dst_off, vt):
+def pack_pairs(typingctx, src, a_off, b_off, has_b, dst, dst_off, vt, bt):
     """Rounds ``v`` floats of ``src`` at ``a_off`` and at ``b_off`` (zeros instead if not ``has_b``) to bf16 and
     stores them interleaved, ``a0 b0 a1 b1 ...`` (``2 v`` uint16), at ``dst[dst_off]``."""
     v = len(vt)
+    native = len(bt) == 2
 
     def codegen(context, builder, signature, args):
-        sa, ao, bo, hb, da, do, _ = args
+        sa, ao, bo, hb, da, do, _, _ = args
         floats = ir.VectorType(ir.FloatType(), v)
         first = builder.load(element_pointer(context, builder, signature.args[0], sa, ao, floats), align=4)
         slot = cgutils.alloca_once_value(builder, ir.Constant(floats, [0.0] * v))
         with builder.if_then(builder.icmp_unsigned("!=", hb, ir.Constant(hb.type, 0)), likely=True):
             builder.store(builder.load(element_pointer(context, builder, signature.args[0], sa, bo, floats),
                                        align=4), slot)
-        low, high = bf16_vector(context, builder, first), bf16_vector(context, builder, builder.load(slot))
+        low = bf16_vector(context, builder, first, native)
+        high = bf16_vector(context, builder, builder.load(slot), native)
         order = [i // 2 + (i % 2) * v for i in range(2 * v)]
         mixed = builder.shuffle_vector(low, high, ir.Constant(ir.VectorType(ir.IntType(32), 2 * v), order))
         builder.store(mixed, element_pointer(context, builder, signature.args[4], da, do, mixed.type), align=2)
         return context.get_dummy_value()
 
-    return types.void(src, a_off, b_off, has_b, dst, dst_off, vt), codegen
+    return types.void(src, a_off, b_off, has_b, dst, dst_off, vt, bt), codegen
 
 
 @njit(**JIT)

@@ -22,6 +22,16 @@ F(4x4, 3x3) (a = 6) 36 for 16 (4x fewer), with larger transforms and larger roun
   (``_gradient_transform``: the m x m output-gradient block to the a x a domain), then ``dg = G^T dU G``
   (``weight_grad_from_transformed``); each worker sums its own images into its own dU (added in a fixed order).
 
+- **bf16 products** (``precision="bf16"``, ``lean train --precision bf16``): the transforms run in float32 and
+  round their outputs to bf16 as they store them (``vcvtneps2bf16`` where the CPU has AVX-512 BF16); the
+  products take pairs along the sum, one ``vdpbf16ps`` (32 multiply-adds, twice an FMA's) per pair, float32
+  sums (``lean.kernels.bf16``). Forward and input gradient: pairs of input channels (neighbours in V; U stored
+  as pairs of rows, ``_bf16_weights``). Weight gradient: the sum runs over tiles, so V and dM are packed as
+  pairs of tiles after their transforms (``pack_pairs``). Rounding in the transform domain costs more accuracy
+  than rounding the convolution's inputs (F(4x4): relative rms error of an output ~2.4e-2, against ~3e-3 for
+  bf16 inputs; ``benchmarks/bf16_study.py``): the inverse transform's entries up to 8 amplify each operand's
+  rounding.
+
 The weight transforms run per call on BLAS (two small matrix products over all c * k filters). Numerics in
 float32, relative to the largest output on ResNet-20's layer shapes: F(2x2) about 1e-6, F(4x4) about 1e-5
 (its transform has entries up to 8 and 1/24); ``tests/test_tiled_kernels.py`` checks both against the direct
@@ -36,7 +46,7 @@ from numba.extending import intrinsic, overload
 
 from . import direct
 from ._config import JIT, njit, run_split, run_split_sum
-from .bf16 import pack_pairs, store_bf16, tile_dot_bf16
+from .bf16 import instruction_token, pack_pairs, store_bf16, tile_dot_bf16
 from .direct import grad_tile_shape, pack_weights, tile_shape, vector_width
 from .simd import (
     count,
@@ -102,11 +112,11 @@ def _transform_2d(builder, block, left, right):
     return [_apply_1d(builder, row, right) for row in rows]
 
 
-def _store(context, builder, array_type, array, index, value):
+def _store(context, builder, array_type, array, index, value, native):
     """Store a float32 vector at ``array[index]``: as float32, or rounded to bf16 if ``array`` holds uint16 (the
-    transform-domain operands of a bf16 product)."""
+    transform-domain operands of a bf16 product; ``native``: with AVX-512 BF16's conversion)."""
     if array_type.dtype == types.uint16:
-        store_bf16(context, builder, array_type, array, index, value)
+        store_bf16(context, builder, array_type, array, index, value, native)
     else:
         builder.store(value, element_pointer(context, builder, array_type, array, index, value.type), align=4)
 
@@ -117,14 +127,14 @@ def _inside(builder, rows, cols, a, b):
 
 
 @intrinsic
-def _input_transform(typingctx, x, x_off, row_step, col_step, out, out_off, out_step, vt, mt):
+def _input_transform(typingctx, x, x_off, row_step, col_step, out, out_off, out_step, vt, mt, bt):
     """Loads the a x a block of ``v``-channel vectors of ``x`` at ``x_off + i * row_step + j * col_step`` and
     stores ``B^T d B`` at ``out_off + (a i + j) * out_step`` (m = ``len(mt)``, a = m + 2)."""
     v, b_t = len(vt), TRANSFORMS[len(mt)][0]
     size = len(b_t)
 
     def codegen(context, builder, signature, args):
-        xa, xo, rs, cs, oa, oo, os_, _, _ = args
+        xa, xo, rs, cs, oa, oo, os_, _, _, _ = args
         vec = ir.VectorType(ir.FloatType(), v)
         def at(i, j):
             return builder.add(row_offset(builder, xo, rs, i), builder.mul(cs, ir.Constant(cs.type, j)))
@@ -135,15 +145,15 @@ def _input_transform(typingctx, x, x_off, row_step, col_step, out, out_off, out_
         for i in range(size):
             for j in range(size):
                 _store(context, builder, signature.args[4], oa, row_offset(builder, oo, os_, size * i + j),
-                       result[i][j])
+                       result[i][j], len(bt) == 2)
         return context.get_dummy_value()
 
-    return types.void(x, x_off, row_step, col_step, out, out_off, out_step, vt, mt), codegen
+    return types.void(x, x_off, row_step, col_step, out, out_off, out_step, vt, mt, bt), codegen
 
 
 @intrinsic
 def _input_transform_masked(typingctx, x, x_off, row_step, col_step, rlo, rhi, clo, chi, out, out_off, out_step,
-                            vt, mt):
+                            vt, mt, bt):
     """``_input_transform`` of a block that crosses the image's border: only rows ``rlo <= i < rhi`` and columns
     ``clo <= j < chi`` of the block are loaded, the rest are zeros (the padding); ``x_off`` may point outside
     ``x``, which is never read there."""
@@ -151,7 +161,7 @@ def _input_transform_masked(typingctx, x, x_off, row_step, col_step, rlo, rhi, c
     size = len(b_t)
 
     def codegen(context, builder, signature, args):
-        xa, xo, rs, cs, r0, r1, c0, c1, oa, oo, os_, _, _ = args
+        xa, xo, rs, cs, r0, r1, c0, c1, oa, oo, os_, _, _, _ = args
         vec = ir.VectorType(ir.FloatType(), v)
         zero = ir.Constant(vec, [0.0] * v)
         data = context.make_array(signature.args[0])(context, builder, xa).data
@@ -173,10 +183,11 @@ def _input_transform_masked(typingctx, x, x_off, row_step, col_step, rlo, rhi, c
         for i in range(size):
             for j in range(size):
                 _store(context, builder, signature.args[8], oa, row_offset(builder, oo, os_, size * i + j),
-                       result[i][j])
+                       result[i][j], len(bt) == 2)
         return context.get_dummy_value()
 
-    return types.void(x, x_off, row_step, col_step, rlo, rhi, clo, chi, out, out_off, out_step, vt, mt), codegen
+    return types.void(x, x_off, row_step, col_step, rlo, rhi, clo, chi, out, out_off, out_step, vt, mt,
+                      bt), codegen
 
 
 @intrinsic
@@ -249,7 +260,7 @@ def _gradient_transform(typingctx, dy, d_off, row_step, col_step, rows, cols, ou
 # ------------------------------------------------------------------------------------------------ kernels
 
 @njit(**JIT)
-def _transform_tile(x, b, iy0, ix0, h, w, v_block, v_off, vs, ct, vct, mt):
+def _transform_tile(x, b, iy0, ix0, h, w, v_block, v_off, vs, ct, vct, mt, bt):
     """The input transform of the a x a block of image ``b`` of flat ``x`` (n, h, w, c) whose top-left pixel is
     (``iy0``, ``ix0``), into ``v_block`` at ``v_off`` (position stride ``vs``). A block that crosses the border
     (the zero padding, and past an output that is not a multiple of m) loads only its pixels inside the image
@@ -260,16 +271,17 @@ def _transform_tile(x, b, iy0, ix0, h, w, v_block, v_off, vs, ct, vct, mt):
     base = ((b * h + iy0) * w + ix0) * c
     if iy0 >= 0 and ix0 >= 0 and iy0 + a <= h and ix0 + a <= w:
         for c0 in range(0, c, vc):
-            _input_transform(x, base + c0, w * c, c, v_block, v_off + c0, vs, vct, mt)
+            _input_transform(x, base + c0, w * c, c, v_block, v_off + c0, vs, vct, mt, bt)
     else:
         rlo, rhi = max(0, -iy0), min(a, h - iy0)
         clo, chi = max(0, -ix0), min(a, w - ix0)
         for c0 in range(0, c, vc):
-            _input_transform_masked(x, base + c0, w * c, c, rlo, rhi, clo, chi, v_block, v_off + c0, vs, vct, mt)
+            _input_transform_masked(x, base + c0, w * c, c, rlo, rhi, clo, chi, v_block, v_off + c0, vs, vct, mt,
+                                    bt)
 
 
 @njit(**JIT)
-def _forward(x, u, us, bias, res, out, h, w, pad, oh, ow, k, rb, g_lo, g_hi, ct, vct, vt, pt, kt, one, mt, et):
+def _forward(x, u, us, bias, res, out, h, w, pad, oh, ow, k, rb, g_lo, g_hi, ct, vct, vt, pt, kt, one, mt, et, bt):
     """Rows ``g_lo .. g_hi`` of the tile grid (row = image * th + tile row: split by rows, so one image uses every
     thread): ``x`` (n, h, w, c) flat, zero-padded by ``pad`` on the fly (``_transform_tile``);
     ``u`` the transformed weights, (c, k) per position ``xi`` at ``xi * us``; ``out`` (n, oh, ow, k) flat. Tiles
@@ -294,14 +306,14 @@ def _forward(x, u, us, bias, res, out, h, w, pad, oh, ow, k, rb, g_lo, g_hi, ct,
             b, ty = g // th, g % th
             for tx in range(tw):
                 _transform_tile(x, b, m * ty - pad, m * tx - pad, h, w, v_block, ((g - g0) * tw + tx) * c, vs,
-                                ct, vct, mt)
+                                ct, vct, mt, bt)
         for xi in range(positions):
             for kq in range(0, k, kstep):
                 for t0 in range(0, main, px):
-                    acc = _products(tile_zero(vt, pt, kt), u, xi * us, kq, v_block, xi * vs + t0 * c, c, k)
+                    acc = _products(tile_zero(vt, pt, kt), u, xi * us, kq, v_block, xi * vs + t0 * c, c, k, bt)
                     tile_store(acc, m_block, xi * ms + t0 * k + kq, k)
                 for t0 in range(main, nt):  # the block's last tiles, one a register tile
-                    last = _products(tile_zero(vt, one, kt), u, xi * us, kq, v_block, xi * vs + t0 * c, c, k)
+                    last = _products(tile_zero(vt, one, kt), u, xi * us, kq, v_block, xi * vs + t0 * c, c, k, bt)
                     tile_store(last, m_block, xi * ms + t0 * k + kq, k)
         for g in range(g0, g1):
             b, ty = g // th, g % th
@@ -314,22 +326,22 @@ def _forward(x, u, us, bias, res, out, h, w, pad, oh, ow, k, rb, g_lo, g_hi, ct,
                                       ow * k, k, bias, kq, rows, cols, res, et, vt, mt)
 
 
-def _products(acc, u, u0, kq, v_block, v0, c, k):
+def _products(acc, u, u0, kq, v_block, v0, c, k, bt):
     """``acc`` plus V (tiles from ``v0``, ``c`` values each) @ U (``c`` rows of ``k`` from ``u0``; output channels
     from ``kq``). float32 operands: one FMA per channel. bf16 operands (uint16 arrays): one ``vdpbf16ps`` per pair
     of channels, U stored as pairs of rows (``_bf16_weights``)."""
 
 
-@overload(_products, inline="always")
-def _products_typed(acc, u, u0, kq, v_block, v0, c, k):
+@overload(_products)
+def _products_typed(acc, u, u0, kq, v_block, v0, c, k, bt):
     if u.dtype == types.uint16:
-        def pairs(acc, u, u0, kq, v_block, v0, c, k):
+        def pairs(acc, u, u0, kq, v_block, v0, c, k, bt):
             for ch in range(0, c, 2):  # row pair ch / 2 of U: 2 k uint16 from u0 + ch * k
-                acc = tile_dot_bf16(acc, u, u0 + ch * k + 2 * kq, v_block, v0 + ch, c)
+                acc = tile_dot_bf16(acc, u, u0 + ch * k + 2 * kq, v_block, v0 + ch, c, bt)
             return acc
         return pairs
 
-    def singles(acc, u, u0, kq, v_block, v0, c, k):
+    def singles(acc, u, u0, kq, v_block, v0, c, k, bt):
         for ch in range(c):
             acc = tile_fma(acc, u, u0 + ch * k + kq, v_block, v0 + ch, c)
         return acc
@@ -337,7 +349,7 @@ def _products_typed(acc, u, u0, kq, v_block, v0, c, k):
 
 
 @njit(**JIT)
-def _weight_grad(x, dy, du, us, h, w, pad, oh, ow, k, rb, g_lo, g_hi, ct, vct, vt, cbt, kt, mt, prt):
+def _weight_grad(x, dy, du, us, h, w, pad, oh, ow, k, rb, g_lo, g_hi, ct, vct, vt, cbt, kt, mt, prt, bt):
     """Adds ``sum over tiles of V[xi]^T dM[xi]`` of tile-grid rows ``g_lo .. g_hi`` (row = image * th + tile row)
     into ``du`` ((c, k) per ``xi`` at ``xi * us``), in blocks of ``rb`` rows; ``dy`` (n, oh, ow, k) flat.
     ``len(prt)``: 1 float32 products; 2 bf16: V and dM rounded and packed as pairs of tiles (``pack_pairs``),
@@ -353,9 +365,8 @@ def _weight_grad(x, dy, du, us, h, w, pad, oh, ow, k, rb, g_lo, g_hi, ct, vct, v
     v_block = np.empty(positions * vs, np.float32)
     g_block = np.empty(positions * gs, np.float32)
     bf16 = len(prt) == 2
-    vs2, gs2 = (tb + 1) // 2 * 2 * c + SKEW, (tb + 1) // 2 * 2 * k + SKEW  # pairs of tiles, uint16
-    v_pairs = np.empty(positions * vs2 if bf16 else 0, np.uint16)
-    g_pairs = np.empty(positions * gs2 if bf16 else 0, np.uint16)
+    v_pairs = np.empty((tb + 1) // 2 * 2 * c if bf16 else 0, np.uint16)  # one position's pairs of tiles
+    g_pairs = np.empty((tb + 1) // 2 * 2 * k if bf16 else 0, np.uint16)
     for g0 in range(g_lo, g_hi, rb):
         g1 = min(g0 + rb, g_hi)
         nt = (g1 - g0) * tw
@@ -364,30 +375,28 @@ def _weight_grad(x, dy, du, us, h, w, pad, oh, ow, k, rb, g_lo, g_hi, ct, vct, v
             rows = min(m, oh - m * ty)
             for tx in range(tw):
                 t = (g - g0) * tw + tx
-                _transform_tile(x, b, m * ty - pad, m * tx - pad, h, w, v_block, t * c, vs, ct, vct, mt)
+                _transform_tile(x, b, m * ty - pad, m * tx - pad, h, w, v_block, t * c, vs, ct, vct, mt, bt)
                 cols = min(m, ow - m * tx)
                 for kq in range(0, k, len(vt)):
                     _gradient_transform(dy, ((b * oh + m * ty) * ow + m * tx) * k + kq, ow * k, k, rows, cols,
                                         g_block, t * k + kq, gs, vt, mt)
         if bf16:
             pairs = (nt + 1) // 2
-            for xi in range(positions):
+            for xi in range(positions):  # pack one position (it stays in L1), then its products
                 for p in range(pairs):
                     t = 2 * p
                     for c0 in range(0, c, len(vct)):
                         pack_pairs(v_block, xi * vs + t * c + c0, xi * vs + (t + 1) * c + c0, t + 1 < nt, v_pairs,
-                                   xi * vs2 + 2 * (p * c + c0), vct)
+                                   2 * (p * c + c0), vct, bt)
                     for k0 in range(0, k, len(vt)):
                         pack_pairs(g_block, xi * gs + t * k + k0, xi * gs + (t + 1) * k + k0, t + 1 < nt, g_pairs,
-                                   xi * gs2 + 2 * (p * k + k0), vt)
-            for xi in range(positions):
+                                   2 * (p * k + k0), vt, bt)
                 for c0 in range(0, c, cb):
                     for kq in range(0, k, kstep):
                         at = xi * us + c0 * k + kq
                         acc = tile_load(tile_zero(vt, cbt, kt), du, at, k)
                         for p in range(pairs):
-                            acc = tile_dot_bf16(acc, g_pairs, xi * gs2 + 2 * (p * k + kq), v_pairs,
-                                                xi * vs2 + 2 * (p * c + c0), 2)
+                            acc = tile_dot_bf16(acc, g_pairs, 2 * (p * k + kq), v_pairs, 2 * (p * c + c0), 2, bt)
                         tile_store(acc, du, at, k)
             continue
         for xi in range(positions):
@@ -432,14 +441,14 @@ def _transformed_weights(w, m):
 
 
 @njit(**JIT)
-def _pair_rows(u, out, positions, us, c, k, vt):
+def _pair_rows(u, out, positions, us, c, k, vt, bt):
     """Rows 2p and 2p + 1 of each position's (c, k) block of ``u`` interleaved and rounded to bf16 into ``out``:
     pair p, output channel kk at ``xi * us + 2 (p k + kk)`` (+1 for the odd row)."""
     for xi in range(positions):
         for p in range(c // 2):
             for k0 in range(0, k, len(vt)):
                 pack_pairs(u, xi * us + 2 * p * k + k0, xi * us + (2 * p + 1) * k + k0, True, out,
-                           xi * us + 2 * (p * k + k0), vt)
+                           xi * us + 2 * (p * k + k0), vt, bt)
 
 
 def _bf16_weights(u, us, c, k, m, width=None):
@@ -447,7 +456,7 @@ def _bf16_weights(u, us, c, k, m, width=None):
     2) — row pair p, output channel kk holds U[2p, kk] and U[2p + 1, kk] next to each other — rounded to bf16
     (uint16, same skew)."""
     out = np.zeros(u.size, np.uint16)
-    _pair_rows(u, out, (m + 2) ** 2, us, c, k, token(vector_width(k, width)))
+    _pair_rows(u, out, (m + 2) ** 2, us, c, k, token(vector_width(k, width)), instruction_token())
     return out
 
 
@@ -493,7 +502,8 @@ def forward(x, w, bias, padding, m=WINOGRAD_TILE, width=None, rows=None, residua
     xf, of = np.ascontiguousarray(x, np.float32).reshape(-1), out.reshape(-1)
     epilogue = direct.epilogue_code(residual, relu)
     rf = of if residual is None else np.ascontiguousarray(residual, np.float32).reshape(-1)
-    tokens = (size(c), token(vc), token(v), token(px), token(kb), token(1), token(m), token(epilogue))
+    tokens = (size(c), token(vc), token(v), token(px), token(kb), token(1), token(m), token(epilogue),
+              instruction_token())
     rb = rows if rows is not None else -(-BLOCK_TILES // tw)
     th = (oh + m - 1) // m
     run_split(lambda g0, g1: _forward(xf, u, us, bias_vec, rf, of, h, wd, padding, oh, ow, k, rb, g0, g1, *tokens),
@@ -511,7 +521,7 @@ def weight_grad(x, dy, padding, m=WINOGRAD_TILE, width=None, rows=None, precisio
     v, cb, kb = grad_tile_shape(c, k, width)
     vc = vector_width(c, width)
     xf, df = np.ascontiguousarray(x, np.float32).reshape(-1), np.ascontiguousarray(dy, np.float32).reshape(-1)
-    tokens = (size(c), token(vc), token(v), token(cb), token(kb), token(m), prt)
+    tokens = (size(c), token(vc), token(v), token(cb), token(kb), token(m), prt, instruction_token())
     tw = (ow + m - 1) // m
     rb = rows if rows is not None else -(-BLOCK_TILES // tw)
     us = _skewed(c, k)

@@ -9,7 +9,8 @@ Two documented doors, and the only ones a method uses:
   ``layer.grads`` and returns ``dx`` (None when ``layer.input_grad`` is off). It also says at what precision the
   layer ran (``precision``, ``grad_weight_costs``), which is what the training-energy meter charges. A layer has
   at most one operand hook; the layer itself checks its input before calling it. Used by predictive sign
-  gradients and low-precision training (``lean.train.e2train``).
+  gradients and low-precision training (``lean.train.e2train``), and by bf16 training (``Bfloat16Products``,
+  installed by ``lean.train.precision``).
 - **Observer** (``Observer``), any module that reports its calls (conv, linear, skip-gated blocks):
   ``module.add_observer(obs)`` makes the module call ``obs.on_forward(module, x, y, train)`` after each forward
   and ``obs.on_backward(module, dy, dx)`` after each backward. Observers watch and count; they change nothing.
@@ -19,7 +20,10 @@ Two documented doors, and the only ones a method uses:
 
 from dataclasses import dataclass
 
+from ..kernels.conv import BF16_METHODS
+
 FLOAT32 = ("float", 32)
+BFLOAT16 = ("bfloat", 16)
 
 
 @dataclass(frozen=True)
@@ -63,3 +67,17 @@ class Observer:
 
     def on_backward(self, module, dy, dx):
         """After ``module.backward(dy)`` returned ``dx`` (None when no input gradient was computed)."""
+
+
+class Bfloat16Products(OperandHook):
+    """A conv layer's products on bf16 operands with float32 sums, where the kernel that runs has a bf16 path
+    (``lean.kernels.conv.BF16_METHODS``; the others stay float32 and say so in ``precision``)."""
+
+    def forward(self, layer, x, train=False):
+        return layer.product_forward(x, train, precision="bf16")
+
+    def precision(self, layer):
+        if layer.last_method in BF16_METHODS:
+            pair = (BFLOAT16, BFLOAT16)
+            return LayerPrecision(forward=pair, grad_input=pair, grad_weight=pair)
+        return LayerPrecision()

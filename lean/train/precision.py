@@ -16,31 +16,18 @@ activations. Rounding in the transform domain loses more than rounding the input
 F(4x4) output is ~2.4e-2 against ~3e-3 for bf16 inputs (``benchmarks/bf16_study.py``), which is why the accuracy
 check of issue 12 (three seeds against float32's spread) decides whether this mode is usable.
 
-The method installs an operand hook (``lean.nn.hooks``) on every conv layer that passes ``precision="bf16"`` to
+The method installs an operand hook (``lean.nn.hooks.Bfloat16Products``) on every conv layer that passes ``precision="bf16"`` to
 the layer's own products; the training-energy meter charges the layers that ran bf16 products a 16-bit float
 multiply and a 32-bit float add per MAC (``lean.train.energy.mac_energy_pj``).
 """
 
+import warnings
+
 from ..kernels import conv as conv_kernels
 from ..kernels.bf16 import BF16_AVAILABLE
-from ..nn.hooks import LayerPrecision, OperandHook
+from ..nn.hooks import Bfloat16Products
 from ..nn.layers import Conv2d
 from .methods import LayerOperandMethod, TrainingMethod
-
-BF16 = ("bfloat", 16)
-
-
-class _Bf16Conv(OperandHook):
-    """One conv layer's products in bf16 where its kernel has a bf16 path."""
-
-    def forward(self, layer, x, train=False):
-        return layer.product_forward(x, train, precision="bf16")
-
-    def precision(self, layer):
-        if layer.last_method in conv_kernels.BF16_METHODS:
-            pair = (BF16, BF16)
-            return LayerPrecision(forward=pair, grad_input=pair, grad_weight=pair)
-        return LayerPrecision()
 
 
 class Bfloat16Training(LayerOperandMethod):
@@ -57,11 +44,21 @@ class Bfloat16Training(LayerOperandMethod):
 
     def make_hook(self, name, index, layer):
         self._layers.append(layer)
-        return _Bf16Conv()
+        return Bfloat16Products()
 
     def install(self, model):
         self._layers = []
         super().install(model)
+        will_run = [layer for layer in self._layers if conv_kernels.conv2d_method(
+            layer.in_channels, layer.out_channels, layer.groups, layer.stride, kernel_size=layer.kernel_size,
+            padding=layer.padding) in conv_kernels.BF16_METHODS]
+        if not will_run:
+            warnings.warn("--precision bf16: no conv layer of this net runs on a kernel with bf16 products here "
+                          "(3x3 stride-1 layers, channels a multiple of 8, a CPU with AVX2 or AVX-512): it trains "
+                          "in float32", stacklevel=2)
+        elif not BF16_AVAILABLE:
+            warnings.warn("--precision bf16: this CPU has no AVX-512 BF16; the bf16 products are emulated with "
+                          "float32 FMAs (the same sums, slower than float32)", stacklevel=2)
 
     def summary(self):
         layers = self._layers
