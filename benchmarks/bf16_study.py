@@ -95,8 +95,8 @@ def speed(rounds=6, steps=4):
     from _runs import machine_line
 
     import lean
-    from lean.nets import build
     from lean.kernels.bf16 import BF16_AVAILABLE
+    from lean.nets import build
     from lean.nn import SGD, softmax_cross_entropy
     from lean.train.precision import Bfloat16Training
 
@@ -116,26 +116,25 @@ def speed(rounds=6, steps=4):
         loss.backward()
         topt.step()
 
-    lmodel = build("resnet20", input_shape=(h, w, c), num_classes=10)
-    lopt = SGD(lmodel.parameters(), lmodel.gradients(), momentum=0.9, weight_decay=5e-4)
+    lmodels = {}
+    for precision in ("float32", "bf16"):  # two models with the same weights: one with bf16 products installed
+        model = build("resnet20", input_shape=(h, w, c), num_classes=10)
+        if precision == "bf16":
+            Bfloat16Training().install(model)
+        lmodels[precision] = (model, SGD(model.parameters(), model.gradients(), momentum=0.9, weight_decay=5e-4))
     rng = np.random.default_rng(0)
     lx = rng.standard_normal((128, h, w, c)).astype(np.float32)
     ly = rng.integers(0, 10, 128)
 
-    bf16_method = Bfloat16Training()
-
-    def lean_step(bf16):
-        if bf16:
-            bf16_method.install(lmodel)
+    def lean_step(precision):
+        lmodel, lopt = lmodels[precision]
         lmodel.zero_grad()
         _, d = softmax_cross_entropy(lmodel.forward(lx, train=True), ly)
         lmodel.backward(d)
         lopt.step(0.01)
-        if bf16:
-            bf16_method.uninstall()
 
     steps_by_name = {"PyTorch float32": lambda: torch_step(False), "PyTorch bf16 autocast": lambda: torch_step(True),
-                     "lean float32": lambda: lean_step(False), "lean bf16": lambda: lean_step(True)}
+                     "lean float32": lambda: lean_step("float32"), "lean bf16": lambda: lean_step("bf16")}
     times = {name: [] for name in steps_by_name}
     for f in steps_by_name.values():
         f()

@@ -110,7 +110,8 @@ def print_step(r):
                        + (f" {row['backward_ms']:>11.2f}" if backward else ""))
     h, w, c = r["input_shape"]
     precision = f", {r['precision']} products" if r.get("precision", "float32") != "float32" else ""
-    click.echo(f"{r['net']} {r['mode']}{precision}, batch {r['batch_size']}, input {c},{h},{w}, {r['threads']} threads: "
+    click.echo(f"{r['net']} {r['mode']}{precision}, batch {r['batch_size']}, input {c},{h},{w}, "
+               f"{r['threads']} threads: "
                f"{r['images_per_second']:,.0f} images/s (median of {r['steps']} steps, "
                f"{1e3 * r['step_seconds_median']:.1f} ms/step; first step {r['first_step_seconds']:.2f}s)")
 

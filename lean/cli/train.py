@@ -75,7 +75,8 @@ def print_summary(summary):
                    f"{energy['arithmetic_j']:.3g}, SRAM {energy['sram_j']:.3g}, DRAM {energy['dram_j']:.3g}; "
                    f"{parts}; {summary.get('skipped_steps', 0)} steps dropped)")
     if summary.get("precision") == "bf16":
-        click.echo(f"bf16 products ({summary['bf16_products']}) on {summary['bf16_layers']}")
+        click.echo(f"bf16 products ({summary['bf16_products']}) on {summary['bf16_layers']} of "
+                   f"{summary['conv_layers']} conv layers")
     if "early_bird_epoch" in summary:
         if summary["early_bird_epoch"] is None:
             click.echo("early-bird ticket: did not appear (the net was not pruned)")

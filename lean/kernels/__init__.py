@@ -4,8 +4,8 @@ Activations are channels-last ``(n, h, w, c)``; weights are ``(k, c // groups, r
 """
 
 from ._config import configure, ensure_configured, get_threads, keep_freed_memory, set_threads
-from .bf16 import BF16_AVAILABLE
 from .batchnorm import batchnorm_backward, batchnorm_forward_eval, batchnorm_forward_train, batchnorm_method
+from .bf16 import BF16_AVAILABLE
 from .conv import conv2d_backward, conv2d_forward, conv2d_method, conv_output_size
 from .elementwise import add_relu, relu, relu_backward
 from .intconv import auto_int8_method, int4_conv2d, int8_conv2d, int8_matmul, pack_int4, unpack_int4

@@ -18,7 +18,9 @@ float32, so every sum is a float32 sum of exact products.
   ``pack_pairs`` rounds two float32 rows and interleaves them, (a0, b0, a1, b1, ...): the layout in which
   ``vdpbf16ps`` sums over the rows (the weight gradient's sum over tiles, ``winograd._weight_grad``).
 
-``LEAN_BF16=emulate`` forces the FMA path on a CPU that has the instruction (the tests compare both).
+``LEAN_BF16=emulate`` (read at import) forces the FMA path on a CPU that has the instruction. Kernels take the
+path as a compile-time token (``instruction_token``) read from ``BF16_AVAILABLE`` at each call, so the tests
+switch paths by setting it.
 """
 
 import os

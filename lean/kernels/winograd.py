@@ -295,7 +295,7 @@ def _forward(x, u, us, bias, res, out, h, w, pad, oh, ow, k, rb, g_lo, g_hi, ct,
     kstep = len(vt) * len(kt)
     th, tw = (oh + m - 1) // m, (ow + m - 1) // m
     tb = rb * tw
-    vs, ms = tb * c + SKEW, tb * k + SKEW
+    vs, ms = tb * c + SKEW * 4 // u.itemsize, tb * k + SKEW  # the skew in bytes stays 64: a cache line
     v_block = np.empty(positions * vs, u.dtype)  # uint16 (bf16 bits) when U is
     m_block = np.empty(positions * ms, np.float32)
     for g0 in range(g_lo, g_hi, rb):
@@ -441,23 +441,24 @@ def _transformed_weights(w, m):
 
 
 @njit(**JIT)
-def _pair_rows(u, out, positions, us, c, k, vt, bt):
-    """Rows 2p and 2p + 1 of each position's (c, k) block of ``u`` interleaved and rounded to bf16 into ``out``:
-    pair p, output channel kk at ``xi * us + 2 (p k + kk)`` (+1 for the odd row)."""
+def _pair_rows(u, us, out, out_s, positions, c, k, vt, bt):
+    """Rows 2p and 2p + 1 of each position's (c, k) block of ``u`` (at ``xi * us``) interleaved and rounded to
+    bf16 into ``out``: pair p, output channel kk at ``xi * out_s + 2 (p k + kk)`` (+1 for the odd row)."""
     for xi in range(positions):
         for p in range(c // 2):
             for k0 in range(0, k, len(vt)):
                 pack_pairs(u, xi * us + 2 * p * k + k0, xi * us + (2 * p + 1) * k + k0, True, out,
-                           xi * us + 2 * (p * k + k0), vt, bt)
+                           xi * out_s + 2 * (p * k + k0), vt, bt)
 
 
 def _bf16_weights(u, us, c, k, m, width=None):
     """U (skewed float32, ``_transformed_weights``) for bf16 products: each position's rows in pairs, (c / 2, k,
     2) — row pair p, output channel kk holds U[2p, kk] and U[2p + 1, kk] next to each other — rounded to bf16
-    (uint16, same skew)."""
-    out = np.zeros(u.size, np.uint16)
-    _pair_rows(u, out, (m + 2) ** 2, us, c, k, token(vector_width(k, width)), instruction_token())
-    return out
+    (uint16; the skew between positions 64 bytes, as float32's). Returns (U, its position stride)."""
+    out_s = c * k + SKEW * 2
+    out = np.zeros((m + 2) ** 2 * out_s, np.uint16)
+    _pair_rows(u, us, out, out_s, (m + 2) ** 2, c, k, token(vector_width(k, width)), instruction_token())
+    return out, out_s
 
 
 def _precision_token(precision):
@@ -498,7 +499,7 @@ def forward(x, w, bias, padding, m=WINOGRAD_TILE, width=None, rows=None, residua
     bias_vec = np.zeros(k, np.float32) if bias is None else np.ascontiguousarray(bias, np.float32)
     u, us = _transformed_weights(w, m)
     if len(prt) == 2:
-        u = _bf16_weights(u, us, c, k, m, width)
+        u, us = _bf16_weights(u, us, c, k, m, width)
     xf, of = np.ascontiguousarray(x, np.float32).reshape(-1), out.reshape(-1)
     epilogue = direct.epilogue_code(residual, relu)
     rf = of if residual is None else np.ascontiguousarray(residual, np.float32).reshape(-1)

@@ -28,7 +28,8 @@ BFLOAT16 = ("bfloat", 16)
 
 @dataclass(frozen=True)
 class LayerPrecision:
-    """Operand precisions of a layer's three products, each a pair of ``("float", bits)`` or ``("int", bits)``.
+    """Operand precisions of a layer's three products, each a pair of ``("float", bits)``, ``("int", bits)`` or
+    ``("bfloat", 16)``.
 
     ``forward``: (input, weight); ``grad_input``: (output gradient, weight); ``grad_weight``: (output gradient,
     input). Defaults are float32 throughout.

@@ -136,6 +136,11 @@ class MethodConfig:
         """The ``lean.train.methods.TrainingMethod`` that runs these settings."""
         raise NotImplementedError
 
+    def changes_nothing(self):
+        """True for settings that are the run's default (``--precision float32``): a run leaves such a method
+        out, so its checkpoint and its resume rules are those of a run without the option."""
+        return False
+
     def to_dict(self):
         return asdict(self)
 
@@ -236,7 +241,7 @@ class TrainConfig:
             if getattr(self, f.name) is RECIPE:
                 setattr(self, f.name, settings[f.name])
         check_fields(self)
-        self.methods = tuple(self.methods)
+        self.methods = tuple(m for m in self.methods if not (isinstance(m, MethodConfig) and m.changes_nothing()))
         names = [m.name for m in self.methods]
         if len(set(names)) != len(names):
             raise ConfigError(f"a training method is given twice: {', '.join(names)}")
@@ -374,7 +379,10 @@ class PrecisionConfig(MethodConfig):
                          "(the 3x3 stride-1 layers; fast where the CPU has AVX512_BF16; lean/train/precision.py).",
                          flag="--precision", kind=str, choices=("float32", "bf16"), switch=True, metavar="FORMAT")
 
-    def build(self):
-        from .precision import Bfloat16Training, Float32Training
+    def changes_nothing(self):
+        return self.format == "float32"
 
-        return Bfloat16Training() if self.format == "bf16" else Float32Training()
+    def build(self):
+        from .precision import Bfloat16Training
+
+        return Bfloat16Training()

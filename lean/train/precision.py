@@ -16,18 +16,24 @@ activations. Rounding in the transform domain loses more than rounding the input
 F(4x4) output is ~2.4e-2 against ~3e-3 for bf16 inputs (``benchmarks/bf16_study.py``), which is why the accuracy
 check of issue 12 (three seeds against float32's spread) decides whether this mode is usable.
 
-The method installs an operand hook (``lean.nn.hooks.Bfloat16Products``) on every conv layer that passes ``precision="bf16"`` to
-the layer's own products; the training-energy meter charges the layers that ran bf16 products a 16-bit float
-multiply and a 32-bit float add per MAC (``lean.train.energy.mac_energy_pj``).
+The method installs an operand hook (``lean.nn.hooks.Bfloat16Products``) on every conv layer that passes
+``precision="bf16"`` to the layer's own products; the training-energy meter charges the layers that ran bf16
+products a 16-bit float multiply and a 32-bit float add per MAC (``lean.train.energy.mac_energy_pj``) and their
+operands' SRAM reads at 16 bits: the meter costs an accelerator that holds the operands in bf16, not lean's float32
+activations.
+
+The test accuracy a bf16 run reports is measured with bf16 products, as it trained; the checkpoint holds float32
+weights, and ``lean eval`` of it runs float32 (``--precision`` is a training setting). ``--precision float32``
+is the default and leaves no trace in the checkpoint.
 """
 
 import warnings
 
+from ..kernels import bf16
 from ..kernels import conv as conv_kernels
-from ..kernels.bf16 import BF16_AVAILABLE
 from ..nn.hooks import Bfloat16Products
 from ..nn.layers import Conv2d
-from .methods import LayerOperandMethod, TrainingMethod
+from .methods import LayerOperandMethod
 
 
 class Bfloat16Training(LayerOperandMethod):
@@ -56,18 +62,13 @@ class Bfloat16Training(LayerOperandMethod):
             warnings.warn("--precision bf16: no conv layer of this net runs on a kernel with bf16 products here "
                           "(3x3 stride-1 layers, channels a multiple of 8, a CPU with AVX2 or AVX-512): it trains "
                           "in float32", stacklevel=2)
-        elif not BF16_AVAILABLE:
+        elif not bf16.BF16_AVAILABLE:
             warnings.warn("--precision bf16: this CPU has no AVX-512 BF16; the bf16 products are emulated with "
                           "float32 FMAs (the same sums, slower than float32)", stacklevel=2)
 
     def summary(self):
         layers = self._layers
         ran = sum(1 for layer in layers if layer.last_method in conv_kernels.BF16_METHODS)
-        return {"precision": "bf16", "bf16_products": "vdpbf16ps" if BF16_AVAILABLE else "emulated",
-                "bf16_layers": f"{ran} of {len(layers)} conv layers"}
+        return {"precision": "bf16", "bf16_products": "vdpbf16ps" if bf16.BF16_AVAILABLE else "emulated",
+                "bf16_layers": ran, "conv_layers": len(layers)}
 
-
-class Float32Training(TrainingMethod):
-    """``--precision float32``: the default arithmetic; changes nothing."""
-
-    name = "precision"

@@ -192,6 +192,13 @@ def _with_changes(config, given, path):
     return TrainConfig.from_dict(settings)
 
 
+def _changes_nothing(cls, settings):
+    try:
+        return cls is not None and cls(**settings).changes_nothing()
+    except (ConfigError, TypeError):  # settings of a method that are not a whole config
+        return False
+
+
 def _check_methods(config, methods, path):
     """Methods given on resume must be the run's own: configs (compared whole) or ``{name: {setting: value}}``
     (only the settings given are compared, as the command passes them)."""
@@ -199,6 +206,8 @@ def _check_methods(config, methods, path):
     for name, settings in given:
         current = config.method(name)
         cls = METHODS.get(name) or type(current)
+        if current is None and _changes_nothing(cls, settings):
+            continue  # the default (--precision float32) on a run that never had the method: the same run
         if current is None:
             switch = next(flag_of(f) for f in fields(cls) if f.metadata.get("switch"))
             raise ConfigError(f"{switch}: {path} was trained without it; a resumed run keeps its training methods")
