@@ -149,9 +149,14 @@ def profile_layers(model: "Model", x: np.ndarray, y: np.ndarray, steps: int = 5,
         return call
 
     for name, m in leaves:
-        originals.append((m, m.forward, m.backward))
+        originals.append((m, "forward", m.forward))
+        originals.append((m, "backward", m.backward))
         m.forward = timed(m.forward, lambda args, name=name: times[name]["forward"])
         m.backward = timed(m.backward, lambda args, name=name: times[name]["backward"])
+        if hasattr(m, "forward_train_residual"):  # a block's last batch norm, which also adds the shortcut
+            originals.append((m, "forward_train_residual", m.forward_train_residual))
+            m.forward_train_residual = timed(m.forward_train_residual,
+                                             lambda args, name=name: times[name]["forward"])
     fused_conv = fusion.conv_forward
     fusion.conv_forward = timed(fused_conv, lambda args: times[by_id[id(args[0])]]["forward"])
     try:
@@ -164,8 +169,8 @@ def profile_layers(model: "Model", x: np.ndarray, y: np.ndarray, steps: int = 5,
             model.backward(d)
     finally:
         fusion.conv_forward = fused_conv
-        for m, fwd, bwd in originals:
-            m.forward, m.backward = fwd, bwd
+        for m, attribute, original in originals:
+            setattr(m, attribute, original)
 
     def median_ms(samples):
         return 1e3 * float(np.median(samples[1:])) if len(samples) > 1 else 0.0

@@ -149,3 +149,40 @@ def test_the_portable_paths_give_the_same_training_step_and_inference(monkeypatc
     for name, g in vector[1].items():
         np.testing.assert_allclose(portable[1][name], g, rtol=2e-3, atol=2e-4 * (np.abs(g).max() + 1e-6))
     np.testing.assert_allclose(portable[2], vector[2], rtol=1e-3, atol=1e-4 * np.abs(vector[2]).max())
+
+
+@pytest.mark.parametrize("simd", [None, 0])
+def test_training_blocks_add_the_shortcut_in_the_last_batch_norm_with_the_same_results(monkeypatch, simd):
+    # a post-activation block's add and ReLU run in its last batch norm's output pass when training; the step's
+    # loss, gradients and running statistics equal those of the separate passes (same arithmetic, same order)
+    from lean.kernels import batchnorm
+
+    if simd is not None:
+        monkeypatch.setattr(direct, "SIMD_WIDTH", simd)
+        monkeypatch.setattr(batchnorm, "SIMD_WIDTH", simd)
+
+    def step():
+        model = build("resnet8", input_shape=(12, 12, 3), num_classes=10, seed=4)
+        rng = np.random.default_rng(4)
+        x = rng.standard_normal((6, 12, 12, 3)).astype(np.float32)
+        model.zero_grad()
+        loss, d = softmax_cross_entropy(model.forward(x, train=True), rng.integers(0, 10, 6))
+        model.backward(d)
+        state = {name: a.copy() for name, a in model.state().items()}
+        return loss, {name: g.copy() for name, g in model.gradients().items()}, state
+
+    calls = []
+    fused_method = BatchNorm.forward_train_residual
+    monkeypatch.setattr(BatchNorm, "forward_train_residual",
+                        lambda self, *a: calls.append(1) or fused_method(self, *a))
+    fused = step()
+    assert len(calls) == 3  # resnet8: three blocks
+    monkeypatch.setattr(Sequential, "forward_train_residual", lambda self, x, residual, relu: None)
+    separate = step()
+    assert fused[0] == separate[0]
+    for name, g in separate[1].items():
+        np.testing.assert_array_equal(fused[1][name], g)
+    for name, a in separate[2].items():
+        np.testing.assert_array_equal(fused[2][name], a)
+    body = Sequential([("conv", Conv2d(8, 8, 3, padding=1)), ("bn", BatchNorm(8, relu=True))])
+    assert body.forward_train_residual(np.zeros((1, 4, 4, 8), np.float32), np.zeros((1, 4, 4, 8)), True) is None

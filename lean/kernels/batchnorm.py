@@ -58,7 +58,7 @@ def _block_sums(x, mean, partial, use_mean):
 
 
 @njit(**PARALLEL_JIT)
-def _scale_shift(x, scale, shift, y, relu):
+def _scale_shift(x, scale, shift, y, relu, res, add):
     m, c = x.shape
     n_blocks = (m + _BLOCK_ROWS - 1) // _BLOCK_ROWS
     for blk in prange(n_blocks):
@@ -67,6 +67,8 @@ def _scale_shift(x, scale, shift, y, relu):
         for row in range(lo, hi):
             for ch in range(c):
                 v = x[row, ch] * scale[ch] + shift[ch]
+                if add:
+                    v = v + res[row, ch]
                 if relu and v < 0.0:
                     v = 0.0
                 y[row, ch] = v
@@ -152,8 +154,9 @@ def _tile_moments(x, center, sums, squares, c, lo, hi, vt, pt, kt, one):
 
 
 @njit(**JIT)
-def _tile_scale_shift(x, scale, shift, y, relu, c, lo, hi, vt, pt, kt, one):
-    """y = x * scale + shift (then max(., 0) if ``relu``) for rows ``lo .. hi``; (m, c) flat."""
+def _tile_scale_shift(x, scale, shift, y, relu, res, add, c, lo, hi, vt, pt, kt, one):
+    """y = x * scale + shift (plus ``res`` if ``add``, then max(., 0) if ``relu``) for rows ``lo .. hi``; (m, c)
+    flat."""
     step = len(vt) * len(kt)
     px = len(pt)
     main = hi - (hi - lo) % px
@@ -162,6 +165,8 @@ def _tile_scale_shift(x, scale, shift, y, relu, c, lo, hi, vt, pt, kt, one):
         sh = tile_load(tile_zero(vt, pt, kt), shift, c0, 0)
         for row in range(lo, main, px):
             out = tile_fmadd(tile_load(sc, x, row * c + c0, c), sc, sh)
+            if add:
+                out = tile_add(out, tile_load(sc, res, row * c + c0, c))
             if relu:
                 out = tile_relu(out)
             tile_store(out, y, row * c + c0, c)
@@ -169,6 +174,8 @@ def _tile_scale_shift(x, scale, shift, y, relu, c, lo, hi, vt, pt, kt, one):
         sh1 = tile_load(tile_zero(vt, one, kt), shift, c0, 0)
         for row in range(main, hi):
             out = tile_fmadd(tile_load(sc1, x, row * c + c0, c), sc1, sh1)
+            if add:
+                out = tile_add(out, tile_load(sc1, res, row * c + c0, c))
             if relu:
                 out = tile_relu(out)
             tile_store(out, y, row * c + c0, c)
@@ -268,7 +275,8 @@ def _n_blocks(m):
 
 
 def batchnorm_forward_train(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float = 1e-5,
-                            relu: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+                            relu: bool = False, residual: np.ndarray | None = None
+                            ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Normalize ``x`` (..., c) with batch statistics; returns ``(y, mean, inv_std, var)``.
 
     ``var`` is the biased batch variance (the running average uses it with the unbiased correction).
@@ -283,6 +291,9 @@ def batchnorm_forward_train(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, 
         Added to the variance (>= 0).
     relu : bool
         Apply a ReLU to the output (fused).
+    residual : np.ndarray or None
+        Shaped like ``x``: added to the normalized output before the ReLU, in the same pass (a residual block's
+        shortcut; the output is then the block's, not the batch norm's).
 
     Returns
     -------
@@ -320,19 +331,26 @@ def batchnorm_forward_train(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, 
     inv_std = (1.0 / np.sqrt(var + eps)).astype(dtype)
     scale = gamma * inv_std
     shift = beta - mean * scale
-    y = _apply(x2, scale, shift, bool(relu), tiles)
+    if residual is not None:
+        residual = real_array(residual, "batch-norm residual", dtype)
+        if residual.shape != np.shape(x):
+            raise ValueError(f"batch-norm residual must have shape {np.shape(x)}; got {residual.shape}")
+        residual = residual.reshape(m, c)
+    y = _apply(x2, scale, shift, bool(relu), tiles, residual)
     return y.reshape(np.shape(x)), mean, inv_std, var.astype(dtype)
 
 
-def _apply(x2, scale, shift, relu, tiles):
-    """x2 * scale + shift (ReLU if ``relu``), on tiles where ``tiles`` are given."""
+def _apply(x2, scale, shift, relu, tiles, residual=None):
+    """x2 * scale + shift (plus ``residual``, then ReLU if ``relu``), on tiles where ``tiles`` are given."""
     y = np.empty_like(x2)
+    add = residual is not None
+    res = residual if add else y
     if tiles is None:
-        _scale_shift(x2, scale, shift, y, relu)
+        _scale_shift(x2, scale, shift, y, relu, res, add)
         return y
     m, c = x2.shape
-    xf, yf = x2.reshape(-1), y.reshape(-1)
-    run_split(lambda lo, hi: _tile_scale_shift(xf, scale, shift, yf, relu, c, lo, hi, *tiles), m)
+    xf, yf, rf = x2.reshape(-1), y.reshape(-1), res.reshape(-1)
+    run_split(lambda lo, hi: _tile_scale_shift(xf, scale, shift, yf, relu, rf, add, c, lo, hi, *tiles), m)
     return y
 
 

@@ -411,6 +411,23 @@ class BatchNorm(Leaf):
             return kernels.batchnorm_forward_eval(x, gamma, beta, self.buffers["running_mean"],
                                                   self.buffers["running_var"], self.eps, self.relu)
         y, mean, inv_std, var = kernels.batchnorm_forward_train(x, gamma, beta, self.eps, self.relu)
+        self._update_running(x, mean, inv_std, var)
+        return y
+
+    def forward_train_residual(self, x: np.ndarray, residual: np.ndarray, relu: bool) -> np.ndarray:
+        """A training ``forward`` whose output pass also adds ``residual`` and applies ReLU if ``relu``: the
+        residual block's add (``Residual``) without a pass of its own. Only for a batch norm without its own
+        ReLU; ``backward`` is unchanged (its ``dy`` is the gradient of the normalized output, which the block
+        passes through the add and the ReLU first)."""
+        if x.shape[-1] != self.num_features or self.relu:
+            raise ValueError("forward_train_residual needs a batch norm without ReLU and its channels last")
+        gamma, beta = self.params["weight"], self.params["bias"]
+        self.last_method = kernels.batchnorm_method(self.num_features, x.dtype)
+        y, mean, inv_std, var = kernels.batchnorm_forward_train(x, gamma, beta, self.eps, relu, residual)
+        self._update_running(x, mean, inv_std, var)
+        return y
+
+    def _update_running(self, x, mean, inv_std, var):
         m = x.size // self.num_features
         unbiased = var * (m / max(m - 1, 1))
         self.buffers["running_mean"] *= 1.0 - self.momentum
@@ -418,7 +435,6 @@ class BatchNorm(Leaf):
         self.buffers["running_var"] *= 1.0 - self.momentum
         self.buffers["running_var"] += self.momentum * unbiased
         self._saved = (x, mean, inv_std)
-        return y
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
         """Gradient of a training ``forward`` (through the ReLU if fused); accumulates gamma's and beta's.

@@ -203,6 +203,22 @@ class Sequential(Module):
 
         return run_sequence([layer for _, layer in self.layers], x, residual, relu)
 
+    def forward_train_residual(self, x: np.ndarray, residual: np.ndarray, relu: bool) -> np.ndarray | None:
+        """Training forward of a residual block's body whose last layer is a batch norm without ReLU (and
+        without observers): that batch norm adds ``residual`` and applies ReLU if ``relu`` in its output pass
+        (``BatchNorm.forward_train_residual``), and the block's output is returned; None (nothing run) for any
+        other body."""
+        from .layers import BatchNorm
+
+        last = self.layers[-1][1] if self.layers else None
+        if type(last) is not BatchNorm or last.relu or last.observers:
+            return None
+        for _, layer in self.layers[:-1]:
+            x = layer.forward(x, True)
+        if x.shape != residual.shape:
+            raise ValueError(f"residual branches disagree: body gives {x.shape}, shortcut {residual.shape}")
+        return last.forward_train_residual(x, residual, relu)
+
     def backward(self, dy: np.ndarray) -> np.ndarray | None:
         """Each layer's ``backward``, last layer first; returns the first layer's ``dx``."""
         for _, layer in reversed(self.layers):
@@ -270,6 +286,10 @@ class Residual(Module):
             y, merged = self.body.forward_eval(x, s, self.relu_after)  # the add and ReLU in the last conv's store
             if merged:
                 return y
+        elif isinstance(self.body, Sequential) and self.relu_after and (
+                y := self.body.forward_train_residual(x, s, True)) is not None:
+            self._y = y  # the add and ReLU in the last batch norm's output pass
+            return y
         else:
             y = self.body.forward(x, train)
         if y.shape != s.shape:
