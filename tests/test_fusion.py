@@ -126,19 +126,24 @@ def test_residual_blocks_with_disagreeing_branches_still_say_so():
         block.forward(np.zeros((1, 6, 6, 8), np.float32))
 
 
+def _resnet8_step(seed):
+    """A ResNet-8 training step on random data: (model, input, loss, gradients)."""
+    model = build("resnet8", input_shape=(12, 12, 3), num_classes=10, seed=seed)
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((6, 12, 12, 3)).astype(np.float32)
+    model.zero_grad()
+    loss, d = softmax_cross_entropy(model.forward(x, train=True), rng.integers(0, 10, 6))
+    model.backward(d)
+    return model, x, loss, {name: g.copy() for name, g in model.gradients().items()}
+
+
 def test_the_portable_paths_give_the_same_training_step_and_inference(monkeypatch):
     # an ARM board or an old x86 runs with no vector kernels (SIMD width 0): im2col + BLAS, row batch norm,
     # unfused epilogues; the results must be the vector paths' up to float32 rounding
     from lean.kernels import batchnorm
 
     def step():
-        model = build("resnet8", input_shape=(12, 12, 3), num_classes=10, seed=3)
-        rng = np.random.default_rng(3)
-        x = rng.standard_normal((6, 12, 12, 3)).astype(np.float32)
-        model.zero_grad()
-        loss, d = softmax_cross_entropy(model.forward(x, train=True), rng.integers(0, 10, 6))
-        model.backward(d)
-        grads = {name: g.copy() for name, g in model.gradients().items()}
+        model, x, loss, grads = _resnet8_step(3)
         return loss, grads, model.forward(x, train=False)
 
     vector = step()
@@ -162,14 +167,8 @@ def test_training_blocks_add_the_shortcut_in_the_last_batch_norm_with_the_same_r
         monkeypatch.setattr(batchnorm, "SIMD_WIDTH", simd)
 
     def step():
-        model = build("resnet8", input_shape=(12, 12, 3), num_classes=10, seed=4)
-        rng = np.random.default_rng(4)
-        x = rng.standard_normal((6, 12, 12, 3)).astype(np.float32)
-        model.zero_grad()
-        loss, d = softmax_cross_entropy(model.forward(x, train=True), rng.integers(0, 10, 6))
-        model.backward(d)
-        state = {name: a.copy() for name, a in model.state().items()}
-        return loss, {name: g.copy() for name, g in model.gradients().items()}, state
+        model, _, loss, grads = _resnet8_step(4)
+        return loss, grads, {name: a.copy() for name, a in model.state().items()}
 
     calls = []
     fused_method = BatchNorm.forward_train_residual
