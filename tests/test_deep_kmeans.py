@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from lean.compress.kmeans import cluster_rows, huffman_length, kernel_rows, kmeans_plus_plus, lloyd
+from lean.errors import ConfigError
 
 
 def test_kernel_rows_are_the_papers_samples():
@@ -34,14 +35,61 @@ def test_clustering_error_falls_with_more_clusters_and_weights_are_shared():
     assert errors[0] > errors[1] > errors[2]
 
 
-def test_sparsity_variant_zeroes_the_smallest_rows():
+def test_sparsity_zero_form_zeroes_the_smallest_rows():
     w = np.random.default_rng(2).standard_normal((8, 8, 3, 3)).astype(np.float32)
-    shared = cluster_rows(w, 8, sparsity=0.5)
+    shared = cluster_rows(w, 8, sparsity=0.5, sparse_centre="zero")
     rows = kernel_rows(w)
     zero = shared.labels == 0
     assert np.all(shared.centres[0] == 0) and zero.mean() == pytest.approx(0.5, abs=0.01)
     norms = np.linalg.norm(rows, axis=1)
     assert norms[zero].max() <= norms[~zero].min() + 1e-6
+
+
+def test_sparsity_mean_form_shares_the_mean_of_the_rows_nearest_the_mean_row():
+    # the authors' form (util/kmeans.py): distances to the mean row, not norms; centre 0 is those rows' mean
+    rng = np.random.default_rng(5)
+    w = (rng.standard_normal((8, 8, 3, 3)) + np.array([2.0, -1.0, 0.5])).astype(np.float32)  # mean row far from 0
+    shared = cluster_rows(w, 8, sparsity=0.4)
+    rows = kernel_rows(w)
+    first = shared.labels == 0
+    assert first.mean() == pytest.approx(0.4, abs=0.01)
+    distance = np.linalg.norm(rows - rows.mean(axis=0), axis=1)
+    assert distance[first].max() <= distance[~first].min() + 1e-6
+    np.testing.assert_allclose(shared.centres[0], rows[first].mean(axis=0), rtol=1e-5, atol=1e-6)
+    assert not np.allclose(shared.centres[0], 0)
+    zero_form = cluster_rows(w, 8, sparsity=0.4, sparse_centre="zero")  # the other form picks other rows here
+    assert not np.array_equal(zero_form.labels == 0, first)
+    with pytest.raises(ConfigError, match="sparse centre"):
+        cluster_rows(w, 8, sparsity=0.4, sparse_centre="median")
+
+
+@pytest.mark.parametrize("sparse_centre", ["mean", "zero"])
+def test_the_shared_centre_survives_fine_tuning(sparse_centre):
+    from lean.compress.pipeline import apply_kmeans
+    from lean.nets import build
+    from lean.nn import SGD, softmax_cross_entropy
+
+    model = build("resnet8", input_shape=(8, 8, 1), num_classes=10, seed=0, width=0.5)
+    apply_kmeans(model, clusters=8, sparsity=0.5, sparse_centre=sparse_centre)
+    convs = [m for _, m in model.net.named_modules() if getattr(m, "form", None) is not None]
+    before = [m.form.centres().copy() for m in convs]
+    optimizer = SGD(model.parameters(), model.gradients(), momentum=0.9, weight_decay=5e-4)
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        model.zero_grad()
+        _, d = softmax_cross_entropy(model.forward(rng.standard_normal((16, 8, 8, 1)).astype(np.float32),
+                                                   train=True), rng.integers(0, 10, 16))
+        model.backward(d)
+        optimizer.step(0.1)
+    for layer, old in zip(convs, before, strict=True):
+        now = layer.form.centres()
+        np.testing.assert_array_equal(now[0], old[0])  # fixed, weight decay and momentum included
+        assert not np.array_equal(now[1:], old[1:])  # the others train
+        dense = layer.weight().reshape(-1, now.shape[1])
+        np.testing.assert_array_equal(dense[layer.form.buffers["labels"] == 0], np.broadcast_to(old[0], (
+            int((layer.form.buffers["labels"] == 0).sum()), now.shape[1])))
+        if sparse_centre == "zero":
+            assert not dense[layer.form.buffers["labels"] == 0].any()  # whole zero kernel rows, still
 
 
 def test_storage_codebook_plus_huffman():

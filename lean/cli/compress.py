@@ -92,7 +92,12 @@ def _parse_clusters(text):
 @_compress_options
 @click.option("--clusters", default=str(KMEANS["clusters"]), show_default=True,
               help="K for every conv layer, or a list per layer.")
-@click.option("--sparsity", default=KMEANS["sparsity"], show_default=True, type=click.FloatRange(0, 1, max_open=True))
+@click.option("--sparsity", default=KMEANS["sparsity"], show_default=True, type=click.FloatRange(0, 1, max_open=True),
+              help="Fraction of kernel rows that share one fixed centre (per layer).")
+@click.option("--sparse-centre", default=KMEANS["sparse_centre"], show_default=True,
+              type=click.Choice(["mean", "zero"]),
+              help="That centre: the mean of the rows nearest the mean row (the authors'), or zero for the "
+                   "smallest rows (lean's variant: whole zero kernel rows).")
 @click.option("--regularize-epochs", default=KMEANS["regularize_epochs"], show_default=True,
               type=click.IntRange(min=0))
 @click.option("--regularizer", default=KMEANS["regularizer"], show_default=True,

@@ -15,10 +15,14 @@ Where the steps are:
   iterations (Lloyd, 1982), as the authors' code clusters (k-means++ start, then k-means), on the Numba kernels
   of ``lean.kernels`` (assignment and centre update). An emptied cluster is re-seeded with the sample farthest
   from its centre.
-- ``cluster_rows``: the optional sparsity option, lean's variant: the fraction ``sparsity`` of rows with the
-  smallest norm share a centre at zero (centre 0); the rest are clustered into K - 1 centres. The authors' code
-  (``util/kmeans.py``, ``k_means_sparsity``) differs: there the fraction of samples *nearest the mean sample*
-  share the mean of those samples; that form is not implemented here.
+- ``cluster_rows``: the optional sparsity option, ``sparse_centre="mean"`` (the authors' code,
+  ``util/kmeans.py``, ``k_means_gpu_sparsity``, and the default): the fraction ``sparsity`` of rows nearest the
+  mean row share one centre, the mean of those rows (centre 0); the rest are clustered into K - 1 centres
+  (k-means++, then Lloyd). ``sparse_centre="zero"`` is lean's earlier variant, kept as an option: the
+  smallest-norm rows share a centre at zero (then whole kernel rows are zero: sparsity an accelerator can skip,
+  which the mean form does not give). Either way centre 0 stays fixed in fine-tuning (``SharedWeight``'s
+  ``fixed_centre``; METHODS.md): the authors released no fine-tuning code (their issue #2), so this follows the
+  paper's description.
 - ``SharedWeights``: the result (centres, per-row assignment) with ``dense()`` and storage:
   K * s * 32 bits of codebook plus the assignments Huffman-coded (``huffman_bits``; ``entropy_bits`` gives the
   ideal -sum log2 p bound the paper quotes).
@@ -30,7 +34,9 @@ import numpy as np
 
 from .. import kernels
 from ..errors import ConfigError
-from ..nn.compressed import huffman_length
+from ..nn.compressed import CENTRE_BITS, huffman_length
+
+SPARSE_CENTRES = ("mean", "zero")  # the shared centre of the sparsity option: the authors' (mean), lean's (zero)
 
 
 def kernel_rows(w: np.ndarray) -> np.ndarray:
@@ -172,11 +178,12 @@ class SharedWeights:
         return float(-(counts[counts > 0] * np.log2(p)).sum())
 
     def storage_bits(self) -> int:
-        """Codebook (32-bit floats) plus Huffman-coded assignments."""
-        return int(self.centres.size * 32 + self.huffman_bits())
+        """Codebook (``CENTRE_BITS``-bit floats) plus Huffman-coded assignments."""
+        return int(self.centres.size * CENTRE_BITS + self.huffman_bits())
 
 
-def cluster_rows(w: np.ndarray, k: int, sparsity: float = 0.0, seed: int = 0, max_iter: int = 50) -> SharedWeights:
+def cluster_rows(w: np.ndarray, k: int, sparsity: float = 0.0, seed: int = 0, max_iter: int = 50,
+                 sparse_centre: str = "mean") -> SharedWeights:
     """Share ``k`` centres among the kernel rows of ``w``; returns ``SharedWeights``.
 
     Parameters
@@ -186,12 +193,14 @@ def cluster_rows(w: np.ndarray, k: int, sparsity: float = 0.0, seed: int = 0, ma
     k : int
         Number of centres, 1 <= k <= the number of kernel rows N.
     sparsity : float
-        In [0, 1): the fraction of rows, smallest norm first, given the zero centre 0 (lean's variant; see the
-        module docstring). Needs k >= 2 when > 0.
+        In [0, 1): the fraction of rows given the shared centre 0 (see ``sparse_centre``). Needs k >= 2 when > 0.
     seed : int
         Seed of the k-means++ draws.
     max_iter : int
         Most Lloyd rounds.
+    sparse_centre : str
+        ``"mean"`` (the authors'): the rows nearest the mean row, and centre 0 is their mean; ``"zero"``: the
+        smallest-norm rows, and centre 0 is zero.
 
     Returns
     -------
@@ -201,7 +210,8 @@ def cluster_rows(w: np.ndarray, k: int, sparsity: float = 0.0, seed: int = 0, ma
     Raises
     ------
     ConfigError
-        ``k`` not a positive integer or more than N, ``sparsity`` outside [0, 1), or ``sparsity`` > 0 with k < 2.
+        ``k`` not a positive integer or more than N, ``sparsity`` outside [0, 1), ``sparsity`` > 0 with k < 2,
+        an unknown ``sparse_centre``.
 
     Notes
     -----
@@ -212,18 +222,25 @@ def cluster_rows(w: np.ndarray, k: int, sparsity: float = 0.0, seed: int = 0, ma
         raise ConfigError(f"clusters must be a positive integer; got {k!r}")
     if not 0.0 <= sparsity < 1.0:
         raise ConfigError(f"sparsity must be in [0, 1); got {sparsity}")
+    if sparse_centre not in SPARSE_CENTRES:
+        raise ConfigError(f"sparse centre must be one of {', '.join(SPARSE_CENTRES)}; got {sparse_centre!r}")
     x = kernel_rows(w)
     if k > len(x):
         raise ConfigError(f"{k} clusters for only {len(x)} kernel rows")
     rng = np.random.default_rng(seed)
-    if sparsity > 0:  # lean's zero-centre variant (the authors' mean-sample form is not implemented)
+    if sparsity > 0:
         if k < 2:
-            raise ConfigError("the sparsity option needs at least 2 clusters (one is the zero centre)")
-        norms = np.linalg.norm(x, axis=1)
-        n_zero = int(round(sparsity * len(x)))
-        zero_rows = np.argsort(norms, kind="stable")[:n_zero]
-        rest = np.setdiff1d(np.arange(len(x)), zero_rows)
+            raise ConfigError("the sparsity option needs at least 2 clusters (one is the shared centre 0)")
+        if sparse_centre == "mean":  # the authors': distance to the mean row
+            distance = np.linalg.norm(x - x.mean(axis=0, dtype=np.float64), axis=1)
+        else:  # lean's: the row's norm, distance to zero
+            distance = np.linalg.norm(x, axis=1)
+        n_shared = int(round(sparsity * len(x)))
+        shared_rows = np.argsort(distance, kind="stable")[:n_shared]
+        rest = np.setdiff1d(np.arange(len(x)), shared_rows)
         centres = np.zeros((k, x.shape[1]), np.float32)
+        if sparse_centre == "mean" and n_shared:
+            centres[0] = x[shared_rows].mean(axis=0, dtype=np.float64)
         centres[1:] = kmeans_plus_plus(x[rest], k - 1, rng)
         centres[1:], rest_labels = lloyd(x[rest], centres[1:], max_iter)
         labels = np.zeros(len(x), np.int64)

@@ -31,7 +31,7 @@ from ..nn import Conv2d, Linear, Model
 from ..nn.checkpoint import Checkpoint, claim_output
 from ..nn.checkpoint import load as load_checkpoint
 from ..nn.checkpoint import save as save_checkpoint
-from ..nn.compressed import QuantizedWeight, SharedWeight, SmartExchangeWeight
+from ..nn.compressed import CENTRE_BITS, QuantizedWeight, SharedWeight, SmartExchangeWeight
 from ..train import TrainConfig, Trainer
 from ..train.methods import TrainingMethod
 from ..train.run import CheckpointData
@@ -77,7 +77,8 @@ def _clusters_for(names, clusters):
 
 
 def apply_kmeans(model: Model, *, clusters: int | list[int] | tuple[int, ...] = _KM["clusters"],
-                 sparsity: float = _KM["sparsity"], seed: int = _RE["seed"]) -> None:
+                 sparsity: float = _KM["sparsity"], sparse_centre: str = _KM["sparse_centre"],
+                 seed: int = _RE["seed"]) -> None:
     """Share cluster centres among the kernel rows of every conv layer of ``model``, in place (Wu et al.'s
     weight sharing; linear layers stay dense).
 
@@ -88,8 +89,9 @@ def apply_kmeans(model: Model, *, clusters: int | list[int] | tuple[int, ...] = 
     clusters : int or sequence of int
         K for every conv layer, or one K per conv layer in network order; each capped at the layer's number of
         kernel rows.
-    sparsity : float
-        As for ``lean.compress.kmeans.cluster_rows`` (lean's zero-centre variant).
+    sparsity, sparse_centre
+        As for ``lean.compress.kmeans.cluster_rows``: the fraction of rows that share centre 0, and which centre
+        (``"mean"``, the authors', or ``"zero"``); centre 0 then stays fixed in fine-tuning.
     seed : int
         Seed of the k-means++ draws.
 
@@ -103,8 +105,9 @@ def apply_kmeans(model: Model, *, clusters: int | list[int] | tuple[int, ...] = 
     for name, layer in layers:
         w = layer.weight()
         k = min(int(per_layer[name]), km.kernel_rows(w).shape[0])
-        shared = km.cluster_rows(w, k, sparsity=sparsity, seed=seed)
-        layer.set_form(SharedWeight(w.shape, k).set_clusters(shared.centres, shared.labels))
+        shared = km.cluster_rows(w, k, sparsity=sparsity, seed=seed, sparse_centre=sparse_centre)
+        layer.set_form(SharedWeight(w.shape, k, fixed_centre=sparsity > 0).set_clusters(shared.centres,
+                                                                                         shared.labels))
 
 
 def apply_quantize(model: Model, *, weight_bits: int = _QU["weight_bits"],
@@ -209,7 +212,8 @@ class KMeansRegularizer(TrainingMethod):
 
 
 def sharing_energy(model: Model) -> dict:
-    """Deep k-means' energy metric (``lean.hw.bitcost``, 16-bit operands) of the model dense and as shared.
+    """Deep k-means' energy metric (``lean.hw.bitcost``) of the model dense and as shared: weights (dense and
+    centres alike) at ``CENTRE_BITS``, the width storage counts them at, activations at 16 bits.
 
     Parameters
     ----------
@@ -222,9 +226,9 @@ def sharing_energy(model: Model) -> dict:
         ``dense`` and ``shared``: the metric's breakdown (``lean.hw.bitcost``'s ``to_dict()``); ``saving``:
         dense total over shared total (full-adder units).
     """
-    workload = from_model(model, w_bits=16, a_bits=16)
+    workload = from_model(model, w_bits=CENTRE_BITS, a_bits=16)
     workload = type(workload)(workload.name, tuple(
-        layer.__class__(**{**layer.to_dict(), "w_bits": 16}) for layer in workload.layers))
+        layer.__class__(**{**layer.to_dict(), "w_bits": CENTRE_BITS}) for layer in workload.layers))
     shared = {name: layer.form.clusters for name, layer in _weighted_layers(model, convs_only=True)
               if isinstance(layer.form, SharedWeight)}
     dense, after = workload_cost(workload), workload_cost(workload, shared)

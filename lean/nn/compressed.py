@@ -338,6 +338,9 @@ class SmartExchangeWeight(WeightForm):
 
 # ------------------------------------------------------------------------------------- shared weights
 
+CENTRE_BITS = 32  # width of a shared centre's weights: in storage, in the energy metric, everywhere
+
+
 @_register
 class SharedWeight(WeightForm):
     """Kernel rows (conv) or scalars (linear) drawn from ``clusters`` shared centres.
@@ -350,6 +353,9 @@ class SharedWeight(WeightForm):
         The dense weight's shape.
     clusters : int
         Number of centres K.
+    fixed_centre : bool
+        Centre 0 is the sparsity option's shared centre (``lean.compress.kmeans.cluster_rows``) and stays as
+        clustered in fine-tuning: it gets no gradient.
 
     Notes
     -----
@@ -358,50 +364,64 @@ class SharedWeight(WeightForm):
     ``centres`` float32 and ``labels`` uint8 (uint16 for K > 256).
     """
 
-    def __init__(self, shape: tuple[int, ...], clusters: int):
+    def __init__(self, shape: tuple[int, ...], clusters: int, fixed_centre: bool = False):
         super().__init__(shape)
         self.clusters = int(clusters)
+        self.fixed_centre = bool(fixed_centre)
         self.row = self.shape[3] if len(self.shape) == 4 else 1
         n_rows = int(np.prod(self.shape)) // self.row
         self._param("centres", np.zeros((self.clusters, self.row)))
         self.buffers["labels"] = np.zeros(n_rows, dtype=np.int64)
+        if self.fixed_centre:  # centre 0 as clustered: a buffer, so no optimizer (nor its weight decay) moves it
+            self.buffers["fixed_centre"] = np.zeros((1, self.row), dtype=np.float32)
 
     def set_clusters(self, centres: np.ndarray, labels: np.ndarray) -> "SharedWeight":
         """Set the centres (K, row) and each row's label (prod(shape) / row,) from a clustering."""
         self.params["centres"][...] = centres
         self.buffers["labels"][...] = labels
+        if self.fixed_centre:
+            self.buffers["fixed_centre"][...] = centres[:1]
         return self
 
+    def centres(self) -> np.ndarray:
+        """The centres in use (K, row): the trained ones, with centre 0 as clustered when it is fixed."""
+        if not self.fixed_centre:
+            return self.params["centres"]
+        return np.concatenate([self.buffers["fixed_centre"], self.params["centres"][1:]])
+
     def dense(self) -> np.ndarray:
-        return self.params["centres"][self.buffers["labels"]].reshape(self.shape)
+        return self.centres()[self.buffers["labels"]].reshape(self.shape)
 
     def backward(self, dw: np.ndarray) -> None:
-        """A centre's gradient is the sum of its rows' gradients (assignments stay fixed)."""
-        self.grads["centres"] += kernels.segment_sum(dw.reshape(-1, self.row), self.buffers["labels"],
-                                                     self.clusters).astype(np.float32)
+        """A centre's gradient is the sum of its rows' gradients (assignments stay fixed); centre 0 gets none when
+        it is ``fixed_centre`` (the sparsity option's shared centre)."""
+        grads = kernels.segment_sum(dw.reshape(-1, self.row), self.buffers["labels"], self.clusters)
+        if self.fixed_centre:
+            grads[0] = 0.0
+        self.grads["centres"] += grads.astype(np.float32)
 
     def export(self) -> dict[str, np.ndarray]:
         dtype = np.uint8 if self.clusters <= 256 else np.uint16
-        return {"centres": self.params["centres"].copy(), "labels": self.buffers["labels"].astype(dtype)}
+        return {"centres": self.centres().astype(np.float32), "labels": self.buffers["labels"].astype(dtype)}
 
     def load(self, arrays: Mapping[str, np.ndarray]) -> None:
-        self.params["centres"][...] = arrays["centres"]
-        self.buffers["labels"][...] = arrays["labels"]
+        self.set_clusters(arrays["centres"], arrays["labels"])
 
     def storage_bits(self) -> int:
-        """32-bit centres plus the Huffman-coded length of the labels (``huffman_length``)."""
+        """``CENTRE_BITS``-bit centres plus the Huffman-coded length of the labels (``huffman_length``)."""
         counts = np.bincount(self.buffers["labels"], minlength=self.clusters)
-        return int(self.params["centres"].size * 32 + huffman_length(counts))
+        return int(self.params["centres"].size * CENTRE_BITS + huffman_length(counts))
 
     def weight_bits(self) -> int:
-        return 32
+        return CENTRE_BITS
 
     def config(self) -> dict:
-        return {"type": type(self).__name__, "clusters": self.clusters}
+        return {"type": type(self).__name__, "clusters": self.clusters,
+                **({"fixed_centre": True} if self.fixed_centre else {})}
 
     @classmethod
     def from_config(cls, cfg: dict, shape: tuple[int, ...]) -> "SharedWeight":
-        return cls(shape, cfg["clusters"])
+        return cls(shape, cfg["clusters"], cfg.get("fixed_centre", False))
 
 
 # ------------------------------------------------------------------------------------- quantized weight
