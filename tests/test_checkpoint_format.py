@@ -47,7 +47,8 @@ def test_format1_settings_become_method_configs():
 
     e2 = load_checkpoint(FORMAT1 / "e2.h5")
     config = TrainConfig.from_dict(e2.training, e2.format_version)
-    assert config.methods == (SMDConfig(0.5), SLUConfig(0.5, 1e-3), PSGConfig(tau=None, adaptive=0.05))
+    # a run stored before --psg-update resumes with the update it ran with (the scaled sign)
+    assert config.methods == (SMDConfig(0.5), SLUConfig(0.5, 1e-3), PSGConfig(tau=None, adaptive=0.05, update="scaled"))
     eb = load_checkpoint(FORMAT1 / "eb.h5")
     config = TrainConfig.from_dict(eb.training, eb.format_version)
     assert config.methods == (SlimmingConfig(1e-4), EarlyBirdConfig(0.5, epsilon=0.3, window=3, precision=None))

@@ -72,6 +72,36 @@ def test_psg_predicted_sign_matches_full_precision_on_most_entries():
     assert np.mean(signs == np.sign(exact)) > agreement  # falling back only helps
 
 
+def _psg_step(update, tau=None, tau_rel=None, bias=True):
+    """One backward of a conv layer under PSG: (layer, method)."""
+    rng = np.random.default_rng(7)
+    layer = Conv2d(16, 16, 3, padding=1, bias=bias)
+    layer.params["weight"][...] = rng.standard_normal((16, 16, 3, 3)).astype(np.float32) * 0.1
+    model = Model(Sequential([("conv", layer)]), input_shape=(8, 8, 16), num_classes=16)
+    method = PredictiveSignGradient(tau=tau, tau_rel=tau_rel, update=update)
+    method.install(model)
+    x = np.maximum(rng.standard_normal((4, 8, 8, 16)), 0).astype(np.float32)
+    dy = rng.standard_normal((4, 8, 8, 16)).astype(np.float32) * 1e-3
+    layer.forward(x, train=True)
+    layer.backward(dy)
+    method.uninstall()
+    return layer, method
+
+
+def test_psg_update_is_the_authors_bare_sign_and_falls_back_more_as_tau_grows():
+    layer, method = _psg_step("sign", tau=0.0)
+    g = layer.grads["weight"]
+    assert set(np.unique(g)) <= {-1.0, 0.0, 1.0} and np.abs(g).sum() > 0.9 * g.size  # a bare sign, size 1
+    assert set(np.unique(layer.grads["bias"])) <= {-1.0, 0.0, 1.0}
+    assert method.fallback["conv"] == 0.0  # tau = 0: every weight takes the predictor's sign
+    shares = [_psg_step("sign", tau_rel=t)[1].fallback["conv"] for t in (0.0, 0.01, 0.1, 0.5, 1.0)]
+    assert shares == sorted(shares) and shares[0] == 0.0 and shares[-1] > 0.9  # the fallback share moves with tau
+    scaled, _ = _psg_step("scaled", tau=0.0)
+    magnitudes = np.unique(np.abs(scaled.grads["weight"]))
+    assert len(magnitudes[magnitudes > 0]) == 1 and magnitudes.max() < 1.0  # one step size, the mean |prediction|
+    np.testing.assert_array_equal(np.sign(scaled.grads["weight"]), g)  # the same signs either way
+
+
 # ----------------------------------------------------------------------------------------- SLU gate
 
 

@@ -128,6 +128,8 @@ class MethodConfig:
     name: ClassVar[str] = ""
     requires: ClassVar[tuple] = ()  # names of methods this one needs in the same run
     requires_message: ClassVar[str] = ""
+    # settings a checkpoint written before the setting existed ran with, where today's default differs
+    stored_defaults: ClassVar[dict] = {}
 
     def __post_init__(self):
         check_fields(self)
@@ -145,7 +147,8 @@ class MethodConfig:
         return asdict(self)
 
 
-def method_from_dict(name: str, values: Mapping[str, Any], module: str | None = None) -> MethodConfig:
+def method_from_dict(name: str, values: Mapping[str, Any], module: str | None = None,
+                     stored: bool = False) -> MethodConfig:
     """The config of method ``name`` from its stored settings.
 
     Parameters
@@ -158,6 +161,9 @@ def method_from_dict(name: str, values: Mapping[str, Any], module: str | None = 
         The module that defines it, as a checkpoint stores it. A method is looked up by name like a plug-in:
         when it is not registered yet and its module is part of lean, that module is imported (it registers
         the method); this is not a code dependency of ``lean.train`` on the rooms above it.
+    stored : bool
+        ``values`` come from a checkpoint: a setting it lacks takes the method's ``stored_defaults`` (what the
+        run ran with before the setting existed), not today's default, so a resumed run keeps its arithmetic.
 
     Returns
     -------
@@ -169,6 +175,8 @@ def method_from_dict(name: str, values: Mapping[str, Any], module: str | None = 
     if cls is None:
         where = f" (defined in {module}: import it first)" if module else ""
         raise ConfigError(f"unknown training method {name!r}{where}; known: {', '.join(METHODS) or 'none'}")
+    if stored:
+        values = {**cls.stored_defaults, **values}
     known = {f.name for f in fields(cls)}
     unknown = sorted(set(values) - known)
     if unknown:
@@ -276,7 +284,8 @@ class TrainConfig:
             methods = legacy_methods(settings)
         else:
             modules = settings.get("method_modules", {})
-            methods = [method_from_dict(n, v, modules.get(n)) for n, v in settings.get("methods", {}).items()]
+            methods = [method_from_dict(n, v, modules.get(n), stored=True)
+                       for n, v in settings.get("methods", {}).items()]
         core = {f.name: settings[f.name] for f in fields(cls) if f.name != "methods" and f.name in settings}
         return cls(**core, methods=tuple(methods))
 
@@ -306,7 +315,8 @@ def legacy_methods(flat):
     for old, (method, name) in LEGACY_FIELDS.items():
         if method in values and old in flat:
             values[method][name] = flat[old]
-    return [method_from_dict(m, values[m], "lean.compress.config" if m in ("slim", "early_bird") else None)
+    return [method_from_dict(m, values[m], "lean.compress.config" if m in ("slim", "early_bird") else None,
+                             stored=True)
             for m in on]
 
 
@@ -357,6 +367,10 @@ class PSGConfig(MethodConfig):
     adaptive: float | None = option(None, "E2-Train: predictive sign gradients, tau = this x max |prediction| "
                                     "per layer.", flag="--psg-adaptive", kind=float, minimum=0, maximum=1,
                                     switch=True, metavar="FRACTION")
+    update: str = option("sign", "PSG's weight update: the bare sign, as the authors' code (with the run's lr), "
+                         "or the sign scaled by the layer's mean |prediction| (lean's earlier choice).",
+                         flag="--psg-update", kind=str, choices=("sign", "scaled"))
+    stored_defaults: ClassVar[dict] = {"update": "scaled"}  # runs from before --psg-update used the scaled sign
 
     def __post_init__(self):
         super().__post_init__()
@@ -366,7 +380,7 @@ class PSGConfig(MethodConfig):
     def build(self):
         from .e2train import PredictiveSignGradient
 
-        return PredictiveSignGradient(tau=self.tau, tau_rel=self.adaptive)
+        return PredictiveSignGradient(tau=self.tau, tau_rel=self.adaptive, update=self.update)
 
 
 @register_method

@@ -23,10 +23,18 @@ Each technique is a training method (``lean.train.methods``), configured by ``le
   (authors: 5e-5) or adaptive (``tau_rel`` x max |prediction| per layer). Quantizers and the selector are Numba
   kernels (``lean.kernels.psg``); each conv layer gets an operand hook (``lean.nn.hooks``), ``_PSGLayer``.
 
-  Two choices the paper leaves open, made here: the sign is scaled by the layer's mean |prediction| so SGD's
-  learning rate and schedule keep their meaning (a bare sign of size 1 would need a new learning rate per net);
-  and on this CPU the accurate gradient is computed for every weight, while the energy meter charges it only
-  for the fallback fraction, as the accelerator the method targets would.
+  The update (``update``): ``"sign"``, the default, is the authors' (GATECH-EIC/E2Train,
+  ``conv_efficient.PredictiveConv2d``): the bare sign, size 1, through SGD at the run's learning rate (they
+  train ResNet-74 at their baseline's 0.1, momentum 0.9; batch norm after each conv makes the weights' scale
+  immaterial), and the bias gradient's sign likewise (their convs have no bias; their ``new_conv.py`` takes the
+  sign of the exact bias gradient). ``"scaled"``, lean's earlier choice, multiplies the sign by the layer's mean
+  |prediction| so a step keeps a gradient's size, and keeps the exact bias gradient; runs stored before this
+  option resume with it. Where lean still departs from their code: the accurate weight gradient and the input
+  gradient use the 16-bit stochastically rounded output gradient (theirs: float32, with only the predictor's
+  copy rounded, to nearest); the quantizer scales are per tensor (theirs: inputs per sample, weights per output
+  channel); the 4-bit predictor input truncates the 8-bit code (theirs rounds it). On this CPU the accurate
+  gradient is computed for every weight, while the energy meter charges it only for the fallback fraction, as
+  the accelerator the method targets would.
 
 ``LowPrecisionTraining`` (8-bit operands in both passes) is the early-bird search phase's low-precision mode
 (You et al., ICLR 2020, section 4.3). Every technique's effect is measured in the run's ``training_energy_j``
@@ -214,10 +222,14 @@ class _PSGLayer(OperandHook):
         fraction = fell_back / max(signs.size, 1)
         m.fallback[self.name] = fraction
         self.costs = [((self.grad, ("int", pb)), 1.0), ((self.grad, self.act), fraction)]  # predictor, fallback
-        # a sign step, scaled by the mean |prediction| so the learning rate keeps its meaning (lean's choice)
-        layer.grads["weight"] += signs * np.float32(np.abs(dw_predicted).mean())
-        if "bias" in layer.grads:
-            layer.grads["bias"] += db
+        if m.update == "sign":  # the authors' update: the bare sign (and the bias gradient's sign)
+            layer.grads["weight"] += signs
+            if "bias" in layer.grads:
+                layer.grads["bias"] += np.sign(db).astype(np.float32)
+        else:  # "scaled": the sign times the mean |prediction|, the exact bias gradient (lean's earlier choice)
+            layer.grads["weight"] += signs * np.float32(np.abs(dw_predicted).mean())
+            if "bias" in layer.grads:
+                layer.grads["bias"] += db
         return dx
 
     def precision(self, layer):
@@ -243,6 +255,8 @@ class PredictiveSignGradient(LayerOperandMethod):
         Most significant bits of the inputs the predictor uses (4), 2 <= predictor_bits <= forward_bits.
     gradient_bits : int
         Bits of the stochastically rounded output gradient (16), at most 16.
+    update : str
+        ``"sign"`` (the authors': the bare sign) or ``"scaled"`` (the sign times the layer's mean |prediction|).
 
     Notes
     -----
@@ -254,8 +268,11 @@ class PredictiveSignGradient(LayerOperandMethod):
     layer_types = (Conv2d,)
 
     def __init__(self, tau: float | None = 5e-5, tau_rel: float | None = None, forward_bits: int = 8,
-                 predictor_bits: int = 4, gradient_bits: int = 16):
+                 predictor_bits: int = 4, gradient_bits: int = 16, update: str = "sign"):
         super().__init__()
+        if update not in ("sign", "scaled"):
+            raise ConfigError(f"PSG update must be 'sign' or 'scaled'; got {update!r}")
+        self.update = update
         if tau is not None and tau < 0:
             raise ConfigError(f"PSG tau must be >= 0; got {tau}")
         if tau_rel is not None and not 0 <= tau_rel <= 1:
