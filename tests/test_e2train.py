@@ -8,6 +8,7 @@ from gradcheck import to_float64
 
 from lean import kernels
 from lean.data import load as load_data
+from lean.errors import LeanError
 from lean.nets import build
 from lean.nn import Conv2d, GateController, GatedResidual, Linear, Model, Sequential
 from lean.train import SMDConfig, TrainConfig, Trainer
@@ -264,3 +265,28 @@ def test_psg_and_slu_runs_train_and_cost_less():
     assert slu.energy.report()["macs"] < base.energy.report()["macs"]
     for layer in (m for m in model.net.modules() if isinstance(m, Conv2d)):
         assert layer.operand_hook is None and not layer.observers  # the plain model was not changed
+
+
+def test_psg_control_runs_psgs_operands_with_exact_gradients():
+    from lean.train.config import LowPrecisionConfig
+
+    method = LowPrecisionConfig(8, 16, True).build()
+    assert method.layer_types == (Conv2d,) and (method.bits, method.gradient_bits) == (8, 16)
+    rng = np.random.default_rng(8)
+    layer = Conv2d(8, 8, 3, padding=1)
+    layer.params["weight"][...] = rng.standard_normal((8, 8, 3, 3)).astype(np.float32) * 0.1
+    model = Model(Sequential([("conv", layer)]), input_shape=(6, 6, 8), num_classes=8)
+    method.install(model)
+    x = rng.standard_normal((2, 6, 6, 8)).astype(np.float32)
+    dy = rng.standard_normal((2, 6, 6, 8)).astype(np.float32)
+    layer.forward(x, train=True)
+    layer.backward(dy)
+    precision = layer.operand_hook.precision(layer)
+    assert precision.forward == (("int", 8), ("int", 8)) and precision.grad_weight == (("int", 16), ("int", 8))
+    method.uninstall()
+    exact = kernels.conv2d_backward(x, layer.params["weight"], dy, 1, 1)[1]
+    g = layer.grads["weight"]
+    assert len(np.unique(np.abs(g))) > 100  # a gradient, not a sign
+    assert np.corrcoef(g.ravel(), exact.ravel())[0, 1] > 0.99  # 8-bit operands: close to the exact gradient
+    with pytest.raises(LeanError, match="must be 2<=x<=16|gradient bits"):
+        LowPrecisionConfig(8, 40, True)

@@ -385,6 +385,27 @@ class PSGConfig(MethodConfig):
 
 @register_method
 @dataclass(frozen=True)
+class LowPrecisionConfig(MethodConfig):
+    """Fixed-point training on every operand (``lean.train.e2train.LowPrecisionTraining``); with 16-bit gradients
+    on the conv layers, PSG's control."""
+
+    name: ClassVar[str] = "low_precision"
+    bits: int = option(8, "Fixed-point training: inputs and weights on this many bits (PSG's control: 8).",
+                       flag="--low-precision", kind=int, minimum=2, maximum=16, switch=True, metavar="BITS")
+    gradient_bits: int | None = option(None, "Bits of the output gradients in --low-precision training (default: "
+                                       "the same; PSG's control: 16).", flag="--lp-gradient-bits", kind=int,
+                                       minimum=2, maximum=16, metavar="BITS")
+    convs_only: bool = option(False, "--low-precision on the conv layers only, as PSG.", flag="--lp-convs-only",
+                              kind=bool)
+
+    def build(self):
+        from .e2train import LowPrecisionTraining
+
+        return LowPrecisionTraining(self.bits, self.gradient_bits, self.convs_only)
+
+
+@register_method
+@dataclass(frozen=True)
 class PrecisionConfig(MethodConfig):
     """The arithmetic of the convolutions' products: float32, or bf16 operands with float32 sums."""
 

@@ -333,8 +333,8 @@ class _LowPrecisionLayer(OperandHook):
     def __init__(self, method, index):
         self.method, self.index = method, index
         self.saved = {}
-        word = ("int", method.bits)
-        self.words = LayerPrecision(forward=(word, word), grad_input=(word, word), grad_weight=(word, word))
+        word, grad = ("int", method.bits), ("int", method.gradient_bits)
+        self.words = LayerPrecision(forward=(word, word), grad_input=(grad, word), grad_weight=(grad, word))
 
     def forward(self, layer, x, train=False):
         q = self.method.quantize
@@ -350,7 +350,7 @@ class _LowPrecisionLayer(OperandHook):
     def backward(self, layer, dy):
         saved, self.saved = self.saved, {}
         xq, wq = saved["xq"], saved["wq"]
-        g = self.method.quantize(dy, self.method.seed * 1013 + self.index)
+        g = self.method.quantize(dy, self.method.seed * 1013 + self.index, self.method.gradient_bits)
         if isinstance(layer, Conv2d):
             dx, dw, db = kernels.conv2d_backward(xq, wq, g, layer.stride, layer.padding, layer.groups,
                                                  need_dx=layer.input_grad, need_db="bias" in layer.params)
@@ -374,29 +374,43 @@ class LowPrecisionTraining(LayerOperandMethod):
     low-precision ticket (You et al., 2020, section 4.3; the authors used SWALP, this is a simpler fixed-point
     grid).
 
+    With ``gradient_bits=16`` and ``convs_only`` it is PSG's control (``lean train --low-precision 8
+    --lp-gradient-bits 16 --lp-convs-only``): PSG's operands (8-bit inputs and weights, 16-bit stochastically
+    rounded output gradients, on the conv layers) with the exact gradient instead of the predicted sign, so a
+    benchmark can tell what the prediction saves from what the 8-bit arithmetic saves.
+
     Parameters
     ----------
     bits : int
-        Bits of every operand, 2..16.
+        Bits of the inputs and weights, 2..16.
+    gradient_bits : int or None
+        Bits of the output gradients, 2..16 (None: ``bits``).
+    convs_only : bool
+        Only the conv layers (as PSG); else conv and linear layers.
     """
 
     name = "low_precision"
     label = "low-precision training"
     layer_types = (Conv2d, Linear)
 
-    def __init__(self, bits: int = 8):
+    def __init__(self, bits: int = 8, gradient_bits: int | None = None, convs_only: bool = False):
         super().__init__()
-        if not 2 <= int(bits) <= 16:
-            raise ConfigError(f"low-precision training bits must be in 2..16; got {bits}")
-        self.bits = int(bits)
+        gradient_bits = bits if gradient_bits is None else gradient_bits
+        for label, value in (("bits", bits), ("gradient bits", gradient_bits)):
+            if not 2 <= int(value) <= 16:
+                raise ConfigError(f"low-precision training {label} must be in 2..16; got {value}")
+        self.bits, self.gradient_bits = int(bits), int(gradient_bits)
+        if convs_only:
+            self.layer_types = (Conv2d,)
 
-    def quantize(self, a: np.ndarray, stochastic_seed: int | None = None) -> np.ndarray:
-        """``a`` on a per-tensor ``bits``-bit grid (scale max |a|): rounded to nearest, or stochastically with
-        ``stochastic_seed``; float32, ``a``'s shape."""
-        step = kernels.symmetric_step(a, self.bits)
+    def quantize(self, a: np.ndarray, stochastic_seed: int | None = None, bits: int | None = None) -> np.ndarray:
+        """``a`` on a per-tensor grid of ``bits`` (default: the method's) bits, scale max |a|: rounded to
+        nearest, or stochastically with ``stochastic_seed``; float32, ``a``'s shape."""
+        bits = self.bits if bits is None else bits
+        step = kernels.symmetric_step(a, bits)
         if stochastic_seed is None:
-            return kernels.fixed_point(a, step, self.bits)
-        return kernels.stochastic_round(a, step, self.bits, stochastic_seed)
+            return kernels.fixed_point(a, step, bits)
+        return kernels.stochastic_round(a, step, bits, stochastic_seed)
 
     def make_hook(self, name, index, layer):
         return _LowPrecisionLayer(self, index)
