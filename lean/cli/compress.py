@@ -47,10 +47,13 @@ def _run(method, checkpoint, out, force, threads, as_json, **options):
 
 
 def print_report(report):
-    click.echo(f"{'layer':<28} {'kind':<5} {'params':>9} {'storage bits':>13} {'ratio':>7} {'sparsity':>9}")
+    rows = any("ce_row_density" in r for r in report["layers"])  # SmartExchange: Ce's rows with content
+    click.echo(f"{'layer':<28} {'kind':<5} {'params':>9} {'storage bits':>13} {'ratio':>7} {'sparsity':>9}"
+               + (f" {'Ce rows':>8}" if rows else ""))
     for r in report["layers"]:
         click.echo(f"{r['layer']:<28} {r['kind']:<5} {r['parameters']:>9,} {r['storage_bits']:>13,} "
-                   f"{r['compression_ratio']:>6.1f}x {100 * r['sparsity']:>8.1f}%")
+                   f"{r['compression_ratio']:>6.1f}x {100 * r['sparsity']:>8.1f}%"
+                   + (f" {100 * r['ce_row_density']:>7.1f}%" if "ce_row_density" in r else ""))
     click.echo(f"whole model (everything needed to run it): {report['dense_bits']:,} -> {report['storage_bits']:,} "
                f"bits, {report['compression_ratio']:.1f}x; conv weights {report['conv_compression_ratio']:.1f}x")
     line = f"test accuracy: before {100 * report['accuracy_before']:.2f}%"
@@ -71,6 +74,9 @@ def print_report(report):
               help="Largest power of two of a coefficient (|Ce| <= 2^this).")
 @click.option("--exponent-bits", default=SE["exponent_bits"], show_default=True, type=click.IntRange(1, 7))
 @click.option("--basis-bits", default=str(SE["basis_bits"]), show_default=True, type=click.Choice(["8", "16"]))
+@click.option("--row-threshold", default=SE["row_threshold"], type=click.FloatRange(min=0), metavar="R",
+              help="The authors' row thresholding: rows of Ce with L1 norm below R x theta become zero, 3x3 convs "
+                   "only (their code: 5; default off, as their scripts).")
 @click.option("--retrain-epochs", default=RETRAIN["retrain_epochs"], show_default=True, type=click.IntRange(min=0))
 def compress_smartexchange(basis_bits, **options):
     """Sparse power-of-two coefficients x small bases (Zhao et al., ISCA 2020)."""

@@ -51,19 +51,21 @@ def _weighted_layers(model, convs_only=False):
 
 
 def apply_smartexchange(model: Model, *, theta: float = _SE["theta"], max_exponent: int = _SE["max_exponent"],
-                        exponent_bits: int = _SE["exponent_bits"], basis_bits: int = _SE["basis_bits"]) -> None:
+                        exponent_bits: int = _SE["exponent_bits"], basis_bits: int = _SE["basis_bits"],
+                        row_threshold: float | None = _SE["row_threshold"]) -> None:
     """Replace every conv and linear weight of ``model`` by its SmartExchange form, in place.
 
     Parameters
     ----------
     model : Model
         A dense model; its conv (k, c/groups, r, s) and linear (k, n) weights are decomposed.
-    theta, max_exponent, exponent_bits, basis_bits
+    theta, max_exponent, exponent_bits, basis_bits, row_threshold
         As for ``lean.compress.smartexchange.decompose_layer``.
     """
     for _, layer in _weighted_layers(model):
         w = layer.weight()
-        decomposition = se.decompose_layer(w, theta, max_exponent, exponent_bits, basis_bits)
+        decomposition = se.decompose_layer(w, theta, max_exponent, exponent_bits, basis_bits,
+                                           row_threshold=row_threshold)
         layer.set_form(SmartExchangeWeight(w.shape, se.BLOCK_ROWS, max_exponent, exponent_bits, basis_bits)
                        .set_blocks(decomposition.blocks))
 
@@ -249,7 +251,8 @@ def layer_report(model: Model) -> list[dict]:
         One per conv/linear layer in network order: ``layer`` (name), ``kind`` ("conv" or "fc"),
         ``parameters`` (weight entries), ``storage_bits``, ``compression_ratio`` (float32 bits over
         storage bits), ``sparsity`` (fraction of zero weights in the rebuilt weight), ``form`` (the weight
-        form's class name, or "dense").
+        form's class name, or "dense"); for a SmartExchange layer also ``ce_row_density`` (the fraction of Ce's
+        rows with a non-zero coefficient: what the accelerator rebuilds and multiplies).
     """
     rows = []
     for name, layer in _weighted_layers(model):
@@ -260,7 +263,8 @@ def layer_report(model: Model) -> list[dict]:
                      "parameters": int(w.size), "storage_bits": int(bits),
                      "compression_ratio": w.size * 32 / bits if bits else float("inf"),
                      "sparsity": float(1.0 - np.count_nonzero(w) / w.size),
-                     "form": type(form).__name__ if form is not None else "dense"})
+                     "form": type(form).__name__ if form is not None else "dense",
+                     **({"ce_row_density": form.row_density()} if isinstance(form, SmartExchangeWeight) else {})})
     return rows
 
 

@@ -24,11 +24,16 @@ Where the steps are:
   that rounding no longer changes (Frobenius change <= 1e-6); (3) least squares for ``B`` with the rounded
   ``Ce`` (rows of ``B`` then scaled to unit length, our choice: see ``_unit_rows``), then for ``Ce`` (unrounded)
   with that ``B`` (algorithm step 2, fitting); (4) zero every |Ce| < ``theta`` (algorithm step 3,
-  sparsification). If a row of ``Ce`` becomes all zero while its row of ``A`` has a weight of at least
-  ``theta``, ``theta`` is halved and the block starts again (rows of ``A`` whose weights are all below ``theta``
-  may become zero: that is the thresholding's purpose, and our reading of the rule; rows too small for the
-  smallest power of two cannot be saved by any threshold; this restart rule is lean's, not the authors'
-  default). Finally ``Ce`` is rounded once more and ``B`` refit (the algorithm's last line).
+  sparsification; with ``row_threshold``, first the authors' row thresholding: rows of ``Ce`` whose L1 norm is
+  below ``row_threshold * theta`` become all zero, 3x3 convs only, off by default as in their scripts). If a
+  whole column of ``Ce`` becomes empty (a basis vector no row uses), ``theta`` is halved and the block starts
+  again (the authors' rule, their ``decompose_decay`` 0.5); a row of ``Ce`` may become all zero: that row is
+  what the accelerator skips (``SmartExchangeLayer.row_density``). Finally ``Ce`` is rounded once more and
+  ``B`` refit (the algorithm's last line). Where lean still departs from the authors' code (GATECH-EIC's
+  release as copied in ariusewy/SmartExchange; no official repository was at hand): ``B``'s rows are scaled to
+  unit length between fits (``_unit_rows``; theirs are not, and they rescale ``Ce``'s columns by a per-column
+  power-of-two factor instead when ``decompose_scale`` is on); exponents have a floor (``exponent_bits``; theirs
+  are unbounded below); blocks hold at most 192 rows (theirs 96).
 - ``decompose_layer``: every block of a layer, returning a ``SmartExchangeLayer`` that reconstructs the dense
   weight (``dense()``) and counts its storage (``storage_bits``).
 
@@ -129,7 +134,7 @@ class Block:
 
 
 def decompose_block(a: np.ndarray, theta: float = 5e-3, max_exponent: int = 5, exponent_bits: int = 4,
-                    max_rounds: int = 50) -> Block:
+                    max_rounds: int = 50, row_threshold: float | None = None) -> Block:
     """Fit ``a`` ~= Ce @ B with Ce sparse signed powers of two; returns a ``Block``.
 
     Parameters
@@ -137,15 +142,17 @@ def decompose_block(a: np.ndarray, theta: float = 5e-3, max_exponent: int = 5, e
     a : np.ndarray
         (m, L) rows of one block (at most ``BLOCK_ROWS``); computed in float64.
     theta : float
-        Sparsification threshold: coefficients with |Ce| < theta become 0 (authors: about 4e-3 to 7e-3).
-        Halved and the block restarted while a row with a weight >= theta would be lost (see the module
-        docstring).
+        Sparsification threshold: coefficients with |Ce| < theta become 0. Halved and the block restarted while
+        a whole column of Ce (a basis vector no row uses) becomes empty (the authors' rule).
     max_exponent : int
         Largest exponent of a coefficient (|Ce| <= 2**max_exponent).
     exponent_bits : int
         Bits of an exponent code; the smallest exponent is ``max_exponent - 2**exponent_bits + 2``.
     max_rounds : int
         Most rounds of the alternating fit.
+    row_threshold : float or None
+        The authors' row thresholding: before the element threshold, rows of Ce whose L1 norm is below
+        ``row_threshold * theta`` become all zero (their code: 5, for 3x3 convs, off by default). None: off.
 
     Returns
     -------
@@ -155,18 +162,14 @@ def decompose_block(a: np.ndarray, theta: float = 5e-3, max_exponent: int = 5, e
     Notes
     -----
     Zhao et al., ISCA 2020, the decomposition algorithm (steps 1-3 and the final re-quantize/re-fit; section
-    number unconfirmed). The restart on a lost row is lean's.
+    number unconfirmed); the restart on an empty column and the row thresholding follow the authors' code.
     """
     a = np.asarray(a, dtype=np.float64)
     m, L = a.shape
-    # the smallest magnitude a coefficient can keep: below it, rounding (not theta) zeroes a row, and lowering
-    # theta cannot bring it back, so such rows and thresholds below it are not fought for
+    # the smallest magnitude a coefficient can keep: below it rounding, not theta, empties a column, and halving
+    # theta further cannot bring it back
     floor = 0.5 * 2.0 ** exponent_range(max_exponent, exponent_bits)[0]
-    # a row is "lost" only if it had a weight of at least theta: rows whose weights are all below the threshold
-    # are what thresholding is meant to remove (our reading of the rule; taken literally, one tiny row among
-    # 192 drags theta down for the whole block and the coefficients stay ~90% dense)
-    live = np.any(np.abs(a) >= max(theta, floor), axis=1)
-    if not live.any():
+    if not np.any(np.abs(a) >= floor):
         zeros = np.zeros((m, L), np.int8)
         return Block(zeros, zeros.copy(), np.eye(L, dtype=np.float32), float(theta))
 
@@ -174,8 +177,8 @@ def decompose_block(a: np.ndarray, theta: float = 5e-3, max_exponent: int = 5, e
         sign, exponent = pow2_round(ce, max_exponent, exponent_bits)
         return sign, exponent, pow2_value(sign, exponent).astype(np.float64)
 
-    def lost_a_row(ce_values):
-        return bool(np.any(np.all(ce_values[live] == 0, axis=1)))
+    def empty_column(ce_values):
+        return bool(np.any(np.all(ce_values == 0, axis=0)))
 
     while True:
         # Zhao et al.: the algorithm starts from Ce = A and B = I
@@ -193,23 +196,26 @@ def decompose_block(a: np.ndarray, theta: float = 5e-3, max_exponent: int = 5, e
             # step 2: fit B to the quantized Ce by least squares, then Ce (unquantized) to that B
             basis = _unit_rows(np.linalg.lstsq(ce_q, a, rcond=None)[0])
             ce = np.linalg.lstsq(basis.T, a.T, rcond=None)[0].T
-            # step 3: sparsify Ce, element by element below theta (whole zero rows are what the accelerator skips)
+            # step 3: sparsify Ce: whole rows below row_threshold * theta (the authors' option: vector-wise
+            # sparsity, what their accelerator skips), then elements below theta
+            if row_threshold is not None:
+                ce[np.abs(ce).sum(axis=1) < row_threshold * theta] = 0.0
             ce[np.abs(ce) < theta] = 0.0
-            if lost_a_row(ce):  # lean's restart rule, not the authors' (module docstring)
+            if empty_column(ce):  # the authors' restart: a basis vector no row uses
                 restart = True
                 break
         if not restart:
             # the algorithm's last line: quantize Ce once more and re-fit B to it
             sign, exponent, ce_q = rounded(ce)
-            if not lost_a_row(ce_q):
+            if not empty_column(ce_q):
                 basis = np.linalg.lstsq(ce_q, a, rcond=None)[0]
                 return Block(sign, exponent, basis.astype(np.float32), float(theta))
         if theta < floor:
-            # only the exponent floor removes rows now: keep this fit
+            # only the exponent floor empties the column now: keep this fit
             sign, exponent, ce_q = rounded(ce)
             basis = np.linalg.lstsq(ce_q, a, rcond=None)[0]
             return Block(sign, exponent, basis.astype(np.float32), float(theta))
-        theta *= 0.5
+        theta *= 0.5  # the authors' decay (decompose_decay = 0.5 in their scripts)
 
 
 @dataclass(frozen=True)
@@ -245,6 +251,14 @@ class SmartExchangeLayer:
         return int(sum(np.count_nonzero(b.sign) for filt in self.blocks for b in filt))
 
     @property
+    def row_density(self) -> float:
+        """Fraction of Ce's rows (padding rows included) with a non-zero coefficient: the rows the SmartExchange
+        accelerator rebuilds and multiplies; an all-zero row is skipped whole (vector-wise sparsity)."""
+        rows = sum(b.sign.shape[0] for filt in self.blocks for b in filt)
+        live = sum(int(np.any(b.sign != 0, axis=1).sum()) for filt in self.blocks for b in filt)
+        return live / rows if rows else 0.0
+
+    @property
     def coefficient_count(self) -> int:
         """Number of coefficient positions (zero or not) over all blocks, padding rows included."""
         return int(sum(b.sign.size for filt in self.blocks for b in filt))
@@ -261,7 +275,8 @@ class SmartExchangeLayer:
 
 
 def decompose_layer(w: np.ndarray, theta: float = 5e-3, max_exponent: int = 5, exponent_bits: int = 4,
-                    basis_bits: int = 8, max_rounds: int = 50) -> SmartExchangeLayer:
+                    basis_bits: int = 8, max_rounds: int = 50, row_threshold: float | None = None
+                    ) -> SmartExchangeLayer:
     """SmartExchange decomposition of one weight, block by block.
 
     Re-training is ``lean.compress.pipeline``'s, in lean's fixed-mask form (Ce and B trained straight-through);
@@ -273,6 +288,8 @@ def decompose_layer(w: np.ndarray, theta: float = 5e-3, max_exponent: int = 5, e
         Conv weight (k, c/groups, r, s) or linear weight (k, n).
     theta, max_exponent, exponent_bits, max_rounds
         As for ``decompose_block``.
+    row_threshold : float or None
+        As for ``decompose_block``; applied to 3x3 conv layers only, as the authors' code does.
     basis_bits : int
         Bits per stored basis entry: 8, 16 or 32 (counted by ``storage_bits``; the bases stay float32 here).
 
@@ -300,9 +317,13 @@ def decompose_layer(w: np.ndarray, theta: float = 5e-3, max_exponent: int = 5, e
     if basis_bits not in (8, 16, 32):
         raise ConfigError(f"basis_bits must be 8, 16 or 32; got {basis_bits}")
     exponent_range(max_exponent, exponent_bits)
+    if row_threshold is not None and row_threshold < 0:
+        raise ConfigError(f"row threshold must be >= 0; got {row_threshold}")
     rows = weight_rows(w)  # (k, m, L)
+    by_rows = row_threshold if w.ndim == 4 and w.shape[2:] == (3, 3) else None
     blocks = []
     for filt in rows:  # blocks of at most BLOCK_ROWS rows (the paper's slicing of tall matrices)
-        blocks.append(tuple(decompose_block(filt[i:i + BLOCK_ROWS], theta, max_exponent, exponent_bits, max_rounds)
+        blocks.append(tuple(decompose_block(filt[i:i + BLOCK_ROWS], theta, max_exponent, exponent_bits, max_rounds,
+                                            by_rows)
                             for i in range(0, filt.shape[0], BLOCK_ROWS)))
     return SmartExchangeLayer(tuple(w.shape), tuple(blocks), max_exponent, exponent_bits, basis_bits)

@@ -263,6 +263,12 @@ class SmartExchangeWeight(WeightForm):
                 self.params["basis"][f, b] = block.basis
         return self
 
+    def row_density(self) -> float:
+        """Fraction of Ce's rows (of the m real rows per filter, padding left out) with a non-zero coefficient:
+        the rows the SmartExchange accelerator rebuilds; an all-zero row is skipped whole."""
+        live = np.any(self._coefficients()[1] != 0, axis=-1).reshape(self.shape[0], -1)[:, :self.m]
+        return float(live.mean())
+
     def _coefficients(self):
         """Masked power-of-two coefficients and their int8 codes (sign * (exponent - e_min + 1), 0 for zero)."""
         ce_q, e = pow2_nearest(self.params["ce"], self.e_min, self.max_exponent)
