@@ -124,3 +124,14 @@ def test_compress_reports_the_row_density_of_ce_per_layer():
     convs = [r for r in report if r["kind"] == "conv"]
     assert all(0.0 < r["ce_row_density"] <= 1.0 for r in report)
     assert min(r["ce_row_density"] for r in convs) < 1.0  # whole rows went: what the accelerator skips
+
+
+def test_the_decomposition_and_the_trained_form_count_and_rebuild_alike():
+    from lean.nn.compressed import SmartExchangeWeight
+
+    for shape in [(8, 16, 3, 3), (6, 20), (4, 70, 3, 3)]:  # 70 channels: 210 rows, a last block of 18
+        w = _weights(shape, seed=7)
+        layer = decompose_layer(w, theta=0.02, basis_bits=8)
+        form = SmartExchangeWeight(w.shape, BLOCK_ROWS, 5, 4, 8).set_blocks(layer.blocks)
+        assert layer.storage_bits() == form.storage_bits()
+        np.testing.assert_allclose(layer.dense(), form.dense(), rtol=1e-5, atol=1e-6)

@@ -37,9 +37,11 @@ Where the steps are:
 - ``decompose_layer``: every block of a layer, returning a ``SmartExchangeLayer`` that reconstructs the dense
   weight (``dense()``) and counts its storage (``storage_bits``).
 
-Storage count (per layer): each non-zero coefficient 1 sign bit + ``exponent_bits``; positions as a bitmap of
-m x L bits per block (1-bit direct indexing, as the paper's accelerator indexes coefficients; cheaper than
-indices at the densities seen here); each basis L x L x ``basis_bits``.
+Storage count (per layer; one count, ``lean.nn.compressed.se_storage_bits``, for the decomposition here and the
+trained form): each non-zero coefficient 1 sign bit + ``exponent_bits``; positions as a bitmap of m x L bits per
+block (1-bit direct indexing, as the paper's accelerator indexes coefficients; cheaper than indices at the
+densities seen here); each basis L x L x ``basis_bits`` codes plus one 32-bit scale. ``dense()`` rebuilds with
+the bases as stored (``basis_bits`` codes and the scale), as the trained form does.
 """
 
 from dataclasses import dataclass
@@ -47,7 +49,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import ConfigError
-from ..nn.compressed import se_rows, se_unrows
+from ..nn.compressed import quantize_basis, se_rows, se_storage_bits, se_unrows
 from .quantize import exponent_range, pow2_round, pow2_value
 
 BLOCK_ROWS = 192
@@ -241,8 +243,11 @@ class SmartExchangeLayer:
     basis_bits: int
 
     def dense(self) -> np.ndarray:
-        """The weight the decomposition stands for, in the original shape (float32)."""
-        rows = np.stack([np.concatenate([b.matrix() for b in filt]) for filt in self.blocks])
+        """The weight the decomposition stands for, in the original shape (float32): Ce times each basis as
+        stored, ``basis_bits`` codes and a scale (``quantize_basis``), as ``SmartExchangeWeight`` rebuilds it."""
+        rows = np.stack([np.concatenate([
+            b.coefficients().astype(np.float64) @ quantize_basis(b.basis, self.basis_bits).astype(np.float64)
+            for b in filt]) for filt in self.blocks])
         return rows_to_weight(rows, self.shape).astype(np.float32)
 
     @property
@@ -264,14 +269,12 @@ class SmartExchangeLayer:
         return int(sum(b.sign.size for filt in self.blocks for b in filt))
 
     def storage_bits(self) -> int:
-        """Signs + exponents of non-zeros, bitmap positions, bases (see the module docstring)."""
-        bits = 0
-        for filt in self.blocks:
-            for b in filt:
-                bits += np.count_nonzero(b.sign) * (1 + self.exponent_bits)
-                bits += b.sign.size  # position bitmap (1-bit direct indexing)
-                bits += b.basis.size * self.basis_bits
-        return int(bits)
+        """``lean.nn.compressed.se_storage_bits``, the count the trained form uses too: signs + exponents of
+        non-zeros, the position bitmap, each basis's codes and scale."""
+        blocks = [b for filt in self.blocks for b in filt]
+        L = blocks[0].basis.shape[0] if blocks else 0
+        return se_storage_bits(self.nonzeros, self.coefficient_count, len(blocks), L, self.exponent_bits,
+                               self.basis_bits)
 
 
 def decompose_layer(w: np.ndarray, theta: float = 5e-3, max_exponent: int = 5, exponent_bits: int = 4,

@@ -105,6 +105,23 @@ def _fake_quant_rows(b, bits):
     return (codes * scale[:, None]).reshape(b.shape).astype(np.float32), codes, scale
 
 
+def quantize_basis(basis: np.ndarray, bits: int) -> np.ndarray:
+    """SmartExchange bases (..., L, L) as stored: ``bits``-bit symmetric codes with one float32 scale per basis,
+    back as float32 values (what the accelerator rebuilds with, and what ``SmartExchangeWeight`` trains)."""
+    basis = np.asarray(basis, np.float32)
+    flat = basis.reshape(-1, *basis.shape[-2:])
+    return _fake_quant_rows(flat, bits)[0].reshape(basis.shape)
+
+
+def se_storage_bits(nonzeros: int, positions: int, bases: int, row_length: int, exponent_bits: int,
+                    basis_bits: int) -> int:
+    """The one storage count of a SmartExchange weight (the decomposition's and the trained form's): per kept
+    coefficient a sign and an exponent code, a 1-bit position bitmap over the real rows' ``positions`` (padding
+    rows of a last, shorter block are not stored), and per basis L x L codes of ``basis_bits`` plus one 32-bit
+    scale."""
+    return int(nonzeros * (1 + exponent_bits) + positions + bases * (row_length * row_length * basis_bits + 32))
+
+
 class WeightForm:
     """Base: ``params``/``grads``/``buffers`` dicts (names without the ``weight.`` prefix).
 
@@ -321,10 +338,10 @@ class SmartExchangeWeight(WeightForm):
         return int(self.buffers["mask"].sum())
 
     def storage_bits(self) -> int:
-        """Sign and exponent bits per kept coefficient, the position bitmap, the basis codes and one 32-bit
-        scale per basis."""
-        return int(self.nonzeros * (1 + self.exponent_bits) + self.buffers["mask"].size
-                   + self.params["basis"].size * self.basis_bits + 32 * self.shape[0] * self.nb)
+        """``se_storage_bits``: sign and exponent bits per kept coefficient, the position bitmap of the real
+        rows, the basis codes and one 32-bit scale per basis."""
+        return se_storage_bits(self.nonzeros, self.shape[0] * self.m * self.L, self.shape[0] * self.nb, self.L,
+                               self.exponent_bits, self.basis_bits)
 
     def weight_bits(self) -> int:
         return 1 + self.exponent_bits
