@@ -135,3 +135,26 @@ def test_the_decomposition_and_the_trained_form_count_and_rebuild_alike():
         form = SmartExchangeWeight(w.shape, BLOCK_ROWS, 5, 4, 8).set_blocks(layer.blocks)
         assert layer.storage_bits() == form.storage_bits()
         np.testing.assert_allclose(layer.dense(), form.dense(), rtol=1e-5, atol=1e-6)
+
+
+def test_the_hardware_view_charges_rebuilt_weights_at_row_density_plus_the_rebuild():
+    # the accelerator rebuilds W = Ce x B and multiplies by W: a zero element of Ce does not zero W, a zero row
+    # does; W's width is the basis's; each non-zero coefficient costs L shift-and-adds to rebuild
+    from lean.compress.pipeline import apply_smartexchange
+    from lean.hw import accelerator, predictor
+    from lean.hw.workload import from_model
+    from lean.nets import build
+
+    model = build("resnet8", input_shape=(8, 8, 1), num_classes=10, seed=0, width=0.5)
+    apply_smartexchange(model, theta=0.05, row_threshold=5.0)
+    workload = from_model(model)
+    forms = [m.form for _, m in model.net.named_modules() if getattr(m, "form", None) is not None]
+    for layer, form in zip(workload.layers, forms, strict=True):
+        assert layer.w_bits == form.basis_bits == 8
+        assert layer.w_density == pytest.approx(form.row_density())
+        element_density = form.nonzeros / form.buffers["mask"].size
+        assert layer.w_density >= element_density  # rows, not elements
+        assert layer.rebuild_adds == form.nonzeros * form.L > 0
+    result = predictor.predict(workload, accelerator.load("eyeriss"))
+    assert all(r.energy_breakdown_pj["rebuild"] > 0 for r in result.layers)
+    assert result.layers[0].energy_pj == pytest.approx(sum(result.layers[0].energy_breakdown_pj.values()))

@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import HardwareModelError
+from . import tech
 from .accelerator import Accelerator
 from .workload import LayerShape, Workload
 
@@ -45,6 +46,9 @@ RELEVANT = {"input": ("N", "C", "P", "Q"), "weight": ("K", "C"), "output": ("N",
 # Loop orders tried at the DRAM level, outermost first (weight-, output- and input-stationary families).
 ORDERS = ("KCNPQ", "CKNPQ", "NKPQC", "NPQKC", "NCPQK", "NPQCK", "KNPQC", "CNPQK")
 OBJECTIVES = ("energy", "latency", "edp")
+_H = tech.table("horowitz45")
+# one rebuild shift-and-add against one MAC at the same width (Horowitz, ISSCC 2014: 8-bit add / (mult + add))
+REBUILD_ADD_PER_MAC = _H["add_8b"].value / (_H["mult_8b"].value + _H["add_8b"].value)
 
 
 @dataclass(frozen=True)
@@ -306,13 +310,16 @@ def _evaluate(layer, acc, tiles, order):
     noc = arr["noc"] * n_tiles
 
     e_mac = macs * acc.e_mac_pj * gate * w_scale * a_scale
+    # a compressed layer's weights rebuilt by shift-and-add before use (SmartExchange's rebuild engine), once a
+    # pass: an add costs REBUILD_ADD_PER_MAC of a MAC at the same width (Horowitz: 8-bit add / 8-bit mult + add)
+    e_rebuild = layer.rebuild_adds / groups * acc.e_mac_pj * REBUILD_ADD_PER_MAC * w_scale
     e_rf = rf * acc.e_rf_pj * a_scale
     e_noc = noc * acc.e_noc_pj * a_scale
     e_glb_in, e_glb_w, e_glb_out = (glb_in * acc.e_glb_pj * a_scale, glb_w * acc.e_glb_pj * w_scale,
                                     glb_out * acc.e_glb_pj * a_scale)
     e_dram_in, e_dram_w, e_dram_out = (dram_in * acc.e_dram_pj * a_scale, dram_w * acc.e_dram_pj * w_scale,
                                        dram_out * acc.e_dram_pj * a_scale)
-    energy = e_mac + e_rf + e_noc + e_glb_in + e_glb_w + e_glb_out + e_dram_in + e_dram_w + e_dram_out
+    energy = e_mac + e_rebuild + e_rf + e_noc + e_glb_in + e_glb_w + e_glb_out + e_dram_in + e_dram_w + e_dram_out
 
     compute = arr["cycles"] * n_tiles
     if acc.zero_skipping:
@@ -330,7 +337,8 @@ def _evaluate(layer, acc, tiles, order):
         "fits": fits, "cycles": cycles * groups, "compute": compute * groups, "dram_cycles": dram_cycles * groups,
         "energy": energy * groups, "dram_bytes": dram_bytes * groups, "util": arr["util"] * np.ones_like(cycles),
         "breakdown": {"mac": e_mac, "rf": e_rf, "noc": e_noc, "glb": e_glb_in + e_glb_w + e_glb_out,
-                      "dram": e_dram_in + e_dram_w + e_dram_out},
+                      "dram": e_dram_in + e_dram_w + e_dram_out,
+                      **({"rebuild": e_rebuild} if layer.rebuild_adds else {})},
         "by_data": {"input": e_glb_in + e_dram_in, "weight": e_glb_w + e_dram_w, "output": e_glb_out + e_dram_out},
         "groups": groups,
     }

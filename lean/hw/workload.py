@@ -53,6 +53,7 @@ class LayerShape:
     a_bits: int = 16
     w_density: float = 1.0
     a_density: float = 1.0
+    rebuild_adds: int = 0  # shift-and-add operations that rebuild the weights from a compressed form, per pass
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -61,6 +62,9 @@ class LayerShape:
             v = getattr(self, f)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise HardwareModelError(f"layer {self.name!r}: {f} must be a positive integer; got {v!r}")
+        if not isinstance(self.rebuild_adds, int) or isinstance(self.rebuild_adds, bool) or self.rebuild_adds < 0:
+            raise HardwareModelError(f"layer {self.name!r}: rebuild_adds must be a non-negative integer; "
+                                     f"got {self.rebuild_adds!r}")
         if not isinstance(self.padding, int) or isinstance(self.padding, bool) or self.padding < 0:
             raise HardwareModelError(f"layer {self.name!r}: padding must be a non-negative integer; "
                                      f"got {self.padding!r}")
@@ -299,7 +303,10 @@ def from_model(model, batch: int = 1, name: str | None = None, w_bits: int = 16,
 
     The model runs one forward pass on a zero image with an observer on each conv and linear layer (removed
     afterwards, also on error). Weight densities are the model's real fraction of non-zero weights; compressed
-    layers report their code widths (power-of-two codes, quantized weights) and input bit widths.
+    layers report the width of the weights the hardware multiplies by (quantized codes; a SmartExchange layer's
+    rebuilt weights at its basis width), their density (a SmartExchange layer: Ce's row density, since only an
+    all-zero row of Ce zeroes W), the shift-and-adds that rebuild the weights (``rebuild_adds``) and input bit
+    widths.
 
     Parameters
     ----------
@@ -335,17 +342,19 @@ def from_model(model, batch: int = 1, name: str | None = None, w_bits: int = 16,
         density = float(np.count_nonzero(weight)) / weight.size
         if layer.form is not None and layer.form.operand_density() is not None:
             density = layer.form.operand_density()
-        # a compressed layer's operands: its form's weight code width and its input quantization
+        # a compressed layer's operands: the width of the weights its form has the hardware multiply by, its input
+        # quantization, and the operations that rebuild the weights first (SmartExchange: Ce x B by shift-and-add)
         lw_bits = layer.form.weight_bits() if layer.form is not None else w_bits
         la_bits = layer.input_bits if layer.input_bits is not None else a_bits
+        rebuild = layer.form.rebuild_adds() if layer.form is not None else 0
         if isinstance(layer, Conv2d):
             _, h, w, c = x_shape
             shapes.append(LayerShape(layer_name, "conv", batch, c, layer.out_channels, h, w, layer.kernel_size,
                                      layer.kernel_size, layer.stride, layer.padding, layer.groups, lw_bits, la_bits,
-                                     density))
+                                     density, rebuild_adds=rebuild))
         else:
             shapes.append(LayerShape(layer_name, "fc", batch, layer.in_features, layer.out_features, 1, 1, 1, 1,
-                                     w_bits=lw_bits, a_bits=la_bits, w_density=density))
+                                     w_bits=lw_bits, a_bits=la_bits, w_density=density, rebuild_adds=rebuild))
     return Workload(name or model.name, tuple(shapes))
 
 

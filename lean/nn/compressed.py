@@ -174,6 +174,10 @@ class WeightForm:
         """Fraction of non-zero weight operands the hardware processes (None: those of the dense weight)."""
         return None
 
+    def rebuild_adds(self) -> int:
+        """Operations (shift-and-adds) the hardware spends rebuilding the weights from this form, once a pass."""
+        return 0
+
     def config(self) -> dict:
         """The form's type and settings as JSON-able values (``form_from_config`` rebuilds it)."""
         return {"type": type(self).__name__}
@@ -344,11 +348,19 @@ class SmartExchangeWeight(WeightForm):
                                self.exponent_bits, self.basis_bits)
 
     def weight_bits(self) -> int:
-        return 1 + self.exponent_bits
+        """The SmartExchange accelerator rebuilds W = Ce x B and multiplies activations by the rebuilt weights,
+        at the basis's width (``basis_bits``), not by Ce's ``1 + exponent_bits``-bit codes."""
+        return self.basis_bits
 
     def operand_density(self) -> float:
-        """SmartExchange hardware multiplies by the sparse coefficients Ce, not by the rebuilt weight."""
-        return self.nonzeros / self.buffers["mask"].size
+        """The rebuilt weights the accelerator multiplies by: a zero element of Ce does not zero W, only an
+        all-zero row of Ce does (its row of W is skipped), so the density is Ce's row density."""
+        return self.row_density()
+
+    def rebuild_adds(self) -> int:
+        """Rebuilding a row of W is a shift of each of the row's non-zero coefficients applied to a basis row
+        (L values) and an add: L shift-and-adds per non-zero coefficient."""
+        return int(self.nonzeros * self.L)
 
     def config(self) -> dict:
         return {"type": type(self).__name__, "block_rows": self.block_rows, "max_exponent": self.max_exponent,
