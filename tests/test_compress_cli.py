@@ -29,6 +29,8 @@ def _run(*args):
 
 @pytest.mark.parametrize("method,options", [
     ("smartexchange", ["--theta", "0.01", "--retrain-epochs", "1"]),
+    ("smartexchange", ["--theta", "0.01", "--retrain-epochs", "1", "--retrain", "fixed-mask", "--row-threshold",
+                       "5"]),
     ("kmeans", ["--clusters", "16", "--sparsity", "0.2", "--regularize-epochs", "1", "--retrain-epochs", "1"]),
     ("quantize", ["--weight-bits", "4", "--activation-bits", "8", "--per-channel", "--qat-epochs", "1"]),
 ])
@@ -74,3 +76,27 @@ def test_bad_compress_input(trained, tmp_path, args, message):
     args = [str(trained) if a == "RUN" else str(tmp_path / "o.h5") if a == "OUT" else a for a in args]
     r = _run(*args)
     assert r.exit_code != 0 and message in r.output and "Traceback" not in r.output
+
+
+def test_smartexchange_redecomposition_draws_a_new_pattern_each_epoch(trained, tmp_path, monkeypatch):
+    # the authors' re-training: dense SGD, then every weight decomposed anew after each epoch (a new mask);
+    # lean's fixed-mask schedule keeps the first decomposition's pattern
+    from lean.compress import pipeline
+
+    patterns = []
+    decompose = pipeline.SmartExchangeRedecomposition.decompose
+
+    def watched(self):
+        decompose(self)
+        first = next(iter(self.decompositions.values()))
+        patterns.append(np.concatenate([b.sign.ravel() != 0 for filt in first.blocks for b in filt]))
+
+    monkeypatch.setattr(pipeline.SmartExchangeRedecomposition, "decompose", watched)
+    report = pipeline.compress("smartexchange", trained, tmp_path / "se.h5", theta=0.01, retrain_epochs=2,
+                               lr=0.005)
+    assert report["retrain"] == "redecompose" and report["retrain_epochs"] == 2
+    assert len(patterns) == 3  # before re-training, after each of the two epochs
+    assert any(not np.array_equal(patterns[0], p) for p in patterns[1:])
+    assert all("ce_row_density" in r for r in report["layers"])
+    with pytest.raises(pipeline.ConfigError, match="--retrain"):
+        pipeline.compress("kmeans", trained, tmp_path / "k.h5", retrain="fixed-mask")

@@ -78,6 +78,9 @@ def print_report(report):
               help="The authors' row thresholding: rows of Ce with L1 norm below R x theta become zero, 3x3 convs "
                    "only (their code: 5; default off, as their scripts).")
 @click.option("--retrain-epochs", default=RETRAIN["retrain_epochs"], show_default=True, type=click.IntRange(min=0))
+@click.option("--retrain", default="redecompose", show_default=True, type=click.Choice(["redecompose", "fixed-mask"]),
+              help="Re-training: the authors' (SGD on the dense weights, decomposed anew after every epoch) or "
+                   "lean's (Ce and B fine-tuned with the first decomposition's sparsity pattern).")
 def compress_smartexchange(basis_bits, **options):
     """Sparse power-of-two coefficients x small bases (Zhao et al., ISCA 2020)."""
     _run("smartexchange", basis_bits=int(basis_bits), **options)

@@ -8,11 +8,13 @@
    spectrally relaxed k-means regularizer (``KMeansRegularizer``; Wu et al., ICML 2018), then cluster every
    conv layer's kernel rows (``kmeans.cluster_rows``) into a ``SharedWeight``; ``quantize``:
    ``QuantizedWeight`` on every conv and linear weight, and optionally fake-quantized layer inputs;
-3. test accuracy straight after, then re-train (fine-tune) the compressed form for ``retrain_epochs`` with the
-   straight-through gradients of ``lean.nn.compressed`` (Bengio et al., 2013). For SmartExchange this is
-   lean's fixed-mask re-training; the authors' (dense SGD, re-decomposed after every epoch) is not implemented.
-   For deep k-means it is the paper's fine-tuning of the shared centres with the assignments fixed;
-   test accuracy after;
+3. test accuracy straight after, then re-train for ``retrain_epochs``. SmartExchange: by default the authors'
+   schedule (``retrain="redecompose"``, ``SmartExchangeRedecomposition``): SGD on the dense weights, each weight
+   decomposed anew after every epoch and replaced by its rebuilt Ce x B, the forms made from the last
+   decomposition; or lean's ``"fixed-mask"``: Ce and B fine-tuned with the straight-through gradients of
+   ``lean.nn.compressed`` (Bengio et al., 2013) and the first decomposition's sparsity pattern. Deep k-means:
+   the paper's fine-tuning of the shared centres with the assignments fixed; quantization: straight-through
+   fine-tuning. Test accuracy after;
 4. save the compressed checkpoint (compact arrays) and return the report: per layer parameters, storage bits,
    ratio against float32, sparsity; totals over everything needed to run the model.
 """
@@ -40,6 +42,7 @@ from . import smartexchange as se
 from .config import DEFAULTS
 
 _SE, _KM, _QU, _RE = DEFAULTS["smartexchange"], DEFAULTS["kmeans"], DEFAULTS["quantize"], DEFAULTS["retrain"]
+RETRAIN_SCHEDULES = ("redecompose", "fixed-mask")  # SmartExchange's re-training: the authors', lean's
 
 METHODS = ("smartexchange", "kmeans", "quantize")
 
@@ -63,11 +66,47 @@ def apply_smartexchange(model: Model, *, theta: float = _SE["theta"], max_expone
         As for ``lean.compress.smartexchange.decompose_layer``.
     """
     for _, layer in _weighted_layers(model):
-        w = layer.weight()
-        decomposition = se.decompose_layer(w, theta, max_exponent, exponent_bits, basis_bits,
+        decomposition = se.decompose_layer(layer.weight(), theta, max_exponent, exponent_bits, basis_bits,
                                            row_threshold=row_threshold)
-        layer.set_form(SmartExchangeWeight(w.shape, se.BLOCK_ROWS, max_exponent, exponent_bits, basis_bits)
-                       .set_blocks(decomposition.blocks))
+        _set_smartexchange_form(layer, decomposition)
+
+
+def _set_smartexchange_form(layer, decomposition):
+    d = decomposition
+    layer.set_form(SmartExchangeWeight(d.shape, se.BLOCK_ROWS, d.max_exponent, d.exponent_bits, d.basis_bits)
+                   .set_blocks(d.blocks))
+
+
+class SmartExchangeRedecomposition(TrainingMethod):
+    """The authors' re-training of SmartExchange: SGD on the dense weights, and after every epoch each weight is
+    decomposed anew (a new sparsity pattern each time) and replaced by its rebuilt ``Ce x B``
+    (``--retrain redecompose``). ``decompose()`` does one round; ``decompositions`` holds the last one per layer,
+    from which the compressed forms are made at the end. The epoch's reported test accuracy is the dense
+    weights' (the trainer evaluates before ``on_epoch_end``); the authors keep the best epoch by accuracy after
+    the decomposition, lean keeps the last."""
+
+    name = "smartexchange_redecompose"
+
+    def __init__(self, model, options):
+        self.model, self.options = model, dict(options)
+        self.decompositions = {}
+
+    def decompose(self):
+        o = {**{k: _SE[k] for k in ("theta", "max_exponent", "exponent_bits", "basis_bits", "row_threshold")},
+             **self.options}
+        for name, layer in _weighted_layers(self.model):
+            d = se.decompose_layer(layer.weight(), o["theta"], o["max_exponent"], o["exponent_bits"],
+                                   o["basis_bits"], row_threshold=o["row_threshold"])
+            self.decompositions[name] = d
+            layer.params["weight"][...] = d.dense()
+
+    def on_epoch_end(self, trainer):
+        self.decompose()
+
+    def install_forms(self):
+        """Each layer's compressed form from its last decomposition."""
+        for name, layer in _weighted_layers(self.model):
+            _set_smartexchange_form(layer, self.decompositions[name])
 
 
 def _clusters_for(names, clusters):
@@ -273,7 +312,7 @@ def compress(method: str, checkpoint: str | Path, out: str | Path, *, force: boo
              seed: int = _RE["seed"], train_limit: int | None = None,
              regularize_epochs: int = _KM["regularize_epochs"], regularizer: str = _KM["regularizer"],
              reg_lambda: float = _KM["reg_lambda"], on_epoch: Callable[[dict], None] | None = None,
-             **options) -> dict:
+             retrain: str | None = None, **options) -> dict:
     """Run ``method`` on ``checkpoint`` and write ``out``; returns the report dict (see the module docstring).
 
     ``out`` is checked and locked before any work (``force`` to overwrite an existing file); it must differ from
@@ -305,6 +344,10 @@ def compress(method: str, checkpoint: str | Path, out: str | Path, *, force: boo
         kmeans only: the regularizer's lambda.
     on_epoch : callable or None
         Called with each training epoch's history entry (progress display).
+    retrain : str or None
+        smartexchange only: ``"redecompose"`` (the default; the authors': SGD on the dense weights, decomposed
+        anew after every epoch, ``SmartExchangeRedecomposition``) or ``"fixed-mask"`` (lean's: Ce and B trained
+        straight-through with the first decomposition's sparsity pattern).
     **options
         The method's own settings, passed to ``apply_<method>``.
 
@@ -334,13 +377,18 @@ def compress(method: str, checkpoint: str | Path, out: str | Path, *, force: boo
             raise ConfigError(f"{label} must be >= 0; got {v}")
     if Path(out).resolve() == Path(checkpoint).resolve():
         raise ConfigError("--out must differ from the input checkpoint")
+    if retrain is not None and method != "smartexchange":
+        raise ConfigError("--retrain chooses SmartExchange's re-training schedule; other methods have one")
+    retrain = retrain or "redecompose"
+    if retrain not in RETRAIN_SCHEDULES:
+        raise ConfigError(f"--retrain must be one of {', '.join(RETRAIN_SCHEDULES)}; got {retrain!r}")
     with claim_output(out, overwrite=force):
         return _compress(method, checkpoint, out, data, retrain_epochs, lr, batch_size, seed, train_limit,
-                         regularize_epochs, regularizer, reg_lambda, on_epoch, options)
+                         regularize_epochs, regularizer, reg_lambda, on_epoch, options, retrain)
 
 
 def _compress(method, checkpoint, out, data, retrain_epochs, lr, batch_size, seed, train_limit, regularize_epochs,
-              regularizer, reg_lambda, on_epoch, options):
+              regularizer, reg_lambda, on_epoch, options, retrain):
     ckpt = load_checkpoint(checkpoint)
     if ckpt.compressed:
         raise CheckpointError(f"{checkpoint} is already compressed; compress the dense checkpoint it came from")
@@ -366,7 +414,14 @@ def _compress(method, checkpoint, out, data, retrain_epochs, lr, batch_size, see
     report = {"method": method, "checkpoint": str(checkpoint), "out": str(out), "data": data_name}
     report["accuracy_before"] = test_accuracy()
     history = []
-    if method == "smartexchange":
+    if method == "smartexchange" and retrain == "redecompose" and retrain_epochs > 0:
+        redo = SmartExchangeRedecomposition(model, options)
+        redo.decompose()  # the dense weights become their rebuilt Ce x B: the compressed model's accuracy
+        report["accuracy_compressed"] = test_accuracy()
+        history += train(retrain_epochs, methods=[redo])
+        redo.install_forms()
+        retrain_epochs = 0
+    elif method == "smartexchange":
         apply_smartexchange(model, **options)
     elif method == "kmeans":
         if regularize_epochs:
@@ -377,7 +432,8 @@ def _compress(method, checkpoint, out, data, retrain_epochs, lr, batch_size, see
         apply_kmeans(model, seed=seed, **options)
     else:
         apply_quantize(model, **options)
-    report["accuracy_compressed"] = test_accuracy()
+    if "accuracy_compressed" not in report:
+        report["accuracy_compressed"] = test_accuracy()
     history += train(retrain_epochs)
     report["accuracy_after"] = test_accuracy()
     report["layers"] = layer_report(model)
@@ -386,7 +442,9 @@ def _compress(method, checkpoint, out, data, retrain_epochs, lr, batch_size, see
         "storage_bits": total_bits, "dense_bits": before_bits, "compression_ratio": before_bits / total_bits,
         "conv_storage_bits": sum(r["storage_bits"] for r in report["layers"] if r["kind"] == "conv"),
         "conv_dense_bits": sum(r["parameters"] * 32 for r in report["layers"] if r["kind"] == "conv"),
-        "retrain_epochs": retrain_epochs, "regularize_epochs": regularize_epochs, "options": options,
+        "retrain_epochs": len(history) if method == "smartexchange" and retrain == "redecompose" else retrain_epochs,
+        "regularize_epochs": regularize_epochs, "options": options,
+        **({"retrain": retrain} if method == "smartexchange" else {}),
         "seconds": time.perf_counter() - t0,
     })
     report["conv_compression_ratio"] = report["conv_dense_bits"] / max(report["conv_storage_bits"], 1)
