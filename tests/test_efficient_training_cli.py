@@ -79,7 +79,10 @@ def test_e2train_flags_run_together_and_cost_less_than_plain_training(run):
     (["--net", "lenet5", "--slu", "0.5"], "no identity residual blocks"),
     (["--net", "resnet8", "--psg", "5e-5", "--psg-adaptive", "0.1"], "one tau"),
     (["--net", "resnet8", "--smd", "1.5"], "'--smd': 1.5 is not in the range 0<x<1"),
-    (["--net", "resnet8", "--slim", "1e-4", "--early-bird", "1.2"], "'--early-bird': 1.2 is not in the range"),
+    (["--net", "resnet8", "--slim", "1e-4", "--early-bird", "1.2"], "--early-bird ratios must be distinct and in"),
+    (["--net", "resnet8", "--slim", "1e-4", "--early-bird", "0.3,x"], "--early-bird takes prune ratios like"),
+    (["--net", "resnet8", "--slim", "1e-4", "--early-bird", "0.3,0.7", "--eb-prune-ratio", "0.5"],
+     "--eb-prune-ratio 0.5 is not one of the --early-bird ratios"),
     (["--net", "resnet8", "--slu", "0"], "'--slu': 0.0 is not in the range 0<x<=1"),
     (["--net", "resnet8", "--eb-window", "3"], "--eb-window is a setting of --early-bird: give that too"),
     (["--net", "mlp", "--slim", "1e-4"], "--slim penalizes batch-norm scales; mlp has no batch norm"),
@@ -121,3 +124,36 @@ def test_low_precision_early_bird_search_then_float_retraining(run):
     s = _last_json(r.output)
     assert s["early_bird_epoch"] is not None
     assert {"int8xint8", "float32xfloat32"} <= set(s["energy"]["by_precision"])  # 8-bit search, float re-training
+
+
+def test_early_bird_draws_tickets_for_several_ratios_in_one_run_and_prunes_at_the_one_asked(run):
+    # the authors' run: detectors for 0.3, 0.5 and 0.7 side by side, masks over every batch norm
+    args = ["--net", "resnet8", "--data", "digits", "--batch-size", "64", "--slim", "1e-4", "--early-bird",
+            "0.3,0.5,0.7", "--eb-prune-ratio", "0.7", "--eb-window", "3", "--eb-epsilon", "0.2", "--epochs", "5"]
+    r = run("train", *args, "--out", "eb3.h5")
+    assert r.exit_code == 0, r.output
+    assert "ratio 0.7: ticket at epoch" in r.output and "(pruned at this ratio)" in r.output
+    s = _last_json(run("train", *args, "--out", "eb3b.h5", "--json").output)
+    tickets = s["early_bird_tickets"]
+    assert set(tickets) == {"0.3", "0.5", "0.7"} and s["early_bird_prune_ratio"] == 0.7
+    assert tickets["0.7"]["epoch"] == s["early_bird_epoch"] is not None
+    lengths = {len(t["mask_distances"]) for t in tickets.values()}
+    assert lengths == {s["early_bird_epoch"]}  # every detector ran until the run pruned
+    assert tickets["0.7"]["mask_distances"] == s["mask_distances"]
+    assert s["params_after"] < 0.6 * s["params_before"]  # 70% of the pooled channels
+
+
+def test_early_bird_masks_pool_every_batch_norm_with_the_authors_threshold():
+    from lean.compress.slimming import _batchnorms, channel_masks, prunable_batchnorms
+
+    model = build("resnet8", input_shape=(8, 8, 1), num_classes=10, seed=0)
+    rng = np.random.default_rng(0)
+    for _, bn in _batchnorms(model):
+        bn.params["weight"][...] = rng.standard_normal(bn.params["weight"].shape)
+    masks = channel_masks(model, 0.3, every_batchnorm=True)
+    everyone = [name for name, _ in _batchnorms(model)]
+    assert sorted(masks) == sorted(everyone) and len(everyone) > len(prunable_batchnorms(model))
+    scales = np.sort(np.concatenate([np.abs(bn.params["weight"]) for _, bn in _batchnorms(model)]))
+    threshold = scales[int(len(scales) * 0.3)]
+    for name, bn in _batchnorms(model):
+        np.testing.assert_array_equal(masks[name], np.abs(bn.params["weight"]) > threshold)

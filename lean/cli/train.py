@@ -85,6 +85,11 @@ def print_summary(summary):
                        f"{summary['params_after']:,} parameters, {summary['macs_before'] / 1e6:.2f} -> "
                        f"{summary['macs_after'] / 1e6:.2f} M MACs per image")
         click.echo("mask distances per epoch: " + " ".join(f"{d:.3f}" for d in summary["mask_distances"]))
+        for ratio, ticket in (summary.get("early_bird_tickets") or {}).items():
+            at = "no ticket" if ticket["epoch"] is None else f"ticket at epoch {ticket['epoch']}"
+            pruned = " (pruned at this ratio)" if float(ratio) == summary.get("early_bird_prune_ratio") else ""
+            click.echo(f"  ratio {ratio}: {at}{pruned}; distances " + " ".join(f"{d:.3f}"
+                                                                              for d in ticket["mask_distances"]))
     if summary.get("checkpoint"):
         click.echo(f"checkpoint: {summary['checkpoint']}")
 

@@ -14,6 +14,7 @@ Like ``lean.train.config``, this module imports no NumPy.
 from dataclasses import dataclass
 from typing import ClassVar
 
+from ..errors import ConfigError
 from ..train.config import MethodConfig, option, register_method
 
 DEFAULTS = {
@@ -49,17 +50,38 @@ class EarlyBirdConfig(MethodConfig):
     requires: ClassVar[tuple] = ("slim",)
     requires_message: ClassVar[str] = ("--early-bird draws its ticket from slimmed batch norms: give --slim too "
                                        "(e.g. 1e-4)")
-    ratio: float = option(0.5, "Early-bird tickets: prune this fraction of channels when the ticket appears "
-                          "(needs --slim).", flag="--early-bird", kind=float, minimum=0, maximum=1, max_open=True,
-                          switch=True, metavar="RATIO")
+    ratio: str = option("0.5", "Early-bird tickets at these prune ratios, comma-separated (authors: 0.3,0.5,0.7; "
+                        "needs --slim); the run prunes at --eb-prune-ratio.", flag="--early-bird", kind=str,
+                        switch=True, metavar="RATIOS")
     epsilon: float = option(0.1, "Early-bird mask distance bound (authors: 0.1).", flag="--eb-epsilon",
                             kind=float, minimum=0)
     window: int = option(5, "Early-bird FIFO length, in epochs (authors: 5).", flag="--eb-window", kind=int,
                          minimum=2)
     precision: int | None = option(None, "Bits of the early-bird search phase (e.g. 8; default float32).",
                                    flag="--eb-precision", kind=int, minimum=2, maximum=16, metavar="BITS")
+    prune_ratio: float | None = option(None, "The early-bird ratio whose ticket the run prunes at (default 0.5 if "
+                                       "drawn, else the first).", flag="--eb-prune-ratio", kind=float, minimum=0,
+                                       maximum=1, max_open=True, metavar="RATIO")
+
+    def __post_init__(self):
+        super().__post_init__()
+        text = self.ratio if isinstance(self.ratio, str) else f"{float(self.ratio):g}"  # a stored float (older)
+        try:
+            ratios = tuple(float(part) for part in text.split(",") if part.strip())
+        except ValueError:
+            raise ConfigError(f"--early-bird takes prune ratios like 0.3,0.5,0.7; got {self.ratio!r}") from None
+        if not ratios or any(not 0.0 <= r < 1.0 for r in ratios) or len(set(ratios)) != len(ratios):
+            raise ConfigError(f"--early-bird ratios must be distinct and in [0, 1); got {text}")
+        object.__setattr__(self, "ratio", ",".join(f"{r:g}" for r in ratios))
+        if self.prune_ratio is not None and self.prune_ratio not in ratios:
+            raise ConfigError(f"--eb-prune-ratio {self.prune_ratio:g} is not one of the --early-bird ratios "
+                              f"({text})")
+
+    @property
+    def ratios(self) -> tuple[float, ...]:
+        return tuple(float(part) for part in self.ratio.split(","))
 
     def build(self):
         from .slimming import EarlyBirdTraining
 
-        return EarlyBirdTraining(self.ratio, self.window, self.epsilon, self.precision)
+        return EarlyBirdTraining(self.ratios, self.window, self.epsilon, self.precision, self.prune_ratio)

@@ -137,7 +137,7 @@ def prunable_batchnorms(model: Model) -> list[str]:
     return names
 
 
-def channel_masks(model: Model, ratio: float) -> dict[str, np.ndarray]:
+def channel_masks(model: Model, ratio: float, every_batchnorm: bool = False) -> dict[str, np.ndarray]:
     """Boolean keep-masks per prunable batch-norm layer (by name), pruning the global ``ratio`` of smallest
     |gamma| among them.
 
@@ -148,12 +148,17 @@ def channel_masks(model: Model, ratio: float) -> dict[str, np.ndarray]:
     ratio : float
         In [0, 1): the fraction of the pooled channels to prune (0 keeps all).
 
+    every_batchnorm : bool
+        Pool every batch norm, also those whose channels cannot be removed (before a residual add), and take the
+        threshold as ``sorted(scales)[int(total * ratio)]``: the early-bird authors' masks (their ``EarlyBird``
+        class). ``prune`` uses only the prunable layers' masks; the others take part in the distances.
+
     Returns
     -------
     dict of str to np.ndarray
         Batch-norm name -> bool (c,) keep mask, c that batch norm's channels, for every name of
-        ``prunable_batchnorms(model)``. A layer's mask may be all False (``prune`` then keeps its strongest
-        channel).
+        ``prunable_batchnorms(model)`` (every batch norm with ``every_batchnorm``). A layer's mask may be all
+        False (``prune`` then keeps its strongest channel).
 
     Raises
     ------
@@ -168,12 +173,14 @@ def channel_masks(model: Model, ratio: float) -> dict[str, np.ndarray]:
     if not 0.0 <= ratio < 1.0:
         raise ConfigError(f"prune ratio must be in [0, 1); got {ratio}")
     wanted = set(prunable_batchnorms(model))
-    layers = [(name, m) for name, m in _batchnorms(model) if name in wanted]
-    if not layers:
+    if not wanted:
         raise ConfigError(f"model {model.name} has no batch-norm channels that can be pruned")
+    layers = [(name, m) for name, m in _batchnorms(model) if every_batchnorm or name in wanted]
     scales = np.concatenate([np.abs(m.params["weight"]) for _, m in layers])
-    # one global threshold over all prunable layers (Liu et al., "Channel Pruning and Fine-tuning")
-    threshold = np.quantile(scales, ratio) if ratio > 0 else -np.inf
+    if every_batchnorm:  # the early-bird authors' rule: every batch norm pooled, threshold sorted[int(total * p)]
+        threshold = np.sort(scales)[int(len(scales) * ratio)] if ratio > 0 else -np.inf
+    else:  # one global threshold over all prunable layers (Liu et al., "Channel Pruning and Fine-tuning")
+        threshold = np.quantile(scales, ratio) if ratio > 0 else -np.inf
     return {name: np.abs(m.params["weight"]) > threshold for name, m in layers}
 
 
@@ -468,31 +475,46 @@ def _mask_bits(flat):
 
 
 class EarlyBirdTraining(TrainingMethod):
-    """The early-bird method (``lean train --slim S --early-bird P``), beside the slimming penalty it needs.
+    """The early-bird method (``lean train --slim S --early-bird 0.3,0.5,0.7 [--eb-prune-ratio 0.5]``), beside
+    the slimming penalty it needs.
 
     Search phase: the run's ``SlimmingPenalty`` on every batch-norm scale, optionally ``precision``-bit training
     (``lean.train.e2train.LowPrecisionTraining``; You et al., section 4.3, the low-precision search: the authors
-    used SWALP, lean a per-tensor fixed-point grid); at the end of each epoch, masks at ratio ``ratio`` go into
-    the FIFO and their largest distance to the newest is logged. When the ticket appears the network is pruned
-    physically (``prune``), the penalty is switched off, and the trainer continues with the narrower model, in
-    full precision, to the end of the schedule (the re-training of the ticket).
+    used SWALP, lean a per-tensor fixed-point grid). At the end of each epoch one detector per ratio draws its
+    masks as the authors' code does (every batch norm pooled, one global threshold ``sorted[int(total * p)]``,
+    ``channel_masks(every_batchnorm=True)``) and logs its largest distance to the newest mask. When the ticket of
+    ``prune_ratio`` appears the network is pruned physically (``prune``; the batch norms before a residual add take
+    part in the masks and keep their channels), the penalty is switched off, and the trainer continues with the
+    narrower model, in full precision, to the end of the schedule (the re-training of the ticket). The other
+    ratios' detectors stop there; their ticket epochs (if they came first) are reported.
 
     Parameters
     ----------
-    ratio : float
-        In [0, 1): the fraction of channels the ticket prunes.
+    ratios : sequence of float
+        Each in [0, 1): the prune ratios to draw tickets for (authors: 0.3, 0.5, 0.7).
     window, epsilon
         As for ``EarlyBird``.
     precision : int or None
         Bits of the search phase's operands (e.g. 8), or None for float32.
+    prune_ratio : float or None
+        The ratio whose ticket the run prunes at; one of ``ratios`` (None: 0.5 if listed, else the first).
     """
 
     name = "early_bird"
 
-    def __init__(self, ratio: float = 0.5, window: int = 5, epsilon: float = 0.1, precision: int | None = None):
-        if not 0.0 <= ratio < 1.0:
-            raise ConfigError(f"early-bird prune ratio must be in [0, 1); got {ratio}")
-        self.detector = EarlyBird(ratio, window, epsilon)
+    def __init__(self, ratios=(0.5,), window: int = 5, epsilon: float = 0.1, precision: int | None = None,
+                 prune_ratio: float | None = None):
+        ratios = (float(ratios),) if isinstance(ratios, (int, float)) else tuple(float(r) for r in ratios)
+        if not ratios or any(not 0.0 <= r < 1.0 for r in ratios):
+            raise ConfigError(f"early-bird prune ratios must be in [0, 1); got {', '.join(map(str, ratios))}")
+        if prune_ratio is None:
+            prune_ratio = 0.5 if 0.5 in ratios else ratios[0]
+        if float(prune_ratio) not in ratios:
+            raise ConfigError(f"--eb-prune-ratio {prune_ratio} is not one of the ratios drawn "
+                              f"({', '.join(f'{r:g}' for r in ratios)})")
+        self.detectors = {r: EarlyBird(r, window, epsilon) for r in ratios}
+        self.prune_ratio = float(prune_ratio)
+        self.detector = self.detectors[self.prune_ratio]
         self.precision = None if precision is None else int(precision)
         self.low_precision = LowPrecisionTraining(self.precision) if self.precision is not None else None
         self.pruned = False
@@ -519,14 +541,21 @@ class EarlyBirdTraining(TrainingMethod):
     def on_epoch_end(self, trainer):
         if self.pruned:
             return
-        # You et al.: draw this epoch's masks and test the FIFO's distances (the early-bird search)
-        masks = channel_masks(self.model, self.detector.ratio)
-        emerged = self.detector.observe(masks, trainer.epoch)
+        # You et al.: draw this epoch's masks for every ratio and test each FIFO's distances (the search)
+        masks = {}
+        for ratio, detector in self.detectors.items():
+            masks[ratio] = channel_masks(self.model, ratio, every_batchnorm=True)
+            detector.observe(masks[ratio], trainer.epoch)
         trainer.history[-1]["mask_distance"] = self.detector.distances[-1]
-        if not emerged:
+        if len(self.detectors) > 1:
+            trainer.history[-1]["mask_distances_by_ratio"] = {f"{r:g}": d.distances[-1]
+                                                              for r, d in self.detectors.items()}
+        if self.detector.ticket_epoch is None:
             return
+        prunable = set(prunable_batchnorms(self.model))
+        keep = {name: m for name, m in masks[self.prune_ratio].items() if name in prunable}
         params_before, macs_before = network_size(self.model)
-        narrower = prune(self.model, masks)
+        narrower = prune(self.model, keep)
         params_after, macs_after = network_size(narrower)
         self.sizes = {"params_before": params_before, "params_after": params_after,
                       "macs_before": macs_before, "macs_after": macs_after}
@@ -538,20 +567,29 @@ class EarlyBirdTraining(TrainingMethod):
         trainer.replace_model(narrower)
 
     def summary(self):
-        return {"early_bird_epoch": self.detector.ticket_epoch, "mask_distances": list(self.detector.distances),
-                **self.sizes}
+        out = {"early_bird_epoch": self.detector.ticket_epoch, "mask_distances": list(self.detector.distances),
+               "early_bird_prune_ratio": self.prune_ratio, **self.sizes}
+        if len(self.detectors) > 1:
+            out["early_bird_tickets"] = {f"{r:g}": {"epoch": d.ticket_epoch, "mask_distances": list(d.distances)}
+                                         for r, d in self.detectors.items()}
+        return out
 
     # -- resume
     def state(self):
         return {"fifo": [_mask_bits(m) for m in self.detector.fifo], "distances": self.detector.distances,
-                "ticket_epoch": self.detector.ticket_epoch, "pruned": self.pruned, "sizes": self.sizes}
+                "ticket_epoch": self.detector.ticket_epoch, "pruned": self.pruned, "sizes": self.sizes,
+                "detectors": {f"{r:g}": {"fifo": [_mask_bits(m) for m in d.fifo], "distances": d.distances,
+                                         "ticket_epoch": d.ticket_epoch} for r, d in self.detectors.items()}}
 
     def load_state(self, state):
-        self.detector.fifo.clear()
-        for bits in state.get("fifo", []):
-            self.detector.fifo.append(np.frombuffer(bits.encode(), np.uint8) == ord("1"))
-        self.detector.distances = list(state.get("distances", []))
-        self.detector.ticket_epoch = state.get("ticket_epoch")
+        stored = state.get("detectors") or {f"{self.prune_ratio:g}": state}  # a run from before several ratios
+        for ratio, detector in self.detectors.items():
+            part = stored.get(f"{ratio:g}", {})
+            detector.fifo.clear()
+            for bits in part.get("fifo", []):
+                detector.fifo.append(np.frombuffer(bits.encode(), np.uint8) == ord("1"))
+            detector.distances = list(part.get("distances", []))
+            detector.ticket_epoch = part.get("ticket_epoch")
         self.pruned = bool(state.get("pruned", False))
         self.sizes = dict(state.get("sizes", {}))
 
