@@ -113,3 +113,47 @@ def test_bad_options():
         cluster_rows(w, 4, sparsity=1.0)
     with pytest.raises(ValueError, match="deep k-means takes"):
         cluster_rows(np.zeros(5), 2)
+
+
+@pytest.mark.parametrize("form", ["paper", "indicator"])
+def test_the_kmeans_regularizer_gradient_matches_central_differences_and_pulls_rows_together(form):
+    from lean.compress.pipeline import KMeansRegularizer
+    from lean.nn import Conv2d, Model, Sequential
+
+    rng = np.random.default_rng(3)
+    conv = Conv2d(4, 6, 3, padding=1)
+    conv.params["weight"][...] = rng.standard_normal((6, 4, 3, 3)).astype(np.float32)
+    model = Model(Sequential([("conv", conv)]), input_shape=(5, 5, 4), num_classes=6)
+    lam = 0.1
+    reg = KMeansRegularizer(model, clusters=4, lam=lam, form=form)
+    reg._refresh()
+
+    def penalty():  # (lambda / 2) [Tr(W^T W) - Tr(F^T W^T W F)] with F as last refreshed, W = rows^T
+        rows = kernel_rows(conv.params["weight"]).astype(np.float64)
+        if form == "paper":
+            v = reg.projections["conv"]
+            return lam / 2 * ((rows ** 2).sum() - ((rows.T @ v) ** 2).sum())
+        labels = reg.projections["conv"]
+        means = np.stack([rows[labels == j].mean(axis=0) if (labels == j).any() else np.zeros(3)
+                          for j in range(labels.max() + 1)])
+        return lam / 2 * ((rows - means[labels]) ** 2).sum()
+
+    conv.grads["weight"][...] = 0
+    reg.before_update(None)
+    grad = conv.grads["weight"].copy()
+    w = conv.params["weight"]
+    for idx in [(0, 0, 0, 0), (2, 1, 1, 2), (5, 3, 2, 1), (3, 2, 0, 1)]:
+        old = w[idx]
+        w[idx] = old + 1e-2
+        up = penalty()
+        w[idx] = old - 1e-2
+        down = penalty()
+        w[idx] = old
+        assert grad[idx] == pytest.approx((up - down) / 2e-2, rel=1e-3, abs=1e-6)
+    if form == "indicator":  # its effect: gradient steps on the term shrink the rows' spread around their centres
+        before = penalty()
+        for _ in range(5):
+            conv.grads["weight"][...] = 0
+            reg.before_update(None)
+            w -= 2.0 * conv.grads["weight"]
+        assert penalty() < 0.5 * before

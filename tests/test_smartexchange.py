@@ -158,3 +158,32 @@ def test_the_hardware_view_charges_rebuilt_weights_at_row_density_plus_the_rebui
     result = predictor.predict(workload, accelerator.load("eyeriss"))
     assert all(r.energy_breakdown_pj["rebuild"] > 0 for r in result.layers)
     assert result.layers[0].energy_pj == pytest.approx(sum(result.layers[0].energy_breakdown_pj.values()))
+
+
+def test_ce_gets_the_straight_through_gradient_and_the_fixed_mask_holds_in_training():
+    # dCe = dW_rows B^T on the kept positions only (straight through the power-of-two rounding); a zero position
+    # stays zero through training steps (lean's fixed-mask schedule)
+    from lean.nn.compressed import SmartExchangeWeight, quantize_basis, se_rows
+
+    w = _weights((4, 8, 3, 3), seed=9)
+    layer = decompose_layer(w, theta=0.03)
+    form = SmartExchangeWeight(w.shape, BLOCK_ROWS, 5, 4, 8).set_blocks(layer.blocks)
+    mask = form.buffers["mask"].copy()
+    assert 0 < mask.mean() < 1
+    rng = np.random.default_rng(1)
+    dw = rng.standard_normal(w.shape).astype(np.float32)
+    form.dense()
+    form.grads = {name: np.zeros_like(v) for name, v in form.params.items()}
+    form.backward(dw)
+    basis = quantize_basis(form.params["basis"], 8)
+    rows = se_rows(dw).reshape(form.params["ce"].shape)  # one block per filter here (24 rows)
+    expected = np.einsum("kbmj,kblj->kbml", rows, basis) * mask
+    np.testing.assert_allclose(form.grads["ce"], expected, rtol=1e-5, atol=1e-6)
+    for _ in range(3):  # SGD steps on Ce and B: the pattern of zeros does not move
+        form.params["ce"] -= 0.5 * form.grads["ce"]
+        form.params["basis"] -= 0.5 * form.grads["basis"]
+        form.dense()
+        form.grads = {name: np.zeros_like(v) for name, v in form.params.items()}
+        form.backward(dw)
+        codes = form._coefficients()[1]
+        assert not codes[mask == 0].any()
