@@ -7,14 +7,16 @@ Early-Bird Tickets: Towards More Efficient Training of Deep Networks", ICLR 2020
 low-precision search is confirmed by the authors' README; the other section and algorithm numbers are not).
 
 Both are training methods (``lean.train.methods``) configured by ``lean.compress.config``
-(``lean train --slim S [--early-bird P --eb-window W --eb-epsilon E --eb-precision B]``).
+(``lean train --slim S [--early-bird P[,P...] --eb-prune-ratio P --eb-window W --eb-epsilon E --eb-precision B]``).
 
 - ``SlimmingPenalty`` (Liu et al., section 3, "Scaling Factors and Sparsity-induced Penalty": the L1 term
   g(gamma) = |gamma| of Eq. 1, optimized by subgradient descent): the subgradient ``s * sign(gamma)`` added to
   every batch-norm scale before each update (authors' s = 1e-4).
 - ``channel_masks`` (Liu et al., section 3, "Channel Pruning and Fine-tuning"): pool |gamma| over the batch norms
   whose channels can be removed (``prunable_batchnorms``), threshold at the ``ratio`` quantile (one global
-  threshold, not one per layer), keep the channels above it.
+  threshold, not one per layer), keep the channels above it. With ``every_batchnorm`` (early-bird): the
+  authors' ``EarlyBird`` masks, every batch norm pooled (also those before a residual add) and the threshold
+  ``sorted[int(total * p)]``.
 - ``mask_distance`` (You et al., the mask distance; section unconfirmed): the fraction of mask bits that differ
   (normalized Hamming distance) between two draws.
 - ``EarlyBird`` (You et al., the search for the early-bird ticket, their Algorithm 1; number unconfirmed): masks
@@ -25,10 +27,15 @@ Both are training methods (``lean.train.methods``) configured by ``lean.compress
   post-activation block loses the channels between its convs and a pre-activation block also selects the
   kept channels of its input after its first batch norm (``ChannelSelect``, ``prune_residual``; Liu et al.,
   section 3, "Handling Cross Layer Connections and Pre-activation Structure": a channel-selection layer).
-- ``EarlyBirdTraining``: the early-bird method inside ``lean train``: masks during a dense search phase (the
-  slimming penalty runs beside it; optionally in low precision, You et al., section 4.3, "EB Train LL"), physical
-  pruning when the ticket appears, then re-training of the pruned net, without the penalty, to the end of the
-  schedule.
+- ``EarlyBirdTraining``: the early-bird method inside ``lean train``: one detector per ratio (the authors draw
+  0.3, 0.5 and 0.7 in one run) during a dense search phase (the slimming penalty runs beside it; optionally in
+  low precision, You et al., section 4.3, "EB Train LL"), physical pruning when the ticket of the prune ratio
+  appears, then re-training of the pruned net, without the penalty, to the end of the schedule. Where lean
+  departs from the authors' code (GATECH-EIC/Early-Bird-Tickets): masks are drawn at the end of each epoch
+  (theirs at the start, the first from the untrained net); the pruned net keeps its weights and re-trains without
+  the penalty in the same run (their ``main_c.py`` re-initializes the pruned architecture and keeps the
+  penalty); batch norms start at gamma 1 unless ``--bn-init 0.5`` (theirs: 0.5). Which of these matter is
+  issue 14's question (tickets across seeds and schedules).
 - ``prune_checkpoint``: ``lean prune``, network slimming's one-shot pruning of a trained checkpoint (Liu et al.,
   section 3, "Channel Pruning and Fine-tuning"; the fine-tuning is a resumed ``lean train``).
 """
