@@ -126,14 +126,19 @@ def test_low_precision_early_bird_search_then_float_retraining(run):
     assert {"int8xint8", "float32xfloat32"} <= set(s["energy"]["by_precision"])  # 8-bit search, float re-training
 
 
-def test_early_bird_draws_tickets_for_several_ratios_in_one_run_and_prunes_at_the_one_asked(run):
+def test_early_bird_draws_tickets_for_several_ratios_in_one_run_and_prunes_at_the_one_asked(run, capsys):
     # the authors' run: detectors for 0.3, 0.5 and 0.7 side by side, masks over every batch norm
+    from lean.cli.train import print_summary
+
     args = ["--net", "resnet8", "--data", "digits", "--batch-size", "64", "--slim", "1e-4", "--early-bird",
             "0.3,0.5,0.7", "--eb-prune-ratio", "0.7", "--eb-window", "3", "--eb-epsilon", "0.2", "--epochs", "5"]
-    r = run("train", *args, "--out", "eb3.h5")
+    r = run("train", *args, "--out", "eb3.h5", "--json")
     assert r.exit_code == 0, r.output
-    assert "ratio 0.7: ticket at epoch" in r.output and "(pruned at this ratio)" in r.output
-    s = _last_json(run("train", *args, "--out", "eb3b.h5", "--json").output)
+    s = _last_json(r.output)
+    capsys.readouterr()
+    print_summary(s)
+    printed = capsys.readouterr().out
+    assert "ratio 0.7: ticket at epoch" in printed and "(pruned at this ratio)" in printed
     tickets = s["early_bird_tickets"]
     assert set(tickets) == {"0.3", "0.5", "0.7"} and s["early_bird_prune_ratio"] == 0.7
     assert tickets["0.7"]["epoch"] == s["early_bird_epoch"] is not None
