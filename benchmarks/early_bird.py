@@ -32,7 +32,8 @@ def main():
     ap.add_argument("--data", default="fashion-mnist")
     ap.add_argument("--epochs", type=int, default=90)
     ap.add_argument("--train-limit", type=int, default=10000)
-    ap.add_argument("--ratio", type=float, default=0.5)
+    ap.add_argument("--ratio", type=float, default=0.5, help="the ratio pruned at (and by the pipeline)")
+    ap.add_argument("--ratios", default="0.3,0.5,0.7", help="the tickets drawn in the early-bird run (authors')")
     ap.add_argument("--slim", type=float, default=1e-4)
     ap.add_argument("--lr", type=float, default=0.05)
     ap.add_argument("--eb-window", type=int, default=5)
@@ -54,8 +55,10 @@ def main():
                                    "--force")
     retrained, retrain_wall = lean_json("train", "--resume", out / "pruned.h5", "--epochs", args.epochs,
                                         "--out", out / "retrained.h5", "--force")
-    eb, eb_wall = lean_json("train", *common, "--early-bird", args.ratio, "--eb-window", args.eb_window,
-                            "--eb-epsilon", args.eb_epsilon, "--out", out / "early-bird.h5")
+    ratios = args.ratios if f"{args.ratio:g}" in args.ratios.split(",") else f"{args.ratios},{args.ratio:g}"
+    eb, eb_wall = lean_json("train", *common, "--early-bird", ratios, "--eb-prune-ratio", args.ratio,
+                            "--eb-window", args.eb_window, "--eb-epsilon", args.eb_epsilon,
+                            "--out", out / "early-bird.h5")
 
     pipeline_energy = dense["training_energy_j"] + retrained["training_energy_j"]
     pipeline_wall = dense_wall + prune_wall + retrain_wall
@@ -63,6 +66,11 @@ def main():
     print(f"\n{args.net} on {args.data} (first {args.train_limit} training images), {args.epochs} epochs, "
           f"prune ratio {args.ratio}, {(time.time() - started) / 60:.1f} min in all")
     print("mask distances per epoch: " + " ".join(f"{d:.3f}" for d in eb["mask_distances"]))
+    for ratio, t in (eb.get("early_bird_tickets") or {}).items():  # every ratio drawn in the one run
+        at = "no ticket" if t["epoch"] is None else f"ticket at epoch {t['epoch']}"
+        print(f"  ratio {ratio}: {at}; distances " + " ".join(f"{d:.3f}" for d in t["mask_distances"]))
+    print("(the pipeline's energy counts a re-training of the whole schedule after pruning, as lean prune + "
+          "--resume runs it)")
     print(f"{'run':<34} {'test acc':>9} {'params':>9} {'energy J':>9} {'wall s':>8}")
     print(f"{'dense (unpruned baseline)':<34} {100 * dense['test_accuracy']:>8.2f}% {dense['parameters']:>9,} "
           f"{dense['training_energy_j']:>9.1f} {dense_wall:>8.0f}")
