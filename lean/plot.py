@@ -44,7 +44,8 @@ def history_curves(history: list[dict], path: str) -> str:
     return path
 
 
-def energy_breakdown(result: dict, path: str, levels: tuple[str, ...] = ("mac", "rf", "noc", "glb", "dram")) -> str:
+def energy_breakdown(result: dict, path: str,
+                     levels: tuple[str, ...] = ("mac", "rf", "noc", "glb", "dram", "rebuild")) -> str:
     """Stacked bars of each layer's energy by memory level (a ``lean.hw.predict`` result) to ``path``."""
     plt = _pyplot()
     layers = result["layers"]
@@ -53,7 +54,7 @@ def energy_breakdown(result: dict, path: str, levels: tuple[str, ...] = ("mac", 
     fig, ax = plt.subplots(figsize=(max(6, 0.35 * len(layers)), 4))
     bottom = [0.0] * len(layers)
     for level in levels:
-        values = [layer["energy_breakdown_pj"][level] / scale for layer in layers]
+        values = [layer["energy_breakdown_pj"].get(level, 0.0) / scale for layer in layers]
         ax.bar(range(len(layers)), values, bottom=bottom, label=level)
         bottom = [b + v for b, v in zip(bottom, values, strict=True)]
     ax.set_xticks(range(len(layers)), [layer["name"] for layer in layers], rotation=90, fontsize=7)

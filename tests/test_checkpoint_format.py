@@ -51,7 +51,8 @@ def test_format1_settings_become_method_configs():
     assert config.methods == (SMDConfig(0.5), SLUConfig(0.5, 1e-3), PSGConfig(tau=None, adaptive=0.05, update="scaled"))
     eb = load_checkpoint(FORMAT1 / "eb.h5")
     config = TrainConfig.from_dict(eb.training, eb.format_version)
-    assert config.methods == (SlimmingConfig(1e-4), EarlyBirdConfig(0.5, epsilon=0.3, window=3, precision=None))
+    assert config.methods == (SlimmingConfig(1e-4), EarlyBirdConfig(0.5, epsilon=0.3, window=3, precision=None,
+                                                                    masks="prunable"))  # as the run drew them
     assert config.bn_init == 0.5 and config.width == 0.25
 
 

@@ -157,3 +157,12 @@ def test_the_kmeans_regularizer_gradient_matches_central_differences_and_pulls_r
             reg.before_update(None)
             w -= 2.0 * conv.grads["weight"]
         assert penalty() < 0.5 * before
+
+
+def test_sparsity_that_rounds_to_no_row_clusters_plainly_and_too_much_is_refused():
+    w = np.random.default_rng(4).standard_normal((2, 2, 3, 3)).astype(np.float32)  # 12 kernel rows
+    few = cluster_rows(w, 4, sparsity=0.01)  # 0.12 of a row: no shared centre, all 4 centres clustered
+    assert not few.shared_centre and len(np.unique(few.labels)) == 4
+    assert cluster_rows(w, 4, sparsity=0.5).shared_centre
+    with pytest.raises(ConfigError, match="leaves 1 kernel rows for 3 clusters"):
+        cluster_rows(w, 4, sparsity=0.9)

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 from lean.cli import main
 from lean.compress.config import EarlyBirdConfig, SlimmingConfig
 from lean.data import load as load_data
-from lean.errors import TrainingInterrupted
+from lean.errors import LeanError, TrainingInterrupted
 from lean.nets import build
 from lean.nn.checkpoint import load as load_checkpoint
 from lean.train import TrainConfig, Trainer
@@ -162,3 +162,17 @@ def test_early_bird_masks_pool_every_batch_norm_with_the_authors_threshold():
     threshold = scales[int(len(scales) * 0.3)]
     for name, bn in _batchnorms(model):
         np.testing.assert_array_equal(masks[name], np.abs(bn.params["weight"]) > threshold)
+
+
+def test_early_bird_settings_compare_as_numbers_on_resume_and_old_runs_keep_their_masks():
+    from lean.train.config import method_from_dict
+    from lean.train.run import _check_methods
+
+    config = TrainConfig(net="resnet8", data="digits", methods=(SlimmingConfig(1e-4), EarlyBirdConfig("0.3,0.5")))
+    _check_methods(config, {"early_bird": {"ratio": "0.30, 0.50"}}, "run.h5")  # the same ratios: accepted
+    with pytest.raises(LeanError, match="differs"):
+        _check_methods(config, {"early_bird": {"ratio": "0.3,0.7"}}, "run.h5")
+    old = method_from_dict("early_bird", {"ratio": 0.5, "window": 5, "epsilon": 0.1, "precision": None},
+                           "lean.compress.config", stored=True)
+    assert old.masks == "prunable" and old.ratio == "0.5" and not old.build().every_batchnorm
+    assert EarlyBirdConfig("0.5").build().every_batchnorm

@@ -4,7 +4,7 @@ import click
 
 from . import _common as common
 
-LEVELS = ("mac", "rf", "noc", "glb", "dram")
+LEVELS = ("mac", "rf", "noc", "glb", "dram", "rebuild")  # rebuild: a SmartExchange layer's shift-and-adds
 
 
 @click.group()
@@ -57,7 +57,7 @@ def print_prediction(r, objective):
                + " ".join(f"{lv:>7}" for lv in LEVELS) + f" {'DRAM kB':>9}")
     for layer in layers:
         e = layer["energy_pj"]
-        shares = [layer["energy_breakdown_pj"][lv] / e * 100 if e else 0 for lv in LEVELS]
+        shares = [layer["energy_breakdown_pj"].get(lv, 0.0) / e * 100 if e else 0 for lv in LEVELS]
         click.echo(f"{layer['name'][:24]:<24} {layer['macs'] / 1e6:>9.2f} {layer['utilization']:>5.2f} "
                    f"{layer['cycles']:>12,.0f} {layer['latency_ms']:>9.3f} {e / scale:>14.2f} "
                    + " ".join(f"{v:>6.1f}%" for v in shares) + f" {layer['dram_bytes'] / 1e3:>9.1f}")

@@ -62,6 +62,9 @@ class EarlyBirdConfig(MethodConfig):
     prune_ratio: float | None = option(None, "The early-bird ratio whose ticket the run prunes at (default 0.5 if "
                                        "drawn, else the first).", flag="--eb-prune-ratio", kind=float, minimum=0,
                                        maximum=1, max_open=True, metavar="RATIO")
+    masks: str = option("all", "Early-bird masks over every batch norm (all, the authors') or only the prunable "
+                        "ones (lean's earlier rule).", flag="--eb-masks", kind=str, choices=("all", "prunable"))
+    stored_defaults: ClassVar[dict] = {"masks": "prunable"}  # runs from before --eb-masks drew prunable-only masks
 
     def __post_init__(self):
         super().__post_init__()
@@ -72,7 +75,7 @@ class EarlyBirdConfig(MethodConfig):
             raise ConfigError(f"--early-bird takes prune ratios like 0.3,0.5,0.7; got {self.ratio!r}") from None
         if not ratios or any(not 0.0 <= r < 1.0 for r in ratios) or len(set(ratios)) != len(ratios):
             raise ConfigError(f"--early-bird ratios must be distinct and in [0, 1); got {text}")
-        object.__setattr__(self, "ratio", ",".join(f"{r:g}" for r in ratios))
+        object.__setattr__(self, "ratio", ",".join(repr(r) for r in ratios))
         if self.prune_ratio is not None and self.prune_ratio not in ratios:
             raise ConfigError(f"--eb-prune-ratio {self.prune_ratio:g} is not one of the --early-bird ratios "
                               f"({text})")
@@ -84,4 +87,5 @@ class EarlyBirdConfig(MethodConfig):
     def build(self):
         from .slimming import EarlyBirdTraining
 
-        return EarlyBirdTraining(self.ratios, self.window, self.epsilon, self.precision, self.prune_ratio)
+        return EarlyBirdTraining(self.ratios, self.window, self.epsilon, self.precision, self.prune_ratio,
+                                 every_batchnorm=self.masks == "all")

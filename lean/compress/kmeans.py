@@ -162,6 +162,7 @@ class SharedWeights:
     shape: tuple[int, ...]
     centres: np.ndarray   # (K, s) float32
     labels: np.ndarray    # (N,) int, one per kernel row
+    shared_centre: bool = False  # centre 0 is the sparsity option's shared centre (fixed in fine-tuning)
 
     def dense(self) -> np.ndarray:
         """The shared weight in ``shape``, float32 (each row replaced by its centre)."""
@@ -228,23 +229,27 @@ def cluster_rows(w: np.ndarray, k: int, sparsity: float = 0.0, seed: int = 0, ma
     if k > len(x):
         raise ConfigError(f"{k} clusters for only {len(x)} kernel rows")
     rng = np.random.default_rng(seed)
-    if sparsity > 0:
+    n_shared = int(round(sparsity * len(x)))
+    if n_shared > 0:
         if k < 2:
             raise ConfigError("the sparsity option needs at least 2 clusters (one is the shared centre 0)")
+        if len(x) - n_shared < k - 1:
+            raise ConfigError(f"sparsity {sparsity} leaves {len(x) - n_shared} kernel rows for {k - 1} clusters")
         if sparse_centre == "mean":  # the authors': distance to the mean row
             distance = np.linalg.norm(x - x.mean(axis=0, dtype=np.float64), axis=1)
         else:  # lean's: the row's norm, distance to zero
             distance = np.linalg.norm(x, axis=1)
-        n_shared = int(round(sparsity * len(x)))
         shared_rows = np.argsort(distance, kind="stable")[:n_shared]
         rest = np.setdiff1d(np.arange(len(x)), shared_rows)
         centres = np.zeros((k, x.shape[1]), np.float32)
-        if sparse_centre == "mean" and n_shared:
+        if sparse_centre == "mean":
             centres[0] = x[shared_rows].mean(axis=0, dtype=np.float64)
         centres[1:] = kmeans_plus_plus(x[rest], k - 1, rng)
         centres[1:], rest_labels = lloyd(x[rest], centres[1:], max_iter)
         labels = np.zeros(len(x), np.int64)
         labels[rest] = rest_labels + 1
-    else:  # k-means++ start, then Lloyd (Arthur and Vassilvitskii, 2007; the authors' clustering)
-        centres, labels = lloyd(x, kmeans_plus_plus(x, k, rng), max_iter)
+        return SharedWeights(tuple(np.shape(w)), centres.astype(np.float32), labels, shared_centre=True)
+    # no shared rows (sparsity 0, or too few rows to round to one): k-means++ start, then Lloyd (Arthur and
+    # Vassilvitskii, 2007; the authors' clustering)
+    centres, labels = lloyd(x, kmeans_plus_plus(x, k, rng), max_iter)
     return SharedWeights(tuple(np.shape(w)), centres.astype(np.float32), labels.astype(np.int64))

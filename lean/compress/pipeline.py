@@ -11,7 +11,8 @@
 3. test accuracy straight after, then re-train for ``retrain_epochs``. SmartExchange: by default the authors'
    schedule (``retrain="redecompose"``, ``SmartExchangeRedecomposition``): SGD on the dense weights, each weight
    decomposed anew after every epoch and replaced by its rebuilt Ce x B, the forms made from the last
-   decomposition; or lean's ``"fixed-mask"``: Ce and B fine-tuned with the straight-through gradients of
+   decomposition (their loop; lean keeps its cosine schedule without weight decay, their scripts use step decay
+   and weight decay); or lean's ``"fixed-mask"``: Ce and B fine-tuned with the straight-through gradients of
    ``lean.nn.compressed`` (Bengio et al., 2013) and the first decomposition's sparsity pattern. Deep k-means:
    the paper's fine-tuning of the shared centres with the assignments fixed; quantization: straight-through
    fine-tuning. Test accuracy after;
@@ -100,6 +101,9 @@ class SmartExchangeRedecomposition(TrainingMethod):
             self.decompositions[name] = d
             layer.params["weight"][...] = d.dense()
 
+    def install(self, model):
+        self.model = model
+
     def on_epoch_end(self, trainer):
         self.decompose()
 
@@ -147,8 +151,8 @@ def apply_kmeans(model: Model, *, clusters: int | list[int] | tuple[int, ...] = 
         w = layer.weight()
         k = min(int(per_layer[name]), km.kernel_rows(w).shape[0])
         shared = km.cluster_rows(w, k, sparsity=sparsity, seed=seed, sparse_centre=sparse_centre)
-        layer.set_form(SharedWeight(w.shape, k, fixed_centre=sparsity > 0).set_clusters(shared.centres,
-                                                                                         shared.labels))
+        layer.set_form(SharedWeight(w.shape, k, fixed_centre=shared.shared_centre).set_clusters(shared.centres,
+                                                                                                shared.labels))
 
 
 def apply_quantize(model: Model, *, weight_bits: int = _QU["weight_bits"],

@@ -505,12 +505,15 @@ class EarlyBirdTraining(TrainingMethod):
         Bits of the search phase's operands (e.g. 8), or None for float32.
     prune_ratio : float or None
         The ratio whose ticket the run prunes at; one of ``ratios`` (None: 0.5 if listed, else the first).
+    every_batchnorm : bool
+        The authors' masks (every batch norm pooled, ``channel_masks(every_batchnorm=True)``); False: only the
+        prunable batch norms, lean's earlier rule, which runs stored before the option resume with.
     """
 
     name = "early_bird"
 
     def __init__(self, ratios=(0.5,), window: int = 5, epsilon: float = 0.1, precision: int | None = None,
-                 prune_ratio: float | None = None):
+                 prune_ratio: float | None = None, every_batchnorm: bool = True):
         ratios = (float(ratios),) if isinstance(ratios, (int, float)) else tuple(float(r) for r in ratios)
         if not ratios or any(not 0.0 <= r < 1.0 for r in ratios):
             raise ConfigError(f"early-bird prune ratios must be in [0, 1); got {', '.join(map(str, ratios))}")
@@ -520,6 +523,7 @@ class EarlyBirdTraining(TrainingMethod):
             raise ConfigError(f"--eb-prune-ratio {prune_ratio} is not one of the ratios drawn "
                               f"({', '.join(f'{r:g}' for r in ratios)})")
         self.detectors = {r: EarlyBird(r, window, epsilon) for r in ratios}
+        self.every_batchnorm = bool(every_batchnorm)
         self.prune_ratio = float(prune_ratio)
         self.detector = self.detectors[self.prune_ratio]
         self.precision = None if precision is None else int(precision)
@@ -551,11 +555,11 @@ class EarlyBirdTraining(TrainingMethod):
         # You et al.: draw this epoch's masks for every ratio and test each FIFO's distances (the search)
         masks = {}
         for ratio, detector in self.detectors.items():
-            masks[ratio] = channel_masks(self.model, ratio, every_batchnorm=True)
+            masks[ratio] = channel_masks(self.model, ratio, every_batchnorm=self.every_batchnorm)
             detector.observe(masks[ratio], trainer.epoch)
         trainer.history[-1]["mask_distance"] = self.detector.distances[-1]
         if len(self.detectors) > 1:
-            trainer.history[-1]["mask_distances_by_ratio"] = {f"{r:g}": d.distances[-1]
+            trainer.history[-1]["mask_distances_by_ratio"] = {repr(r): d.distances[-1]
                                                               for r, d in self.detectors.items()}
         if self.detector.ticket_epoch is None:
             return
@@ -577,7 +581,7 @@ class EarlyBirdTraining(TrainingMethod):
         out = {"early_bird_epoch": self.detector.ticket_epoch, "mask_distances": list(self.detector.distances),
                "early_bird_prune_ratio": self.prune_ratio, **self.sizes}
         if len(self.detectors) > 1:
-            out["early_bird_tickets"] = {f"{r:g}": {"epoch": d.ticket_epoch, "mask_distances": list(d.distances)}
+            out["early_bird_tickets"] = {repr(r): {"epoch": d.ticket_epoch, "mask_distances": list(d.distances)}
                                          for r, d in self.detectors.items()}
         return out
 
@@ -585,13 +589,13 @@ class EarlyBirdTraining(TrainingMethod):
     def state(self):
         return {"fifo": [_mask_bits(m) for m in self.detector.fifo], "distances": self.detector.distances,
                 "ticket_epoch": self.detector.ticket_epoch, "pruned": self.pruned, "sizes": self.sizes,
-                "detectors": {f"{r:g}": {"fifo": [_mask_bits(m) for m in d.fifo], "distances": d.distances,
+                "detectors": {repr(r): {"fifo": [_mask_bits(m) for m in d.fifo], "distances": d.distances,
                                          "ticket_epoch": d.ticket_epoch} for r, d in self.detectors.items()}}
 
     def load_state(self, state):
-        stored = state.get("detectors") or {f"{self.prune_ratio:g}": state}  # a run from before several ratios
+        stored = state.get("detectors") or {repr(self.prune_ratio): state}  # a run from before several ratios
         for ratio, detector in self.detectors.items():
-            part = stored.get(f"{ratio:g}", {})
+            part = stored.get(repr(ratio), {})
             detector.fifo.clear()
             for bits in part.get("fifo", []):
                 detector.fifo.append(np.frombuffer(bits.encode(), np.uint8) == ord("1"))

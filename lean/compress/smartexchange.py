@@ -27,7 +27,9 @@ Where the steps are:
   sparsification; with ``row_threshold``, first the authors' row thresholding: rows of ``Ce`` whose L1 norm is
   below ``row_threshold * theta`` become all zero, 3x3 convs only, off by default as in their scripts). If a
   whole column of ``Ce`` becomes empty (a basis vector no row uses), ``theta`` is halved and the block starts
-  again (the authors' rule, their ``decompose_decay`` 0.5); a row of ``Ce`` may become all zero: that row is
+  again (the authors' rule where their ``decompose_scale`` is on, as in their ImageNet script; their CIFAR
+  script turns it off and never restarts; lean always applies it, and a block whose weights all lie below theta
+  is taken down to the exponent floor; their ``decompose_decay`` 0.5); a row of ``Ce`` may become all zero: that row is
   what the accelerator skips (``SmartExchangeLayer.row_density``). Finally ``Ce`` is rounded once more and
   ``B`` refit (the algorithm's last line). Where lean still departs from the authors' code (GATECH-EIC's
   release as copied in ariusewy/SmartExchange; no official repository was at hand): ``B``'s rows are scaled to
@@ -282,8 +284,8 @@ def decompose_layer(w: np.ndarray, theta: float = 5e-3, max_exponent: int = 5, e
                     ) -> SmartExchangeLayer:
     """SmartExchange decomposition of one weight, block by block.
 
-    Re-training is ``lean.compress.pipeline``'s, in lean's fixed-mask form (Ce and B trained straight-through);
-    the authors' re-training (dense SGD with a new decomposition after every epoch) is not implemented.
+    Re-training is ``lean.compress.pipeline``'s: the authors' (dense SGD with a new decomposition after every
+    epoch, the default) or lean's fixed-mask form (Ce and B trained straight-through).
 
     Parameters
     ----------

@@ -212,7 +212,13 @@ def _check_methods(config, methods, path):
             switch = next(flag_of(f) for f in fields(cls) if f.metadata.get("switch"))
             raise ConfigError(f"{switch}: {path} was trained without it; a resumed run keeps its training methods")
         by_name = {f.name: f for f in fields(cls)}
+        try:  # compare as the config would hold it ("0.50" and "0.5" are the same ratio)
+            given_config = cls(**{**asdict(current), **settings})
+        except (ConfigError, TypeError):
+            given_config = None
         for key, value in settings.items():
+            if given_config is not None:
+                value = getattr(given_config, key)
             if getattr(current, key) != value:
                 raise ConfigError(f"{flag_of(by_name[key])} {value} differs from {path}'s {getattr(current, key)}: "
                                   "a resumed run keeps its training methods' settings")
