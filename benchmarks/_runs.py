@@ -59,3 +59,19 @@ def machine_line():
     return (f"CPU {binding.get_host_cpu_name()} ({', '.join(has) or 'no AVX2'}); float32 vector kernels: {vectors}; "
             f"int8 conv path: {int8}; "
             f"Numba threading layer {layer}" + (f"; {', '.join(overrides)}" if overrides else ""))
+
+
+def append_result(path, row):
+    """Append ``row`` (a dict) as one JSON line to ``path`` (a results file of a one-configuration-per-call
+    benchmark) and print it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as f:
+        f.write(json.dumps(row) + "\n")
+    print(json.dumps(row))
+
+
+def read_results(path):
+    """The rows ``append_result`` wrote to ``path``; exits the script if there are none yet."""
+    if not path.exists():
+        sys.exit(f"no results yet: {path}")
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

@@ -12,12 +12,10 @@ issue 12's accuracy target: within).
 """
 
 import argparse
-import json
 import statistics
-import sys
 from pathlib import Path
 
-from _runs import lean_json, machine_line
+from _runs import append_result, lean_json, machine_line, read_results
 
 RESULTS = Path(__file__).parent / "results" / "bf16_accuracy.jsonl"
 
@@ -31,16 +29,11 @@ def run(precision, seed, epochs, out_dir):
            "wall_seconds": round(wall, 1), "train_images_per_second": summary.get("train_images_per_second"),
            "bf16_products": summary.get("bf16_products"), "bf16_layers": summary.get("bf16_layers"),
            "machine": machine_line()}
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    with RESULTS.open("a") as f:
-        f.write(json.dumps(row) + "\n")
-    print(json.dumps(row))
+    append_result(RESULTS, row)
 
 
 def summary():
-    if not RESULTS.exists():
-        sys.exit(f"no results yet: {RESULTS}")
-    rows = [json.loads(line) for line in RESULTS.read_text().splitlines() if line.strip()]
+    rows = read_results(RESULTS)
     print(f"{'precision':<9} {'seed':>4} {'epochs':>6} {'test acc':>9} {'wall':>7} {'img/s':>7}")
     for r in rows:
         print(f"{r['precision']:<9} {r['seed']:>4} {r['epochs']:>6} {100 * r['test_accuracy']:>8.2f}% "

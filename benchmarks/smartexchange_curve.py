@@ -19,6 +19,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from _runs import append_result, read_results
+
 RESULTS = Path(__file__).parent / "results" / "smartexchange_curve.jsonl"
 
 
@@ -42,16 +44,11 @@ def run(args):
            "ce_row_density": sum(r["ce_row_density"] * r["parameters"] for r in conv) / sum(r["parameters"]
                                                                                             for r in conv),
            "seconds": report["seconds"]}
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    with RESULTS.open("a") as f:
-        f.write(json.dumps(row) + "\n")
-    print(json.dumps(row))
+    append_result(RESULTS, row)
 
 
 def summary():
-    if not RESULTS.exists():
-        sys.exit(f"no results yet: {RESULTS}")
-    rows = [json.loads(line) for line in RESULTS.read_text().splitlines() if line.strip()]
+    rows = read_results(RESULTS)
     print(f"{'retrain':<12} {'theta':>7} {'rows>R':>6} {'ratio':>7} {'conv':>7} {'Ce rows':>8} {'before':>7} "
           f"{'after':>7} {'drop':>6}  target (>= 10x at <= 1 point)")
     for r in sorted(rows, key=lambda r: (r["retrain"], r["row_threshold"] or 0, r["theta"])):
