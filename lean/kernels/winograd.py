@@ -380,9 +380,9 @@ def _weight_grad(x, dy, du, us, h, w, pad, oh, ow, k, rb, g_lo, g_hi, ct, vct, v
                 for kq in range(0, k, len(vt)):
                     _gradient_transform(dy, ((b * oh + m * ty) * ow + m * tx) * k + kq, ow * k, k, rows, cols,
                                         g_block, t * k + kq, gs, vt, mt)
-        if bf16:
-            pairs = (nt + 1) // 2
-            for xi in range(positions):  # pack one position (it stays in L1), then its products
+        pairs = (nt + 1) // 2
+        for xi in range(positions):
+            if bf16:  # pack this position's V and dM as pairs of tiles (they stay in L1 for its products)
                 for p in range(pairs):
                     t = 2 * p
                     for c0 in range(0, c, len(vct)):
@@ -391,21 +391,16 @@ def _weight_grad(x, dy, du, us, h, w, pad, oh, ow, k, rb, g_lo, g_hi, ct, vct, v
                     for k0 in range(0, k, len(vt)):
                         pack_pairs(g_block, xi * gs + t * k + k0, xi * gs + (t + 1) * k + k0, t + 1 < nt, g_pairs,
                                    2 * (p * k + k0), vt, bt)
-                for c0 in range(0, c, cb):
-                    for kq in range(0, k, kstep):
-                        at = xi * us + c0 * k + kq
-                        acc = tile_load(tile_zero(vt, cbt, kt), du, at, k)
-                        for p in range(pairs):
-                            acc = tile_dot_bf16(acc, g_pairs, 2 * (p * k + kq), v_pairs, 2 * (p * c + c0), 2, bt)
-                        tile_store(acc, du, at, k)
-            continue
-        for xi in range(positions):
             for c0 in range(0, c, cb):
                 for kq in range(0, k, kstep):
                     at = xi * us + c0 * k + kq
                     acc = tile_load(tile_zero(vt, cbt, kt), du, at, k)
-                    for t in range(nt):
-                        acc = tile_fma(acc, g_block, xi * gs + t * k + kq, v_block, xi * vs + t * c + c0, 1)
+                    if bf16:
+                        for p in range(pairs):
+                            acc = tile_dot_bf16(acc, g_pairs, 2 * (p * k + kq), v_pairs, 2 * (p * c + c0), 2, bt)
+                    else:
+                        for t in range(nt):
+                            acc = tile_fma(acc, g_block, xi * gs + t * k + kq, v_block, xi * vs + t * c + c0, 1)
                     tile_store(acc, du, at, k)
 
 
@@ -419,9 +414,10 @@ def applies(c, k, r, s, stride, dtype, width=None):
             and c % 8 == 0 and k % 8 == 0)
 
 
-def _skewed(c, k):
-    """Distance between the (c, k) blocks of two transform positions (see ``SKEW``)."""
-    return c * k + SKEW
+def _skewed(c, k, itemsize=4):
+    """Distance, in elements of ``itemsize`` bytes, between the (c, k) blocks of two transform positions: c * k
+    and the 64 bytes of ``SKEW``."""
+    return c * k + SKEW * 4 // itemsize
 
 
 def _positions(flat, us, c, k, m):
@@ -455,7 +451,7 @@ def _bf16_weights(u, us, c, k, m, width=None):
     """U (skewed float32, ``_transformed_weights``) for bf16 products: each position's rows in pairs, (c / 2, k,
     2) — row pair p, output channel kk holds U[2p, kk] and U[2p + 1, kk] next to each other — rounded to bf16
     (uint16; the skew between positions 64 bytes, as float32's). Returns (U, its position stride)."""
-    out_s = c * k + SKEW * 2
+    out_s = _skewed(c, k, 2)
     out = np.zeros((m + 2) ** 2 * out_s, np.uint16)
     _pair_rows(u, us, out, out_s, (m + 2) ** 2, c, k, token(vector_width(k, width)), instruction_token())
     return out, out_s
