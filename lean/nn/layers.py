@@ -405,14 +405,12 @@ class BatchNorm(Leaf):
         """
         if x.shape[-1] != self.num_features:
             raise ValueError(f"BatchNorm expects {self.num_features} channels last; got shape {x.shape}")
-        gamma, beta = self.params["weight"], self.params["bias"]
-        self.last_method = kernels.batchnorm_method(self.num_features, x.dtype)
         if not train:
+            gamma, beta = self.params["weight"], self.params["bias"]
+            self.last_method = kernels.batchnorm_method(self.num_features, x.dtype)
             return kernels.batchnorm_forward_eval(x, gamma, beta, self.buffers["running_mean"],
                                                   self.buffers["running_var"], self.eps, self.relu)
-        y, mean, inv_std, var = kernels.batchnorm_forward_train(x, gamma, beta, self.eps, self.relu)
-        self._update_running(x, mean, inv_std, var)
-        return y
+        return self._train_pass(x, self.relu)
 
     def forward_train_residual(self, x: np.ndarray, residual: np.ndarray, relu: bool) -> np.ndarray:
         """A training ``forward`` whose output pass also adds ``residual`` and applies ReLU if ``relu``: the
@@ -421,13 +419,14 @@ class BatchNorm(Leaf):
         passes through the add and the ReLU first)."""
         if x.shape[-1] != self.num_features or self.relu:
             raise ValueError("forward_train_residual needs a batch norm without ReLU and its channels last")
+        return self._train_pass(x, relu, residual)
+
+    def _train_pass(self, x, relu, residual=None):
+        """Normalize by batch statistics (then add ``residual``, then ReLU if ``relu``), update the running
+        statistics and keep what ``backward`` needs."""
         gamma, beta = self.params["weight"], self.params["bias"]
         self.last_method = kernels.batchnorm_method(self.num_features, x.dtype)
         y, mean, inv_std, var = kernels.batchnorm_forward_train(x, gamma, beta, self.eps, relu, residual)
-        self._update_running(x, mean, inv_std, var)
-        return y
-
-    def _update_running(self, x, mean, inv_std, var):
         m = x.size // self.num_features
         unbiased = var * (m / max(m - 1, 1))
         self.buffers["running_mean"] *= 1.0 - self.momentum
@@ -435,6 +434,7 @@ class BatchNorm(Leaf):
         self.buffers["running_var"] *= 1.0 - self.momentum
         self.buffers["running_var"] += self.momentum * unbiased
         self._saved = (x, mean, inv_std)
+        return y
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
         """Gradient of a training ``forward`` (through the ReLU if fused); accumulates gamma's and beta's.
