@@ -66,16 +66,26 @@ def apply_smartexchange(model: Model, *, theta: float = _SE["theta"], max_expone
     theta, max_exponent, exponent_bits, basis_bits, row_threshold
         As for ``lean.compress.smartexchange.decompose_layer``.
     """
-    for _, layer in _weighted_layers(model):
-        decomposition = se.decompose_layer(layer.weight(), theta, max_exponent, exponent_bits, basis_bits,
-                                           row_threshold=row_threshold)
-        _set_smartexchange_form(layer, decomposition)
+    _set_smartexchange_forms(model, decompose_model(model, theta=theta, max_exponent=max_exponent,
+                                                    exponent_bits=exponent_bits, basis_bits=basis_bits,
+                                                    row_threshold=row_threshold))
 
 
-def _set_smartexchange_form(layer, decomposition):
-    d = decomposition
-    layer.set_form(SmartExchangeWeight(d.shape, se.BLOCK_ROWS, d.max_exponent, d.exponent_bits, d.basis_bits)
-                   .set_blocks(d.blocks))
+def decompose_model(model: Model, *, theta: float = _SE["theta"], max_exponent: int = _SE["max_exponent"],
+                    exponent_bits: int = _SE["exponent_bits"], basis_bits: int = _SE["basis_bits"],
+                    row_threshold: float | None = _SE["row_threshold"]) -> dict:
+    """The SmartExchange decomposition (``smartexchange.decompose_layer``) of every conv and linear weight of
+    ``model``, by layer name; the model is not changed."""
+    return {name: se.decompose_layer(layer.weight(), theta, max_exponent, exponent_bits, basis_bits,
+                                     row_threshold=row_threshold)
+            for name, layer in _weighted_layers(model)}
+
+
+def _set_smartexchange_forms(model, decompositions):
+    for name, layer in _weighted_layers(model):
+        d = decompositions[name]
+        layer.set_form(SmartExchangeWeight(d.shape, se.BLOCK_ROWS, d.max_exponent, d.exponent_bits, d.basis_bits)
+                       .set_blocks(d.blocks))
 
 
 class SmartExchangeRedecomposition(TrainingMethod):
@@ -93,13 +103,9 @@ class SmartExchangeRedecomposition(TrainingMethod):
         self.decompositions = {}
 
     def decompose(self):
-        o = {**{k: _SE[k] for k in ("theta", "max_exponent", "exponent_bits", "basis_bits", "row_threshold")},
-             **self.options}
+        self.decompositions = decompose_model(self.model, **self.options)
         for name, layer in _weighted_layers(self.model):
-            d = se.decompose_layer(layer.weight(), o["theta"], o["max_exponent"], o["exponent_bits"],
-                                   o["basis_bits"], row_threshold=o["row_threshold"])
-            self.decompositions[name] = d
-            layer.params["weight"][...] = d.dense()
+            layer.params["weight"][...] = self.decompositions[name].dense()
 
     def install(self, model):
         self.model = model
@@ -109,8 +115,7 @@ class SmartExchangeRedecomposition(TrainingMethod):
 
     def install_forms(self):
         """Each layer's compressed form from its last decomposition."""
-        for name, layer in _weighted_layers(self.model):
-            _set_smartexchange_form(layer, self.decompositions[name])
+        _set_smartexchange_forms(self.model, self.decompositions)
 
 
 def _clusters_for(names, clusters):
@@ -418,13 +423,10 @@ def _compress(method, checkpoint, out, data, retrain_epochs, lr, batch_size, see
     report = {"method": method, "checkpoint": str(checkpoint), "out": str(out), "data": data_name}
     report["accuracy_before"] = test_accuracy()
     history = []
+    redo = None  # SmartExchange's re-training by re-decomposition (the authors'), when it re-trains
     if method == "smartexchange" and retrain == "redecompose" and retrain_epochs > 0:
         redo = SmartExchangeRedecomposition(model, options)
         redo.decompose()  # the dense weights become their rebuilt Ce x B: the compressed model's accuracy
-        report["accuracy_compressed"] = test_accuracy()
-        history += train(retrain_epochs, methods=[redo])
-        redo.install_forms()
-        retrain_epochs = 0
     elif method == "smartexchange":
         apply_smartexchange(model, **options)
     elif method == "kmeans":
@@ -436,9 +438,10 @@ def _compress(method, checkpoint, out, data, retrain_epochs, lr, batch_size, see
         apply_kmeans(model, seed=seed, **options)
     else:
         apply_quantize(model, **options)
-    if "accuracy_compressed" not in report:
-        report["accuracy_compressed"] = test_accuracy()
-    history += train(retrain_epochs)
+    report["accuracy_compressed"] = test_accuracy()
+    history += train(retrain_epochs, methods=[redo] if redo else [])
+    if redo:
+        redo.install_forms()
     report["accuracy_after"] = test_accuracy()
     report["layers"] = layer_report(model)
     total_bits = model.storage_bits()
@@ -446,8 +449,7 @@ def _compress(method, checkpoint, out, data, retrain_epochs, lr, batch_size, see
         "storage_bits": total_bits, "dense_bits": before_bits, "compression_ratio": before_bits / total_bits,
         "conv_storage_bits": sum(r["storage_bits"] for r in report["layers"] if r["kind"] == "conv"),
         "conv_dense_bits": sum(r["parameters"] * 32 for r in report["layers"] if r["kind"] == "conv"),
-        "retrain_epochs": len(history) if method == "smartexchange" and retrain == "redecompose" else retrain_epochs,
-        "regularize_epochs": regularize_epochs, "options": options,
+        "retrain_epochs": retrain_epochs, "regularize_epochs": regularize_epochs, "options": options,
         **({"retrain": retrain} if method == "smartexchange" else {}),
         "seconds": time.perf_counter() - t0,
     })
