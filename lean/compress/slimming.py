@@ -587,13 +587,13 @@ class EarlyBirdTraining(TrainingMethod):
 
     # -- resume
     def state(self):
-        return {"fifo": [_mask_bits(m) for m in self.detector.fifo], "distances": self.detector.distances,
-                "ticket_epoch": self.detector.ticket_epoch, "pruned": self.pruned, "sizes": self.sizes,
+        return {"pruned": self.pruned, "sizes": self.sizes,
                 "detectors": {repr(r): {"fifo": [_mask_bits(m) for m in d.fifo], "distances": d.distances,
                                          "ticket_epoch": d.ticket_epoch} for r, d in self.detectors.items()}}
 
     def load_state(self, state):
-        stored = state.get("detectors") or {repr(self.prune_ratio): state}  # a run from before several ratios
+        # a run from before several ratios kept its one detector's fifo, distances and ticket at the top level
+        stored = state.get("detectors") or {repr(self.prune_ratio): state}
         for ratio, detector in self.detectors.items():
             part = stored.get(repr(ratio), {})
             detector.fifo.clear()
