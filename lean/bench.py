@@ -60,8 +60,8 @@ def bench_model(mode: str, net: str, *, batch_size: int = 128, input_shape: tupl
 
     if mode not in ("train", "infer"):
         raise ConfigError(f"mode must be 'train' or 'infer'; got {mode!r}")
-    if precision not in ("float32", "bf16"):
-        raise ConfigError(f"precision must be 'float32' or 'bf16'; got {precision!r}")
+    if precision not in kernels.conv.PRECISIONS:
+        raise ConfigError(f"precision must be one of {', '.join(kernels.conv.PRECISIONS)}; got {precision!r}")
     kernels.ensure_configured()  # lean's threading, unless the program configured it itself
     if threads is not None:
         kernels.set_threads(threads)

@@ -3,6 +3,7 @@ references that round the same operands, on both instruction paths (AVX-512 BF16
 FMA emulation every other machine runs) and both vector widths."""
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -14,6 +15,13 @@ from lean.kernels import bf16, conv, direct, winograd
 
 def _rand(rng, *shape):
     return rng.standard_normal(shape).astype(np.float32)
+
+
+def _neighbour(bits):
+    """The value of a bf16 neighbour's float32 bits; the one past the largest finite bf16 counts as 2^128 (the
+    rounding to infinity happens where it would be the nearer)."""
+    value = float(np.uint32(bits).view(np.float32))
+    return math.copysign(2.0 ** 128, value) if math.isinf(value) else value
 
 
 def _nearest_bf16_bits(x):
@@ -31,11 +39,7 @@ def _nearest_bf16_bits(x):
         if np.isinf(value):
             out[i] = b >> 16
             continue
-        d_lo = abs(value - float(np.uint32(lo).view(np.float32)))
-        hi_value = float(np.uint32(hi).view(np.float32)) if (hi & 0x7F800000) != 0x7F800000 or hi & 0xFFFF else (
-            np.inf if not b >> 31 else -np.inf)
-        d_hi = abs(value - hi_value) if np.isfinite(hi_value) else abs(value) * 0 + (
-            2.0 ** 128 - abs(value))  # the step to infinity: as if 2^128 were a number
+        d_lo, d_hi = abs(value - _neighbour(lo)), abs(value - _neighbour(hi))
         if d_lo < d_hi or (d_lo == d_hi and not (lo >> 16) & 1):
             out[i] = lo >> 16
         else:
@@ -51,11 +55,11 @@ def test_rounding_is_to_nearest_with_ties_to_even_and_keeps_specials():
     expected = _nearest_bf16_bits(x)
     np.testing.assert_array_equal(bf16.round_bits(x), expected)
     # the ties: 1 + 2^-8 lies halfway between 1 and 1 + 2^-7 and goes to 1 (even); 1 + 3 * 2^-8 goes up
-    assert bf16.values(bf16.round_bits(np.float32([1.0 + 2 ** -8, 1.0 + 3 * 2 ** -8]))).tolist() == [1.0,
+    assert bf16.round_to_bf16(np.float32([1.0 + 2 ** -8, 1.0 + 3 * 2 ** -8])).tolist() == [1.0,
                                                                                                     1.0 + 2 ** -6]
-    assert bf16.values(bf16.round_bits(np.float32([np.finfo(np.float32).max])))[0] == np.inf
+    assert bf16.round_to_bf16(np.float32([np.finfo(np.float32).max]))[0] == np.inf
     nans = np.array([0x7F800001, 0xFFFFFFFF, 0x7FC00000, 0xFF800001], np.uint32).view(np.float32)
-    assert np.isnan(bf16.values(bf16.round_bits(nans))).all()  # never inf, never zero
+    assert np.isnan(bf16.round_to_bf16(nans)).all()  # never inf, never zero
 
 
 @pytest.mark.parametrize("path", ["native", "emulated"])
@@ -99,13 +103,13 @@ def _winograd_bf16_reference(x, w, bias, padding, m=4):
     xp = np.zeros((n, th * m + 2, tw * m + 2, c), np.float32)
     xp[:, padding:padding + h, padding:padding + wd] = x
     u = np.einsum("ab,kcbd,ed->aeck", g, w.astype(np.float64), g).astype(np.float32)
-    u = bf16.values(bf16.round_bits(u)).astype(np.float64)
+    u = bf16.round_to_bf16(u).astype(np.float64)
     y = np.zeros((n, th * m, tw * m, k))
     for ty in range(th):
         for tx in range(tw):
             d = xp[:, ty * m:ty * m + a, tx * m:tx * m + a].astype(np.float64)  # (n, a, a, c)
             v = np.einsum("ab,nbdc,ed->naec", bt, d, bt).astype(np.float32)
-            v = bf16.values(bf16.round_bits(v)).astype(np.float64)
+            v = bf16.round_to_bf16(v).astype(np.float64)
             mm = np.einsum("naec,aeck->naek", v, u)
             y[:, ty * m:(ty + 1) * m, tx * m:(tx + 1) * m] = np.einsum("ia,naek,je->nijk", at, mm, at)
     out = y[:, :oh, :ow]
@@ -127,9 +131,9 @@ def _weight_grad_bf16_reference(x, dy, padding, m=4):
     for ty in range(th):
         for tx in range(tw):
             d = xp[:, ty * m:ty * m + a, tx * m:tx * m + a].astype(np.float64)
-            v = bf16.values(bf16.round_bits(np.einsum("ab,nbdc,ed->naec", bt, d, bt).astype(np.float32)))
+            v = bf16.round_to_bf16(np.einsum("ab,nbdc,ed->naec", bt, d, bt).astype(np.float32))
             e = dyp[:, ty * m:(ty + 1) * m, tx * m:(tx + 1) * m].astype(np.float64)
-            dm = bf16.values(bf16.round_bits(np.einsum("ia,nijk,je->naek", at, e, at).astype(np.float32)))
+            dm = bf16.round_to_bf16(np.einsum("ia,nijk,je->naek", at, e, at).astype(np.float32))
             du += np.einsum("naec,naek->aeck", v.astype(np.float64), dm.astype(np.float64))
     dg = np.einsum("ai,aeck,ej->kcij", g, du, g)
     return dg
