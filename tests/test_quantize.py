@@ -74,6 +74,38 @@ def test_fake_quantize_straight_through_mask():
     assert mask.min() == 1.0 and np.abs(xq - x).max() <= 5.0 / 15 / 2 + 1e-6
 
 
+def test_fake_quantize_clips_beyond_its_limit_and_passes_no_gradient_there():
+    x = np.array([[-3.0, -1.0, 0.0, 0.55, 2.0]], np.float32)
+    xq, mask = fake_quantize(x, bits=4, limit=1.4)  # step 0.2: codes -7..7
+    assert mask.tolist() == [[0, 1, 1, 1, 0]]
+    np.testing.assert_allclose(xq, [[-1.4, -1.0, 0.0, 0.6, 1.4]], atol=1e-6)
+    xq, mask = fake_quantize(np.array([[2.0, 2.0], [0.5, -3.0]], np.float32), bits=8, axis=0, limit=[1.0, 4.0])
+    assert mask.tolist() == [[0, 0], [1, 1]]
+    with pytest.raises(ValueError, match="limit"):
+        fake_quantize(x, bits=4, symmetric=False, limit=1.0)
+
+
+def test_layer_input_quantizer_clips_a_batch_beyond_its_running_range():
+    """In training the input range is a moving average of each batch's max|x|; an outlier above it is clipped
+    and its gradient is zero (it would pass, unclipped, if the range jumped to every batch's max)."""
+    from lean.nn import Linear
+
+    layer = Linear(3, 1, bias=False).set_input_bits(8)
+    layer.params["weight"][:] = [[1.0, 2.0, 3.0]]
+    ones = np.ones((4, 3), np.float32)
+    for _ in range(3):
+        layer.forward(ones, train=True)
+    assert layer.buffers["input_scale"][0] == pytest.approx(1.0)
+    outlier = np.array([[0.5, 10.0, -0.25]], np.float32)
+    y = layer.forward(outlier, train=True)
+    limit = 0.9 * 1.0 + 0.1 * 10.0  # the range after this batch: 1.9
+    step = limit / 127
+    clipped = np.rint(np.clip(outlier, -limit, limit) / step) * step
+    np.testing.assert_allclose(y, clipped @ layer.params["weight"].T, rtol=1e-5)
+    dx = layer.backward(np.ones((1, 1), np.float32))
+    np.testing.assert_array_equal(dx, [[1.0, 0.0, 3.0]])
+
+
 def test_bad_bits():
     with pytest.raises(ValueError, match="bits"):
         quantize_uniform(np.ones(3), bits=1)

@@ -85,7 +85,8 @@ def _broadcast(v, x, axis):
     return v if axis is None else v.reshape((-1,) + (1,) * (x.ndim - 1))
 
 
-def quantize_uniform(x: np.ndarray, bits: int = 8, symmetric: bool = True, axis: int | None = None) -> Quantized:
+def quantize_uniform(x: np.ndarray, bits: int = 8, symmetric: bool = True, axis: int | None = None,
+                     limit=None) -> Quantized:
     """Uniform quantization of ``x``; ``axis=0`` gives one scale per output channel.
 
     Parameters
@@ -99,6 +100,10 @@ def quantize_uniform(x: np.ndarray, bits: int = 8, symmetric: bool = True, axis:
         min(x, 0) and max(x, 0), codes in [0, 2^bits - 1].
     axis : int or None
         None for one scale per tensor; 0 for one per output channel (per index of axis 0).
+    limit : float or np.ndarray or None
+        Symmetric only: the clipping range, a float or one per index of ``axis`` (> 0), so scale =
+        limit / (2^(bits-1) - 1) and values beyond +-limit take the extreme code (as an activation quantizer
+        with a calibrated range does); None: limit = max|x|, nothing clipped.
 
     Returns
     -------
@@ -110,13 +115,17 @@ def quantize_uniform(x: np.ndarray, bits: int = 8, symmetric: bool = True, axis:
     ConfigError
         ``bits`` not an integer in 2..16.
     ValueError
-        ``axis`` not None or 0.
+        ``axis`` not None or 0; ``limit`` given for asymmetric quantization, or not > 0.
     """
     _check_bits(bits)
     x = np.asarray(x, dtype=np.float32)
+    if limit is not None and (not symmetric or not np.all(np.asarray(limit) > 0)):
+        raise ValueError(f"a clipping limit needs symmetric quantization and a value > 0; got {limit!r}")
     if symmetric:
         qmax = 2 ** (bits - 1) - 1
-        scale = _reduce(np.abs(x), axis, np.max) / qmax
+        top = _reduce(np.abs(x), axis, np.max) if limit is None else np.broadcast_to(
+            np.asarray(limit, np.float32), () if axis is None else (x.shape[0],))
+        scale = top / qmax
         scale = np.where(scale > 0, scale, 1.0).astype(np.float32)
         zero = np.zeros_like(scale)
         codes = np.clip(np.rint(x / _broadcast(scale, x, axis)), -qmax, qmax)
@@ -197,7 +206,7 @@ def quantize_pow2(x: np.ndarray, max_exponent: int = 5, exponent_bits: int = 4) 
 
 
 def fake_quantize(x: np.ndarray, bits: int = 8, symmetric: bool = True,
-                  axis: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+                  axis: int | None = None, limit=None) -> tuple[np.ndarray, np.ndarray]:
     """Quantize-dequantize, and the straight-through mask: 1 where ``x`` was inside the clipping range.
 
     The backward of the surrogate is ``dx = dy * mask`` (straight-through estimator).
@@ -206,8 +215,8 @@ def fake_quantize(x: np.ndarray, bits: int = 8, symmetric: bool = True,
     ----------
     x : np.ndarray
         Any shape (a weight (k, c/groups, r, s) or activations (n, h, w, c)).
-    bits, symmetric, axis
-        As for ``quantize_uniform``.
+    bits, symmetric, axis, limit
+        As for ``quantize_uniform`` (with ``limit``, values beyond it are clipped and get mask 0).
 
     Returns
     -------
@@ -221,7 +230,7 @@ def fake_quantize(x: np.ndarray, bits: int = 8, symmetric: bool = True,
     The straight-through estimator of Bengio et al., 2013 (arXiv:1308.3432), clipped: no gradient where the
     forward pass saturated.
     """
-    q = quantize_uniform(x, bits, symmetric, axis)
+    q = quantize_uniform(x, bits, symmetric, axis, limit)
     xq = q.dequantize()
     # straight-through (Bengio et al., 2013): d xq / d x taken as 1 inside the range, 0 where clipped
     if symmetric:

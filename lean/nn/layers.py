@@ -117,13 +117,18 @@ class WeightedLayer(Leaf):
         return self
 
     def _quantize_input(self, x, train):
-        """Uniform fake quantization of the input; scale tracks max|x| (running max in training)."""
+        """Uniform fake quantization of the input to the clipping range ``input_scale``.
+
+        The range is the first batch's max|x|, then in training an exponential moving average of each batch's
+        max|x| (decay 0.9), as in Jacob et al., CVPR 2018 (arXiv:1712.05877), section 3.1: a batch whose values
+        exceed the average is clipped there, and the straight-through gradient is zero where it was clipped.
+        """
         if self.input_bits is None:
             return x, None
         scale_buf, signed_buf = self.buffers["input_scale"], self.buffers["input_signed"]
         if train or scale_buf[0] == 0:
             top = float(np.abs(x).max())
-            scale_buf[0] = max(scale_buf[0] * 0.9 + top * 0.1, top) if scale_buf[0] else top
+            scale_buf[0] = scale_buf[0] * 0.9 + top * 0.1 if scale_buf[0] else top
             if x.min() < 0:
                 signed_buf[0] = 1.0
         lo, levels, step = self._input_grid()
