@@ -37,7 +37,10 @@ Both are training methods (``lean.train.methods``) configured by ``lean.compress
   penalty); batch norms start at gamma 1 unless ``--bn-init 0.5`` (theirs: 0.5). Which of these matter is
   issue 14's question (tickets across seeds and schedules).
 - ``prune_checkpoint``: ``lean prune``, network slimming's one-shot pruning of a trained checkpoint (Liu et al.,
-  section 3, "Channel Pruning and Fine-tuning"; the fine-tuning is a resumed ``lean train``).
+  section 3, "Channel Pruning and Fine-tuning"; the fine-tuning is a resumed ``lean train``). The early-bird
+  authors' baseline to compare with (their ``scripts/standard-train/retrain_scratch.sh``) trains 160 epochs,
+  prunes, and re-trains the pruned net for the whole 160 epochs again; ``benchmarks/early_bird.py`` does the same
+  at its own schedule length.
 """
 
 from collections import deque
