@@ -1,5 +1,7 @@
 """SmartExchange decomposition invariants."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -142,7 +144,7 @@ def test_the_hardware_view_charges_rebuilt_weights_at_row_density_plus_the_rebui
     # does; W's width is the basis's; each non-zero coefficient costs L shift-and-adds to rebuild
     from lean.compress.pipeline import apply_smartexchange
     from lean.hw import accelerator, predictor
-    from lean.hw.workload import from_model
+    from lean.hw.workload import Workload, from_model
     from lean.nets import build
 
     model = build("resnet8", input_shape=(8, 8, 1), num_classes=10, seed=0, width=0.5)
@@ -157,9 +159,21 @@ def test_the_hardware_view_charges_rebuilt_weights_at_row_density_plus_the_rebui
         assert layer.w_density == pytest.approx(np.mean(np.abs(codes).sum(axis=2) > 0))
         assert layer.w_density > form.nonzeros / form.buffers["mask"].size  # rows, not elements
         assert layer.rebuild_adds == form.nonzeros * form.L > 0
-    result = predictor.predict(workload, accelerator.load("eyeriss"))
+        # DRAM and the buffer hold Ce and B (the compressed form), not the rebuilt 8-bit weights
+        assert layer.w_stored_bits == pytest.approx(form.storage_bits() / np.prod(form.shape))
+    # over the net the form is smaller than 8-bit weights (a 72-weight first layer is not: its basis scales)
+    assert sum(x.stored_bits_per_weight * x.weight_count for x in workload.layers) < 8 * sum(
+        x.weight_count for x in workload.layers)
+    eyeriss = accelerator.load("eyeriss")
+    result = predictor.predict(workload, eyeriss)
     assert all(r.energy_breakdown_pj["rebuild"] > 0 for r in result.layers)
     assert result.layers[0].energy_pj == pytest.approx(sum(result.layers[0].energy_breakdown_pj.values()))
+    # the same layer with its weights moved at the rebuilt width: weight traffic costs w_bits / stored bits more
+    layer = workload.layers[1]
+    compressed = predictor.predict(Workload("one", (layer,)), eyeriss).layers[0]
+    as_rebuilt = predictor.predict(Workload("one", (replace(layer, w_stored_bits=None),)), eyeriss).layers[0]
+    assert as_rebuilt.dram_bytes > compressed.dram_bytes
+    assert as_rebuilt.energy_by_data_pj["weight"] > compressed.energy_by_data_pj["weight"]
 
 
 def test_ce_gets_the_straight_through_gradient_and_the_fixed_mask_holds_in_training():

@@ -289,7 +289,9 @@ def _evaluate(layer, acc, tiles, order):
     f_out = _fetches(trips, order, "output")
     distinct_out = trips["N"] * trips["K"] * trips["P"] * trips["Q"]
     a_scale = layer.a_bits / acc.word_bits
-    w_scale = layer.w_bits / acc.word_bits
+    w_scale = layer.w_bits / acc.word_bits  # the weights the PEs multiply by
+    w_stored = layer.stored_bits_per_weight  # the weights in DRAM and the buffer (a compressed form's bits)
+    ws_scale = w_stored / acc.word_bits
     a_dram = min(1.0, layer.a_density + acc.rlc_overhead) if acc.dram_compression else 1.0
 
     dram_in = in_tile * f_in * a_dram
@@ -301,7 +303,7 @@ def _evaluate(layer, acc, tiles, order):
         dram_w = w_tile * _fetches(trips, order, "weight")
         glb_w = arr["weight"] * n_tiles + dram_w
     dram_words_a = dram_in + dram_out
-    dram_bytes = (dram_words_a * layer.a_bits + dram_w * layer.w_bits) / 8.0
+    dram_bytes = (dram_words_a * layer.a_bits + dram_w * w_stored) / 8.0
 
     glb_in = arr["input"] * n_tiles + dram_in
     glb_out = (arr["psum_write"] + arr["psum_read"]) * n_tiles + dram_out
@@ -315,9 +317,9 @@ def _evaluate(layer, acc, tiles, order):
     e_rebuild = layer.rebuild_adds / groups * acc.e_mac_pj * REBUILD_ADD_PER_MAC * w_scale
     e_rf = rf * acc.e_rf_pj * a_scale
     e_noc = noc * acc.e_noc_pj * a_scale
-    e_glb_in, e_glb_w, e_glb_out = (glb_in * acc.e_glb_pj * a_scale, glb_w * acc.e_glb_pj * w_scale,
+    e_glb_in, e_glb_w, e_glb_out = (glb_in * acc.e_glb_pj * a_scale, glb_w * acc.e_glb_pj * ws_scale,
                                     glb_out * acc.e_glb_pj * a_scale)
-    e_dram_in, e_dram_w, e_dram_out = (dram_in * acc.e_dram_pj * a_scale, dram_w * acc.e_dram_pj * w_scale,
+    e_dram_in, e_dram_w, e_dram_out = (dram_in * acc.e_dram_pj * a_scale, dram_w * acc.e_dram_pj * ws_scale,
                                        dram_out * acc.e_dram_pj * a_scale)
     energy = e_mac + e_rebuild + e_rf + e_noc + e_glb_in + e_glb_w + e_glb_out + e_dram_in + e_dram_w + e_dram_out
 
@@ -325,13 +327,13 @@ def _evaluate(layer, acc, tiles, order):
     if acc.zero_skipping:
         compute = compute * layer.w_density * layer.a_density
     dram_cycles = dram_bytes / acc.dram_bytes_per_cycle
-    glb_bytes = (glb_in * layer.a_bits + glb_w * layer.w_bits + glb_out * layer.a_bits) / 8.0
+    glb_bytes = (glb_in * layer.a_bits + glb_w * w_stored + glb_out * layer.a_bits) / 8.0
     glb_cycles = glb_bytes / acc.glb_bytes_per_cycle
     cycles = np.maximum(np.maximum(compute, dram_cycles), glb_cycles)
 
     glb_words_needed = in_tile * (layer.a_bits / 8.0) + out_tile * (layer.a_bits / 8.0)
     if not acc.weights_bypass_glb:
-        glb_words_needed = glb_words_needed + w_tile * (layer.w_bits / 8.0)
+        glb_words_needed = glb_words_needed + w_tile * (w_stored / 8.0)
     fits = glb_words_needed <= acc.glb_bytes
     return {
         "fits": fits, "cycles": cycles * groups, "compute": compute * groups, "dram_cycles": dram_cycles * groups,

@@ -54,6 +54,9 @@ class LayerShape:
     w_density: float = 1.0
     a_density: float = 1.0
     rebuild_adds: int = 0  # shift-and-add operations that rebuild the weights from a compressed form, per pass
+    # bits per weight as stored in DRAM and the global buffer, when the weights travel in a compressed form (its
+    # storage bits over the dense weight count; SmartExchange: Ce's codes and bitmap plus B); None: w_bits
+    w_stored_bits: float | None = None
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -65,6 +68,11 @@ class LayerShape:
         if not isinstance(self.rebuild_adds, int) or isinstance(self.rebuild_adds, bool) or self.rebuild_adds < 0:
             raise HardwareModelError(f"layer {self.name!r}: rebuild_adds must be a non-negative integer; "
                                      f"got {self.rebuild_adds!r}")
+        if self.w_stored_bits is not None and (isinstance(self.w_stored_bits, bool)
+                                               or not isinstance(self.w_stored_bits, numbers.Real)
+                                               or not self.w_stored_bits > 0):
+            raise HardwareModelError(f"layer {self.name!r}: w_stored_bits must be a positive number (or absent); "
+                                     f"got {self.w_stored_bits!r}")
         if not isinstance(self.padding, int) or isinstance(self.padding, bool) or self.padding < 0:
             raise HardwareModelError(f"layer {self.name!r}: padding must be a non-negative integer; "
                                      f"got {self.padding!r}")
@@ -93,6 +101,12 @@ class LayerShape:
     def c_per_group(self) -> int:
         """Input channels each output channel reads."""
         return self.c // self.groups
+
+    @property
+    def stored_bits_per_weight(self) -> float:
+        """Bits a weight takes in DRAM and the global buffer: ``w_stored_bits`` for a compressed form, else
+        ``w_bits``."""
+        return self.w_bits if self.w_stored_bits is None else float(self.w_stored_bits)
 
     @property
     def macs(self) -> int:
@@ -127,6 +141,12 @@ class Workload:
 
     name: str
     layers: tuple
+
+    @property
+    def stored_bits_per_weight(self) -> float:
+        """Bits a weight takes in DRAM and the global buffer: ``w_stored_bits`` for a compressed form, else
+        ``w_bits``."""
+        return self.w_bits if self.w_stored_bits is None else float(self.w_stored_bits)
 
     @property
     def macs(self) -> int:
@@ -305,8 +325,9 @@ def from_model(model, batch: int = 1, name: str | None = None, w_bits: int = 16,
     afterwards, also on error). Weight densities are the model's real fraction of non-zero weights; compressed
     layers report the width of the weights the hardware multiplies by (quantized codes; a SmartExchange layer's
     rebuilt weights at its basis width), their density (a SmartExchange layer: Ce's row density, since only an
-    all-zero row of Ce zeroes W), the shift-and-adds that rebuild the weights (``rebuild_adds``) and input bit
-    widths.
+    all-zero row of Ce zeroes W), the shift-and-adds that rebuild the weights (``rebuild_adds``), the bits a
+    weight takes in DRAM and the buffer (``w_stored_bits``: the form's storage bits over the weight count, since
+    the weights travel compressed and are decoded next to the PEs) and input bit widths.
 
     Parameters
     ----------
@@ -347,14 +368,17 @@ def from_model(model, batch: int = 1, name: str | None = None, w_bits: int = 16,
         lw_bits = layer.form.weight_bits() if layer.form is not None else w_bits
         la_bits = layer.input_bits if layer.input_bits is not None else a_bits
         rebuild = layer.form.rebuild_adds() if layer.form is not None else 0
+        # and the weights travel from DRAM through the buffer in the form, at its storage bits
+        stored = layer.form.storage_bits() / weight.size if layer.form is not None else None
         if isinstance(layer, Conv2d):
             _, h, w, c = x_shape
             shapes.append(LayerShape(layer_name, "conv", batch, c, layer.out_channels, h, w, layer.kernel_size,
                                      layer.kernel_size, layer.stride, layer.padding, layer.groups, lw_bits, la_bits,
-                                     density, rebuild_adds=rebuild))
+                                     density, rebuild_adds=rebuild, w_stored_bits=stored))
         else:
             shapes.append(LayerShape(layer_name, "fc", batch, layer.in_features, layer.out_features, 1, 1, 1, 1,
-                                     w_bits=lw_bits, a_bits=la_bits, w_density=density, rebuild_adds=rebuild))
+                                     w_bits=lw_bits, a_bits=la_bits, w_density=density, rebuild_adds=rebuild,
+                                     w_stored_bits=stored))
     return Workload(name or model.name, tuple(shapes))
 
 
