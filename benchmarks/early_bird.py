@@ -13,9 +13,10 @@ epsilon 0.1, the test set every 10 epochs.
 Three runs of the same net and schedule, each an ordinary `lean` command printed before it runs:
 1. dense training with the slimming penalty (the unpruned baseline, and the first half of the pipeline);
 2. `lean prune` of (1) at the ratio, then re-training of the pruned net for the same number of epochs (the
-   authors' baseline: GATECH-EIC/Early-Bird-Tickets, scripts/standard-train/retrain_scratch.sh, re-trains the
-   pruned net for the whole 160-epoch schedule; their early-bird re-training, retrain_continue.sh, continues the
-   schedule from the ticket's epoch, as (3) does);
+   length of the authors' baseline: GATECH-EIC/Early-Bird-Tickets, scripts/standard-train/retrain_scratch.sh,
+   re-trains the pruned net for the whole 160-epoch schedule, from new weights where lean fine-tunes the kept
+   ones; their early-bird re-training, retrain_continue.sh, continues the schedule from the ticket's epoch, as
+   (3) does);
 3. `lean train --slim --early-bird`: dense until the ticket appears, then pruned, to the end of the schedule.
 Prints the ticket epoch, accuracies, and training energy (lean's estimate) and wall time of (1)+(2) against (3),
 next to the issue's targets.
@@ -73,7 +74,7 @@ def main():
         at = "no ticket" if t["epoch"] is None else f"ticket at epoch {t['epoch']}"
         print(f"  ratio {ratio}: {at}; distances " + " ".join(f"{d:.3f}" for d in t["mask_distances"]))
     print("(the pipeline's energy counts a re-training of the whole schedule after pruning, as lean prune + "
-          "--resume runs it; this is the authors' baseline too: their scripts/standard-train/retrain_scratch.sh "
+          "--resume runs it; the authors' baseline is as long: their scripts/standard-train/retrain_scratch.sh "
           "re-trains the pruned net for the full 160 epochs)")
     print(f"{'run':<34} {'test acc':>9} {'params':>9} {'energy J':>9} {'wall s':>8}")
     print(f"{'dense (unpruned baseline)':<34} {100 * dense['test_accuracy']:>8.2f}% {dense['parameters']:>9,} "

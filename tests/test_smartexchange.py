@@ -54,6 +54,17 @@ def test_coefficients_are_signed_powers_of_two_in_range_and_no_basis_vector_is_l
     assert layer.dense().shape == w.shape
 
 
+def test_a_row_that_empties_keeps_theta():
+    # the authors' rule: a row of Ce may go all zero (that is the row sparsity their accelerator skips); only a
+    # column no row uses halves theta and restarts (the test above); lean's old rule restarted for the row too
+    rng = np.random.default_rng(0)
+    a = rng.uniform(0.3, 1.0, (12, 3)) * rng.choice([-1.0, 1.0], (12, 3))
+    a[5] = [0.052, -0.02, 0.015]  # a row with one weight above theta, whose coefficients fall below it
+    block = decompose_block(a, theta=0.05)  # (the old rule halved theta to 0.025 to keep this row)
+    assert block.theta == 0.05
+    assert np.all(block.sign[5] == 0) and not np.any(np.all(block.sign == 0, axis=0))
+
+
 def test_row_thresholding_zeroes_whole_rows_of_small_norm_and_the_layer_reports_it():
     # the authors' threshold_row: rows of Ce with L1 < 5 theta go whole (vector-wise sparsity)
     w = _weights((8, 32, 3, 3), seed=4)

@@ -22,7 +22,10 @@ Where the steps are:
   smallest-norm rows share a centre at zero (then whole kernel rows are zero: sparsity an accelerator can skip,
   which the mean form does not give). Either way centre 0 stays fixed in fine-tuning (``SharedWeight``'s
   ``fixed_centre``; METHODS.md): the authors released no fine-tuning code (their issue #2), so this follows the
-  paper's description.
+  paper's description. Small departures from their ``k_means_gpu_sparsity``: lean shares
+  ``round(sparsity * N)`` rows (theirs ``int()``, at most one row fewer), and K centres in all (theirs: for rows of
+  one weight, as in linear layers, the rest get K centres besides the shared one, K + 1 in all, which looks like
+  an oversight; lean keeps K so the storage count is what ``--clusters`` says).
 - ``SharedWeights``: the result (centres, per-row assignment) with ``dense()`` and storage:
   K * s * 32 bits of codebook plus the assignments Huffman-coded (``huffman_bits``; ``entropy_bits`` gives the
   ideal -sum log2 p bound the paper quotes).

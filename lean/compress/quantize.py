@@ -8,7 +8,11 @@ Propagating Gradients Through Stochastic Neurons for Conditional Computation", a
 clipped form: the gradient passes unchanged where the input lies inside the representable range and is zero
 where it was clipped.
 
-- Symmetric, ``bits`` b: scale = max|x| / (2^(b-1) - 1), codes in [-(2^(b-1) - 1), 2^(b-1) - 1], zero exact.
+- Symmetric, ``bits`` b: scale = limit / (2^(b-1) - 1) with limit = max|x| (nothing clipped; weights) or a given
+  clipping range (``limit``: values beyond it take the extreme code and pass no gradient), codes in
+  [-(2^(b-1) - 1), 2^(b-1) - 1], zero exact. Quantization-aware training of layer inputs
+  (``lean.nn.layers.WeightedLayer``) clips to a moving average of each batch's max|x|, as Jacob et al., CVPR 2018
+  (arXiv:1712.05877), section 3.1, do.
 - Asymmetric: scale = (max - min) / (2^b - 1), zero_point = round(-min / scale), codes in [0, 2^b - 1].
 - Power of two: each non-zero to the nearest signed power of two *in the linear domain* (the midpoint
   between 2^e and 2^(e+1) is 1.5 * 2^e), exponents clipped to [max_exponent - 2^exponent_bits + 2,

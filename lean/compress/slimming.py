@@ -39,8 +39,10 @@ Both are training methods (``lean.train.methods``) configured by ``lean.compress
 - ``prune_checkpoint``: ``lean prune``, network slimming's one-shot pruning of a trained checkpoint (Liu et al.,
   section 3, "Channel Pruning and Fine-tuning"; the fine-tuning is a resumed ``lean train``). The early-bird
   authors' baseline to compare with (their ``scripts/standard-train/retrain_scratch.sh``) trains 160 epochs,
-  prunes, and re-trains the pruned net for the whole 160 epochs again; ``benchmarks/early_bird.py`` does the same
-  at its own schedule length.
+  prunes, and re-trains the pruned net for the whole 160 epochs again; ``benchmarks/early_bird.py`` re-trains
+  for its whole schedule too, so the energy compared is of the same length. Their ``main_scratch.py`` starts the
+  pruned architecture from new weights, where ``lean prune`` + ``--resume`` fine-tunes the kept weights (network
+  slimming's fine-tuning), so the baseline's accuracy is not theirs to the letter.
 """
 
 from collections import deque
