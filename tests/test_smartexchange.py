@@ -171,7 +171,7 @@ def test_the_hardware_view_charges_rebuilt_weights_at_row_density_plus_the_rebui
         assert layer.w_density > form.nonzeros / form.buffers["mask"].size  # rows, not elements
         assert layer.rebuild_adds == form.nonzeros * form.L > 0
         # DRAM and the buffer hold Ce and B (the compressed form), not the rebuilt 8-bit weights
-        assert layer.w_stored_bits == pytest.approx(form.storage_bits() / np.prod(form.shape))
+        assert layer.w_stored_bits * np.prod(form.shape) == pytest.approx(form.storage_bits())
     # over the net the form is smaller than 8-bit weights (a 72-weight first layer is not: its basis scales)
     assert sum(x.stored_bits_per_weight * x.weight_count for x in workload.layers) < 8 * sum(
         x.weight_count for x in workload.layers)
@@ -184,6 +184,13 @@ def test_the_hardware_view_charges_rebuilt_weights_at_row_density_plus_the_rebui
     compressed = predictor.predict(Workload("one", (layer,)), eyeriss).layers[0]
     as_rebuilt = predictor.predict(Workload("one", (replace(layer, w_stored_bits=None),)), eyeriss).layers[0]
     assert as_rebuilt.dram_bytes > compressed.dram_bytes
+    # the rebuild runs once per delivery of the weights to the array: at least once, and more for more deliveries
+    acc = accelerator.load("eyeriss")
+    base = predictor.predict(Workload("one", (layer,)), acc).layers[0]
+    no_rebuild = predictor.predict(Workload("one", (replace(layer, rebuild_adds=0),)), acc).layers[0]
+    assert "rebuild" not in no_rebuild.energy_breakdown_pj
+    one_pass = layer.rebuild_adds * acc.e_mac_pj * predictor.REBUILD_ADD_PER_MAC * layer.w_bits / acc.word_bits
+    assert base.energy_breakdown_pj["rebuild"] >= one_pass * (1 - 1e-9)
     assert as_rebuilt.energy_by_data_pj["weight"] > compressed.energy_by_data_pj["weight"]
 
 

@@ -10,9 +10,10 @@ where it was clipped.
 
 - Symmetric, ``bits`` b: scale = limit / (2^(b-1) - 1) with limit = max|x| (nothing clipped; weights) or a given
   clipping range (``limit``: values beyond it take the extreme code and pass no gradient), codes in
-  [-(2^(b-1) - 1), 2^(b-1) - 1], zero exact. Quantization-aware training of layer inputs
-  (``lean.nn.layers.WeightedLayer``) clips to a moving average of each batch's max|x|, as Jacob et al., CVPR 2018
-  (arXiv:1712.05877), section 3.1, do.
+  [-(2^(b-1) - 1), 2^(b-1) - 1], zero exact. (Layer inputs have their own quantizer in
+  ``lean.nn.layers.WeightedLayer``, unsigned when the input is never negative, whose range in quantization-aware
+  training is a moving average of each batch's max|x|, as in Jacob et al., CVPR 2018, arXiv:1712.05877,
+  section 3.1: a batch beyond it is clipped, with the straight-through mask of clipped values.)
 - Asymmetric: scale = (max - min) / (2^b - 1), zero_point = round(-min / scale), codes in [0, 2^b - 1].
 - Power of two: each non-zero to the nearest signed power of two *in the linear domain* (the midpoint
   between 2^e and 2^(e+1) is 1.5 * 2^e), exponents clipped to [max_exponent - 2^exponent_bits + 2,
@@ -90,7 +91,7 @@ def _broadcast(v, x, axis):
 
 
 def quantize_uniform(x: np.ndarray, bits: int = 8, symmetric: bool = True, axis: int | None = None,
-                     limit=None) -> Quantized:
+                     limit: float | np.ndarray | None = None) -> Quantized:
     """Uniform quantization of ``x``; ``axis=0`` gives one scale per output channel.
 
     Parameters
@@ -127,8 +128,15 @@ def quantize_uniform(x: np.ndarray, bits: int = 8, symmetric: bool = True, axis:
         raise ValueError(f"a clipping limit needs symmetric quantization and a value > 0; got {limit!r}")
     if symmetric:
         qmax = 2 ** (bits - 1) - 1
-        top = _reduce(np.abs(x), axis, np.max) if limit is None else np.broadcast_to(
-            np.asarray(limit, np.float32), () if axis is None else (x.shape[0],))
+        if limit is None:
+            top = _reduce(np.abs(x), axis, np.max)
+        else:
+            want = () if axis is None else (x.shape[0],)
+            top = np.asarray(limit, np.float32)
+            if top.size != 1 and top.shape != want:
+                raise ValueError(f"limit must be one number{'' if axis is None else f' or {want[0]} numbers'}; "
+                                 f"got shape {top.shape}")
+            top = np.broadcast_to(top.reshape(()) if top.size == 1 else top, want)
         scale = top / qmax
         scale = np.where(scale > 0, scale, 1.0).astype(np.float32)
         zero = np.zeros_like(scale)
@@ -210,7 +218,8 @@ def quantize_pow2(x: np.ndarray, max_exponent: int = 5, exponent_bits: int = 4) 
 
 
 def fake_quantize(x: np.ndarray, bits: int = 8, symmetric: bool = True,
-                  axis: int | None = None, limit=None) -> tuple[np.ndarray, np.ndarray]:
+                  axis: int | None = None,
+                  limit: float | np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Quantize-dequantize, and the straight-through mask: 1 where ``x`` was inside the clipping range.
 
     The backward of the surrogate is ``dx = dy * mask`` (straight-through estimator).

@@ -312,9 +312,11 @@ def _evaluate(layer, acc, tiles, order):
     noc = arr["noc"] * n_tiles
 
     e_mac = macs * acc.e_mac_pj * gate * w_scale * a_scale
-    # a compressed layer's weights rebuilt by shift-and-add before use (SmartExchange's rebuild engine), once a
-    # pass: an add costs REBUILD_ADD_PER_MAC of a MAC at the same width (Horowitz: 8-bit add / 8-bit mult + add)
-    e_rebuild = layer.rebuild_adds / groups * acc.e_mac_pj * REBUILD_ADD_PER_MAC * w_scale
+    # a compressed layer's weights rebuilt by shift-and-add before use (SmartExchange's rebuild engine, between
+    # the buffer and the PEs): once for every delivery of the weights to the array; an add costs
+    # REBUILD_ADD_PER_MAC of a MAC at the same width (Horowitz: 8-bit add / 8-bit mult + add)
+    deliveries = arr["weight"] * n_tiles / max(layer.weight_count // groups, 1)
+    e_rebuild = layer.rebuild_adds / groups * deliveries * acc.e_mac_pj * REBUILD_ADD_PER_MAC * w_scale
     e_rf = rf * acc.e_rf_pj * a_scale
     e_noc = noc * acc.e_noc_pj * a_scale
     e_glb_in, e_glb_w, e_glb_out = (glb_in * acc.e_glb_pj * a_scale, glb_w * acc.e_glb_pj * ws_scale,

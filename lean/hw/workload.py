@@ -53,7 +53,7 @@ class LayerShape:
     a_bits: int = 16
     w_density: float = 1.0
     a_density: float = 1.0
-    rebuild_adds: int = 0  # shift-and-add operations that rebuild the weights from a compressed form, per pass
+    rebuild_adds: int = 0  # shift-and-adds that rebuild all the weights once from a compressed form (each delivery)
     # bits per weight as stored in DRAM and the global buffer, when the weights travel in a compressed form (its
     # storage bits over the dense weight count; SmartExchange: Ce's codes and bitmap plus B); None: w_bits
     w_stored_bits: float | None = None
@@ -141,12 +141,6 @@ class Workload:
 
     name: str
     layers: tuple
-
-    @property
-    def stored_bits_per_weight(self) -> float:
-        """Bits a weight takes in DRAM and the global buffer: ``w_stored_bits`` for a compressed form, else
-        ``w_bits``."""
-        return self.w_bits if self.w_stored_bits is None else float(self.w_stored_bits)
 
     @property
     def macs(self) -> int:
@@ -326,8 +320,9 @@ def from_model(model, batch: int = 1, name: str | None = None, w_bits: int = 16,
     layers report the width of the weights the hardware multiplies by (quantized codes; a SmartExchange layer's
     rebuilt weights at its basis width), their density (a SmartExchange layer: Ce's row density, since only an
     all-zero row of Ce zeroes W), the shift-and-adds that rebuild the weights (``rebuild_adds``), the bits a
-    weight takes in DRAM and the buffer (``w_stored_bits``: the form's storage bits over the weight count, since
-    the weights travel compressed and are decoded next to the PEs) and input bit widths.
+    weight takes in DRAM and the buffer (``w_stored_bits``, from the form's ``traffic_bits``: a SmartExchange
+    layer's Ce and B travel and are rebuilt next to the PEs; other forms travel at ``w_bits``) and input bit
+    widths.
 
     Parameters
     ----------
@@ -368,8 +363,8 @@ def from_model(model, batch: int = 1, name: str | None = None, w_bits: int = 16,
         lw_bits = layer.form.weight_bits() if layer.form is not None else w_bits
         la_bits = layer.input_bits if layer.input_bits is not None else a_bits
         rebuild = layer.form.rebuild_adds() if layer.form is not None else 0
-        # and the weights travel from DRAM through the buffer in the form, at its storage bits
-        stored = layer.form.storage_bits() / weight.size if layer.form is not None else None
+        # and the bits a weight takes on its way from DRAM through the buffer (SmartExchange: Ce and B)
+        stored = layer.form.traffic_bits() if layer.form is not None else None
         if isinstance(layer, Conv2d):
             _, h, w, c = x_shape
             shapes.append(LayerShape(layer_name, "conv", batch, c, layer.out_channels, h, w, layer.kernel_size,

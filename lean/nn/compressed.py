@@ -175,8 +175,13 @@ class WeightForm:
         return None
 
     def rebuild_adds(self) -> int:
-        """Operations (shift-and-adds) the hardware spends rebuilding the weights from this form, once a pass."""
+        """Operations (shift-and-adds) the hardware spends rebuilding all the weights from this form once."""
         return 0
+
+    def traffic_bits(self) -> float | None:
+        """Bits per weight in DRAM and the on-chip buffer when the hardware moves the weights in this form and
+        decodes them next to the PEs (None: they move decoded, at ``weight_bits``)."""
+        return None
 
     def config(self) -> dict:
         """The form's type and settings as JSON-able values (``form_from_config`` rebuilds it)."""
@@ -361,6 +366,11 @@ class SmartExchangeWeight(WeightForm):
         """Rebuilding a row of W is a shift of each of the row's non-zero coefficients applied to a basis row
         (L values) and an add: L shift-and-adds per non-zero coefficient."""
         return int(self.nonzeros * self.L)
+
+    def traffic_bits(self) -> float:
+        """The SmartExchange accelerator keeps Ce and B in DRAM and its buffers and rebuilds W in its rebuild
+        engine beside the PE lines: the weights travel at ``storage_bits`` over the weight count."""
+        return self.storage_bits() / int(np.prod(self.shape))
 
     def config(self) -> dict:
         return {"type": type(self).__name__, "block_rows": self.block_rows, "max_exponent": self.max_exponent,

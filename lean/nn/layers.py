@@ -121,7 +121,9 @@ class WeightedLayer(Leaf):
 
         The range is the first batch's max|x|, then in training an exponential moving average of each batch's
         max|x| (decay 0.9), as in Jacob et al., CVPR 2018 (arXiv:1712.05877), section 3.1: a batch whose values
-        exceed the average is clipped there, and the straight-through gradient is zero where it was clipped.
+        exceed the average is clipped there, and the straight-through gradient is zero where it was clipped. In
+        evaluation the range stays as it is; a layer with no range yet (post-training quantization) takes the
+        first batch's max|x| and keeps it.
         """
         if self.input_bits is None:
             return x, None
