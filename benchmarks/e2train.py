@@ -1,33 +1,133 @@
-"""E2-Train on a ResNet on Fashion-MNIST: each technique alone and all three, against standard training (issue 5).
+"""E2-Train on a ResNet on Fashion-MNIST: all three techniques (and optionally each alone) against standard
+training, one (seed, schedule) per call (issues 5, 13, 14).
 
-    python benchmarks/e2train.py [--net resnet20] [--width 0.5] [--epochs 80] [--train-limit 10000] [--smd 0.5]
-                                 [--slu 0.8] [--psg-adaptive 0.05] [--eval-every 20] [--jobs 2] [--out-dir runs/e2]
+    python benchmarks/e2train.py --seed S --epochs E [--each] [--net resnet20] [--width 0.5] [--train-limit 10000]
+        [--smd 0.5] [--slu 0.8] [--psg-adaptive 0.05] [--psg-update sign|scaled] [--eval-every 20] [--jobs 2]
+        [--out-dir runs/e2]                                  # one configuration: its runs, appended
+    python benchmarks/e2train.py --summary                   # the curve and the seeds from what is there
 
-Defaults: ResNet-20 at half width on the first 10,000 training images for 80 epochs, the longest schedule whose
-five runs fit the hour on this 2-core machine: two runs at a time on one thread each, and the test set
-evaluated every 20 epochs rather than every epoch (a third of a training epoch's time). The authors train 160
-epochs; in a short schedule every technique that drops updates costs accuracy that a long one recovers (all
-three together lost 10.0 points at full width in 10 epochs, 2.8 at half width in 40).
+A call trains, with the same net, data, seed and schedule: standard training and SMD + SLU + PSG; with `--each`
+also SMD, SLU and PSG alone and PSG's control (8-bit inputs and weights and 16-bit gradients on the conv layers
+with exact gradients, `--low-precision 8 --lp-gradient-bits 16 --lp-convs-only`, so the table can say what PSG's
+prediction saves beyond its 8-bit arithmetic). Each is an ordinary `lean train ... --json` command printed before
+it runs; with `--jobs 2` two chains of runs go side by side on one thread each (a half-width ResNet-20 keeps two
+threads only partly busy). The row appended to benchmarks/results/e2train.jsonl holds each run's test accuracy,
+lean's training-energy estimate (lean/train/energy.py), MACs and wall time.
 
-Six runs with the same net, data and schedule (the sixth, PSG's control: 8-bit inputs and weights and 16-bit
-gradients on the conv layers with exact gradients, `--low-precision 8 --lp-gradient-bits 16 --lp-convs-only`, so the
-report can say what PSG's prediction saves beyond its 8-bit arithmetic), each an ordinary `lean train ... --json`
-command printed before it runs. Prints test accuracy, lean's training-energy estimate (lean/train/energy.py) and the
-saving against standard training, next to the issue's target (all three: >= 60% saved at <= 1.5 points lost). """
+Defaults: ResNet-20 at half width on the first 10,000 training images, SGD lr 0.1 cosine, weight decay 1e-4,
+SMD 0.5, SLU target 0.8, PSG with adaptive tau 0.05 and the authors' sign update, the test set every 20 epochs
+(or at the end of shorter runs). The authors train 160 epochs; the shorter the schedule, the more every
+technique that drops updates costs.
+
+`--summary` prints, per schedule length, accuracy lost and energy saved by all three against standard training
+(mean and spread over the seeds there are), each technique's share where `--each` ran, and the target of issues 5
+and 14: at 80 epochs >= 60% saved at <= 1.5 points lost, on every seed.
+"""
 
 import argparse
+import datetime
 import time
+from collections import defaultdict
 from pathlib import Path
 
-from _runs import lean_json, side_by_side
+from _runs import append_result, lean_json, read_results, side_by_side
+
+RESULTS = Path(__file__).parent / "results" / "e2train.jsonl"
+ALL_THREE = "SMD + SLU + PSG"
+
+
+def run(args):
+    started = time.time()
+    out = Path(args.out_dir) / f"{args.net}-{args.epochs}ep-seed{args.seed}"
+    out.mkdir(parents=True, exist_ok=True)
+    common = ["--net", args.net, "--width", args.width, "--data", args.data, "--epochs", args.epochs,
+              "--train-limit", args.train_limit, "--seed", args.seed, "--lr", args.lr, "--weight-decay", "1e-4",
+              "--schedule", "cosine", "--eval-every", min(args.eval_every, args.epochs), "--force"]
+    smd, slu = ["--smd", args.smd], ["--slu", args.slu]
+    psg = ["--psg-adaptive", args.psg_adaptive, "--psg-update", args.psg_update]
+    control = ["--low-precision", 8, "--lp-gradient-bits", 16, "--lp-convs-only"]  # PSG's operands, no prediction
+    runs = {"standard": [], ALL_THREE: smd + slu + psg}
+    if args.each:
+        runs.update({"SMD": smd, "SLU": slu, "PSG": psg, "8-bit control": control})
+    threads = 1 if args.jobs > 1 else None
+
+    def one(label):
+        name = label.lower().replace(" + ", "-").replace(" ", "-")
+        return label, lean_json("train", *common, *runs[label], "--out", out / f"{name}.h5", threads=threads)
+
+    def chain(*labels):
+        return lambda: [one(label) for label in labels]
+
+    # two chains of about equal length (PSG, the slowest alone, computes two weight gradients on this CPU)
+    chains = ([chain("standard", ALL_THREE, "SMD"), chain("PSG", "SLU", "8-bit control")] if args.each
+              else [chain("standard"), chain(ALL_THREE)])
+    finished = dict(result for results in side_by_side(chains, jobs=args.jobs) for result in results)
+    row = {"net": args.net, "width": args.width, "data": args.data, "train_limit": args.train_limit,
+           "epochs": args.epochs, "seed": args.seed, "lr": args.lr, "smd": args.smd, "slu": args.slu,
+           "psg_adaptive": args.psg_adaptive, "psg_update": args.psg_update, "jobs": args.jobs,
+           "date": datetime.date.today().isoformat(), "minutes": (time.time() - started) / 60,
+           "runs": {label: {"accuracy": s["test_accuracy"], "energy_j": s["training_energy_j"],
+                            "macs": s["energy"]["macs"], "wall_s": wall}
+                    for label, (s, wall) in ((label, finished[label]) for label in runs)}}
+    append_result(RESULTS, row)
+    print()
+    summary([row])
+
+
+def _spread(values, fmt):
+    mean = sum(values) / len(values)
+    return f"{fmt.format(mean)} ({fmt.format(min(values))}..{fmt.format(max(values))})"
+
+
+def summary(rows=None):
+    rows = read_results(RESULTS) if rows is None else rows
+    groups = defaultdict(list)
+    for r in rows:
+        groups[(r["net"], r["width"], r["data"], r["train_limit"], r["lr"], r["smd"], r["slu"], r["psg_adaptive"],
+                r["psg_update"])].append(r)
+    for (net, width, data, limit, lr, smd, slu, tau, update), group in sorted(groups.items(), key=str):
+        print(f"{net} (width {width:g}) on {data} (first {limit} images), lr {lr:g} cosine; SMD {smd:g}, SLU "
+              f"{slu:g}, PSG adaptive {tau:g} ({update} update)")
+        print(f"  {'epochs':>6} {'seeds':>5} {'standard':>22} {'all three':>22} {'points lost':>22} "
+              f"{'energy saved':>22}")
+        by_epochs = defaultdict(list)
+        for r in group:
+            by_epochs[r["epochs"]].append(r)
+        for epochs, runs in sorted(by_epochs.items()):
+            std = [100 * r["runs"]["standard"]["accuracy"] for r in runs]
+            all3 = [100 * r["runs"][ALL_THREE]["accuracy"] for r in runs]
+            lost = [s - a for s, a in zip(std, all3, strict=True)]
+            saved = [100 * (1 - r["runs"][ALL_THREE]["energy_j"] / r["runs"]["standard"]["energy_j"]) for r in runs]
+            print(f"  {epochs:>6} {len(runs):>5} {_spread(std, '{:.2f}'):>22} {_spread(all3, '{:.2f}'):>22} "
+                  f"{_spread(lost, '{:+.2f}'):>22} {_spread(saved, '{:.1f}'):>22}")
+            if epochs == 80:
+                ok = [x <= 1.5 and y >= 60 for x, y in zip(lost, saved, strict=True)]
+                print(f"         target at 80 epochs, every seed: >= 60% saved at <= 1.5 points: {sum(ok)}/{len(ok)} "
+                      f"seeds -> {'met' if all(ok) else 'NOT met'}")
+            for r in runs:
+                if "PSG" not in r["runs"]:
+                    continue
+                base = r["runs"]["standard"]
+                parts = []
+                for label in ("SMD", "SLU", "PSG", "8-bit control"):
+                    x = r["runs"][label]
+                    parts.append(f"{label} {100 * (x['accuracy'] - base['accuracy']):+.2f} pt, "
+                                 f"{100 * (1 - x['energy_j'] / base['energy_j']):.1f}% saved")
+                beyond = 1 - r["runs"]["PSG"]["energy_j"] / r["runs"]["8-bit control"]["energy_j"]
+                print(f"         seed {r['seed']}, each alone: " + "; ".join(parts)
+                      + f"; PSG saves {100 * beyond:.1f}% of its 8-bit control's energy")
+        print()
 
 
 def main():
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--summary", action="store_true", help="print the table from benchmarks/results and exit")
+    ap.add_argument("--seed", type=int)
+    ap.add_argument("--epochs", type=int)
+    ap.add_argument("--each", action="store_true", help="also each technique alone and PSG's 8-bit control")
     ap.add_argument("--net", default="resnet20")
     ap.add_argument("--width", type=float, default=0.5)
     ap.add_argument("--data", default="fashion-mnist")
-    ap.add_argument("--epochs", type=int, default=80)
     ap.add_argument("--train-limit", type=int, default=10000)
     ap.add_argument("--lr", type=float, default=0.1)
     ap.add_argument("--smd", type=float, default=0.5)
@@ -39,52 +139,12 @@ def main():
                     help="2: two chains of runs side by side, one thread each; 1: one run after another")
     ap.add_argument("--out-dir", default="runs/e2")
     args = ap.parse_args()
-    started = time.time()
-    out = Path(args.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    common = ["--net", args.net, "--width", args.width, "--data", args.data, "--epochs", args.epochs,
-              "--train-limit", args.train_limit, "--lr", args.lr, "--weight-decay", "1e-4", "--schedule", "cosine",
-              "--eval-every", args.eval_every, "--force"]
-    smd, slu = ["--smd", args.smd], ["--slu", args.slu]
-    psg = ["--psg-adaptive", args.psg_adaptive, "--psg-update", args.psg_update]
-    control = ["--low-precision", 8, "--lp-gradient-bits", 16, "--lp-convs-only"]  # PSG's operands, no prediction
-    runs = {"standard": [], "SMD + SLU + PSG": smd + slu + psg, "SMD": smd, "SLU": slu, "PSG": psg,
-            "8-bit control": control}
-    threads = 1 if args.jobs > 1 else None
-
-    def run(label):
-        name = label.lower().replace(" + ", "-")
-        return label, lean_json("train", *common, *runs[label], "--out", out / f"{name}.h5", threads=threads)
-
-    def chain(*labels):
-        return lambda: [run(label) for label in labels]
-
-    # two chains of about equal length on this machine (one thread each, 80 epochs: 51 and 55 min of runs):
-    # the two runs the target compares and SMD; PSG, the slowest (it computes two weight gradients), and SLU.
-    # With --jobs 1, side_by_side runs them one after the other.
-    chains = [chain("standard", "SMD + SLU + PSG", "SMD"), chain("PSG", "SLU", "8-bit control")]
-    finished = dict(result for results in side_by_side(chains, jobs=args.jobs) for result in results)
-    results = [(label, *finished[label]) for label in runs]
-    base = results[0][1]
-    print(f"\n{args.net} (width {args.width:g}) on {args.data} (first {args.train_limit} training images), "
-          f"{args.epochs} epochs, {args.jobs} run(s) at a time, {(time.time() - started) / 60:.1f} min in all")
-    print(f"{'run':<17} {'test acc':>9} {'vs std':>7} {'energy J':>9} {'saved':>7} {'G MACs':>8} {'wall s':>7}")
-    for label, s, wall in results:
-        saved = 1 - s["training_energy_j"] / base["training_energy_j"]
-        print(f"{label:<17} {100 * s['test_accuracy']:>8.2f}% "
-              f"{100 * (s['test_accuracy'] - base['test_accuracy']):>+6.2f} {s['training_energy_j']:>9.1f} "
-              f"{100 * saved:>6.1f}% {s['energy']['macs'] / 1e9:>8.1f} {wall:>7.0f}")
-    everything = results[1][1]
-    saved = 1 - everything["training_energy_j"] / base["training_energy_j"]
-    lost = 100 * (base["test_accuracy"] - everything["test_accuracy"])
-    verdict = "met" if saved >= 0.6 and lost <= 1.5 else "NOT met"
-    print(f"\ntarget (all three): >= 60% energy saved at <= 1.5 points lost: {100 * saved:.1f}% saved, "
-          f"{lost:.2f} points lost -> {verdict}")
-    psg_run, control_run = finished["PSG"][0], finished["8-bit control"][0]
-    beyond = 1 - psg_run["training_energy_j"] / control_run["training_energy_j"]
-    print(f"PSG against its control (the same 8-bit / 16-bit operands, exact gradients): {100 * beyond:.1f}% of "
-          f"the control's energy saved by the prediction, "
-          f"{100 * (psg_run['test_accuracy'] - control_run['test_accuracy']):+.2f} points")
+    if args.summary:
+        summary()
+    elif args.seed is None or args.epochs is None:
+        ap.error("give --seed and --epochs (one configuration), or --summary")
+    else:
+        run(args)
 
 
 if __name__ == "__main__":

@@ -1,102 +1,170 @@
-"""Early-bird tickets against train-then-prune-then-retrain (network slimming) on Fashion-MNIST (issue 5).
+"""Early-bird tickets against dense training and train-prune-retrain on Fashion-MNIST (issues 5, 13, 14).
 
-    python benchmarks/early_bird.py [--net vgg11] [--width 0.5] [--epochs 90] [--train-limit 10000] [--lr 0.05]
-                                    [--ratio 0.5] [--bn-init G] [--eval-every 10] [--out-dir runs/eb]
+    python benchmarks/early_bird.py --seed S --epochs E [--net vgg11] [--width 0.5] [--train-limit 10000]
+        [--ratio 0.5] [--ratios 0.3,0.5,0.7] [--slim 1e-4] [--lr LR] [--schedule S] [--bn-init G]
+        [--eval-every 10] [--threads T] [--out-dir runs/eb]        # one (seed, schedule): three runs, appended
+    python benchmarks/early_bird.py --summary                       # the table from what is there
 
-Defaults: VGG-11 at half width (the plain VGG family is the paper's main case; a net with spare channels, as
-the paper's are: in ResNet-20 on this data every channel's scale sat in a narrow band and the masks kept
-flipping), the first 10,000 training images, 90 epochs (a long schedule of short epochs, as the paper's 160
-CIFAR epochs are long next to their ticket: 30 epochs of 30,000 images, the same number of steps, put the
-ticket at epoch 10, a third of the way), lr 0.05 cosine, the authors' slimming strength 1e-4, window 5 and
-epsilon 0.1, the test set every 10 epochs.
-
-Three runs of the same net and schedule, each an ordinary `lean` command printed before it runs:
+One call runs one seed at one schedule length, three runs of the same net and data, each an ordinary `lean`
+command printed before it runs:
 1. dense training with the slimming penalty (the unpruned baseline, and the first half of the pipeline);
 2. `lean prune` of (1) at the ratio, then re-training of the pruned net for the same number of epochs (the
    length of the authors' baseline: GATECH-EIC/Early-Bird-Tickets, scripts/standard-train/retrain_scratch.sh,
    re-trains the pruned net for the whole 160-epoch schedule, from new weights where lean fine-tunes the kept
    ones; their early-bird re-training, retrain_continue.sh, continues the schedule from the ticket's epoch, as
    (3) does);
-3. `lean train --slim --early-bird`: dense until the ticket appears, then pruned, to the end of the schedule.
-Prints the ticket epoch, accuracies, and training energy (lean's estimate) and wall time of (1)+(2) against (3),
-next to the issue's targets.
+3. `lean train --slim --early-bird 0.3,0.5,0.7`: dense until the ratio's ticket appears, then pruned, to the end
+   of the schedule (the authors draw the three ratios' tickets in one run).
+The result (accuracies, lean's training-energy estimate, wall time, every ratio's ticket epoch and mask
+distances) is appended to benchmarks/results/early_bird.jsonl. `--lr`, `--schedule` and `--bn-init` are passed
+on only when given (otherwise `lean train`'s defaults run, and the row records "defaults").
+
+Defaults: VGG-11 at half width (the plain VGG family is the paper's main case, and a net with spare channels as
+the paper's are: in ResNet-20 on this data every channel's scale sat in a narrow band and the masks kept
+flipping), the first 10,000 training images, the authors' slimming strength 1e-4, window 5 and epsilon 0.1,
+weight decay 1e-4, the test set every 10 epochs.
+
+`--summary` groups the rows by net, data size, schedule length and recipe, and prints each seed and the mean
+and spread next to issue 14's targets, which must hold on every seed: the ticket in the first quarter of the
+epochs; the early-bird net <= 1 point below the dense run of the same schedule and penalty; >= 1.5x less
+training energy than that dense run and than train-prune-retrain.
 """
 
 import argparse
+import datetime
 import time
+from collections import defaultdict
 from pathlib import Path
 
-from _runs import lean_json
+from _runs import append_result, lean_json, read_results
+
+RESULTS = Path(__file__).parent / "results" / "early_bird.jsonl"
+
+
+def run(args):
+    started = time.time()
+    out = Path(args.out_dir) / f"{args.net}-{args.epochs}ep-seed{args.seed}"
+    out.mkdir(parents=True, exist_ok=True)
+    recipe = []
+    for option, value in (("--lr", args.lr), ("--schedule", args.schedule), ("--bn-init", args.bn_init)):
+        if value is not None:
+            recipe += [option, value]
+    common = ["--net", args.net, "--width", args.width, "--data", args.data, "--epochs", args.epochs,
+              "--train-limit", args.train_limit, "--seed", args.seed, "--weight-decay", "1e-4", *recipe,
+              "--slim", args.slim, "--eval-every", args.eval_every, "--force"]
+    threads = args.threads
+    dense, dense_wall = lean_json("train", *common, "--out", out / "dense.h5", threads=threads)
+    pruned, prune_wall = lean_json("prune", out / "dense.h5", "--ratio", args.ratio, "-o", out / "pruned.h5",
+                                   "--force")
+    retrained, retrain_wall = lean_json("train", "--resume", out / "pruned.h5", "--epochs", args.epochs,
+                                        "--out", out / "retrained.h5", "--force", threads=threads)
+    ratios = args.ratios if f"{args.ratio:g}" in args.ratios.split(",") else f"{args.ratios},{args.ratio:g}"
+    eb, eb_wall = lean_json("train", *common, "--early-bird", ratios, "--eb-prune-ratio", args.ratio,
+                            "--eb-window", args.eb_window, "--eb-epsilon", args.eb_epsilon,
+                            "--out", out / "early-bird.h5", threads=threads)
+    tickets = eb.get("early_bird_tickets") or {repr(args.ratio): {"epoch": eb["early_bird_epoch"],
+                                                                  "mask_distances": eb["mask_distances"]}}
+    row = {"net": args.net, "width": args.width, "data": args.data, "train_limit": args.train_limit,
+           "epochs": args.epochs, "seed": args.seed, "recipe": " ".join(map(str, recipe)) or "defaults",
+           "slim": args.slim, "prune_ratio": args.ratio, "eb_window": args.eb_window, "eb_epsilon": args.eb_epsilon,
+           "threads": threads, "date": datetime.date.today().isoformat(),
+           "dense": {"accuracy": dense["test_accuracy"], "energy_j": dense["training_energy_j"],
+                     "wall_s": dense_wall, "parameters": dense["parameters"]},
+           "pipeline": {"accuracy": retrained["test_accuracy"],
+                        "energy_j": dense["training_energy_j"] + retrained["training_energy_j"],
+                        "wall_s": dense_wall + prune_wall + retrain_wall, "parameters": retrained["parameters"]},
+           "early_bird": {"accuracy": eb["test_accuracy"], "energy_j": eb["training_energy_j"], "wall_s": eb_wall,
+                          "parameters": eb["parameters"], "ticket_epoch": eb["early_bird_epoch"],
+                          "tickets": tickets},
+           "minutes": (time.time() - started) / 60}
+    append_result(RESULTS, row)
+    print()
+    summary([row])
+
+
+def _spread(values, fmt):
+    values = [v for v in values if v is not None]
+    if not values:
+        return "-"
+    mean = sum(values) / len(values)
+    return f"{fmt.format(mean)} ({fmt.format(min(values))}..{fmt.format(max(values))})"
+
+
+def summary(rows=None):
+    rows = read_results(RESULTS) if rows is None else rows
+    groups = defaultdict(list)
+    for r in rows:
+        groups[(r["net"], r["width"], r["data"], r["train_limit"], r["epochs"], r["recipe"], r["slim"],
+                r["prune_ratio"])].append(r)
+    for (net, width, data, limit, epochs, recipe, slim, ratio), runs in sorted(groups.items(), key=str):
+        runs.sort(key=lambda r: r["seed"])
+        print(f"{net} (width {width:g}) on {data} (first {limit} images), {epochs} epochs, recipe: {recipe}, "
+              f"slimming {slim:g}, pruned at {ratio:g}; {len(runs)} seed(s)")
+        print(f"  {'seed':>4} {'tickets (0.3/0.5/0.7...)':>24} {'dense':>7} {'pipeline':>8} {'EB':>7} {'drop':>6} "
+              f"{'x dense':>7} {'x pipe':>7} {'x wall':>7}")
+        quarter = epochs / 4
+        checks = {"ticket": [], "drop": [], "dense": [], "pipeline": []}
+        stats = defaultdict(list)
+        for r in runs:
+            d, p, e = r["dense"], r["pipeline"], r["early_bird"]
+            drop = 100 * (d["accuracy"] - e["accuracy"])
+            x_dense, x_pipe = d["energy_j"] / e["energy_j"], p["energy_j"] / e["energy_j"]
+            x_wall = p["wall_s"] / e["wall_s"]
+            epochs_by_ratio = "/".join("-" if t["epoch"] is None else str(t["epoch"])
+                                       for _, t in sorted(e["tickets"].items(), key=lambda kv: float(kv[0])))
+            print(f"  {r['seed']:>4} {epochs_by_ratio:>24} {100 * d['accuracy']:>6.2f}% {100 * p['accuracy']:>7.2f}% "
+                  f"{100 * e['accuracy']:>6.2f}% {drop:>+6.2f} {x_dense:>6.2f}x {x_pipe:>6.2f}x {x_wall:>6.2f}x")
+            if e["ticket_epoch"] is None:
+                distances = e["tickets"].get(repr(ratio), {}).get("mask_distances", [])
+                print(f"       no ticket at {ratio:g}: distances " + " ".join(f"{x:.3f}" for x in distances))
+            checks["ticket"].append(e["ticket_epoch"] is not None and e["ticket_epoch"] <= quarter)
+            checks["drop"].append(drop <= 1.0)
+            checks["dense"].append(x_dense >= 1.5)
+            checks["pipeline"].append(x_pipe >= 1.5)
+            for key, value in (("ticket", e["ticket_epoch"]), ("dense", 100 * d["accuracy"]),
+                               ("eb", 100 * e["accuracy"]), ("drop", drop), ("x_dense", x_dense),
+                               ("x_pipe", x_pipe)):
+                stats[key].append(value)
+        print(f"  mean (spread): ticket epoch {_spread(stats['ticket'], '{:.1f}')}, dense "
+              f"{_spread(stats['dense'], '{:.2f}')}%, early bird {_spread(stats['eb'], '{:.2f}')}%, drop "
+              f"{_spread(stats['drop'], '{:+.2f}')} points, energy {_spread(stats['x_dense'], '{:.2f}')}x below "
+              f"dense and {_spread(stats['x_pipe'], '{:.2f}')}x below the pipeline")
+
+        def verdict(ok):
+            return f"{sum(ok)}/{len(ok)} seeds" + (" -> met" if all(ok) else " -> NOT met")
+
+        print(f"  targets, every seed: ticket by epoch {quarter:g}: {verdict(checks['ticket'])}; <= 1 point below "
+              f"dense: {verdict(checks['drop'])}; >= 1.5x less energy than dense: {verdict(checks['dense'])}; "
+              f"than the pipeline: {verdict(checks['pipeline'])}\n")
 
 
 def main():
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--summary", action="store_true", help="print the table from benchmarks/results and exit")
+    ap.add_argument("--seed", type=int)
+    ap.add_argument("--epochs", type=int)
     ap.add_argument("--net", default="vgg11")
     ap.add_argument("--width", type=float, default=0.5)
     ap.add_argument("--data", default="fashion-mnist")
-    ap.add_argument("--epochs", type=int, default=90)
     ap.add_argument("--train-limit", type=int, default=10000)
     ap.add_argument("--ratio", type=float, default=0.5, help="the ratio pruned at (and by the pipeline)")
     ap.add_argument("--ratios", default="0.3,0.5,0.7", help="the tickets drawn in the early-bird run (authors')")
     ap.add_argument("--slim", type=float, default=1e-4)
-    ap.add_argument("--lr", type=float, default=0.05)
+    ap.add_argument("--lr", type=float, default=None, help="passed on when given (default: lean train's)")
+    ap.add_argument("--schedule", default=None, help="passed on when given (default: lean train's)")
+    ap.add_argument("--bn-init", type=float, default=None, help="passed on when given (authors' code: 0.5)")
     ap.add_argument("--eb-window", type=int, default=5)
     ap.add_argument("--eb-epsilon", type=float, default=0.1)
-    ap.add_argument("--bn-init", type=float, default=None, help="batch-norm scales at the start (authors' code: 0.5)")
     ap.add_argument("--eval-every", type=int, default=10)
+    ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--out-dir", default="runs/eb")
     args = ap.parse_args()
-    started = time.time()
-    out = Path(args.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    common = ["--net", args.net, "--width", args.width, "--data", args.data, "--epochs", args.epochs,
-              "--train-limit", args.train_limit, "--lr", args.lr, "--weight-decay", "1e-4", "--schedule", "cosine",
-              "--slim", args.slim, "--eval-every", args.eval_every, "--force",
-              *([] if args.bn_init is None else ["--bn-init", args.bn_init])]
-
-    dense, dense_wall = lean_json("train", *common, "--out", out / "dense.h5")
-    pruned, prune_wall = lean_json("prune", out / "dense.h5", "--ratio", args.ratio, "-o", out / "pruned.h5",
-                                   "--force")
-    retrained, retrain_wall = lean_json("train", "--resume", out / "pruned.h5", "--epochs", args.epochs,
-                                        "--out", out / "retrained.h5", "--force")
-    ratios = args.ratios if f"{args.ratio:g}" in args.ratios.split(",") else f"{args.ratios},{args.ratio:g}"
-    eb, eb_wall = lean_json("train", *common, "--early-bird", ratios, "--eb-prune-ratio", args.ratio,
-                            "--eb-window", args.eb_window, "--eb-epsilon", args.eb_epsilon,
-                            "--out", out / "early-bird.h5")
-
-    pipeline_energy = dense["training_energy_j"] + retrained["training_energy_j"]
-    pipeline_wall = dense_wall + prune_wall + retrain_wall
-    ticket = eb["early_bird_epoch"]
-    print(f"\n{args.net} on {args.data} (first {args.train_limit} training images), {args.epochs} epochs, "
-          f"prune ratio {args.ratio}, {(time.time() - started) / 60:.1f} min in all")
-    print("mask distances per epoch: " + " ".join(f"{d:.3f}" for d in eb["mask_distances"]))
-    for ratio, t in (eb.get("early_bird_tickets") or {}).items():  # every ratio drawn in the one run
-        at = "no ticket" if t["epoch"] is None else f"ticket at epoch {t['epoch']}"
-        print(f"  ratio {ratio}: {at}; distances " + " ".join(f"{d:.3f}" for d in t["mask_distances"]))
-    print("(the pipeline's energy counts a re-training of the whole schedule after pruning, as lean prune + "
-          "--resume runs it; the authors' baseline is as long: their scripts/standard-train/retrain_scratch.sh "
-          "re-trains the pruned net for the full 160 epochs)")
-    print(f"{'run':<34} {'test acc':>9} {'params':>9} {'energy J':>9} {'wall s':>8}")
-    print(f"{'dense (unpruned baseline)':<34} {100 * dense['test_accuracy']:>8.2f}% {dense['parameters']:>9,} "
-          f"{dense['training_energy_j']:>9.1f} {dense_wall:>8.0f}")
-    print(f"{'train, prune, retrain (pipeline)':<34} {100 * retrained['test_accuracy']:>8.2f}% "
-          f"{retrained['parameters']:>9,} {pipeline_energy:>9.1f} {pipeline_wall:>8.0f}")
-    print(f"{'early-bird':<34} {100 * eb['test_accuracy']:>8.2f}% {eb['parameters']:>9,} "
-          f"{eb['training_energy_j']:>9.1f} {eb_wall:>8.0f}")
-    quarter = args.epochs / 4
-    drop = 100 * (dense["test_accuracy"] - eb["test_accuracy"])
-    energy_ratio = pipeline_energy / eb["training_energy_j"]
-    wall_ratio = pipeline_wall / eb_wall
-    print("\ntargets:")
-    print(f"  ticket within the first quarter (epoch <= {quarter:g}): epoch {ticket} -> "
-          f"{_verdict(ticket is not None and ticket <= quarter)}")
-    print(f"  EB net within 1 point of the unpruned baseline: {drop:+.2f} points lower -> {_verdict(drop <= 1)}")
-    print(f"  energy >= 1.5x lower than the pipeline: {energy_ratio:.2f}x -> {_verdict(energy_ratio >= 1.5)}")
-    print(f"  wall time >= 1.5x lower than the pipeline: {wall_ratio:.2f}x -> {_verdict(wall_ratio >= 1.5)}")
-
-
-def _verdict(ok):
-    return "met" if ok else "NOT met"
+    if args.summary:
+        summary()
+    elif args.seed is None or args.epochs is None:
+        ap.error("give --seed and --epochs (one configuration), or --summary")
+    else:
+        run(args)
 
 
 if __name__ == "__main__":
