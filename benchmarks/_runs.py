@@ -75,3 +75,12 @@ def read_results(path):
     if not path.exists():
         sys.exit(f"no results yet: {path}")
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def latest_per_seed(rows, keys):
+    """``rows`` with one row per value of ``keys`` (a configuration and its seed): the last one written, so a
+    configuration run again replaces its earlier result instead of counting as another seed."""
+    latest = {}
+    for row in rows:
+        latest[tuple(repr(row.get(k)) for k in keys)] = row
+    return list(latest.values())

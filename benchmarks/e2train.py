@@ -30,7 +30,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from _runs import append_result, lean_json, read_results, side_by_side
+from _runs import append_result, latest_per_seed, lean_json, read_results, side_by_side
 
 RESULTS = Path(__file__).parent / "results" / "e2train.jsonl"
 ALL_THREE = "SMD + SLU + PSG"
@@ -38,7 +38,8 @@ ALL_THREE = "SMD + SLU + PSG"
 
 def run(args):
     started = time.time()
-    out = Path(args.out_dir) / f"{args.net}-{args.epochs}ep-seed{args.seed}"
+    out = Path(args.out_dir) / (f"{args.net}-w{args.width:g}-{args.train_limit}-{args.epochs}ep-seed{args.seed}-"
+                                f"{args.psg_update}")
     out.mkdir(parents=True, exist_ok=True)
     common = ["--net", args.net, "--width", args.width, "--data", args.data, "--epochs", args.epochs,
               "--train-limit", args.train_limit, "--seed", args.seed, "--lr", args.lr, "--weight-decay", "1e-4",
@@ -80,7 +81,8 @@ def _spread(values, fmt):
 
 
 def summary(rows=None):
-    rows = read_results(RESULTS) if rows is None else rows
+    keys = ("net", "width", "data", "train_limit", "lr", "smd", "slu", "psg_adaptive", "psg_update", "epochs", "seed")
+    rows = latest_per_seed(read_results(RESULTS), keys) if rows is None else rows
     groups = defaultdict(list)
     for r in rows:
         groups[(r["net"], r["width"], r["data"], r["train_limit"], r["lr"], r["smd"], r["slu"], r["psg_adaptive"],
@@ -111,7 +113,7 @@ def summary(rows=None):
                 parts = []
                 for label in ("SMD", "SLU", "PSG", "8-bit control"):
                     x = r["runs"][label]
-                    parts.append(f"{label} {100 * (x['accuracy'] - base['accuracy']):+.2f} pt, "
+                    parts.append(f"{label} {100 * (base['accuracy'] - x['accuracy']):+.2f} points lost, "
                                  f"{100 * (1 - x['energy_j'] / base['energy_j']):.1f}% saved")
                 beyond = 1 - r["runs"]["PSG"]["energy_j"] / r["runs"]["8-bit control"]["energy_j"]
                 print(f"         seed {r['seed']}, each alone: " + "; ".join(parts)

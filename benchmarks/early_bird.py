@@ -17,7 +17,8 @@ command printed before it runs:
    of the schedule (the authors draw the three ratios' tickets in one run).
 The result (accuracies, lean's training-energy estimate, wall time, every ratio's ticket epoch and mask
 distances) is appended to benchmarks/results/early_bird.jsonl. `--lr`, `--schedule` and `--bn-init` are passed
-on only when given (otherwise `lean train`'s defaults run, and the row records "defaults").
+on only when given (otherwise `lean train`'s defaults run); the row records the recipe that ran, read back with
+`lean info`. A second call of the same configuration and seed replaces the first in the summary.
 
 Defaults: VGG-11 at half width (the plain VGG family is the paper's main case, and a net with spare channels as
 the paper's are: in ResNet-20 on this data every channel's scale sat in a narrow band and the masks kept
@@ -27,28 +28,31 @@ weight decay 1e-4, the test set every 10 epochs.
 `--summary` groups the rows by net, data size, schedule length and recipe, and prints each seed and the mean
 and spread next to issue 14's targets, which must hold on every seed: the ticket in the first quarter of the
 epochs; the early-bird net <= 1 point below the dense run of the same schedule and penalty; >= 1.5x less
-training energy than that dense run and than train-prune-retrain.
+training energy than that dense run and than train-prune-retrain. (Issue 5's wall-time target, 1.5x below the
+pipeline, is shown as a column, not judged.)
 """
 
 import argparse
 import datetime
+import hashlib
 import time
 from collections import defaultdict
 from pathlib import Path
 
-from _runs import append_result, lean_json, read_results
+from _runs import append_result, latest_per_seed, lean_json, read_results
 
 RESULTS = Path(__file__).parent / "results" / "early_bird.jsonl"
 
 
 def run(args):
     started = time.time()
-    out = Path(args.out_dir) / f"{args.net}-{args.epochs}ep-seed{args.seed}"
-    out.mkdir(parents=True, exist_ok=True)
     recipe = []
     for option, value in (("--lr", args.lr), ("--schedule", args.schedule), ("--bn-init", args.bn_init)):
         if value is not None:
             recipe += [option, value]
+    tag = hashlib.sha1(repr((args.width, args.train_limit, args.slim, args.ratio, recipe)).encode()).hexdigest()[:8]
+    out = Path(args.out_dir) / f"{args.net}-{args.epochs}ep-seed{args.seed}-{tag}"
+    out.mkdir(parents=True, exist_ok=True)
     common = ["--net", args.net, "--width", args.width, "--data", args.data, "--epochs", args.epochs,
               "--train-limit", args.train_limit, "--seed", args.seed, "--weight-decay", "1e-4", *recipe,
               "--slim", args.slim, "--eval-every", args.eval_every, "--force"]
@@ -62,10 +66,12 @@ def run(args):
     eb, eb_wall = lean_json("train", *common, "--early-bird", ratios, "--eb-prune-ratio", args.ratio,
                             "--eb-window", args.eb_window, "--eb-epsilon", args.eb_epsilon,
                             "--out", out / "early-bird.h5", threads=threads)
+    used = lean_json("info", out / "dense.h5")[0]["training"]  # the recipe that ran (given or lean's defaults)
     tickets = eb.get("early_bird_tickets") or {repr(args.ratio): {"epoch": eb["early_bird_epoch"],
                                                                   "mask_distances": eb["mask_distances"]}}
     row = {"net": args.net, "width": args.width, "data": args.data, "train_limit": args.train_limit,
-           "epochs": args.epochs, "seed": args.seed, "recipe": " ".join(map(str, recipe)) or "defaults",
+           "epochs": args.epochs, "seed": args.seed,
+           "recipe": f"lr {used['lr']:g} {used['schedule']}, batch-norm start {used['bn_init'] or 1:g}",
            "slim": args.slim, "prune_ratio": args.ratio, "eb_window": args.eb_window, "eb_epsilon": args.eb_epsilon,
            "threads": threads, "date": datetime.date.today().isoformat(),
            "dense": {"accuracy": dense["test_accuracy"], "energy_j": dense["training_energy_j"],
@@ -91,7 +97,8 @@ def _spread(values, fmt):
 
 
 def summary(rows=None):
-    rows = read_results(RESULTS) if rows is None else rows
+    rows = latest_per_seed(read_results(RESULTS), ("net", "width", "data", "train_limit", "epochs", "recipe", "slim",
+                                                    "prune_ratio", "seed")) if rows is None else rows
     groups = defaultdict(list)
     for r in rows:
         groups[(r["net"], r["width"], r["data"], r["train_limit"], r["epochs"], r["recipe"], r["slim"],
@@ -125,10 +132,11 @@ def summary(rows=None):
                                ("eb", 100 * e["accuracy"]), ("drop", drop), ("x_dense", x_dense),
                                ("x_pipe", x_pipe)):
                 stats[key].append(value)
-        print(f"  mean (spread): ticket epoch {_spread(stats['ticket'], '{:.1f}')}, dense "
-              f"{_spread(stats['dense'], '{:.2f}')}%, early bird {_spread(stats['eb'], '{:.2f}')}%, drop "
-              f"{_spread(stats['drop'], '{:+.2f}')} points, energy {_spread(stats['x_dense'], '{:.2f}')}x below "
-              f"dense and {_spread(stats['x_pipe'], '{:.2f}')}x below the pipeline")
+        found = sum(t is not None for t in stats["ticket"])
+        print(f"  mean (spread): ticket on {found}/{len(runs)} seeds, epoch {_spread(stats['ticket'], '{:.1f}')}; "
+              f"dense {_spread(stats['dense'], '{:.2f}%')}, early bird {_spread(stats['eb'], '{:.2f}%')}, drop "
+              f"{_spread(stats['drop'], '{:+.2f}')} points; energy {_spread(stats['x_dense'], '{:.2f}x')} below "
+              f"dense and {_spread(stats['x_pipe'], '{:.2f}x')} below the pipeline")
 
         def verdict(ok):
             return f"{sum(ok)}/{len(ok)} seeds" + (" -> met" if all(ok) else " -> NOT met")
