@@ -2,7 +2,8 @@
 training, one (seed, schedule) per call (issues 5, 13, 14).
 
     python benchmarks/e2train.py --seed S --epochs E [--each] [--net resnet20] [--width 0.5] [--train-limit 10000]
-        [--smd 0.5] [--slu 0.8] [--psg-adaptive 0.05] [--psg-update sign|scaled] [--eval-every 20] [--jobs 2]
+        [--smd 0.5] [--smd-dropped skip|momentum] [--slu 0.8] [--psg-adaptive 0.05] [--psg-update sign|scaled]
+        [--eval-every 20] [--jobs 2]
         [--out-dir runs/e2]                                  # one configuration: its runs, appended
     python benchmarks/e2train.py --summary                   # the curve and the seeds from what is there
 
@@ -44,7 +45,7 @@ def run(args):
     common = ["--net", args.net, "--width", args.width, "--data", args.data, "--epochs", args.epochs,
               "--train-limit", args.train_limit, "--seed", args.seed, "--lr", args.lr, "--weight-decay", "1e-4",
               "--schedule", "cosine", "--eval-every", min(args.eval_every, args.epochs), "--force"]
-    smd, slu = ["--smd", args.smd], ["--slu", args.slu]
+    smd, slu = ["--smd", args.smd, "--smd-dropped", args.smd_dropped], ["--slu", args.slu]
     psg = ["--psg-adaptive", args.psg_adaptive, "--psg-update", args.psg_update]
     control = ["--low-precision", 8, "--lp-gradient-bits", 16, "--lp-convs-only"]  # PSG's operands, no prediction
     runs = {"standard": [], ALL_THREE: smd + slu + psg}
@@ -65,7 +66,8 @@ def run(args):
     finished = dict(result for results in side_by_side(chains, jobs=args.jobs) for result in results)
     row = {"net": args.net, "width": args.width, "data": args.data, "train_limit": args.train_limit,
            "epochs": args.epochs, "seed": args.seed, "lr": args.lr, "smd": args.smd, "slu": args.slu,
-           "psg_adaptive": args.psg_adaptive, "psg_update": args.psg_update, "jobs": args.jobs,
+           "psg_adaptive": args.psg_adaptive, "psg_update": args.psg_update, "smd_dropped": args.smd_dropped,
+           "jobs": args.jobs,
            "date": datetime.date.today().isoformat(), "minutes": (time.time() - started) / 60,
            "runs": {label: {"accuracy": s["test_accuracy"], "energy_j": s["training_energy_j"],
                             "macs": s["energy"]["macs"], "wall_s": wall}
@@ -81,15 +83,16 @@ def _spread(values, fmt):
 
 
 def summary(rows=None):
-    keys = ("net", "width", "data", "train_limit", "lr", "smd", "slu", "psg_adaptive", "psg_update", "epochs", "seed")
+    keys = ("net", "width", "data", "train_limit", "lr", "smd", "slu", "psg_adaptive", "psg_update", "smd_dropped",
+            "epochs", "seed")
     rows = latest_per_seed(read_results(RESULTS), keys) if rows is None else rows
     groups = defaultdict(list)
     for r in rows:
-        groups[(r["net"], r["width"], r["data"], r["train_limit"], r["lr"], r["smd"], r["slu"], r["psg_adaptive"],
-                r["psg_update"])].append(r)
-    for (net, width, data, limit, lr, smd, slu, tau, update), group in sorted(groups.items(), key=str):
-        print(f"{net} (width {width:g}) on {data} (first {limit} images), lr {lr:g} cosine; SMD {smd:g}, SLU "
-              f"{slu:g}, PSG adaptive {tau:g} ({update} update)")
+        groups[(r["net"], r["width"], r["data"], r["train_limit"], r["lr"], r["smd"], r.get("smd_dropped", "skip"),
+                r["slu"], r["psg_adaptive"], r["psg_update"])].append(r)
+    for (net, width, data, limit, lr, smd, dropped, slu, tau, update), group in sorted(groups.items(), key=str):
+        print(f"{net} (width {width:g}) on {data} (first {limit} images), lr {lr:g} cosine; SMD {smd:g} (dropped "
+              f"steps: {dropped}), SLU {slu:g}, PSG adaptive {tau:g} ({update} update)")
         print(f"  {'epochs':>6} {'seeds':>5} {'standard':>22} {'all three':>22} {'points lost':>22} "
               f"{'energy saved':>22}")
         by_epochs = defaultdict(list)
@@ -136,6 +139,7 @@ def main():
     ap.add_argument("--slu", type=float, default=0.8)
     ap.add_argument("--psg-adaptive", type=float, default=0.05)
     ap.add_argument("--psg-update", default="sign", choices=["sign", "scaled"])
+    ap.add_argument("--smd-dropped", default="skip", choices=["skip", "momentum"])
     ap.add_argument("--eval-every", type=int, default=20)
     ap.add_argument("--jobs", type=int, default=2, choices=[1, 2],
                     help="2: two chains of runs side by side, one thread each; 1: one run after another")

@@ -245,6 +245,26 @@ def test_smd_skips_steps_and_halves_the_energy():
         SMDConfig(1.0)
 
 
+def test_smd_dropped_steps_move_the_weights_by_momentum_only_when_asked():
+    # the authors' SMD runs the optimizer on zero gradients at a dropped step: with momentum (or weight decay)
+    # the weights still move and the run differs from skipping; without either the step changes nothing
+    def weights(dropped, **config):
+        ds, model, cfg = _digits_trainer(methods=(SMDConfig(0.5, dropped),), train_limit=640, **config)
+        trainer = Trainer(model, ds, cfg)
+        trainer.run()
+        return np.concatenate([v.ravel() for v in trainer.model.parameters().values()]), trainer.energy.report()
+
+    skip, skip_energy = weights("skip")
+    momentum, momentum_energy = weights("momentum")
+    assert not np.allclose(skip, momentum)
+    assert momentum_energy["macs"] == skip_energy["macs"]  # a zero-gradient step multiplies nothing
+    plain_skip, _ = weights("skip", momentum=0.0, weight_decay=0.0)
+    plain_momentum, _ = weights("momentum", momentum=0.0, weight_decay=0.0)
+    np.testing.assert_array_equal(plain_skip, plain_momentum)
+    with pytest.raises(ValueError, match="dropped"):
+        SMDConfig(0.5, "backprop")
+
+
 def test_psg_and_slu_runs_train_and_cost_less():
     ds, model, cfg = _digits_trainer()
     base = Trainer(model, ds, cfg)

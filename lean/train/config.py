@@ -331,11 +331,15 @@ class SMDConfig(MethodConfig):
     probability: float = option(0.5, "E2-Train: probability of dropping each mini-batch (authors: 0.5).",
                                 flag="--smd", kind=float, minimum=0, maximum=1, min_open=True, max_open=True,
                                 switch=True, metavar="P")
+    dropped: str = option("skip", "What a dropped step does: nothing (skip) or an optimizer step on zero "
+                          "gradients, momentum and weight decay only (momentum, the authors' code).",
+                          flag="--smd-dropped", kind=str, choices=("skip", "momentum"))
+    stored_defaults: ClassVar[dict] = {"dropped": "skip"}  # runs from before --smd-dropped skipped dropped steps
 
     def build(self):
         from .e2train import StochasticMiniBatchDropping
 
-        return StochasticMiniBatchDropping(self.probability)
+        return StochasticMiniBatchDropping(self.probability, momentum_on_dropped=self.dropped == "momentum")
 
 
 @register_method

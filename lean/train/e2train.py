@@ -153,12 +153,17 @@ class StochasticMiniBatchDropping(TrainingMethod):
     """SMD: step ``t`` of epoch ``e`` is dropped when a draw from ``[seed, e, t, 1]`` is below ``probability``,
     so a resumed run drops the same steps.
 
-    A dropped step runs no forward and no backward, and the schedule keeps its number of steps.
+    A dropped step runs no forward and no backward, and the schedule keeps its number of steps. With
+    ``momentum_on_dropped`` it still runs the optimizer on zero gradients, so momentum and weight decay move the
+    weights as in the authors' code (``main_all.py`` zeroes the gradients and calls ``optimizer.step()`` for a
+    dropped batch).
 
     Parameters
     ----------
     probability : float
         In (0, 1): the chance of dropping each step (authors: 0.5).
+    momentum_on_dropped : bool
+        Run the optimizer on zero gradients at a dropped step (the authors'); False: the step does nothing.
 
     Notes
     -----
@@ -167,10 +172,11 @@ class StochasticMiniBatchDropping(TrainingMethod):
 
     name = "smd"
 
-    def __init__(self, probability: float = 0.5):
+    def __init__(self, probability: float = 0.5, momentum_on_dropped: bool = False):
         if not 0.0 < probability < 1.0:
             raise ConfigError(f"mini-batch dropping probability must be in (0, 1); got {probability}")
         self.probability = float(probability)
+        self.momentum_on_dropped = bool(momentum_on_dropped)
 
     def skip_step(self, trainer, step):
         # SMD: the whole mini-batch is skipped with probability p

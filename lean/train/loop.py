@@ -284,8 +284,13 @@ class Trainer:
         try:
             for step in range(self.step_in_epoch, steps):
                 t0 = time.perf_counter()
-                if any(method.skip_step(self, step) for method in self.methods):
-                    # the mini-batch is dropped (no forward, no backward); the step still counts
+                dropping = [method for method in self.methods if method.skip_step(self, step)]
+                if dropping:
+                    # the mini-batch is dropped (no forward, no backward); the step still counts, and may still
+                    # move the weights by momentum and weight decay (the E2-Train authors' SMD)
+                    if any(method.momentum_on_dropped for method in dropping):
+                        model.zero_grad()
+                        self.optimizer.step(self.schedule.lr_at(self.epoch + step / steps))
                     self.step_in_epoch = step + 1
                     self.skipped_steps += 1
                     continue

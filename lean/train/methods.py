@@ -9,7 +9,8 @@ method in a fixed place of the loop (it never asks what a method can do):
 ``install(model)``    attach to the model; called again after a resume and after the model is replaced
 ``uninstall()``       detach (restore the layers)
 ``on_epoch_start``    ``(trainer)`` before the first step of an epoch
-``skip_step``         ``(trainer, step)`` -> True to drop this step (no forward, no backward; SMD)
+``skip_step``         ``(trainer, step)`` -> True to drop this step (no forward, no backward; SMD); with the
+                      method's ``momentum_on_dropped`` the optimizer still steps on zero gradients
 ``on_batch``          ``(trainer, seed)`` before each forward, with the step's seed for any random draws
 ``before_update``     ``(trainer)`` after backward, before the optimizer step: may add to gradients
 ``on_epoch_end``      ``(trainer)`` after the epoch's evaluation; may replace the model (early-bird pruning)
@@ -29,6 +30,7 @@ class TrainingMethod:
     """Base of every training method; see the module docstring for when each hook runs."""
 
     name = ""  # key of its state in checkpoints; every method of a run has its own
+    momentum_on_dropped = False  # a step this method drops still runs the optimizer on zero gradients (SMD)
 
     def prepare(self, model, config):
         return model
