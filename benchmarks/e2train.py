@@ -40,7 +40,7 @@ ALL_THREE = "SMD + SLU + PSG"
 def run(args):
     started = time.time()
     out = Path(args.out_dir) / (f"{args.net}-w{args.width:g}-{args.train_limit}-{args.epochs}ep-seed{args.seed}-"
-                                f"{args.psg_update}")
+                                f"{args.psg_update}-{args.smd_dropped}")
     out.mkdir(parents=True, exist_ok=True)
     common = ["--net", args.net, "--width", args.width, "--data", args.data, "--epochs", args.epochs,
               "--train-limit", args.train_limit, "--seed", args.seed, "--lr", args.lr, "--weight-decay", "1e-4",

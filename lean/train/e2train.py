@@ -10,7 +10,9 @@ Each technique is a training method (``lean.train.methods``), configured by ``le
 
 - **Stochastic mini-batch dropping (SMD)**, the data level (section unconfirmed; ``StochasticMiniBatchDropping``):
   each step is skipped with probability ``p`` (no forward, no backward) while the schedule keeps its number of
-  steps.
+  steps. The authors' code still calls the optimizer on zero gradients for a dropped batch (momentum and weight
+  decay move the weights): ``--smd-dropped momentum``; lean's default skips the step (the two measured within
+  run-to-run variation of each other, ``benchmarks/README.md``).
 - **Selective layer update (SLU)**, the model level (section unconfirmed; ``SelectiveLayerUpdate``):
   ``add_skip_gates`` turns every identity residual block into a ``lean.nn.gates.GatedResidual`` driven by one
   shared recurrent ``GateController``; a block skipped for an image costs nothing for it and gets no update from
@@ -29,7 +31,12 @@ Each technique is a training method (``lean.train.methods``), configured by ``le
   immaterial), and the bias gradient's sign likewise (their convs have no bias; their ``new_conv.py`` takes the
   sign of the exact bias gradient). ``"scaled"``, lean's earlier choice, multiplies the sign by the layer's mean
   |prediction| so a step keeps a gradient's size, and keeps the exact bias gradient; runs stored before this
-  option resume with it. Where lean still departs from their code: the accurate weight gradient and the input
+  option resume with it. Measured (``benchmarks/README.md``, issue 13; ResNet-20 at half width, 10,000
+  Fashion-MNIST images, 80 epochs, all three techniques): sign lost 1.52 points on seed 0 against scaled's 1.85,
+  so the scaled update does not help there. Against its 8-bit control (``LowPrecisionTraining`` with 16-bit
+  gradients on the conv layers) PSG saved nothing in lean's energy table: at adaptive tau 0.05 half the
+  weight-gradient entries fell back to the accurate gradient, and a 4-bit predictor MAC plus half an 8-bit one
+  cost more than one 8-bit MAC. Where lean still departs from their code: the accurate weight gradient and the input
   gradient use the 16-bit stochastically rounded output gradient (theirs: float32, with only the predictor's
   copy rounded, to nearest); the quantizer scales are per tensor (theirs: inputs per sample, weights per output
   channel); the 4-bit predictor input truncates the 8-bit code (theirs rounds it). On this CPU the accurate
