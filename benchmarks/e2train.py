@@ -2,7 +2,8 @@
 training, one (seed, schedule) per call (issues 5, 13, 14).
 
     python benchmarks/e2train.py --seed S --epochs E [--each] [--net resnet20] [--width 0.5] [--train-limit 10000]
-        [--smd 0.5] [--smd-dropped skip|momentum] [--slu 0.8] [--psg-adaptive 0.05] [--psg-update sign|scaled]
+        [--smd 0.5] [--smd-dropped skip|momentum] [--slu 0.8] [--psg 5e-5 | --psg-adaptive F]
+        [--psg-update sign|scaled]
         [--eval-every 20] [--jobs 2]
         [--out-dir runs/e2]                                  # one configuration: its runs, appended
     python benchmarks/e2train.py --summary                   # the curve and the seeds from what is there
@@ -16,7 +17,8 @@ threads only partly busy). The row appended to benchmarks/results/e2train.jsonl 
 lean's training-energy estimate (lean/train/energy.py), MACs and wall time.
 
 Defaults: ResNet-20 at half width on the first 10,000 training images, SGD lr 0.1 cosine, weight decay 1e-4,
-SMD 0.5, SLU target 0.8, PSG with adaptive tau 0.05 and the authors' sign update, the test set every 20 epochs
+SMD 0.5, SLU target 0.8, PSG with the authors' fixed tau 5e-5 and sign update (before issue 13's end: adaptive tau
+0.05), the test set every 20 epochs
 (or at the end of shorter runs). The authors train 160 epochs; the shorter the schedule, the more every
 technique that drops updates costs.
 
@@ -40,13 +42,14 @@ ALL_THREE = "SMD + SLU + PSG"
 def run(args):
     started = time.time()
     out = Path(args.out_dir) / (f"{args.net}-w{args.width:g}-{args.train_limit}-{args.epochs}ep-seed{args.seed}-"
-                                f"{args.psg_update}-{args.smd_dropped}")
+                                f"{args.psg_update}-{args.smd_dropped}-{args.psg_adaptive or args.psg:g}")
     out.mkdir(parents=True, exist_ok=True)
     common = ["--net", args.net, "--width", args.width, "--data", args.data, "--epochs", args.epochs,
               "--train-limit", args.train_limit, "--seed", args.seed, "--lr", args.lr, "--weight-decay", "1e-4",
               "--schedule", "cosine", "--eval-every", min(args.eval_every, args.epochs), "--force"]
     smd, slu = ["--smd", args.smd, "--smd-dropped", args.smd_dropped], ["--slu", args.slu]
-    psg = ["--psg-adaptive", args.psg_adaptive, "--psg-update", args.psg_update]
+    threshold = ["--psg", args.psg] if args.psg_adaptive is None else ["--psg-adaptive", args.psg_adaptive]
+    psg = [*threshold, "--psg-update", args.psg_update]
     control = ["--low-precision", 8, "--lp-gradient-bits", 16, "--lp-convs-only"]  # PSG's operands, no prediction
     runs = {"standard": [], ALL_THREE: smd + slu + psg}
     if args.each:
@@ -66,7 +69,8 @@ def run(args):
     finished = dict(result for results in side_by_side(chains, jobs=args.jobs) for result in results)
     row = {"net": args.net, "width": args.width, "data": args.data, "train_limit": args.train_limit,
            "epochs": args.epochs, "seed": args.seed, "lr": args.lr, "smd": args.smd, "slu": args.slu,
-           "psg_adaptive": args.psg_adaptive, "psg_update": args.psg_update, "smd_dropped": args.smd_dropped,
+           "psg_tau": None if args.psg_adaptive is not None else args.psg, "psg_adaptive": args.psg_adaptive,
+           "psg_update": args.psg_update, "smd_dropped": args.smd_dropped,
            "jobs": args.jobs,
            "date": datetime.date.today().isoformat(), "minutes": (time.time() - started) / 60,
            "runs": {label: {"accuracy": s["test_accuracy"], "energy_j": s["training_energy_j"],
@@ -83,16 +87,18 @@ def _spread(values, fmt):
 
 
 def summary(rows=None):
-    keys = ("net", "width", "data", "train_limit", "lr", "smd", "slu", "psg_adaptive", "psg_update", "smd_dropped",
-            "epochs", "seed")
+    keys = ("net", "width", "data", "train_limit", "lr", "smd", "slu", "psg_tau", "psg_adaptive", "psg_update",
+            "smd_dropped", "epochs", "seed")
     rows = latest_per_seed(read_results(RESULTS), keys) if rows is None else rows
     groups = defaultdict(list)
     for r in rows:
+        threshold = (f"adaptive {r['psg_adaptive']:g}" if r.get("psg_adaptive") is not None
+                     else f"tau {r['psg_tau']:g}")
         groups[(r["net"], r["width"], r["data"], r["train_limit"], r["lr"], r["smd"], r.get("smd_dropped", "skip"),
-                r["slu"], r["psg_adaptive"], r["psg_update"])].append(r)
-    for (net, width, data, limit, lr, smd, dropped, slu, tau, update), group in sorted(groups.items(), key=str):
+                r["slu"], threshold, r["psg_update"])].append(r)
+    for (net, width, data, limit, lr, smd, dropped, slu, threshold, update), group in sorted(groups.items(), key=str):
         print(f"{net} (width {width:g}) on {data} (first {limit} images), lr {lr:g} cosine; SMD {smd:g} (dropped "
-              f"steps: {dropped}), SLU {slu:g}, PSG adaptive {tau:g} ({update} update)")
+              f"steps: {dropped}), SLU {slu:g}, PSG {threshold} ({update} update)")
         print(f"  {'epochs':>6} {'seeds':>5} {'standard':>22} {'all three':>22} {'points lost':>22} "
               f"{'energy saved':>22}")
         by_epochs = defaultdict(list)
@@ -137,7 +143,9 @@ def main():
     ap.add_argument("--lr", type=float, default=0.1)
     ap.add_argument("--smd", type=float, default=0.5)
     ap.add_argument("--slu", type=float, default=0.8)
-    ap.add_argument("--psg-adaptive", type=float, default=0.05)
+    ap.add_argument("--psg", type=float, default=5e-5, help="PSG's fixed threshold tau (authors: 5e-5)")
+    ap.add_argument("--psg-adaptive", type=float, default=None,
+                    help="an adaptive threshold instead: this fraction of each layer's max |prediction|")
     ap.add_argument("--psg-update", default="sign", choices=["sign", "scaled"])
     ap.add_argument("--smd-dropped", default="skip", choices=["skip", "momentum"])
     ap.add_argument("--eval-every", type=int, default=20)
