@@ -84,3 +84,25 @@ def latest_per_seed(rows, keys):
     for row in rows:
         latest[tuple(repr(row.get(k)) for k in keys)] = row
     return list(latest.values())
+
+
+def spread(values, fmt):
+    """``mean (min..max)`` of ``values`` (None entries left out) with ``fmt`` (e.g. ``"{:.2f}"``); "-" if none."""
+    values = [v for v in values if v is not None]
+    if not values:
+        return "-"
+    mean = sum(values) / len(values)
+    return f"{fmt.format(mean)} ({fmt.format(min(values))}..{fmt.format(max(values))})"
+
+
+def one_configuration(ap, required, run, summary):
+    """Parse ``ap`` (which has ``--summary``), then print the table (``summary()``) or run one configuration
+    (``run(args)``), which needs every option in ``required`` (argparse dest names)."""
+    args = ap.parse_args()
+    if args.summary:
+        summary()
+    elif any(getattr(args, name) is None for name in required):
+        flags = " and ".join("--" + name.replace("_", "-") for name in required)
+        ap.error(f"give {flags} (one configuration), or --summary")
+    else:
+        run(args)

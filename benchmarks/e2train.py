@@ -33,7 +33,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from _runs import append_result, latest_per_seed, lean_json, read_results, side_by_side
+from _runs import append_result, latest_per_seed, lean_json, one_configuration, read_results, side_by_side, spread
 
 RESULTS = Path(__file__).parent / "results" / "e2train.jsonl"
 ALL_THREE = "SMD + SLU + PSG"
@@ -81,11 +81,6 @@ def run(args):
     summary([row])
 
 
-def _spread(values, fmt):
-    mean = sum(values) / len(values)
-    return f"{fmt.format(mean)} ({fmt.format(min(values))}..{fmt.format(max(values))})"
-
-
 def summary(rows=None):
     keys = ("net", "width", "data", "train_limit", "lr", "smd", "slu", "psg_tau", "psg_adaptive", "psg_update",
             "smd_dropped", "epochs", "seed")
@@ -109,8 +104,8 @@ def summary(rows=None):
             all3 = [100 * r["runs"][ALL_THREE]["accuracy"] for r in runs]
             lost = [s - a for s, a in zip(std, all3, strict=True)]
             saved = [100 * (1 - r["runs"][ALL_THREE]["energy_j"] / r["runs"]["standard"]["energy_j"]) for r in runs]
-            print(f"  {epochs:>6} {len(runs):>5} {_spread(std, '{:.2f}'):>22} {_spread(all3, '{:.2f}'):>22} "
-                  f"{_spread(lost, '{:+.2f}'):>22} {_spread(saved, '{:.1f}'):>22}")
+            print(f"  {epochs:>6} {len(runs):>5} {spread(std, '{:.2f}'):>22} {spread(all3, '{:.2f}'):>22} "
+                  f"{spread(lost, '{:+.2f}'):>22} {spread(saved, '{:.1f}'):>22}")
             if epochs == 80:
                 ok = [x <= 1.5 and y >= 60 for x, y in zip(lost, saved, strict=True)]
                 print(f"         target at 80 epochs, every seed: >= 60% saved at <= 1.5 points: {sum(ok)}/{len(ok)} "
@@ -152,13 +147,7 @@ def main():
     ap.add_argument("--jobs", type=int, default=2, choices=[1, 2],
                     help="2: two chains of runs side by side, one thread each; 1: one run after another")
     ap.add_argument("--out-dir", default="runs/e2")
-    args = ap.parse_args()
-    if args.summary:
-        summary()
-    elif args.seed is None or args.epochs is None:
-        ap.error("give --seed and --epochs (one configuration), or --summary")
-    else:
-        run(args)
+    one_configuration(ap, ("seed", "epochs"), run, summary)
 
 
 if __name__ == "__main__":

@@ -39,7 +39,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from _runs import append_result, latest_per_seed, lean_json, read_results
+from _runs import append_result, latest_per_seed, lean_json, one_configuration, read_results, spread
 
 RESULTS = Path(__file__).parent / "results" / "early_bird.jsonl"
 
@@ -88,14 +88,6 @@ def run(args):
     summary([row])
 
 
-def _spread(values, fmt):
-    values = [v for v in values if v is not None]
-    if not values:
-        return "-"
-    mean = sum(values) / len(values)
-    return f"{fmt.format(mean)} ({fmt.format(min(values))}..{fmt.format(max(values))})"
-
-
 def summary(rows=None):
     rows = latest_per_seed(read_results(RESULTS), ("net", "width", "data", "train_limit", "epochs", "recipe", "slim",
                                                     "prune_ratio", "seed")) if rows is None else rows
@@ -133,10 +125,10 @@ def summary(rows=None):
                                ("x_pipe", x_pipe)):
                 stats[key].append(value)
         found = sum(t is not None for t in stats["ticket"])
-        print(f"  mean (spread): ticket on {found}/{len(runs)} seeds, epoch {_spread(stats['ticket'], '{:.1f}')}; "
-              f"dense {_spread(stats['dense'], '{:.2f}%')}, early bird {_spread(stats['eb'], '{:.2f}%')}, drop "
-              f"{_spread(stats['drop'], '{:+.2f}')} points; energy {_spread(stats['x_dense'], '{:.2f}x')} below "
-              f"dense and {_spread(stats['x_pipe'], '{:.2f}x')} below the pipeline")
+        print(f"  mean (spread): ticket on {found}/{len(runs)} seeds, epoch {spread(stats['ticket'], '{:.1f}')}; "
+              f"dense {spread(stats['dense'], '{:.2f}%')}, early bird {spread(stats['eb'], '{:.2f}%')}, drop "
+              f"{spread(stats['drop'], '{:+.2f}')} points; energy {spread(stats['x_dense'], '{:.2f}x')} below "
+              f"dense and {spread(stats['x_pipe'], '{:.2f}x')} below the pipeline")
 
         def verdict(ok):
             return f"{sum(ok)}/{len(ok)} seeds" + (" -> met" if all(ok) else " -> NOT met")
@@ -166,13 +158,7 @@ def main():
     ap.add_argument("--eval-every", type=int, default=10)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--out-dir", default="runs/eb")
-    args = ap.parse_args()
-    if args.summary:
-        summary()
-    elif args.seed is None or args.epochs is None:
-        ap.error("give --seed and --epochs (one configuration), or --summary")
-    else:
-        run(args)
+    one_configuration(ap, ("seed", "epochs"), run, summary)
 
 
 if __name__ == "__main__":

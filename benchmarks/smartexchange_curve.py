@@ -19,7 +19,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from _runs import append_result, read_results
+from _runs import append_result, one_configuration, read_results
 
 RESULTS = Path(__file__).parent / "results" / "smartexchange_curve.jsonl"
 
@@ -68,13 +68,7 @@ def main():
     ap.add_argument("--row-threshold", type=float, default=None)
     ap.add_argument("--out-dir", default="runs/se-curve")
     ap.add_argument("--summary", action="store_true")
-    args = ap.parse_args()
-    if args.summary:
-        summary()
-        return
-    if args.checkpoint is None or args.theta is None:
-        ap.error("give --checkpoint and --theta (one configuration), or --summary")
-    run(args)
+    one_configuration(ap, ("checkpoint", "theta"), run, summary)
 
 
 if __name__ == "__main__":

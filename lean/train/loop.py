@@ -284,20 +284,20 @@ class Trainer:
         try:
             for step in range(self.step_in_epoch, steps):
                 t0 = time.perf_counter()
+                lr = self.schedule.lr_at(self.epoch + step / steps)
                 dropping = [method for method in self.methods if method.skip_step(self, step)]
                 if dropping:
                     # the mini-batch is dropped (no forward, no backward); the step still counts, and may still
                     # move the weights by momentum and weight decay (the E2-Train authors' SMD)
                     if any(method.momentum_on_dropped for method in dropping):
                         model.zero_grad()
-                        self.optimizer.step(self.schedule.lr_at(self.epoch + step / steps))
+                        self.optimizer.step(lr)
                     self.step_in_epoch = step + 1
                     self.skipped_steps += 1
                     continue
                 rng = np.random.default_rng([cfg.seed, self.epoch, step])
                 idx = order[step * batch:(step + 1) * batch]
                 x, y = ds.train_batch(idx, rng, self.mean, self.std)
-                lr = self.schedule.lr_at(self.epoch + step / steps)
                 batch_seed = int(rng.integers(2**31))
                 model.reseed(batch_seed)
                 for method in self.methods:
