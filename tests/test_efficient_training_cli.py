@@ -61,6 +61,19 @@ def test_early_bird_run_prunes_when_the_ticket_appears_and_resumes_exactly(run):
         np.testing.assert_array_equal(a[key], b[key], err_msg=key)
 
 
+def test_early_bird_run_whose_masks_never_settle_says_so_with_the_closest_distance(run):
+    args = [a for a in EB if a not in ("--eb-epsilon", "0.2")]
+    r = run("train", *args, "--eb-epsilon", "0", "--epochs", "4", "--out", "never.h5", "--json")
+    assert r.exit_code == 0, r.output
+    s = _last_json(r.output)
+    assert s["early_bird_epoch"] is None and "params_after" not in s
+    tested = s["mask_distances"][2:]  # window 3: from the third epoch on
+    assert s["early_bird_closest"]["distance"] == pytest.approx(min(tested)) and min(tested) > 0
+    r = run("train", *args, "--eb-epsilon", "0", "--epochs", "4", "--out", "never.h5", "--force")
+    assert "never settled" in r.output and f"{min(tested):.3f} at epoch {s['early_bird_closest']['epoch']}" in r.output
+    assert "nothing was pruned" in r.output
+
+
 def test_e2train_flags_run_together_and_cost_less_than_plain_training(run):
     common = ["--net", "resnet8", "--data", "digits", "--epochs", "2", "--batch-size", "64", "--json"]
     plain = _last_json(run("train", *common, "--out", "plain.h5").output)

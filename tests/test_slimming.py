@@ -60,6 +60,12 @@ def test_mask_distance_and_ticket_detection_on_constructed_sequences():
     emerged = [eb.observe(m, epoch) for epoch, m in enumerate(sequence, start=1)]
     assert emerged == [False, False, False, False, True, True]
     assert eb.ticket_epoch == 5 and eb.distances[-1] == 0.0
+    # masks that never settle: no ticket, and the closest approach counts only windows that were full
+    never = EarlyBird(window=3, epsilon=0.01)
+    for epoch, m in enumerate([a, a, b, a, b, b], start=1):  # the first two agree before the FIFO is full
+        never.observe(m, epoch)
+    assert never.ticket_epoch is None and never.distances[1] == 0.0
+    assert never.closest() == (pytest.approx(0.2), 3)
     with pytest.raises(ValueError, match="differ in size"):
         mask_distance(a, a[:5])
 

@@ -79,7 +79,13 @@ def print_summary(summary):
                    f"{summary['conv_layers']} conv layers")
     if "early_bird_epoch" in summary:
         if summary["early_bird_epoch"] is None:
-            click.echo("early-bird ticket: did not appear (the net was not pruned)")
+            closest = summary.get("early_bird_closest")
+            near = ("" if closest is None else f"; the closest they came: {closest['distance']:.3f} at epoch "
+                    f"{closest['epoch']}")
+            click.echo(f"early-bird ticket: none. The masks at ratio {summary['early_bird_prune_ratio']:g} never "
+                       f"settled (a window's largest distance <= {summary['early_bird_epsilon']:g}){near}, so the net "
+                       "trained dense to the end and nothing was pruned. A longer schedule, a larger --eb-epsilon "
+                       "or `lean prune` of this checkpoint gives a pruned net.")
         else:
             click.echo(f"early-bird ticket at epoch {summary['early_bird_epoch']}: {summary['params_before']:,} -> "
                        f"{summary['params_after']:,} parameters, {summary['macs_before'] / 1e6:.2f} -> "

@@ -255,6 +255,7 @@ class EarlyBird:
         self.ratio, self.window, self.epsilon = float(ratio), int(window), float(epsilon)
         self.fifo = deque(maxlen=self.window)
         self.distances = []  # per epoch: the largest distance to the newest mask in the FIFO
+        self.epochs = []  # the epoch each distance was drawn at
         self.ticket_epoch = None
 
     def observe(self, masks: dict[str, np.ndarray] | np.ndarray, epoch: int) -> bool:
@@ -276,9 +277,17 @@ class EarlyBird:
         newest = self.fifo[-1]
         worst = max((mask_distance(old, newest) for old in list(self.fifo)[:-1]), default=1.0)
         self.distances.append(worst)
+        self.epochs.append(int(epoch))
         if self.ticket_epoch is None and len(self.fifo) == self.window and worst <= self.epsilon:
             self.ticket_epoch = epoch
         return self.ticket_epoch is not None
+
+    def closest(self) -> tuple[float, int] | None:
+        """The smallest of the distances tested against ``epsilon`` (those with a full FIFO) and the epoch it was
+        drawn at, or None before the FIFO first filled: how near masks that never settled came."""
+        tested = [(d, e) for i, (d, e) in enumerate(zip(self.distances, self.epochs, strict=True))
+                  if i >= self.window - 1]
+        return min(tested, key=lambda t: (t[0], t[1])) if tested else None
 
 
 # --------------------------------------------------------------------------------- physical pruning
@@ -584,7 +593,10 @@ class EarlyBirdTraining(TrainingMethod):
 
     def summary(self):
         out = {"early_bird_epoch": self.detector.ticket_epoch, "mask_distances": list(self.detector.distances),
-               "early_bird_prune_ratio": self.prune_ratio, **self.sizes}
+               "early_bird_prune_ratio": self.prune_ratio, "early_bird_epsilon": self.detector.epsilon, **self.sizes}
+        closest = self.detector.closest()
+        if self.detector.ticket_epoch is None and closest is not None:  # the masks never settled: how near they came
+            out["early_bird_closest"] = {"distance": closest[0], "epoch": closest[1]}
         if len(self.detectors) > 1:
             out["early_bird_tickets"] = {repr(r): {"epoch": d.ticket_epoch, "mask_distances": list(d.distances)}
                                          for r, d in self.detectors.items()}
@@ -594,7 +606,8 @@ class EarlyBirdTraining(TrainingMethod):
     def state(self):
         return {"pruned": self.pruned, "sizes": self.sizes,
                 "detectors": {repr(r): {"fifo": [_mask_bits(m) for m in d.fifo], "distances": d.distances,
-                                         "ticket_epoch": d.ticket_epoch} for r, d in self.detectors.items()}}
+                                         "epochs": d.epochs, "ticket_epoch": d.ticket_epoch}
+                              for r, d in self.detectors.items()}}
 
     def load_state(self, state):
         # a run from before several ratios kept its one detector's fifo, distances and ticket at the top level
@@ -605,6 +618,8 @@ class EarlyBirdTraining(TrainingMethod):
             for bits in part.get("fifo", []):
                 detector.fifo.append(np.frombuffer(bits.encode(), np.uint8) == ord("1"))
             detector.distances = list(part.get("distances", []))
+            # runs stored before the epochs were kept drew one mask per epoch from the first
+            detector.epochs = list(part.get("epochs", range(1, len(detector.distances) + 1)))
             detector.ticket_epoch = part.get("ticket_epoch")
         self.pruned = bool(state.get("pruned", False))
         self.sizes = dict(state.get("sizes", {}))
