@@ -83,6 +83,11 @@ def test_e2train_flags_run_together_and_cost_less_than_plain_training(run):
     assert e2["skipped_steps"] > 0
     assert e2["training_energy_j"] < 0.5 * plain["training_energy_j"]
     assert {"int8xint8", "int16xint4"} <= set(e2["energy"]["by_precision"])
+    # where the work went: each gated block's share of images in the last epoch, PSG's fallback share
+    assert e2["slu_blocks_run"] and all(0 <= f <= 1 for f in e2["slu_blocks_run"].values())
+    assert set(e2["slu_blocks_closed"]) == {b for b, f in e2["slu_blocks_run"].items() if f < 0.01}
+    by_layer = e2["psg_fallback_by_layer"]
+    assert 0 < e2["psg_fallback"] < 1 and min(by_layer.values()) <= e2["psg_fallback"] <= max(by_layer.values())
     r = run("eval", "e2.h5", "--json")  # the gated model evaluates like any other
     assert r.exit_code == 0 and 0 <= _last_json(r.output)["test_accuracy"] <= 1
 

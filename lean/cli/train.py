@@ -77,6 +77,14 @@ def print_summary(summary):
     if summary.get("precision") == "bf16":
         click.echo(f"bf16 products ({summary['bf16_products']}) on {summary['bf16_layers']} of "
                    f"{summary['conv_layers']} conv layers")
+    if summary.get("slu_blocks_run"):
+        runs = " ".join(f"{f:.2f}" for f in summary["slu_blocks_run"].values())
+        closed = summary.get("slu_blocks_closed") or []
+        click.echo(f"SLU: fraction of images each gated block ran on in the last epoch: {runs}"
+                   + (f"; closed (< 1%, no longer trained): {', '.join(closed)}" if closed else ""))
+    if summary.get("psg_fallback") is not None:
+        click.echo(f"PSG: {100 * summary['psg_fallback']:.1f}% of the weight-gradient entries took the accurate "
+                   "gradient's sign (|prediction| below tau)")
     if "early_bird_epoch" in summary:
         if summary["early_bird_epoch"] is None:
             closest = summary.get("early_bird_closest")

@@ -149,11 +149,42 @@ class SelectiveLayerUpdate(TrainingMethod):
 
     def __init__(self, target: float = 0.5, beta: float = 1e-3):
         self.target, self.beta = float(target), float(beta)
+        self.blocks = []
+        self.ran = {}  # block name -> [sum of the fractions of images it ran on, steps] in the epoch in progress
+        self.last_epoch = {}  # block name -> fraction of the images it ran on in the last finished epoch
 
     def prepare(self, model, config):
         if has_skip_gates(model):
             return model
         return add_skip_gates(model, target=self.target, beta=self.beta, seed=config.seed)
+
+    def install(self, model):
+        self.blocks = [(name, m) for name, m in model.net.named_modules() if isinstance(m, GatedResidual)]
+
+    def before_update(self, trainer):  # after this step's forward: which images each block ran on
+        for name, block in self.blocks:
+            if block.last_kept is not None:  # steps have equal batches (the last may be smaller: a small bias)
+                count = self.ran.setdefault(name, [0.0, 0])
+                count[0] += block.last_kept
+                count[1] += 1
+
+    def on_epoch_end(self, trainer):
+        self.last_epoch = {name: ran / seen for name, (ran, seen) in self.ran.items() if seen}
+        self.ran = {}
+        trainer.history[-1]["slu_blocks_run"] = dict(self.last_epoch)
+
+    def state(self):
+        return {"ran": self.ran, "last_epoch": self.last_epoch}
+
+    def load_state(self, state):
+        self.ran = {k: list(v) for k, v in state.get("ran", {}).items()}
+        self.last_epoch = dict(state.get("last_epoch", {}))
+
+    def summary(self):
+        """``slu_blocks_run``: each gated block's fraction of the training images it ran on in the last epoch;
+        ``slu_blocks_closed``: the blocks that ran on fewer than 1% (a gate closed for good gets no update)."""
+        return {"slu_blocks_run": dict(self.last_epoch),
+                "slu_blocks_closed": sorted(n for n, f in self.last_epoch.items() if f < 0.01)}
 
 
 # ------------------------------------------------------------------------------------------------ SMD
@@ -236,6 +267,9 @@ class _PSGLayer(OperandHook):
         signs, fell_back = kernels.sign_select(dw_predicted, dw_accurate, tau)
         fraction = fell_back / max(signs.size, 1)
         m.fallback[self.name] = fraction
+        total = m.fallback_counts.setdefault(self.name, [0, 0])
+        total[0] += int(fell_back)
+        total[1] += int(signs.size)
         self.costs = [((self.grad, ("int", pb)), 1.0), ((self.grad, self.act), fraction)]  # predictor, fallback
         if m.update == "sign":  # the authors' update: the bare sign (and the bias gradient's sign)
             layer.grads["weight"] += signs
@@ -297,9 +331,23 @@ class PredictiveSignGradient(LayerOperandMethod):
         self.tau, self.tau_rel = tau, tau_rel
         self.forward_bits, self.predictor_bits, self.gradient_bits = forward_bits, predictor_bits, gradient_bits
         self.fallback = {}  # layer name -> fraction of weights that used the accurate gradient in the last step
+        self.fallback_counts = {}  # layer name -> [entries that fell back, entries] over the run
 
     def make_hook(self, name, index, layer):
         return _PSGLayer(self, name, index)
+
+    def state(self):
+        return {"fallback_counts": self.fallback_counts}
+
+    def load_state(self, state):
+        self.fallback_counts = {k: list(v) for k, v in state.get("fallback_counts", {}).items()}
+
+    def summary(self):
+        """``psg_fallback``: the share of weight-gradient entries, over the run and all conv layers, whose sign came
+        from the accurate gradient (|prediction| < tau); ``psg_fallback_by_layer`` per layer."""
+        fell, size = (sum(c[i] for c in self.fallback_counts.values()) for i in (0, 1))
+        return {"psg_fallback": fell / size if size else None,
+                "psg_fallback_by_layer": {k: f / n for k, (f, n) in self.fallback_counts.items() if n}}
 
 
 def predicted_sign_agreement(x: np.ndarray, w: np.ndarray, dy: np.ndarray, stride: int = 1, padding: int = 0,
