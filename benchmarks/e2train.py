@@ -12,7 +12,8 @@ A call trains, with the same net, data, seed and schedule: standard training and
 also SMD, SLU and PSG alone and PSG's control (8-bit inputs and weights and 16-bit gradients on the conv layers
 with exact gradients, `--low-precision 8 --lp-gradient-bits 16 --lp-convs-only`, so the table can say what PSG's
 prediction saves beyond its 8-bit arithmetic). Each is an ordinary `lean train ... --json` command printed before
-it runs; with `--jobs 2` two chains of runs go side by side on one thread each (a half-width ResNet-20 keeps two
+it runs (standard training only if no earlier row holds this seed and schedule's: the baseline does not depend on
+the E2-Train settings and lean's runs are deterministic; `--rerun-standard` trains it again); with `--jobs 2` two chains of runs go side by side on one thread each (a half-width ResNet-20 keeps two
 threads only partly busy). The row appended to benchmarks/results/e2train.jsonl holds each run's test accuracy,
 lean's training-energy estimate (lean/train/energy.py), MACs and wall time.
 
@@ -37,6 +38,9 @@ from _runs import append_result, latest_per_seed, lean_json, one_configuration, 
 
 RESULTS = Path(__file__).parent / "results" / "e2train.jsonl"
 ALL_THREE = "SMD + SLU + PSG"
+# what each run says of its own work (lean train --json): steps SMD dropped, each gated block's share of the
+# images in the last epoch and the blocks whose gates closed (SLU), the share of PSG's accurate-gradient fallback
+WHERE_THE_WORK_WENT = ("skipped_steps", "slu_blocks_run", "slu_blocks_closed", "psg_fallback")
 
 
 def run(args):
@@ -64,9 +68,20 @@ def run(args):
         return lambda: [one(label) for label in labels]
 
     # two chains of about equal length (PSG, the slowest alone, computes two weight gradients on this CPU)
-    chains = ([chain("standard", ALL_THREE, "SMD"), chain("PSG", "SLU", "8-bit control")] if args.each
-              else [chain("standard"), chain(ALL_THREE)])
-    finished = dict(result for results in side_by_side(chains, jobs=args.jobs) for result in results)
+    stored = None if args.rerun_standard else stored_standard(args)
+    if stored is not None:  # the same command's earlier result (a run is deterministic for its seed)
+        print(f"standard training: this seed and schedule's result from {stored['date']} (--rerun-standard to "
+              "train it again)")
+    if args.each:
+        chains = [chain(ALL_THREE, "SMD", *(() if stored else ("standard",))), chain("PSG", "SLU", "8-bit control")]
+    else:
+        chains = [chain(ALL_THREE)] + ([] if stored else [chain("standard")])
+        threads = None if stored else threads  # one run alone takes both threads
+    finished = dict(result for results in side_by_side(chains, jobs=min(args.jobs, len(chains)))
+                    for result in results)
+    if stored is not None:
+        finished["standard"] = ({"test_accuracy": stored["accuracy"], "training_energy_j": stored["energy_j"],
+                                 "energy": {"macs": stored["macs"]}}, stored["wall_s"])
     row = {"net": args.net, "width": args.width, "data": args.data, "train_limit": args.train_limit,
            "epochs": args.epochs, "seed": args.seed, "lr": args.lr, "smd": args.smd, "slu": args.slu,
            "psg_tau": None if args.psg_adaptive is not None else args.psg, "psg_adaptive": args.psg_adaptive,
@@ -74,11 +89,28 @@ def run(args):
            "jobs": args.jobs,
            "date": datetime.date.today().isoformat(), "minutes": (time.time() - started) / 60,
            "runs": {label: {"accuracy": s["test_accuracy"], "energy_j": s["training_energy_j"],
-                            "macs": s["energy"]["macs"], "wall_s": wall}
+                            "macs": s["energy"]["macs"], "wall_s": wall,
+                            **{k: s[k] for k in WHERE_THE_WORK_WENT if s.get(k) is not None}}
                     for label, (s, wall) in ((label, finished[label]) for label in runs)}}
+    if stored is not None:
+        row["runs"]["standard"]["date"] = stored["date"]  # reused, not run in this call
     append_result(RESULTS, row)
     print()
     summary([row])
+
+
+def stored_standard(args):
+    """The standard run of this net, data, schedule, lr and seed from an earlier row (its accuracy, energy, MACs,
+    wall time and date), or None. Standard training does not depend on the E2-Train settings, and the same command
+    gives the same result on the same machine (lean's runs are deterministic for their seed), so a curve over
+    settings and schedules trains each baseline once."""
+    if not RESULTS.exists():
+        return None
+    same = ("net", "width", "data", "train_limit", "epochs", "seed", "lr")
+    for row in reversed(read_results(RESULTS)):
+        if all(row.get(k) == getattr(args, k) for k in same) and "standard" in row["runs"]:
+            return {"date": row["runs"]["standard"].get("date", row["date"]), **row["runs"]["standard"]}
+    return None
 
 
 def summary(rows=None):
@@ -111,6 +143,13 @@ def summary(rows=None):
                 print(f"         target at 80 epochs, every seed: >= 60% saved at <= 1.5 points: {sum(ok)}/{len(ok)} "
                       f"seeds -> {'met' if all(ok) else 'NOT met'}")
             for r in runs:
+                mine = r["runs"][ALL_THREE]
+                if "slu_blocks_run" in mine:
+                    closed = mine.get("slu_blocks_closed") or []
+                    print(f"         seed {r['seed']}, all three: {mine['skipped_steps']} steps dropped; gated blocks "
+                          "ran on " + " ".join(f"{f:.2f}" for f in mine["slu_blocks_run"].values())
+                          + " of the images in the last epoch" + (f" ({len(closed)} closed)" if closed else "")
+                          + f"; PSG fell back to the accurate sign on {100 * mine['psg_fallback']:.1f}%")
                 if "PSG" not in r["runs"]:
                     continue
                 base = r["runs"]["standard"]
@@ -146,6 +185,8 @@ def main():
     ap.add_argument("--eval-every", type=int, default=20)
     ap.add_argument("--jobs", type=int, default=2, choices=[1, 2],
                     help="2: two chains of runs side by side, one thread each; 1: one run after another")
+    ap.add_argument("--rerun-standard", action="store_true",
+                    help="train the standard baseline again even if this seed and schedule's result is stored")
     ap.add_argument("--out-dir", default="runs/e2")
     one_configuration(ap, ("seed", "epochs"), run, summary)
 

@@ -2,28 +2,33 @@
 
     python benchmarks/early_bird.py --seed S --epochs E [--net vgg11] [--width 0.5] [--train-limit 10000]
         [--ratio 0.5] [--ratios 0.3,0.5,0.7] [--slim 1e-4] [--lr LR] [--schedule S] [--bn-init G]
-        [--eval-every 10] [--threads T] [--out-dir runs/eb]        # one (seed, schedule): three runs, appended
+        [--weight-decay WD] [--batch-size B] [--eval-every 10] [--threads T] [--rerun-baselines]
+        [--out-dir runs/eb]                                         # one (seed, schedule): three runs, appended
     python benchmarks/early_bird.py --summary                       # the table from what is there
 
 One call runs one seed at one schedule length, three runs of the same net and data, each an ordinary `lean`
 command printed before it runs:
-1. dense training with the slimming penalty (the unpruned baseline, and the first half of the pipeline);
-2. `lean prune` of (1) at the ratio, then re-training of the pruned net for the same number of epochs (the
+1. `lean train --slim --early-bird 0.3,0.5,0.7` with `lean train`'s defaults for every recipe setting not given
+   (the recipe a user gets): dense until the ratio's ticket appears, then pruned, to the end of the schedule
+   (the authors draw the three ratios' tickets in one run);
+2. dense training with the slimming penalty and the recipe (1) ran, read back with `lean info` and spelled out
+   (the unpruned baseline, and the first half of the pipeline);
+3. `lean prune` of (2) at the ratio, then re-training of the pruned net for the same number of epochs (the
    length of the authors' baseline: GATECH-EIC/Early-Bird-Tickets, scripts/standard-train/retrain_scratch.sh,
    re-trains the pruned net for the whole 160-epoch schedule, from new weights where lean fine-tunes the kept
    ones; their early-bird re-training, retrain_continue.sh, continues the schedule from the ticket's epoch, as
-   (3) does);
-3. `lean train --slim --early-bird 0.3,0.5,0.7`: dense until the ratio's ticket appears, then pruned, to the end
-   of the schedule (the authors draw the three ratios' tickets in one run).
-The result (accuracies, lean's training-energy estimate, wall time, every ratio's ticket epoch and mask
-distances) is appended to benchmarks/results/early_bird.jsonl. `--lr`, `--schedule` and `--bn-init` are passed
-on only when given (otherwise `lean train`'s defaults run); the row records the recipe that ran, read back with
-`lean info`. A second call of the same configuration and seed replaces the first in the summary.
+   (1) does).
+(2) and (3) do not depend on the early-bird settings and lean's runs are deterministic for their seed, so a row
+of the same net, data, schedule, recipe, penalty, ratio and seed lends them (the row says from which date;
+`--rerun-baselines` trains them again). The result (accuracies, lean's training-energy estimate, wall time,
+every ratio's ticket epoch and mask distances) is appended to benchmarks/results/early_bird.jsonl. A second call
+of the same configuration and seed replaces the first in the summary.
 
 Defaults: VGG-11 at half width (the plain VGG family is the paper's main case, and a net with spare channels as
 the paper's are: in ResNet-20 on this data every channel's scale sat in a narrow band and the masks kept
 flipping), the first 10,000 training images, the authors' slimming strength 1e-4, window 5 and epsilon 0.1,
-weight decay 1e-4, the test set every 10 epochs.
+the test set every 10 epochs; lr, schedule, batch size, weight decay and batch-norm start are `lean train`'s
+(with `--slim`: the authors' weight decay 1e-4) unless given.
 
 `--summary` groups the rows by net, data size, schedule length and recipe, and prints each seed and the mean
 and spread next to issue 14's targets, which must hold on every seed: the ticket in the first quarter of the
@@ -46,39 +51,53 @@ RESULTS = Path(__file__).parent / "results" / "early_bird.jsonl"
 
 def run(args):
     started = time.time()
-    recipe = []
-    for option, value in (("--lr", args.lr), ("--schedule", args.schedule), ("--bn-init", args.bn_init)):
+    given = []
+    for option, value in (("--lr", args.lr), ("--schedule", args.schedule), ("--bn-init", args.bn_init),
+                          ("--weight-decay", args.weight_decay), ("--batch-size", args.batch_size)):
         if value is not None:
-            recipe += [option, value]
-    tag = hashlib.sha1(repr((args.width, args.train_limit, args.slim, args.ratio, recipe)).encode()).hexdigest()[:8]
+            given += [option, value]
+    tag = hashlib.sha1(repr((args.width, args.train_limit, args.slim, args.ratio, given)).encode()).hexdigest()[:8]
     out = Path(args.out_dir) / f"{args.net}-{args.epochs}ep-seed{args.seed}-{tag}"
     out.mkdir(parents=True, exist_ok=True)
     common = ["--net", args.net, "--width", args.width, "--data", args.data, "--epochs", args.epochs,
-              "--train-limit", args.train_limit, "--seed", args.seed, "--weight-decay", "1e-4", *recipe,
-              "--slim", args.slim, "--eval-every", args.eval_every, "--force"]
+              "--train-limit", args.train_limit, "--seed", args.seed, "--slim", args.slim,
+              "--eval-every", args.eval_every, "--force"]
     threads = args.threads
-    dense, dense_wall = lean_json("train", *common, "--out", out / "dense.h5", threads=threads)
-    pruned, prune_wall = lean_json("prune", out / "dense.h5", "--ratio", args.ratio, "-o", out / "pruned.h5",
-                                   "--force")
-    retrained, retrain_wall = lean_json("train", "--resume", out / "pruned.h5", "--epochs", args.epochs,
-                                        "--out", out / "retrained.h5", "--force", threads=threads)
+    # 3. early-bird first, with `lean train`'s defaults for what is not given: the recipe under test
     ratios = args.ratios if f"{args.ratio:g}" in args.ratios.split(",") else f"{args.ratios},{args.ratio:g}"
-    eb, eb_wall = lean_json("train", *common, "--early-bird", ratios, "--eb-prune-ratio", args.ratio,
+    eb, eb_wall = lean_json("train", *common, *given, "--early-bird", ratios, "--eb-prune-ratio", args.ratio,
                             "--eb-window", args.eb_window, "--eb-epsilon", args.eb_epsilon,
                             "--out", out / "early-bird.h5", threads=threads)
-    used = lean_json("info", out / "dense.h5")[0]["training"]  # the recipe that ran (given or lean's defaults)
+    used = lean_json("info", out / "early-bird.h5")[0]["training"]  # the recipe that ran, given or default
+    recipe = (f"lr {used['lr']:g} {used['schedule']}, batch {used['batch_size']}, weight decay "
+              f"{used['weight_decay']:g}, batch-norm start {used['bn_init'] or 1:g}")
+    # 1. and 2. with that recipe spelled out (the same schedule and penalty), unless an earlier row holds them
+    same = ["--lr", used["lr"], "--schedule", used["schedule"], "--batch-size", used["batch_size"],
+            "--weight-decay", used["weight_decay"], *(["--bn-init", used["bn_init"]] if used["bn_init"] else [])]
+    stored = None if args.rerun_baselines else stored_baselines(args, recipe)
+    if stored is not None:
+        print(f"dense and train-prune-retrain: this seed and recipe's results from {stored['date']} "
+              "(--rerun-baselines to train them again)")
+        dense_row, pipeline_row = stored["dense"], stored["pipeline"]
+    else:
+        dense, dense_wall = lean_json("train", *common, *same, "--out", out / "dense.h5", threads=threads)
+        pruned, prune_wall = lean_json("prune", out / "dense.h5", "--ratio", args.ratio, "-o", out / "pruned.h5",
+                                       "--force")
+        retrained, retrain_wall = lean_json("train", "--resume", out / "pruned.h5", "--epochs", args.epochs,
+                                            "--out", out / "retrained.h5", "--force", threads=threads)
+        dense_row = {"accuracy": dense["test_accuracy"], "energy_j": dense["training_energy_j"],
+                     "wall_s": dense_wall, "parameters": dense["parameters"]}
+        pipeline_row = {"accuracy": retrained["test_accuracy"],
+                        "energy_j": dense["training_energy_j"] + retrained["training_energy_j"],
+                        "wall_s": dense_wall + prune_wall + retrain_wall, "parameters": retrained["parameters"]}
     tickets = eb.get("early_bird_tickets") or {repr(args.ratio): {"epoch": eb["early_bird_epoch"],
                                                                   "mask_distances": eb["mask_distances"]}}
     row = {"net": args.net, "width": args.width, "data": args.data, "train_limit": args.train_limit,
-           "epochs": args.epochs, "seed": args.seed,
-           "recipe": f"lr {used['lr']:g} {used['schedule']}, batch-norm start {used['bn_init'] or 1:g}",
+           "epochs": args.epochs, "seed": args.seed, "recipe": recipe,
            "slim": args.slim, "prune_ratio": args.ratio, "eb_window": args.eb_window, "eb_epsilon": args.eb_epsilon,
            "threads": threads, "date": datetime.date.today().isoformat(),
-           "dense": {"accuracy": dense["test_accuracy"], "energy_j": dense["training_energy_j"],
-                     "wall_s": dense_wall, "parameters": dense["parameters"]},
-           "pipeline": {"accuracy": retrained["test_accuracy"],
-                        "energy_j": dense["training_energy_j"] + retrained["training_energy_j"],
-                        "wall_s": dense_wall + prune_wall + retrain_wall, "parameters": retrained["parameters"]},
+           "baselines_from": stored["date"] if stored else None,
+           "dense": dense_row, "pipeline": pipeline_row,
            "early_bird": {"accuracy": eb["test_accuracy"], "energy_j": eb["training_energy_j"], "wall_s": eb_wall,
                           "parameters": eb["parameters"], "ticket_epoch": eb["early_bird_epoch"],
                           "tickets": tickets},
@@ -86,6 +105,21 @@ def run(args):
     append_result(RESULTS, row)
     print()
     summary([row])
+
+
+def stored_baselines(args, recipe):
+    """The dense and train-prune-retrain results of an earlier row with this net, data, schedule, recipe,
+    penalty, prune ratio and seed (they do not depend on the early-bird settings, and lean's runs are
+    deterministic for their seed), with the date they ran; or None."""
+    if not RESULTS.exists():
+        return None
+    same = {"net": args.net, "width": args.width, "data": args.data, "train_limit": args.train_limit,
+            "epochs": args.epochs, "seed": args.seed, "recipe": recipe, "slim": args.slim, "prune_ratio": args.ratio}
+    for row in reversed(read_results(RESULTS)):
+        if all(row.get(k) == v for k, v in same.items()):
+            return {"date": row.get("baselines_from") or row["date"], "dense": row["dense"],
+                    "pipeline": row["pipeline"]}
+    return None
 
 
 def summary(rows=None):
@@ -153,6 +187,11 @@ def main():
     ap.add_argument("--lr", type=float, default=None, help="passed on when given (default: lean train's)")
     ap.add_argument("--schedule", default=None, help="passed on when given (default: lean train's)")
     ap.add_argument("--bn-init", type=float, default=None, help="passed on when given (authors' code: 0.5)")
+    ap.add_argument("--weight-decay", type=float, default=None, help="passed on when given (default: lean train's "
+                    "with --slim, the authors' 1e-4)")
+    ap.add_argument("--batch-size", type=int, default=None, help="passed on when given (authors' code: 256)")
+    ap.add_argument("--rerun-baselines", action="store_true",
+                    help="train dense and train-prune-retrain again even if this seed and recipe's are stored")
     ap.add_argument("--eb-window", type=int, default=5)
     ap.add_argument("--eb-epsilon", type=float, default=0.1)
     ap.add_argument("--eval-every", type=int, default=10)

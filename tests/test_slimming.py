@@ -116,3 +116,14 @@ def test_pruned_residual_nets_equal_the_masked_unpruned_nets(net):
     np.testing.assert_allclose(clone.forward(x), pruned.forward(x), rtol=1e-6)
     if net.startswith("pre"):
         assert any(type(m).__name__ == "ChannelSelect" for m in pruned.net.modules())
+
+
+def test_slimming_runs_take_the_authors_weight_decay_unless_one_is_given():
+    from lean.compress.config import EarlyBirdConfig, SlimmingConfig
+    from lean.train.config import TrainConfig
+
+    plain = TrainConfig(net="vgg11", data="fashion-mnist")
+    slim = TrainConfig(net="vgg11", data="fashion-mnist", methods=(SlimmingConfig(1e-4), EarlyBirdConfig("0.5")))
+    given = TrainConfig(net="vgg11", data="fashion-mnist", weight_decay=5e-4, methods=(SlimmingConfig(1e-4),))
+    assert plain.weight_decay == 5e-4 and slim.weight_decay == 1e-4 and given.weight_decay == 5e-4
+    assert TrainConfig.from_dict(given.to_dict()).weight_decay == 5e-4  # a stored run keeps what it ran with

@@ -7,12 +7,12 @@ module, and the heavy rooms are imported inside the commands.
 import json
 import sys
 import time
-from dataclasses import MISSING
+from dataclasses import MISSING, fields
 
 import click
 
 from ..nets.recipes import recipe_help
-from ..train.config import flag_of
+from ..train.config import METHODS, flag_of
 
 # ------------------------------------------------------------------------------------------------ output
 
@@ -150,7 +150,9 @@ def field_option(f, dest, *, required_unless=None):
     flag = flag_of(f)
     help_text = meta["help"] + (f" [required unless {required_unless}]" if required_unless else "")
     if meta.get("recipe"):
-        help_text += f" [default: the net's recipe, {recipe_help(f.name)}]"
+        by_method = [f"with {flag_of(next(g for g in fields(cls) if g.metadata.get('switch')))}: {cls.recipe[f.name]}"
+                     for cls in METHODS.values() if f.name in cls.recipe]
+        help_text += f" [default: the net's recipe, {recipe_help(f.name)}{''.join('; ' + b for b in by_method)}]"
     if meta.get("kind") is bool:
         if meta.get("recipe"):
             name = flag[2:]

@@ -33,7 +33,12 @@ class SlimmingConfig(MethodConfig):
     """Network slimming's L1 penalty on batch-norm scales (Liu et al., ICCV 2017)."""
 
     name: ClassVar[str] = "slim"
-    strength: float = option(1e-4, "Network slimming: L1 strength on batch-norm scales (authors: 1e-4).",
+    # the authors' weight decay (network slimming's and early-bird's code: 1e-4), not lean's general 5e-4, which
+    # pulls every batch-norm scale toward 0 beside the L1 penalty and kept early-bird masks from settling
+    # (benchmarks/README.md, issue 14)
+    recipe: ClassVar[dict] = {"weight_decay": 1e-4}
+    strength: float = option(1e-4, "Network slimming: L1 strength on batch-norm scales (authors: 1e-4); runs "
+                             "with the authors' weight decay 1e-4 unless --weight-decay is given.",
                              flag="--slim", kind=float, minimum=0, switch=True, metavar="S")
 
     def build(self):

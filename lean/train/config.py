@@ -7,7 +7,8 @@ source of defaults.
 - ``TrainConfig``: what every run has (net, data, schedule, optimizer, ...) and ``methods``, a tuple of method
   configs. Settings not given (their default is ``RECIPE``) take the **recipe** of the net
   (``lean.nets.recipes``, shown by ``lean nets`` and ``lean train --help``): the settings the benchmarks
-  measured, so a plain command reproduces their figures.
+  measured, so a plain command reproduces their figures; a training method may carry its own recipe entries
+  (``MethodConfig.recipe``, over the net's: network slimming and early-bird take their authors' weight decay).
 - ``MethodConfig``: the base of a training method's settings. Each method (SMD, SLU and PSG here; network
   slimming and early-bird in ``lean.compress.config``; later DFS and DDI) registers its config class under its
   ``name`` (``register_method``); ``build()`` makes the ``lean.train.methods.TrainingMethod`` that runs it.
@@ -130,6 +131,9 @@ class MethodConfig:
     requires_message: ClassVar[str] = ""
     # settings a checkpoint written before the setting existed ran with, where today's default differs
     stored_defaults: ClassVar[dict] = {}
+    # the run's recipe settings (``TrainConfig`` fields) this method takes when they are not given, over the
+    # net's recipe: what the method's authors trained with, where lean's general recipe would change its result
+    recipe: ClassVar[dict] = {}
 
     def __post_init__(self):
         check_fields(self)
@@ -245,6 +249,8 @@ class TrainConfig:
 
     def __post_init__(self):
         settings = recipe(self.net, self.data)
+        for m in self.methods:  # a method's own recipe (network slimming: the authors' weight decay)
+            settings.update(getattr(m, "recipe", {}))
         for f in fields(self):
             if getattr(self, f.name) is RECIPE:
                 setattr(self, f.name, settings[f.name])
