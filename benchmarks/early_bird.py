@@ -56,7 +56,8 @@ def run(args):
                           ("--weight-decay", args.weight_decay), ("--batch-size", args.batch_size)):
         if value is not None:
             given += [option, value]
-    tag = hashlib.sha1(repr((args.width, args.train_limit, args.slim, args.ratio, given)).encode()).hexdigest()[:8]
+    tag = hashlib.sha1(repr((args.width, args.train_limit, args.slim, args.ratio, given,
+                             args.eb_protect)).encode()).hexdigest()[:8]
     out = Path(args.out_dir) / f"{args.net}-{args.epochs}ep-seed{args.seed}-{tag}"
     out.mkdir(parents=True, exist_ok=True)
     common = ["--net", args.net, "--width", args.width, "--data", args.data, "--epochs", args.epochs,
@@ -65,8 +66,9 @@ def run(args):
     threads = args.threads
     # 3. early-bird first, with `lean train`'s defaults for what is not given: the recipe under test
     ratios = args.ratios if f"{args.ratio:g}" in args.ratios.split(",") else f"{args.ratios},{args.ratio:g}"
+    protect = [] if args.eb_protect is None else ["--eb-protect", args.eb_protect]
     eb, eb_wall = lean_json("train", *common, *given, "--early-bird", ratios, "--eb-prune-ratio", args.ratio,
-                            "--eb-window", args.eb_window, "--eb-epsilon", args.eb_epsilon,
+                            "--eb-window", args.eb_window, "--eb-epsilon", args.eb_epsilon, *protect,
                             "--out", out / "early-bird.h5", threads=threads)
     used = lean_json("info", out / "early-bird.h5")[0]["training"]  # the recipe that ran, given or default
     recipe = (f"lr {used['lr']:g} {used['schedule']}, batch {used['batch_size']}, weight decay "
@@ -95,6 +97,7 @@ def run(args):
     row = {"net": args.net, "width": args.width, "data": args.data, "train_limit": args.train_limit,
            "epochs": args.epochs, "seed": args.seed, "recipe": recipe,
            "slim": args.slim, "prune_ratio": args.ratio, "eb_window": args.eb_window, "eb_epsilon": args.eb_epsilon,
+           "eb_protect": used["methods"]["early_bird"].get("protect", 0.0),
            "threads": threads, "date": datetime.date.today().isoformat(),
            "baselines_from": stored["date"] if stored else None,
            "dense": dense_row, "pipeline": pipeline_row,
@@ -124,15 +127,15 @@ def stored_baselines(args, recipe):
 
 def summary(rows=None):
     rows = latest_per_seed(read_results(RESULTS), ("net", "width", "data", "train_limit", "epochs", "recipe", "slim",
-                                                    "prune_ratio", "seed")) if rows is None else rows
+                                                    "prune_ratio", "eb_protect", "seed")) if rows is None else rows
     groups = defaultdict(list)
     for r in rows:
         groups[(r["net"], r["width"], r["data"], r["train_limit"], r["epochs"], r["recipe"], r["slim"],
-                r["prune_ratio"])].append(r)
-    for (net, width, data, limit, epochs, recipe, slim, ratio), runs in sorted(groups.items(), key=str):
+                r["prune_ratio"], r.get("eb_protect", 0.0))].append(r)
+    for (net, width, data, limit, epochs, recipe, slim, ratio, protect), runs in sorted(groups.items(), key=str):
         runs.sort(key=lambda r: r["seed"])
         print(f"{net} (width {width:g}) on {data} (first {limit} images), {epochs} epochs, recipe: {recipe}, "
-              f"slimming {slim:g}, pruned at {ratio:g}; {len(runs)} seed(s)")
+              f"slimming {slim:g}, pruned at {ratio:g} (each layer's top {100 * protect:g}% kept); {len(runs)} seed(s)")
         print(f"  {'seed':>4} {'tickets (0.3/0.5/0.7...)':>24} {'dense':>7} {'pipeline':>8} {'EB':>7} {'drop':>6} "
               f"{'x dense':>7} {'x pipe':>7} {'x wall':>7}")
         quarter = epochs / 4
@@ -194,6 +197,7 @@ def main():
                     help="train dense and train-prune-retrain again even if this seed and recipe's are stored")
     ap.add_argument("--eb-window", type=int, default=5)
     ap.add_argument("--eb-epsilon", type=float, default=0.1)
+    ap.add_argument("--eb-protect", type=float, default=None, help="passed on when given (default: lean train's)")
     ap.add_argument("--eval-every", type=int, default=10)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--out-dir", default="runs/eb")

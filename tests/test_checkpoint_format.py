@@ -52,7 +52,7 @@ def test_format1_settings_become_method_configs():
     eb = load_checkpoint(FORMAT1 / "eb.h5")
     config = TrainConfig.from_dict(eb.training, eb.format_version)
     assert config.methods == (SlimmingConfig(1e-4), EarlyBirdConfig(0.5, epsilon=0.3, window=3, precision=None,
-                                                                    masks="prunable"))  # as the run drew them
+                                                                    masks="prunable", protect=0.0))  # as it ran
     assert config.bn_init == 0.5 and config.width == 0.25
 
 

@@ -5,6 +5,7 @@ import pytest
 
 from lean.compress.slimming import EarlyBird, SlimmingPenalty, channel_masks, mask_distance
 from lean.nets import build
+from lean.errors import ConfigError
 from lean.nn import BatchNorm
 
 
@@ -127,3 +128,24 @@ def test_slimming_runs_take_the_authors_weight_decay_unless_one_is_given():
     given = TrainConfig(net="vgg11", data="fashion-mnist", weight_decay=5e-4, methods=(SlimmingConfig(1e-4),))
     assert plain.weight_decay == 5e-4 and slim.weight_decay == 1e-4 and given.weight_decay == 5e-4
     assert TrainConfig.from_dict(given.to_dict()).weight_decay == 5e-4  # a stored run keeps what it ran with
+
+
+def test_protective_masks_keep_each_layers_top_share_and_prune_about_the_ratio():
+    model = build("vgg11", input_shape=(16, 16, 3), num_classes=5, seed=0, width=0.25)
+    rng = np.random.default_rng(3)
+    bns = [m for m in model.net.modules() if isinstance(m, BatchNorm)]
+    for i, bn in enumerate(bns):  # the last layer's scales all far below the others' (an early ticket's state)
+        bn.params["weight"][...] = rng.random(bn.num_features) * (0.01 if i == len(bns) - 1 else 1.0) + 0.001
+    plain = channel_masks(model, 0.5, every_batchnorm=True)
+    protected = channel_masks(model, 0.5, every_batchnorm=True, protect=0.1)
+    last = list(plain)[-1]
+    assert plain[last].sum() == 0  # the global threshold alone empties that layer
+    for name, keep in protected.items():
+        c = keep.size
+        top = np.argsort(-np.abs(dict(model.net.named_modules())[name].params["weight"]))[:c - int(c * 0.9) - 1]
+        assert keep[top].all(), name  # each layer's top share survives
+    assert protected[last].sum() >= 1
+    total = sum(k.size for k in protected.values())
+    assert abs(sum(int(k.sum()) for k in protected.values()) - total / 2) <= 0.05 * total
+    with pytest.raises(ConfigError, match="protected share"):
+        channel_masks(model, 0.5, protect=1.0)

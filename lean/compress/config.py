@@ -70,7 +70,11 @@ class EarlyBirdConfig(MethodConfig):
                                        maximum=1, max_open=True, metavar="RATIO")
     masks: str = option("all", "Early-bird masks over every batch norm (all, the authors') or only the prunable "
                         "ones (lean's earlier rule).", flag="--eb-masks", kind=str, choices=("all", "prunable"))
-    stored_defaults: ClassVar[dict] = {"masks": "prunable"}  # runs from before --eb-masks drew prunable-only masks
+    protect: float = option(0.1, "Share of each layer's strongest channels the early-bird pruning keeps whatever "
+                            "the global threshold (authors' protective pruning: 0.1; 0: none).",
+                            flag="--eb-protect", kind=float, minimum=0, maximum=1, max_open=True)
+    # runs from before --eb-masks drew prunable-only masks; runs from before --eb-protect pruned unprotected
+    stored_defaults: ClassVar[dict] = {"masks": "prunable", "protect": 0.0}
 
     def __post_init__(self):
         super().__post_init__()
@@ -94,4 +98,4 @@ class EarlyBirdConfig(MethodConfig):
         from .slimming import EarlyBirdTraining
 
         return EarlyBirdTraining(self.ratios, self.window, self.epsilon, self.precision, self.prune_ratio,
-                                 every_batchnorm=self.masks == "all")
+                                 every_batchnorm=self.masks == "all", protect=self.protect)

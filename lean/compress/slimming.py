@@ -158,7 +158,8 @@ def prunable_batchnorms(model: Model) -> list[str]:
     return names
 
 
-def channel_masks(model: Model, ratio: float, every_batchnorm: bool = False) -> dict[str, np.ndarray]:
+def channel_masks(model: Model, ratio: float, every_batchnorm: bool = False,
+                  protect: float = 0.0) -> dict[str, np.ndarray]:
     """Boolean keep-masks per prunable batch-norm layer (by name), pruning the global ``ratio`` of smallest
     |gamma| among them.
 
@@ -173,6 +174,11 @@ def channel_masks(model: Model, ratio: float, every_batchnorm: bool = False) -> 
         Pool every batch norm, also those whose channels cannot be removed (before a residual add), and take the
         threshold as ``sorted(scales)[int(total * ratio)]``: the early-bird authors' masks (their ``EarlyBird``
         class). ``prune`` uses only the prunable layers' masks; the others take part in the distances.
+    protect : float
+        In [0, 1): each layer keeps the channels above its own ``sorted(|gamma|)[int(c * (1 - protect))]`` whatever
+        the global threshold, and that threshold is taken over the other channels only, at the same index
+        ``int(total * ratio)`` (the early-bird authors' protective pruning, their ``vggprune_lp_protective.py``,
+        with 0.1: the top 10% of every layer), so no layer is cut to a handful of channels by an early ticket.
 
     Returns
     -------
@@ -193,11 +199,21 @@ def channel_masks(model: Model, ratio: float, every_batchnorm: bool = False) -> 
     """
     if not 0.0 <= ratio < 1.0:
         raise ConfigError(f"prune ratio must be in [0, 1); got {ratio}")
+    if not 0.0 <= protect < 1.0:
+        raise ConfigError(f"the protected share of each layer must be in [0, 1); got {protect}")
     wanted = set(prunable_batchnorms(model))
     if not wanted:
         raise ConfigError(f"model {model.name} has no batch-norm channels that can be pruned")
     layers = [(name, m) for name, m in _batchnorms(model) if every_batchnorm or name in wanted]
     scales = np.concatenate([np.abs(m.params["weight"]) for _, m in layers])
+    if protect > 0:  # the early-bird authors' protective rule: each layer's top share is kept
+        kept = {}
+        for name, m in layers:
+            g = np.abs(m.params["weight"])
+            kept[name] = g > np.sort(g)[int(g.size * (1 - protect))]
+        rest = np.sort(np.concatenate([np.abs(m.params["weight"])[~kept[name]] for name, m in layers]))
+        threshold = rest[min(int(len(scales) * ratio), rest.size - 1)] if ratio > 0 and rest.size else -np.inf
+        return {name: kept[name] | (np.abs(m.params["weight"]) > threshold) for name, m in layers}
     if every_batchnorm:  # the early-bird authors' rule: every batch norm pooled, threshold sorted[int(total * p)]
         threshold = np.sort(scales)[int(len(scales) * ratio)] if ratio > 0 else -np.inf
     else:  # one global threshold over all prunable layers (Liu et al., "Channel Pruning and Fine-tuning")
@@ -531,12 +547,16 @@ class EarlyBirdTraining(TrainingMethod):
     every_batchnorm : bool
         The authors' masks (every batch norm pooled, ``channel_masks(every_batchnorm=True)``); False: only the
         prunable batch norms, lean's earlier rule, which runs stored before the option resume with.
+    protect : float
+        The share of each layer's strongest channels the pruning keeps whatever the global threshold
+        (``channel_masks(protect=...)``, the authors' ``vggprune_lp_protective.py``: 0.1); 0 prunes with the
+        detector's own masks. The detection is the same either way.
     """
 
     name = "early_bird"
 
     def __init__(self, ratios=(0.5,), window: int = 5, epsilon: float = 0.1, precision: int | None = None,
-                 prune_ratio: float | None = None, every_batchnorm: bool = True):
+                 prune_ratio: float | None = None, every_batchnorm: bool = True, protect: float = 0.0):
         ratios = (float(ratios),) if isinstance(ratios, (int, float)) else tuple(float(r) for r in ratios)
         if not ratios or any(not 0.0 <= r < 1.0 for r in ratios):
             raise ConfigError(f"early-bird prune ratios must be in [0, 1); got {', '.join(map(str, ratios))}")
@@ -547,6 +567,9 @@ class EarlyBirdTraining(TrainingMethod):
                               f"({', '.join(f'{r:g}' for r in ratios)})")
         self.detectors = {r: EarlyBird(r, window, epsilon) for r in ratios}
         self.every_batchnorm = bool(every_batchnorm)
+        if not 0.0 <= protect < 1.0:
+            raise ConfigError(f"--eb-protect must be in [0, 1); got {protect}")
+        self.protect = float(protect)
         self.prune_ratio = float(prune_ratio)
         self.detector = self.detectors[self.prune_ratio]
         self.precision = None if precision is None else int(precision)
@@ -587,7 +610,11 @@ class EarlyBirdTraining(TrainingMethod):
         if self.detector.ticket_epoch is None:
             return
         prunable = set(prunable_batchnorms(self.model))
-        keep = {name: m for name, m in masks[self.prune_ratio].items() if name in prunable}
+        # the ticket's channels: the detector's masks, or with ``protect`` the authors' protective rule over the
+        # same scales (each layer's top share kept, so no layer is cut to a few channels this early)
+        drawn = (channel_masks(self.model, self.prune_ratio, every_batchnorm=self.every_batchnorm,
+                               protect=self.protect) if self.protect > 0 else masks[self.prune_ratio])
+        keep = {name: m for name, m in drawn.items() if name in prunable}
         params_before, macs_before = network_size(self.model)
         narrower = prune(self.model, keep)
         params_after, macs_after = network_size(narrower)
