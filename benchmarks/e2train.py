@@ -4,7 +4,7 @@ training, one (seed, schedule) per call (issues 5, 13, 14).
     python benchmarks/e2train.py --seed S --epochs E [--each] [--net resnet20] [--width 0.5] [--train-limit 10000]
         [--smd 0.5] [--smd-dropped skip|momentum] [--slu 0.8] [--psg 5e-5 | --psg-adaptive F]
         [--psg-update sign|scaled]
-        [--eval-every 20] [--jobs 2]
+        [--eval-every 20] [--jobs 2] [--threads T] [--rerun-standard]
         [--out-dir runs/e2]                                  # one configuration: its runs, appended
     python benchmarks/e2train.py --summary                   # the curve and the seeds from what is there
 
@@ -58,7 +58,7 @@ def run(args):
     runs = {"standard": [], ALL_THREE: smd + slu + psg}
     if args.each:
         runs.update({"SMD": smd, "SLU": slu, "PSG": psg, "8-bit control": control})
-    threads = 1 if args.jobs > 1 else None
+    threads = args.threads if args.threads is not None else 1 if args.jobs > 1 else None
 
     def one(label):
         name = label.lower().replace(" + ", "-").replace(" ", "-")
@@ -76,7 +76,7 @@ def run(args):
         chains = [chain(ALL_THREE, "SMD", *(() if stored else ("standard",))), chain("PSG", "SLU", "8-bit control")]
     else:
         chains = [chain(ALL_THREE)] + ([] if stored else [chain("standard")])
-        threads = None if stored else threads  # one run alone takes both threads
+        threads = args.threads if stored else threads  # one run alone takes both threads unless told
     finished = dict(result for results in side_by_side(chains, jobs=min(args.jobs, len(chains)))
                     for result in results)
     if stored is not None:
@@ -185,6 +185,8 @@ def main():
     ap.add_argument("--eval-every", type=int, default=20)
     ap.add_argument("--jobs", type=int, default=2, choices=[1, 2],
                     help="2: two chains of runs side by side, one thread each; 1: one run after another")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="threads of each run (default: 1 with --jobs 2, else lean's)")
     ap.add_argument("--rerun-standard", action="store_true",
                     help="train the standard baseline again even if this seed and schedule's result is stored")
     ap.add_argument("--out-dir", default="runs/e2")
