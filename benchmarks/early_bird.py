@@ -117,7 +117,8 @@ def stored_baselines(args, recipe):
     if not RESULTS.exists():
         return None
     same = {"net": args.net, "width": args.width, "data": args.data, "train_limit": args.train_limit,
-            "epochs": args.epochs, "seed": args.seed, "recipe": recipe, "slim": args.slim, "prune_ratio": args.ratio}
+            "epochs": args.epochs, "seed": args.seed, "recipe": recipe, "slim": args.slim, "prune_ratio": args.ratio,
+            "threads": args.threads}  # the same threads, so the wall-time ratio compares like with like
     for row in reversed(read_results(RESULTS)):
         if all(row.get(k) == v for k, v in same.items()):
             return {"date": row.get("baselines_from") or row["date"], "dense": row["dense"],
@@ -126,16 +127,19 @@ def stored_baselines(args, recipe):
 
 
 def summary(rows=None):
-    rows = latest_per_seed(read_results(RESULTS), ("net", "width", "data", "train_limit", "epochs", "recipe", "slim",
-                                                    "prune_ratio", "eb_protect", "seed")) if rows is None else rows
+    rows = (latest_per_seed(read_results(RESULTS), ("net", "width", "data", "train_limit", "epochs", "recipe", "slim",
+                                                    "prune_ratio", "eb_protect", "eb_window", "eb_epsilon", "seed"))
+            if rows is None else rows)
     groups = defaultdict(list)
     for r in rows:
         groups[(r["net"], r["width"], r["data"], r["train_limit"], r["epochs"], r["recipe"], r["slim"],
-                r["prune_ratio"], r.get("eb_protect", 0.0))].append(r)
-    for (net, width, data, limit, epochs, recipe, slim, ratio, protect), runs in sorted(groups.items(), key=str):
+                r["prune_ratio"], r.get("eb_protect", 0.0), r["eb_window"], r["eb_epsilon"])].append(r)
+    for key, runs in sorted(groups.items(), key=str):
+        net, width, data, limit, epochs, recipe, slim, ratio, protect, window, epsilon = key
         runs.sort(key=lambda r: r["seed"])
         print(f"{net} (width {width:g}) on {data} (first {limit} images), {epochs} epochs, recipe: {recipe}, "
-              f"slimming {slim:g}, pruned at {ratio:g} (each layer's top {100 * protect:g}% kept); {len(runs)} seed(s)")
+              f"slimming {slim:g}, pruned at {ratio:g} (each layer's top {100 * protect:g}% kept), window {window}, "
+              f"epsilon {epsilon:g}; {len(runs)} seed(s)")
         print(f"  {'seed':>4} {'tickets (0.3/0.5/0.7...)':>24} {'dense':>7} {'pipeline':>8} {'EB':>7} {'drop':>6} "
               f"{'x dense':>7} {'x pipe':>7} {'x wall':>7}")
         quarter = epochs / 4

@@ -54,6 +54,7 @@ def test_format1_settings_become_method_configs():
     assert config.methods == (SlimmingConfig(1e-4), EarlyBirdConfig(0.5, epsilon=0.3, window=3, precision=None,
                                                                     masks="prunable", protect=0.0))  # as it ran
     assert config.bn_init == 0.5 and config.width == 0.25
+    assert config.weight_decay == 5e-4  # what it ran with, not the 1e-4 a new --slim run takes
 
 
 def test_an_interrupted_format1_run_resumes_after_its_pruning(tmp_path):

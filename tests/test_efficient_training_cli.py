@@ -72,6 +72,10 @@ def test_early_bird_run_whose_masks_never_settle_says_so_with_the_closest_distan
     r = run("train", *args, "--eb-epsilon", "0", "--epochs", "4", "--out", "never.h5", "--force")
     assert "never settled" in r.output and f"{min(tested):.3f} at epoch {s['early_bird_closest']['epoch']}" in r.output
     assert "nothing was pruned" in r.output
+    r = run("train", *args, "--eb-epsilon", "0", "--epochs", "2", "--out", "short.h5", "--json")  # window 3 never fills
+    assert r.exit_code == 0 and "early_bird_closest" not in _last_json(r.output)
+    assert "before the window of masks filled" in run("train", *args, "--epochs", "2", "--out", "short.h5",
+                                                        "--force").output
 
 
 def test_e2train_flags_run_together_and_cost_less_than_plain_training(run):

@@ -86,7 +86,10 @@ def print_summary(summary):
         click.echo(f"PSG: {100 * summary['psg_fallback']:.1f}% of the weight-gradient entries took the accurate "
                    "gradient's sign (|prediction| below tau)")
     if "early_bird_epoch" in summary:
-        if summary["early_bird_epoch"] is None:
+        if summary["early_bird_epoch"] is None and summary.get("early_bird_closest") is None:
+            click.echo("early-bird ticket: none. The run ended before the window of masks filled, so no distance "
+                       "was tested and the net trained dense; give more epochs or a smaller --eb-window.")
+        elif summary["early_bird_epoch"] is None:
             closest = summary.get("early_bird_closest")
             near = ("" if closest is None else f"; the closest they came: {closest['distance']:.3f} at epoch "
                     f"{closest['epoch']}")

@@ -71,7 +71,8 @@ class EarlyBirdConfig(MethodConfig):
     masks: str = option("all", "Early-bird masks over every batch norm (all, the authors') or only the prunable "
                         "ones (lean's earlier rule).", flag="--eb-masks", kind=str, choices=("all", "prunable"))
     protect: float = option(0.1, "Share of each layer's strongest channels the early-bird pruning keeps whatever "
-                            "the global threshold (authors' protective pruning: 0.1; 0: none).",
+                            "the global threshold (those above the layer's 1 - P quantile, as the authors' "
+                            "protective pruning: 0.1; 0: none).",
                             flag="--eb-protect", kind=float, minimum=0, maximum=1, max_open=True)
     # runs from before --eb-masks drew prunable-only masks; runs from before --eb-protect pruned unprotected
     stored_defaults: ClassVar[dict] = {"masks": "prunable", "protect": 0.0}

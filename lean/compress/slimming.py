@@ -175,10 +175,11 @@ def channel_masks(model: Model, ratio: float, every_batchnorm: bool = False,
         threshold as ``sorted(scales)[int(total * ratio)]``: the early-bird authors' masks (their ``EarlyBird``
         class). ``prune`` uses only the prunable layers' masks; the others take part in the distances.
     protect : float
-        In [0, 1): each layer keeps the channels above its own ``sorted(|gamma|)[int(c * (1 - protect))]`` whatever
-        the global threshold, and that threshold is taken over the other channels only, at the same index
-        ``int(total * ratio)`` (the early-bird authors' protective pruning, their ``vggprune_lp_protective.py``,
-        with 0.1: the top 10% of every layer), so no layer is cut to a handful of channels by an early ticket.
+        In [0, 1): each layer of c channels keeps those strictly above its own ``sorted(|gamma|)[int(c * (1 -
+        protect))]`` whatever the global threshold (about ``protect * c - 1`` channels: none in a layer of 10 or
+        fewer at 0.1), and that threshold is taken over the other channels only, at the same index
+        ``int(total * ratio)``: the early-bird authors' protective pruning (their ``vggprune_lp_protective.py``, 0.1,
+        the same index and strict comparison), so an early ticket cannot cut a wide layer to a few channels.
 
     Returns
     -------
