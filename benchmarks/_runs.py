@@ -86,6 +86,15 @@ def latest_per_seed(rows, keys):
     return list(latest.values())
 
 
+def last_row_where(path, same):
+    """The last row of results file ``path`` whose values equal ``same`` (a dict of key -> value), or None (also
+    when the file does not exist yet): a stored baseline a later call may reuse."""
+    if not path.exists():
+        return None
+    return next((row for row in reversed(read_results(path)) if all(row.get(k) == v for k, v in same.items())),
+                None)
+
+
 def spread(values, fmt):
     """``mean (min..max)`` of ``values`` (None entries left out) with ``fmt`` (e.g. ``"{:.2f}"``); "-" if none."""
     values = [v for v in values if v is not None]

@@ -13,9 +13,10 @@ also SMD, SLU and PSG alone and PSG's control (8-bit inputs and weights and 16-b
 with exact gradients, `--low-precision 8 --lp-gradient-bits 16 --lp-convs-only`, so the table can say what PSG's
 prediction saves beyond its 8-bit arithmetic). Each is an ordinary `lean train ... --json` command printed before
 it runs (standard training only if no earlier row holds this seed and schedule's: the baseline does not depend on
-the E2-Train settings and lean's runs are deterministic; `--rerun-standard` trains it again); with `--jobs 2` two chains of runs go side by side on one thread each (a half-width ResNet-20 keeps two
-threads only partly busy). The row appended to benchmarks/results/e2train.jsonl holds each run's test accuracy,
-lean's training-energy estimate (lean/train/energy.py), MACs and wall time.
+the E2-Train settings and lean's runs are deterministic; `--rerun-standard` trains it again); with `--jobs 2` two
+chains of runs go side by side on one thread each (a half-width ResNet-20 keeps two threads only partly busy).
+The row appended to benchmarks/results/e2train.jsonl holds each run's test accuracy, lean's training-energy
+estimate (lean/train/energy.py), MACs and wall time.
 
 Defaults: ResNet-20 at half width on the first 10,000 training images, SGD lr 0.1 cosine, weight decay 1e-4,
 SMD 0.5, SLU target 0.8, PSG with the authors' fixed tau 5e-5 and sign update (before issue 13's end: adaptive tau
@@ -34,7 +35,16 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from _runs import append_result, latest_per_seed, lean_json, one_configuration, read_results, side_by_side, spread
+from _runs import (
+    append_result,
+    last_row_where,
+    latest_per_seed,
+    lean_json,
+    one_configuration,
+    read_results,
+    side_by_side,
+    spread,
+)
 
 RESULTS = Path(__file__).parent / "results" / "e2train.jsonl"
 ALL_THREE = "SMD + SLU + PSG"
@@ -58,7 +68,6 @@ def run(args):
     runs = {"standard": [], ALL_THREE: smd + slu + psg}
     if args.each:
         runs.update({"SMD": smd, "SLU": slu, "PSG": psg, "8-bit control": control})
-    threads = args.threads if args.threads is not None else 1 if args.jobs > 1 else None
 
     def one(label):
         name = label.lower().replace(" + ", "-").replace(" ", "-")
@@ -76,9 +85,9 @@ def run(args):
         chains = [chain(ALL_THREE, "SMD", *(() if stored else ("standard",))), chain("PSG", "SLU", "8-bit control")]
     else:
         chains = [chain(ALL_THREE)] + ([] if stored else [chain("standard")])
-        threads = args.threads if stored else threads  # one run alone takes both threads unless told
-    finished = dict(result for results in side_by_side(chains, jobs=min(args.jobs, len(chains)))
-                    for result in results)
+    jobs = min(args.jobs, len(chains))
+    threads = args.threads if args.threads is not None else 1 if jobs > 1 else None  # a run alone takes lean's
+    finished = dict(result for results in side_by_side(chains, jobs=jobs) for result in results)
     if stored is not None:
         finished["standard"] = ({"test_accuracy": stored["accuracy"], "training_energy_j": stored["energy_j"],
                                  "energy": {"macs": stored["macs"]}}, stored["wall_s"])
@@ -104,13 +113,11 @@ def stored_standard(args):
     wall time and date), or None. Standard training does not depend on the E2-Train settings, and the same command
     gives the same result on the same machine (lean's runs are deterministic for their seed), so a curve over
     settings and schedules trains each baseline once."""
-    if not RESULTS.exists():
+    row = last_row_where(RESULTS, {k: getattr(args, k) for k in ("net", "width", "data", "train_limit", "epochs",
+                                                                  "seed", "lr")})
+    if row is None:  # every row has a standard run
         return None
-    same = ("net", "width", "data", "train_limit", "epochs", "seed", "lr")
-    for row in reversed(read_results(RESULTS)):
-        if all(row.get(k) == getattr(args, k) for k in same) and "standard" in row["runs"]:
-            return {"date": row["runs"]["standard"].get("date", row["date"]), **row["runs"]["standard"]}
-    return None
+    return {"date": row["runs"]["standard"].get("date", row["date"]), **row["runs"]["standard"]}
 
 
 def summary(rows=None):

@@ -44,7 +44,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from _runs import append_result, latest_per_seed, lean_json, one_configuration, read_results, spread
+from _runs import append_result, last_row_where, latest_per_seed, lean_json, one_configuration, read_results, spread
 
 RESULTS = Path(__file__).parent / "results" / "early_bird.jsonl"
 
@@ -114,16 +114,13 @@ def stored_baselines(args, recipe):
     """The dense and train-prune-retrain results of an earlier row with this net, data, schedule, recipe,
     penalty, prune ratio and seed (they do not depend on the early-bird settings, and lean's runs are
     deterministic for their seed), with the date they ran; or None."""
-    if not RESULTS.exists():
-        return None
     same = {"net": args.net, "width": args.width, "data": args.data, "train_limit": args.train_limit,
             "epochs": args.epochs, "seed": args.seed, "recipe": recipe, "slim": args.slim, "prune_ratio": args.ratio,
             "threads": args.threads}  # the same threads, so the wall-time ratio compares like with like
-    for row in reversed(read_results(RESULTS)):
-        if all(row.get(k) == v for k, v in same.items()):
-            return {"date": row.get("baselines_from") or row["date"], "dense": row["dense"],
-                    "pipeline": row["pipeline"]}
-    return None
+    row = last_row_where(RESULTS, same)
+    if row is None:
+        return None
+    return {"date": row.get("baselines_from") or row["date"], "dense": row["dense"], "pipeline": row["pipeline"]}
 
 
 def summary(rows=None):

@@ -17,7 +17,6 @@ threshold (the ones whose flips make the distance), so the table shows what the 
 import argparse
 import hashlib
 import json
-from collections import deque
 from pathlib import Path
 
 import numpy as np
@@ -51,20 +50,19 @@ def train(args):
         set_batchnorm_scales(model, args.bn_init)
     scales = []
 
+    def take(net):  # every batch norm's |gamma|, in network order
+        bns = [m for _, m in net.named_modules() if isinstance(m, BatchNorm)]
+        scales.append(np.concatenate([np.abs(bn.params["weight"]).ravel() for bn in bns]).astype(np.float32))
+
     class Recorder(TrainingMethod):
         name = "recorder"
 
-        def _take(self, trainer):
-            bns = [m for _, m in trainer.model.net.named_modules() if isinstance(m, BatchNorm)]
-            scales.append(np.concatenate([np.abs(bn.params["weight"]).ravel() for bn in bns]).astype(np.float32))
-
         def install(self, model):
             if not scales:  # the untrained net (the authors' first mask)
-                bns = [m for _, m in model.net.named_modules() if isinstance(m, BatchNorm)]
-                scales.append(np.concatenate([np.abs(bn.params["weight"]).ravel() for bn in bns]).astype(np.float32))
+                take(model.net)
 
         def on_epoch_end(self, trainer):
-            self._take(trainer)
+            take(trainer.model.net)
             if len(scales) > args.stop_after:
                 raise KeyboardInterrupt
 
@@ -87,16 +85,16 @@ def masks_of(scales, ratio):
 
 
 def ticket(masks, window=5, epsilon=0.1):
-    """Epoch of the ticket (masks[e] drawn after epoch e; masks[0] the untrained net) and each epoch's largest
-    distance to the newest mask in the FIFO."""
-    fifo, largest, found = deque(maxlen=window), [], None
+    """lean's detector (``lean.compress.slimming.EarlyBird``) over ``masks`` (masks[e] drawn after epoch e;
+    masks[0] the untrained net): the ticket's epoch and each epoch's largest distance to the newest mask in the
+    FIFO (None before the FIFO is full)."""
+    from lean.compress.slimming import EarlyBird
+
+    detector = EarlyBird(window=window, epsilon=epsilon)
     for epoch, m in enumerate(masks):
-        fifo.append(m)
-        d = max(float(np.mean(old != m)) for old in fifo) if len(fifo) == window else None
-        largest.append(d)
-        if found is None and d is not None and d <= epsilon:
-            found = epoch
-    return found, largest
+        detector.observe(m, epoch)
+    largest = [d if i >= window - 1 else None for i, d in enumerate(detector.distances)]
+    return detector.ticket_epoch, largest
 
 
 def summary(window, epsilon):

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from lean.compress.slimming import EarlyBird, SlimmingPenalty, channel_masks, mask_distance
-from lean.nets import build
 from lean.errors import ConfigError
+from lean.nets import build
 from lean.nn import BatchNorm
 
 

@@ -205,21 +205,18 @@ def channel_masks(model: Model, ratio: float, every_batchnorm: bool = False,
     wanted = set(prunable_batchnorms(model))
     if not wanted:
         raise ConfigError(f"model {model.name} has no batch-norm channels that can be pruned")
-    layers = [(name, m) for name, m in _batchnorms(model) if every_batchnorm or name in wanted]
-    scales = np.concatenate([np.abs(m.params["weight"]) for _, m in layers])
+    gammas = {name: np.abs(m.params["weight"]) for name, m in _batchnorms(model) if every_batchnorm or name in wanted}
+    scales = np.concatenate(list(gammas.values()))
     if protect > 0:  # the early-bird authors' protective rule: each layer's top share is kept
-        kept = {}
-        for name, m in layers:
-            g = np.abs(m.params["weight"])
-            kept[name] = g > np.sort(g)[int(g.size * (1 - protect))]
-        rest = np.sort(np.concatenate([np.abs(m.params["weight"])[~kept[name]] for name, m in layers]))
+        kept = {name: g > np.sort(g)[int(g.size * (1 - protect))] for name, g in gammas.items()}
+        rest = np.sort(np.concatenate([g[~kept[name]] for name, g in gammas.items()]))
         threshold = rest[min(int(len(scales) * ratio), rest.size - 1)] if ratio > 0 and rest.size else -np.inf
-        return {name: kept[name] | (np.abs(m.params["weight"]) > threshold) for name, m in layers}
+        return {name: kept[name] | (g > threshold) for name, g in gammas.items()}
     if every_batchnorm:  # the early-bird authors' rule: every batch norm pooled, threshold sorted[int(total * p)]
         threshold = np.sort(scales)[int(len(scales) * ratio)] if ratio > 0 else -np.inf
     else:  # one global threshold over all prunable layers (Liu et al., "Channel Pruning and Fine-tuning")
         threshold = np.quantile(scales, ratio) if ratio > 0 else -np.inf
-    return {name: np.abs(m.params["weight"]) > threshold for name, m in layers}
+    return {name: g > threshold for name, g in gammas.items()}
 
 
 def flatten_masks(masks: dict[str, np.ndarray]) -> np.ndarray:
@@ -313,7 +310,7 @@ class EarlyBird:
         drawn at, or None before the FIFO first filled: how near masks that never settled came."""
         tested = [(d, e) for i, (d, e) in enumerate(zip(self.distances, self.epochs, strict=True))
                   if i >= self.window - 1]
-        return min(tested, key=lambda t: (t[0], t[1])) if tested else None
+        return min(tested) if tested else None
 
 
 # --------------------------------------------------------------------------------- physical pruning
