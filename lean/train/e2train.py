@@ -46,14 +46,16 @@ Each technique is a training method (``lean.train.methods``), configured by ``le
   the accelerator the method targets would.
 
 From what schedule length the methods pay off (issue 14, ``benchmarks/e2train.py``; ResNet-20 at half width, the
-first 10,000 Fashion-MNIST images, SGD lr 0.1 cosine, seed 0): all three lost 7.34, 4.38, 1.87 and 1.15 points
-against standard training of the same length at 10, 20, 40 and 80 epochs, for 93.8-94.0% less energy at every
-length; at 80 epochs 1.15-1.56 over three seeds. The short schedules lose to SMD and SLU together: at 20 epochs SMD
-alone cost 1.59 points, SLU alone 0.79, the two together 3.41 (a gated block is then trained by about 80% of the
-images of half the steps), PSG alone nothing (+0.46) and PSG beside SMD nothing more (1.50). No gate closed for
-good (every gated block ran on 79-82% of the images in the last epoch); PSG at tau 5e-5 took the accurate sign
-for 97-99% of the entries at every length. The authors train 64k steps; the methods paid off here from about
-6,000 steps (80 epochs of 78 steps), and a run much shorter than that loses several points.
+first 10,000 Fashion-MNIST images, SGD lr 0.1 cosine, SLU 0.8, PSG tau 5e-5, seed 0): with the authors' SMD 0.5 all
+three lost 7.34, 4.38, 1.87 and 1.15 points against standard training of the same length at 10, 20, 40 and 80
+epochs (93.8-94.0% less energy), and 1.15-1.56 at 80 epochs over three seeds. The short schedules lose to SMD and
+SLU together: at 20 epochs SMD alone cost 1.59 points, SLU alone 0.79, the two together 3.41 (a gated block is then
+trained by about 80% of the images of half the steps), PSG alone nothing (+0.46) and PSG beside SMD nothing more
+(1.50). No gate closed for good (every gated block ran on 79-82% of the images in the last epoch); PSG at tau 5e-5
+took the accurate sign for 97-99% of the entries at every length. So lean's recipe drops fewer batches, SMD 0.3:
+4.24, 1.44, 1.30 points at 10, 20, 40 epochs and 0.93-1.06 at 80 over three seeds, for 91.5-91.7% less energy.
+The authors train 64k steps; here the methods cost about a point from 20 epochs (1,560 steps of 128 images) on,
+and several points on shorter runs.
 
 ``LowPrecisionTraining`` (8-bit operands in both passes) is the early-bird search phase's low-precision mode
 (You et al., ICLR 2020, section 4.3). Every technique's effect is measured in the run's ``training_energy_j``
