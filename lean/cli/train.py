@@ -5,6 +5,7 @@ from dataclasses import fields
 import click
 
 from ..compress import config as _compress_methods  # noqa: F401  (registers slimming and early-bird: options)
+from ..dynamic import config as _dynamic_methods  # noqa: F401  (registers DFS: options)
 from ..train.config import METHODS, core_fields, methods_from_settings
 from . import _common as common
 
@@ -82,6 +83,13 @@ def print_summary(summary):
         closed = summary.get("slu_blocks_closed") or []
         click.echo(f"SLU: fraction of images each gated block ran on in the last epoch: {runs}"
                    + (f"; closed (< 1%, no longer trained): {', '.join(closed)}" if closed else ""))
+    if summary.get("dfs_phases"):
+        base, gates, joint = summary["dfs_phases"]
+        reached = summary.get("dfs_computation")
+        click.echo(f"DFS: {base} epochs base network, {gates} gates alone, {joint} jointly at "
+                   f"{100 * summary['dfs_target']:.0f}% computation"
+                   + ("" if reached is None else f"; the last test pass ran at {100 * reached:.1f}%")
+                   + " (`lean eval` gives the choices per block)")
     if summary.get("psg_fallback") is not None:
         click.echo(f"PSG: {100 * summary['psg_fallback']:.1f}% of the weight-gradient entries took the accurate "
                    "gradient's sign (|prediction| below tau)")
@@ -124,9 +132,21 @@ def eval_(checkpoint, data_name, threads, as_json):
     progress = common.Progress()
     result = evaluate(checkpoint, data=data_name, on_batch=progress.batches)
     progress.clear()
-    common.finish(result, as_json, lambda r: click.echo(
-        f"{r['checkpoint']}: test accuracy {100 * r['test_accuracy']:.2f}% on {r['test_images']:,} {r['data']} "
-        f"images ({r['images_per_second']:,.0f} images/s)"))
+    common.finish(result, as_json, print_eval)
+
+
+def print_eval(r):
+    click.echo(f"{r['checkpoint']}: test accuracy {100 * r['test_accuracy']:.2f}% on {r['test_images']:,} "
+               f"{r['data']} images ({r['images_per_second']:,.0f} images/s)")
+    if "dfs" in r:
+        d = r["dfs"]
+        click.echo(f"fractional skipping: computation {100 * d['computation']:.1f}% of full precision (the "
+                   f"paper's measure; {100 * d['computation_macs_weighted']:.1f}% weighted by each block's MACs)")
+        names = list(next(iter(d["choices"].values())))
+        click.echo("  block      " + " ".join(f"{n:>6}" for n in names))
+        for block, counts in d["choices"].items():
+            total = max(sum(counts.values()), 1)
+            click.echo(f"  {block:<10} " + " ".join(f"{100 * counts[n] / total:5.1f}%" for n in names))
 
 
 @click.command()

@@ -80,6 +80,7 @@ class GateController(Leaf):
         self._c = np.zeros((n, self.hidden), dtype)
         self._train = train
         self._stack = []
+        self._heads = []
         self._dh = self._dc = None
         self.executed = 0
         self.offered = 0
@@ -98,9 +99,49 @@ class GateController(Leaf):
     def config(self) -> dict:
         return {"hidden": self.hidden, "target": self.target, "beta": self.beta, "seed": self.seed}
 
-    # -- one step per gated block
+    # -- the shared cell, one step per gated block (a head on top turns its output into the block's decision)
+    def cell_step(self, z: np.ndarray) -> np.ndarray:
+        """One step of the shared LSTM for the next gated block: (n, hidden) projection -> (n, hidden) output.
+
+        Advances the cell's state; in training keeps what ``cell_backward`` needs (a stack: blocks undo their
+        steps in reverse order).
+        """
+        p = self.params
+        h_prev, c_prev = self._h, self._c
+        a = z @ p["w_x"].T + h_prev @ p["w_h"].T + p["b"]
+        hd = self.hidden
+        i, f, o = _sigmoid(a[:, :hd]), _sigmoid(a[:, hd:2 * hd]), _sigmoid(a[:, 2 * hd:3 * hd])
+        g = np.tanh(a[:, 3 * hd:])
+        c = f * c_prev + i * g
+        tc = np.tanh(c)
+        h = o * tc
+        if self._train:
+            self._stack.append((z, h_prev, c_prev, i, f, o, g, tc, h))
+        self._h, self._c = h, c
+        return h
+
+    def cell_backward(self, dh: np.ndarray) -> np.ndarray:
+        """Gradient of the last ``cell_step`` not yet undone, given d loss / d its output ``dh`` (n, hidden):
+        accumulates the cell's gradients, carries the state's gradient to the step before, returns d loss / d z.
+        """
+        p, gr = self.params, self.grads
+        z, h_prev, c_prev, i, f, o, g, tc, h = self._stack.pop()
+        if self._dh is not None:
+            dh = dh + self._dh
+        dc = dh * o * (1.0 - tc * tc)
+        if self._dc is not None:
+            dc = dc + self._dc
+        da = np.concatenate([dc * g * i * (1 - i), dc * c_prev * f * (1 - f), dh * tc * o * (1 - o),
+                             dc * i * (1 - g * g)], axis=1)
+        gr["w_x"] += da.T @ z
+        gr["w_h"] += da.T @ h_prev
+        gr["b"] += da.sum(axis=0)
+        self._dh = da @ p["w_h"]
+        self._dc = dc * f
+        return da @ p["w_x"]
+
     def step(self, z: np.ndarray) -> np.ndarray:
-        """One step of the shared cell for the next gated block; advances the cell (SLU's gate).
+        """One step of the shared cell for the next gated block, then the head: SLU's gate.
 
         Parameters
         ----------
@@ -113,18 +154,10 @@ class GateController(Leaf):
             (n,) probability that the block runs for each image.
         """
         p = self.params
-        h_prev, c_prev = self._h, self._c
-        a = z @ p["w_x"].T + h_prev @ p["w_h"].T + p["b"]
-        hd = self.hidden
-        i, f, o = _sigmoid(a[:, :hd]), _sigmoid(a[:, hd:2 * hd]), _sigmoid(a[:, 2 * hd:3 * hd])
-        g = np.tanh(a[:, 3 * hd:])
-        c = f * c_prev + i * g
-        tc = np.tanh(c)
-        h = o * tc
+        h = self.cell_step(z)
         prob = _sigmoid(h @ p["w_out"][0] + p["b_out"][0])
         if self._train:
-            self._stack.append((z, h_prev, c_prev, i, f, o, g, tc, h, prob))
-        self._h, self._c = h, c
+            self._heads.append((h, prob))
         return prob
 
     def backward_step(self, dprob: np.ndarray) -> np.ndarray:
@@ -141,24 +174,11 @@ class GateController(Leaf):
             (n, hidden), d loss / d z of that step.
         """
         p, gr = self.params, self.grads
-        z, h_prev, c_prev, i, f, o, g, tc, h, prob = self._stack.pop()
+        h, prob = self._heads.pop()
         dlogit = dprob * prob * (1.0 - prob)
-        dh = dlogit[:, None] * p["w_out"][0][None, :]
         gr["w_out"] += (dlogit @ h)[None, :]
         gr["b_out"] += dlogit.sum()
-        if self._dh is not None:
-            dh = dh + self._dh
-        dc = dh * o * (1.0 - tc * tc)
-        if self._dc is not None:
-            dc = dc + self._dc
-        da = np.concatenate([dc * g * i * (1 - i), dc * c_prev * f * (1 - f), dh * tc * o * (1 - o),
-                             dc * i * (1 - g * g)], axis=1)
-        gr["w_x"] += da.T @ z
-        gr["w_h"] += da.T @ h_prev
-        gr["b"] += da.sum(axis=0)
-        self._dh = da @ p["w_h"]
-        self._dc = dc * f
-        return da @ p["w_x"]
+        return self.cell_backward(dlogit[:, None] * p["w_out"][0][None, :])
 
     def cost_gradient(self) -> float:
         """d (beta * sign * sum m) / d m_i: sign +1 while more blocks ran than the target, else -1.
@@ -192,6 +212,7 @@ class GatedResidual(Module):
     """
 
     random = True  # Model.reseed gives it a stream for the Bernoulli samples
+    gated = True  # Model links it to the net's GateController
 
     def __init__(self, block: Module, in_channels: int, hidden: int = GATE_HIDDEN, seed: int = 0):
         super().__init__()

@@ -38,11 +38,12 @@ class Model:
         self._link_gates()
 
     def _link_gates(self):
-        """Point every skip-gated block at the network's shared gate controller (``lean.nn.gates``)."""
-        from .gates import GateController, GatedResidual
+        """Point every gated block at the network's shared gate controller (``lean.nn.gates``; the dynamic
+        inference blocks of ``lean.dynamic`` are gated blocks too: anything with ``gated = True`` and ``link``)."""
+        from .gates import GateController
 
         controllers = [m for m in self.net.modules() if isinstance(m, GateController)]
-        gated = [m for m in self.net.modules() if isinstance(m, GatedResidual)]
+        gated = [m for m in self.net.modules() if getattr(m, "gated", False)]
         if gated and len(controllers) != 1:
             raise ValueError(f"a net with gated blocks needs exactly one GateController; found {len(controllers)}")
         for block in gated:

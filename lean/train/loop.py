@@ -145,6 +145,13 @@ class Trainer:
         self.mean, self.std = self.dataset.mean, self.dataset.std
         self._install_methods()
 
+    def lr_at(self, t: float) -> float:
+        """The learning rate at ``t`` epochs: the run's schedule, as the training methods adjust it."""
+        lr = self.schedule.lr_at(t)
+        for method in self.methods:
+            lr = method.learning_rate(self, t, lr)
+        return lr
+
     def _make_optimizer(self, model):
         c = self.config
         return make_optimizer(c.optimizer, model.parameters(), model.gradients(), momentum=c.momentum,
@@ -284,7 +291,7 @@ class Trainer:
         try:
             for step in range(self.step_in_epoch, steps):
                 t0 = time.perf_counter()
-                lr = self.schedule.lr_at(self.epoch + step / steps)
+                lr = self.lr_at(self.epoch + step / steps)
                 dropping = [method for method in self.methods if method.skip_step(self, step)]
                 if dropping:
                     # the mini-batch is dropped (no forward, no backward); the step still counts, and may still
@@ -311,6 +318,8 @@ class Trainer:
                 for method in self.methods:
                     method.before_update(self)
                 self.optimizer.step(lr)
+                for method in self.methods:
+                    method.after_update(self)
                 self.step_in_epoch = step + 1
                 dt = time.perf_counter() - t0
                 self.train_seconds += dt
@@ -338,7 +347,7 @@ class Trainer:
         test_acc = accuracy(model, ds.x_test, ds.y_test, self._normalize) if evaluate else None
         self.history.append({
             "epoch": self.epoch + 1,
-            "lr": self.schedule.lr_at(self.epoch),
+            "lr": self.lr_at(self.epoch),
             "train_loss": totals["loss_sum"] / totals["steps"] if totals["steps"] else None,
             "train_accuracy": totals["correct"] / totals["seen"] if totals["seen"] else None,
             "test_accuracy": test_acc,

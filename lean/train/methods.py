@@ -1,5 +1,5 @@
 """The training-method protocol: how a method (network slimming, early-bird, SMD, SLU, PSG, low-precision
-training, the energy meter, later DFS and DDI) plugs into ``lean.train.Trainer``.
+training, the energy meter, DFS, later DDI) plugs into ``lean.train.Trainer``.
 
 A method is a ``TrainingMethod``: every hook has a no-op default, and the trainer calls each hook of every
 method in a fixed place of the loop (it never asks what a method can do):
@@ -13,6 +13,9 @@ method in a fixed place of the loop (it never asks what a method can do):
                       method's ``momentum_on_dropped`` the optimizer still steps on zero gradients
 ``on_batch``          ``(trainer, seed)`` before each forward, with the step's seed for any random draws
 ``before_update``     ``(trainer)`` after backward, before the optimizer step: may add to gradients
+``after_update``      ``(trainer)`` after the optimizer step (a method that freezes weights restores them)
+``learning_rate``     ``(trainer, t, lr)`` -> the learning rate at ``t`` epochs, given the run schedule's ``lr``
+                      (a method that trains in phases runs a schedule per phase: DFS)
 ``on_epoch_end``      ``(trainer)`` after the epoch's evaluation; may replace the model (early-bird pruning)
 ``state`` / ``load_state``  a JSON-able dict that rides in the checkpoint under the method's ``name``
 ``summary()``         keys merged into the run's summary (``lean train --json``)
@@ -52,6 +55,12 @@ class TrainingMethod:
 
     def before_update(self, trainer):
         pass
+
+    def after_update(self, trainer):
+        pass
+
+    def learning_rate(self, trainer, t, lr):
+        return lr
 
     def on_epoch_end(self, trainer):
         pass

@@ -313,9 +313,16 @@ def evaluate(path: str | Path, *, data: str | None = None,
     ckpt = load_checkpoint(path)
     model = ckpt.model()
     data = CheckpointData(ckpt, path, data, model)
+    counting = [m for m in model.net.modules() if hasattr(m, "reset_counts")]  # gated blocks (lean.dynamic)
+    for module in counting:
+        module.reset_counts()
     t0 = time.perf_counter()
     acc = data.accuracy(model, on_batch=on_batch)
     seconds = time.perf_counter() - t0
     data_name, dataset = data.name, data.dataset
-    return {"checkpoint": str(path), "data": data_name, "test_accuracy": acc, "test_images": len(dataset.y_test),
-            "seconds": seconds, "images_per_second": len(dataset.y_test) / seconds}
+    result = {"checkpoint": str(path), "data": data_name, "test_accuracy": acc, "test_images": len(dataset.y_test),
+              "seconds": seconds, "images_per_second": len(dataset.y_test) / seconds}
+    for module in counting:  # what input-adaptive models did on the test set
+        if hasattr(module, "dynamic_report"):
+            result.update(module.dynamic_report(model))
+    return result
