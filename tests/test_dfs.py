@@ -225,6 +225,9 @@ def test_three_phases_train_what_they_should_and_resume_exactly(digits, tmp_path
     assert 0.0 < history[2]["dfs"]["test_computation"] <= 1.0
     assert history[2]["dfs"]["test_choices"].keys() == {"stage2.0", "stage3.0"}
     assert history[1]["lr"] == pytest.approx(0.005) and history[2]["lr"] == pytest.approx(0.005)
+    energy = [0.0] + [h["training_energy_j"] for h in history]
+    spent = np.diff(energy)  # the joint phase runs every option of a gated block: the meter sees the copies
+    assert spent[2] > 1.2 * spent[0]  # resnet8: the ungated stem and first block are most of the work
 
     # interrupted once in each phase and resumed: the same weights as the straight run
     out = tmp_path / "dfs.h5"

@@ -355,6 +355,8 @@ class FractionalBlock(Module):
         ctrl.offered += n
         self.counts += np.bincount(choice, minlength=len(self.counts))
         self.last_choice = choice
+        if self.observers and forced is None:  # the gate ran (its products are the block's own to report)
+            self._notify_forward(x, y, train)
         return y
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
@@ -385,10 +387,24 @@ class FractionalBlock(Module):
         self.grads["proj_weight"] += dz.T @ pooled
         self.grads["proj_bias"] += dz.sum(axis=0)
         dpooled = dz @ self.params["proj_weight"]
-        return dx + (dpooled / (shape[1] * shape[2]))[:, None, None, :].astype(dx.dtype)
+        dx = dx + (dpooled / (shape[1] * shape[2]))[:, None, None, :].astype(dx.dtype)
+        if self.observers:
+            self._notify_backward(dy, dx)
+        return dx
 
     def children(self) -> list[tuple[str, Module]]:
         return [("block", self.block)]
+
+    def shadow_modules(self) -> list[Module]:
+        """The modules that run beside the block without being part of the tree (the b-bit copies and the skip
+        path): the training-energy meter watches them too."""
+        extra = [m for copy in self.quantized.values() for m in copy.modules()]
+        return extra + ([] if self.skip_path is None else list(self.skip_path.modules()))
+
+    def macs_per_call(self, n: int) -> int:
+        """The gate's own products for ``n`` images: projection, one LSTM step, the head over the options."""
+        options = len(self.bits) + 2
+        return n * (self.hidden * self.in_channels + 8 * self.hidden * self.hidden + options * self.hidden)
 
     def config(self) -> dict:
         return {"block": module_to_config(self.block), "in_channels": self.in_channels, "bits": list(self.bits),

@@ -26,7 +26,7 @@ gives the breakdown in joules.
 import numpy as np
 
 from ..hw import tech as tech_mod
-from ..nn import Conv2d, GatedResidual, Linear, Model
+from ..nn import Conv2d, Linear, Model
 from ..nn.hooks import FLOAT32, LayerPrecision, Observer
 from .methods import TrainingMethod
 
@@ -96,9 +96,11 @@ class EnergyMeter(TrainingMethod, Observer):
         if model is not None:
             self.model = model
         for _, module in self.model.net.named_modules():
-            if isinstance(module, (Conv2d, Linear, GatedResidual)):
-                module.add_observer(self)
-                self._watched.append(module)
+            # a gated block's copies that run beside it (DFS's b-bit copies) are not in the tree: watch them too
+            for watched in (module, *getattr(module, "shadow_modules", list)()):
+                if isinstance(watched, (Conv2d, Linear)) or getattr(watched, "gated", False):
+                    watched.add_observer(self)
+                    self._watched.append(watched)
         return self
 
     def uninstall(self):
@@ -122,14 +124,14 @@ class EnergyMeter(TrainingMethod, Observer):
         if not train:
             return
         self._last_input[module] = x.shape
-        if isinstance(module, GatedResidual):  # the gate's own small products, float32
+        if getattr(module, "gated", False):  # the gate's own small products, float32
             self._add_macs((FLOAT32, FLOAT32), module.macs_per_call(x.shape[0]))
         else:
             self._count_forward(module, x.shape, y.shape)
 
     def on_backward(self, module, dy, dx):
         x_shape = self._last_input.get(module, ())
-        if isinstance(module, GatedResidual):
+        if getattr(module, "gated", False):
             self._add_macs((FLOAT32, FLOAT32), 2 * module.macs_per_call(x_shape[0] if x_shape else 0))
         else:
             self._count_backward(module, x_shape, dy.shape, dx is not None)
