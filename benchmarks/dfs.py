@@ -1,0 +1,217 @@
+"""Dynamic fractional skipping on a CIFAR-style ResNet on Fashion-MNIST: accuracy at the target computation
+against the full-precision network and static networks of the same cover, and the wall-clock speed-up of
+inference next to the counted one; one (seed, schedule, target) per call (issue 15).
+
+    python benchmarks/dfs.py --seed S --epochs E [--target 0.5] [--net resnet38] [--width 0.5]
+        [--train-limit 10000] [--bits 8,10,12,14,16] [--jobs 2] [--threads T] [--out-dir runs/dfs]
+    python benchmarks/dfs.py --summary
+
+A call trains, with the same net, data, seed and number of epochs, side by side on one thread each:
+- the plain network (`lean train ...`): the full-precision reference;
+- the DFS network (`lean train ... --dfs T`): its three phases inside the same epochs (half base, a twentieth
+  gates alone, the rest jointly; `lean train --help`).
+Then, in this process, on the test set: the DFS network as trained (accuracy, the paper's computation
+percentage, the choices); the same network with every gate forced to full precision; and static networks made
+from the plain one, with every gated block (all residual blocks but the first, DFS's cover) at one bit width b
+(weights and inputs, post-training, input ranges from 500 training images), whose computation is (b/32)^2 on the
+paper's measure. Wall clock: the test set through the DFS network and through the same network forced to full
+precision (median of 3 passes each, one thread unless --threads), next to the counted speed-ups: MACs executed
+(what skipping saves on any CPU) and bit-operations (the paper's measure, what a bit-flexible accelerator would
+save). Only the 8-bit option has a faster kernel here (the int8 conv path); wider options run as float.
+
+The row appended to benchmarks/results/dfs.jsonl holds every figure; `--summary` prints the table.
+"""
+
+import argparse
+import datetime
+import statistics
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+from _runs import append_result, lean_json, machine_line, one_configuration, read_results, side_by_side, spread
+
+RESULTS = Path(__file__).resolve().parent / "results" / "dfs.jsonl"
+STATIC_BITS = (8, 12, 16)
+
+
+class _MacCounter:
+    """An observer counting conv and linear MACs of evaluation passes, plain and weighted by (bits/32)^2."""
+
+    def __init__(self):
+        self.macs = 0
+        self.bitops = 0.0
+
+    def on_forward(self, module, x, y, train):
+        from lean.nn import Conv2d
+
+        if not hasattr(module, "kernel_size") and not hasattr(module, "in_features"):
+            return
+        per_output = (module.in_channels // module.groups) * module.kernel_size ** 2 if isinstance(
+            module, Conv2d) else module.in_features
+        macs = int(np.prod(y.shape)) * per_output
+        bits = module.input_bits or 32
+        self.macs += macs
+        self.bitops += macs * (bits / 32.0) ** 2
+
+    def on_backward(self, module, dy, dx):
+        pass
+
+
+def _watch(model, counter):
+    from lean.nn import Conv2d, Linear
+
+    watched = []
+    for module in model.net.modules():
+        for m in (module, *getattr(module, "shadow_modules", list)()):
+            if isinstance(m, (Conv2d, Linear)):
+                m.add_observer(counter)
+                watched.append(m)
+    return watched
+
+
+def _evaluate(model, dataset, normalize):
+    from lean.train import accuracy
+
+    return accuracy(model, dataset.x_test, dataset.y_test, normalize)
+
+
+def _timed(model, dataset, normalize, repeats=3):
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        _evaluate(model, dataset, normalize)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def run(args):
+    import lean
+    from lean.data import load
+    from lean.dynamic import add_dfs_gates, controller, dfs_blocks
+    from lean.dynamic.dfs import computation_of
+    from lean.nn import load_model
+    from lean.nn.checkpoint import load as load_checkpoint
+
+    started = time.time()
+    out = Path(args.out_dir) / f"{args.net}-w{args.width:g}-{args.train_limit}-{args.epochs}ep-seed{args.seed}"
+    out.mkdir(parents=True, exist_ok=True)
+    common = ["--net", args.net, "--width", args.width, "--data", args.data, "--epochs", args.epochs,
+              "--train-limit", args.train_limit, "--seed", args.seed, "--eval-every", args.epochs, "--force"]
+    runs = {"plain": [], "dfs": ["--dfs", args.target, "--dfs-bits", args.bits]}
+    stem = f"dfs-{args.target:g}"
+    files = {"plain": out / "plain.h5", "dfs": out / f"{stem}.h5"}
+    threads = args.threads if args.threads is not None else 1 if args.jobs > 1 else None
+    tasks = [lambda label=label: (label, lean_json("train", *common, *runs[label], "--out", files[label],
+                                                   threads=threads)) for label in ("dfs", "plain")]
+    trained = dict(side_by_side(tasks, jobs=args.jobs))
+
+    lean.configure(threads=args.threads or 1)
+    ckpt = load_checkpoint(files["dfs"])
+    dataset = load(args.data)
+    normalize = lambda x: dataset.normalize(x, ckpt.mean, ckpt.std)  # noqa: E731
+    model = load_model(files["dfs"])
+    ctrl = controller(model)
+    counter = _MacCounter()
+    _watch(model, counter)
+    for _, block in dfs_blocks(model):
+        block.reset_counts()
+    ctrl.mode = "free"
+    dfs_accuracy = _evaluate(model, dataset, normalize)
+    counts = [b.counts.copy() for _, b in dfs_blocks(model)]
+    computation = computation_of(counts, ctrl.bits)
+    report = ctrl.dynamic_report(model)["dfs"]
+    dfs_macs, dfs_bitops = counter.macs, counter.bitops
+    counter.macs, counter.bitops = 0, 0.0
+    ctrl.mode = "full"
+    full_accuracy = _evaluate(model, dataset, normalize)
+    full_macs, full_bitops = counter.macs, counter.bitops
+
+    ctrl.mode = "free"
+    wall_dfs = _timed(model, dataset, normalize)
+    ctrl.mode = "full"
+    wall_full = _timed(model, dataset, normalize)
+
+    plain = load_model(files["plain"])
+    calibration = normalize(dataset.x_train[:500])
+    static = {}
+    for b in STATIC_BITS:
+        fixed = add_dfs_gates(plain, bits=(b,))
+        controller(fixed).mode = str(b)
+        fixed.forward(calibration)  # post-training input ranges
+        static[str(b)] = {"accuracy": _evaluate(fixed, dataset, normalize), "computation": (b / 32.0) ** 2}
+
+    from lean.kernels import MADD_AVAILABLE, VNNI_AVAILABLE
+
+    row = {"net": args.net, "width": args.width, "data": args.data, "train_limit": args.train_limit,
+           "epochs": args.epochs, "seed": args.seed, "target": args.target, "bits": args.bits,
+           "date": datetime.date.today().isoformat(), "minutes": (time.time() - started) / 60,
+           "machine": machine_line(),
+           "int8_path": "AVX-512 VNNI" if VNNI_AVAILABLE else "AVX2 vpmaddwd" if MADD_AVAILABLE else "exact float",
+           "plain_accuracy": trained["plain"][0]["test_accuracy"], "dfs_accuracy": dfs_accuracy,
+           "dfs_full_accuracy": full_accuracy, "computation": computation,
+           "computation_macs_weighted": report["computation_macs_weighted"], "choices": report["choices"],
+           "phases": trained["dfs"][0]["dfs_phases"], "static": static,
+           "train_wall_s": {label: wall for label, (_, wall) in trained.items()},
+           "wall": {"threads": args.threads or 1, "full_s": wall_full, "dfs_s": wall_dfs,
+                    "measured_speedup": wall_full / wall_dfs, "counted_mac_speedup": full_macs / dfs_macs,
+                    "counted_bitop_speedup": full_bitops / dfs_bitops}}
+    append_result(RESULTS, row)
+    print()
+    summary([row])
+
+
+def summary(rows=None):
+    rows = read_results(RESULTS) if rows is None else rows
+    groups = defaultdict(list)
+    for r in rows:
+        groups[(r["net"], r["width"], r["data"], r["train_limit"], r["bits"])].append(r)
+    for (net, width, data, limit, bits), group in sorted(groups.items(), key=str):
+        print(f"{net} (width {width:g}) on {data} (first {limit} images); DFS options skip, {bits}, full")
+        print(f"  {'epochs':>6} {'target':>6} {'seeds':>5} {'plain':>22} {'DFS':>22} {'DFS forced full':>22} "
+              f"{'computation':>22} {'vs plain':>22}")
+        by = defaultdict(list)
+        for r in group:
+            by[(r["epochs"], r["target"])].append(r)
+        for (epochs, target), rs in sorted(by.items()):
+            def pct(key, rs=rs):
+                return spread([100 * r[key] for r in rs], "{:.2f}")
+
+            print(f"  {epochs:>6} {target:>6g} {len(rs):>5} {pct('plain_accuracy'):>22} {pct('dfs_accuracy'):>22} "
+                  f"{pct('dfs_full_accuracy'):>22} "
+                  f"{spread([100 * r['computation'] for r in rs], '{:.1f}%'):>22} "
+                  f"{spread([100 * (r['plain_accuracy'] - r['dfs_accuracy']) for r in rs], '{:+.2f}'):>22}")
+            for b in STATIC_BITS:
+                accs = [100 * r["static"][str(b)]["accuracy"] for r in rs]
+                print(f"         static {b:>2}-bit blocks (computation {100 * (b / 32) ** 2:.1f}%): "
+                      f"{spread(accs, '{:.2f}')}")
+            for r in rs:
+                w = r["wall"]
+                print(f"         seed {r['seed']}: inference {w['full_s']:.2f} s full precision, {w['dfs_s']:.2f} s "
+                      f"DFS ({w['threads']} thread): measured {w['measured_speedup']:.2f}x, counted "
+                      f"{w['counted_mac_speedup']:.2f}x in MACs, {w['counted_bitop_speedup']:.2f}x in bit-"
+                      f"operations; int8 path {r['int8_path']}")
+        print()
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--summary", action="store_true", help="print the table from benchmarks/results and exit")
+    ap.add_argument("--seed", type=int)
+    ap.add_argument("--epochs", type=int)
+    ap.add_argument("--target", type=float, default=0.5)
+    ap.add_argument("--net", default="resnet38")
+    ap.add_argument("--width", type=float, default=0.5)
+    ap.add_argument("--data", default="fashion-mnist")
+    ap.add_argument("--train-limit", type=int, default=10000)
+    ap.add_argument("--bits", default="8,10,12,14,16")
+    ap.add_argument("--jobs", type=int, choices=(1, 2), default=2)
+    ap.add_argument("--threads", type=int)
+    ap.add_argument("--out-dir", default="runs/dfs")
+    one_configuration(ap, ("seed", "epochs"), run, summary)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
