@@ -12,6 +12,7 @@ from lean.dynamic import add_dfs_gates, controller, dfs_blocks, option_costs
 from lean.dynamic.config import DFSConfig
 from lean.dynamic.dfs import FractionalBlock, computation_of, phase_epochs
 from lean.errors import ConfigError, TrainingInterrupted
+from lean.hw.workload import from_checkpoint
 from lean.nets import build
 from lean.nn.checkpoint import load as load_checkpoint
 from lean.train import TrainConfig, Trainer, evaluate
@@ -260,3 +261,19 @@ def test_three_phases_train_what_they_should_and_resume_exactly(digits, tmp_path
     assert report["computation"] == pytest.approx(history[-1]["dfs"]["test_computation"])
     assert sum(report["choices"]["stage2.0"].values()) == len(digits.y_test)
     json.dumps(result)
+
+    # --record: the checkpoint keeps each block's shares, and the hardware workload runs each option's layers
+    # for its share of the images at its bit width (skipped images run nothing)
+    recorded = evaluate(out, record=True)
+    assert recorded["recorded"] and recorded["test_accuracy"] == result["test_accuracy"]
+    assert evaluate(out)["test_accuracy"] == result["test_accuracy"]  # the rewritten file still loads
+    layers = from_checkpoint(out).layers
+    for block in ("stage2.0", "stage3.0"):
+        choices = report["choices"][block]
+        ran = [layer for layer in layers if layer.name.startswith(f"{block}.block.body.conv1@")]
+        assert sum(layer.fraction for layer in ran) == pytest.approx(1 - choices["skip"] / len(digits.y_test))
+        for layer in ran:
+            option = layer.name.split("@")[1]
+            assert layer.fraction == pytest.approx(choices[option] / len(digits.y_test))
+            assert layer.w_bits == layer.a_bits == (16 if option == "full" else int(option))
+    assert all("@" not in layer.name for layer in layers if layer.name.startswith("stage1."))

@@ -103,3 +103,16 @@ def test_bad_inputs():
     with pytest.raises(HardwareModelError, match="no tiling fits"):
         search_tiling(big, tpu_like().with_overrides(glb_bytes="4"))
     assert len(ORDERS) == len(set(ORDERS))
+
+
+def test_a_layer_run_for_a_share_of_the_images_costs_that_share():
+    """An input-adaptive model's recorded layers (``fraction``): the same tiling, every count times the share."""
+    layer = wl.LayerShape("c", "conv", 1, 16, 32, 8, 8, 3, 3, padding=1)
+    whole = predict(wl.Workload("w", (layer,)), eyeriss())
+    part = predict(wl.Workload("w", (dataclasses.replace(layer, fraction=0.25),)), eyeriss())
+    assert part.layers[0].tiling == whole.layers[0].tiling
+    assert part.total["energy_pj"] == pytest.approx(0.25 * whole.total["energy_pj"])
+    assert part.total["latency_ms"] == pytest.approx(0.25 * whole.total["latency_ms"])
+    assert part.total["dram_bytes"] == pytest.approx(0.25 * whole.total["dram_bytes"])
+    with pytest.raises(HardwareModelError, match="fraction"):
+        dataclasses.replace(layer, fraction=0.0)

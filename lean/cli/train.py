@@ -123,14 +123,16 @@ def print_summary(summary):
 @click.argument("checkpoint", type=click.Path(dir_okay=False))
 @click.option("--data", "data_name", default=None, help="Dataset (default: the one it was trained on).")
 @click.option("--threads", type=click.IntRange(min=1), help="Threads for lean's kernels.")
+@click.option("--record", is_flag=True, help="Store what an input-adaptive model (DFS) did on the test set in the "
+              "checkpoint, for `lean hw predict --workload` to cost that work instead of the full network.")
 @common.json_option("the accuracy")
-def eval_(checkpoint, data_name, threads, as_json):
-    """Test accuracy of a checkpoint."""
+def eval_(checkpoint, data_name, threads, record, as_json):
+    """Test accuracy of a checkpoint (and what an input-adaptive model's gates chose)."""
     from ..train import evaluate
 
     common.configure(threads)
     progress = common.Progress()
-    result = evaluate(checkpoint, data=data_name, on_batch=progress.batches)
+    result = evaluate(checkpoint, data=data_name, on_batch=progress.batches, record=record)
     progress.clear()
     common.finish(result, as_json, print_eval)
 
@@ -147,6 +149,9 @@ def print_eval(r):
         for block, counts in d["choices"].items():
             total = max(sum(counts.values()), 1)
             click.echo(f"  {block:<10} " + " ".join(f"{100 * counts[n] / total:5.1f}%" for n in names))
+    if "recorded" in r:
+        click.echo(f"recorded in {r['checkpoint']}: `lean hw predict --workload {r['checkpoint']}` costs this work"
+                   if r["recorded"] else "nothing to record: the model has no input-adaptive gates")
 
 
 @click.command()

@@ -40,6 +40,8 @@ Where lean departs from the authors' code, and why:
 - ``beta``: lean's default is 1e-3 (theirs 1e-5; see ``lean.nn.gates`` for why SLU's cost weight was raised too).
 """
 
+from contextlib import contextmanager
+
 import numpy as np
 
 from .. import kernels
@@ -142,6 +144,15 @@ class ChoiceController(GateController):
     def computation(self) -> float:
         """The current pass's computation percentage, as a fraction: mean cost per (image, gated block)."""
         return self.cost_sum / self.offered if self.offered else 0.0
+
+    @contextmanager
+    def all_run(self):
+        """Inside: every gate forced to full precision (the whole network traced once, ``lean.hw.workload``)."""
+        mode, self.mode = self.mode, FULL
+        try:
+            yield
+        finally:
+            self.mode = mode
 
     def reset_counts(self) -> None:
         """Start counting the gates' choices afresh (before an evaluation)."""
@@ -251,6 +262,7 @@ class FractionalBlock(Module):
         self._cache = None
         self.last_choice = None
         self.macs = None  # MACs of the full block for one image, once it has seen an input
+        self.record = None  # option -> share of the images, recorded on a dataset (``record_counts``)
         self.reset_counts()
 
     def share_arrays(self) -> None:
@@ -395,6 +407,22 @@ class FractionalBlock(Module):
     def children(self) -> list[tuple[str, Module]]:
         return [("block", self.block)]
 
+    def record_counts(self) -> None:
+        """Keep the shares of the options counted since ``reset_counts`` as this block's record (stored in the
+        checkpoint's architecture by ``lean eval --record``; the hardware models cost it)."""
+        total = int(self.counts.sum())
+        if total:
+            self.record = {name: int(c) / total for name, c in zip(option_names(self.bits), self.counts,
+                                                                   strict=True)}
+
+    def recorded_options(self) -> list[tuple[str, float, int | None]] | None:
+        """``[(option, share of the images, bits or None for full precision), ...]`` of the options recorded as
+        taken (skip left out: it runs none of the block's layers), or None if nothing was recorded."""
+        if self.record is None:
+            return None
+        widths = {str(b): b for b in self.bits}
+        return [(name, share, widths.get(name)) for name, share in self.record.items() if name != SKIP and share > 0]
+
     def shadow_modules(self) -> list[Module]:
         """The modules that run beside the block without being part of the tree (the b-bit copies and the skip
         path): the training-energy meter watches them too."""
@@ -407,13 +435,18 @@ class FractionalBlock(Module):
         return n * (self.hidden * self.in_channels + 8 * self.hidden * self.hidden + options * self.hidden)
 
     def config(self) -> dict:
-        return {"block": module_to_config(self.block), "in_channels": self.in_channels, "bits": list(self.bits),
-                "hidden": self.hidden, "seed": self.seed}
+        out = {"block": module_to_config(self.block), "in_channels": self.in_channels, "bits": list(self.bits),
+               "hidden": self.hidden, "seed": self.seed}
+        if self.record is not None:
+            out["record"] = dict(self.record)
+        return out
 
     @classmethod
     def from_config(cls, args: dict) -> "FractionalBlock":
-        return cls(module_from_config(args["block"]), args["in_channels"], tuple(args["bits"]),
-                   args.get("hidden", GATE_HIDDEN), args.get("seed", 0))
+        block = cls(module_from_config(args["block"]), args["in_channels"], tuple(args["bits"]),
+                    args.get("hidden", GATE_HIDDEN), args.get("seed", 0))
+        block.record = dict(args["record"]) if args.get("record") is not None else None
+        return block
 
 
 def block_macs(block: Residual, h: int, w: int) -> int:

@@ -456,13 +456,28 @@ def predict(workload: Workload, acc: Accelerator, objective: str = "energy",
     for layer in workload.compute_layers():
         given = tilings.get(layer.name, tilings.get("*"))
         if given is not None:
-            layers.append(search_tiling(layer, acc, objective, tiling=given))
+            result = search_tiling(replace(layer, fraction=1.0), acc, objective, tiling=given)
+            layers.append(_share(replace(result, name=layer.name), layer.fraction))
             continue
-        key = replace(layer, name="")  # repeated blocks have identical shapes: search each shape once
+        key = replace(layer, name="", fraction=1.0)  # repeated blocks have identical shapes: search each once
         if key not in cache:
-            cache[key] = search_tiling(layer, acc, objective)
-        layers.append(replace(cache[key], name=layer.name))
+            cache[key] = search_tiling(replace(layer, fraction=1.0), acc, objective)
+        layers.append(_share(replace(cache[key], name=layer.name), layer.fraction))
     return Prediction(workload.name, acc.name, tuple(layers), acc.energy_unit)
+
+
+def _share(result: LayerResult, fraction: float) -> LayerResult:
+    """``result`` for a layer that runs for ``fraction`` of the images (an input-adaptive model's recorded share):
+    every count, time and energy times the share. First order: the weights of a layer that runs for few images
+    are fetched as often as its tiling fetches them per image, no more."""
+    if fraction == 1.0:
+        return result
+    return replace(result, macs=int(round(result.macs * fraction)), cycles=result.cycles * fraction,
+                   compute_cycles=result.compute_cycles * fraction, dram_cycles=result.dram_cycles * fraction,
+                   latency_ms=result.latency_ms * fraction, energy_pj=result.energy_pj * fraction,
+                   energy_breakdown_pj={k: v * fraction for k, v in result.energy_breakdown_pj.items()},
+                   energy_by_data_pj={k: v * fraction for k, v in result.energy_by_data_pj.items()},
+                   dram_bytes=result.dram_bytes * fraction)
 
 
 def load_tilings(source: str | Path | Mapping[str, Any]) -> dict[str, dict[str, Any]]:

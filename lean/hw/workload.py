@@ -16,6 +16,7 @@ hardware convention: ``h, w`` are the input height and width, ``p, q`` the outpu
 import json
 import numbers
 import tomllib
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
@@ -57,6 +58,9 @@ class LayerShape:
     # bits per weight as stored in DRAM and the global buffer, when the weights travel in a compressed form (its
     # storage bits over the dense weight count; SmartExchange: Ce's codes and bitmap plus B); None: w_bits
     w_stored_bits: float | None = None
+    # share of the n images this layer runs for: an input-adaptive model's recorded choices (DFS, ``lean eval
+    # --record``); the predictor charges the layer's cost times this share
+    fraction: float = 1.0
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -79,6 +83,9 @@ class LayerShape:
         if self.c % self.groups or self.k % self.groups:
             raise HardwareModelError(f"layer {self.name!r}: groups={self.groups} must divide c={self.c} and "
                                      f"k={self.k}")
+        if isinstance(self.fraction, bool) or not isinstance(self.fraction, numbers.Real) or not (
+                0.0 < self.fraction <= 1.0):
+            raise HardwareModelError(f"layer {self.name!r}: fraction must lie in (0, 1]; got {self.fraction!r}")
         for f in ("w_density", "a_density"):
             v = getattr(self, f)
             if isinstance(v, bool) or not isinstance(v, numbers.Real) or not 0.0 <= v <= 1.0:
@@ -340,18 +347,26 @@ def from_model(model, batch: int = 1, name: str | None = None, w_bits: int = 16,
     Workload
         conv and fc layers only (pooling and element-wise layers are not traced).
     """
-    from ..nn import Conv2d, Linear
+    from ..nn import Conv2d, GateController, Linear
 
     layers = [(layer_name, layer) for layer_name, layer in model.net.named_modules()
               if isinstance(layer, (Conv2d, Linear))]
     tracer = _ShapeTracer({id(layer): layer_name for layer_name, layer in reversed(layers)})
     try:
-        for _, layer in layers:
-            layer.add_observer(tracer)
-        model.forward(np.zeros((1, *model.input_shape), np.float32))
+        with ExitStack() as every_block:  # input-adaptive models trace every gated block (``all_run``)
+            for module in model.net.modules():
+                if isinstance(module, GateController):
+                    every_block.enter_context(module.all_run())
+            for _, layer in layers:
+                layer.add_observer(tracer)
+            model.forward(np.zeros((1, *model.input_shape), np.float32))
     finally:
         for _, layer in layers:
             layer.remove_observer(tracer)
+    # a gated block with recorded choices (DFS: ``recorded_options``) runs each of its layers once per option that
+    # was taken, for that option's share of the images and at its bit width
+    recorded = {f"{name}.": module.recorded_options() for name, module in model.net.named_modules()
+                if hasattr(module, "recorded_options") and module.recorded_options() is not None}
     shapes = []
     for layer_name, layer, x_shape in tracer.calls:
         weight = layer.weight()
@@ -367,13 +382,23 @@ def from_model(model, batch: int = 1, name: str | None = None, w_bits: int = 16,
         stored = layer.form.traffic_bits() if layer.form is not None else None
         if isinstance(layer, Conv2d):
             _, h, w, c = x_shape
-            shapes.append(LayerShape(layer_name, "conv", batch, c, layer.out_channels, h, w, layer.kernel_size,
-                                     layer.kernel_size, layer.stride, layer.padding, layer.groups, lw_bits, la_bits,
-                                     density, rebuild_adds=rebuild, w_stored_bits=stored))
+            shape = LayerShape(layer_name, "conv", batch, c, layer.out_channels, h, w, layer.kernel_size,
+                               layer.kernel_size, layer.stride, layer.padding, layer.groups, lw_bits, la_bits,
+                               density, rebuild_adds=rebuild, w_stored_bits=stored)
         else:
-            shapes.append(LayerShape(layer_name, "fc", batch, layer.in_features, layer.out_features, 1, 1, 1, 1,
-                                     w_bits=lw_bits, a_bits=la_bits, w_density=density, rebuild_adds=rebuild,
-                                     w_stored_bits=stored))
+            shape = LayerShape(layer_name, "fc", batch, layer.in_features, layer.out_features, 1, 1, 1, 1,
+                               w_bits=lw_bits, a_bits=la_bits, w_density=density, rebuild_adds=rebuild,
+                               w_stored_bits=stored)
+        options = next((opts for prefix, opts in recorded.items() if layer_name.startswith(prefix)), None)
+        if options is None:
+            shapes.append(shape)
+            continue
+        for option, share, bits in options:  # skipped images run nothing here (not listed)
+            if bits is None:  # full precision: the layer as it is
+                shapes.append(replace(shape, name=f"{layer_name}@{option}", fraction=share))
+            else:
+                shapes.append(replace(shape, name=f"{layer_name}@{option}", fraction=share, w_bits=bits,
+                                      a_bits=bits, w_stored_bits=None))
     return Workload(name or model.name, tuple(shapes))
 
 

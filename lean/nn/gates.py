@@ -25,6 +25,8 @@ ran in training, against 75% with the authors' 1e-5).
 its parameters are saved, optimized and restored like any other; ``Model`` links each ``GatedResidual`` to it.
 """
 
+from contextlib import contextmanager
+
 import numpy as np
 
 from .module import Leaf, Module, module_from_config, module_to_config
@@ -98,6 +100,12 @@ class GateController(Leaf):
 
     def config(self) -> dict:
         return {"hidden": self.hidden, "target": self.target, "beta": self.beta, "seed": self.seed}
+
+    @contextmanager
+    def all_run(self):
+        """Inside: every gated block runs in full, for tracing the network's layers (``lean.hw.workload``).
+        SLU's gates keep deciding as they do (a trace follows what the traced image runs); DFS's override it."""
+        yield
 
     # -- the shared cell, one step per gated block (a head on top turns its output into the block's decision)
     def cell_step(self, z: np.ndarray) -> np.ndarray:

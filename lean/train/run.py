@@ -27,6 +27,7 @@ from ..nets import build
 from ..nn import BatchNorm, Model
 from ..nn.checkpoint import claim_output
 from ..nn.checkpoint import load as load_checkpoint
+from ..nn.checkpoint import save as save_checkpoint
 from .config import METHODS, TrainConfig, flag_of
 from .loop import Trainer, accuracy
 
@@ -283,7 +284,7 @@ class CheckpointData:
 
 
 def evaluate(path: str | Path, *, data: str | None = None,
-             on_batch: Callable[[int, int], None] | None = None) -> dict:
+             on_batch: Callable[[int, int], None] | None = None, record: bool = False) -> dict:
     """Test accuracy of checkpoint ``path`` on its dataset (or on ``data``, a dataset of the same image shape).
 
     Returns ``checkpoint, data, test_accuracy, test_images, seconds, images_per_second``; ``on_batch(done,
@@ -297,6 +298,10 @@ def evaluate(path: str | Path, *, data: str | None = None,
         A dataset name or file to test on instead of the checkpoint's own.
     on_batch : callable or None
         Called as ``on_batch(done, total)``.
+    record : bool
+        Store what an input-adaptive model did on this test set (DFS: each gated block's share of the images per
+        option) in the checkpoint's architecture, rewritten in place; the hardware models then cost that work
+        (``lean hw predict --workload`` this file). ``recorded`` in the result says whether there was any.
 
     Returns
     -------
@@ -325,4 +330,13 @@ def evaluate(path: str | Path, *, data: str | None = None,
     for module in counting:  # what input-adaptive models did on the test set
         if hasattr(module, "dynamic_report"):
             result.update(module.dynamic_report(model))
+    if record:
+        recording = [m for m in model.net.modules() if hasattr(m, "record_counts")]
+        for module in recording:
+            module.record_counts()
+        if recording:
+            with claim_output(path, overwrite=True):
+                ckpt.architecture = model.config()
+                save_checkpoint(path, ckpt)
+        result["recorded"] = bool(recording)
     return result
