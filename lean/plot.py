@@ -22,12 +22,15 @@ def history_curves(history: list[dict], path: str) -> str:
     """Training loss and train/test accuracy per epoch (``history`` as a checkpoint stores it) to ``path``.
 
     Epochs without a test evaluation (``--eval-every``) are left out of the test curve; epochs whose steps were
-    all dropped have no loss.
+    all dropped have no loss. A DFS run gets a third panel: its computation percentage per epoch, in training and
+    on the test set.
     """
     if not history:
         raise ConfigError("the checkpoint has no history to plot")
     plt = _pyplot()
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.5))
+    dynamic = [h for h in history if h.get("dfs")]
+    fig, axes = plt.subplots(1, 3 if dynamic else 2, figsize=(13.5 if dynamic else 9, 3.5))
+    ax1, ax2 = axes[0], axes[1]
     trained = [h for h in history if h.get("train_loss") is not None]
     ax1.plot([h["epoch"] for h in trained], [h["train_loss"] for h in trained])
     ax1.set_xlabel("epoch")
@@ -38,6 +41,38 @@ def history_curves(history: list[dict], path: str) -> str:
     ax2.set_xlabel("epoch")
     ax2.set_ylabel("accuracy (%)")
     ax2.legend()
+    if dynamic:
+        ax3 = axes[2]
+        ax3.plot([h["epoch"] for h in dynamic], [100 * h["dfs"]["train_computation"] for h in dynamic],
+                 label="train")
+        tested = [h for h in dynamic if "test_computation" in h["dfs"]]
+        ax3.plot([h["epoch"] for h in tested], [100 * h["dfs"]["test_computation"] for h in tested], "o-",
+                 label="test")
+        ax3.set_xlabel("epoch")
+        ax3.set_ylabel("DFS computation (%)")
+        ax3.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def dfs_choices(choices: dict[str, dict[str, int]], path: str, title: str = "") -> str:
+    """Stacked bars: for each DFS block, the share of the images that took each option (skip, bit widths, full)."""
+    plt = _pyplot()
+    blocks = list(choices)
+    options = list(next(iter(choices.values())))
+    fig, ax = plt.subplots(figsize=(max(6, 0.45 * len(blocks)), 4))
+    bottom = [0.0] * len(blocks)
+    for option in options:
+        shares = [100 * choices[b][option] / max(sum(choices[b].values()), 1) for b in blocks]
+        ax.bar(range(len(blocks)), shares, bottom=bottom, label=option if option in ("skip", "full") else
+               f"{option} bits")
+        bottom = [b + v for b, v in zip(bottom, shares, strict=True)]
+    ax.set_xticks(range(len(blocks)), blocks, rotation=90, fontsize=8)
+    ax.set_ylabel("images (%)")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7, bbox_to_anchor=(1.01, 1), loc="upper left")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

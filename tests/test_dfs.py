@@ -277,3 +277,33 @@ def test_three_phases_train_what_they_should_and_resume_exactly(digits, tmp_path
             assert layer.fraction == pytest.approx(choices[option] / len(digits.y_test))
             assert layer.w_bits == layer.a_bits == (16 if option == "full" else int(option))
     assert all("@" not in layer.name for layer in layers if layer.name.startswith("stage1."))
+
+
+def test_the_command_trains_reports_records_and_plots_dfs(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from lean.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+
+    def run(*args):
+        return runner.invoke(main, list(args), catch_exceptions=False)
+
+    r = run("train", "--net", "resnet8", "--data", "digits", "--epochs", "3", "--batch-size", "64", "--dfs", "0.4",
+            "--dfs-bits", "8,12", "--dfs-base-epochs", "1", "--dfs-gate-epochs", "1", "--out", "dfs.h5")
+    assert r.exit_code == 0, r.output
+    assert "DFS: 1 epochs base network, 1 gates alone, 1 jointly at 40% computation" in r.output
+    r = run("eval", "dfs.h5", "--record")
+    assert r.exit_code == 0 and "fractional skipping: computation" in r.output and "recorded in dfs.h5" in r.output
+    assert "stage2.0" in r.output and "stage3.0" in r.output
+    pytest.importorskip("matplotlib")
+    r = run("info", "dfs.h5", "--plot", "curves.png")
+    assert r.exit_code == 0 and (tmp_path / "curves.png").stat().st_size and (tmp_path / "curves-choices.png").exists()
+    for bad, says in ((["--dfs", "1.5"], "0<x<=1"), (["--dfs", "0.5", "--dfs-bits", "8,x"], "--dfs-bits"),
+                      (["--dfs-bits", "8"], "give that too")):
+        r = run("train", "--net", "resnet8", "--data", "digits", "--epochs", "3", *bad, "--out", "bad.h5")
+        assert r.exit_code != 0 and len(r.output.strip().splitlines()) == 1 and says in r.output, r.output
+    r = run("train", "--net", "lenet5", "--data", "digits", "--epochs", "3", "--dfs", "0.5", "--out", "bad.h5")
+    assert r.exit_code != 0 and "no residual blocks" in r.output and len(r.output.strip().splitlines()) == 1
+    assert not (tmp_path / "bad.h5").exists()

@@ -1,6 +1,7 @@
 """``lean train``, ``lean eval``, ``lean info``, ``lean demo``."""
 
 from dataclasses import fields
+from pathlib import Path
 
 import click
 
@@ -163,13 +164,21 @@ def info(checkpoint, as_json, plot):
     from ..nn import describe
 
     result = describe(checkpoint)
+    written = []
     if plot:
-        from ..plot import history_curves
+        from ..plot import dfs_choices, history_curves
 
-        history_curves(result["history"], plot)
+        written.append(history_curves(result["history"], plot))
+        last = next((h["dfs"] for h in reversed(result["history"]) if (h.get("dfs") or {}).get("test_choices")),
+                    None)
+        if last is not None:  # a DFS run: what each block's gate chose on the last test pass
+            stem = Path(plot)
+            written.append(dfs_choices(last["test_choices"], str(stem.with_name(f"{stem.stem}-choices{stem.suffix}")),
+                                       f"DFS choices on the test set: computation "
+                                       f"{100 * last['test_computation']:.1f}%"))
     common.finish(result, as_json, print_info)
-    if plot and not as_json:
-        click.echo(f"curves written to {plot}")
+    if written and not as_json:
+        click.echo(f"curves written to {', '.join(written)}")
 
 
 def print_info(r):
