@@ -2,6 +2,8 @@
 gradients, inference that runs each image's option only, the computation count, training phases and resume."""
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -297,6 +299,11 @@ def test_the_command_trains_reports_records_and_plots_dfs(tmp_path, monkeypatch)
     r = run("eval", "dfs.h5", "--record")
     assert r.exit_code == 0 and "fractional skipping: computation" in r.output and "recorded in dfs.h5" in r.output
     assert "stage2.0" in r.output and "stage3.0" in r.output
+    # a fresh process that never imported lean.dynamic rebuilds the model (the layers name their module)
+    fresh = subprocess.run([sys.executable, "-c", "import sys; from lean.nn import load_model; "
+                            "m = load_model('dfs.h5'); assert 'lean.dynamic' in sys.modules; print(m.name)"],
+                           capture_output=True, text=True, cwd=tmp_path)
+    assert fresh.returncode == 0 and fresh.stdout.strip() == "resnet8", fresh.stderr
     pytest.importorskip("matplotlib")
     r = run("info", "dfs.h5", "--plot", "curves.png")
     assert r.exit_code == 0 and (tmp_path / "curves.png").stat().st_size and (tmp_path / "curves-choices.png").exists()

@@ -12,6 +12,7 @@ Every layer is a ``Module``:
   skip-gated blocks): training methods watch layers through them instead of replacing their methods.
 """
 
+import importlib
 from collections.abc import Iterator
 
 import numpy as np
@@ -126,21 +127,30 @@ class Module:
 
 
 def module_to_config(module: Module) -> dict:
-    """A JSON-able description of a module tree: ``{"type": ..., **constructor args}``."""
+    """A JSON-able description of a module tree: ``{"type": ..., **constructor args}``; a layer defined outside
+    ``lean.nn`` (DFS's blocks in ``lean.dynamic``) also names its module, so a checkpoint rebuilds it wherever
+    it is read."""
     cfg = {"type": type(module).__name__}
+    where = type(module).__module__
+    if where.startswith("lean.") and not where.startswith("lean.nn."):
+        cfg["module"] = where
     cfg.update(module.config())
     return cfg
 
 
 def module_from_config(cfg: dict) -> Module:
-    """Rebuild a module tree from ``module_to_config`` output (parameters are freshly initialized)."""
+    """Rebuild a module tree from ``module_to_config`` output (parameters are freshly initialized). A layer type
+    not registered yet whose ``module`` is part of lean is looked up like a plug-in: that module is imported
+    (it registers its layers), as a checkpoint's training methods are."""
     if not isinstance(cfg, dict) or "type" not in cfg:
         raise ValueError(f"an architecture entry must be a dict with a 'type'; got {cfg!r:.80}")
-    kind = cfg["type"]
+    kind, where = cfg["type"], cfg.get("module")
+    if kind not in MODULE_TYPES and isinstance(where, str) and where.split(".")[0] == "lean":
+        importlib.import_module(where)
     concrete = sorted(k for k in MODULE_TYPES if k not in ("Leaf", "WeightedLayer"))
     if kind not in concrete:
         raise ValueError(f"unknown layer type {kind!r}; known: {', '.join(concrete)}")
-    args = {k: v for k, v in cfg.items() if k != "type"}
+    args = {k: v for k, v in cfg.items() if k not in ("type", "module")}
     return MODULE_TYPES[kind].from_config(args)
 
 
