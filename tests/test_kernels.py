@@ -174,3 +174,16 @@ def test_relu_keeps_nan_so_a_diverging_run_is_seen():
     for y in (kernels.relu(x), kernels.add_relu(x, np.zeros_like(x))):
         assert np.isnan(y[0]) and list(y[1:]) == [0.0, 2.0, 0.0, np.inf]
 
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_fake_quantize_equals_the_numpy_expression(dtype):
+    rng = np.random.default_rng(9)
+    x = (rng.standard_normal((3, 70, 70, 9)) * 4).astype(dtype)  # above the one-thread size: split in ranges
+    x.reshape(-1)[:6] = [0.5, 1.5, -0.5, 2.5, 1e9, -1e9]  # ties round to even; far values clip
+    step = np.float32(0.5)
+    for lo, hi in ((0, 255), (-127, 127)):
+        expected = (np.clip(np.rint(x / step), lo, hi) * step).astype(np.float32)
+        got = kernels.fake_quantize(x, step, lo, hi)
+        assert got.dtype == np.float32 and got.shape == x.shape
+        np.testing.assert_array_equal(got, expected)

@@ -7,7 +7,7 @@ from ._config import configure, ensure_configured, get_threads, keep_freed_memor
 from .batchnorm import batchnorm_backward, batchnorm_forward_eval, batchnorm_forward_train, batchnorm_method
 from .bf16 import BF16_AVAILABLE
 from .conv import conv2d_backward, conv2d_forward, conv2d_method, conv_output_size
-from .elementwise import add_relu, relu, relu_backward
+from .elementwise import add_relu, fake_quantize, relu, relu_backward
 from .intconv import auto_int8_method, int4_conv2d, int8_conv2d, int8_matmul, pack_int4, unpack_int4
 from .kmeans import kmeans_assign, kmeans_update, segment_sum
 from .madd import MADD_AVAILABLE
@@ -20,7 +20,7 @@ from .vnni import VNNI_AVAILABLE
 __all__ = [
     "SIMD_WIDTH", "configure", "ensure_configured", "get_threads", "keep_freed_memory", "set_threads", "VNNI_AVAILABLE",
     "MADD_AVAILABLE", "BF16_AVAILABLE",
-    "add_relu", "relu", "relu_backward", "kmeans_assign", "kmeans_update", "segment_sum",
+    "add_relu", "fake_quantize", "relu", "relu_backward", "kmeans_assign", "kmeans_update", "segment_sum",
     "batchnorm_backward", "batchnorm_forward_eval", "batchnorm_forward_train", "batchnorm_method",
     "conv2d_backward", "conv2d_forward", "conv2d_method", "conv_output_size",
     "auto_int8_method", "int4_conv2d", "int8_conv2d", "int8_matmul", "pack_int4", "unpack_int4",

@@ -40,6 +40,15 @@ def _relu_backward(dy, y, dx, start, stop):
         dx[k] = dy[k] if y[k] > 0 else zero
 
 
+@njit(**JIT)
+def _fake_quantize(x, step, lo, hi, y, start, stop):
+    for i in range(start, stop):
+        k = U(i)
+        q = np.rint(x[k] / step)
+        q = lo if q < lo else hi if q > hi else q
+        y[k] = q * step
+
+
 def _run(kernel, size, *arrays):
     """``kernel(*arrays, start, stop)`` over ``range(size)``: in one call below ``_SPLIT_MIN`` elements, else
     one range per thread (``run_split``)."""
@@ -121,3 +130,30 @@ def relu_backward(dy: np.ndarray, y: np.ndarray) -> np.ndarray:
     _run(_relu_backward, dx.size, _flat(dy, "relu output gradient dy", dtype), _flat(y, "relu output y", y.dtype),
          dx.reshape(-1))
     return dx
+
+
+def fake_quantize(x: np.ndarray, step: float, lo: float, hi: float) -> np.ndarray:
+    """``clip(rint(x / step), lo, hi) * step`` as float32 in one pass (NumPy takes four): a layer input on a
+    uniform grid of codes ``lo..hi`` (``lean.nn.layers.WeightedLayer``); the same values as the NumPy expression,
+    computed in ``x``'s precision.
+
+    Parameters
+    ----------
+    x : np.ndarray
+        Any shape, float32 or float64.
+    step : float
+        The grid's step, > 0.
+    lo, hi : float
+        Lowest and highest code (whole numbers).
+
+    Returns
+    -------
+    np.ndarray
+        float32, shaped like ``x``.
+    """
+    dtype = float_dtype(x)
+    flat = _flat(x, "fake_quantize input x", dtype)
+    out = np.empty(flat.size, dtype=dtype)
+    t = np.dtype(dtype).type
+    _run(_fake_quantize, flat.size, flat, t(step), t(lo), t(hi), out)
+    return out.reshape(np.shape(x)).astype(np.float32, copy=False)

@@ -134,9 +134,8 @@ class WeightedLayer(Leaf):
             if x.min() < 0:
                 signed_buf[0] = 1.0
         lo, levels, step = self._input_grid()
-        q = np.clip(np.rint(x / step), lo, levels)
         mask = (x >= lo * step) & (x <= levels * step) if train else None
-        return (q * step).astype(np.float32), mask
+        return kernels.fake_quantize(x, step, lo, levels), mask  # clip(rint(x / step)) * step, one pass
 
     def _input_grid(self):
         """(lowest code, highest code, step) of the input quantizer: signed or unsigned ``input_bits`` codes."""
