@@ -3,11 +3,12 @@ against the full-precision network and static networks of the same cover, and th
 inference next to the counted one; one (seed, schedule, target) per call (issue 15).
 
     python benchmarks/dfs.py --seed S --epochs E [--target 0.5] [--net resnet38] [--width 0.5]
-        [--train-limit 10000] [--bits 8,10,12,14,16] [--jobs 2] [--threads T] [--out-dir runs/dfs]
+        [--train-limit 10000] [--bits 8,10,12,14,16] [--jobs 2] [--threads T] [--rerun-plain] [--out-dir runs/dfs]
     python benchmarks/dfs.py --summary
 
 A call trains, with the same net, data, seed and number of epochs, side by side on one thread each:
-- the plain network (`lean train ...`): the full-precision reference;
+- the plain network (`lean train ...`): the full-precision reference (trained once per seed and schedule: a later
+  call with another target reuses its checkpoint and stored accuracy, unless --rerun-plain);
 - the DFS network (`lean train ... --dfs T`): its three phases inside the same epochs (half base, a twentieth
   gates alone, the rest jointly; `lean train --help`).
 Then, in this process, on the test set: the DFS network as trained (accuracy, the paper's computation
@@ -31,10 +32,20 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
-from _runs import append_result, lean_json, machine_line, one_configuration, read_results, side_by_side, spread
+from _runs import (
+    append_result,
+    last_row_where,
+    latest_per_seed,
+    lean_json,
+    machine_line,
+    one_configuration,
+    read_results,
+    side_by_side,
+    spread,
+)
 
 RESULTS = Path(__file__).resolve().parent / "results" / "dfs.jsonl"
-STATIC_BITS = (8, 12, 16)
+STATIC_BITS = (4, 6, 8, 16)
 
 
 class _MacCounter:
@@ -104,9 +115,17 @@ def run(args):
     stem = f"dfs-{args.target:g}"
     files = {"plain": out / "plain.h5", "dfs": out / f"{stem}.h5"}
     threads = args.threads if args.threads is not None else 1 if args.jobs > 1 else None
+    stored = None if args.rerun_plain or not files["plain"].exists() else last_row_where(
+        RESULTS, {k: getattr(args, k) for k in ("net", "width", "data", "train_limit", "epochs", "seed")})
+    labels = ("dfs",) if stored else ("dfs", "plain")
+    if stored:
+        print(f"plain network: this seed and schedule's run from {stored['date']} ({files['plain']}; --rerun-plain "
+              "to train it again)")
     tasks = [lambda label=label: (label, lean_json("train", *common, *runs[label], "--out", files[label],
-                                                   threads=threads)) for label in ("dfs", "plain")]
-    trained = dict(side_by_side(tasks, jobs=args.jobs))
+                                                   threads=threads)) for label in labels]
+    trained = dict(side_by_side(tasks, jobs=min(args.jobs, len(tasks))))
+    if stored:
+        trained["plain"] = ({"test_accuracy": stored["plain_accuracy"]}, stored["train_wall_s"]["plain"])
 
     lean.configure(threads=args.threads or 1)
     ckpt = load_checkpoint(files["dfs"])
@@ -164,7 +183,8 @@ def run(args):
 
 
 def summary(rows=None):
-    rows = read_results(RESULTS) if rows is None else rows
+    keys = ("net", "width", "data", "train_limit", "bits", "epochs", "target", "seed")
+    rows = latest_per_seed(read_results(RESULTS), keys) if rows is None else rows  # a rerun replaces its row
     groups = defaultdict(list)
     for r in rows:
         groups[(r["net"], r["width"], r["data"], r["train_limit"], r["bits"])].append(r)
@@ -184,7 +204,7 @@ def summary(rows=None):
                   f"{spread([100 * r['computation'] for r in rs], '{:.1f}%'):>22} "
                   f"{spread([100 * (r['plain_accuracy'] - r['dfs_accuracy']) for r in rs], '{:+.2f}'):>22}")
             for b in STATIC_BITS:
-                accs = [100 * r["static"][str(b)]["accuracy"] for r in rs]
+                accs = [100 * r["static"][str(b)]["accuracy"] for r in rs if str(b) in r["static"]]
                 print(f"         static {b:>2}-bit blocks (computation {100 * (b / 32) ** 2:.1f}%): "
                       f"{spread(accs, '{:.2f}')}")
             for r in rs:
@@ -209,6 +229,7 @@ def main():
     ap.add_argument("--bits", default="8,10,12,14,16")
     ap.add_argument("--jobs", type=int, choices=(1, 2), default=2)
     ap.add_argument("--threads", type=int)
+    ap.add_argument("--rerun-plain", action="store_true", help="train the plain network again even if stored")
     ap.add_argument("--out-dir", default="runs/dfs")
     one_configuration(ap, ("seed", "epochs"), run, summary)
 
