@@ -3,7 +3,8 @@ against the full-precision network and static networks of the same cover, and th
 inference next to the counted one; one (seed, schedule, target) per call (issue 15).
 
     python benchmarks/dfs.py --seed S --epochs E [--target 0.5] [--net resnet38] [--width 0.5]
-        [--train-limit 10000] [--bits 8,10,12,14,16] [--jobs 2] [--threads T] [--rerun-plain] [--out-dir runs/dfs]
+        [--train-limit 10000] [--bits 8,10,12,14,16] [--jobs 2] [--threads T] [--rerun-plain] [--evaluate-only]
+        [--out-dir runs/dfs]
     python benchmarks/dfs.py --summary
 
 A call trains, with the same net, data, seed and number of epochs, side by side on one thread each:
@@ -11,14 +12,15 @@ A call trains, with the same net, data, seed and number of epochs, side by side 
   call with another target reuses its checkpoint and stored accuracy, unless --rerun-plain);
 - the DFS network (`lean train ... --dfs T`): its three phases inside the same epochs (half base, a twentieth
   gates alone, the rest jointly; `lean train --help`).
-Then, in this process, on the test set: the DFS network as trained (accuracy, the paper's computation
-percentage, the choices); the same network with every gate forced to full precision; and static networks made
-from the plain one, with every gated block (all residual blocks but the first, DFS's cover) at one bit width b
-(weights and inputs, post-training, input ranges from 500 training images), whose computation is (b/32)^2 on the
-paper's measure. Wall clock: the test set through the DFS network and through the same network forced to full
-precision (median of 3 passes each, one thread unless --threads), next to the counted speed-ups: MACs executed
-(what skipping saves on any CPU) and bit-operations (the paper's measure, what a bit-flexible accelerator would
-save). Only the 8-bit option has a faster kernel here (the int8 conv path); wider options run as float.
+Then, in this process, on the test set: the DFS network as trained (accuracy, the paper's computation percentage,
+the choices); the same network with every gate forced to full precision; and static networks made from the plain
+one, with every gated block (all residual blocks but the first, DFS's cover) at one bit width b (weights and
+inputs, post-training, input ranges from 500 training images), whose computation is (b/32)^2 on the paper's
+measure; and the DFS network itself with every gate forced to one bit width (what the gates add over a static
+choice on the same weights). Wall clock: the test set through the DFS network and through the same network forced
+to full precision (median of 3 passes each, one thread unless --threads), next to the counted speed-ups: MACs
+executed (what skipping saves on any CPU) and bit-operations (the paper's measure, what a bit-flexible accelerator
+would save). Only the 8-bit option has a faster kernel here (the int8 conv path); wider options run as float.
 
 The row appended to benchmarks/results/dfs.jsonl holds every figure; `--summary` prints the table.
 """
@@ -121,11 +123,20 @@ def run(args):
     if stored:
         print(f"plain network: this seed and schedule's run from {stored['date']} ({files['plain']}; --rerun-plain "
               "to train it again)")
+    again = None
+    if args.evaluate_only:  # the trained networks of an earlier call: only the evaluation and the timing again
+        again = last_row_where(RESULTS, {k: getattr(args, k) for k in ("net", "width", "data", "train_limit",
+                                                                      "epochs", "seed", "target", "bits")})
+        if again is None or stored is None or not files["dfs"].exists():
+            sys.exit("--evaluate-only needs an earlier call's networks for this seed, schedule and target")
+        labels = ()
     tasks = [lambda label=label: (label, lean_json("train", *common, *runs[label], "--out", files[label],
                                                    threads=threads)) for label in labels]
-    trained = dict(side_by_side(tasks, jobs=min(args.jobs, len(tasks))))
+    trained = dict(side_by_side(tasks, jobs=max(1, min(args.jobs, len(tasks)))))
     if stored:
         trained["plain"] = ({"test_accuracy": stored["plain_accuracy"]}, stored["train_wall_s"]["plain"])
+    if again is not None:
+        trained["dfs"] = ({"dfs_phases": again["phases"]}, again["train_wall_s"]["dfs"])
 
     lean.configure(threads=args.threads or 1)
     ckpt = load_checkpoint(files["dfs"])
@@ -147,6 +158,11 @@ def run(args):
     ctrl.mode = "full"
     full_accuracy = _evaluate(model, dataset, normalize)
     full_macs, full_bitops = counter.macs, counter.bitops
+
+    own_static = {}  # the DFS network itself with every gate forced to one bit width: what the gates add
+    for b in ctrl.bits:
+        ctrl.mode = str(b)
+        own_static[str(b)] = _evaluate(model, dataset, normalize)
 
     ctrl.mode = "free"
     wall_dfs = _timed(model, dataset, normalize)
@@ -172,7 +188,7 @@ def run(args):
            "plain_accuracy": trained["plain"][0]["test_accuracy"], "dfs_accuracy": dfs_accuracy,
            "dfs_full_accuracy": full_accuracy, "computation": computation,
            "computation_macs_weighted": report["computation_macs_weighted"], "choices": report["choices"],
-           "phases": trained["dfs"][0]["dfs_phases"], "static": static,
+           "phases": trained["dfs"][0]["dfs_phases"], "static": static, "dfs_forced": own_static,
            "train_wall_s": {label: wall for label, (_, wall) in trained.items()},
            "wall": {"threads": args.threads or 1, "full_s": wall_full, "dfs_s": wall_dfs,
                     "measured_speedup": wall_full / wall_dfs, "counted_mac_speedup": full_macs / dfs_macs,
@@ -208,6 +224,10 @@ def summary(rows=None):
                 print(f"         static {b:>2}-bit blocks (computation {100 * (b / 32) ** 2:.1f}%): "
                       f"{spread(accs, '{:.2f}')}")
             for r in rs:
+                forced = r.get("dfs_forced") or {}
+                if forced:
+                    print(f"         seed {r['seed']}: the DFS network with every gate at one width: " + ", ".join(
+                        f"{b} bits {100 * a:.2f}%" for b, a in forced.items()))
                 w = r["wall"]
                 print(f"         seed {r['seed']}: inference {w['full_s']:.2f} s full precision, {w['dfs_s']:.2f} s "
                       f"DFS ({w['threads']} thread): measured {w['measured_speedup']:.2f}x, counted "
@@ -230,6 +250,8 @@ def main():
     ap.add_argument("--jobs", type=int, choices=(1, 2), default=2)
     ap.add_argument("--threads", type=int)
     ap.add_argument("--rerun-plain", action="store_true", help="train the plain network again even if stored")
+    ap.add_argument("--evaluate-only", action="store_true",
+                    help="evaluate and time the networks of an earlier call again (on a quiet machine)")
     ap.add_argument("--out-dir", default="runs/dfs")
     one_configuration(ap, ("seed", "epochs"), run, summary)
 
