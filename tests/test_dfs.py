@@ -311,6 +311,16 @@ def test_the_command_trains_reports_records_and_plots_dfs(tmp_path, monkeypatch)
                       (["--dfs-bits", "8"], "give that too")):
         r = run("train", "--net", "resnet8", "--data", "digits", "--epochs", "3", *bad, "--out", "bad.h5")
         assert r.exit_code != 0 and len(r.output.strip().splitlines()) == 1 and says in r.output, r.output
+    # the authors' protocol: the gates on a trained base network (--init), no base phase
+    r = run("train", "--net", "resnet8", "--data", "digits", "--epochs", "2", "--batch-size", "64", "--init",
+            "dfs.h5", "--out", "bad.h5")
+    assert r.exit_code != 0 and "--init dfs.h5 holds a different network" in r.output  # a DFS net is not resnet8
+    r = run("train", "--net", "resnet8", "--data", "digits", "--epochs", "1", "--batch-size", "64", "--out", "base.h5")
+    assert r.exit_code == 0
+    r = run("train", "--net", "resnet8", "--data", "digits", "--epochs", "2", "--batch-size", "64", "--init",
+            "base.h5", "--dfs", "0.5", "--dfs-base-epochs", "0", "--dfs-gate-epochs", "1", "--out", "on-base.h5",
+            "--json")
+    assert r.exit_code == 0 and json.loads(r.output.strip().splitlines()[-1])["dfs_phases"] == [0, 1, 1]
     r = run("train", "--net", "lenet5", "--data", "digits", "--epochs", "3", "--dfs", "0.5", "--out", "bad.h5")
     assert r.exit_code != 0 and "no residual blocks" in r.output and len(r.output.strip().splitlines()) == 1
     assert not (tmp_path / "bad.h5").exists()

@@ -1,20 +1,28 @@
 """Input-adaptive inference: each image takes as much of the network as it needs.
 
 - ``dfs``: dynamic fractional skipping (Shen et al., AAAI 2020): per image and residual block, skip or run at a
-  bit width a gate picks.
+  bit width a gate picks (``add_dfs_gates``, ``FractionalBlock``, ``ChoiceController``, the training method
+  ``FractionalSkipping``);
+- ``config``: ``DFSConfig``, the settings of ``lean train --dfs``.
+
+Names are imported on first use, so ``lean.dynamic.config`` (which the command line reads for its options) loads
+without NumPy.
 """
 
-from .dfs import (
-    DEFAULT_BITS,
-    ChoiceController,
-    FractionalBlock,
-    add_dfs_gates,
-    controller,
-    dfs_blocks,
-    has_dfs_gates,
-    option_costs,
-    option_names,
-)
+from importlib import import_module
 
-__all__ = ["DEFAULT_BITS", "ChoiceController", "FractionalBlock", "add_dfs_gates", "controller", "dfs_blocks",
-           "has_dfs_gates", "option_costs", "option_names"]
+_NAMES = {
+    "DEFAULT_BITS": "dfs", "ChoiceController": "dfs", "FractionalBlock": "dfs", "FractionalSkipping": "dfs",
+    "add_dfs_gates": "dfs", "controller": "dfs", "dfs_blocks": "dfs", "has_dfs_gates": "dfs",
+    "option_costs": "dfs", "option_names": "dfs", "computation_of": "dfs",
+    "DFSConfig": "config",
+}
+
+
+def __getattr__(name):
+    if name in _NAMES:
+        return getattr(import_module(f".{_NAMES[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = list(_NAMES)

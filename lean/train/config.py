@@ -245,6 +245,9 @@ class TrainConfig:
                                    "0.5).", kind=float, minimum=0, min_open=True, metavar="G")
     eval_every: int = option(1, "Evaluate the test set every N epochs (and after the last).", kind=int, minimum=1,
                              on_resume="change", metavar="N")
+    init: str | None = option(None, "Start from the weights of this checkpoint of the same net (a new run: e.g. "
+                              "DFS's gates on a trained base network, with --dfs-base-epochs 0).", kind=str,
+                              metavar="CKPT")
     methods: tuple = field(default=(), metadata={})
 
     def __post_init__(self):

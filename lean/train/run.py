@@ -95,10 +95,26 @@ def start(config: TrainConfig, *, out: str | Path | None = None, force: bool = F
                       seed=config.seed, **({} if config.width == 1.0 else {"width": config.width}))
         if config.bn_init is not None:
             set_batchnorm_scales(model, config.bn_init)
+        if config.init is not None:
+            _load_initial_weights(model, config.init, out)
         trainer = Trainer(model, dataset, config, out=out, on_step=on_step, on_epoch=on_epoch,
                           extra_settings=extra)
         trainer.run()
         return trainer.summary()
+
+
+def _load_initial_weights(model, path, out):
+    """``--init``: ``model``'s parameters and statistics from checkpoint ``path`` of the same architecture."""
+    if Path(path).resolve() == Path(out).resolve():
+        raise ConfigError(f"--init {path} is the output file itself; write the new run elsewhere")
+    ckpt = load_checkpoint(path)
+    if ckpt.compressed:
+        raise ConfigError(f"--init {path} is a compressed checkpoint; start from a dense one")
+    try:
+        model.load_state(ckpt.state)
+    except ValueError:
+        raise ConfigError(f"--init {path} holds a different network than --net {model.name} with these options "
+                          "(width, data); give the net it was trained as") from None
 
 
 def resume(path: str | Path, *, out: str | Path | None = None, force: bool = False, data: str | None = None,
