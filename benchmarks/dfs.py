@@ -3,15 +3,16 @@ against the full-precision network and static networks of the same cover, and th
 inference next to the counted one; one (seed, schedule, target) per call (issue 15).
 
     python benchmarks/dfs.py --seed S --epochs E [--target 0.5] [--net resnet38] [--width 0.5]
-        [--train-limit 10000] [--bits 8,10,12,14,16] [--jobs 2] [--threads T] [--rerun-plain] [--evaluate-only]
-        [--out-dir runs/dfs]
+        [--train-limit 10000] [--bits 8,10,12,14,16] [--on-plain EPOCHS] [--jobs 2] [--threads T] [--rerun-plain]
+        [--evaluate-only] [--out-dir runs/dfs]
     python benchmarks/dfs.py --summary
 
 A call trains, with the same net, data, seed and number of epochs, side by side on one thread each:
 - the plain network (`lean train ...`): the full-precision reference (trained once per seed and schedule: a later
   call with another target reuses its checkpoint and stored accuracy, unless --rerun-plain);
 - the DFS network (`lean train ... --dfs T`): its three phases inside the same epochs (half base, a twentieth
-  gates alone, the rest jointly; `lean train --help`).
+  gates alone, the rest jointly; `lean train --help`); with `--on-plain N`, the authors' protocol instead: the
+  plain network is phase 1 (`--init plain.h5 --dfs-base-epochs 0`), then 1 epoch of gates alone and N - 1 jointly.
 Then, in this process, on the test set: the DFS network as trained (accuracy, the paper's computation percentage,
 the choices); the same network with every gate forced to full precision; and static networks made from the plain
 one, with every gated block (all residual blocks but the first, DFS's cover) at one bit width b (weights and
@@ -114,8 +115,10 @@ def run(args):
     common = ["--net", args.net, "--width", args.width, "--data", args.data, "--epochs", args.epochs,
               "--train-limit", args.train_limit, "--seed", args.seed, "--eval-every", args.epochs, "--force"]
     runs = {"plain": [], "dfs": ["--dfs", args.target, "--dfs-bits", args.bits]}
-    stem = f"dfs-{args.target:g}"
+    stem = f"dfs-{args.target:g}" + (f"-on-plain{args.on_plain}" if args.on_plain else "")
     files = {"plain": out / "plain.h5", "dfs": out / f"{stem}.h5"}
+    if args.on_plain:  # the authors' protocol: the gates on the trained base network, then jointly
+        runs["dfs"] = [*runs["dfs"], "--init", files["plain"], "--dfs-base-epochs", 0, "--dfs-gate-epochs", 1]
     threads = args.threads if args.threads is not None else 1 if args.jobs > 1 else None
     stored = None if args.rerun_plain or not files["plain"].exists() else last_row_where(
         RESULTS, {k: getattr(args, k) for k in ("net", "width", "data", "train_limit", "epochs", "seed")})
@@ -126,13 +129,24 @@ def run(args):
     again = None
     if args.evaluate_only:  # the trained networks of an earlier call: only the evaluation and the timing again
         again = last_row_where(RESULTS, {k: getattr(args, k) for k in ("net", "width", "data", "train_limit",
-                                                                      "epochs", "seed", "target", "bits")})
+                                                                      "epochs", "seed", "target", "bits",
+                                                                      "on_plain")})
         if again is None or stored is None or not files["dfs"].exists():
             sys.exit("--evaluate-only needs an earlier call's networks for this seed, schedule and target")
         labels = ()
-    tasks = [lambda label=label: (label, lean_json("train", *common, *runs[label], "--out", files[label],
-                                                   threads=threads)) for label in labels]
-    trained = dict(side_by_side(tasks, jobs=max(1, min(args.jobs, len(tasks)))))
+    def train(label):
+        settings = common if label == "plain" or not args.on_plain else [
+            *common[:common.index("--epochs")], "--epochs", args.on_plain, *common[common.index("--epochs") + 2:]]
+        if label == "dfs" and args.on_plain:
+            settings = [*settings[:settings.index("--eval-every")], "--eval-every", args.on_plain,
+                        *settings[settings.index("--eval-every") + 2:]]
+        return label, lean_json("train", *settings, *runs[label], "--out", files[label], threads=threads)
+
+    tasks = [lambda label=label: train(label) for label in labels]
+    if args.on_plain and len(tasks) == 2:  # the DFS run starts from the plain one: one after the other
+        trained = dict(side_by_side([lambda: [task() for task in reversed(tasks)]], jobs=1)[0])
+    else:
+        trained = dict(side_by_side(tasks, jobs=max(1, min(args.jobs, len(tasks)))))
     if stored:
         trained["plain"] = ({"test_accuracy": stored["plain_accuracy"]}, stored["train_wall_s"]["plain"])
     if again is not None:
@@ -182,6 +196,7 @@ def run(args):
 
     row = {"net": args.net, "width": args.width, "data": args.data, "train_limit": args.train_limit,
            "epochs": args.epochs, "seed": args.seed, "target": args.target, "bits": args.bits,
+           "on_plain": args.on_plain,
            "date": datetime.date.today().isoformat(), "minutes": (time.time() - started) / 60,
            "machine": machine_line(),
            "int8_path": "AVX-512 VNNI" if VNNI_AVAILABLE else "AVX2 vpmaddwd" if MADD_AVAILABLE else "exact float",
@@ -199,13 +214,15 @@ def run(args):
 
 
 def summary(rows=None):
-    keys = ("net", "width", "data", "train_limit", "bits", "epochs", "target", "seed")
+    keys = ("net", "width", "data", "train_limit", "bits", "epochs", "on_plain", "target", "seed")
     rows = latest_per_seed(read_results(RESULTS), keys) if rows is None else rows  # a rerun replaces its row
     groups = defaultdict(list)
     for r in rows:
-        groups[(r["net"], r["width"], r["data"], r["train_limit"], r["bits"])].append(r)
-    for (net, width, data, limit, bits), group in sorted(groups.items(), key=str):
-        print(f"{net} (width {width:g}) on {data} (first {limit} images); DFS options skip, {bits}, full")
+        groups[(r["net"], r["width"], r["data"], r["train_limit"], r["bits"], r.get("on_plain"))].append(r)
+    for (net, width, data, limit, bits, on_plain), group in sorted(groups.items(), key=str):
+        how = ("its three phases inside the plain run's epochs" if not on_plain else
+               f"from the plain network (--init), 1 epoch of gates alone and {on_plain - 1} jointly")
+        print(f"{net} (width {width:g}) on {data} (first {limit} images); DFS options skip, {bits}, full; DFS: {how}")
         print(f"  {'epochs':>6} {'target':>6} {'seeds':>5} {'plain':>22} {'DFS':>22} {'DFS forced full':>22} "
               f"{'computation':>22} {'vs plain':>22}")
         by = defaultdict(list)
@@ -250,6 +267,9 @@ def main():
     ap.add_argument("--jobs", type=int, choices=(1, 2), default=2)
     ap.add_argument("--threads", type=int)
     ap.add_argument("--rerun-plain", action="store_true", help="train the plain network again even if stored")
+    ap.add_argument("--on-plain", type=int, metavar="EPOCHS",
+                    help="the authors' protocol: DFS starts from the plain network (its phase 1) and trains this many "
+                         "epochs of gates alone (1) and jointly (the rest)")
     ap.add_argument("--evaluate-only", action="store_true",
                     help="evaluate and time the networks of an earlier call again (on a quiet machine)")
     ap.add_argument("--out-dir", default="runs/dfs")
