@@ -54,3 +54,14 @@ def check_module(module, x, *, train=True, eps=1e-6, rtol=1e-5, atol=1e-7, sampl
                 num = numeric(p, idx)
                 np.testing.assert_allclose(m.grads[name][idx], num, rtol=rtol, atol=atol,
                                            err_msg=f"{type(m).__name__}.{name} at {idx}")
+
+
+def central_difference(loss, array, idx, eps=1e-6):
+    """d loss() / d array[idx] by central differences (the array is restored)."""
+    old = array[idx]
+    array[idx] = old + eps
+    up = loss()
+    array[idx] = old - eps
+    down = loss()
+    array[idx] = old
+    return (up - down) / (2 * eps)

@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 import pytest
+from gradcheck import central_difference as _central_difference
 from gradcheck import to_float64
 
 from lean.data import load
@@ -18,16 +19,6 @@ from lean.hw.workload import from_checkpoint
 from lean.nets import build
 from lean.nn.checkpoint import load as load_checkpoint
 from lean.train import TrainConfig, Trainer, evaluate
-
-
-def _central_difference(loss, array, idx, eps=1e-6):
-    old = array[idx]
-    array[idx] = old + eps
-    up = loss()
-    array[idx] = old - eps
-    down = loss()
-    array[idx] = old
-    return (up - down) / (2 * eps)
 
 
 def _dfs_net(bits=(8, 12), **kw):

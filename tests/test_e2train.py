@@ -4,6 +4,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from gradcheck import central_difference as _central_difference
 from gradcheck import to_float64
 
 from lean import kernels
@@ -106,15 +107,6 @@ def test_psg_update_is_the_authors_bare_sign_and_falls_back_more_as_tau_grows():
 # ----------------------------------------------------------------------------------------- SLU gate
 
 
-def _central_difference(loss, array, idx, eps=1e-6):
-    """d loss / d array[idx] by central differences (the array is restored)."""
-    old = array[idx]
-    array[idx] = old + eps
-    up = loss()
-    array[idx] = old - eps
-    down = loss()
-    array[idx] = old
-    return (up - down) / (2 * eps)
 
 
 def test_gate_controller_backprop_through_time_matches_central_differences():

@@ -54,6 +54,7 @@ from .. import kernels
 from ..errors import ConfigError
 from ..nn import Conv2d, GateController, Model, Residual, Schedule, Sequential, module_from_config, module_to_config
 from ..nn.compressed import QuantizedWeight
+from ..nn.gates import wrap_residual_blocks
 from ..nn.module import Module
 from ..train.methods import TrainingMethod
 
@@ -478,9 +479,6 @@ def block_macs(block: Residual, h: int, w: int) -> int:
     return int(total)
 
 
-def _first_conv(module):
-    return next((m for m in module.modules() if isinstance(m, Conv2d)), None)
-
 
 def has_dfs_gates(model: Model) -> bool:
     """Whether ``model`` holds DFS's ``ChoiceController`` (from ``add_dfs_gates``)."""
@@ -523,21 +521,12 @@ def add_dfs_gates(model: Model, *, bits=DEFAULT_BITS, target: float = 0.5, beta:
     model = model.copy()
     seen = 0
 
-    def convert(module):
+    def gate(block, conv):
         nonlocal seen
-        if isinstance(module, Sequential):
-            layers = []
-            for name, layer in module.layers:
-                if isinstance(layer, Residual) and _first_conv(layer.body) is not None:
-                    if seen:  # the first block always runs, as in the authors' code
-                        layer = FractionalBlock(layer, _first_conv(layer.body).in_channels, bits,
-                                                seed=seed * 1000 + seen)
-                    seen += 1
-                layers.append((name, convert(layer)))
-            module.layers = layers
-        return module
+        seen += 1  # the first block always runs, as in the authors' code
+        return block if seen == 1 else FractionalBlock(block, conv.in_channels, bits, seed=seed * 1000 + seen - 1)
 
-    net = convert(model.net)
+    net = wrap_residual_blocks(model.net, gate)
     if seen < 2:
         raise ConfigError(f"{model.name} has no residual blocks to gate (DFS needs a ResNet)")
     net.layers.insert(0, ("gate", ChoiceController(bits, target=target, beta=beta, seed=seed)))

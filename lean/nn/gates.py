@@ -29,7 +29,8 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from .module import Leaf, Module, module_from_config, module_to_config
+from .layers import Conv2d
+from .module import Leaf, Module, Residual, Sequential, module_from_config, module_to_config
 
 GATE_HIDDEN = 10
 
@@ -332,3 +333,17 @@ class GatedResidual(Module):
         """The gate's own products for ``n`` images: projection, one LSTM step, output head (the blocks it runs
         report their own)."""
         return n * (self.hidden * self.in_channels + 8 * self.hidden * self.hidden + self.hidden)
+
+
+def wrap_residual_blocks(module: Module, wrap) -> Module:
+    """Give every residual block of ``module`` whose body has a conv to ``wrap(block, first_conv)`` and put what it
+    returns in the block's place (the block itself keeps it), through every ``Sequential``, depth first; returns
+    ``module``. How SLU's and DFS's gates are added (``lean.train.e2train``, ``lean.dynamic.dfs``)."""
+    if isinstance(module, Sequential):
+        layers = []
+        for name, layer in module.layers:
+            conv = next((m for m in layer.body.modules() if isinstance(m, Conv2d)), None) if isinstance(
+                layer, Residual) else None
+            layers.append((name, wrap_residual_blocks(layer if conv is None else wrap(layer, conv), wrap)))
+        module.layers = layers
+    return module

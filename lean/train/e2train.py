@@ -66,7 +66,8 @@ import numpy as np
 
 from .. import kernels
 from ..errors import ConfigError
-from ..nn import Conv2d, GateController, GatedResidual, Linear, Model, Residual, Sequential
+from ..nn import Conv2d, GateController, GatedResidual, Linear, Model, Sequential
+from ..nn.gates import wrap_residual_blocks
 from ..nn.hooks import LayerPrecision, OperandHook
 from .methods import LayerOperandMethod, TrainingMethod
 
@@ -74,9 +75,6 @@ INT4, INT8, INT16 = ("int", 4), ("int", 8), ("int", 16)
 
 
 # ------------------------------------------------------------------------------------------------ SLU
-
-def _first_conv(module):
-    return next((m for m in module.modules() if isinstance(m, Conv2d)), None)
 
 
 def has_skip_gates(model: Model) -> bool:
@@ -119,21 +117,14 @@ def add_skip_gates(model: Model, *, target: float = 0.5, beta: float = 1e-3, see
     model = model.copy()
     count = 0
 
-    def convert(module):
+    def gate(block, conv):
         nonlocal count
-        if isinstance(module, Sequential):
-            layers = []
-            for name, layer in module.layers:
-                if isinstance(layer, Residual) and layer.shortcut is None and _first_conv(layer.body) is not None:
-                    conv = _first_conv(layer.body)
-                    if conv.stride == 1:  # only blocks that keep their shape can be skipped
-                        layer = GatedResidual(layer, conv.in_channels, seed=seed * 1000 + count)
-                        count += 1
-                layers.append((name, convert(layer)))
-            module.layers = layers
-        return module
+        if block.shortcut is not None or conv.stride != 1:  # only blocks that keep their shape can be skipped
+            return block
+        count += 1
+        return GatedResidual(block, conv.in_channels, seed=seed * 1000 + count - 1)
 
-    net = convert(model.net)
+    net = wrap_residual_blocks(model.net, gate)
     if count == 0:
         raise ConfigError(f"{model.name} has no identity residual blocks to gate (SLU needs a ResNet)")
     if not isinstance(net, Sequential):
