@@ -207,14 +207,22 @@ def test_three_phases_train_what_they_should_and_resume_exactly(digits, tmp_path
     def watch(info):
         if info["step"] == steps:
             snapshots[info["epoch"]] = _params(straight.model)
+            buffers[info["epoch"]] = {k: v.copy() for k, v in straight.model.state().items()
+                                      if k.startswith("buffers/")}
 
+    buffers = {}
+    initial = _params(straight.model)
     straight.on_step = watch
     history = straight.run()
     assert [h["dfs"]["phase"] for h in history] == [1, 2, 3]
     gate_keys = {k for k in snapshots[1] if k.startswith("gate.") or k.endswith("proj_weight")
                  or k.endswith("proj_bias")}
     changed = {k for k in snapshots[1] if not np.array_equal(snapshots[1][k], snapshots[2][k])}
-    assert changed and changed <= gate_keys  # phase 2 moved the gates only
+    assert changed and changed <= gate_keys  # phase 2 moved the gates only...
+    for k, v in buffers[1].items():  # ...and kept the backbone's batch-norm statistics
+        np.testing.assert_array_equal(buffers[2][k], v, err_msg=k)
+    for k in gate_keys:  # phase 1 did not move the unused gates (no weight decay, no momentum)
+        np.testing.assert_array_equal(snapshots[1][k], initial[k], err_msg=k)
     assert history[0]["dfs"]["train_computation"] == 1.0  # phase 1: every block at full precision
     assert 0.0 < history[2]["dfs"]["test_computation"] <= 1.0
     assert history[2]["dfs"]["test_choices"].keys() == {"stage2.0", "stage3.0"}

@@ -181,8 +181,11 @@ def test_fake_quantize_equals_the_numpy_expression(dtype):
     rng = np.random.default_rng(9)
     x = (rng.standard_normal((3, 70, 70, 9)) * 4).astype(dtype)  # above the one-thread size: split in ranges
     x.reshape(-1)[:6] = [0.5, 1.5, -0.5, 2.5, 1e9, -1e9]  # ties round to even; far values clip
-    step = np.float32(0.5)
-    for lo, hi in ((0, 255), (-127, 127)):
+    for step, lo, hi in ((np.float32(0.5), 0, 255), (np.float32(0.5), -127, 127),
+                         (np.float32(np.float32(3.7) / 255), 0, 255), (np.float32(np.float32(1.3) / 127), -127, 127)):
+        # half-codes of a step whose reciprocal is inexact: a fast-math x * (1 / step) rounds some of them the
+        # other way (34 of 600 plus 2 million random values with step 3.7 / 255)
+        x.reshape(-1)[6:606] = ((np.arange(-300, 300) + 0.5) * step).astype(dtype)
         expected = (np.clip(np.rint(x / step), lo, hi) * step).astype(np.float32)
         got = kernels.fake_quantize(x, step, lo, hi)
         assert got.dtype == np.float32 and got.shape == x.shape

@@ -347,6 +347,8 @@ class FractionalBlock(Module):
         if self.macs is None:
             self.macs = block_macs(self.block, x.shape[1], x.shape[2])
         forced = ctrl.forced
+        if forced is None and ctrl.mode == "observe" and not train:  # phase 2 is tested at full precision
+            forced = len(self.bits) + 1
         if forced is not None:  # no gate at all: every image takes the forced option
             choice = np.full(n, forced)
             self._cache = ("forced", forced) if train else None
@@ -575,13 +577,14 @@ class FractionalSkipping(TrainingMethod):
     """DFS as a training method (``lean.train.methods`` protocol): the gates, the three phases and their
     learning rates, the statistics of the choices per epoch.
 
-    Phase 1 (``base`` epochs): every gate forced to full precision, the run's schedule over these epochs.
-    Phase 2 (``gates`` epochs): the gates choose and pay the cost term aiming at 100% computation, every block
-    runs at full precision, only the gates are updated (the backbone's weights and statistics are restored after
-    each step); a constant learning rate of ``lr_factor`` x the run's. Phase 3 (the rest): jointly at the target,
-    the run's schedule kind from ``lr_factor`` x its learning rate. Each phase starts with fresh optimizer state
-    (the authors run each phase as its own training). The authors: 64k iterations at lr 0.1, 2,000 at 0.01, 64k
-    at 0.01 (steps at half and three quarters).
+    Phase 1 (``base`` epochs): every gate forced to full precision (the gates' weights restored after each step),
+    the run's schedule over these epochs. Phase 2 (``gates`` epochs): the gates choose and pay the cost term aiming
+    at 100% computation, every block runs at full precision (also when tested), only the gates are updated (the
+    backbone's weights and batch-norm statistics are copied before each forward and restored after the step); a
+    constant learning rate of ``lr_factor`` x the run's. Phase 3 (the rest): jointly at the target, the run's
+    schedule kind from ``lr_factor`` x its learning rate. Each phase starts with fresh optimizer state (the authors
+    run each phase as its own training). The authors: 64k iterations at lr 0.1, 2,000 at 0.01, 64k at 0.01 (steps
+    at half and three quarters).
     """
 
     name = "dfs"
@@ -649,12 +652,14 @@ class FractionalSkipping(TrainingMethod):
         for name, block in self.blocks:
             counts = self._seen.setdefault(name, np.zeros(len(self.bits) + 2, np.int64))
             counts += np.bincount(block.last_choice, minlength=len(counts))
+
+    def on_batch(self, trainer, seed):
+        # what the phase keeps as it is, copied before the forward (which moves batch-norm statistics): phase 1
+        # the unused gates (weight decay and momentum would move them), phase 2 the backbone, weights and statistics
         model = trainer.model
-        if self.phase == 1:  # the gates are not used: no update for them
-            for m in [ctrl] + [b for _, b in self.blocks]:
-                for g in m.grads.values():
-                    g.fill(0.0)
-        elif self.phase == 2:  # the gates alone: keep the backbone as it is
+        if self.phase == 1:
+            self._frozen = [(a, a.copy()) for a in model.parameters().values() if id(a) in self._gate_arrays]
+        elif self.phase == 2:
             self._frozen = [(a, a.copy()) for a in model.parameters().values() if id(a) not in self._gate_arrays]
             self._frozen += [(a, a.copy()) for m in model.net.modules() for a in m.buffers.values()]
 

@@ -151,8 +151,8 @@ class Workload:
 
     @property
     def macs(self) -> int:
-        """Multiply-accumulates of all layers."""
-        return sum(layer.macs for layer in self.layers)
+        """Multiply-accumulates of all layers (a layer run for a share of the images counts that share)."""
+        return int(round(sum(layer.macs * layer.fraction for layer in self.layers)))
 
     def with_batch(self, n: int) -> "Workload":
         """The same layers at batch ``n`` (a positive integer).

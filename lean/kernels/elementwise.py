@@ -40,7 +40,7 @@ def _relu_backward(dy, y, dx, start, stop):
         dx[k] = dy[k] if y[k] > 0 else zero
 
 
-@njit(**JIT)
+@njit(cache=True, nogil=True)  # no fastmath: x / step must not become x * (1 / step), or codes move by one
 def _fake_quantize(x, step, lo, hi, y, start, stop):
     for i in range(start, stop):
         k = U(i)
