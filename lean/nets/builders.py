@@ -1,4 +1,5 @@
-"""The network families: MLP, LeNet-5, VGG (CIFAR, with BN), ResNet and PreResNet (CIFAR), MobileNetV2 (CIFAR).
+"""The network families: MLP, LeNet-5, VGG (CIFAR, with BN), ResNet and PreResNet (CIFAR), DenseNet and
+DenseNet-BC (CIFAR), MobileNetV2 (CIFAR).
 
 Activations are channels-last. "BN + ReLU" is written ``BatchNorm(c, relu=True)``, one fused kernel. Every
 builder takes keyword arguments only and returns an initialized ``lean.nn.Model``.
@@ -6,8 +7,10 @@ builder takes keyword arguments only and returns an initialized ``lean.nn.Model`
 
 from ..errors import ConfigError
 from ..nn import (
+    AvgPool2d,
     BatchNorm,
     Conv2d,
+    DenseLayer,
     Flatten,
     GlobalAvgPool,
     Linear,
@@ -281,6 +284,78 @@ def preresnet(*, depth: int = 20, input_shape: tuple[int, int, int] = (32, 32, 3
     return _finish(Sequential(layers), input_shape, num_classes, f"preresnet{depth}", seed)
 
 
+def densenet(*, depth: int = 40, input_shape: tuple[int, int, int] = (32, 32, 3), num_classes: int = 10,
+             seed: int = 0, growth: int = 12, bottleneck: bool = False, compression: float = 1.0,
+             width: float = 1.0) -> Model:
+    """DenseNet for CIFAR (Huang et al., CVPR 2017, section 3 and Table 2): three dense blocks, each layer adding
+    ``growth`` channels to all before it, with transitions (BN-ReLU, 1x1 conv, 2x2 average pool) between them.
+
+    DenseNet (``bottleneck=False``): depth = 3n + 4, a layer is BN-ReLU-conv3x3, the stem has 16 channels.
+    DenseNet-BC (``bottleneck=True``, ``compression=0.5``): depth = 6n + 4, a layer is BN-ReLU-conv1x1 (4 x
+    growth)-BN-ReLU-conv3x3, the stem has 2 x growth channels and each transition keeps ``compression`` of the
+    channels. DenseNet-40 (k=12) has 1.0 M parameters and DenseNet-BC-100 (k=12) 0.8 M at 10 classes, as in the
+    paper's Table 2. Pools that would shrink the map below 1x1 are left out.
+
+    Parameters
+    ----------
+    depth : int
+        3n + 4 (plain) or 6n + 4 (bottleneck).
+    input_shape : tuple of int
+        (h, w, c) of one image.
+    num_classes : int
+        Outputs of the classifier, >= 2.
+    seed : int
+        Seed of ``kaiming_init``.
+    growth : int
+        Channels each layer adds (k).
+    bottleneck : bool
+        BC's 1x1 bottleneck in each layer.
+    compression : float
+        In (0, 1]: share of the channels a transition keeps.
+    width : float
+        Multiplier of the growth rate.
+
+    Returns
+    -------
+    Model
+        Initialized; maps (n, h, w, c) images to (n, num_classes) logits.
+    """
+    _check_input(input_shape, num_classes)
+    per = 6 if bottleneck else 3
+    if depth < per + 4 or (depth - 4) % per:
+        raise ConfigError(f"densenet{'-bc' if bottleneck else ''} depth must be {per}n + 4; got {depth}")
+    if not 0.0 < compression <= 1.0:
+        raise ConfigError(f"densenet compression must be in (0, 1]; got {compression}")
+    k = _scaled((growth,), width)[0]
+    n = (depth - 4) // per
+    c = 2 * k if bottleneck else 16
+    layers = [("conv1", Conv2d(input_shape[2], c, 3, padding=1))]
+    h, w = input_shape[0], input_shape[1]
+    for block in range(3):
+        dense = []
+        for i in range(n):
+            body = [("bn1", BatchNorm(c, relu=True))]
+            if bottleneck:
+                body += [("conv1", Conv2d(c, 4 * k, 1)), ("bn2", BatchNorm(4 * k, relu=True)),
+                         ("conv2", Conv2d(4 * k, k, 3, padding=1))]
+            else:
+                body += [("conv1", Conv2d(c, k, 3, padding=1))]
+            dense.append((str(i), DenseLayer(Sequential(body))))
+            c += k
+        layers.append((f"dense{block + 1}", Sequential(dense)))
+        if block < 2:
+            out = max(1, int(c * compression))
+            transition = [("bn", BatchNorm(c, relu=True)), ("conv", Conv2d(c, out, 1))]
+            if min(h, w) >= 2:
+                transition.append(("pool", AvgPool2d(2)))
+                h, w = h // 2, w // 2
+            layers.append((f"transition{block + 1}", Sequential(transition)))
+            c = out
+    layers += [("bn", BatchNorm(c, relu=True)), ("pool", GlobalAvgPool()), ("classifier", Linear(c, num_classes))]
+    name = f"densenet{'bc' if bottleneck else ''}{depth}"
+    return _finish(Sequential(layers), input_shape, num_classes, name, seed)
+
+
 # (expansion t, channels c, repeats n, first stride s); CIFAR keeps stride 1 in the stem and the 24-channel stage
 _MOBILENETV2 = [(1, 16, 1, 1), (6, 24, 2, 1), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2),
                 (6, 320, 1, 1)]
@@ -339,4 +414,4 @@ def mobilenetv2(*, input_shape: tuple[int, int, int] = (32, 32, 3), num_classes:
     return _finish(Sequential(layers), input_shape, num_classes, "mobilenetv2", seed)
 
 
-__all__ = ["ShortcutPadA", "lenet5", "mlp", "mobilenetv2", "preresnet", "resnet", "vgg"]
+__all__ = ["ShortcutPadA", "densenet", "lenet5", "mlp", "mobilenetv2", "preresnet", "resnet", "vgg"]

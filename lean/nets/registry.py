@@ -11,7 +11,7 @@ from functools import partial
 
 from ..errors import ConfigError
 from ..nn import Model
-from .builders import lenet5, mlp, mobilenetv2, preresnet, resnet, vgg
+from .builders import densenet, lenet5, mlp, mobilenetv2, preresnet, resnet, vgg
 from .recipes import recipe
 
 NETS = {
@@ -21,10 +21,13 @@ NETS = {
     "vgg16": partial(vgg, depth=16),
     **{f"resnet{d}": partial(resnet, depth=d) for d in (20, 32, 44, 56, 74, 110)},
     **{f"preresnet{d}": partial(preresnet, depth=d) for d in (20, 56, 110, 164)},
+    "densenet40": partial(densenet, depth=40),
+    "densenetbc100": partial(densenet, depth=100, bottleneck=True, compression=0.5),
     "mobilenetv2": mobilenetv2,
 }
 
-_DEPTH_FAMILIES = {"resnet": resnet, "preresnet": preresnet}
+_DEPTH_FAMILIES = {"resnet": resnet, "preresnet": preresnet, "densenet": densenet,
+                   "densenetbc": partial(densenet, bottleneck=True, compression=0.5)}
 
 
 def build(name: str, *, input_shape: tuple[int, int, int] = (32, 32, 3), num_classes: int = 10, seed: int = 0,
@@ -53,9 +56,10 @@ def build(name: str, *, input_shape: tuple[int, int, int] = (32, 32, 3), num_cla
     if name in NETS:
         builder, args = NETS[name], {}
     else:
-        match = re.fullmatch(r"(resnet|preresnet)(\d+)", name or "")
+        match = re.fullmatch(r"(resnet|preresnet|densenetbc|densenet)(\d+)", name or "")
         if not match:
-            raise ConfigError(f"unknown net {name!r}; known: {', '.join(NETS)} (or resnet<depth>, preresnet<depth>)")
+            raise ConfigError(f"unknown net {name!r}; known: {', '.join(NETS)} (or resnet<depth>, preresnet<depth>, "
+                              "densenet<depth>, densenetbc<depth>)")
         builder, args = _DEPTH_FAMILIES[match.group(1)], {"depth": int(match.group(2))}
     accepted = inspect.signature(builder).parameters
     unknown = sorted(set(options) - set(accepted))
@@ -88,4 +92,5 @@ def catalog() -> list[dict]:
     return rows
 
 
-__all__ = ["NETS", "build", "catalog", "default_input", "lenet5", "mlp", "mobilenetv2", "preresnet", "resnet", "vgg"]
+__all__ = ["NETS", "build", "catalog", "default_input", "densenet", "lenet5", "mlp", "mobilenetv2", "preresnet",
+           "resnet", "vgg"]

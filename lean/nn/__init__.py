@@ -21,7 +21,7 @@ from .layers import (
 )
 from .loss import softmax, softmax_cross_entropy
 from .model import Model
-from .module import Identity, Module, Residual, Sequential, module_from_config, module_to_config
+from .module import DenseLayer, Identity, Module, Residual, Sequential, module_from_config, module_to_config
 from .optim import SGD, Adam, make_optimizer
 from .schedule import SCHEDULES, Schedule
 
@@ -29,7 +29,7 @@ __all__ = [
     "kaiming_init", "AvgPool2d", "BatchNorm", "ChannelSelect", "Conv2d", "Dropout", "Flatten", "GlobalAvgPool",
     "Linear",
     "MaxPool2d", "ReLU", "ReLU6", "ShortcutPadA", "softmax", "softmax_cross_entropy", "Model", "Identity",
-    "Module", "Residual",
+    "Module", "Residual", "DenseLayer",
     "Sequential", "module_from_config", "module_to_config", "SGD", "Adam", "make_optimizer", "SCHEDULES",
     "Schedule", "GateController", "GatedResidual", "Checkpoint", "claim_output", "describe", "load_model",
     "LayerPrecision", "Observer", "OperandHook",

@@ -350,3 +350,44 @@ class Residual(Module):
         shortcut = args.get("shortcut")
         return cls(module_from_config(args["body"]), None if shortcut is None else module_from_config(shortcut),
                    args.get("relu_after", False))
+
+
+class DenseLayer(Module):
+    """``y = concat(x, body(x))`` along channels: a DenseNet layer (Huang et al., CVPR 2017), whose output keeps
+    every earlier feature map and adds ``body``'s new ones (the growth rate).
+
+    Parameters
+    ----------
+    body : Module
+        (n, h, w, c_in) -> (n, h, w, growth): BN-ReLU-conv (with a 1x1 bottleneck first in DenseNet-BC).
+    """
+
+    def __init__(self, body: Module):
+        super().__init__()
+        self.body = body
+        self._c = None
+
+    def forward(self, x: np.ndarray, train: bool = False) -> np.ndarray:
+        """(n, h, w, c_in) -> (n, h, w, c_in + growth): the input, then the body's new channels."""
+        new = self.body.forward(x, train)
+        if new.shape[:3] != x.shape[:3]:
+            raise ValueError(f"a dense layer's body must keep the map size: {x.shape} -> {new.shape}")
+        if train:
+            self._c = x.shape[3]
+        return np.concatenate([x, new.astype(x.dtype, copy=False)], axis=3)
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        """The input's gradient: its own channels of ``dy`` plus what flows back through the body."""
+        c = self._c
+        dx = self.body.backward(np.ascontiguousarray(dy[..., c:]))
+        return dx + dy[..., :c]
+
+    def children(self) -> list[tuple[str, Module]]:
+        return [("body", self.body)]
+
+    def config(self) -> dict:
+        return {"body": module_to_config(self.body)}
+
+    @classmethod
+    def from_config(cls, args: dict) -> "DenseLayer":
+        return cls(module_from_config(args["body"]))
