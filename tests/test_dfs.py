@@ -317,6 +317,12 @@ def test_the_command_trains_reports_records_and_plots_dfs(tmp_path, monkeypatch)
             "base.h5", "--dfs", "0.5", "--dfs-base-epochs", "0", "--dfs-gate-epochs", "1", "--out", "on-base.h5",
             "--json")
     assert r.exit_code == 0 and json.loads(r.output.strip().splitlines()[-1])["dfs_phases"] == [0, 1, 1]
+    # a run with the default phases (half base) extended on resume keeps its base phase: more joint epochs
+    r = run("train", "--net", "resnet8", "--data", "digits", "--epochs", "4", "--batch-size", "64", "--dfs", "0.5",
+            "--out", "grow.h5")
+    assert r.exit_code == 0
+    r = run("train", "--resume", "grow.h5", "--epochs", "8", "--json")
+    assert r.exit_code == 0 and json.loads(r.output.strip().splitlines()[-1])["dfs_phases"] == [2, 1, 5]
     r = run("train", "--net", "lenet5", "--data", "digits", "--epochs", "3", "--dfs", "0.5", "--out", "bad.h5")
     assert r.exit_code != 0 and "no residual blocks" in r.output and len(r.output.strip().splitlines()) == 1
     assert not (tmp_path / "bad.h5").exists()

@@ -684,12 +684,18 @@ class FractionalSkipping(TrainingMethod):
         self._computation = [0.0, 0]
 
     def state(self):
-        return {"phase": self.phase, "computation": list(self._computation), "last_epoch": self.last_epoch}
+        return {"phase": self.phase, "computation": list(self._computation), "last_epoch": self.last_epoch,
+                "phases": list(self.phases)}
 
     def load_state(self, state):
         self.phase = state.get("phase")
         self._computation = list(state.get("computation", [0.0, 0]))
         self.last_epoch = state.get("last_epoch", {})
+        if state.get("phases") and self.phases is not None:  # a resumed run keeps its phase boundaries: more
+            base, gates = state["phases"][:2]  # --epochs lengthen the joint phase, never the base one
+            total = sum(self.phases)
+            if base + gates < total:
+                self.phases = (base, gates, total - base - gates)
 
     def summary(self):
         base, gates, joint = self.phases
