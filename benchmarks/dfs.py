@@ -34,7 +34,6 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-import numpy as np
 from _runs import (
     append_result,
     last_row_where,
@@ -59,13 +58,9 @@ class _MacCounter:
         self.bitops = 0.0
 
     def on_forward(self, module, x, y, train):
-        from lean.nn import Conv2d
+        from lean.train.energy import EnergyMeter
 
-        if not hasattr(module, "kernel_size") and not hasattr(module, "in_features"):
-            return
-        per_output = (module.in_channels // module.groups) * module.kernel_size ** 2 if isinstance(
-            module, Conv2d) else module.in_features
-        macs = int(np.prod(y.shape)) * per_output
+        macs = EnergyMeter.layer_macs(module, x.shape, y.shape)  # conv and linear layers only are watched
         bits = module.input_bits or 32
         self.macs += macs
         self.bitops += macs * (bits / 32.0) ** 2

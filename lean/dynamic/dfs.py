@@ -176,7 +176,7 @@ class ChoiceController(GateController):
         """What the gates chose since the blocks' counts were reset (``lean eval``): the paper's computation
         percentage (every gated block weighing the same), the same weighted by each block's MACs, and each
         block's choices per option."""
-        blocks = [(name, m) for name, m in model.net.named_modules() if isinstance(m, FractionalBlock)]
+        blocks = dfs_blocks(model)
         counts = [b.counts for _, b in blocks]
         images = int(counts[0].sum()) if counts else 0
         macs = np.array([b.macs or 0 for _, b in blocks], np.float64)
@@ -186,8 +186,7 @@ class ChoiceController(GateController):
             "computation_macs_weighted": float((spent * macs).sum() / max((macs * images).sum(), 1.0)),
             "bits": list(self.bits),
             "images": images,
-            "choices": {name: {opt: int(v) for opt, v in zip(self.names, c, strict=True)}
-                        for (name, _), c in zip(blocks, counts, strict=True)},
+            "choices": choice_table(((name, b.counts) for name, b in blocks), self.bits),
         }}
 
     def cost_gradient(self) -> np.ndarray:
@@ -205,14 +204,21 @@ def _share_arrays(clone: Module, original: Module) -> None:
         c.buffers = dict(o.buffers)
 
 
-def quantized_copy(block: Module, bits: int) -> tuple[Module, dict[str, np.ndarray]]:
+def shared_copy(module: Module) -> Module:
+    """A copy of ``module`` sharing its arrays (its own forward and backward caches)."""
+    clone = module_from_config(module_to_config(module))
+    _share_arrays(clone, module)
+    return clone
+
+
+def quantized_copy(block: Module, bits: int) -> tuple[Module, list[tuple[str, Conv2d]]]:
     """A copy of ``block`` sharing its parameters, with every conv's weight and input fake-quantized to ``bits``.
 
-    Returns the copy and its own buffers (each conv's input range), by dotted name, for the owner to store.
+    Returns the copy and its convs by dotted name (each has its own input range, ``input_scale`` and
+    ``input_signed`` buffers, for the owner to store).
     """
-    clone = module_from_config(module_to_config(block))
-    _share_arrays(clone, block)
-    own = {}
+    clone = shared_copy(block)
+    convs = []
     for (name, layer), (_, original) in zip(clone.named_modules(), block.named_modules(), strict=True):
         if not isinstance(layer, Conv2d):
             continue
@@ -222,16 +228,8 @@ def quantized_copy(block: Module, bits: int) -> tuple[Module, dict[str, np.ndarr
         form.params["latent"], form.grads["latent"] = original.params["weight"], original.grads["weight"]
         layer.set_form(form)
         layer.set_input_bits(bits)
-        own[f"{name}.input_scale".lstrip(".")] = layer.buffers["input_scale"]
-        own[f"{name}.input_signed".lstrip(".")] = layer.buffers["input_signed"]
-    return clone, own
-
-
-def shared_copy(module: Module) -> Module:
-    """A copy of ``module`` sharing its arrays (its own forward and backward caches)."""
-    clone = module_from_config(module_to_config(module))
-    _share_arrays(clone, module)
-    return clone
+        convs.append((name, layer))
+    return clone, convs
 
 
 class FractionalBlock(Module):
@@ -284,14 +282,14 @@ class FractionalBlock(Module):
         were replaced, e.g. by a float64 copy for a gradient check); the copies' input ranges are kept."""
         self.quantized = {}
         for b in self.bits:
-            clone, own = quantized_copy(self.block, b)
-            for name, arr in own.items():
-                key = f"b{b}.{name}"
-                if key in self.buffers:  # keep the range it has (and the array a checkpoint loads into)
-                    layer_name, buffer = name.rsplit(".", 1)
-                    dict(clone.named_modules())[layer_name].buffers[buffer] = self.buffers[key]
-                else:
-                    self.buffers[key] = arr
+            clone, convs = quantized_copy(self.block, b)
+            for name, conv in convs:
+                for buffer in ("input_scale", "input_signed"):
+                    key = f"b{b}.{name}.{buffer}"
+                    if key in self.buffers:  # keep the range it has (and the array a checkpoint loads into)
+                        conv.buffers[buffer] = self.buffers[key]
+                    else:
+                        self.buffers[key] = conv.buffers[buffer]
             self.quantized[b] = clone
         self.skip_path = None if self.block.shortcut is None else shared_copy(self.block.shortcut)
 
@@ -543,6 +541,12 @@ def computation_of(counts, bits) -> float:
     return sum(float(c @ option_costs(bits)) for c in counts) / total if total else 0.0
 
 
+def choice_table(named_counts, bits) -> dict[str, dict[str, int]]:
+    """``{block name: {option: images}}`` from ``(name, counts)`` pairs (one count per option)."""
+    names = option_names(bits)
+    return {name: {opt: int(c) for opt, c in zip(names, counts, strict=True)} for name, counts in named_counts}
+
+
 def dfs_blocks(model: Model) -> list[tuple[str, FractionalBlock]]:
     """The DFS blocks of ``model`` by dotted name, in network order."""
     return [(name, m) for name, m in model.net.named_modules() if isinstance(m, FractionalBlock)]
@@ -672,12 +676,10 @@ class FractionalSkipping(TrainingMethod):
     def on_epoch_end(self, trainer):
         steps = max(self._computation[1], 1)
         record = {"phase": self.phase, "train_computation": self._computation[0] / steps}
-        names = option_names(self.bits)
         # what the blocks counted beyond the training steps is the test pass (when this epoch had one)
         test = {name: block.counts - self._seen.get(name, 0) for name, block in self.blocks}
         if self.phase == 3 and sum(int(c.sum()) for c in test.values()):
-            record["test_choices"] = {name: {opt: int(c) for opt, c in zip(names, counts, strict=True)}
-                                      for name, counts in test.items()}
+            record["test_choices"] = choice_table(test.items(), self.bits)
             record["test_computation"] = computation_of(test.values(), self.bits)
         self.last_epoch = record
         trainer.history[-1]["dfs"] = record

@@ -366,7 +366,8 @@ def from_model(model, batch: int = 1, name: str | None = None, w_bits: int = 16,
     # a gated block with recorded choices (DFS: ``recorded_options``) runs each of its layers once per option that
     # was taken, for that option's share of the images and at its bit width
     recorded = {f"{name}.": module.recorded_options() for name, module in model.net.named_modules()
-                if hasattr(module, "recorded_options") and module.recorded_options() is not None}
+                if hasattr(module, "recorded_options")}
+    recorded = {prefix: options for prefix, options in recorded.items() if options is not None}
     shapes = []
     for layer_name, layer, x_shape in tracer.calls:
         weight = layer.weight()
