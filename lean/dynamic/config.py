@@ -1,6 +1,6 @@
 """Settings of the dynamic-inference training methods, registered with ``lean.train.config`` under their names
-("dfs"), so ``lean train --dfs TARGET`` builds them and a resumed run finds them; the methods themselves are in
-``lean.dynamic.dfs``.
+("dfs", "ddi"), so ``lean train --dfs TARGET`` and ``--ddi TARGET`` build them and a resumed run finds them; the
+methods themselves are in ``lean.dynamic.dfs`` and ``lean.dynamic.ddi``.
 
 Like ``lean.train.config``, this module imports no NumPy.
 """
@@ -53,3 +53,35 @@ class DFSConfig(MethodConfig):
         from .dfs import FractionalSkipping
 
         return FractionalSkipping(self.target, self.bit_widths, self.beta, self.base_epochs, self.gate_epochs)
+
+
+@register_method
+@dataclass(frozen=True)
+class DDIConfig(MethodConfig):
+    """Dual dynamic inference (Wang et al., IEEE JSTSP 2020): per image, channel-and-layer gates on every residual
+    block or dense layer, aiming at ``target`` of the network's MACs, and early exits for budgeted inference."""
+
+    name: ClassVar[str] = "ddi"
+    target: float = option(0.5, "DDI: gate the channels of every residual block or dense layer per image (a block "
+                           "whose channels are all dropped is skipped), aiming at this share of the network's "
+                           "MACs, with early exits for `lean eval --budget`.", flag="--ddi", kind=float, minimum=0,
+                           maximum=1, min_open=True, switch=True, metavar="TARGET")
+    beta: float = option(20.0, "DDI: weight of the cost term (the executed share of MACs; see "
+                         "lean/dynamic/ddi.py).", flag="--ddi-beta", kind=float, minimum=0)
+    exits: int = option(4, "DDI: early exits before the net's own classifier, spaced by MACs (authors: 7 in "
+                        "DenseNet-121).", flag="--ddi-exits", kind=int, minimum=0, metavar="N")
+    gate_width: int = option(0, "DDI: channels of each gate's convs (authors: 64; 0: half the gated channels, at "
+                             "least 4).", flag="--ddi-gate-width", kind=int, minimum=0, metavar="N")
+    granularity: str = option("union", "DDI: how inference drops channels: union (a batch runs the channels any "
+                              "image keeps), pattern (images grouped by mask), image (one image at a time).",
+                              flag="--ddi-granularity", kind=str, metavar="HOW")
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.granularity not in ("union", "pattern", "image"):
+            raise ConfigError(f"--ddi-granularity must be union, pattern or image; got {self.granularity!r}")
+
+    def build(self):
+        from .ddi import DualDynamicInference
+
+        return DualDynamicInference(self.target, self.beta, self.exits, self.gate_width, self.granularity)

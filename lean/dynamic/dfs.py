@@ -421,7 +421,7 @@ class FractionalBlock(Module):
     def children(self) -> list[tuple[str, Module]]:
         return [("block", self.block)]
 
-    def record_counts(self) -> None:
+    def record_counts(self, model=None) -> None:
         """Keep the shares of the options counted since ``reset_counts`` as this block's record (stored in the
         checkpoint's architecture by ``lean eval --record``; the hardware models cost it)."""
         total = int(self.counts.sum())

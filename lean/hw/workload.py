@@ -347,7 +347,7 @@ def from_model(model, batch: int = 1, name: str | None = None, w_bits: int = 16,
     Workload
         conv and fc layers only (pooling and element-wise layers are not traced).
     """
-    from ..nn import Conv2d, GateController, Linear
+    from ..nn import Conv2d, Linear
 
     layers = [(layer_name, layer) for layer_name, layer in model.net.named_modules()
               if isinstance(layer, (Conv2d, Linear))]
@@ -355,7 +355,7 @@ def from_model(model, batch: int = 1, name: str | None = None, w_bits: int = 16,
     try:
         with ExitStack() as every_block:  # input-adaptive models trace every gated block (``all_run``)
             for module in model.net.modules():
-                if isinstance(module, GateController):
+                if getattr(module, "controls_gates", False):
                     every_block.enter_context(module.all_run())
             for _, layer in layers:
                 layer.add_observer(tracer)
@@ -368,6 +368,11 @@ def from_model(model, batch: int = 1, name: str | None = None, w_bits: int = 16,
     recorded = {f"{name}.": module.recorded_options() for name, module in model.net.named_modules()
                 if hasattr(module, "recorded_options")}
     recorded = {prefix: options for prefix, options in recorded.items() if options is not None}
+    # a model that recorded the share of each layer's work that ran (DDI: kept channels, halted images)
+    fractions = {}
+    for module in model.net.modules():
+        if hasattr(module, "recorded_fractions"):
+            fractions.update(module.recorded_fractions() or {})
     shapes = []
     for layer_name, layer, x_shape in tracer.calls:
         weight = layer.weight()
@@ -390,6 +395,10 @@ def from_model(model, batch: int = 1, name: str | None = None, w_bits: int = 16,
             shape = LayerShape(layer_name, "fc", batch, layer.in_features, layer.out_features, 1, 1, 1, 1,
                                w_bits=lw_bits, a_bits=la_bits, w_density=density, rebuild_adds=rebuild,
                                w_stored_bits=stored)
+        if layer_name in fractions:
+            if fractions[layer_name] > 0:  # a layer that never ran is not in the work
+                shapes.append(replace(shape, fraction=fractions[layer_name]))
+            continue
         options = next((opts for prefix, opts in recorded.items() if layer_name.startswith(prefix)), None)
         if options is None:
             shapes.append(shape)

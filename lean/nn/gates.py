@@ -61,6 +61,8 @@ class GateController(Leaf):
     pass that ran and that were offered.
     """
 
+    controls_gates = True  # ``Model`` links the net's gated blocks to it
+
     def __init__(self, hidden: int = GATE_HIDDEN, target: float = 0.5, beta: float = 1e-3, seed: int = 0):
         super().__init__()
         if not 0.0 < target <= 1.0:

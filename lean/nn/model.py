@@ -39,13 +39,12 @@ class Model:
 
     def _link_gates(self):
         """Point every gated block at the network's shared gate controller (``lean.nn.gates``; the dynamic
-        inference blocks of ``lean.dynamic`` are gated blocks too: anything with ``gated = True`` and ``link``)."""
-        from .gates import GateController
-
-        controllers = [m for m in self.net.modules() if isinstance(m, GateController)]
+        inference blocks of ``lean.dynamic`` are gated blocks too: anything with ``gated = True`` and ``link``;
+        a controller is any module with ``controls_gates = True``)."""
+        controllers = [m for m in self.net.modules() if getattr(m, "controls_gates", False)]
         gated = [m for m in self.net.modules() if getattr(m, "gated", False)]
         if gated and len(controllers) != 1:
-            raise ValueError(f"a net with gated blocks needs exactly one GateController; found {len(controllers)}")
+            raise ValueError(f"a net with gated blocks needs exactly one gate controller; found {len(controllers)}")
         for block in gated:
             block.link(controllers[0])
 

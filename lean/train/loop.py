@@ -133,6 +133,7 @@ class Trainer:
         self.schedule = Schedule(config.schedule, config.lr, config.epochs, warmup_epochs=config.warmup_epochs)
         self.optimizer = self._make_optimizer(model)
         self.history = []
+        self.batch_labels = None  # the labels of the step's batch (set before the methods' on_batch)
         self.epoch = 0          # completed epochs
         self.step_in_epoch = 0  # steps already taken in epoch self.epoch (non-zero after an interrupt)
         self.on_step, self.on_epoch = on_step, on_epoch
@@ -307,6 +308,7 @@ class Trainer:
                 x, y = ds.train_batch(idx, rng, self.mean, self.std)
                 batch_seed = int(rng.integers(2**31))
                 model.reseed(batch_seed)
+                self.batch_labels = y  # for methods whose layers have losses of their own (DDI's exits)
                 for method in self.methods:
                     method.on_batch(self, batch_seed)
                 model.zero_grad()

@@ -11,7 +11,8 @@ method in a fixed place of the loop (it never asks what a method can do):
 ``on_epoch_start``    ``(trainer)`` before the first step of an epoch
 ``skip_step``         ``(trainer, step)`` -> True to drop this step (no forward, no backward; SMD); with the
                       method's ``momentum_on_dropped`` the optimizer still steps on zero gradients
-``on_batch``          ``(trainer, seed)`` before each forward, with the step's seed for any random draws
+``on_batch``          ``(trainer, seed)`` before each forward, with the step's seed for any random draws (the
+                      batch's labels are ``trainer.batch_labels``, for layers with losses of their own: DDI)
 ``before_update``     ``(trainer)`` after backward, before the optimizer step: may add to gradients
 ``after_update``      ``(trainer)`` after the optimizer step (a method that freezes weights restores them)
 ``learning_rate``     ``(trainer, t, lr)`` -> the learning rate at ``t`` epochs, given the run schedule's ``lr``

@@ -16,7 +16,7 @@ config class; the ``lean`` command imports them all. A notebook resuming a run w
 """
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, fields, replace
 from pathlib import Path
 
@@ -300,7 +300,8 @@ class CheckpointData:
 
 
 def evaluate(path: str | Path, *, data: str | None = None,
-             on_batch: Callable[[int, int], None] | None = None, record: bool = False) -> dict:
+             on_batch: Callable[[int, int], None] | None = None, record: bool = False,
+             budgets: Sequence[float] | None = None, budget_unit: str = "fraction") -> dict:
     """Test accuracy of checkpoint ``path`` on its dataset (or on ``data``, a dataset of the same image shape).
 
     Returns ``checkpoint, data, test_accuracy, test_images, seconds, images_per_second``; ``on_batch(done,
@@ -318,6 +319,12 @@ def evaluate(path: str | Path, *, data: str | None = None,
         Store what an input-adaptive model did on this test set (DFS: each gated block's share of the images per
         option) in the checkpoint's architecture, rewritten in place; the hardware models then cost that work
         (``lean hw predict --workload`` this file). ``recorded`` in the result says whether there was any.
+        With one budget, what ran under it is recorded.
+    budgets : sequence of float or None
+        A DDI model's budgets per image (``lean.dynamic.ddi.budgeted_predict``): ``ddi_budgets`` in the result
+        has the accuracy and the MACs used at each, and ``test_accuracy`` is the last budget's.
+    budget_unit : str
+        "fraction" (of the full network's MACs) or "macs".
 
     Returns
     -------
@@ -334,6 +341,8 @@ def evaluate(path: str | Path, *, data: str | None = None,
     ckpt = load_checkpoint(path)
     model = ckpt.model()
     data = CheckpointData(ckpt, path, data, model)
+    if budgets is not None:
+        return _evaluate_budgets(ckpt, model, data, path, budgets, budget_unit, record)
     counting = [m for m in model.net.modules() if hasattr(m, "reset_counts")]  # gated blocks (lean.dynamic)
     for module in counting:
         module.reset_counts()
@@ -349,10 +358,47 @@ def evaluate(path: str | Path, *, data: str | None = None,
     if record:
         recording = [m for m in model.net.modules() if hasattr(m, "record_counts")]
         for module in recording:
-            module.record_counts()
+            module.record_counts(model)
         if recording:
             with claim_output(path, overwrite=True):
                 ckpt.architecture = model.config()
                 save_checkpoint(path, ckpt)
         result["recorded"] = bool(recording)
+    return result
+
+
+def _evaluate_budgets(ckpt, model, data, path, budgets, unit, record):
+    from ..dynamic import ddi
+
+    if not ddi.has_ddi_gates(model):
+        raise ConfigError(f"{path} has no early exits: budgets need a DDI model (lean train --ddi)")
+    if unit not in ("fraction", "macs"):
+        raise ConfigError(f"budget unit must be fraction or macs; got {unit!r}")
+    budgets = [float(b) for b in budgets]
+    if not budgets or any(not b > 0 for b in budgets):
+        raise ConfigError(f"budgets must be positive; got {', '.join(f'{b:g}' for b in budgets) or 'none'}")
+    if record and len(budgets) != 1:
+        raise ConfigError("--record stores one run: give one budget")
+    plan = ddi.HaltingPlan(model)
+    macs = [b * plan.full_macs for b in budgets] if unit == "fraction" else budgets
+    if min(macs) < plan.smallest:
+        raise ConfigError(f"a budget of {min(macs):,.0f} MACs ({min(macs) / plan.full_macs:.3f} of the full network) "
+                          f"is below the first exit's cost; the smallest budget is {plan.smallest:,.0f} MACs "
+                          f"({plan.smallest / plan.full_macs:.3f})")
+    ctrl = ddi.controller(model)
+    dataset = data.dataset
+    x = data.normalize(dataset.x_test)
+    t0 = time.perf_counter()
+    curve = ddi.evaluate_budgets(model, x, dataset.y_test, macs)
+    seconds = time.perf_counter() - t0
+    last = curve["budgets"][-1]
+    result = {"checkpoint": str(path), "data": data.name, "test_accuracy": last["accuracy"],
+              "test_images": len(dataset.y_test), "seconds": seconds,
+              "images_per_second": len(budgets) * len(dataset.y_test) / seconds, "ddi_budgets": curve}
+    if record:
+        ctrl.record_counts(model)
+        with claim_output(path, overwrite=True):
+            ckpt.architecture = model.config()
+            save_checkpoint(path, ckpt)
+        result["recorded"] = True
     return result
