@@ -79,6 +79,26 @@ def dfs_choices(choices: dict[str, dict[str, int]], path: str, title: str = "") 
     return path
 
 
+def budget_curve(curve: dict, path: str, title: str = "") -> str:
+    """DDI's accuracy-budget curve (``lean eval --budgets``): accuracy against each budget and against the MACs the
+    images used on average, as shares of the full network."""
+    plt = _pyplot()
+    rows = curve["budgets"]
+    full = curve["full_macs"]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot([r["budget"] for r in rows], [100 * r["accuracy"] for r in rows], "o-", label="against the budget")
+    ax.plot([r["macs_mean"] / full for r in rows], [100 * r["accuracy"] for r in rows], "s--",
+            label="against the MACs used (mean)")
+    ax.set_xlabel("share of the full network's MACs per image")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
 def energy_breakdown(result: dict, path: str,
                      levels: tuple[str, ...] = ("mac", "rf", "noc", "glb", "dram", "rebuild")) -> str:
     """Stacked bars of each layer's energy by memory level (a ``lean.hw.predict`` result) to ``path``."""

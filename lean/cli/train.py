@@ -91,6 +91,12 @@ def print_summary(summary):
                    f"{100 * summary['dfs_target']:.0f}% computation"
                    + ("" if reached is None else f"; the last test pass ran at {100 * reached:.1f}%")
                    + " (`lean eval` gives the choices per block)")
+    if "ddi_target" in summary:
+        reached = summary.get("ddi_computation")
+        click.echo(f"DDI: channel gates aiming at {100 * summary['ddi_target']:.0f}% of the network's MACs, "
+                   f"{summary['ddi_exits']} early exits"
+                   + ("" if reached is None else f"; the last test pass ran {100 * reached:.1f}%")
+                   + " (`lean eval --budgets 0.2,0.4,...` gives the accuracy under budgets)")
     if summary.get("psg_fallback") is not None:
         click.echo(f"PSG: {100 * summary['psg_fallback']:.1f}% of the weight-gradient entries took the accurate "
                    "gradient's sign (|prediction| below tau)")
@@ -124,18 +130,69 @@ def print_summary(summary):
 @click.argument("checkpoint", type=click.Path(dir_okay=False))
 @click.option("--data", "data_name", default=None, help="Dataset (default: the one it was trained on).")
 @click.option("--threads", type=click.IntRange(min=1), help="Threads for lean's kernels.")
-@click.option("--record", is_flag=True, help="Store what an input-adaptive model (DFS) did on the test set in the "
-              "checkpoint, for `lean hw predict --workload` to cost that work instead of the full network.")
+@click.option("--record", is_flag=True, help="Store what an input-adaptive model (DFS, DDI) did on the test set in "
+              "the checkpoint, for `lean hw predict --workload` to cost that work instead of the full network.")
+@click.option("--budget", type=float, default=None, help="DDI: MACs each image may use, a share of the full "
+              "network's; inference halts each image at the latest exit that fits.")
+@click.option("--budget-mj", type=float, default=None, help="DDI: energy each image may use (mJ), converted to MACs "
+              "with the full network's energy per MAC on --accel (lean hw predict).")
+@click.option("--budgets", default=None, help="DDI: the accuracy-budget curve at these shares, comma-separated.")
+@click.option("--accel", default="shidiannao-like", show_default=True, help="Accelerator whose energy per MAC "
+              "converts --budget-mj (lean hw accels).")
+@click.option("--plot", default=None, type=click.Path(dir_okay=False), help="DDI: draw the accuracy-budget curve "
+              "(PNG; with --budgets).")
 @common.json_option("the accuracy")
-def eval_(checkpoint, data_name, threads, record, as_json):
-    """Test accuracy of a checkpoint (and what an input-adaptive model's gates chose)."""
+def eval_(checkpoint, data_name, threads, record, budget, budget_mj, budgets, accel, plot, as_json):
+    """Test accuracy of a checkpoint (and what an input-adaptive model's gates chose, or a budget's)."""
+    from ..errors import ConfigError
     from ..train import evaluate
 
+    given = [name for name, v in (("--budget", budget), ("--budget-mj", budget_mj), ("--budgets", budgets))
+             if v is not None]
+    if len(given) > 1:
+        raise ConfigError(f"give one of {' and '.join(given)}")
+    if plot and budgets is None:
+        raise ConfigError("--plot draws the accuracy-budget curve: give --budgets too")
+    values, unit, energy = None, "fraction", None
+    if budget is not None:
+        values = [budget]
+    elif budgets is not None:
+        try:
+            values = [float(v) for v in budgets.split(",") if v.strip()]
+        except ValueError:
+            raise ConfigError(f"--budgets takes shares like 0.2,0.4,0.6; got {budgets!r}") from None
+    elif budget_mj is not None:
+        if not budget_mj > 0:
+            raise ConfigError(f"--budget-mj must be > 0; got {budget_mj:g}")
+        energy = _energy_per_mac(checkpoint, accel)
+        values, unit = [budget_mj * 1e9 / energy["pj_per_mac"]], "macs"
+    if values is not None and (not values or any(not v > 0 for v in values)):
+        raise ConfigError(f"{given[0]} must be > 0; got {budget if budget is not None else budgets}")
     common.configure(threads)
     progress = common.Progress()
-    result = evaluate(checkpoint, data=data_name, on_batch=progress.batches, record=record)
+    result = evaluate(checkpoint, data=data_name, on_batch=progress.batches, record=record, budgets=values,
+                      budget_unit=unit)
     progress.clear()
+    if energy is not None:
+        result["energy_per_mac"] = {**energy, "budget_mj": budget_mj}
+    if plot:
+        from ..plot import budget_curve
+
+        result["plot"] = budget_curve(result["ddi_budgets"], plot, f"{checkpoint}: accuracy under a MAC budget")
     common.finish(result, as_json, print_eval)
+
+
+def _energy_per_mac(checkpoint, accel):
+    """The full network's energy per MAC on ``accel`` (lean.hw's predictor and tables): converts --budget-mj."""
+    from ..errors import ConfigError
+    from ..hw import from_checkpoint, predict
+
+    prediction = predict(from_checkpoint(checkpoint), accel)  # its layers' mix of memory traffic and MACs
+    if prediction.get("energy_unit") != "pJ":
+        raise ConfigError(f"--accel {accel} counts energy in {prediction.get('energy_unit')}, not pJ: pick one "
+                          "that lean hw accels shows in pJ (e.g. shidiannao-like)")
+    total = prediction["total"]
+    return {"accel": accel, "pj_per_mac": total["energy_pj"] / total["macs"]}
 
 
 def print_eval(r):
@@ -150,6 +207,26 @@ def print_eval(r):
         for block, counts in d["choices"].items():
             total = max(sum(counts.values()), 1)
             click.echo(f"  {block:<10} " + " ".join(f"{100 * counts[n] / total:5.1f}%" for n in names))
+    if "ddi" in r:
+        d = r["ddi"]
+        click.echo(f"dual dynamic inference: {100 * d['computation']:.1f}% of the network's MACs ran (channel gates; "
+                   f"no budget: every image to the last exit; target {100 * d['target']:.0f}%)")
+    if "energy_per_mac" in r:
+        e = r["energy_per_mac"]
+        click.echo(f"{e['budget_mj']:g} mJ per image = {e['budget_mj'] * 1e9 / e['pj_per_mac']:,.0f} MACs at "
+                   f"{e['pj_per_mac']:.3g} pJ per MAC (the full network on {e['accel']}, lean hw predict)")
+    if "ddi_budgets" in r:
+        c = r["ddi_budgets"]
+        full = c["full_macs"]
+        names = list(c["budgets"][0]["exits"])
+        click.echo(f"full network {full:,.0f} MACs per image; the smallest budget {c['smallest_budget_macs']:,.0f} "
+                   f"({c['smallest_budget_macs'] / full:.3f}); exits {', '.join(names)}")
+        click.echo("  budget   accuracy   MACs used: mean    max     images per exit")
+        for row in c["budgets"]:
+            click.echo(f"  {row['budget']:6.3f}   {100 * row['accuracy']:6.2f}%   {row['macs_mean'] / full:14.3f}  "
+                       f"{row['macs_max'] / full:6.3f}     " + " ".join(str(row['exits'][n]) for n in names))
+    if "plot" in r:
+        click.echo(f"curve written to {r['plot']}")
     if "recorded" in r:
         click.echo(f"recorded in {r['checkpoint']}: `lean hw predict --workload {r['checkpoint']}` costs this work"
                    if r["recorded"] else "nothing to record: the model has no input-adaptive gates")

@@ -482,11 +482,16 @@ class ExitHead(Module):
 
     gated = True  # linked to the controller (its labels), like the gated blocks
 
-    def __init__(self, channels: int, num_classes: int):
+    def __init__(self, channels: int, num_classes: int, seed: int = 0):
         super().__init__()
-        self.channels, self.num_classes = int(channels), int(num_classes)
+        self.channels, self.num_classes, self.seed = int(channels), int(num_classes), int(seed)
         self.head = Sequential([("bn", BatchNorm(self.channels, relu=True)), ("pool", GlobalAvgPool()),
                                 ("fc", Linear(self.channels, self.num_classes))])
+        fc = self.head["fc"]  # initialized as lean.nn.init does a classifier (uniform +-1/sqrt(fan_in))
+        bound = 1.0 / np.sqrt(self.channels)
+        rng = np.random.default_rng([self.seed, 29])
+        for key in ("weight", "bias"):
+            fc.params[key][...] = rng.uniform(-bound, bound, fc.params[key].shape)
         self.controller = None
         self._dlogits = None
         self.last_loss = None
@@ -498,7 +503,7 @@ class ExitHead(Module):
         return [("head", self.head)]
 
     def config(self):
-        return {"channels": self.channels, "num_classes": self.num_classes}
+        return {"channels": self.channels, "num_classes": self.num_classes, "seed": self.seed}
 
     @classmethod
     def from_config(cls, args):
@@ -827,7 +832,7 @@ def add_ddi_gates(model: Model, *, target: float = 0.5, beta: float = 20.0, exit
             while j <= int(exits) and spent >= j * total / (int(exits) + 1):
                 j += 1
     for k, b in enumerate(marks):
-        _insert_after(net, b, f"exit{k + 1}", ExitHead(b.output_channels, model.num_classes))
+        _insert_after(net, b, f"exit{k + 1}", ExitHead(b.output_channels, model.num_classes, seed * 1000 + k))
     return Model(net, model.input_shape, model.num_classes, model.name)
 
 
