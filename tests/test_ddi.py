@@ -301,3 +301,52 @@ def test_training_moves_the_gates_and_exits_and_resumes_exactly(digits, tmp_path
     assert row["macs_max"] <= row["budget_macs"] and recorded["recorded"]
     work = from_checkpoint(out)
     assert work.macs == pytest.approx(row["macs_mean"], rel=1e-6)  # what the images used, gates and exits too
+
+
+def test_the_command_trains_budgets_records_and_refuses_bad_options(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from lean.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+
+    def run(*args):
+        return runner.invoke(main, list(args), catch_exceptions=False)
+
+    r = run("train", "--net", "resnet14", "--data", "digits", "--epochs", "2", "--batch-size", "64", "--ddi", "0.6",
+            "--ddi-exits", "2", "--out", "ddi.h5")
+    assert r.exit_code == 0, r.output
+    assert "DDI: channel gates aiming at 60% of the network's MACs, 2 early exits" in r.output
+    r = run("eval", "ddi.h5", "--budgets", "0.7,0.9,1.2", "--json")
+    assert r.exit_code == 0, r.output
+    curve = json.loads(r.output)["ddi_budgets"]
+    assert [row["budget"] for row in curve["budgets"]] == pytest.approx([0.7, 0.9, 1.2])
+    assert all(row["macs_max"] <= row["budget_macs"] for row in curve["budgets"])
+    assert all(sum(row["exits"].values()) == 450 for row in curve["budgets"])
+    r = run("eval", "ddi.h5", "--budget-mj", "0.05")
+    assert r.exit_code == 0 and "pJ per MAC (the full network on shidiannao-like" in r.output, r.output
+    r = run("eval", "ddi.h5", "--budget", "0.8", "--record")
+    assert r.exit_code == 0 and "recorded in ddi.h5" in r.output, r.output
+    r = run("hw", "predict", "--workload", "ddi.h5", "--accel", "eyeriss", "--json")
+    assert r.exit_code == 0, r.output
+    for bad, says in ((["eval", "ddi.h5", "--budget", "-1"], "--budget must be > 0"),
+                      (["eval", "ddi.h5", "--budget", "0.01"], "the smallest budget is"),
+                      (["eval", "ddi.h5", "--budgets", "0.5,x"], "--budgets takes shares"),
+                      (["eval", "ddi.h5", "--budget", "0.5", "--budgets", "0.5"], "give one of"),
+                      (["eval", "ddi.h5", "--plot", "c.png"], "give --budgets too"),
+                      (["train", "--net", "resnet8", "--data", "digits", "--ddi", "1.5", "--out", "bad.h5"], "0<x<=1"),
+                      (["train", "--net", "lenet5", "--data", "digits", "--ddi", "0.5", "--out", "bad.h5"],
+                       "lenet5 has none"),
+                      (["train", "--net", "resnet8", "--data", "digits", "--ddi", "0.5", "--ddi-granularity", "rows",
+                        "--out", "bad.h5"], "--ddi-granularity")):
+        r = run(*bad)
+        assert r.exit_code != 0 and len(r.output.strip().splitlines()) == 1 and says in r.output, (bad, r.output)
+    assert not (tmp_path / "bad.h5").exists()
+    r = run("train", "--net", "resnet8", "--data", "digits", "--epochs", "1", "--out", "plain.h5")
+    r = run("eval", "plain.h5", "--budget", "0.5")
+    assert r.exit_code != 0 and "budgets need a DDI model" in r.output
+
+    pytest.importorskip("matplotlib")  # last: the checks above run without it
+    r = run("eval", "ddi.h5", "--budgets", "0.7,1.0", "--plot", "curve.png")
+    assert r.exit_code == 0 and (tmp_path / "curve.png").stat().st_size > 0

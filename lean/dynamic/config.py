@@ -70,8 +70,8 @@ class DDIConfig(MethodConfig):
                          "lean/dynamic/ddi.py).", flag="--ddi-beta", kind=float, minimum=0)
     exits: int = option(4, "DDI: early exits before the net's own classifier, spaced by MACs (authors: 7 in "
                         "DenseNet-121).", flag="--ddi-exits", kind=int, minimum=0, metavar="N")
-    gate_width: int = option(0, "DDI: channels of each gate's convs (authors: 64; 0: half the gated channels, at "
-                             "least 4).", flag="--ddi-gate-width", kind=int, minimum=0, metavar="N")
+    gate_width: int = option(0, "DDI: channels of each gate's convs (authors: 64; 0: half the gated channels, rounded "
+                             "up to a multiple of 8).", flag="--ddi-gate-width", kind=int, minimum=0, metavar="N")
     granularity: str = option("union", "DDI: how inference drops channels: union (a batch runs the channels any "
                               "image keeps), pattern (images grouped by mask), image (one image at a time).",
                               flag="--ddi-granularity", kind=str, metavar="HOW")

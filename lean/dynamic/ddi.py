@@ -34,7 +34,8 @@ a gate decides, that the block's actual cost and the rest still fit. An image th
 stops and answers from the last exit it passed, so its MACs never exceed the budget. A budget below the worst
 case of the first exit is refused (``smallest_budget``): every image must get an answer.
 
-Departures from the authors: the gate's width defaults to half the gated channels (at least 4; the authors' 64
+Departures from the authors: the gate's width defaults to half the gated channels (rounded up to a multiple of 8,
+the vector kernels' unit; the authors' 64
 would cost more than a half-width CIFAR ResNet's block, ``--ddi-gate-width 64`` gives theirs); ``beta``'s
 default is lean's (the authors' 1e-5 belongs to their unnormalized cost; here C is a share of the network).
 """
@@ -43,13 +44,28 @@ from contextlib import contextmanager
 
 import numpy as np
 
+from .. import kernels
 from ..errors import ConfigError
 from ..nn import BatchNorm, Conv2d, GlobalAvgPool, Linear, Model, Sequential
+from ..nn.fusion import run_sequence
 from ..nn.loss import softmax_cross_entropy
 from ..nn.module import DenseLayer, Leaf, Module, Residual, module_from_config, module_to_config
 from ..train.methods import TrainingMethod
 
 GRANULARITIES = ("union", "pattern", "image")
+
+
+def default_gate_width(channels: int) -> int:
+    """Channels of a gate's convs unless given: half the gated channels, rounded up to a multiple of 8 (the
+    vector kernels' unit; narrower convs run several times slower per MAC here)."""
+    return max(8, -(-(channels // 2) // 8) * 8)
+
+
+def channel_step() -> int:
+    """Kept channels are rounded up to a multiple of this (channels scaled by zero fill the rest) so the narrowed
+    convs take lean's vector kernels, which want multiples of 8 channels (``lean.kernels.direct``,
+    ``winograd``); 1 on a machine without them (im2col + BLAS takes any count)."""
+    return 8 if kernels.direct.SIMD_WIDTH > 0 else 1
 GATE_BIAS = 1.0  # the gates start with every channel kept (p = 0.73)
 
 
@@ -119,10 +135,16 @@ class ChannelGate(Module):
 
     def forward(self, x: np.ndarray, train: bool = False) -> np.ndarray:
         """(n, h, w, in_channels) -> (n, channels) probabilities."""
-        p = _sigmoid(self.net.forward(x, train).astype(np.float64))
         if train:
-            self._p = p
-        return p
+            self._p = p = _sigmoid(self.net.forward(x, True).astype(np.float64))
+            return p
+        # evaluation: the convs fused with the batch norm, the average pool as one product (numpy's mean over
+        # two axes is several times slower here)
+        layers = [m for _, m in self.net.layers]
+        h, _ = run_sequence(layers[:3], x)
+        n, hh, ww, c = h.shape
+        pooled = np.matmul(np.full(hh * ww, 1.0 / (hh * ww), h.dtype), h.reshape(n, hh * ww, c))
+        return _sigmoid(self.net["fc"].forward(pooled).astype(np.float64))
 
     def backward(self, dp: np.ndarray) -> np.ndarray:
         """d loss / d input, given d loss / d p (n, channels)."""
@@ -357,24 +379,22 @@ class ChannelGatedBlock(Module):
         conv_b = None if self.conv_b is None else narrowed(self.conv_b, in_idx=keep)
         return conv_a, mid, conv_b
 
-    def _body_on(self, x, keep, scale):
+    def _body_on(self, x, keep, scale, residual=None):
         """The body on kept channels ``keep`` only (channel indices), each image's kept channels scaled by
-        ``scale`` ((n, len(keep)) or None for all ones). A plain dense layer returns its ``len(keep)`` new
-        channels."""
+        ``scale`` ((n, len(keep)) or None for all ones), as the evaluation forward runs layers (a conv with the
+        batch norm and ReLU after it as one, ``lean.nn.fusion``). A residual block adds ``residual`` and applies
+        its ReLU (its output); a plain dense layer returns its ``len(keep)`` new channels."""
         conv_a, mid, conv_b = self._narrow_copy(keep)
-        h = x
-        for m in self.pre:
-            h = m.forward(h)
-        h = conv_a.forward(h)
-        for m in mid:
-            h = m.forward(h)
+        h, _ = run_sequence([*self.pre, conv_a, *mid], x)
         if scale is not None:
-            h = h * scale[:, None, None, :].astype(h.dtype)
-        if conv_b is not None:
-            h = conv_b.forward(h)
-            for m in self.post:
-                h = m.forward(h)
-        return h
+            h *= scale[:, None, None, :].astype(h.dtype)
+        if conv_b is None:
+            return h
+        relu = residual is not None and self.block.relu_after
+        y, merged = run_sequence([conv_b, *self.post], h, residual, relu)
+        if residual is not None and not merged:
+            y = kernels.add_relu(y, residual) if relu else y + residual
+        return y
 
     def run(self, x: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """Evaluation: the block's output computing only the kept channels of each image (``mask`` (n, channels);
@@ -386,18 +406,18 @@ class ChannelGatedBlock(Module):
         if active.size == n and binary and np.all(mask == 1):
             return self.block.forward(x)  # every channel of every image: the block as it is
         dense = isinstance(self.block, DenseLayer)
+        granularity = self.controller.granularity if self.controller is not None else "union"
         if dense:
             new = self.conv_a.out_channels if self.conv_b is None else self._out_channels()
             y = np.zeros((*x.shape[:3], x.shape[3] + new), x.dtype)
             y[..., :x.shape[3]] = x
         else:
-            y = self._skip_output(x).astype(x.dtype, copy=True)
-            s = y.copy() if active.size else None
-            if self.block.relu_after:
-                np.maximum(y, 0, out=y)
+            s = self._skip_output(x)
+            if active.size == n and granularity == "union":  # one group of every image: its output is y
+                return self._group_output(x, mask, active, None, s)
+            y = np.maximum(s, 0) if self.block.relu_after else s.astype(x.dtype, copy=True)
         if not active.size:
             return y
-        granularity = self.controller.granularity if self.controller is not None else "union"
         if granularity == "union" or not binary:
             groups = [active]
         elif granularity == "pattern":
@@ -405,24 +425,36 @@ class ChannelGatedBlock(Module):
             groups = [active[inverse.reshape(-1) == g] for g in range(inverse.max() + 1)]
         else:
             groups = [active[i:i + 1] for i in range(active.size)]
-        c_in = x.shape[3]
         for rows in groups:
-            m = mask[rows]
-            keep = np.flatnonzero(m.max(axis=0) > 0)
-            sub = m[:, keep]
-            scale = None if np.all(sub == 1) else sub
-            xr = x if rows.size == n else np.ascontiguousarray(x[rows])
+            self._group_output(x, mask, rows, y, None if dense else s)
+        return y
+
+    def _group_output(self, x, mask, rows, y, s):
+        """Run the images ``rows`` on the channels any of them keeps (rounded up to ``channel_step``) and write
+        their outputs into ``y`` (None: return them; only when ``rows`` is every image)."""
+        m = mask[rows]
+        used = m.max(axis=0) > 0
+        keep = np.flatnonzero(used)
+        step = channel_step()
+        if len(keep) % step:  # round up to the fast kernels' multiple with channels scaled by zero
+            extra = np.flatnonzero(~used)[:step - len(keep) % step]
+            keep = np.sort(np.concatenate([keep, extra]))
+        sub = m[:, keep]
+        scale = None if np.all(sub == 1) else np.ascontiguousarray(sub)
+        every = rows.size == x.shape[0]
+        xr = x if every else np.ascontiguousarray(x[rows])
+        if s is None:  # a dense layer: its new channels
             r = self._body_on(xr, keep, scale)
-            if dense:
-                if self.conv_b is None:
-                    y[rows[:, None], :, :, c_in + keep] = np.moveaxis(r, 3, 1)
-                else:
-                    y[rows, ..., c_in:] = r
+            c_in = x.shape[3]
+            if self.conv_b is None:
+                y[rows[:, None], :, :, c_in + keep] = np.moveaxis(r, 3, 1)
             else:
-                out = r + s[rows]
-                if self.block.relu_after:
-                    np.maximum(out, 0, out=out)
-                y[rows] = out
+                y[rows, ..., c_in:] = r
+            return y
+        out = self._body_on(xr, keep, scale, residual=s if every else np.ascontiguousarray(s[rows]))
+        if y is None:
+            return out
+        y[rows] = out
         return y
 
     def _out_channels(self):
@@ -786,7 +818,7 @@ def add_ddi_gates(model: Model, *, target: float = 0.5, beta: float = 20.0, exit
     exits : int
         Early exits before the net's own classifier, >= 0.
     gate_width : int
-        Channels of each gate's convs; 0: half the block's gated channels, at least 4.
+        Channels of each gate's convs; 0: ``default_gate_width`` of the block's gated channels.
     seed : int
         Seed of the gates' initial weights.
 
@@ -807,7 +839,7 @@ def add_ddi_gates(model: Model, *, target: float = 0.5, beta: float = 20.0, exit
         for layer in block.body.modules():
             if isinstance(layer, Conv2d) and (layer.form is not None or layer.input_bits is not None):
                 raise ConfigError("DDI gates plain float convs (not compressed or quantized ones)")
-        width = int(gate_width) or max(4, conv.out_channels // 2)
+        width = int(gate_width) or default_gate_width(conv.out_channels)
         index[0] += 1
         return ChannelGatedBlock(block, conv.in_channels, width, seed=seed * 1000 + index[0])
 
