@@ -22,13 +22,14 @@ def history_curves(history: list[dict], path: str) -> str:
     """Training loss and train/test accuracy per epoch (``history`` as a checkpoint stores it) to ``path``.
 
     Epochs without a test evaluation (``--eval-every``) are left out of the test curve; epochs whose steps were
-    all dropped have no loss. A DFS run gets a third panel: its computation percentage per epoch, in training and
-    on the test set.
+    all dropped have no loss. A DFS or DDI run gets a third panel: its computation percentage per epoch (DDI: the
+    share of the network's MACs), in training and on the test set.
     """
     if not history:
         raise ConfigError("the checkpoint has no history to plot")
     plt = _pyplot()
-    dynamic = [h for h in history if h.get("dfs")]
+    key = "dfs" if any(h.get("dfs") for h in history) else "ddi"
+    dynamic = [h for h in history if h.get(key)]
     fig, axes = plt.subplots(1, 3 if dynamic else 2, figsize=(13.5 if dynamic else 9, 3.5))
     ax1, ax2 = axes[0], axes[1]
     trained = [h for h in history if h.get("train_loss") is not None]
@@ -43,13 +44,13 @@ def history_curves(history: list[dict], path: str) -> str:
     ax2.legend()
     if dynamic:
         ax3 = axes[2]
-        ax3.plot([h["epoch"] for h in dynamic], [100 * h["dfs"]["train_computation"] for h in dynamic],
+        ax3.plot([h["epoch"] for h in dynamic], [100 * h[key]["train_computation"] for h in dynamic],
                  label="train")
-        tested = [h for h in dynamic if "test_computation" in h["dfs"]]
-        ax3.plot([h["epoch"] for h in tested], [100 * h["dfs"]["test_computation"] for h in tested], "o-",
+        tested = [h for h in dynamic if "test_computation" in h[key]]
+        ax3.plot([h["epoch"] for h in tested], [100 * h[key]["test_computation"] for h in tested], "o-",
                  label="test")
         ax3.set_xlabel("epoch")
-        ax3.set_ylabel("DFS computation (%)")
+        ax3.set_ylabel("DFS computation (%)" if key == "dfs" else "DDI: share of the MACs run (%)")
         ax3.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=100)

@@ -1043,6 +1043,7 @@ class DualDynamicInference(TrainingMethod):
         self.target, self.beta, self.exits = float(target), float(beta), int(exits)
         self.gate_width, self.granularity = int(gate_width), granularity
         self.controller = None
+        self.exit_count = int(exits)
         self._sums = [0.0, 0.0, 0]  # executed share, exit losses, steps
         self.last_epoch = {}
 
@@ -1054,6 +1055,7 @@ class DualDynamicInference(TrainingMethod):
 
     def install(self, model):
         self.controller = controller(model)
+        self.exit_count = len(exit_heads(model))  # fewer than asked where the net has too few blocks
 
     def on_epoch_start(self, trainer):
         self.controller.reset_counts()
@@ -1085,7 +1087,7 @@ class DualDynamicInference(TrainingMethod):
         self.last_epoch = state.get("last_epoch", {})
 
     def summary(self):
-        out = {"ddi_target": self.target, "ddi_exits": self.exits}
+        out = {"ddi_target": self.target, "ddi_exits": self.exit_count}
         if "test_computation" in self.last_epoch:
             out["ddi_computation"] = self.last_epoch["test_computation"]
         return out
