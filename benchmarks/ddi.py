@@ -11,7 +11,10 @@ A call trains, with the same net, data and seed:
 - the plain network (`lean train ...`, E epochs): the reference (trained once per seed and schedule: a later call
   reuses its checkpoint and stored accuracy, unless --rerun-plain);
 - the DDI network from it (`lean train ... --init plain.h5 --ddi T --epochs N --lr L`): gates and exits added to
-  the trained network, then trained jointly with the authors' loss (main and exit cross-entropies, cost term).
+  the trained network, then trained jointly with the authors' loss (main and exit cross-entropies, cost term);
+- the control: the plain network trained the same N more epochs at the same lr (`--init plain.h5 --epochs N
+  --lr L`, once per seed and schedule): DDI's extra epochs alone, so the accuracy DDI is credited with is against
+  a network that had them too.
 Then, in this process, on the test set (one thread unless --threads):
 - the plain network: accuracy, MACs per image, inference time (median of 3 passes);
 - the DDI network without a budget (every image to the last exit, channels as its gates decide): accuracy, share
@@ -68,6 +71,7 @@ def run(args):
     common = ["--net", args.net, "--width", args.width, "--data", args.data, "--train-limit", args.train_limit,
               "--seed", args.seed, "--force"]
     files = {"plain": out / "plain.h5",
+             "control": out / f"plain-plus{args.ddi_epochs}ep-lr{args.ddi_lr:g}.h5",
              "ddi": out / f"ddi-{args.target:g}-{args.ddi_epochs}ep-beta{args.beta:g}-x{args.exits}.h5"}
     threads = args.threads or 1
     same_plain = {k: getattr(args, k) for k in ("net", "width", "data", "train_limit", "epochs", "seed")}
@@ -92,6 +96,10 @@ def run(args):
                                    "--init", files["plain"], "--ddi", args.target, "--ddi-beta", args.beta,
                                    "--ddi-exits", args.exits, "--lr", args.ddi_lr, "--out", files["ddi"],
                                    threads=threads)[1]
+    if not files["control"].exists():
+        trained["control"] = lean_json("train", *common, "--epochs", args.ddi_epochs, "--eval-every",
+                                       args.ddi_epochs, "--init", files["plain"], "--lr", args.ddi_lr, "--out",
+                                       files["control"], threads=threads)[1]
 
     lean.configure(threads=threads)
     dataset = load(args.data)
@@ -104,6 +112,9 @@ def run(args):
     plain_macs = float(sum(trace_macs(plain).values()))
     plain_s, logits = _median_time(lambda: plain.predict(x_plain))
     plain_accuracy = float((logits.argmax(axis=1) == y).mean())
+    control_ckpt = load_checkpoint(files["control"])
+    control_x = dataset.normalize(dataset.x_test, control_ckpt.mean, control_ckpt.std)
+    control_accuracy = float((load_model(files["control"]).predict(control_x).argmax(axis=1) == y).mean())
 
     model = load_model(files["ddi"])
     ctrl = controller(model)
@@ -148,6 +159,7 @@ def run(args):
            "date": datetime.date.today().isoformat(), "minutes": (time.time() - started) / 60,
            "machine": machine_line(), "threads": threads,
            "plain_accuracy": plain_accuracy, "plain_macs": plain_macs, "plain_s": plain_s,
+           "control_accuracy": control_accuracy,
            "full_macs": plan.full_macs, "smallest_budget_macs": plan.smallest, "exit_names": plan.exit_names,
            "exit_worst_macs": plan.most,
            "dynamic_accuracy": dynamic_accuracy, "dynamic_computation": computation, "dynamic_macs": dynamic_macs,
@@ -176,7 +188,8 @@ def summary(rows=None):
               f"plain {r['epochs']} epochs, then DDI {r['ddi_epochs']} epochs from it (target {r['target']:g}, beta "
               f"{r['beta']:g}, {len(r['exit_names']) - 1} exits, lr {r['ddi_lr']:g}); {r['threads']} thread")
         print(f"  plain network: {100 * r['plain_accuracy']:.2f}%, {r['plain_macs'] / 1e6:.2f} M MACs per image, "
-              f"{r['plain_s']:.2f} s for the test set")
+              f"{r['plain_s']:.2f} s for the test set; trained {r['ddi_epochs']} epochs more (the control): "
+              + ("-" if r.get("control_accuracy") is None else f"{100 * r['control_accuracy']:.2f}%"))
         print(f"  DDI, no budget: {100 * r['dynamic_accuracy']:.2f}%, {100 * r['dynamic_computation']:.1f}% of the "
               f"MACs run ({r['dynamic_macs'] / 1e6:.2f} M per image with the gates); the same weights with every "
               f"channel kept: {100 * r['full_accuracy']:.2f}%")
@@ -190,8 +203,10 @@ def summary(rows=None):
             print(f"  {c['budget']:7.3f} {100 * c['accuracy']:8.2f}% {c['macs_mean'] / full:10.3f} "
                   f"{c['macs_max'] / full:6.3f} {c['over_budget']:5d} {r['plain_macs'] / c['macs_mean']:7.2f}x "
                   f"{r['plain_s'] / c['seconds']:8.2f}x  " + " ".join(str(v) for v in c["exits"].values()))
-        for label, reference in (("the plain network", r["plain_accuracy"]),
-                                 ("DDI without a budget", r["dynamic_accuracy"])):
+        references = [("the plain network", r["plain_accuracy"]), ("DDI without a budget", r["dynamic_accuracy"])]
+        if r.get("control_accuracy") is not None:
+            references.insert(1, ("the control", r["control_accuracy"]))
+        for label, reference in references:
             best, saving = _at_accuracy(r, reference)
             print(f"  at the accuracy of {label} ({100 * reference:.2f}%): " + (
                 "no budget reaches it" if best is None else
