@@ -834,6 +834,8 @@ def add_ddi_gates(model: Model, *, target: float = 0.5, beta: float = 20.0, exit
     net = model.net
     if not isinstance(net, Sequential):
         raise ConfigError(f"--ddi needs a sequential net; {model.name} is not one")
+    if any(getattr(m, "controls_gates", False) or getattr(m, "gated", False) for m in net.modules()):
+        raise ConfigError("--ddi gates blocks another method already gates (--slu, --dfs): use one of them")
     index = [0]
 
     def wrap(block):
