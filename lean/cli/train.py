@@ -144,8 +144,26 @@ def print_summary(summary):
 @common.json_option("the accuracy")
 def eval_(checkpoint, data_name, threads, record, budget, budget_mj, budgets, accel, plot, as_json):
     """Test accuracy of a checkpoint (and what an input-adaptive model's gates chose, or a budget's)."""
-    from ..errors import ConfigError
     from ..train import evaluate
+
+    values, unit, energy = _budgets(checkpoint, budget, budget_mj, budgets, accel, plot)
+    common.configure(threads)
+    progress = common.Progress()
+    result = evaluate(checkpoint, data=data_name, on_batch=progress.batches, record=record, budgets=values,
+                      budget_unit=unit)
+    progress.clear()
+    if energy is not None:
+        result["energy_per_mac"] = {**energy, "budget_mj": budget_mj}
+    if plot:
+        from ..plot import budget_curve
+
+        result["plot"] = budget_curve(result["ddi_budgets"], plot, f"{checkpoint}: accuracy under a MAC budget")
+    common.finish(result, as_json, print_eval)
+
+
+def _budgets(checkpoint, budget, budget_mj, budgets, accel, plot):
+    """``lean eval``'s budget options as (budgets or None, their unit, the energy conversion or None)."""
+    from ..errors import ConfigError
 
     given = [name for name, v in (("--budget", budget), ("--budget-mj", budget_mj), ("--budgets", budgets))
              if v is not None]
@@ -168,18 +186,7 @@ def eval_(checkpoint, data_name, threads, record, budget, budget_mj, budgets, ac
         values, unit = [budget_mj * 1e9 / energy["pj_per_mac"]], "macs"
     if values is not None and (not values or any(not v > 0 for v in values)):
         raise ConfigError(f"{given[0]} must be > 0; got {budget if budget is not None else budgets}")
-    common.configure(threads)
-    progress = common.Progress()
-    result = evaluate(checkpoint, data=data_name, on_batch=progress.batches, record=record, budgets=values,
-                      budget_unit=unit)
-    progress.clear()
-    if energy is not None:
-        result["energy_per_mac"] = {**energy, "budget_mj": budget_mj}
-    if plot:
-        from ..plot import budget_curve
-
-        result["plot"] = budget_curve(result["ddi_budgets"], plot, f"{checkpoint}: accuracy under a MAC budget")
-    common.finish(result, as_json, print_eval)
+    return values, unit, energy
 
 
 def _energy_per_mac(checkpoint, accel):
