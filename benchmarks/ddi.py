@@ -15,7 +15,8 @@ A call trains, with the same net, data and seed:
 - the control: the plain network trained the same N more epochs at the same lr (`--init plain.h5 --epochs N
   --lr L`, once per seed and schedule): DDI's extra epochs alone, so the accuracy DDI is credited with is against
   a network that had them too.
-Then, in this process, on the test set (one thread unless --threads):
+Then, in this process, on the test set (one thread unless --threads; each speed-up is the median of 3 pairs of
+passes, the plain network's and the DDI one's in turn, since this machine's speed drifts between minutes):
 - the plain network: accuracy, MACs per image, inference time (median of 3 passes);
 - the DDI network without a budget (every image to the last exit, channels as its gates decide): accuracy, share
   of the network's MACs run, MACs per image with the gates' own, inference time with each way of dropping
@@ -56,6 +57,20 @@ def _median_time(fn, repeats=3):
         out = fn()
         times.append(time.perf_counter() - t0)
     return statistics.median(times), out
+
+
+def _against_plain(plain_fn, fn, repeats=3):
+    """The plain network and ``fn`` timed in turn, ``repeats`` pairs (the machine's speed drifts between
+    minutes, so each ratio compares neighbours): (median seconds of fn, median of the pairs' speed-ups, fn's
+    result)."""
+    seconds, ratios, out = [], [], None
+    for _ in range(repeats):
+        plain_s, _ = _median_time(plain_fn, 1)
+        t0 = time.perf_counter()
+        out = fn()
+        seconds.append(time.perf_counter() - t0)
+        ratios.append(plain_s / seconds[-1])
+    return statistics.median(seconds), statistics.median(ratios), out
 
 
 def run(args):
@@ -119,12 +134,12 @@ def run(args):
     model = load_model(files["ddi"])
     ctrl = controller(model)
     plan = HaltingPlan(model)
-    walls = {}
+    walls, speedups = {}, {}
     for granularity in ("union", "pattern", "image"):
         ctrl.granularity = granularity
         ctrl.reset_counts()
-        walls[granularity], logits = _median_time(lambda: model.predict(x), repeats=3 if granularity != "image"
-                                                  else 1)
+        walls[granularity], speedups[granularity], logits = _against_plain(
+            lambda: plain.predict(x_plain), lambda: model.predict(x), repeats=3 if granularity != "image" else 1)
     ctrl.granularity = "union"
     ctrl.reset_counts()
     logits = model.predict(x)
@@ -142,13 +157,15 @@ def run(args):
     curve = []
     for f in fractions:
         budget = max(float(f) * plan.full_macs, plan.smallest)
-        seconds, result = _median_time(lambda budget=budget: budgeted_predict(model, x, budget, plan=plan))
+        seconds, speedup, result = _against_plain(lambda: plain.predict(x_plain),
+                                                  lambda budget=budget: budgeted_predict(model, x, budget, plan=plan))
         exits = np.bincount(result["exit"], minlength=len(plan.exit_names))
         curve.append({"budget": budget / plan.full_macs, "budget_macs": budget,
                       "accuracy": float((result["logits"].argmax(axis=1) == y).mean()),
                       "macs_mean": float(result["macs"].mean()), "macs_max": float(result["macs"].max()),
                       "over_budget": int((result["macs"] > budget).sum()),
-                      "exits": dict(zip(plan.exit_names, exits.tolist(), strict=True)), "seconds": seconds})
+                      "exits": dict(zip(plan.exit_names, exits.tolist(), strict=True)), "seconds": seconds,
+                      "measured_speedup": speedup})
         print(f"budget {budget / plan.full_macs:.3f}: accuracy {100 * curve[-1]['accuracy']:.2f}%, MACs used "
               f"{curve[-1]['macs_mean'] / plan.full_macs:.3f} mean, {curve[-1]['macs_max'] / plan.full_macs:.3f} "
               f"max, {seconds:.2f} s", flush=True)
@@ -163,7 +180,7 @@ def run(args):
            "full_macs": plan.full_macs, "smallest_budget_macs": plan.smallest, "exit_names": plan.exit_names,
            "exit_worst_macs": plan.most,
            "dynamic_accuracy": dynamic_accuracy, "dynamic_computation": computation, "dynamic_macs": dynamic_macs,
-           "full_accuracy": full_accuracy, "dynamic_s": walls, "curve": curve,
+           "full_accuracy": full_accuracy, "dynamic_s": walls, "dynamic_speedup": speedups, "curve": curve,
            "train_wall_s": trained}
     append_result(RESULTS, row)
     print()
@@ -194,7 +211,8 @@ def summary(rows=None):
               f"MACs run ({r['dynamic_macs'] / 1e6:.2f} M per image with the gates); the same weights with every "
               f"channel kept: {100 * r['full_accuracy']:.2f}%")
         walls = r["dynamic_s"]
-        print("  inference time, no budget: " + ", ".join(f"{g} {s:.2f} s ({r['plain_s'] / s:.2f}x)"
+        speedups = r.get("dynamic_speedup") or {g: r["plain_s"] / s for g, s in walls.items()}
+        print("  inference time, no budget: " + ", ".join(f"{g} {s:.2f} s ({speedups[g]:.2f}x)"
                                                           for g, s in walls.items())
               + f"; counted {r['plain_macs'] / r['dynamic_macs']:.2f}x")
         print(f"  {'budget':>7} {'accuracy':>9} {'MACs mean':>10} {'max':>6} {'over':>5} {'counted':>8} "
@@ -202,7 +220,8 @@ def summary(rows=None):
         for c in r["curve"]:
             print(f"  {c['budget']:7.3f} {100 * c['accuracy']:8.2f}% {c['macs_mean'] / full:10.3f} "
                   f"{c['macs_max'] / full:6.3f} {c['over_budget']:5d} {r['plain_macs'] / c['macs_mean']:7.2f}x "
-                  f"{r['plain_s'] / c['seconds']:8.2f}x  " + " ".join(str(v) for v in c["exits"].values()))
+                  f"{c.get('measured_speedup', r['plain_s'] / c['seconds']):8.2f}x  "
+                  + " ".join(str(v) for v in c["exits"].values()))
         references = [("the plain network", r["plain_accuracy"]), ("DDI without a budget", r["dynamic_accuracy"])]
         if r.get("control_accuracy") is not None:
             references.insert(1, ("the control", r["control_accuracy"]))
@@ -211,7 +230,7 @@ def summary(rows=None):
             print(f"  at the accuracy of {label} ({100 * reference:.2f}%): " + (
                 "no budget reaches it" if best is None else
                 f"budget {best['budget']:.3f}, {100 * best['accuracy']:.2f}%, {saving:.2f}x fewer MACs than the "
-                f"plain network (measured {r['plain_s'] / best['seconds']:.2f}x faster)"))
+                f"plain network (measured {best.get('measured_speedup', r['plain_s'] / best['seconds']):.2f}x faster)"))
         print(f"  machine: {r['machine']}")
         print()
 
