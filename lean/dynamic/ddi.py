@@ -79,6 +79,13 @@ def _sigmoid(a):
     return 1.0 / (1.0 + np.exp(-np.clip(a, -60.0, 60.0)))
 
 
+def _mean_over_positions(h: np.ndarray) -> np.ndarray:
+    """(n, h, w, c) -> (n, c): the average pool as one batched product (numpy's mean over two axes is several
+    times slower here)."""
+    n, hh, ww, c = h.shape
+    return np.matmul(np.full(hh * ww, 1.0 / (hh * ww), h.dtype), h.reshape(n, hh * ww, c))
+
+
 def conv_macs(conv: Conv2d, h: int, w: int) -> tuple[int, int, int]:
     """Products of ``conv`` for one (h, w) input, and its output size: (macs, oh, ow)."""
     oh = (h + 2 * conv.padding - conv.kernel_size) // conv.stride + 1
@@ -144,13 +151,10 @@ class ChannelGate(Module):
         if train:
             self._p = p = _sigmoid(self.net.forward(x, True).astype(np.float64))
             return p
-        # evaluation: the convs fused with the batch norm, the average pool as one product (numpy's mean over
-        # two axes is several times slower here)
+        # evaluation: the convs fused with the batch norm, the average pool as one product
         layers = [m for _, m in self.net.layers]
         h, _ = run_sequence(layers[:3], x)
-        n, hh, ww, c = h.shape
-        pooled = np.matmul(np.full(hh * ww, 1.0 / (hh * ww), h.dtype), h.reshape(n, hh * ww, c))
-        return _sigmoid(self.net["fc"].forward(pooled).astype(np.float64))
+        return _sigmoid(self.net["fc"].forward(_mean_over_positions(h)).astype(np.float64))
 
     def backward(self, dp: np.ndarray) -> np.ndarray:
         """d loss / d input, given d loss / d p (n, channels)."""
@@ -555,7 +559,9 @@ class ExitHead(Module):
 
     def logits(self, x: np.ndarray, train: bool = False) -> np.ndarray:
         """(n, h, w, channels) -> (n, num_classes)."""
-        return self.head.forward(x, train)
+        if train:
+            return self.head.forward(x, True)
+        return self.head["fc"].forward(_mean_over_positions(self.head["bn"].forward(x)))
 
     def forward(self, x: np.ndarray, train: bool = False) -> np.ndarray:
         """``x`` unchanged; in training (with labels) the exit's loss and its gradient are kept; under the
@@ -909,11 +915,12 @@ def _insert_after(module, target, name, new) -> bool:
 class HaltingPlan:
     """The steps an image takes through a DDI model and what each costs (MACs per image), for budgeted halting.
 
-    ``steps``: (kind, module, least, most) with kind "fixed" (a layer or group outside gated blocks), "gated"
-    or "exit"; ``least`` and ``most`` bound a step's cost (a gated block: its gate and shortcut at least, every
-    channel at most). ``exits``: the step index of each exit, the net's classifier last (``len(steps) - 1``).
-    ``full_macs``: the network with every channel and no gates or exits (what budget fractions refer to).
-    ``smallest``: the worst-case cost of reaching the first exit, the smallest budget every image can keep.
+    ``steps``: (kind, module, least, most) with kind "fixed" (a list of consecutive layers outside gated
+    blocks), "gated" or "exit"; ``least`` and ``most`` bound a step's cost (a gated block: its gate and shortcut
+    at least, every channel at most). ``exits``: the step index of each exit, the net's classifier last
+    (``len(steps) - 1``). ``full_macs``: the network with every channel and no gates or exits (what budget
+    fractions refer to). ``smallest``: the worst-case cost of reaching the first exit, the smallest budget every
+    image can keep.
     """
 
     def __init__(self, model: Model):
@@ -929,9 +936,13 @@ class HaltingPlan:
                     steps.append(("gated", m, c["gate"] + c["shortcut"], c["gate"] + c["full"]))
                 elif isinstance(m, ExitHead):
                     steps.append(("exit", m, m.macs(), m.macs()))
-                else:
+                else:  # consecutive layers outside gated blocks run as one step (fused where they may)
                     cost = sum(macs.get(id(layer), 0) for layer in m.modules())
-                    steps.append(("fixed", m, cost, cost))
+                    if steps and steps[-1][0] == "fixed":
+                        _, before, least, _ = steps[-1]
+                        steps[-1] = ("fixed", [*before, m], least + cost, least + cost)
+                    else:
+                        steps.append(("fixed", [m], cost, cost))
         self.steps = steps
         self.exits = [i for i, s in enumerate(steps) if s[0] == "exit"] + [len(steps) - 1]
         self.exit_names = [name for name, _ in exit_heads(model)] + ["classifier"]
@@ -997,9 +1008,10 @@ def budgeted_predict(model: Model, x: np.ndarray, budget: float, *, plan: Haltin
             if not rows.size:
                 break
             if kind == "fixed":
-                h = module.forward(h)
+                h, _ = run_sequence(module, h)
                 used[rows] += least
-                _tally_layers(ctrl, module, rows.size)
+                for layer in module:
+                    _tally_layers(ctrl, layer, rows.size)
             elif kind == "exit":
                 logits[rows] = module.logits(h)
                 exit_of[rows] = plan.exits.index(s)
