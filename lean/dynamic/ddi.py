@@ -27,9 +27,9 @@ Where the dropped work goes (``ChannelGatedBlock.run``; ``granularity``, measure
 ``union`` runs a batch's images together on the channels any of them keeps (then multiplies by each image's
 mask), ``pattern`` groups images by identical masks and runs each group on its own channels, ``image`` runs each
 image alone. Each group's channels are rounded up to a multiple of 8 (``channel_step``: lean's vector kernels
-want it; the fill is scaled by zero). On a half-width ResNet-38 trained to half the MACs, union ran the test set
-1.5x faster than the plain network, pattern 0.65x and image 0.17x (per-image masks differ, so patterns are
-small groups): union is the default.
+want it; the fill is scaled by zero). On a half-width ResNet-38 trained to 44% of the MACs, union ran the test
+set 1.59x faster than the plain network, pattern 0.75x and image 0.17x (per-image masks differ, so patterns are
+small groups; ``benchmarks/README.md``): union is the default.
 
 Budgeted halting (``budgeted_predict``; the authors' code has the exits but no halting routine): an image walks
 the network step by step; before each step it checks that the cheapest way to its next exit (fixed layers,
