@@ -62,3 +62,19 @@ def test_layer_shape_checks():
         wl.LayerShape("x", w_density=1.5)
     with pytest.raises(HardwareModelError, match="groups"):
         wl.LayerShape("x", c=3, k=4, groups=2)
+
+
+def test_a_fully_connected_layer_reads_its_whole_input_with_its_own_weights():
+    """An fc layer on a 512 x 7 x 7 input has 512 * 49 * 1000 weights (it was costed as a 1x1 conv with 512 * 1000
+    weights repeated over 49 positions); its products are unchanged."""
+    from lean.errors import HardwareModelError
+    from lean.hw.workload import LayerShape
+
+    fc = LayerShape("fc", "fc", 2, 512, 1000, 7, 7)
+    assert (fc.c, fc.h, fc.w) == (512 * 49, 1, 1)
+    assert fc.weight_count == 512 * 49 * 1000 and fc.macs == 2 * 512 * 49 * 1000
+    assert fc.output_count == 2 * 1000
+    flat = LayerShape("fc", "fc", 2, 512 * 49, 1000)
+    assert fc == flat
+    with pytest.raises(HardwareModelError, match="no window"):
+        LayerShape("fc", "fc", 1, 512, 1000, 7, 7, 3, 3)

@@ -90,6 +90,15 @@ class LayerShape:
             v = getattr(self, f)
             if isinstance(v, bool) or not isinstance(v, numbers.Real) or not 0.0 <= v <= 1.0:
                 raise HardwareModelError(f"layer {self.name!r}: {f} must lie in [0, 1]; got {v!r}")
+        if self.kind == "fc" and (self.h, self.w) != (1, 1):
+            # a fully connected layer reads its whole input: c x h x w features, each with its own weights (not a
+            # 1x1 conv repeated over h x w positions, which would cost c x k weights for c x h x w x k products)
+            if (self.r, self.s, self.stride, self.padding, self.groups) != (1, 1, 1, 0, 1):
+                raise HardwareModelError(f"layer {self.name!r}: a fully connected layer has no window, stride, "
+                                         "padding or groups")
+            object.__setattr__(self, "c", self.c * self.h * self.w)
+            object.__setattr__(self, "h", 1)
+            object.__setattr__(self, "w", 1)
         if self.p < 1 or self.q < 1:
             raise HardwareModelError(f"layer {self.name!r}: a {self.r}x{self.s} window with stride {self.stride} "
                                      f"and padding {self.padding} does not fit a {self.h}x{self.w} input")
