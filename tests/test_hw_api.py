@@ -294,3 +294,14 @@ def test_user_errors_are_hardware_model_errors(kwargs, message):
     with pytest.raises(HardwareModelError, match=message.replace("[", r"\[")):
         lean.hw.predict(args.pop("workload"), args.pop("accel"), **args)
 
+
+
+def test_the_word_width_alone_does_not_change_a_workloads_energy():
+    """Energies are per word: widening the word scales them as the tech table does, so 16-bit operands cost the
+    same on a 32-bit-word or 8-bit-word machine (they were halved and doubled)."""
+    base = lean.hw.predict("alexnet", "eyeriss")["total"]
+    for bits in ("8", "32"):
+        other = lean.hw.predict("alexnet", "eyeriss", overrides=[f"word_bits={bits}"])["total"]
+        assert other["energy_pj"] == pytest.approx(base["energy_pj"], rel=1e-9)
+    given = lean.hw.predict("alexnet", "eyeriss", overrides=["word_bits=32", "e_dram_pj=200"])["total"]
+    assert given["energy_breakdown_pj"]["dram"] == pytest.approx(base["energy_breakdown_pj"]["dram"] / 2)

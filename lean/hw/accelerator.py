@@ -117,7 +117,9 @@ class Accelerator:
 
         Setting ``dataflow="nlr"`` without RF sizes also empties the RFs (no local reuse keeps nothing in a PE);
         changing ``tech`` without giving energies takes all five ``e_*_pj`` from the new table at ``word_bits``,
-        so they stay in ``energy_unit``. Changing ``word_bits`` alone keeps the energies as they are.
+        so they stay in ``energy_unit``. Changing ``word_bits`` without giving energies scales each ``e_*_pj`` as
+        the tech table scales it between the two widths (an energy is per word: a wider word costs more), so the
+        same workload is not silently made cheaper or dearer by the word width alone.
 
         Parameters
         ----------
@@ -138,8 +140,12 @@ class Accelerator:
         if "dataflow" in converted and converted["dataflow"] == "nlr" and "rf_weight_words" not in converted:
             converted.update(rf_weight_words=0, rf_input_words=0, rf_psum_words=0)
         new_tech = converted.get("tech", self.tech)
+        new_bits = converted.get("word_bits", self.word_bits)
         if new_tech != self.tech and not any(f in converted for f in ENERGY_FIELDS):
-            converted = {**_energies(new_tech, converted.get("word_bits", self.word_bits)), **converted}
+            converted = {**_energies(new_tech, new_bits), **converted}
+        elif new_bits != self.word_bits and not any(f in converted for f in ENERGY_FIELDS):
+            before, after = _energies(self.tech, self.word_bits), _energies(self.tech, new_bits)
+            converted = {**{f: getattr(self, f) * after[f] / before[f] for f in ENERGY_FIELDS}, **converted}
         return dataclasses.replace(self, **converted)
 
     def to_dict(self) -> dict[str, Any]:
