@@ -76,7 +76,7 @@ def _against_plain(plain_fn, fn, repeats=3):
 def run(args):
     import lean
     from lean.data import load
-    from lean.dynamic.ddi import HaltingPlan, budgeted_predict, controller, trace_macs
+    from lean.dynamic.ddi import HaltingPlan, budgeted_predict, controller, ddi_blocks, trace_macs
     from lean.nn import load_model
     from lean.nn.checkpoint import load as load_checkpoint
 
@@ -145,8 +145,7 @@ def run(args):
     logits = model.predict(x)
     dynamic_accuracy = float((logits.argmax(axis=1) == y).mean())
     computation = ctrl.computation()
-    gate_macs = sum(b.costs(*b.input_hw)["gate"] for b in (m for m in model.net.modules()
-                                                            if hasattr(m, "gate") and hasattr(m, "costs")))
+    gate_macs = sum(b.costs(*b.input_hw)["gate"] for _, b in ddi_blocks(model))
     dynamic_macs = computation * plan.full_macs + gate_macs  # MACs per image with the gates' own
     with ctrl.all_run():
         full_accuracy = float((model.predict(x).argmax(axis=1) == y).mean())

@@ -153,7 +153,7 @@ def eval_(checkpoint, data_name, threads, record, budget, budget_mj, budgets, ac
                       budget_unit=unit)
     progress.clear()
     if energy is not None:
-        result["energy_per_mac"] = {**energy, "budget_mj": budget_mj}
+        result["energy_per_mac"] = energy
     if plot:
         from ..plot import budget_curve
 
@@ -183,7 +183,8 @@ def _budgets(checkpoint, budget, budget_mj, budgets, accel, plot):
         if not budget_mj > 0:
             raise ConfigError(f"--budget-mj must be > 0; got {budget_mj:g}")
         energy = _energy_per_mac(checkpoint, accel)
-        values, unit = [budget_mj * 1e9 / energy["pj_per_mac"]], "macs"
+        energy.update(budget_mj=budget_mj, budget_macs=budget_mj * 1e9 / energy["pj_per_mac"])
+        values, unit = [energy["budget_macs"]], "macs"
     if values is not None and (not values or any(not v > 0 for v in values)):
         raise ConfigError(f"{given[0]} must be > 0; got {budget if budget is not None else budgets}")
     return values, unit, energy
@@ -220,7 +221,7 @@ def print_eval(r):
                    f"no budget: every image to the last exit; target {100 * d['target']:.0f}%)")
     if "energy_per_mac" in r:
         e = r["energy_per_mac"]
-        click.echo(f"{e['budget_mj']:g} mJ per image = {e['budget_mj'] * 1e9 / e['pj_per_mac']:,.0f} MACs at "
+        click.echo(f"{e['budget_mj']:g} mJ per image = {e['budget_macs']:,.0f} MACs at "
                    f"{e['pj_per_mac']:.3g} pJ per MAC (the full network on {e['accel']}, lean hw predict)")
     if "ddi_budgets" in r:
         c = r["ddi_budgets"]

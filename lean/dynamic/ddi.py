@@ -54,8 +54,10 @@ from .. import kernels
 from ..errors import ConfigError
 from ..nn import BatchNorm, Conv2d, GlobalAvgPool, Linear, Model, Sequential
 from ..nn.fusion import run_sequence
+from ..nn.gates import wrap_residual_blocks
 from ..nn.loss import softmax_cross_entropy
 from ..nn.module import DenseLayer, Leaf, Module, Residual, module_from_config, module_to_config
+from ..train.energy import EnergyMeter
 from ..train.methods import TrainingMethod
 
 GRANULARITIES = ("union", "pattern", "image")
@@ -72,6 +74,8 @@ def channel_step() -> int:
     convs take lean's vector kernels, which want multiples of 8 channels (``lean.kernels.direct``,
     ``winograd``); 1 on a machine without them (im2col + BLAS takes any count)."""
     return 8 if kernels.direct.SIMD_WIDTH > 0 else 1
+
+
 GATE_BIAS = 1.0  # the gates start with every channel kept (p = 0.73)
 
 
@@ -246,8 +250,8 @@ class ChannelGatedBlock(Module):
 
     Notes
     -----
-    ``last_mask`` holds the (n, channels) mask of the last forward and ``last_dmask`` the gradient the last
-    backward gave it (the straight-through quantity, for tests). ``forced`` (an (n, channels) array, or None) is
+    ``last_dmask`` holds the gradient the last backward gave the mask (the straight-through quantity, for
+    tests). ``forced`` (an (n, channels) array, or None) is
     used instead of the gate's decision; values between 0 and 1 scale channels (a gradient check's soft mask).
     """
 
@@ -264,7 +268,7 @@ class ChannelGatedBlock(Module):
         self.gate = ChannelGate(self.in_channels, self.channels, self.gate_width, self.seed)
         self.controller = None
         self.forced = None
-        self.last_mask = self.last_dmask = None
+        self.last_dmask = None
         self._cache = None
         self._costs = {}
         self.input_hw = self.output_channels = None  # of the last input (set by a forward)
@@ -342,7 +346,6 @@ class ChannelGatedBlock(Module):
         self._p_used = False
         self.input_hw = x.shape[1:3]
         mask = self.decide(x, train)
-        self.last_mask = mask
         ctrl = self.controller
         if ctrl is not None:
             ctrl.account(self, mask, x.shape[1], x.shape[2], train)
@@ -418,7 +421,7 @@ class ChannelGatedBlock(Module):
         dense = isinstance(self.block, DenseLayer)
         granularity = self.controller.granularity if self.controller is not None else "union"
         if dense:
-            new = self.conv_a.out_channels if self.conv_b is None else self._out_channels()
+            new = self._out_channels()
             y = np.zeros((*x.shape[:3], x.shape[3] + new), x.dtype)
             y[..., :x.shape[3]] = x
         else:
@@ -468,8 +471,8 @@ class ChannelGatedBlock(Module):
         return y
 
     def _out_channels(self):
-        convs = [m for m in [self.conv_b, *self.post] if isinstance(m, Conv2d)]
-        return convs[-1].out_channels
+        """Channels the body gives (a dense layer's new ones): its last conv's."""
+        return [m for m in [self.conv_a, self.conv_b, *self.post] if isinstance(m, Conv2d)][-1].out_channels
 
     # -- backward
     def backward(self, dy: np.ndarray) -> np.ndarray:
@@ -536,7 +539,6 @@ class ExitHead(Module):
             fc.params[key][...] = rng.uniform(-bound, bound, fc.params[key].shape)
         self.controller = None
         self._dlogits = None
-        self.last_loss = None
 
     def link(self, controller):
         self.controller = controller
@@ -570,9 +572,8 @@ class ExitHead(Module):
         self._dlogits = None
         if train and ctrl is not None and ctrl.labels is not None:
             logits = self.logits(x, True)
-            self.last_loss, dlogits = softmax_cross_entropy(logits, ctrl.labels)
-            ctrl.exit_losses.append(self.last_loss)
-            self._dlogits = dlogits * ctrl.exit_weight
+            loss, self._dlogits = softmax_cross_entropy(logits, ctrl.labels)
+            ctrl.exit_losses.append(loss)
         elif ctrl is not None and ctrl.mode == "full" and not train:
             self.logits(x)
         return x
@@ -624,7 +625,6 @@ class DDIController(Leaf):
         self.record = dict(record) if record else None
         self.mode = "free"
         self.labels = None
-        self.exit_weight = 1.0
         self.exit_losses = []
         self._pass = [0.0, 0.0]
         self.reset_counts()
@@ -671,20 +671,15 @@ class DDIController(Leaf):
         gate's own unless ``gate`` is False."""
         n = mask.shape[0]
         share = mask.sum(axis=1) / block.channels
-        active = float((share > 0).sum())
-        t = self.tally
         if gate:
             _tally_layers(self, block.gate, n)
-        t[id(block.conv_a)] = t.get(id(block.conv_a), 0.0) + float(share.sum())
-        if block.conv_b is not None:
-            t[id(block.conv_b)] = t.get(id(block.conv_b), 0.0) + float(share.sum())
-        for layer in block.post:
-            if isinstance(layer, Conv2d):
-                t[id(layer)] = t.get(id(layer), 0.0) + active
-        if isinstance(block.block, Residual) and block.block.shortcut is not None:
-            for layer in block.block.shortcut.modules():
-                if isinstance(layer, Conv2d):
-                    t[id(layer)] = t.get(id(layer), 0.0) + n
+        for conv in (block.conv_a, block.conv_b):  # the convs the kept channels pass
+            if conv is not None:
+                _tally_layers(self, conv, float(share.sum()))
+        for layer in block.post:  # run for every image that keeps a channel
+            _tally_layers(self, layer, float((share > 0).sum()))
+        if isinstance(block.block, Residual) and block.block.shortcut is not None:  # run for every image
+            _tally_layers(self, block.block.shortcut, n)
 
     def pass_share(self) -> float:
         """Executed share of the backbone's MACs in the current pass."""
@@ -745,7 +740,6 @@ class DDIController(Leaf):
                                    for name, b in blocks}}}
 
 
-
 # ------------------------------------------------------------------------------------------------- building
 
 def ddi_blocks(model: Model) -> list[tuple[str, ChannelGatedBlock]]:
@@ -777,11 +771,7 @@ class _MacTracer:
         self.macs = {}
 
     def on_forward(self, module, x, y, train):
-        if isinstance(module, Conv2d):
-            per = (module.in_channels // module.groups) * module.kernel_size ** 2
-            self.macs[id(module)] = int(np.prod(y.shape[1:])) * per
-        else:
-            self.macs[id(module)] = module.in_features * module.out_features
+        self.macs[id(module)] = EnergyMeter.layer_macs(module, x.shape, y.shape)
 
     def on_backward(self, module, dy, dx):
         pass
@@ -804,23 +794,6 @@ def trace_macs(model: Model) -> dict[int, int]:
         for layer in layers:
             layer.remove_observer(tracer)
     return tracer.macs
-
-
-def _wrap_blocks(module: Module, wrap) -> int:
-    """Replace every residual block and dense layer under ``module``'s ``Sequential``s by ``wrap(block)``;
-    returns how many."""
-    count = 0
-    if isinstance(module, Sequential):
-        layers = []
-        for name, layer in module.layers:
-            if isinstance(layer, (Residual, DenseLayer)) and isinstance(layer.body, Sequential) and any(
-                    isinstance(m, Conv2d) for m in layer.body.modules()):
-                layer, count = wrap(layer), count + 1
-            else:
-                count += _wrap_blocks(layer, wrap)
-            layers.append((name, layer))
-        module.layers = layers
-    return count
 
 
 def add_ddi_gates(model: Model, *, target: float = 0.5, beta: float = 20.0, exits: int = 4, gate_width: int = 0,
@@ -853,10 +826,9 @@ def add_ddi_gates(model: Model, *, target: float = 0.5, beta: float = 20.0, exit
         raise ConfigError(f"--ddi needs a sequential net; {model.name} is not one")
     if any(getattr(m, "controls_gates", False) or getattr(m, "gated", False) for m in net.modules()):
         raise ConfigError("--ddi gates blocks another method already gates (--slu, --dfs): use one of them")
-    index = [0]
+    index = [0]  # blocks wrapped so far
 
-    def wrap(block):
-        conv = next(m for m in block.body.modules() if isinstance(m, Conv2d))
+    def wrap(block, conv):
         for layer in block.body.modules():
             if isinstance(layer, Conv2d) and (layer.form is not None or layer.input_bits is not None):
                 raise ConfigError("DDI gates plain float convs (not compressed or quantized ones)")
@@ -864,17 +836,18 @@ def add_ddi_gates(model: Model, *, target: float = 0.5, beta: float = 20.0, exit
         index[0] += 1
         return ChannelGatedBlock(block, conv.in_channels, width, seed=seed * 1000 + index[0])
 
-    if not _wrap_blocks(net, wrap):
+    wrap_residual_blocks(net, wrap, kinds=(Residual, DenseLayer))
+    if not index[0]:
         raise ConfigError(f"--ddi gates residual blocks or dense layers; {model.name} has none")
     ctrl = DDIController(target, beta, granularity)
     net.layers = [("ddi", ctrl), *net.layers]
     gated = Model(net, model.input_shape, model.num_classes, model.name)
     macs = trace_macs(gated)
-    inside = {id(layer) for _, b in ddi_blocks(gated) for layer in b.modules()}
-    ctrl.fixed_macs = sum(v for k, v in macs.items() if k not in inside)
     blocks = ddi_blocks(gated)
+    inside = {id(layer) for _, b in blocks for layer in b.modules()}
+    ctrl.fixed_macs = sum(v for k, v in macs.items() if k not in inside)
     # exits after the blocks where the full network's cumulative MACs cross j / (exits + 1) of its total
-    total = ctrl.fixed_macs + sum(b.costs(*b.input_hw)["full"] for _, b in blocks)
+    total = _full_network_macs(ctrl, blocks)
     before = {id(layer) for layer in _layers_before(net, blocks[0][1])}
     spent = sum(v for k, v in macs.items() if k in before)
     marks, j = [], 1
@@ -887,6 +860,11 @@ def add_ddi_gates(model: Model, *, target: float = 0.5, beta: float = 20.0, exit
     for k, b in enumerate(marks):
         _insert_after(net, b, f"exit{k + 1}", ExitHead(b.output_channels, model.num_classes, seed * 1000 + k))
     return Model(net, model.input_shape, model.num_classes, model.name)
+
+
+def _full_network_macs(ctrl: DDIController, blocks) -> float:
+    """MACs per image of the network with every channel and no gates or exits (what budget shares refer to)."""
+    return float(ctrl.fixed_macs + sum(b.costs(*b.input_hw)["full"] for _, b in blocks))
 
 
 def _layers_before(net: Sequential, block):
@@ -954,11 +932,19 @@ class HaltingPlan:
                 nxt += 1
             self.least_to_exit[s] = sum(steps[t][2] for t in range(s, self.exits[nxt] + 1))
         self.smallest = float(sum(steps[t][3] for t in range(self.exits[0] + 1)))
-        self.full_macs = float(ctrl.fixed_macs + sum(b.costs(*b.input_hw)["full"] for _, b in ddi_blocks(model)))
+        self.full_macs = _full_network_macs(ctrl, ddi_blocks(model))
         self.most = [float(sum(steps[t][3] for t in range(e + 1))) for e in self.exits]
+
+    def check(self, budget: float) -> None:
+        """Raise ``ConfigError``, naming the smallest budget, for a budget below the first exit's worst case."""
+        if not budget >= self.smallest:
+            raise ConfigError(f"a budget of {budget:,.0f} MACs ({budget / self.full_macs:.3f} of the full network) "
+                              f"is below the first exit's cost; the smallest budget is {self.smallest:,.0f} MACs "
+                              f"({self.smallest / self.full_macs:.3f})")
 
 
 def _tally_layers(ctrl, module, n):
+    """Add ``n`` images' worth of work to every conv and linear layer of ``module`` in ``ctrl.tally``."""
     for layer in module.modules():
         if isinstance(layer, (Conv2d, Linear)):
             ctrl.tally[id(layer)] = ctrl.tally.get(id(layer), 0.0) + n
@@ -988,9 +974,7 @@ def budgeted_predict(model: Model, x: np.ndarray, budget: float, *, plan: Haltin
         ``plan.exit_names``, ``macs`` (n,) the MACs each image used (gates, heads and wasted steps included).
     """
     plan = plan or HaltingPlan(model)
-    if not budget >= plan.smallest:
-        raise ConfigError(f"a budget of {budget:,.0f} MACs is below the first exit's cost; the smallest budget is "
-                          f"{plan.smallest:,.0f} MACs ({plan.smallest / plan.full_macs:.3f} of the full network)")
+    plan.check(budget)
     ctrl = controller(model)
     ctrl.reset_counts()
     ctrl._budgeted = True
@@ -1044,11 +1028,7 @@ def evaluate_budgets(model: Model, x: np.ndarray, y: np.ndarray, budgets, *, pla
 
     Raises ``ConfigError`` (naming the smallest budget) when a budget is below the first exit's worst case."""
     plan = plan or HaltingPlan(model)
-    if min(budgets) < plan.smallest:
-        low = min(budgets)
-        raise ConfigError(f"a budget of {low:,.0f} MACs ({low / plan.full_macs:.3f} of the full network) is below "
-                          f"the first exit's cost; the smallest budget is {plan.smallest:,.0f} MACs "
-                          f"({plan.smallest / plan.full_macs:.3f})")
+    plan.check(min(budgets))  # before any work
     rows = []
     for budget in budgets:
         out = budgeted_predict(model, x, float(budget), plan=plan, batch_size=batch_size)

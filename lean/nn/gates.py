@@ -337,15 +337,16 @@ class GatedResidual(Module):
         return n * (self.hidden * self.in_channels + 8 * self.hidden * self.hidden + self.hidden)
 
 
-def wrap_residual_blocks(module: Module, wrap) -> Module:
-    """Give every residual block of ``module`` whose body has a conv to ``wrap(block, first_conv)`` and put what it
-    returns in the block's place (the block itself keeps it), through every ``Sequential``, depth first; returns
-    ``module``. How SLU's and DFS's gates are added (``lean.train.e2train``, ``lean.dynamic.dfs``)."""
+def wrap_residual_blocks(module: Module, wrap, kinds: tuple[type, ...] = (Residual,)) -> Module:
+    """Give every residual block of ``module`` (every block of one of ``kinds``: DDI adds ``DenseLayer``) whose
+    body has a conv to ``wrap(block, first_conv)`` and put what it returns in the block's place (the block itself
+    keeps it), through every ``Sequential``, depth first; returns ``module``. How SLU's, DFS's and DDI's gates are
+    added (``lean.train.e2train``, ``lean.dynamic.dfs``, ``lean.dynamic.ddi``)."""
     if isinstance(module, Sequential):
         layers = []
         for name, layer in module.layers:
             conv = next((m for m in layer.body.modules() if isinstance(m, Conv2d)), None) if isinstance(
-                layer, Residual) else None
-            layers.append((name, wrap_residual_blocks(layer if conv is None else wrap(layer, conv), wrap)))
+                layer, kinds) else None
+            layers.append((name, wrap_residual_blocks(layer if conv is None else wrap(layer, conv), wrap, kinds)))
         module.layers = layers
     return module

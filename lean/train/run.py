@@ -360,11 +360,16 @@ def evaluate(path: str | Path, *, data: str | None = None,
         for module in recording:
             module.record_counts(model)
         if recording:
-            with claim_output(path, overwrite=True):
-                ckpt.architecture = model.config()
-                save_checkpoint(path, ckpt)
+            _store_architecture(path, ckpt, model)
         result["recorded"] = bool(recording)
     return result
+
+
+def _store_architecture(path, ckpt, model):
+    """Rewrite checkpoint ``path`` in place with ``model``'s architecture (what ``--record`` keeps in it)."""
+    with claim_output(path, overwrite=True):
+        ckpt.architecture = model.config()
+        save_checkpoint(path, ckpt)
 
 
 def _evaluate_budgets(ckpt, model, data, path, budgets, unit, record):
@@ -391,8 +396,6 @@ def _evaluate_budgets(ckpt, model, data, path, budgets, unit, record):
               "images_per_second": len(budgets) * len(dataset.y_test) / seconds, "ddi_budgets": curve}
     if record:
         ctrl.record_counts(model)
-        with claim_output(path, overwrite=True):
-            ckpt.architecture = model.config()
-            save_checkpoint(path, ckpt)
+        _store_architecture(path, ckpt, model)
         result["recorded"] = True
     return result
