@@ -37,7 +37,7 @@ class OutputError(LeanError, OSError):
 
 
 class HardwareModelError(LeanError, ValueError):
-    """An unknown workload or accelerator, a parameter out of range, or a tiling or layer file that does not fit."""
+    """An unknown workload or accelerator, a parameter out of range, or a mapping or layer file that does not fit."""
 
 
 class TrainingError(LeanError, RuntimeError):

@@ -78,24 +78,36 @@ def test_checkpoint_workload_sees_real_density(tmp_path):
     assert out["workload"] == "run" and len(out["layers"]) == 5
 
 
-def test_fixed_tiling_file(tmp_path):
-    tiling = {"conv1": {"N": 1, "K": 16, "C": 1, "P": 8, "Q": 55, "order": "KCNPQ"}}
-    (tmp_path / "t.json").write_text(json.dumps(tiling))
-    r = _run("hw", "predict", "--workload", "alexnet", "--accel", "eyeriss", "--tiling", str(tmp_path / "t.json"),
-             "--json")
-    out = json.loads(r.output)
-    assert out["layers"][0]["tiling"] == {**tiling["conv1"]}
-    searched = json.loads(_run("hw", "predict", "--workload", "alexnet", "--accel", "eyeriss", "--json").output)
-    assert out["layers"][0]["energy_pj"] >= searched["layers"][0]["energy_pj"]  # the search found no worse
-    (tmp_path / "bad.json").write_text(json.dumps({"conv9": tiling["conv1"]}))
-    r = _run("hw", "predict", "--workload", "alexnet", "--accel", "eyeriss", "--tiling", str(tmp_path / "bad.json"))
-    assert r.exit_code != 0 and "conv9" in r.output
-    (tmp_path / "order.json").write_text(json.dumps({"*": {**tiling["conv1"], "order": "KKNPQ"}}))
-    r = _run("hw", "predict", "--workload", "alexnet", "--accel", "eyeriss", "--tiling", str(tmp_path / "order.json"))
-    assert r.exit_code != 0 and "permutation" in r.output
-    (tmp_path / "huge.json").write_text(json.dumps({"conv1": {**tiling["conv1"], "C": 3, "P": 55}}))
-    r = _run("hw", "predict", "--workload", "alexnet", "--accel", "eyeriss", "--tiling", str(tmp_path / "huge.json"))
-    assert r.exit_code != 0 and "the given tiling does not fit" in r.output
+def test_show_mapping_prints_a_file_that_mapping_reads_back(tmp_path):
+    base = ("hw", "predict", "--workload", "alexnet", "--accel", "eyeriss")
+    shown = _run(*base, "--show-mapping")
+    assert shown.exit_code == 0 and shown.output.startswith('["conv1"]')
+    (tmp_path / "m.toml").write_text(shown.output)
+    searched = json.loads(_run(*base, "--json").output)
+    given = json.loads(_run(*base, "--mapping", str(tmp_path / "m.toml"), "--json").output)
+    assert given["total"]["energy_pj"] == pytest.approx(searched["total"]["energy_pj"], rel=1e-12)
+    assert [x["mapping"] for x in given["layers"]] == [x["mapping"] for x in searched["layers"]]
+    assert all(x["search"]["given"] for x in given["layers"])
+    # JSON works too, and a mapping for one layer leaves the others to the search
+    (tmp_path / "m.json").write_text(json.dumps({"conv1": searched["layers"][0]["mapping"]}))
+    one = json.loads(_run(*base, "--mapping", str(tmp_path / "m.json"), "--json").output)
+    assert [x["search"]["given"] for x in one["layers"]][:2] == [True, False]
+
+
+@pytest.mark.parametrize("content,message", [
+    ('{"conv9": {}}', "mappings name layers the workload does not have: conv9"),
+    ('{"*": {"orders": {"glb": "KKN"}}}', "each at most once"),
+    ('{"conv1": {"rows": {"R": 11}, "cols": {"P": 55}}}', "unrolls 11 x 55 PEs on a 12 x 14 array"),
+    ('{"conv1": {"glb": {"K": 96, "C": 3, "P": 55, "Q": 55, "R": 11, "S": 11}}}', "global buffer tiles take"),
+    ('{"conv1": {"dram": {"K": 2}}}', "do not cover the layer"),
+    ("not json", "--mapping"),
+])
+def test_bad_mapping_files_are_one_error_line(tmp_path, content, message):
+    (tmp_path / "m.json").write_text(content)
+    r = _run("hw", "predict", "--workload", "alexnet", "--accel", "eyeriss", "--mapping", str(tmp_path / "m.json"))
+    assert r.exit_code != 0 and message in r.output and "Traceback" not in r.output
+    assert len(r.output.strip().splitlines()) == 1
+
 
 
 def test_breakdown_plot(tmp_path):

@@ -1,4 +1,5 @@
-"""The dataflow predictor: hand-computed counts, invariants, Eyeriss's measured AlexNet, speed of the search."""
+"""The loop-nest predictor and its mapper: hand-computed counts per dataflow (multicast, reduction, sliding
+windows, systolic folds), given mappings, the search against them, Eyeriss's measured AlexNet."""
 
 import dataclasses
 
@@ -7,39 +8,147 @@ import pytest
 from lean.errors import HardwareModelError
 from lean.hw import workload as wl
 from lean.hw.accelerator import BUILTIN, Accelerator, eyeriss, tpu_like
-from lean.hw.predictor import ORDERS, predict, search_tiling
+from lean.hw.mapper import search
+from lean.hw.predictor import evaluate, predict
 
 
-def _tiny_ws(**changes):
-    base = Accelerator("tiny", "ws", 2, 2, 1, 0, 0, 1 << 20, 16, 100.0, 4.0, 64.0,
+def _tiny(dataflow="ws", rf=(1, 0, 0), **changes):
+    base = Accelerator("tiny", dataflow, 2, 2, *rf, 1 << 20, 16, 100.0, 4.0, 64.0,
                        e_mac_pj=1.0, e_rf_pj=1.0, e_noc_pj=2.0, e_glb_pj=6.0, e_dram_pj=200.0)
     return dataclasses.replace(base, **changes)
 
 
+def _counts(r, level, operand):
+    return r.counts[level][operand]
+
+
 def test_pointwise_conv_on_a_2x2_weight_stationary_array_by_hand():
-    # 1x1 conv, N=1, C=2 -> K=2 on a 2x2 map: 16 MACs; the whole layer is one tile.
+    # 1x1 conv, N=1, C=2 -> K=2 on a 2x2 map: 16 MACs. C over the 2 rows, K over the 2 columns, each PE keeping
+    # its weight; the 4 output positions are the buffer's loop.
     layer = wl.LayerShape("pw", "conv", n=1, c=2, k=2, h=2, w=2, r=1, s=1)
-    full = {"N": 1, "K": 2, "C": 2, "P": 2, "Q": 2, "order": "KCNPQ"}
-    r = search_tiling(layer, _tiny_ws(), tiling=full)
+    mapping = {"rows": {"C": 2}, "cols": {"K": 2}, "glb": {"P": 2, "Q": 2}, "orders": {"glb": "PQ"}}
+    r = evaluate(layer, _tiny(), mapping)
     assert r.macs == 16
-    # weights: 4 words from DRAM once, into the GLB, read once into the PEs (stationary)
-    # inputs: 8 words from DRAM; streamed once into the array (one K fold), multicast over 2 columns
-    # outputs: 8 partial sums written once (one C fold), 8 words to DRAM
-    # RF: 3 accesses a MAC; NoC: 8 inputs x 2 columns + 4 weights + 8 partial sums = 28
+    # weights: 4 from DRAM into the buffer, 4 sent one to each PE (no multicast), read from the RF per MAC
+    assert _counts(r, "dram", "weight") == {"reads": 4, "writes": 0}
+    assert _counts(r, "glb", "weight") == {"reads": 4, "writes": 4}
+    assert _counts(r, "rf", "weight") == {"reads": 16, "writes": 4}
+    # inputs: the PEs keep none; each of the 4 steps the buffer sends the 2 channels, each multicast to 2 columns
+    assert r.counts["noc"]["input"] == {"deliveries": 16, "sends": 8, "reductions": 0}
+    assert _counts(r, "glb", "input") == {"reads": 8, "writes": 8}
+    # outputs: each step 4 partial sums leave the PEs and are summed over the 2 rows into 2 buffer updates
+    assert r.counts["noc"]["output"] == {"deliveries": 16, "sends": 8, "reductions": 8}
+    assert _counts(r, "glb", "output") == {"reads": 8, "writes": 8}   # 8 first updates; 8 reads out to DRAM
+    assert _counts(r, "dram", "output") == {"reads": 0, "writes": 8}
     assert r.energy_breakdown_pj == pytest.approx({
-        "mac": 16 * 1.0, "rf": 48 * 1.0, "noc": 28 * 2.0,
-        "glb": (16 + 8 + 16) * 6.0,   # inputs 8 in + 8 out, weights 4 in + 4 out, outputs 8 + 8
-        "dram": (8 + 4 + 8) * 200.0})
-    assert r.energy_pj == pytest.approx(4360.0)
-    assert r.dram_bytes == pytest.approx(40.0)  # 20 words of 16 bits
-    assert r.compute_cycles == pytest.approx(4)  # one fold, 4 output positions streamed
-    assert r.cycles == pytest.approx(max(4, 40 / 4.0, (16 + 8 + 16) * 2 / 64.0))  # DRAM-bound: 10 cycles
-    assert r.utilization == pytest.approx(1.0)
+        "mac": 16.0, "rf": 20.0, "noc": (4 + 16 + 16) * 2.0, "glb": (8 + 16 + 16) * 6.0, "dram": 20 * 200.0})
+    assert r.energy_pj == pytest.approx(4348.0)
+    assert r.dram_bytes == pytest.approx(40.0)                  # 20 words of 16 bits
+    assert r.compute_cycles == 4 and r.utilization == 1.0
+    assert r.cycles == pytest.approx(10.0) and r.bound == "dram"  # 40 bytes at 4 bytes a cycle
+
+
+def test_row_stationary_1d_convolutions_share_input_rows_diagonally():
+    # Eyeriss's primitive: a 2x2 filter on a 3x4 input (2x3 outputs). Filter rows R over the 2 rows, output
+    # rows P over the 2 columns, each PE sliding one filter row (S in its RF) along one input row (Q).
+    layer = wl.LayerShape("rs", "conv", n=1, c=1, k=1, h=3, w=4, r=2, s=2)
+    acc = _tiny("rs", rf=(2, 2, 1), weights_bypass_glb=True, rf_fill_stalls=True)
+    r = evaluate(layer, acc, {"rows": {"R": 2}, "cols": {"P": 2}, "rf": {"S": 2}, "glb": {"Q": 3},
+                              "orders": {"glb": "Q"}})
+    # weights: 4 from DRAM straight to the array (bypassing the buffer), each filter row multicast to the 2
+    # columns; they stay while Q slides
+    assert _counts(r, "dram", "weight") == {"reads": 4, "writes": 0}
+    assert _counts(r, "glb", "weight") == {"reads": 0, "writes": 0}
+    assert r.counts["noc"]["weight"] == {"deliveries": 8, "sends": 4, "reductions": 0}
+    assert _counts(r, "rf", "weight") == {"reads": 24, "writes": 8}
+    # inputs: each PE loads its 4-pixel input row once as the window slides (2 + 1 + 1), and input row 1 serves
+    # PE (r=1, p=0) and PE (r=0, p=1): the buffer sends the 3 distinct rows (12 pixels), the NoC delivers 16
+    assert r.counts["noc"]["input"] == {"deliveries": 16, "sends": 12, "reductions": 0}
+    assert _counts(r, "glb", "input")["reads"] == 12
+    assert _counts(r, "rf", "input") == {"reads": 24, "writes": 16}
+    # outputs: 24 MAC updates in the RFs (12 of them the first of a PE's partial sum), 12 partial sums sent up,
+    # summed over the 2 filter rows into the 6 outputs
+    assert _counts(r, "rf", "output") == {"reads": 12 + 12, "writes": 24}
+    assert r.counts["noc"]["output"] == {"deliveries": 12, "sends": 6, "reductions": 6}
+    assert _counts(r, "glb", "output") == {"reads": 6, "writes": 6}
+    assert r.compute_cycles == 6 + (8 + 16) / 4                 # 6 MACs a PE, plus its RF fills (stalls off: 6)
+    assert evaluate(layer, dataclasses.replace(acc, rf_fill_stalls=False),
+                    r.mapping).compute_cycles == 6
+
+
+def test_no_local_reuse_reads_every_weight_per_use():
+    # DianNao-like: no RFs; inputs into adder trees down the rows (C), one output per column (K)
+    layer = wl.LayerShape("fc", "fc", n=2, c=4, k=4)
+    r = evaluate(layer, _tiny("nlr", rf=(0, 0, 0)), {"rows": {"C": 2}, "cols": {"K": 2},
+                                                     "glb": {"N": 2, "C": 2, "K": 2}, "orders": {"glb": "KCN"}})
+    assert r.macs == 32
+    assert _counts(r, "glb", "weight")["reads"] == 32                       # per use, no multicast
+    assert r.counts["noc"]["input"] == {"deliveries": 32, "sends": 16, "reductions": 0}   # over 2 columns
+    assert r.counts["noc"]["output"]["reductions"] == 16                     # adder trees over 2 rows
+    assert _counts(r, "glb", "output") == {"reads": 8 + 8, "writes": 16}    # 8 read back for C's 2nd half
+    assert all(_counts(r, "rf", t) == {"reads": 0, "writes": 0} for t in ("weight", "input", "output"))
+
+
+def test_systolic_folds_cost_what_scale_sim_charges():
+    # SCALE-Sim (Samajdar et al.), WS: ceil(Sr / rows) x ceil(Sc / cols) folds of T + 2 rows + cols - 2 cycles,
+    # with Sr = C R S = 4, Sc = K = 4, T = P Q = 4 on a 2x2 array: 4 folds x 8 = 32
+    layer = wl.LayerShape("pw", "conv", n=1, c=4, k=4, h=2, w=2, r=1, s=1)
+    acc = _tiny("ws", systolic=True)
+    r = evaluate(layer, acc, {"rows": {"C": 2}, "cols": {"K": 2}, "dram": {"C": 2, "K": 2},
+                              "glb": {"P": 2, "Q": 2}, "orders": {"dram": "CK", "glb": "PQ"}})
+    assert r.compute_cycles == 4 * (4 + 2 * 2 + 2 - 2)
+    # OS: Sr = P Q = 4 over rows, Sc = K = 4 over columns, T = C = 4: 4 folds of T + rows + cols - 2
+    os_acc = _tiny("os", systolic=True)
+    r = evaluate(layer, os_acc, {"rows": {"P": 2}, "cols": {"K": 2}, "dram": {"Q": 2, "K": 2},
+                                 "glb": {"C": 4}, "orders": {"dram": "QK", "glb": "C"}})
+    assert r.compute_cycles == 4 * (4 + 2 + 2 - 2)
+    assert search(layer, os_acc, "latency").compute_cycles <= r.compute_cycles
+
+
+def test_a_searched_mapping_given_back_costs_the_same_and_the_search_is_never_worse():
+    layer = wl.LayerShape("c", "conv", n=2, c=24, k=40, h=14, w=14, r=3, s=3, padding=1)
+    acc = eyeriss()
+    best = search(layer, acc)
+    again = evaluate(layer, acc, best.mapping)
+    assert again.energy_pj == pytest.approx(best.energy_pj, rel=1e-12)
+    assert again.counts == best.counts and again.cycles == best.cycles
+    assert best.search["evaluated"] > 1 and best.search["space"] >= best.search["evaluated"] // 18
+    # hand-written mappings (a plain RS one, and DRAM-heavy variants of it) cost at least as much
+    plain = {"rows": {"R": 3}, "cols": {"P": 14}, "rf": {"S": 3, "K": 8}, "glb": {"Q": 14, "N": 2},
+             "orders": {"glb": "NQ"}}
+    variants = (plain, {**plain, "dram": {"K": 5, "C": 24}},
+                {**plain, "glb": {"Q": 14}, "dram": {"N": 2, "K": 5, "C": 24}})
+    for given in variants:
+        for objective, key in (("energy", "energy_pj"), ("latency", "cycles")):
+            found = getattr(search(layer, acc, objective), key)
+            assert found <= getattr(evaluate(layer, acc, given), key) * (1 + 1e-12)
+
+
+def test_given_mappings_are_checked():
+    layer = wl.LayerShape("c", "conv", n=1, c=8, k=8, h=6, w=6, r=3, s=3)
+    acc = eyeriss()
+    with pytest.raises(HardwareModelError, match="do not cover the layer .K covers 4 of 8"):
+        evaluate(layer, acc, {"dram": {"K": 4, "C": 8, "P": 4, "Q": 4, "R": 3, "S": 3}})
+    with pytest.raises(HardwareModelError, match="unknown dimensions"):
+        evaluate(layer, acc, {"glb": {"X": 2}})
+    with pytest.raises(HardwareModelError, match="each at most once"):
+        evaluate(layer, acc, {"orders": {"glb": "KK"}})
+    with pytest.raises(HardwareModelError, match="must be a positive integer"):
+        evaluate(layer, acc, {"glb": {"K": "many"}})
+    with pytest.raises(HardwareModelError, match="unrolls 16 x 1 PEs on a 12 x 14 array"):
+        evaluate(layer, acc, {"rows": {"K": 8, "C": 2}})
+    with pytest.raises(HardwareModelError, match="its weight RF tile is 576 words, the RF holds 224"):
+        evaluate(layer, acc, {"rf": {"K": 8, "C": 8, "R": 3, "S": 3}})
+    with pytest.raises(HardwareModelError, match="weights bypass the global buffer"):
+        evaluate(layer, acc.with_overrides(dataflow="nlr"), {})
+    with pytest.raises(HardwareModelError, match="weights bypass the global buffer"):
+        search(layer, acc.with_overrides(dataflow="nlr"))
 
 
 def test_macs_do_not_depend_on_the_dataflow():
     workload = wl.load("resnet20", batch=2)
-    totals = {df: predict(workload, BUILTIN["eyeriss"]().with_overrides(dataflow=df)).total["macs"]
+    totals = {df: predict(workload, BUILTIN["eyeriss"]().with_overrides(dataflow=df, weights_bypass_glb=False)
+                          ).total["macs"]
               for df in ("rs", "ws", "os", "is", "nlr")}
     assert set(totals.values()) == {workload.macs}
 
@@ -58,7 +167,7 @@ def test_energy_and_latency_are_monotone_in_dram_cost_and_bandwidth(accel):
 
 def test_a_layer_that_fits_on_chip_reads_each_weight_from_dram_once():
     layer = wl.LayerShape("c", "conv", n=1, c=64, k=64, h=16, w=16, r=3, s=3, padding=1)
-    r = search_tiling(layer, tpu_like())
+    r = search(layer, tpu_like())
     weight_bytes = layer.weight_count * layer.w_bits / 8
     input_bytes = layer.input_count * layer.a_bits / 8
     output_bytes = layer.output_count * layer.a_bits / 8
@@ -83,10 +192,10 @@ def test_eyeriss_alexnet_conv_layers_at_batch_4():
 def test_zero_gating_and_compression_use_the_workload_densities():
     layer = wl.LayerShape("c", "conv", n=1, c=32, k=32, h=8, w=8, r=3, s=3, padding=1, a_density=0.4)
     acc = eyeriss()
-    dense = search_tiling(dataclasses.replace(layer, a_density=1.0), acc)
-    sparse = search_tiling(layer, acc)
+    dense = search(dataclasses.replace(layer, a_density=1.0), acc)
+    sparse = search(layer, acc)
     assert sparse.energy_breakdown_pj["mac"] == pytest.approx(0.4 * dense.energy_breakdown_pj["mac"])
-    compressed = search_tiling(layer, acc.with_overrides(dram_compression="true"))
+    compressed = search(layer, acc.with_overrides(dram_compression="true"))
     assert compressed.dram_bytes < sparse.dram_bytes
 
 
@@ -98,19 +207,18 @@ def test_bad_inputs():
     with pytest.raises(HardwareModelError, match="is not a valid int"):
         eyeriss().with_overrides(array_rows="many")
     with pytest.raises(HardwareModelError, match="unknown objective"):
-        search_tiling(wl.LayerShape("x"), eyeriss(), objective="area")
+        search(wl.LayerShape("x"), eyeriss(), objective="area")
     big = wl.LayerShape("big", "fc", n=1, c=4096, k=4096)
-    with pytest.raises(HardwareModelError, match="no tiling fits"):
-        search_tiling(big, tpu_like().with_overrides(glb_bytes="4"))
-    assert len(ORDERS) == len(set(ORDERS))
+    with pytest.raises(HardwareModelError, match="no mapping fits"):
+        search(big, tpu_like().with_overrides(glb_bytes="4"))
 
 
 def test_a_layer_run_for_a_share_of_the_images_costs_that_share():
-    """An input-adaptive model's recorded layers (``fraction``): the same tiling, every count times the share."""
+    """An input-adaptive model's recorded layers (``fraction``): the same mapping, every count times the share."""
     layer = wl.LayerShape("c", "conv", 1, 16, 32, 8, 8, 3, 3, padding=1)
     whole = predict(wl.Workload("w", (layer,)), eyeriss())
     part = predict(wl.Workload("w", (dataclasses.replace(layer, fraction=0.25),)), eyeriss())
-    assert part.layers[0].tiling == whole.layers[0].tiling
+    assert part.layers[0].mapping == whole.layers[0].mapping
     assert part.total["energy_pj"] == pytest.approx(0.25 * whole.total["energy_pj"])
     assert part.total["latency_ms"] == pytest.approx(0.25 * whole.total["latency_ms"])
     assert part.total["dram_bytes"] == pytest.approx(0.25 * whole.total["dram_bytes"])

@@ -22,16 +22,22 @@ def hw():
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override an accelerator parameter.")
 @click.option("--objective", default="energy", show_default=True, type=click.Choice(["energy", "latency", "edp"]))
 @common.json_option("the per-layer and total prediction")
-@click.option("--tiling", "tiling_file", default=None, type=click.Path(dir_okay=False),
-              help='JSON of fixed tilings by layer name ("*" for all): {"conv1": {"N": 1, "K": 16, "C": 3, '
-                   '"P": 55, "Q": 55, "order": "KCNPQ"}}; other layers are searched.')
+@click.option("--mapping", "mapping_file", default=None, type=click.Path(dir_okay=False),
+              help="TOML or JSON of given mappings by layer name (\"*\" for all), as --show-mapping prints them; "
+                   "other layers are searched.")
+@click.option("--show-mapping", is_flag=True, help="Print the mappings used, as a file --mapping reads back.")
 @click.option("--plot", default=None, type=click.Path(dir_okay=False), help="Energy breakdown per layer (PNG).")
-def predict(workload_spec, accel, dataflow, batch, sets, objective, tiling_file, as_json, plot):
+def predict(workload_spec, accel, dataflow, batch, sets, objective, mapping_file, show_mapping, as_json, plot):
     """Per-layer and total energy, latency and DRAM traffic of a workload on an accelerator."""
     from ..hw import predict as run_predict
 
     result = run_predict(workload_spec, accel, dataflow=dataflow, batch=batch, overrides=list(sets),
-                         objective=objective, tilings=tiling_file)
+                         objective=objective, mappings=mapping_file)
+    if show_mapping and not as_json:
+        from ..hw.mapping import dumps
+
+        click.echo(dumps({layer["name"]: layer["mapping"] for layer in result["layers"]}), nl=False)
+        return
     if plot:
         from ..plot import energy_breakdown
 
@@ -52,14 +58,14 @@ def print_prediction(r, objective):
     batch = r["batch"]
     click.echo(f"{r['workload']} on {acc['name']} ({acc['dataflow']}, {acc['array_rows']}x{acc['array_cols']} PEs, "
                f"{acc['glb_bytes'] // 1024} kB buffer, {acc['word_bits']}-bit, {acc['clock_mhz']:g} MHz), batch "
-               f"{batch}, tiling chosen for {objective}")
-    click.echo(f"{'layer':<24} {'MMACs':>9} {'util':>5} {'cycles':>12} {'ms':>9} {'energy ' + label:>14} "
+               f"{batch}, mappings chosen for {objective}")
+    click.echo(f"{'layer':<24} {'MMACs':>9} {'util':>5} {'cycles':>12} {'bound':>7} {'ms':>9} {'energy ' + label:>14} "
                + " ".join(f"{lv:>7}" for lv in LEVELS) + f" {'DRAM kB':>9}")
     for layer in layers:
         e = layer["energy_pj"]
         shares = [layer["energy_breakdown_pj"].get(lv, 0.0) / e * 100 if e else 0 for lv in LEVELS]
         click.echo(f"{layer['name'][:24]:<24} {layer['macs'] / 1e6:>9.2f} {layer['utilization']:>5.2f} "
-                   f"{layer['cycles']:>12,.0f} {layer['latency_ms']:>9.3f} {e / scale:>14.2f} "
+                   f"{layer['cycles']:>12,.0f} {layer['bound']:>7} {layer['latency_ms']:>9.3f} {e / scale:>14.2f} "
                    + " ".join(f"{v:>6.1f}%" for v in shares) + f" {layer['dram_bytes'] / 1e3:>9.1f}")
     frames = 1e3 / t["latency_ms"] * batch if t["latency_ms"] else 0
     power = f"{t['average_power_mw']:.1f} mW average, " if r.get("energy_unit", "pJ") == "pJ" else ""
@@ -67,7 +73,11 @@ def print_prediction(r, objective):
                f"energy {t['energy_pj'] / scale:,.2f} {label}, {power}{t['dram_bytes'] / 1e6:.2f} MB DRAM")
     click.echo("energy by level: " + ", ".join(f"{k} {v / t['energy_pj'] * 100:.1f}%"
                                               for k, v in t["energy_breakdown_pj"].items()))
-    click.echo("memory energy by data: " + ", ".join(f"{k} {v / t['energy_pj'] * 100:.1f}%"
+    searched = sum(layer["search"].get("evaluated", 0) for layer in layers)
+    click.echo(f"mapper: {searched:,} mappings costed" + (" (the space was pruned; see lean.hw.mapper)"
+                                                         if any(layer["search"].get("pruned") for layer in layers)
+                                                         else ""))
+    click.echo("energy by data (RF, NoC, buffer, DRAM): " + ", ".join(f"{k} {v / t['energy_pj'] * 100:.1f}%"
                                                     for k, v in t["energy_by_data_pj"].items()))
     if r.get("energy_unit", "pJ") != "pJ":
         click.echo(f"(energies in Eyeriss-normalized units: 1 = one 16-bit MAC at e_mac_pj = {acc['e_mac_pj']:g}; "

@@ -13,14 +13,15 @@ from . import accelerator, predictor, tech
 from . import workload as _workload
 from .accelerator import Accelerator, parse_overrides
 from .accelerator import catalog as accelerator_catalog
-from .predictor import OBJECTIVES, load_tilings
+from .mapping import load_mappings
+from .predictor import OBJECTIVES
 from .workload import BUILTIN, LayerShape, Workload, from_checkpoint, from_file, from_model, load
 from .workload import catalog as workload_catalog
 
 
 def predict(workload: str | Path | Workload, accel: str | Path | Accelerator, *, dataflow: str | None = None,
             batch: int | None = None, overrides: Iterable[str] | Mapping[str, Any] | None = None,
-            objective: str = "energy", tilings: str | Path | Mapping[str, Any] | None = None) -> dict[str, Any]:
+            objective: str = "energy", mappings: str | Path | Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Per-layer and total energy, latency and DRAM traffic of a workload on an accelerator (``lean hw predict``).
 
     Parameters
@@ -37,9 +38,10 @@ def predict(workload: str | Path | Workload, accel: str | Path | Accelerator, *,
     overrides : iterable of str, or mapping, optional
         Accelerator parameters to change: ``["array_rows=24"]`` (as ``--set``) or ``{"array_rows": 24}``.
     objective : str
-        What the tiling search minimizes: ``"energy"``, ``"latency"`` or ``"edp"``.
-    tilings : str, Path or mapping, optional
-        Fixed tilings by layer name, or a JSON file of them (``lean.hw.predictor.load_tilings``).
+        What the mapping search minimizes: ``"energy"``, ``"latency"`` or ``"edp"``.
+    mappings : str, Path or mapping, optional
+        Given mappings by layer name (``"*"`` for every layer not named), or a TOML/JSON file of them
+        (``lean.hw.mapping``); other layers are searched.
 
     Returns
     -------
@@ -54,7 +56,7 @@ def predict(workload: str | Path | Workload, accel: str | Path | Accelerator, *,
         values["dataflow"] = dataflow
     if values:
         acc = acc.with_overrides(**values)
-    fixed = load_tilings(tilings) if tilings is not None else None
+    fixed = load_mappings(mappings) if mappings is not None else None
     result = predictor.predict(wl, acc, objective, fixed).to_dict()
     result["accelerator_parameters"] = acc.to_dict()
     result["batch"] = wl.layers[0].n if wl.layers else 1
@@ -62,5 +64,5 @@ def predict(workload: str | Path | Workload, accel: str | Path | Accelerator, *,
 
 
 __all__ = ["BUILTIN", "OBJECTIVES", "Accelerator", "LayerShape", "Workload", "accelerator", "accelerator_catalog",
-           "from_checkpoint", "from_file", "from_model", "load", "load_tilings", "parse_overrides", "predict",
+           "from_checkpoint", "from_file", "from_model", "load", "load_mappings", "parse_overrides", "predict",
            "predictor", "tech", "workload_catalog"]

@@ -46,7 +46,7 @@ UNITS = {
     "rf_input_words": "words", "rf_psum_words": "words", "glb_bytes": "bytes", "word_bits": "bits",
     "clock_mhz": "MHz", "dram_bytes_per_cycle": "bytes/cycle", "glb_bytes_per_cycle": "bytes/cycle",
     "weights_bypass_glb": None, "systolic": None, "zero_gating": None, "zero_skipping": None,
-    "dram_compression": None, "rlc_overhead": "fraction of the dense size",
+    "dram_compression": None, "rlc_overhead": "fraction of the dense size", "rf_fill_stalls": None,
 }
 
 
@@ -82,6 +82,7 @@ class Accelerator:
     zero_skipping: bool = False
     dram_compression: bool = False
     rlc_overhead: float = 0.1  # extra fraction of the dense size spent on run-length codes
+    rf_fill_stalls: bool = False  # a PE stops computing while its register file is filled (not double-buffered)
     tech: str = "eyeriss-normalized"
 
     def __post_init__(self):

@@ -1,37 +1,43 @@
-"""A dataflow-aware analytical predictor of energy and latency (after DNN-Chip Predictor, Zhao et al., ICASSP 2020).
+"""A loop-nest predictor of energy, latency and traffic (after DNN-Chip Predictor, Zhao et al., ICASSP 2020, and
+the nest analysis of Timeloop, Parashar et al., ISPASS 2019).
 
-For each layer (per group; a conv's dims are N, K, C, P, Q, R, S) the model is a three-level loop nest:
+A layer's seven loops (N, K, C, P, Q, R, S) are tiled by a ``lean.hw.mapping.Mapping`` over the storage levels
+DRAM -> global buffer (GLB) -> [array: rows x cols of PEs] -> register file (RF) -> MAC. ``analyze`` counts, for
+every level and every operand (weights, inputs, outputs):
 
-1. **DRAM loops** over tiles of (N, K, C, P, Q) that fit the global buffer (GLB), in a loop order. A tensor's
-   tile is fetched again each time a loop at or outside its innermost *relevant* loop advances (inputs: N, C,
-   P, Q; weights: K, C; outputs: N, K, P, Q). Outputs fetched more than once spill partial sums (a read back
-   and a write each time). ``_dram_counts``.
-2. **Array passes** inside one GLB tile, set by the dataflow: which dims are unrolled over the rows and columns
-   of the PE array, which operand stays in the PE (the *stationary* one is read from the GLB once per tile; the
-   others are re-read on every pass that uses them), and how many passes ("folds") the tile needs.
-   ``_ARRAY_MODELS``: rs (Eyeriss), ws (systolic, TPU), os (ShiDianNao), is, nlr (DianNao).
-3. **PE level**: register-file accesses per MAC (4 for rs: input, weight, partial sum read and write; 3 for
-   ws/os/is: the stationary operand, the passing operand, the partial sum; none for nlr).
+- **Fills and reads.** A level's tile of an operand is the operand's footprint over the loops at and below that
+  level (an input's footprint is its sliding window: ``(P - 1) * stride + R`` rows). Walking the temporal loops
+  above a level from the innermost out, loops that do not index the operand leave its tile in place (stationary
+  reuse); the first loop that does is *absorbed* into the footprint (the level keeps what the next step shares,
+  so a window sliding along P loads only its new rows), and every loop outside it refetches (``_walk``). The
+  fills of the child are the reads of its parent; a level an operand bypasses is skipped.
+- **Multicast and spatial reduction.** Over the array, PEs whose spatial coordinates do not index an operand
+  hold the same data: the parent reads the union of their tiles once and the network delivers it to each
+  (``noc`` deliveries / parent reads = the multicast factor). Outputs unrolled over a reduction dimension (C, R
+  or S) are summed on the way up (``reductions``): the parent sees one update per union element.
+- **Partial sums.** An output level's writes are the updates arriving from below; each update after an
+  output's first is a read-modify-write (the partial sum is read back down first). The MAC reads its operands
+  from the innermost level that holds them once per use, and updates the output there once per MAC.
+- **Energy** = accesses x per-word energies (``Accelerator.e_*_pj``, scaled by the operand's bits over
+  ``word_bits``) + MACs x MAC energy + network deliveries x ``e_noc_pj``.
+- **Latency.** Compute cycles are the product of the temporal factors (padding and unused PEs show as lost
+  utilization); a systolic array adds its fill and drain once per change of the stationary tile (as SCALE-Sim
+  counts them); an RF whose fills stall the PE (``rf_fill_stalls``, Eyeriss) adds the fills. DRAM and GLB
+  transfers overlap compute (double buffering) and bound it when slower: the layer takes the largest of the
+  three, and ``bound`` says which.
 
-Energy = counts x per-access energies (``Accelerator.e_*_pj``) + MACs x MAC energy, returned per level and per
-data type. Latency = the largest of compute cycles (with spatial utilization, systolic fill and drain, RF
-reload stalls for rs), DRAM cycles (bytes / bandwidth) and GLB cycles: the slowest bounds.
+Sparsity, first order (the formats come with the issue that follows): zero gating scales MAC and RF energy by the
+densities, zero skipping scales compute cycles, and ``dram_compression`` (Eyeriss's run-length coding of maps)
+scales activation DRAM traffic by the non-zero share plus ``rlc_overhead``.
 
-The GLB tiling and the DRAM loop order are searched (``search_tiling``): every combination of tile sizes
-from a candidate set per dim (powers of two and the full size) that fits the buffer, under each of a set of
-loop orders, evaluated at once with NumPy; the best under the objective (energy, latency or EDP) is kept.
-
-Pooling layers are not costed (no MACs; their data movement is small next to the convs around them).
-
-Energies are in the accelerator's ``energy_unit`` (pJ, or multiples of a 16-bit MAC under ``eyeriss-normalized``),
-although the result fields end in ``_pj``; ``Prediction.to_dict()`` says which under ``"energy_unit"``.
+The search over mappings is ``lean.hw.mapper``; ``predict`` runs it per distinct layer shape, or evaluates the
+mappings it is given. Energies are in the accelerator's ``energy_unit`` (pJ, or multiples of a 16-bit MAC under
+``eyeriss-normalized``), although the result fields end in ``_pj``; ``Prediction.to_dict()`` says which.
 """
 
-import json
-import numbers
-from collections.abc import Mapping
+import math
+from collections.abc import Mapping as AbcMapping
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -39,12 +45,11 @@ import numpy as np
 from ..errors import HardwareModelError
 from . import tech
 from .accelerator import Accelerator
+from .mapping import DIMS, PLACES, TEMPORAL, Mapping, from_dict, layer_dims
 from .workload import LayerShape, Workload
 
-DIMS = ("N", "K", "C", "P", "Q")
-RELEVANT = {"input": ("N", "C", "P", "Q"), "weight": ("K", "C"), "output": ("N", "K", "P", "Q")}
-# Loop orders tried at the DRAM level, outermost first (weight-, output- and input-stationary families).
-ORDERS = ("KCNPQ", "CKNPQ", "NKPQC", "NPQKC", "NCPQK", "NPQCK", "KNPQC", "CNPQK")
+OPERANDS = ("weight", "input", "output")
+RELEVANT = {"weight": frozenset("KCRS"), "input": frozenset("NCPQRS"), "output": frozenset("NKPQ")}
 OBJECTIVES = ("energy", "latency", "edp")
 _H = tech.table("horowitz45")
 # one rebuild shift-and-add against one MAC at the same width (Horowitz, ISSCC 2014: 8-bit add / (mult + add))
@@ -53,7 +58,14 @@ REBUILD_ADD_PER_MAC = _H["add_8b"].value / (_H["mult_8b"].value + _H["add_8b"].v
 
 @dataclass(frozen=True)
 class LayerResult:
-    """One layer's cost on one accelerator under its chosen tiling (energies in the accelerator's unit)."""
+    """One layer's cost on one accelerator under its mapping (energies in the accelerator's unit).
+
+    ``counts[level][operand]`` holds ``reads`` and ``writes`` (words) for ``dram``, ``glb`` and ``rf``, and
+    ``counts["noc"][operand]`` the words the array network ``delivers`` (to every destination), ``sends`` (distinct
+    words off the buffer) and, for outputs, ``reductions`` (partial sums added on the way up). ``bound`` is the
+    level whose time sets ``cycles``: ``compute``, ``dram`` or ``glb``. ``search`` says how many mappings were
+    evaluated and how large the constrained space was.
+    """
 
     name: str
     macs: int
@@ -62,18 +74,24 @@ class LayerResult:
     dram_cycles: float
     latency_ms: float
     energy_pj: float
-    energy_breakdown_pj: dict        # by level: mac, rf, noc, glb, dram
-    energy_by_data_pj: dict          # by data type: input, weight, output (memory levels only)
+    energy_breakdown_pj: dict        # by level: mac, rf, noc, glb, dram (and rebuild)
+    energy_by_data_pj: dict          # by operand: input, weight, output (rf, noc, glb, dram)
     dram_bytes: float
     utilization: float
-    tiling: dict = field(default_factory=dict)
+    mapping: dict = field(default_factory=dict)
+    counts: dict = field(default_factory=dict)
+    bound: str = "compute"
+    glb_cycles: float = 0.0
+    search: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """Every field by name (JSON-able)."""
         return {"name": self.name, "macs": self.macs, "cycles": self.cycles, "compute_cycles": self.compute_cycles,
-                "dram_cycles": self.dram_cycles, "latency_ms": self.latency_ms, "energy_pj": self.energy_pj,
+                "dram_cycles": self.dram_cycles, "glb_cycles": self.glb_cycles, "bound": self.bound,
+                "latency_ms": self.latency_ms, "energy_pj": self.energy_pj,
                 "energy_breakdown_pj": self.energy_breakdown_pj, "energy_by_data_pj": self.energy_by_data_pj,
-                "dram_bytes": self.dram_bytes, "utilization": self.utilization, "tiling": self.tiling}
+                "dram_bytes": self.dram_bytes, "utilization": self.utilization, "mapping": self.mapping,
+                "counts": self.counts, "search": self.search}
 
 
 @dataclass(frozen=True)
@@ -111,246 +129,84 @@ class Prediction:
                 "energy_unit": self.energy_unit}
 
 
-# ------------------------------------------------------------------------------------------ array level
+# ------------------------------------------------------------------------------------------ nest analysis
 
-def _ceil(a, b):
-    return -(-a // b)
-
-
-def _array_ws(t, acc, R, S, st):
-    """Weight stationary: C over rows, K over columns; inputs stream through, partial sums flow down."""
-    fc, fk = _ceil(t["C"], acc.array_rows), _ceil(t["K"], acc.array_cols)
-    npq = t["N"] * t["P"] * t["Q"]
-    fill = (acc.array_rows + acc.array_cols) if acc.systolic else 0
-    outputs = t["K"] * npq
-    psum_w = outputs * fc * R * S
-    return {
-        "cycles": fc * fk * R * S * (npq + fill),
-        "util": (t["C"] / (fc * acc.array_rows)) * (t["K"] / (fk * acc.array_cols)),
-        "weight": t["K"] * t["C"] * R * S,
-        "input": fk * R * S * t["N"] * t["C"] * t["P"] * t["Q"],
-        "psum_write": psum_w, "psum_read": psum_w - outputs,
-        "noc": fk * R * S * t["N"] * t["C"] * t["P"] * t["Q"] * np.minimum(t["K"], acc.array_cols)
-        + t["K"] * t["C"] * R * S + psum_w,
-        "rf_per_mac": 3,
-    }
+STATIONARY = {"ws": "weight", "os": "output", "is": "input"}   # on a systolic array (SCALE-Sim's meaning)
+SYSTOLIC_FILL = {"os": (1, 1), "ws": (2, 1), "is": (2, 1)}     # fill + drain per fold: a x rows + b x cols - 2
 
 
-def _array_os(t, acc, R, S, st):
-    """Output stationary: P over rows, Q over columns; weights broadcast, inputs shift between neighbours."""
-    fp, fq = _ceil(t["P"], acc.array_rows), _ceil(t["Q"], acc.array_cols)
-    rows_used, cols_used = np.minimum(t["P"], acc.array_rows), np.minimum(t["Q"], acc.array_cols)
-    window = ((rows_used - 1) * st + R) * ((cols_used - 1) * st + S)
-    folds = fp * fq * t["N"] * t["K"]
-    fill = (acc.array_rows + acc.array_cols) if acc.systolic else 0
-    outputs = t["K"] * t["N"] * t["P"] * t["Q"]
-    weight = t["K"] * t["C"] * R * S * fp * fq * t["N"]
-    return {
-        "cycles": folds * (t["C"] * R * S + fill),
-        "util": (t["P"] / (fp * acc.array_rows)) * (t["Q"] / (fq * acc.array_cols)),
-        "weight": weight,
-        "input": folds * t["C"] * window,
-        "psum_write": outputs, "psum_read": outputs * 0,
-        "noc": weight * rows_used * cols_used + folds * t["C"] * window,
-        "rf_per_mac": 3,
-    }
+def rf_words(acc: Accelerator) -> dict[str, int]:
+    """Words of each operand a PE's register file holds (0: the operand passes it by). On a systolic array only
+    the dataflow's stationary operand stays in a PE (at least one word); the others move on to the neighbour."""
+    words = {"weight": acc.rf_weight_words, "input": acc.rf_input_words, "output": acc.rf_psum_words}
+    if acc.systolic and acc.dataflow in STATIONARY:
+        kept = STATIONARY[acc.dataflow]
+        return {t: max(1, words[t]) if t == kept else 0 for t in OPERANDS}
+    return words
 
 
-def _array_is(t, acc, R, S, st):
-    """Input stationary: C over rows, input columns over columns; weights broadcast, partial sums leave."""
-    wt = (t["Q"] - 1) * st + S
-    ht = (t["P"] - 1) * st + R
-    fc, fw = _ceil(t["C"], acc.array_rows), _ceil(wt, acc.array_cols)
-    macs = t["N"] * t["K"] * t["C"] * t["P"] * t["Q"] * R * S
-    util = (t["C"] / (fc * acc.array_rows)) * (wt / (fw * acc.array_cols))
-    outputs = t["K"] * t["N"] * t["P"] * t["Q"]
-    psum_w = np.maximum(macs // np.minimum(t["C"], acc.array_rows), outputs)
-    weight = t["K"] * t["C"] * R * S * t["N"] * ht * fw
-    fill = fc * fw * (acc.array_rows + acc.array_cols) if acc.systolic else 0
-    return {
-        "cycles": macs / (acc.pes * util) + fill,
-        "util": util,
-        "weight": weight,
-        "input": t["N"] * t["C"] * ht * wt,
-        "psum_write": psum_w, "psum_read": psum_w - outputs,
-        "noc": t["N"] * t["C"] * ht * wt + weight * np.minimum(wt, acc.array_cols) + psum_w,
-        "rf_per_mac": 3,
-    }
-
-
-def _array_rs(t, acc, R, S, st):
-    """Row stationary (Eyeriss): filter rows over array rows (replicated in sets over K), output rows over columns.
-
-    Each PE runs a 1-D convolution of one filter row over one input row, keeping ``k_rf`` filters x ``c_rf``
-    channels of that row in its scratchpads; a PE reloads them (not overlapped with compute) once per pass, and
-    the tile's images all pass through while a set of filter rows stays.
-    """
-    fr = _ceil(R, acc.array_rows)
-    r_fold = _ceil(R, fr)
-    sets = max(1, acc.array_rows // r_fold)
-    c_rf = np.maximum(1, np.minimum(t["C"], max(1, acc.rf_input_words // S)))
-    k_rf = np.maximum(1, np.minimum(np.minimum(t["K"], max(1, acc.rf_psum_words)),
-                                    np.maximum(1, acc.rf_weight_words // (c_rf * S))))
-    k_groups = _ceil(t["K"], k_rf)
-    sets_used = np.minimum(sets, k_groups)
-    fk = _ceil(k_groups, sets_used)
-    fc = _ceil(t["C"], c_rf)
-    fp = _ceil(t["P"], acc.array_cols)
-    cols_used = t["P"] / fp
-    macs = t["N"] * t["K"] * t["C"] * t["P"] * t["Q"] * R * S
-    active = sets_used * r_fold * cols_used
-    # the images of a tile share the filter rows held in a PE (Eyeriss's "n"): filters reload once per pass,
-    # input rows once per image and pass
-    passes = fp * fk * fc * fr
-    reload = passes * (k_rf * c_rf * S + t["N"] * c_rf * S)
-    outputs = t["K"] * t["N"] * t["P"] * t["Q"]
-    psum_w = outputs * fc * fr
-    ht = (t["P"] - 1) * st + R
-    wt = (t["Q"] - 1) * st + S
-    weight = t["K"] * t["C"] * R * S * fp
-    inputs = fk * t["N"] * t["C"] * (ht + (fp - 1) * max(R - st, 0)) * wt
-    return {
-        "cycles": macs / active + reload,
-        "util": active / acc.pes,
-        "weight": weight,
-        "input": inputs,
-        "psum_write": psum_w, "psum_read": psum_w - outputs,
-        "noc": weight * cols_used + inputs * r_fold + psum_w * r_fold,
-        "rf_per_mac": 4,
-    }
-
-
-def _array_nlr(t, acc, R, S, st):
-    """No local reuse (DianNao): C over rows into adder trees, K over columns; every weight read per use."""
-    fc, fk = _ceil(t["C"], acc.array_rows), _ceil(t["K"], acc.array_cols)
-    npq = t["N"] * t["P"] * t["Q"]
-    macs = t["K"] * t["C"] * R * S * npq
-    outputs = t["K"] * npq
-    psum_w = outputs * fc * R * S
-    inputs = fk * R * S * t["N"] * t["C"] * t["P"] * t["Q"]
-    return {
-        "cycles": fc * fk * R * S * npq,
-        "util": (t["C"] / (fc * acc.array_rows)) * (t["K"] / (fk * acc.array_cols)),
-        "weight": macs,
-        "input": inputs,
-        "psum_write": psum_w, "psum_read": psum_w - outputs,
-        "noc": inputs * np.minimum(t["K"], acc.array_cols) + macs,
-        "rf_per_mac": 0,
-    }
-
-
-_ARRAY_MODELS = {"ws": _array_ws, "os": _array_os, "is": _array_is, "rs": _array_rs, "nlr": _array_nlr}
-
-
-# ----------------------------------------------------------------------------------------- DRAM level
-
-def _candidates(size):
-    """Tile sizes tried for a dim of ``size``: powers of two below it and the full size."""
-    values = {size}
-    v = 1
-    while v < size:
-        values.add(v)
-        v *= 2
-    return sorted(values)
-
-
-def _fetches(trips, order, tensor):
-    """How many times a tensor's tile is fetched: product of trip counts out to its innermost relevant loop."""
-    relevant = RELEVANT[tensor]
-    last = max(i for i, d in enumerate(order) if d in relevant)
-    out = 1
-    for d in order[:last + 1]:
-        out = out * trips[d]
+def holders(acc: Accelerator) -> dict[str, tuple]:
+    """The storage levels that keep each operand, outermost first (a level of capacity 0 is bypassed)."""
+    rf = rf_words(acc)
+    out = {}
+    for t in OPERANDS:
+        levels = ["dram"]
+        if not (t == "weight" and acc.weights_bypass_glb):
+            levels.append("glb")
+        if rf[t] > 0:
+            levels.append("rf")
+        out[t] = tuple(levels)
     return out
 
 
-def _layer_dims(layer):
-    if layer.kind == "fc":
-        return {"N": layer.n, "K": layer.k, "C": layer.c, "P": 1, "Q": 1}, 1, 1, 1, 1
-    return ({"N": layer.n, "K": layer.k // layer.groups, "C": layer.c_per_group, "P": layer.p, "Q": layer.q},
-            layer.r, layer.s, layer.stride, layer.groups)
+def check(acc: Accelerator) -> None:
+    """Refuse an accelerator the nest cannot run: weights that skip the global buffer must stay in the PEs."""
+    if acc.weights_bypass_glb and rf_words(acc)["weight"] == 0:
+        raise HardwareModelError(
+            f"{acc.name}: weights bypass the global buffer (weights_bypass_glb) but its {acc.dataflow} PEs keep no "
+            "weights, so every use would read DRAM; set weights_bypass_glb=false or give the PEs rf_weight_words")
 
 
-def _evaluate(layer, acc, tiles, order):
-    """Counts, energy and latency for arrays of candidate tilings (dicts of int arrays) under one loop order."""
-    dims, R, S, st, groups = _layer_dims(layer)
-    trips = {d: _ceil(dims[d], tiles[d]) for d in DIMS}
-    n_tiles = trips["N"] * trips["K"] * trips["C"] * trips["P"] * trips["Q"]
-    arr = _ARRAY_MODELS[acc.dataflow](tiles, acc, R, S, st)
-    macs = layer.macs // groups
-
-    # an input tile's window, less the zero padding a full-size window would include
-    ht = np.minimum((tiles["P"] - 1) * st + R, layer.h if layer.kind == "conv" else 1)
-    wt = np.minimum((tiles["Q"] - 1) * st + S, layer.w if layer.kind == "conv" else 1)
-    in_tile = tiles["N"] * tiles["C"] * ht * wt
-    w_tile = tiles["K"] * tiles["C"] * R * S
-    out_tile = tiles["K"] * tiles["N"] * tiles["P"] * tiles["Q"]
-    f_in = _fetches(trips, order, "input")
-    f_out = _fetches(trips, order, "output")
-    distinct_out = trips["N"] * trips["K"] * trips["P"] * trips["Q"]
-    a_scale = layer.a_bits / acc.word_bits
-    w_scale = layer.w_bits / acc.word_bits  # the weights the PEs multiply by
-    w_stored = layer.stored_bits_per_weight  # the weights in DRAM and the buffer (a compressed form's bits)
-    ws_scale = w_stored / acc.word_bits
-    a_dram = min(1.0, layer.a_density + acc.rlc_overhead) if acc.dram_compression else 1.0
-
-    dram_in = in_tile * f_in * a_dram
-    dram_out = out_tile * (2 * f_out - distinct_out) * a_dram
-    if acc.weights_bypass_glb:
-        dram_w = arr["weight"] * n_tiles
-        glb_w = 0
-    else:
-        dram_w = w_tile * _fetches(trips, order, "weight")
-        glb_w = arr["weight"] * n_tiles + dram_w
-    dram_words_a = dram_in + dram_out
-    dram_bytes = (dram_words_a * layer.a_bits + dram_w * w_stored) / 8.0
-
-    glb_in = arr["input"] * n_tiles + dram_in
-    glb_out = (arr["psum_write"] + arr["psum_read"]) * n_tiles + dram_out
-    gate = layer.w_density * layer.a_density if acc.zero_gating else 1.0
-    rf = macs * arr["rf_per_mac"] * gate
-    noc = arr["noc"] * n_tiles
-
-    e_mac = macs * acc.e_mac_pj * gate * w_scale * a_scale
-    # a compressed layer's weights rebuilt by shift-and-add before use (SmartExchange's rebuild engine, between
-    # the buffer and the PEs): once for every delivery of the weights to the array; an add costs
-    # REBUILD_ADD_PER_MAC of a MAC at the same width (Horowitz: 8-bit add / 8-bit mult + add)
-    deliveries = arr["weight"] * n_tiles / max(layer.weight_count // groups, 1)
-    e_rebuild = layer.rebuild_adds / groups * deliveries * acc.e_mac_pj * REBUILD_ADD_PER_MAC * w_scale
-    e_rf = rf * acc.e_rf_pj * a_scale
-    e_noc = noc * acc.e_noc_pj * a_scale
-    e_glb_in, e_glb_w, e_glb_out = (glb_in * acc.e_glb_pj * a_scale, glb_w * acc.e_glb_pj * ws_scale,
-                                    glb_out * acc.e_glb_pj * a_scale)
-    e_dram_in, e_dram_w, e_dram_out = (dram_in * acc.e_dram_pj * a_scale, dram_w * acc.e_dram_pj * ws_scale,
-                                       dram_out * acc.e_dram_pj * a_scale)
-    energy = e_mac + e_rebuild + e_rf + e_noc + e_glb_in + e_glb_w + e_glb_out + e_dram_in + e_dram_w + e_dram_out
-
-    compute = arr["cycles"] * n_tiles
-    if acc.zero_skipping:
-        compute = compute * layer.w_density * layer.a_density
-    dram_cycles = dram_bytes / acc.dram_bytes_per_cycle
-    glb_bytes = (glb_in * layer.a_bits + glb_w * w_stored + glb_out * layer.a_bits) / 8.0
-    glb_cycles = glb_bytes / acc.glb_bytes_per_cycle
-    cycles = np.maximum(np.maximum(compute, dram_cycles), glb_cycles)
-
-    glb_words_needed = in_tile * (layer.a_bits / 8.0) + out_tile * (layer.a_bits / 8.0)
-    if not acc.weights_bypass_glb:
-        glb_words_needed = glb_words_needed + w_tile * (w_stored / 8.0)
-    fits = glb_words_needed <= acc.glb_bytes
-    return {
-        "fits": fits, "cycles": cycles * groups, "compute": compute * groups, "dram_cycles": dram_cycles * groups,
-        "energy": energy * groups, "dram_bytes": dram_bytes * groups, "util": arr["util"] * np.ones_like(cycles),
-        "breakdown": {"mac": e_mac, "rf": e_rf, "noc": e_noc, "glb": e_glb_in + e_glb_w + e_glb_out,
-                      "dram": e_dram_in + e_dram_w + e_dram_out,
-                      **({"rebuild": e_rebuild} if layer.rebuild_adds else {})},
-        "by_data": {"input": e_glb_in + e_dram_in, "weight": e_glb_w + e_dram_w, "output": e_glb_out + e_dram_out},
-        "groups": groups,
-    }
+def footprint(t, ext, stride, h_in=None, w_in=None):
+    """Words of operand ``t`` touched by loops of extents ``ext`` (an input's window is clipped to the map)."""
+    if t == "weight":
+        return ext["K"] * ext["C"] * ext["R"] * ext["S"]
+    if t == "output":
+        return ext["N"] * ext["K"] * ext["P"] * ext["Q"]
+    rows = (ext["P"] - 1) * stride + ext["R"]
+    cols = (ext["Q"] - 1) * stride + ext["S"]
+    if h_in is not None:
+        rows, cols = np.minimum(rows, h_in), np.minimum(cols, w_in)
+    return ext["N"] * ext["C"] * rows * cols
 
 
-def search_tiling(layer: LayerShape, acc: Accelerator, objective: str = "energy",
-                  tiling: Mapping[str, Any] | None = None) -> LayerResult:
-    """Best GLB tiling and DRAM loop order for ``layer`` on ``acc``.
+def _walk(t, loops, ext, stride, hw, reuse=True):
+    """Words of ``t`` moved into a tile of extents ``ext`` over the temporal ``loops`` above it (innermost first).
+
+    Loops not indexing ``t`` inside its innermost indexing loop keep the tile (stationary); that innermost loop is
+    absorbed into the footprint (a sliding window loads only its new part); every loop outside it refetches.
+    ``reuse=False`` (operands read by the MAC straight from a level) refetches on every iteration.
+    """
+    ext = dict(ext)
+    if not reuse:
+        trips = 1
+        for _, f in loops:
+            trips = trips * f
+        return trips * footprint(t, ext, stride, *hw)
+    relevant = RELEVANT[t]
+    absorbed = np.zeros(np.shape(next(iter(ext.values()))), dtype=bool)
+    changes = 1
+    for d, f in loops:
+        changes = changes * np.where(absorbed, f, 1)
+        if d in relevant:
+            newly = ~absorbed & (f > 1)
+            ext[d] = np.where(newly, ext[d] * f, ext[d])
+            absorbed = absorbed | newly
+    return changes * footprint(t, ext, stride, *hw)
+
+
+def analyze(layer: LayerShape, acc: Accelerator, factors: dict, orders: dict) -> dict[str, Any]:
+    """Counts, energy and cycles of ``layer`` (one group) under candidate mappings, vectorized over them.
 
     Parameters
     ----------
@@ -358,72 +214,223 @@ def search_tiling(layer: LayerShape, acc: Accelerator, objective: str = "energy"
         A conv or fc layer.
     acc : Accelerator
         The accelerator.
-    objective : str
-        ``"energy"``, ``"latency"`` or ``"edp"`` (energy x cycles).
-    tiling : mapping, optional
-        Tile sizes for N, K, C, P, Q and an ``order`` (default ``ORDERS[0]``): fixes the choice instead of
-        searching. Sizes are clipped to the layer's dims.
+    factors : dict
+        ``factors[place][dim]``: int arrays of one shape (one entry per candidate), for every place in
+        ``mapping.PLACES`` and dim in ``mapping.DIMS``.
+    orders : dict
+        A loop order per temporal level (``mapping.TEMPORAL``), shared by all candidates.
+
+    Returns
+    -------
+    dict
+        Arrays per candidate: ``energy``, ``cycles``, ``compute``, ``dram_cycles``, ``glb_cycles``,
+        ``dram_bytes``, ``util``, ``fits``, ``breakdown`` (by level), ``by_data`` (by operand), ``counts``.
+    """
+    st = layer.stride
+    hw_in = (layer.h, layer.w) if layer.kind == "conv" else (1, 1)
+    one = np.ones_like(factors["rf"]["N"])
+    F = factors
+    # cumulative extents: what a level's tile spans (its own loops and everything below it)
+    ext_rf = {d: F["rf"][d] * one for d in DIMS}
+    spatial = {d: F["rows"][d] * F["cols"][d] for d in DIMS}
+    ext_union = {d: ext_rf[d] * spatial[d] for d in DIMS}            # the array's tiles together
+    ext_glb = {d: ext_union[d] * F["glb"][d] for d in DIMS}
+    ext_dram = {d: ext_glb[d] * F["dram"][d] for d in DIMS}
+    ones = {d: one for d in DIMS}
+    pes_used = math.prod(spatial[d] for d in DIMS)
+    temporal = {lv: [(d, F[lv][d]) for d in reversed(orders[lv])] for lv in TEMPORAL}  # innermost first
+    above = {"dram": [], "glb": temporal["dram"], "rf": temporal["glb"] + temporal["dram"],
+             "mac": temporal["rf"] + temporal["glb"] + temporal["dram"]}
+    tile = {"dram": ext_dram, "glb": ext_glb, "rf": ext_rf, "mac": ones}
+    below_array = {"dram": False, "glb": False, "rf": True, "mac": True}
+    reduction_spread = math.prod(spatial[d] for d in "CRS")          # PEs adding into one output
+    distinct_out = math.prod(ext_dram[d] for d in "NKPQ")
+    hold = holders(acc)
+
+    counts = {lv: {t: {"reads": 0.0, "writes": 0.0} for t in OPERANDS} for lv in ("dram", "glb", "rf")}
+    noc = {t: {"deliveries": 0.0, "sends": 0.0, "reductions": 0.0} for t in OPERANDS}
+    for t in OPERANDS:
+        chain = list(hold[t]) + ["mac"]
+        for parent, child in zip(chain, chain[1:], strict=False):
+            crosses = below_array[child] and not below_array[parent]
+            reuse = child != "mac"
+            per_instance = _walk(t, above[child], tile[child], st, hw_in, reuse)
+            instances = pes_used if below_array[child] else one
+            union_tile = ({d: tile[child][d] * spatial[d] for d in DIMS} if crosses else tile[child])
+            union = _walk(t, above[child], union_tile, st, hw_in, reuse)
+            to_parent = union * (pes_used if below_array[parent] else 1)   # words the parent level sees
+            arriving = per_instance * instances                                # words the child level sees
+            if t != "output":
+                counts[parent][t]["reads"] += to_parent
+                if child != "mac":
+                    counts[child][t]["writes"] += arriving
+                if crosses:
+                    noc[t]["deliveries"] += arriving
+                    noc[t]["sends"] += to_parent
+                continue
+            # outputs: partial sums go up as updates; all but an output's first update at a level read it back
+            first_parent = distinct_out * (reduction_spread if below_array[parent] else 1)
+            counts[parent][t]["writes"] += to_parent
+            counts[parent][t]["reads"] += to_parent - first_parent
+            if child != "mac":
+                # drained partial sums leave the child; the ones read back come down to it (one PE per output
+                # when a reduction spreads it over several: the others start again from zero)
+                counts[child][t]["reads"] += arriving
+                counts[child][t]["writes"] += to_parent - first_parent
+            if crosses:
+                noc[t]["deliveries"] += arriving + (to_parent - first_parent)    # up, and partial sums back down
+                noc[t]["sends"] += to_parent
+                noc[t]["reductions"] += arriving - to_parent
+    # the top level's final outputs leave the chip once more for the next layer: they are its writes (counted)
+
+    bits = {"weight": layer.w_bits, "input": layer.a_bits, "output": layer.a_bits}
+    stored = {"weight": layer.stored_bits_per_weight, "input": layer.a_bits, "output": layer.a_bits}
+    a_dram = min(1.0, layer.a_density + acc.rlc_overhead) if acc.dram_compression else 1.0
+    macs = layer.macs // layer.groups
+    gate = layer.w_density * layer.a_density if acc.zero_gating else 1.0
+
+    unit = {"rf": acc.e_rf_pj, "glb": acc.e_glb_pj, "dram": acc.e_dram_pj}
+    breakdown = {"mac": macs * acc.e_mac_pj * gate * (layer.w_bits / acc.word_bits) * (layer.a_bits / acc.word_bits)}
+    by_data = {t: 0.0 for t in OPERANDS}
+    for lv in ("rf", "noc", "glb", "dram"):
+        breakdown[lv] = 0.0
+    dram_bytes = 0.0
+    glb_bytes = 0.0
+    for t in OPERANDS:
+        for lv in ("rf", "glb", "dram"):
+            words = counts[lv][t]["reads"] + counts[lv][t]["writes"]
+            width = bits[t] if lv == "rf" else stored[t]
+            scale = a_dram if (lv == "dram" and t != "weight") else 1.0
+            e = words * unit[lv] * (width / acc.word_bits) * scale * (gate if lv == "rf" else 1.0)
+            breakdown[lv] = breakdown[lv] + e
+            by_data[t] = by_data[t] + e
+            if lv == "dram":
+                dram_bytes = dram_bytes + words * width * scale / 8.0
+            elif lv == "glb":
+                glb_bytes = glb_bytes + words * width / 8.0
+        e_noc = noc[t]["deliveries"] * acc.e_noc_pj * (bits[t] / acc.word_bits)
+        breakdown["noc"] = breakdown["noc"] + e_noc
+        by_data[t] = by_data[t] + e_noc
+    if layer.rebuild_adds:
+        # a compressed layer's weights are rebuilt by shift-and-add on their way to the array (SmartExchange's
+        # rebuild engine), once per delivery of the whole weight set; an add costs REBUILD_ADD_PER_MAC of a MAC
+        deliveries = noc["weight"]["sends"] / max(layer.weight_count // layer.groups, 1)
+        breakdown["rebuild"] = (layer.rebuild_adds / layer.groups * deliveries * acc.e_mac_pj * REBUILD_ADD_PER_MAC
+                                * (layer.w_bits / acc.word_bits))
+    energy = sum(breakdown.values())
+
+    # ------------------------------------------------------------------ cycles
+    steps = math.prod(F[lv][d] for lv in TEMPORAL for d in DIMS)
+    compute = steps * one
+    if acc.systolic and acc.dataflow in STATIONARY:
+        # the array fills and drains once per change of the stationary tile held in the PEs (a SCALE-Sim fold,
+        # charged at the full array as SCALE-Sim charges it)
+        kept = STATIONARY[acc.dataflow]
+        folds = _walk(kept, above["rf"], ext_rf, st, hw_in) / footprint(kept, ext_rf, st, *hw_in)
+        a, b = SYSTOLIC_FILL[acc.dataflow]
+        compute = compute + folds * (a * acc.array_rows + b * acc.array_cols - 2)
+    if acc.rf_fill_stalls:
+        compute = compute + sum(counts["rf"][t]["writes"] for t in ("weight", "input")) / pes_used
+    if acc.zero_skipping:
+        compute = compute * layer.w_density * layer.a_density
+    dram_cycles = dram_bytes / acc.dram_bytes_per_cycle
+    glb_cycles = glb_bytes / acc.glb_bytes_per_cycle
+    cycles = np.maximum(np.maximum(compute, dram_cycles), glb_cycles)
+
+    # ------------------------------------------------------------------ capacity
+    rf_cap = rf_words(acc)
+    fits = (pes_used <= acc.pes) & (math.prod(F["rows"][d] for d in DIMS) <= acc.array_rows) \
+        & (math.prod(F["cols"][d] for d in DIMS) <= acc.array_cols)
+    glb_need = 0.0
+    for t in OPERANDS:
+        if "rf" in hold[t]:
+            fits = fits & (footprint(t, ext_rf, st, *hw_in) <= rf_cap[t])
+        if "glb" in hold[t]:
+            glb_need = glb_need + footprint(t, ext_glb, st, *hw_in) * stored[t] / 8.0
+    fits = fits & (glb_need <= acc.glb_bytes)
+    return {"energy": energy * one, "cycles": cycles, "compute": compute, "dram_cycles": dram_cycles * one,
+            "glb_cycles": glb_cycles * one, "dram_bytes": dram_bytes * one, "util": macs / (steps * acc.pes) * one,
+            "fits": fits, "breakdown": breakdown, "by_data": by_data,
+            "counts": {**counts, "noc": noc}}
+
+
+def _mapping_arrays(m: Mapping) -> dict:
+    return {place: {d: np.array([m.factors[place][d]], dtype=np.int64) for d in DIMS} for place in PLACES}
+
+
+def _pick(value, i):
+    return float(np.asarray(value).reshape(-1)[i] if np.ndim(value) else value)
+
+
+def result(layer: LayerShape, acc: Accelerator, ev: dict, i: int, mapping: Mapping,
+           search: dict | None = None) -> LayerResult:
+    """The ``LayerResult`` of candidate ``i`` of an ``analyze`` output (one group's counts times the groups)."""
+    g = layer.groups
+    cycles = _pick(ev["cycles"], i) * g
+    compute, dram, glb = _pick(ev["compute"], i) * g, _pick(ev["dram_cycles"], i) * g, _pick(ev["glb_cycles"], i) * g
+    bound = max((("compute", compute), ("dram", dram), ("glb", glb)), key=lambda kv: kv[1])[0]
+    counts = {lv: {t: {k: _pick(v, i) * g for k, v in per.items()} for t, per in by_t.items()}
+              for lv, by_t in ev["counts"].items()}
+    return LayerResult(
+        name=layer.name, macs=layer.macs, cycles=cycles, compute_cycles=compute, dram_cycles=dram,
+        glb_cycles=glb, bound=bound, latency_ms=cycles / (acc.clock_mhz * 1e3),
+        energy_pj=_pick(ev["energy"], i) * g,
+        energy_breakdown_pj={k: _pick(v, i) * g for k, v in ev["breakdown"].items()},
+        energy_by_data_pj={k: _pick(v, i) * g for k, v in ev["by_data"].items()},
+        dram_bytes=_pick(ev["dram_bytes"], i) * g, utilization=_pick(ev["util"], i),
+        mapping=mapping.to_dict(), counts=counts, search=search or {})
+
+
+def evaluate(layer: LayerShape, acc: Accelerator, mapping: Mapping | AbcMapping) -> LayerResult:
+    """The cost of ``layer`` on ``acc`` under one given mapping (no search).
+
+    Parameters
+    ----------
+    layer : LayerShape
+        A conv or fc layer.
+    acc : Accelerator
+        The accelerator.
+    mapping : Mapping or mapping
+        A ``Mapping``, or its file form (``lean.hw.mapping.from_dict``).
 
     Returns
     -------
     LayerResult
     """
-    if objective not in OBJECTIVES:
-        raise HardwareModelError(f"unknown objective {objective!r}; choose one of: {', '.join(OBJECTIVES)}")
-    dims, *_ = _layer_dims(layer)
-    if tiling is not None:
-        if not isinstance(tiling, Mapping):
-            raise HardwareModelError(f"layer {layer.name}: a tiling maps N, K, C, P, Q (and order) to values; "
-                                     f"got {tiling!r}")
-        missing = [d for d in DIMS if d not in tiling]
-        if missing:
-            raise HardwareModelError(f"a fixed tiling needs tile sizes for {', '.join(DIMS)}; missing {missing}")
-        bad = [d for d in DIMS if isinstance(tiling[d], bool) or not isinstance(tiling[d], numbers.Integral)
-               or tiling[d] < 1]
-        if bad:
-            raise HardwareModelError(f"layer {layer.name}: tile sizes must be positive integers; got "
-                                     + ", ".join(f"{d}={tiling[d]!r}" for d in bad))
-        grids = {d: np.array([max(1, min(int(tiling[d]), dims[d]))]) for d in DIMS}
-        order = tiling.get("order", ORDERS[0])
-        if not isinstance(order, str) or sorted(order) != sorted(DIMS):
-            raise HardwareModelError(f"a loop order is a permutation of {''.join(DIMS)}; got {order!r}")
-        orders = (order,)
-    else:
-        mesh = np.meshgrid(*[np.array(_candidates(dims[d])) for d in DIMS], indexing="ij")
-        grids = {d: m.reshape(-1) for d, m in zip(DIMS, mesh, strict=True)}
-        orders = ORDERS
-    best = None
-    for order in orders:
-        ev = _evaluate(layer, acc, grids, order)
-        score = {"energy": ev["energy"], "latency": ev["cycles"], "edp": ev["energy"] * ev["cycles"]}[objective]
-        score = np.where(ev["fits"], score, np.inf)
-        i = int(np.argmin(score))
-        if not np.isfinite(score[i]):
-            continue
-        if best is None or score[i] < best[0]:
-            best = (score[i], order, i, ev)
-    if best is None:
-        what = "the given tiling does not fit" if tiling is not None else "no tiling fits"
-        raise HardwareModelError(f"layer {layer.name}: {what} the {acc.glb_bytes}-byte global buffer")
-    _, order, i, ev = best
+    if layer.kind == "pool":
+        raise HardwareModelError(f"layer {layer.name}: pooling layers are not costed")
+    check(acc)
+    if not isinstance(mapping, Mapping):
+        mapping = from_dict(mapping, layer_dims(layer), f"layer {layer.name}'s mapping")
+    ev = analyze(layer, acc, _mapping_arrays(mapping), mapping.orders)
+    if not ev["fits"][0]:
+        raise HardwareModelError(f"layer {layer.name}: the given mapping does not fit {acc.name} "
+                                 f"({_misfit(layer, acc, mapping)})")
+    return result(layer, acc, ev, 0, mapping, {"evaluated": 1, "space": 1, "given": True})
 
-    def pick(v):
-        return float(np.asarray(v).reshape(-1)[i] if np.ndim(v) else v)
 
-    groups = ev["groups"]
-    breakdown = {k: pick(v) * groups for k, v in ev["breakdown"].items()}
-    by_data = {k: pick(v) * groups for k, v in ev["by_data"].items()}
-    cycles = pick(ev["cycles"])
-    return LayerResult(
-        name=layer.name, macs=layer.macs, cycles=cycles, compute_cycles=pick(ev["compute"]),
-        dram_cycles=pick(ev["dram_cycles"]), latency_ms=cycles / (acc.clock_mhz * 1e3),
-        energy_pj=pick(ev["energy"]), energy_breakdown_pj=breakdown, energy_by_data_pj=by_data,
-        dram_bytes=pick(ev["dram_bytes"]), utilization=pick(ev["util"]),
-        tiling={**{d: int(grids[d][i]) for d in DIMS}, "order": order})
+def _misfit(layer, acc, m):
+    """Which capacity a mapping overflows, in words."""
+    rows = math.prod(m.factors["rows"].values())
+    cols = math.prod(m.factors["cols"].values())
+    if rows > acc.array_rows or cols > acc.array_cols:
+        return f"it unrolls {rows} x {cols} PEs on a {acc.array_rows} x {acc.array_cols} array"
+    ext_rf = {d: m.factors["rf"][d] for d in DIMS}
+    ext_glb = {d: math.prod(m.factors[p][d] for p in PLACES[1:]) for d in DIMS}
+    hw_in = (layer.h, layer.w) if layer.kind == "conv" else (1, 1)
+    rf_cap = rf_words(acc)
+    hold = holders(acc)
+    for t in OPERANDS:
+        need = footprint(t, ext_rf, layer.stride, *hw_in)
+        if "rf" in hold[t] and need > rf_cap[t]:
+            return f"its {t} RF tile is {need} words, the RF holds {rf_cap[t]}"
+    stored = {"weight": layer.stored_bits_per_weight, "input": layer.a_bits, "output": layer.a_bits}
+    need = sum(footprint(t, ext_glb, layer.stride, *hw_in) * stored[t] / 8.0 for t in OPERANDS if "glb" in hold[t])
+    return f"its global buffer tiles take {need:,.0f} bytes of {acc.glb_bytes:,}"
 
 
 def predict(workload: Workload, acc: Accelerator, objective: str = "energy",
-            tilings: Mapping[str, Mapping[str, Any]] | None = None) -> Prediction:
+            mappings: AbcMapping[str, Any] | None = None) -> Prediction:
     """Per-layer and total energy, latency and traffic of ``workload`` on ``acc``.
 
     Parameters
@@ -433,75 +440,53 @@ def predict(workload: Workload, acc: Accelerator, objective: str = "energy",
     acc : Accelerator
         The accelerator; energies come out in ``acc.energy_unit``.
     objective : str
-        What the tiling search minimizes: ``"energy"``, ``"latency"`` or ``"edp"``.
-    tilings : mapping, optional
-        Fixed tilings by layer name (``{"conv1": {"N": 1, ..., "order": "KCNPQ"}}``); the key ``"*"`` applies to
-        every layer not named. Other layers are searched (``load_tilings`` reads them from a file).
+        What the mapping search minimizes: ``"energy"``, ``"latency"`` or ``"edp"``.
+    mappings : mapping, optional
+        Given mappings by layer name, in the file form (``lean.hw.mapping``); the key ``"*"`` applies to every
+        layer not named. Other layers are searched (``lean.hw.mapper.search``).
 
     Returns
     -------
     Prediction
     """
+    from .mapper import search  # the mapper builds on this module's analysis
+
     if not isinstance(workload, Workload) or not isinstance(acc, Accelerator):
         raise TypeError("predict(workload: Workload, acc: Accelerator)")
     if objective not in OBJECTIVES:
         raise HardwareModelError(f"unknown objective {objective!r}; choose one of: {', '.join(OBJECTIVES)}")
-    tilings = dict(tilings or {})
+    mappings = dict(mappings or {})
     names = {layer.name for layer in workload.compute_layers()}
-    unknown = sorted(set(tilings) - names - {"*"})
+    unknown = sorted(set(mappings) - names - {"*"})
     if unknown:
-        raise HardwareModelError(f"tilings name layers the workload does not have: {', '.join(unknown)}")
+        raise HardwareModelError(f"mappings name layers the workload does not have: {', '.join(unknown)}")
     cache = {}
     layers = []
     for layer in workload.compute_layers():
-        given = tilings.get(layer.name, tilings.get("*"))
+        given = mappings.get(layer.name, mappings.get("*"))
+        whole = replace(layer, fraction=1.0)
         if given is not None:
-            result = search_tiling(replace(layer, fraction=1.0), acc, objective, tiling=given)
-            layers.append(_share(replace(result, name=layer.name), layer.fraction))
+            layers.append(_share(evaluate(whole, acc, given), layer.fraction))
             continue
-        key = replace(layer, name="", fraction=1.0)  # repeated blocks have identical shapes: search each once
+        key = replace(whole, name="")  # repeated blocks have identical shapes: search each once
         if key not in cache:
-            cache[key] = search_tiling(replace(layer, fraction=1.0), acc, objective)
+            cache[key] = search(whole, acc, objective)
         layers.append(_share(replace(cache[key], name=layer.name), layer.fraction))
     return Prediction(workload.name, acc.name, tuple(layers), acc.energy_unit)
 
 
-def _share(result: LayerResult, fraction: float) -> LayerResult:
-    """``result`` for a layer that runs for ``fraction`` of the images (an input-adaptive model's recorded share):
+def _share(res: LayerResult, fraction: float) -> LayerResult:
+    """``res`` for a layer that runs for ``fraction`` of the images (an input-adaptive model's recorded share):
     every count, time and energy times the share. First order: the weights of a layer that runs for few images
-    are fetched as often as its tiling fetches them per image, no more."""
+    are fetched as often as its mapping fetches them per image, no more."""
     if fraction == 1.0:
-        return result
-    return replace(result, macs=int(round(result.macs * fraction)), cycles=result.cycles * fraction,
-                   compute_cycles=result.compute_cycles * fraction, dram_cycles=result.dram_cycles * fraction,
-                   latency_ms=result.latency_ms * fraction, energy_pj=result.energy_pj * fraction,
-                   energy_breakdown_pj={k: v * fraction for k, v in result.energy_breakdown_pj.items()},
-                   energy_by_data_pj={k: v * fraction for k, v in result.energy_by_data_pj.items()},
-                   dram_bytes=result.dram_bytes * fraction)
-
-
-def load_tilings(source: str | Path | Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    """Fixed tilings by layer name, from a JSON file (``lean hw predict --tiling``) or a mapping.
-
-    Parameters
-    ----------
-    source : str, Path or mapping
-        A JSON file (path) holding ``{"conv1": {"N": 1, "K": 16, "C": 3, "P": 55, "Q": 55, "order": "KCNPQ"},
-        "*": ...}``, or that mapping itself.
-
-    Returns
-    -------
-    dict
-        Layer name (or ``"*"``) -> tiling; the tilings' contents are checked by ``search_tiling``.
-    """
-    if not isinstance(source, (str, Path)):
-        tilings, what = source, "tilings"
-    else:
-        what = f"--tiling {source}"
-        try:
-            tilings = json.loads(Path(source).read_text())
-        except (OSError, ValueError) as exc:
-            raise HardwareModelError(f"{what}: {exc}") from exc
-    if not isinstance(tilings, Mapping) or not all(isinstance(v, Mapping) for v in tilings.values()):
-        raise HardwareModelError(f"{what} must map layer names to tilings")
-    return {str(k): dict(v) for k, v in tilings.items()}
+        return res
+    counts = {lv: {t: {k: v * fraction for k, v in per.items()} for t, per in by_t.items()}
+              for lv, by_t in res.counts.items()}
+    return replace(res, macs=int(round(res.macs * fraction)), cycles=res.cycles * fraction,
+                   compute_cycles=res.compute_cycles * fraction, dram_cycles=res.dram_cycles * fraction,
+                   glb_cycles=res.glb_cycles * fraction, latency_ms=res.latency_ms * fraction,
+                   energy_pj=res.energy_pj * fraction,
+                   energy_breakdown_pj={k: v * fraction for k, v in res.energy_breakdown_pj.items()},
+                   energy_by_data_pj={k: v * fraction for k, v in res.energy_by_data_pj.items()},
+                   dram_bytes=res.dram_bytes * fraction, counts=counts)

@@ -1,0 +1,219 @@
+"""The mapper: the best mapping of a layer on an accelerator under its dataflow, for an objective.
+
+A dataflow is a set of constraints on mappings (Timeloop's view; ``CONSTRAINTS``): which dimensions may be unrolled
+over the array's rows and over its columns, and which may be iterated inside a PE's register file. On a systolic
+array the register file holds one word of the stationary operand (``predictor.holders``), and OS / WS / IS mean
+what SCALE-Sim means by them: OS unrolls output pixels (N, P, Q) over rows and filters (K) over columns, WS the
+filter's reduction (C, R, S) over rows and K over columns, IS the reduction over rows and output pixels over
+columns.
+
+The search (``search``), per layer:
+
+1. **Spatial**: every unrolling allowed by the dataflow whose factors fit the rows and columns; a factor of a
+   dimension is any ``ceil(D / j)`` (so 55 output rows on 14 columns is 4 passes of 14, the last one padded). The
+   ``spatial_keep`` unrollings with the best utilization go on.
+2. **Register file**: every tile over the dataflow's RF dims that fits each operand's scratchpad (same factor
+   rule), keeping those no other tile contains (``rf_keep`` of them, largest first).
+3. **Buffer**: what is left of each dimension splits between the global buffer and DRAM, over *all* divisors
+   (the DRAM level takes the rest exactly). When the product of choices passes ``max_candidates``, the divisor
+   lists are thinned evenly in log scale (the result says so: ``search["pruned"]``).
+4. **Loop orders**, pruned by symmetry: for reuse, a loop matters only by which operands it indexes, and N, P, Q
+   index inputs and outputs, C, R, S weights and inputs, K weights and outputs. Permuting loops within one of
+   these three classes changes nothing (up to the sliding window, which the fixed inner order P, R keeps), so a
+   level has 3! = 6 distinct orders, not 7! = 5040; the global buffer tries all 6, DRAM the 3 that differ in
+   which class is innermost (the only thing its single parent-less tile sees). The register file's order does not
+   change any count (the MAC reads its operands per use) and is fixed.
+
+Every candidate is costed by ``predictor.analyze`` (vectorized over candidates, once per pair of orders), and the
+one with the smallest objective among those that fit is kept. ``search["evaluated"]`` counts what was costed and
+``search["space"]`` the constrained space the steps above draw from.
+"""
+
+import itertools
+import math
+
+import numpy as np
+
+from ..errors import HardwareModelError
+from .accelerator import Accelerator
+from .mapping import DIMS, PLACES, Mapping, layer_dims
+from .predictor import OBJECTIVES, analyze, check, footprint, holders, result, rf_words
+from .workload import LayerShape
+
+# dataflow -> dims that may go on rows, on columns, and inside a PE's register file
+CONSTRAINTS = {
+    # Eyeriss: each PE convolves one filter row (all of S, in its RF) with one input row; filter rows go down
+    # the array (all of R), output rows across, and the rest of the rows and columns replicate over K and C
+    "rs": {"rows": "RCK", "cols": "PK", "rf": "SCK", "whole": {"rows": "R", "rf": "S"}},
+    "ws": {"rows": "CRS", "cols": "K", "rf": "KCRS"},
+    "os": {"rows": "NPQ", "cols": "KQ", "rf": "NKPQ"},
+    "is": {"rows": "CRS", "cols": "NPQ", "rf": "NCPQRS"},
+    "nlr": {"rows": "C", "cols": "K", "rf": ""},          # DianNao: inputs into adder trees, one output a column
+}
+CLASSES = ("NQP", "CSR", "K")   # loops indexing the same operands, inner order P (then R) for sliding windows
+RF_ORDER = "NPQKCRS"
+
+
+def _splits(size):
+    """Factors worth trying for a dimension of ``size``: every ``ceil(size / j)`` (least padding per pass count)."""
+    return sorted({-(-size // j) for j in range(1, size + 1)})
+
+
+def _divisors(n):
+    small = [d for d in range(1, int(math.isqrt(n)) + 1) if n % d == 0]
+    return sorted(set(small + [n // d for d in small]))
+
+
+def _spatial_options(dims, acc, cons):
+    """(rows factors, cols factors, utilization) for the unrollings the dataflow allows, best first."""
+    whole = cons.get("whole", {})
+
+    def side(letters, extent):
+        out = [{}]
+        for d in letters:
+            nxt = []
+            for partial in out:
+                used = math.prod(partial.values())
+                # a dim the dataflow unrolls whole takes its largest split that fits
+                fits = [f for f in _splits(dims[d]) if used * f <= extent]
+                for f in (fits[-1:] if d in whole.get("rows", "") + whole.get("cols", "") else fits):
+                    nxt.append({**partial, d: f})
+            out = nxt
+        return out
+
+    options = []
+    for rows in side(cons["rows"], acc.array_rows):
+        for cols in side(cons["cols"], acc.array_cols):
+            both = {d: rows.get(d, 1) * cols.get(d, 1) for d in DIMS}
+            if any(both[d] > dims[d] for d in DIMS):
+                continue
+            steps = math.prod(-(-dims[d] // both[d]) for d in DIMS)
+            util = math.prod(dims.values()) / (steps * acc.pes)
+            options.append((rows, cols, util))
+    options.sort(key=lambda o: -o[2])
+    return options
+
+
+def _rf_options(dims, spatial, acc, cons, layer):
+    """Register-file tiles over the dataflow's RF dims that fit every operand's scratchpad, largest first, with
+    any tile contained in a kept one dropped."""
+    hold = holders(acc)
+    words = rf_words(acc)
+    letters = [d for d in cons["rf"] if any(d in "KCRS" if t == "weight" else d in "NCPQRS" if t == "input"
+                                            else d in "NKPQ" for t in hold if "rf" in hold[t])]
+    if not any("rf" in hold[t] for t in hold):
+        return [{}]
+    residual = {d: -(-dims[d] // spatial[d]) for d in DIMS}
+    hw_in = (layer.h, layer.w) if layer.kind == "conv" else (1, 1)
+    tiles = [{}]
+    for d in letters:
+        nxt = []
+        for partial in tiles:
+            for f in ([residual[d]] if d in cons.get("whole", {}).get("rf", "") else _splits(residual[d])):
+                cand = {**partial, d: f}
+                ext = {x: cand.get(x, 1) for x in DIMS}
+                if all(footprint(t, ext, layer.stride, *hw_in) <= words[t] for t in hold if "rf" in hold[t]):
+                    nxt.append(cand)
+        tiles = nxt
+    tiles.sort(key=lambda c: -math.prod(c.values()))
+    kept = []
+    for cand in tiles:
+        if not any(all(cand.get(d, 1) <= k.get(d, 1) for d in DIMS) for k in kept):
+            kept.append(cand)
+    return kept
+
+
+def _thin(values, keep):
+    """At most ``keep`` of sorted ``values``, evenly spaced in log scale, first and last kept."""
+    if len(values) <= keep:
+        return values
+    idx = np.unique(np.round(np.geomspace(1, len(values), keep)).astype(int) - 1)
+    return [values[i] for i in idx]
+
+
+def _orders():
+    glb = ["".join(p) for p in itertools.permutations(CLASSES)]
+    dram = ["".join(c for c in CLASSES if c != inner) + inner for inner in CLASSES]
+    return dram, glb
+
+
+def search(layer: LayerShape, acc: Accelerator, objective: str = "energy", *, spatial_keep: int = 4,
+           rf_keep: int = 4, max_candidates: int = 4000):
+    """The best mapping of ``layer`` on ``acc`` for ``objective``, and its cost.
+
+    Parameters
+    ----------
+    layer : LayerShape
+        A conv or fc layer.
+    acc : Accelerator
+        The accelerator (its ``dataflow`` picks the constraints).
+    objective : str
+        ``"energy"``, ``"latency"`` (cycles) or ``"edp"`` (their product).
+    spatial_keep, rf_keep : int
+        How many of the best spatial unrollings and register-file tiles go on to the buffer split.
+    max_candidates : int
+        Buffer splits per (unrolling, RF tile) pair before the divisor lists are thinned.
+
+    Returns
+    -------
+    predictor.LayerResult
+        With ``mapping`` (file form) and ``search`` (``evaluated``, ``space``, ``pruned``).
+    """
+    if objective not in OBJECTIVES:
+        raise HardwareModelError(f"unknown objective {objective!r}; choose one of: {', '.join(OBJECTIVES)}")
+    if layer.kind == "pool":
+        raise HardwareModelError(f"layer {layer.name}: pooling layers are not costed")
+    check(acc)
+    dims = layer_dims(layer)
+    cons = CONSTRAINTS[acc.dataflow]
+    spatial_all = _spatial_options(dims, acc, cons)
+    if not spatial_all:
+        raise HardwareModelError(f"layer {layer.name}: no unrolling fits a {acc.array_rows} x {acc.array_cols} array")
+    rows_cols = spatial_all[:spatial_keep]
+    columns = {place: {d: [] for d in DIMS} for place in PLACES}
+    space = 0
+    pruned = len(spatial_all) > spatial_keep
+    for rows, cols, _ in rows_cols:
+        spatial = {d: rows.get(d, 1) * cols.get(d, 1) for d in DIMS}
+        rf_all = _rf_options(dims, spatial, acc, cons, layer)
+        pruned = pruned or len(rf_all) > rf_keep
+        for rf in rf_all[:rf_keep]:
+            residual = {d: -(-dims[d] // (spatial[d] * rf.get(d, 1))) for d in DIMS}
+            choices = {d: _divisors(residual[d]) for d in DIMS}
+            space += math.prod(len(v) for v in choices.values())
+            keep = len(max(choices.values(), key=len))
+            while math.prod(len(v) for v in choices.values()) > max_candidates and keep > 2:
+                keep -= 1
+                choices = {d: _thin(v, keep) for d, v in choices.items()}
+                pruned = True
+            grid = np.meshgrid(*[np.array(choices[d]) for d in DIMS], indexing="ij")
+            count = grid[0].size
+            for d, g in zip(DIMS, grid, strict=True):
+                g = g.reshape(-1)
+                columns["glb"][d].append(g)
+                columns["dram"][d].append(residual[d] // g)
+                columns["rows"][d].append(np.full(count, rows.get(d, 1)))
+                columns["cols"][d].append(np.full(count, cols.get(d, 1)))
+                columns["rf"][d].append(np.full(count, rf.get(d, 1)))
+    factors = {place: {d: np.concatenate(columns[place][d]).astype(np.int64) for d in DIMS} for place in PLACES}
+    dram_orders, glb_orders = _orders()
+    best = None
+    evaluated = 0
+    for dram_order in dram_orders:
+        for glb_order in glb_orders:
+            orders = {"dram": dram_order, "glb": glb_order, "rf": RF_ORDER}
+            ev = analyze(layer, acc, factors, orders)
+            evaluated += ev["energy"].size
+            score = {"energy": ev["energy"], "latency": ev["cycles"], "edp": ev["energy"] * ev["cycles"]}[objective]
+            score = np.where(ev["fits"], score, np.inf)
+            i = int(np.argmin(score))
+            if np.isfinite(score[i]) and (best is None or score[i] < best[0]):
+                best = (score[i], i, orders, ev)
+    if best is None:
+        raise HardwareModelError(f"layer {layer.name}: no mapping fits {acc.name} (its {acc.glb_bytes:,}-byte "
+                                 "global buffer or register files are too small for any tile)")
+    _, i, orders, ev = best
+    chosen = Mapping({place: {d: int(factors[place][d][i]) for d in DIMS} for place in PLACES}, orders)
+    return result(layer, acc, ev, i, chosen, {"evaluated": int(evaluated),
+                                              "space": int(space * len(dram_orders) * len(glb_orders)),
+                                              "pruned": bool(pruned), "given": False})
