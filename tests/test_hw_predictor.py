@@ -6,6 +6,7 @@ import dataclasses
 import pytest
 
 from lean.errors import HardwareModelError
+from lean.hw import sparsity
 from lean.hw import workload as wl
 from lean.hw.accelerator import BUILTIN, Accelerator, eyeriss, tpu_like
 from lean.hw.mapper import search
@@ -90,19 +91,27 @@ def test_no_local_reuse_reads_every_weight_per_use():
 
 
 def test_systolic_folds_cost_what_scale_sim_charges():
-    # SCALE-Sim (Samajdar et al.), WS: ceil(Sr / rows) x ceil(Sc / cols) folds of T + 2 rows + cols - 2 cycles,
-    # with Sr = C R S = 4, Sc = K = 4, T = P Q = 4 on a 2x2 array: 4 folds x 8 = 32
+    # SCALE-Sim (Samajdar et al.) runs a conv as its im2col matrix product: N = output pixels, C = window, K.
+    # WS: ceil(Sr / rows) x ceil(Sc / cols) folds of T + 2 rows + cols - 2 cycles, with Sr = C R S = 4,
+    # Sc = K = 4, T = P Q = 4 on a 2x2 array: 4 folds x 8 = 32
     layer = wl.LayerShape("pw", "conv", n=1, c=4, k=4, h=2, w=2, r=1, s=1)
     acc = _tiny("ws", systolic=True)
     r = evaluate(layer, acc, {"rows": {"C": 2}, "cols": {"K": 2}, "dram": {"C": 2, "K": 2},
-                              "glb": {"P": 2, "Q": 2}, "orders": {"dram": "CK", "glb": "PQ"}})
+                              "glb": {"N": 4}, "orders": {"dram": "CK", "glb": "N"}})
     assert r.compute_cycles == 4 * (4 + 2 * 2 + 2 - 2)
     # OS: Sr = P Q = 4 over rows, Sc = K = 4 over columns, T = C = 4: 4 folds of T + rows + cols - 2
     os_acc = _tiny("os", systolic=True)
-    r = evaluate(layer, os_acc, {"rows": {"P": 2}, "cols": {"K": 2}, "dram": {"Q": 2, "K": 2},
-                                 "glb": {"C": 4}, "orders": {"dram": "QK", "glb": "C"}})
+    r = evaluate(layer, os_acc, {"rows": {"N": 2}, "cols": {"K": 2}, "dram": {"N": 2, "K": 2},
+                                 "glb": {"C": 4}, "orders": {"dram": "NK", "glb": "C"}})
     assert r.compute_cycles == 4 * (4 + 2 + 2 - 2)
     assert search(layer, os_acc, "latency").compute_cycles <= r.compute_cycles
+    # a 3x3 conv: its 3 x 3 x 2 window is one reduction dim of 18 (im2col); the map leaves DRAM once
+    conv = wl.LayerShape("c", "conv", n=1, c=2, k=4, h=6, w=6, r=3, s=3)
+    best = search(conv, _tiny("ws", systolic=True, array_rows=18, array_cols=4), "latency")
+    assert best.mapping["rows"] == {"C": 18} and best.mapping["cols"] == {"K": 4}
+    assert best.compute_cycles == 1 * (16 + 2 * 18 + 4 - 2)
+    assert best.counts["dram"]["input"]["reads"] == 2 * 6 * 6                  # not the 18 x 16 im2col words
+    assert best.counts["glb"]["input"]["reads"] == 18 * 16
 
 
 def test_a_searched_mapping_given_back_costs_the_same_and_the_search_is_never_worse():
@@ -175,28 +184,61 @@ def test_a_layer_that_fits_on_chip_reads_each_weight_from_dram_once():
 
 
 def test_eyeriss_alexnet_conv_layers_at_batch_4():
-    """Eyeriss measured (Chen et al., JSSC 2017, Table V): 115.3 ms per batch of 4 over the 5 conv layers,
-    15.4 MB of DRAM traffic with run-length compression of maps (1.2-1.9x less than without).
+    """Eyeriss measured (Chen et al., JSSC 2017, Table V): 115.3 ms per batch of 4 over the 5 conv layers, 15.4 MB
+    of DRAM traffic with the chip's run-length coding of maps, on activations with the zeros it measured.
 
-    Tolerances, as issue 3 sets them: total latency within 20% of 115.3 ms; DRAM traffic (modelled without
-    compression) between 15.4 MB and 15.4 x 1.9 MB.
+    Tolerances (issue 16): total latency and DRAM traffic within 20%. (The per-layer figures are in
+    benchmarks/hw_eyeriss.py.)
     """
-    convs = wl.Workload("alexnet-conv", tuple(layer for layer in wl.alexnet().with_batch(4).layers
-                                              if layer.kind == "conv"))
-    total = predict(convs, eyeriss()).total
+    total = predict(wl.alexnet_eyeriss(), eyeriss(), "latency").total
     assert total["macs"] == 4 * 665_784_864
     assert total["latency_ms"] == pytest.approx(115.3, rel=0.20)
-    assert 15.4e6 <= total["dram_bytes"] <= 15.4e6 * 1.9
+    assert total["dram_bytes"] == pytest.approx(15.4e6, rel=0.20)
 
 
-def test_zero_gating_and_compression_use_the_workload_densities():
-    layer = wl.LayerShape("c", "conv", n=1, c=32, k=32, h=8, w=8, r=3, s=3, padding=1, a_density=0.4)
+def test_sparse_formats_and_zeros_use_the_workload_densities():
+    layer = wl.LayerShape("c", "conv", n=1, c=32, k=32, h=8, w=8, r=3, s=3, padding=1, a_density=0.4,
+                          o_density=0.5)
     acc = eyeriss()
     dense = search(dataclasses.replace(layer, a_density=1.0), acc)
     sparse = search(layer, acc)
     assert sparse.energy_breakdown_pj["mac"] == pytest.approx(0.4 * dense.energy_breakdown_pj["mac"])
-    compressed = search(layer, acc.with_overrides(dram_compression="true"))
-    assert compressed.dram_bytes < sparse.dram_bytes
+    # the same mapping, maps stored dense, then run-length coded: the input and output words shrink as the
+    # format says (Eyeriss: a 21.3-bit pair per non-zero, 0.4 and 0.5 of them)
+    plain = acc.with_overrides(dram_format="dense")
+    a = evaluate(layer, plain, sparse.mapping)
+    b = evaluate(layer, acc, sparse.mapping)
+    assert a.counts == b.counts
+    d_in = a.counts["dram"]["input"]["reads"]
+    d_out = a.counts["dram"]["output"]["writes"]
+    saved_in = d_in * (16 - sparsity.stored_bits("rlc", 0.4, 16)) / 8
+    saved_out = d_out * (16 - sparsity.stored_bits("rlc", 0.5, 16)) / 8
+    assert a.dram_bytes - b.dram_bytes == pytest.approx(saved_in + saved_out)
+    assert sparsity.stored_bits("rlc", 1.0, 16) == pytest.approx(64 / 3)     # dense data grows under RLC
+    assert sparsity.stored_bits("rlc", 0.0, 16) == pytest.approx(64 / 3 / 32)  # one pair per 32 zeros
+    assert sparsity.stored_bits("bitmask", 0.25, 16) == 5.0 and sparsity.stored_bits("csr", 0.25, 16) == 6.0
+    # weights in a compressed format shrink DRAM and buffer traffic; a compressed form's own bits win
+    sparse_w = dataclasses.replace(layer, w_density=0.2)
+    base = evaluate(sparse_w, plain, sparse.mapping)
+    masked = evaluate(sparse_w, plain.with_overrides(weight_format="bitmask"), sparse.mapping)
+    assert masked.energy_by_data_pj["weight"] < base.energy_by_data_pj["weight"]
+    own = evaluate(dataclasses.replace(sparse_w, w_stored_bits=4.0), plain.with_overrides(weight_format="bitmask"),
+                   sparse.mapping)
+    assert own.counts["dram"]["weight"]["reads"] * 4.0 / 8 < masked.dram_bytes
+    with pytest.raises(HardwareModelError, match="dram_format must be one of dense, bitmask, rlc, csr"):
+        acc.with_overrides(dram_format="zip")
+
+
+def test_zero_skipping_saves_cycles_less_than_the_density_on_a_lockstepped_array():
+    layer = wl.LayerShape("c", "conv", n=1, c=32, k=32, h=8, w=8, r=3, s=3, padding=1, a_density=0.3)
+    acc = eyeriss().with_overrides(dram_overlap="true")
+    mapping = search(layer, acc).mapping
+    gated = evaluate(layer, acc, mapping)
+    skipping = evaluate(layer, acc.with_overrides(zero_skipping="true"), mapping)
+    ratio = skipping.compute_cycles / gated.compute_cycles
+    assert 0.3 < ratio < 1.0          # fewer cycles, but the busiest PE sets the pace
+    assert sparsity.skip_factor(0.3, 1e9, 168) == pytest.approx(0.3, abs=1e-3)   # many MACs a PE: no imbalance
+    assert sparsity.skip_factor(1.0, 10, 168) == 1.0
 
 
 def test_bad_inputs():

@@ -7,9 +7,9 @@ table giving every field with its value, unit (none for flags and the dataflow) 
 
 - ``eyeriss``: Chen et al., JSSC 2017: 12x14 PEs, row-stationary, 108 kB global buffer holding input maps and
   partial sums (filters go from DRAM straight to the array), per-PE scratchpads of 224 filter, 12 input and 24
-  partial-sum words, 16-bit, 200 MHz; zero gating of MACs on zero inputs; run-length compression of maps off
-  chip (``dram_compression``, off by default). Its off-chip bandwidth is taken as 8 bytes a cycle (a 64-bit bus
-  at the core clock; assumed, the paper gives no sustained figure).
+  partial-sum words, 16-bit, 200 MHz; zero gating of MACs on zero inputs; maps run-length coded off chip
+  (``dram_format = "rlc"``); a 64-bit link at 60 MHz (2.4 bytes a core cycle) whose transfers do not hide
+  behind compute (``dram_overlap = false``: the measured latency exceeds the processing latency).
 - ``tpu-like``: a weight-stationary systolic array after Jouppi et al., ISCA 2017: 256x256 8-bit MACs, 700 MHz,
   24 MiB unified buffer, ~30 GB/s of weight and activation memory bandwidth (43 bytes a cycle).
 - ``shidiannao-like``: an output-stationary 8x8 array after Du et al., ISCA 2015: 16-bit, 1 GHz, 288 kB of
@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import HardwareModelError
-from . import tech
+from . import sparsity, tech
 
 DATAFLOWS = ("rs", "ws", "os", "is", "nlr")
 ENERGY_FIELDS = ("e_mac_pj", "e_rf_pj", "e_noc_pj", "e_glb_pj", "e_dram_pj")
@@ -46,7 +46,7 @@ UNITS = {
     "rf_input_words": "words", "rf_psum_words": "words", "glb_bytes": "bytes", "word_bits": "bits",
     "clock_mhz": "MHz", "dram_bytes_per_cycle": "bytes/cycle", "glb_bytes_per_cycle": "bytes/cycle",
     "weights_bypass_glb": None, "systolic": None, "zero_gating": None, "zero_skipping": None,
-    "dram_compression": None, "rlc_overhead": "fraction of the dense size", "rf_fill_stalls": None,
+    "dram_format": None, "weight_format": None, "rf_fill_stalls": None, "dram_overlap": None,
 }
 
 
@@ -80,9 +80,10 @@ class Accelerator:
     systolic: bool = False
     zero_gating: bool = False
     zero_skipping: bool = False
-    dram_compression: bool = False
-    rlc_overhead: float = 0.1  # extra fraction of the dense size spent on run-length codes
+    dram_format: str = "dense"     # maps in DRAM: dense, bitmask, rlc (Eyeriss's run-length code), csr
+    weight_format: str = "dense"   # weights in DRAM and the buffer (lean.hw.sparsity.FORMATS)
     rf_fill_stalls: bool = False  # a PE stops computing while its register file is filled (not double-buffered)
+    dram_overlap: bool = True     # DRAM transfers hide behind compute (a double-buffered buffer); else they add
     tech: str = "eyeriss-normalized"
 
     def __post_init__(self):
@@ -97,7 +98,9 @@ class Accelerator:
         for f in ("clock_mhz", "dram_bytes_per_cycle", "glb_bytes_per_cycle"):
             if not getattr(self, f) > 0:
                 raise HardwareModelError(f"{f} must be > 0; got {getattr(self, f)}")
-        for f in (*ENERGY_FIELDS, "rlc_overhead"):
+        sparsity.check_format("dram_format", self.dram_format)
+        sparsity.check_format("weight_format", self.weight_format)
+        for f in ENERGY_FIELDS:
             if getattr(self, f) < 0:
                 raise HardwareModelError(f"{f} must be >= 0; got {getattr(self, f)}")
         tech.table(self.tech)  # an unknown table name fails here, listing the known ones

@@ -36,8 +36,8 @@ import numpy as np
 
 from ..errors import HardwareModelError
 from .accelerator import Accelerator
-from .mapping import DIMS, PLACES, Mapping, layer_dims
-from .predictor import OBJECTIVES, analyze, check, footprint, holders, result, rf_words
+from .mapping import DIMS, PLACES, Mapping
+from .predictor import OBJECTIVES, analyze, check, footprint, holders, result, rf_words, view
 from .workload import LayerShape
 
 # dataflow -> dims that may go on rows, on columns, and inside a PE's register file
@@ -94,7 +94,7 @@ def _spatial_options(dims, acc, cons):
     return options
 
 
-def _rf_options(dims, spatial, acc, cons, layer):
+def _rf_options(dims, spatial, acc, cons, nest):
     """Register-file tiles over the dataflow's RF dims that fit every operand's scratchpad, largest first, with
     any tile contained in a kept one dropped."""
     hold = holders(acc)
@@ -104,7 +104,6 @@ def _rf_options(dims, spatial, acc, cons, layer):
     if not any("rf" in hold[t] for t in hold):
         return [{}]
     residual = {d: -(-dims[d] // spatial[d]) for d in DIMS}
-    hw_in = (layer.h, layer.w) if layer.kind == "conv" else (1, 1)
     tiles = [{}]
     for d in letters:
         nxt = []
@@ -112,7 +111,7 @@ def _rf_options(dims, spatial, acc, cons, layer):
             for f in ([residual[d]] if d in cons.get("whole", {}).get("rf", "") else _splits(residual[d])):
                 cand = {**partial, d: f}
                 ext = {x: cand.get(x, 1) for x in DIMS}
-                if all(footprint(t, ext, layer.stride, *hw_in) <= words[t] for t in hold if "rf" in hold[t]):
+                if all(footprint(t, ext, nest.stride, *nest.hw_in) <= words[t] for t in hold if "rf" in hold[t]):
                     nxt.append(cand)
         tiles = nxt
     tiles.sort(key=lambda c: -math.prod(c.values()))
@@ -164,7 +163,8 @@ def search(layer: LayerShape, acc: Accelerator, objective: str = "energy", *, sp
     if layer.kind == "pool":
         raise HardwareModelError(f"layer {layer.name}: pooling layers are not costed")
     check(acc)
-    dims = layer_dims(layer)
+    nest = view(layer, acc)
+    dims = nest.dims
     cons = CONSTRAINTS[acc.dataflow]
     spatial_all = _spatial_options(dims, acc, cons)
     if not spatial_all:
@@ -175,7 +175,7 @@ def search(layer: LayerShape, acc: Accelerator, objective: str = "energy", *, sp
     pruned = len(spatial_all) > spatial_keep
     for rows, cols, _ in rows_cols:
         spatial = {d: rows.get(d, 1) * cols.get(d, 1) for d in DIMS}
-        rf_all = _rf_options(dims, spatial, acc, cons, layer)
+        rf_all = _rf_options(dims, spatial, acc, cons, nest)
         pruned = pruned or len(rf_all) > rf_keep
         for rf in rf_all[:rf_keep]:
             residual = {d: -(-dims[d] // (spatial[d] * rf.get(d, 1))) for d in DIMS}

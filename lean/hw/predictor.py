@@ -24,11 +24,13 @@ every level and every operand (weights, inputs, outputs):
   utilization); a systolic array adds its fill and drain once per change of the stationary tile (as SCALE-Sim
   counts them); an RF whose fills stall the PE (``rf_fill_stalls``, Eyeriss) adds the fills. DRAM and GLB
   transfers overlap compute (double buffering) and bound it when slower: the layer takes the largest of the
-  three, and ``bound`` says which.
+  three, and ``bound`` says which; on an accelerator whose DRAM transfers do not overlap (``dram_overlap``
+  false) they add to compute (``bound`` = ``compute+dram``).
 
-Sparsity, first order (the formats come with the issue that follows): zero gating scales MAC and RF energy by the
-densities, zero skipping scales compute cycles, and ``dram_compression`` (Eyeriss's run-length coding of maps)
-scales activation DRAM traffic by the non-zero share plus ``rlc_overhead``.
+Sparsity (``lean.hw.sparsity``): maps in DRAM take ``dram_format`` (dense, bitmask, Eyeriss's run-length coding,
+CSR) at the layer's input and output densities, weights ``weight_format`` in DRAM and the buffer (a compressed
+form's own bits when the layer has them); zero gating scales MAC and RF energy by the densities; zero skipping
+scales compute cycles by the busiest PE's share of non-zero work (load imbalance, ``sparsity.skip_factor``).
 
 The search over mappings is ``lean.hw.mapper``; ``predict`` runs it per distinct layer shape, or evaluates the
 mappings it is given. Energies are in the accelerator's ``energy_unit`` (pJ, or multiples of a 16-bit MAC under
@@ -43,7 +45,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import HardwareModelError
-from . import tech
+from . import sparsity, tech
 from .accelerator import Accelerator
 from .mapping import DIMS, PLACES, TEMPORAL, Mapping, from_dict, layer_dims
 from .workload import LayerShape, Workload
@@ -159,6 +161,43 @@ def holders(acc: Accelerator) -> dict[str, tuple]:
     return out
 
 
+@dataclass(frozen=True)
+class NestView:
+    """A layer as the loop nest of one accelerator sees it: loop bounds, stride, input size, and the share of the
+    nest's input words that are distinct (1, or 1 / the im2col duplication)."""
+
+    dims: dict
+    stride: int
+    hw_in: tuple
+    input_dedup: float = 1.0
+
+
+def view(layer: LayerShape, acc: Accelerator) -> NestView:
+    """The nest ``acc`` runs for one group of ``layer``.
+
+    A systolic array runs a conv as the matrix product of its im2col view (SCALE-Sim's model, and the TPU's):
+    N = images x output pixels, C = channels x window, K filters, no window loops. Its buffer streams the im2col
+    rows to the array, so on chip an input is counted once per window it falls in; DRAM and the buffer's fills
+    hold the map itself, ``input_dedup`` = map words / im2col words of it.
+    """
+    dims = layer_dims(layer)
+    hw_in = (layer.h, layer.w) if layer.kind == "conv" else (1, 1)
+    if not acc.systolic or (dims["R"], dims["S"], dims["P"], dims["Q"]) == (1, 1, 1, 1):
+        return NestView(dims, layer.stride, hw_in)
+    gemm = {"N": dims["N"] * dims["P"] * dims["Q"], "K": dims["K"], "C": dims["C"] * dims["R"] * dims["S"],
+            "P": 1, "Q": 1, "R": 1, "S": 1}
+    im2col = gemm["N"] * gemm["C"]
+    return NestView(gemm, 1, (1, 1), min(1.0, dims["N"] * dims["C"] * layer.h * layer.w / im2col))
+
+
+def weight_stored_bits(layer: LayerShape, acc: Accelerator) -> float:
+    """Bits a weight takes in DRAM and the buffer: a compressed form's own (``w_stored_bits``), else the
+    accelerator's ``weight_format`` at the layer's weight density."""
+    if layer.w_stored_bits is not None:
+        return float(layer.w_stored_bits)
+    return float(sparsity.stored_bits(acc.weight_format, layer.w_density, layer.w_bits))
+
+
 def check(acc: Accelerator) -> None:
     """Refuse an accelerator the nest cannot run: weights that skip the global buffer must stay in the PEs."""
     if acc.weights_bypass_glb and rf_words(acc)["weight"] == 0:
@@ -226,8 +265,8 @@ def analyze(layer: LayerShape, acc: Accelerator, factors: dict, orders: dict) ->
         Arrays per candidate: ``energy``, ``cycles``, ``compute``, ``dram_cycles``, ``glb_cycles``,
         ``dram_bytes``, ``util``, ``fits``, ``breakdown`` (by level), ``by_data`` (by operand), ``counts``.
     """
-    st = layer.stride
-    hw_in = (layer.h, layer.w) if layer.kind == "conv" else (1, 1)
+    nest = view(layer, acc)
+    st, hw_in = nest.stride, nest.hw_in
     one = np.ones_like(factors["rf"]["N"])
     F = factors
     # cumulative extents: what a level's tile spans (its own loops and everything below it)
@@ -281,14 +320,23 @@ def analyze(layer: LayerShape, acc: Accelerator, factors: dict, orders: dict) ->
                 noc[t]["deliveries"] += arriving + (to_parent - first_parent)    # up, and partial sums back down
                 noc[t]["sends"] += to_parent
                 noc[t]["reductions"] += arriving - to_parent
-    # the top level's final outputs leave the chip once more for the next layer: they are its writes (counted)
+    # an im2col nest (systolic arrays): DRAM and the buffer's fills move the map itself, not its im2col view
+    if "glb" in hold["input"]:
+        counts["dram"]["input"]["reads"] = counts["dram"]["input"]["reads"] * nest.input_dedup
+        counts["glb"]["input"]["writes"] = counts["glb"]["input"]["writes"] * nest.input_dedup
 
     bits = {"weight": layer.w_bits, "input": layer.a_bits, "output": layer.a_bits}
-    stored = {"weight": layer.stored_bits_per_weight, "input": layer.a_bits, "output": layer.a_bits}
-    a_dram = min(1.0, layer.a_density + acc.rlc_overhead) if acc.dram_compression else 1.0
+    w_stored = weight_stored_bits(layer, acc)
     macs = layer.macs // layer.groups
     gate = layer.w_density * layer.a_density if acc.zero_gating else 1.0
 
+    # bits per word moved at each level: the RF and the network carry values; the buffer keeps activations
+    # decoded and weights in their stored form; DRAM holds maps in dram_format (partial-sum spills stay dense)
+    width = {("rf", t): bits[t] for t in OPERANDS}
+    width.update({("glb", "weight"): w_stored, ("glb", "input"): bits["input"], ("glb", "output"): bits["output"],
+                  ("dram", "weight"): w_stored,
+                  ("dram", "input"): sparsity.stored_bits(acc.dram_format, layer.a_density, layer.a_bits)})
+    final_out = sparsity.stored_bits(acc.dram_format, layer.o_density, layer.a_bits)
     unit = {"rf": acc.e_rf_pj, "glb": acc.e_glb_pj, "dram": acc.e_dram_pj}
     breakdown = {"mac": macs * acc.e_mac_pj * gate * (layer.w_bits / acc.word_bits) * (layer.a_bits / acc.word_bits)}
     by_data = {t: 0.0 for t in OPERANDS}
@@ -298,16 +346,18 @@ def analyze(layer: LayerShape, acc: Accelerator, factors: dict, orders: dict) ->
     glb_bytes = 0.0
     for t in OPERANDS:
         for lv in ("rf", "glb", "dram"):
-            words = counts[lv][t]["reads"] + counts[lv][t]["writes"]
-            width = bits[t] if lv == "rf" else stored[t]
-            scale = a_dram if (lv == "dram" and t != "weight") else 1.0
-            e = words * unit[lv] * (width / acc.word_bits) * scale * (gate if lv == "rf" else 1.0)
+            c = counts[lv][t]
+            if (lv, t) == ("dram", "output"):   # the final outputs compressed, partial sums spilled dense
+                moved = distinct_out * final_out + (c["writes"] - distinct_out + c["reads"]) * bits["output"]
+            else:
+                moved = (c["reads"] + c["writes"]) * width[(lv, t)]
+            e = moved / acc.word_bits * unit[lv] * (gate if lv == "rf" else 1.0)
             breakdown[lv] = breakdown[lv] + e
             by_data[t] = by_data[t] + e
             if lv == "dram":
-                dram_bytes = dram_bytes + words * width * scale / 8.0
+                dram_bytes = dram_bytes + moved / 8.0
             elif lv == "glb":
-                glb_bytes = glb_bytes + words * width / 8.0
+                glb_bytes = glb_bytes + moved / 8.0
         e_noc = noc[t]["deliveries"] * acc.e_noc_pj * (bits[t] / acc.word_bits)
         breakdown["noc"] = breakdown["noc"] + e_noc
         by_data[t] = by_data[t] + e_noc
@@ -332,21 +382,28 @@ def analyze(layer: LayerShape, acc: Accelerator, factors: dict, orders: dict) ->
     if acc.rf_fill_stalls:
         compute = compute + sum(counts["rf"][t]["writes"] for t in ("weight", "input")) / pes_used
     if acc.zero_skipping:
-        compute = compute * layer.w_density * layer.a_density
+        # the busiest PE of a lock-stepped array sets the pace (sparsity.skip_factor)
+        folds_all = math.prod(F[lv][d] for lv in ("dram", "glb") for d in DIMS)
+        compute = compute * sparsity.skip_factor(layer.w_density * layer.a_density, steps / folds_all, pes_used)
     dram_cycles = dram_bytes / acc.dram_bytes_per_cycle
     glb_cycles = glb_bytes / acc.glb_bytes_per_cycle
-    cycles = np.maximum(np.maximum(compute, dram_cycles), glb_cycles)
+    if acc.dram_overlap:
+        cycles = np.maximum(np.maximum(compute, dram_cycles), glb_cycles)
+    else:
+        cycles = np.maximum(compute + dram_cycles, glb_cycles)
 
     # ------------------------------------------------------------------ capacity
     rf_cap = rf_words(acc)
     fits = (pes_used <= acc.pes) & (math.prod(F["rows"][d] for d in DIMS) <= acc.array_rows) \
         & (math.prod(F["cols"][d] for d in DIMS) <= acc.array_cols)
     glb_need = 0.0
+    stored = {"weight": w_stored, "input": layer.a_bits, "output": layer.a_bits}
     for t in OPERANDS:
         if "rf" in hold[t]:
             fits = fits & (footprint(t, ext_rf, st, *hw_in) <= rf_cap[t])
         if "glb" in hold[t]:
-            glb_need = glb_need + footprint(t, ext_glb, st, *hw_in) * stored[t] / 8.0
+            dedup = nest.input_dedup if t == "input" else 1.0
+            glb_need = glb_need + footprint(t, ext_glb, st, *hw_in) * stored[t] / 8.0 * dedup
     fits = fits & (glb_need <= acc.glb_bytes)
     return {"energy": energy * one, "cycles": cycles, "compute": compute, "dram_cycles": dram_cycles * one,
             "glb_cycles": glb_cycles * one, "dram_bytes": dram_bytes * one, "util": macs / (steps * acc.pes) * one,
@@ -368,7 +425,10 @@ def result(layer: LayerShape, acc: Accelerator, ev: dict, i: int, mapping: Mappi
     g = layer.groups
     cycles = _pick(ev["cycles"], i) * g
     compute, dram, glb = _pick(ev["compute"], i) * g, _pick(ev["dram_cycles"], i) * g, _pick(ev["glb_cycles"], i) * g
-    bound = max((("compute", compute), ("dram", dram), ("glb", glb)), key=lambda kv: kv[1])[0]
+    if acc.dram_overlap:
+        bound = max((("compute", compute), ("dram", dram), ("glb", glb)), key=lambda kv: kv[1])[0]
+    else:
+        bound = "glb" if glb > compute + dram else "compute+dram"
     counts = {lv: {t: {k: _pick(v, i) * g for k, v in per.items()} for t, per in by_t.items()}
               for lv, by_t in ev["counts"].items()}
     return LayerResult(
@@ -401,7 +461,7 @@ def evaluate(layer: LayerShape, acc: Accelerator, mapping: Mapping | AbcMapping)
         raise HardwareModelError(f"layer {layer.name}: pooling layers are not costed")
     check(acc)
     if not isinstance(mapping, Mapping):
-        mapping = from_dict(mapping, layer_dims(layer), f"layer {layer.name}'s mapping")
+        mapping = from_dict(mapping, view(layer, acc).dims, f"layer {layer.name}'s mapping")
     ev = analyze(layer, acc, _mapping_arrays(mapping), mapping.orders)
     if not ev["fits"][0]:
         raise HardwareModelError(f"layer {layer.name}: the given mapping does not fit {acc.name} "
@@ -417,15 +477,16 @@ def _misfit(layer, acc, m):
         return f"it unrolls {rows} x {cols} PEs on a {acc.array_rows} x {acc.array_cols} array"
     ext_rf = {d: m.factors["rf"][d] for d in DIMS}
     ext_glb = {d: math.prod(m.factors[p][d] for p in PLACES[1:]) for d in DIMS}
-    hw_in = (layer.h, layer.w) if layer.kind == "conv" else (1, 1)
+    nest = view(layer, acc)
     rf_cap = rf_words(acc)
     hold = holders(acc)
     for t in OPERANDS:
-        need = footprint(t, ext_rf, layer.stride, *hw_in)
+        need = footprint(t, ext_rf, nest.stride, *nest.hw_in)
         if "rf" in hold[t] and need > rf_cap[t]:
             return f"its {t} RF tile is {need} words, the RF holds {rf_cap[t]}"
-    stored = {"weight": layer.stored_bits_per_weight, "input": layer.a_bits, "output": layer.a_bits}
-    need = sum(footprint(t, ext_glb, layer.stride, *hw_in) * stored[t] / 8.0 for t in OPERANDS if "glb" in hold[t])
+    stored = {"weight": weight_stored_bits(layer, acc), "input": layer.a_bits, "output": layer.a_bits}
+    need = sum(footprint(t, ext_glb, nest.stride, *nest.hw_in) * stored[t] / 8.0
+               * (nest.input_dedup if t == "input" else 1.0) for t in OPERANDS if "glb" in hold[t])
     return f"its global buffer tiles take {need:,.0f} bytes of {acc.glb_bytes:,}"
 
 

@@ -54,6 +54,7 @@ class LayerShape:
     a_bits: int = 16
     w_density: float = 1.0
     a_density: float = 1.0
+    o_density: float = 1.0   # non-zero share of the outputs (what a compressed format stores of them)
     rebuild_adds: int = 0  # shift-and-adds that rebuild all the weights once from a compressed form (each delivery)
     # bits per weight as stored in DRAM and the global buffer, when the weights travel in a compressed form (its
     # storage bits over the dense weight count; SmartExchange: Ce's codes and bitmap plus B); None: w_bits
@@ -86,7 +87,7 @@ class LayerShape:
         if isinstance(self.fraction, bool) or not isinstance(self.fraction, numbers.Real) or not (
                 0.0 < self.fraction <= 1.0):
             raise HardwareModelError(f"layer {self.name!r}: fraction must lie in (0, 1]; got {self.fraction!r}")
-        for f in ("w_density", "a_density"):
+        for f in ("w_density", "a_density", "o_density"):
             v = getattr(self, f)
             if isinstance(v, bool) or not isinstance(v, numbers.Real) or not 0.0 <= v <= 1.0:
                 raise HardwareModelError(f"layer {self.name!r}: {f} must lie in [0, 1]; got {v!r}")
@@ -308,8 +309,24 @@ def mobilenetv2() -> Workload:
     return net.done()
 
 
+# Shares of zeros in AlexNet's conv inputs and outputs as Eyeriss measured them (JSSC 2017, Table V: "almost 40%"
+# of CONV2's ifmap values and "up to around 75%" at CONV5; the per-layer values as transcribed by an independent
+# model of the chip, which match those statements)
+EYERISS_ALEXNET_ZEROS = {"conv1": (0.0001, 0.5102), "conv2": (0.387, 0.8066), "conv3": (0.725, 0.7244),
+                         "conv4": (0.793, 0.7018), "conv5": (0.776, 0.905)}
+
+
+def alexnet_eyeriss() -> Workload:
+    """AlexNet's five conv layers at batch 4 with the activation densities Eyeriss measured on them (input and
+    output zero shares, ``EYERISS_ALEXNET_ZEROS``): the workload of Eyeriss's published measurements."""
+    layers = tuple(replace(layer, n=4, a_density=1.0 - EYERISS_ALEXNET_ZEROS[layer.name][0],
+                           o_density=1.0 - EYERISS_ALEXNET_ZEROS[layer.name][1])
+                   for layer in alexnet().layers if layer.kind == "conv")
+    return Workload("alexnet-eyeriss", layers)
+
+
 BUILTIN = {"alexnet": alexnet, "vgg16": vgg16, "resnet18": resnet18, "resnet50": resnet50,
-           "mobilenetv2": mobilenetv2}
+           "mobilenetv2": mobilenetv2, "alexnet-eyeriss": alexnet_eyeriss}
 
 
 # --------------------------------------------------------------------------------- from lean models
