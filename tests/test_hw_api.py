@@ -260,10 +260,12 @@ def test_predict_in_one_call_equals_the_step_by_step_path():
     acc = accel_mod.load("eyeriss").with_overrides(array_rows="24", dataflow="ws")
     expected = predictor.predict(wl.load("resnet20", batch=2), acc).to_dict()
     expected["accelerator_parameters"] = acc.to_dict()
+    expected["area_mm2"] = acc.area_mm2()
+    expected["leakage_mw"] = acc.leakage_mw()
     expected["batch"] = 2
     assert got == expected
     assert list(got) == ["workload", "accelerator", "layers", "total", "energy_unit", "accelerator_parameters",
-                         "batch"]
+                         "area_mm2", "leakage_mw", "batch"]
     assert got["accelerator_parameters"]["array_rows"] == 24 and got["accelerator_parameters"]["dataflow"] == "ws"
     # objects and a dict of overrides give the same; dataflow wins over an override of it
     base = accel_mod.load("eyeriss")

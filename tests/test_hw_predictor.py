@@ -266,3 +266,12 @@ def test_a_layer_run_for_a_share_of_the_images_costs_that_share():
     assert part.total["dram_bytes"] == pytest.approx(0.25 * whole.total["dram_bytes"])
     with pytest.raises(HardwareModelError, match="fraction"):
         dataclasses.replace(layer, fraction=0.0)
+
+
+def test_leakage_energy_is_leakage_power_over_the_layers_time():
+    layer = wl.LayerShape("c", "conv", n=1, c=64, k=64, h=14, w=14, r=3, s=3, padding=1)
+    acc = tpu_like().with_overrides(array_rows="32", array_cols="32")
+    r = search(layer, acc)
+    assert r.energy_breakdown_pj["leak"] == pytest.approx(acc.leakage_mw()["total"] * r.latency_ms * 1e6)
+    assert r.energy_pj == pytest.approx(sum(r.energy_breakdown_pj.values()))
+    assert "leak" not in search(layer, eyeriss()).energy_breakdown_pj     # normalized units: no leakage

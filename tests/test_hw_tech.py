@@ -35,3 +35,34 @@ def test_energy_unit_of_each_table():
     assert tech.energy_unit("horowitz45") == tech.energy_unit("65nm") == "pJ"
     with pytest.raises(HardwareModelError, match="unknown technology table"):
         tech.energy_unit("7nm")
+
+
+def test_area_and_leakage_tables_are_their_sources():
+    for node, entries in tech.AREA.items():
+        for key, cost in entries.items():
+            assert cost.value > 0 and cost.unit and cost.source, (node, key)
+    # Chen's Eyeriss analysis code (ISCA 2016 Fig. 7a): 12.70 um2/B at 4 kB and above, 20,000 um2 of PE logic
+    assert tech.STORAGE_AREA_65NM[-1] == (4096, 12.70) and tech.AREA["65nm"]["pe_logic_um2"].value == 20000
+    assert tech.storage_area_um2("65nm", 1 << 20) == pytest.approx(12.70 * (1 << 20))
+    assert tech.storage_area_um2("65nm", 384) == pytest.approx(384 * (27.48 + 20.87) / 2)   # halfway 256..512
+    assert tech.storage_area_um2("65nm", 0) == 0.0
+    # CACTI at 45 nm: a 128 kB SRAM is 429,589 um2 (3356 um2/kB); Aladdin: 32-bit adder 278, multiplier 6350 um2
+    assert tech.storage_area_um2("45nm", 131072) == pytest.approx(3356.0 * 128)
+    assert tech.mac_area_um2("45nm", 16) == pytest.approx(6350 / 4 + 278)            # bits^2 and bits
+    assert tech.mac_area_um2("45nm", 8) == pytest.approx(6350 / 16 + 278 / 2)
+
+
+def test_accelerator_area_and_leakage():
+    from lean.hw.accelerator import eyeriss, tpu_like
+
+    area = eyeriss().area_mm2()
+    # 168 PEs x 20,000 um2 of logic, their 448 + 24 + 48 byte scratchpads, the 108 kB buffer; the chip's core is
+    # 12.25 mm2 (JSSC 2017), of which the network, control and clock (not in the tables) take about a quarter
+    assert area["pe_logic"] == pytest.approx(168 * 0.02)
+    assert area["glb"] == pytest.approx(110592 * 12.70 / 1e6)
+    assert 0.5 * 12.25 < area["total"] < 12.25
+    assert eyeriss().leakage_mw() is None                   # no source gives Eyeriss's leakage
+    leak = tpu_like().leakage_mw()
+    assert leak["total"] == pytest.approx(leak["mac"] + leak["rf"] + leak["glb"]) and leak["mac"] > 0
+    bigger = tpu_like().with_overrides(glb_bytes=str(2 * tpu_like().glb_bytes))
+    assert bigger.area_mm2()["glb"] == pytest.approx(2 * tpu_like().area_mm2()["glb"])

@@ -4,7 +4,7 @@ import click
 
 from . import _common as common
 
-LEVELS = ("mac", "rf", "noc", "glb", "dram", "rebuild")  # rebuild: a SmartExchange layer's shift-and-adds
+LEVELS = ("mac", "rf", "noc", "glb", "dram", "rebuild", "leak")  # rebuild: SmartExchange's shift-and-adds
 
 
 @click.group()
@@ -73,6 +73,11 @@ def print_prediction(r, objective):
                f"energy {t['energy_pj'] / scale:,.2f} {label}, {power}{t['dram_bytes'] / 1e6:.2f} MB DRAM")
     click.echo("energy by level: " + ", ".join(f"{k} {v / t['energy_pj'] * 100:.1f}%"
                                               for k, v in t["energy_breakdown_pj"].items()))
+    area = r["area_mm2"]
+    leak = r.get("leakage_mw")
+    click.echo(f"area {area['total']:.2f} mm2 (" + ", ".join(f"{k} {v:.2f}" for k, v in area.items() if k != "total")
+               + "; network and control outside the PEs not counted), leakage "
+               + (f"{leak['total']:.2f} mW" if leak else "not in the tables for this node"))
     searched = sum(layer["search"].get("evaluated", 0) for layer in layers)
     click.echo(f"mapper: {searched:,} mappings costed" + (" (the space was pruned; see lean.hw.mapper)"
                                                          if any(layer["search"].get("pruned") for layer in layers)

@@ -47,7 +47,9 @@ def predict(workload: str | Path | Workload, accel: str | Path | Accelerator, *,
     -------
     dict
         ``Prediction.to_dict()`` (``workload, accelerator, layers, total, energy_unit``) plus
-        ``accelerator_parameters``: the accelerator used, as ``Accelerator.to_dict()``, and ``batch``.
+        ``accelerator_parameters``: the accelerator used, as ``Accelerator.to_dict()``, ``area_mm2`` and
+        ``leakage_mw`` by component (``Accelerator.area_mm2``, ``leakage_mw``: None where no table gives it), and
+        ``batch``.
     """
     wl = _workload.load(workload, batch=batch)
     acc = accel if isinstance(accel, Accelerator) else accelerator.load(accel)
@@ -59,6 +61,8 @@ def predict(workload: str | Path | Workload, accel: str | Path | Accelerator, *,
     fixed = load_mappings(mappings) if mappings is not None else None
     result = predictor.predict(wl, acc, objective, fixed).to_dict()
     result["accelerator_parameters"] = acc.to_dict()
+    result["area_mm2"] = acc.area_mm2()
+    result["leakage_mw"] = acc.leakage_mw()
     result["batch"] = wl.layers[0].n if wl.layers else 1
     return result
 

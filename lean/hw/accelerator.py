@@ -116,6 +116,55 @@ class Accelerator:
         ``"x 16-bit MAC"`` for the ``eyeriss-normalized`` table (1 = one 16-bit MAC at ``e_mac_pj`` = 1)."""
         return tech.energy_unit(self.tech)
 
+    def area_mm2(self) -> dict[str, float]:
+        """Area by component (mm2) from the technology tables (``tech.AREA``) of this accelerator's node.
+
+        65 nm (``eyeriss-normalized``, ``65nm``): Chen's per-PE logic area (datapath and control) and storage by
+        capacity; 45 nm (``horowitz45``): Aladdin's multiplier and adder per PE, register files as registers (up
+        to 64 words) or SRAM, the buffer as CACTI SRAM. The network, control outside the PEs and I/O are not in
+        the tables (Eyeriss: about a quarter of its 12.25 mm2 core).
+
+        Returns
+        -------
+        dict
+            ``pe_logic`` (or ``mac``), ``rf``, ``glb``, and ``total``.
+        """
+        node = tech.AREA_NODE[self.tech]
+        words = {"weight": self.rf_weight_words, "input": self.rf_input_words, "output": self.rf_psum_words}
+        if node == "65nm":
+            pe = tech.AREA["65nm"]["pe_logic_um2"].value
+            rf = sum(tech.storage_area_um2(node, w * self.word_bits / 8) for w in words.values())
+            out = {"pe_logic": pe * self.pes}
+        else:
+            reg = tech.AREA["45nm"]["register_um2_per_bit"].value
+            rf = sum(w * self.word_bits * reg if w <= 64 else tech.storage_area_um2(node, w * self.word_bits / 8)
+                     for w in words.values())
+            out = {"mac": tech.mac_area_um2(node, self.word_bits) * self.pes}
+        out.update(rf=rf * self.pes, glb=tech.storage_area_um2(node, self.glb_bytes))
+        out = {k: v / 1e6 for k, v in out.items()}
+        out["total"] = sum(out.values())
+        return out
+
+    def leakage_mw(self) -> dict[str, float] | None:
+        """Leakage power by component (mW) from the 45 nm tables (Aladdin's logic and registers, CACTI's SRAM);
+        ``None`` at 65 nm, where no source gives it (Eyeriss reports none).
+
+        Returns
+        -------
+        dict or None
+            ``mac``, ``rf``, ``glb``, ``total``.
+        """
+        if tech.AREA_NODE[self.tech] != "45nm":
+            return None
+        a = tech.AREA["45nm"]
+        b = self.word_bits
+        mac = a["mult_32b_leak_mw"].value * (b / 32.0) ** 2 + a["adder_32b_leak_mw"].value * 2 * b / 32.0
+        rf_bits = (self.rf_weight_words + self.rf_input_words + self.rf_psum_words) * b
+        out = {"mac": mac * self.pes, "rf": a["register_leak_mw_per_bit"].value * rf_bits * self.pes,
+               "glb": a["sram_128kB_leak_mw"].value * self.glb_bytes / 131072}
+        out["total"] = sum(out.values())
+        return out
+
     def with_overrides(self, **values: Any) -> "Accelerator":
         """A copy with fields replaced; values given as strings (from the command line) are converted.
 

@@ -19,7 +19,8 @@ every level and every operand (weights, inputs, outputs):
   output's first is a read-modify-write (the partial sum is read back down first). The MAC reads its operands
   from the innermost level that holds them once per use, and updates the output there once per MAC.
 - **Energy** = accesses x per-word energies (``Accelerator.e_*_pj``, scaled by the operand's bits over
-  ``word_bits``) + MACs x MAC energy + network deliveries x ``e_noc_pj``.
+  ``word_bits``) + MACs x MAC energy + network deliveries x ``e_noc_pj`` + leakage power x time where the
+  technology tables give leakage (``Accelerator.leakage_mw``; the 45 nm tables).
 - **Latency.** Compute cycles are the product of the temporal factors (padding and unused PEs show as lost
   utilization); a systolic array adds its fill and drain once per change of the stationary tile (as SCALE-Sim
   counts them); an RF whose fills stall the PE (``rf_fill_stalls``, Eyeriss) adds the fills. DRAM and GLB
@@ -391,6 +392,11 @@ def analyze(layer: LayerShape, acc: Accelerator, factors: dict, orders: dict) ->
         cycles = np.maximum(np.maximum(compute, dram_cycles), glb_cycles)
     else:
         cycles = np.maximum(compute + dram_cycles, glb_cycles)
+
+    leak = acc.leakage_mw()
+    if leak is not None:   # leakage power over the layer's time: mW x ms = 1e6 pJ (pJ tables only)
+        breakdown["leak"] = leak["total"] * cycles / (acc.clock_mhz * 1e3) * 1e6
+        energy = energy + breakdown["leak"]
 
     # ------------------------------------------------------------------ capacity
     rf_cap = rf_words(acc)

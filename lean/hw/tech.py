@@ -1,4 +1,4 @@
-"""Technology tables: energy (and area) per action, each entry with its unit and its source.
+"""Technology tables: energy per action, and area and leakage per component, each entry with its unit and source.
 
 Three sets:
 
@@ -18,6 +18,8 @@ the functions and fields that carry them end in ``_pj``; the other tables are in
 """
 
 from dataclasses import dataclass
+
+import numpy as np
 
 from ..errors import HardwareModelError
 
@@ -61,6 +63,87 @@ TABLES["65nm"] = {
               f"{HOROWITZ}, scaled to 65 nm by (65/45)^2" + ("" if not key.startswith("dram") else " (DRAM kept)"))
     for key, c in TABLES["horowitz45"].items()
 }
+
+
+# ------------------------------------------------------------------------------------------ area, leakage
+
+CHEN_CODE = ("Chen's analysis code for Eyeriss (ISCA 2016), helpers/get_storage_area_from_size.m and get_pe_area.m "
+             "(the ratios are the paper's Fig. 7a, normalized area per byte); 65 nm")
+ALADDIN = ("Aladdin synthesis tables as Accelergy's aladdin plug-in carries them (data/*.csv, 1 ns rows, 40 nm, used "
+           "for 45 nm without scaling)")
+CACTI45 = ("CACTI 45 nm estimates in the Timeloop/Accelergy exercises' reference outputs "
+           "(timeloop-accelergy-exercises, example_designs/*/ref_outputs/*.accelergy.log)")
+# storage area per byte by capacity (bytes -> um2/B), interpolated linearly between points, flat above the last
+STORAGE_AREA_65NM = ((2, 103.47), (4, 172.07), (8, 177.07), (16, 169.89), (32, 96.06), (64, 59.15), (128, 39.94),
+                     (256, 27.48), (512, 20.87), (1024, 16.14), (2048, 13.89), (4096, 12.70))
+STORAGE_AREA_45NM = ((64, 3788.0 / 1024), (384, 3547.0 / 1024), (2048, 3610.0 / 1024), (16384, 3126.0 / 1024),
+                     (65536, 3266.0 / 1024), (131072, 3356.0 / 1024))
+
+AREA = {
+    "65nm": {
+        "storage_um2_per_byte": Cost(12.70, "um2/B (>= 4 kB; smaller arrays by STORAGE_AREA_65NM)", CHEN_CODE),
+        "pe_logic_um2": Cost(20000.0, "um2 per PE (multiplier, adder, control; storage apart)", CHEN_CODE),
+    },
+    "45nm": {
+        "storage_um2_per_byte": Cost(3356.0 / 1024, "um2/B (a 128 kB SRAM; others by STORAGE_AREA_45NM)", CACTI45),
+        "register_um2_per_bit": Cost(5.98, "um2/bit", ALADDIN),
+        "adder_32b_um2": Cost(278.0, "um2", ALADDIN),
+        "mult_32b_um2": Cost(6350.0, "um2", ALADDIN),
+        "adder_32b_leak_mw": Cost(0.0023, "mW", ALADDIN),
+        "mult_32b_leak_mw": Cost(0.08, "mW", ALADDIN),
+        "register_leak_mw_per_bit": Cost(7e-5, "mW/bit", ALADDIN),
+        "sram_128kB_leak_mw": Cost(3.34e-3, "mW (CACTI's low-leakage setting in that run; likely an underestimate)",
+                                   CACTI45),
+    },
+}
+# the node of each energy table's area and leakage (eyeriss-normalized is Eyeriss's 65 nm process)
+AREA_NODE = {"eyeriss-normalized": "65nm", "65nm": "65nm", "horowitz45": "45nm"}
+
+
+def storage_area_um2(node: str, capacity_bytes: float) -> float:
+    """Area of a storage array of ``capacity_bytes`` at ``node`` (``"65nm"`` or ``"45nm"``), per-byte area
+    interpolated by capacity (small arrays cost more per byte: flip-flops and periphery).
+
+    Parameters
+    ----------
+    node : str
+        A key of ``AREA``.
+    capacity_bytes : float
+        Bytes held.
+
+    Returns
+    -------
+    float
+        um2 (0 for an empty array).
+    """
+    if capacity_bytes <= 0:
+        return 0.0
+    points = STORAGE_AREA_65NM if node == "65nm" else STORAGE_AREA_45NM
+    sizes = [p[0] for p in points]
+    per_byte = [p[1] for p in points]
+    return float(np.interp(capacity_bytes, sizes, per_byte) * capacity_bytes)
+
+
+def mac_area_um2(node: str, bits: int) -> float:
+    """One MAC datapath at ``bits``: at 45 nm Aladdin's multiplier (area ~ bits^2) and a 2*bits adder (~ bits); at
+    65 nm part of Chen's per-PE logic (``pe_logic_um2``), so 0 here.
+
+    Parameters
+    ----------
+    node : str
+        ``"65nm"`` or ``"45nm"``.
+    bits : int
+        Operand width.
+
+    Returns
+    -------
+    float
+        um2.
+    """
+    if node == "65nm":
+        return 0.0
+    a = AREA["45nm"]
+    return a["mult_32b_um2"].value * (bits / 32.0) ** 2 + a["adder_32b_um2"].value * (2 * bits) / 32.0
 
 
 def table(name: str) -> dict[str, Cost]:
