@@ -4,7 +4,8 @@ A ``Workload`` is an ordered tuple of ``LayerShape`` (the field names of DESIGN.
 
 - from a lean model and an input shape (``from_model``: conv and linear layers traced in execution order),
 - from a checkpoint (``from_checkpoint``: its real shapes and the real fraction of non-zero weights),
-- from a TOML or JSON file listing layers by these field names (``from_file``), or
+- from a TOML or JSON file listing layers by these field names (``from_file``),
+- from an ONNX model exported by PyTorch, Keras or any other framework (``from_onnx``; the ``onnx`` extra), or
 - from the built-in reference networks at ImageNet sizes (``BUILTIN``: AlexNet with its grouped convs, VGG-16,
   ResNet-18, ResNet-50, MobileNetV2) and lean's own CIFAR nets (``load("net:vgg16")``, ``load("resnet20")``),
 
@@ -505,6 +506,95 @@ def from_file(path: str | Path) -> Workload:
     return Workload(str(data.get("name", path.stem)), tuple(layers))
 
 
+def from_onnx(path: str | Path) -> Workload:
+    """A workload from an ONNX model (``lean hw predict --workload model.onnx``): its Conv, Gemm and MatMul layers
+    (with weights) and pooling layers, in graph order, at the shapes ONNX's shape inference gives, with each
+    layer's real share of non-zero weights. Needs the ``onnx`` package (``pip install 'lean[onnx]'``).
+
+    A conv's strides and pads must be the same along both axes (lean's ``LayerShape`` has one of each) and its
+    dilation 1; a graph input with a symbolic batch dimension is read at batch 1. Operators that do no
+    multiply-accumulates with weights (activations, normalization, additions, reshapes) are left out, as for lean's
+    own models.
+
+    Parameters
+    ----------
+    path : str or Path
+        A ``.onnx`` file.
+
+    Returns
+    -------
+    Workload
+        Named by the file's stem.
+    """
+    try:
+        import onnx
+        from onnx import numpy_helper, shape_inference
+    except ImportError:
+        raise HardwareModelError("reading an ONNX model needs the onnx package: pip install 'lean[onnx]'") from None
+    path = Path(path)
+    if not path.is_file():
+        raise HardwareModelError(f"workload file {path} does not exist")
+    try:
+        model = shape_inference.infer_shapes(onnx.load(str(path)))
+    except Exception as exc:  # onnx raises DecodeError, ValidationError, InferenceError...: all mean a bad file
+        raise HardwareModelError(f"{path} is not a readable ONNX model: {str(exc).splitlines()[0]}") from exc
+    graph = model.graph
+    weights = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    shapes = {}
+    for info in [*graph.input, *graph.value_info, *graph.output]:
+        dims = info.type.tensor_type.shape.dim
+        shapes[info.name] = tuple(d.dim_value if d.HasField("dim_value") else 1 for d in dims)
+
+    def attrs(node):
+        return {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+
+    def shape_of(node, name):
+        if name not in shapes:
+            raise HardwareModelError(f"{path}: layer {node.name or node.op_type}: the shape of its input {name!r} "
+                                     "is unknown (ONNX shape inference could not find it)")
+        return shapes[name]
+
+    def one(values, what, node):
+        values = list(values)
+        if len(set(values)) > 1:
+            raise HardwareModelError(f"{path}: layer {node.name or node.op_type}: {what} {values} differ between "
+                                     "axes; lean's layers take one value for both")
+        return int(values[0]) if values else None
+
+    layers = []
+    for i, node in enumerate(graph.node):
+        name = node.name or f"{node.op_type.lower()}{i}"
+        a = attrs(node)
+        if node.op_type == "Conv" and node.input[1] in weights:
+            w = weights[node.input[1]]
+            n, c, h, wd = shape_of(node, node.input[0])
+            if a.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
+                raise HardwareModelError(f"{path}: layer {name}: auto_pad is not supported; export explicit pads")
+            if one(a.get("dilations", [1, 1]), "dilations", node) != 1:
+                raise HardwareModelError(f"{path}: layer {name}: dilated convolutions are not supported")
+            layers.append(LayerShape(name, "conv", n=n, c=c, k=int(w.shape[0]), h=h, w=wd, r=int(w.shape[2]),
+                                     s=int(w.shape[3]), stride=one(a.get("strides", [1, 1]), "strides", node),
+                                     padding=one(a.get("pads", [0, 0, 0, 0]), "pads", node),
+                                     groups=int(a.get("group", 1)), w_density=float(np.count_nonzero(w) / w.size)))
+        elif node.op_type in ("Gemm", "MatMul") and node.input[1] in weights:
+            w = weights[node.input[1]]
+            if w.ndim != 2:
+                continue
+            k = w.shape[0] if (node.op_type == "Gemm" and a.get("transB", 0)) else w.shape[1]
+            x = shape_of(node, node.input[0])
+            layers.append(LayerShape(name, "fc", n=int(np.prod(x[:-1])) if len(x) > 1 else 1, c=int(x[-1]), k=int(k),
+                                     w_density=float(np.count_nonzero(w) / w.size)))
+        elif node.op_type in ("MaxPool", "AveragePool"):
+            n, c, h, wd = shape_of(node, node.input[0])
+            kernel = one(a["kernel_shape"], "kernel_shape", node)
+            layers.append(LayerShape(name, "pool", n=n, c=c, k=c, h=h, w=wd, r=kernel, s=kernel,
+                                     stride=one(a.get("strides", [1, 1]), "strides", node),
+                                     padding=one(a.get("pads", [0, 0, 0, 0]), "pads", node), groups=c))
+    if not any(layer.kind != "pool" for layer in layers):
+        raise HardwareModelError(f"{path}: no Conv, Gemm or MatMul layer with weights in the graph")
+    return Workload(path.stem, tuple(layers))
+
+
 def _lean_net(name, spec):
     """The workload of lean's net ``name`` at its default input (``lean.nets.default_input``), 10 classes."""
     from ..nets.registry import build, default_input
@@ -520,16 +610,17 @@ def _unknown(spec):
         f"unknown workload {spec!r}; built in (ImageNet sizes): {', '.join(BUILTIN)}; lean nets (CIFAR and MNIST "
         f"sizes) as {NET_PREFIX}NAME: {', '.join(NETS)} (also resnet<depth>, preresnet<depth>; {NET_PREFIX} may be "
         f"left out for names not built in, so {NET_PREFIX}vgg16 is lean's CIFAR VGG-16 and vgg16 the ImageNet "
-        "one); or a .h5 checkpoint, or a .toml/.json layer file")
+        "one); or a .h5 checkpoint, a .toml/.json layer file, or an .onnx model")
 
 
 def load(spec: "str | Path | Workload", batch: int | None = None) -> Workload:
-    """A workload from a spec: a built-in name, a lean net, a checkpoint, or a TOML/JSON layer file.
+    """A workload from a spec: a built-in name, a lean net, a checkpoint, a TOML/JSON layer file or an ONNX model.
 
     Names are looked up in this order: ``net:NAME`` is lean's net ``NAME`` (``lean.nets``) at its default input
     (28x28x1 for mlp and lenet5, else 32x32x3); a ``BUILTIN`` name is the ImageNet reference network (``vgg16``
     and ``mobilenetv2`` name both, and the built-in wins); ``.h5``/``.hdf5`` is a checkpoint; ``.toml``/``.json``
-    a layer file; any other lean net name (``resnet20``) is that net, as with ``net:``.
+    a layer file; ``.onnx`` an ONNX model (``from_onnx``); any other lean net name (``resnet20``) is that net, as
+    with ``net:``.
 
     Parameters
     ----------
@@ -557,6 +648,8 @@ def load(spec: "str | Path | Workload", batch: int | None = None) -> Workload:
         workload = from_checkpoint(spec)
     elif str(spec).endswith((".toml", ".json")):
         workload = from_file(spec)
+    elif str(spec).endswith(".onnx"):
+        workload = from_onnx(spec)
     else:
         try:
             workload = _lean_net(str(spec), None)
