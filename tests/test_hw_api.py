@@ -21,35 +21,39 @@ from lean.nn.checkpoint import Checkpoint, save
 # The four built-ins as the positional builders of accelerator.py gave them before the parameters moved to TOML
 # files (recorded from that code): the data files must reproduce them exactly, types included. rf_fill_stalls came
 # later (issue 16) with dram_format, weight_format and dram_overlap (replacing dram_compression and rlc_overhead),
-# and Eyeriss's DRAM link became the sourced 60 MHz x 64 bits (2.4 bytes a core cycle, was an assumed 8).
+# and psum_bits, and Eyeriss's DRAM link became the sourced 60 MHz x 64 bits (2.4 bytes a core cycle, was an
+# assumed 8).
 RECORDED_ACCELERATORS = {
     "eyeriss": {"name": "eyeriss", "dataflow": "rs", "array_rows": 12, "array_cols": 14, "rf_weight_words": 224,
                 "rf_input_words": 12, "rf_psum_words": 24, "glb_bytes": 110592, "word_bits": 16, "clock_mhz": 200.0,
                 "dram_bytes_per_cycle": 2.4, "glb_bytes_per_cycle": 64.0, "e_mac_pj": 1.0, "e_rf_pj": 1.0,
                 "e_noc_pj": 2.0, "e_glb_pj": 6.0, "e_dram_pj": 200.0, "weights_bypass_glb": True, "systolic": False,
                 "zero_gating": True, "zero_skipping": False, "dram_format": "rlc", "weight_format": "dense",
-                "rf_fill_stalls": True, "dram_overlap": False, "tech": "eyeriss-normalized"},
+                "rf_fill_stalls": True, "dram_overlap": False, "psum_bits": 16, "rf_counts": "per-use",
+                "tech": "eyeriss-normalized"},
     "tpu-like": {"name": "tpu-like", "dataflow": "ws", "array_rows": 256, "array_cols": 256, "rf_weight_words": 1,
                  "rf_input_words": 0, "rf_psum_words": 0, "glb_bytes": 25165824, "word_bits": 8, "clock_mhz": 700.0,
                  "dram_bytes_per_cycle": 42.857142857142854, "glb_bytes_per_cycle": 256.0, "e_mac_pj": 0.25,
                  "e_rf_pj": 0.20833333333333334, "e_noc_pj": 0.4166666666666667, "e_glb_pj": 1.25, "e_dram_pj": 160.0,
                  "weights_bypass_glb": False, "systolic": True, "zero_gating": False, "zero_skipping": False,
                  "dram_format": "dense", "weight_format": "dense",
-                 "rf_fill_stalls": False, "dram_overlap": True, "tech": "horowitz45"},
+                 "rf_fill_stalls": False, "dram_overlap": True, "psum_bits": 32, "rf_counts": "per-use",
+                 "tech": "horowitz45"},
     "shidiannao-like": {"name": "shidiannao-like", "dataflow": "os", "array_rows": 8, "array_cols": 8,
                         "rf_weight_words": 0, "rf_input_words": 0, "rf_psum_words": 1, "glb_bytes": 294912,
                         "word_bits": 16, "clock_mhz": 1000.0, "dram_bytes_per_cycle": 4.0, "glb_bytes_per_cycle": 64.0,
                         "e_mac_pj": 0.9, "e_rf_pj": 0.4166666666666667, "e_noc_pj": 0.8333333333333334,
                         "e_glb_pj": 2.5, "e_dram_pj": 320.0, "weights_bypass_glb": False, "systolic": False,
                         "zero_gating": False, "zero_skipping": False, "dram_format": "dense",
-                        "weight_format": "dense", "rf_fill_stalls": False, "dram_overlap": True, "tech": "horowitz45"},
+                        "weight_format": "dense", "rf_fill_stalls": False, "dram_overlap": True,
+                        "psum_bits": 16, "rf_counts": "per-use", "tech": "horowitz45"},
     "diannao-like": {"name": "diannao-like", "dataflow": "nlr", "array_rows": 16, "array_cols": 16,
                      "rf_weight_words": 0, "rf_input_words": 0, "rf_psum_words": 0, "glb_bytes": 36864,
                      "word_bits": 16, "clock_mhz": 1000.0, "dram_bytes_per_cycle": 16.0, "glb_bytes_per_cycle": 64.0,
                      "e_mac_pj": 0.9, "e_rf_pj": 0.4166666666666667, "e_noc_pj": 0.8333333333333334, "e_glb_pj": 2.5,
                      "e_dram_pj": 320.0, "weights_bypass_glb": False, "systolic": False, "zero_gating": False,
                      "zero_skipping": False, "dram_format": "dense", "weight_format": "dense",
-                 "rf_fill_stalls": False, "dram_overlap": True,
+                     "rf_fill_stalls": False, "dram_overlap": True, "psum_bits": 16, "rf_counts": "per-use",
                      "tech": "horowitz45"},
 }
 

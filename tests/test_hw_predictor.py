@@ -75,6 +75,12 @@ def test_row_stationary_1d_convolutions_share_input_rows_diagonally():
     assert r.compute_cycles == 6 + (8 + 16) / 4                 # 6 MACs a PE, plus its RF fills (stalls off: 6)
     assert evaluate(layer, dataclasses.replace(acc, rf_fill_stalls=False),
                     r.mapping).compute_cycles == 6
+    # the DNN-Chip Predictor's convention: the RFs count what enters and leaves them (no per-MAC reads or updates),
+    # and a partial sum forwarded up the column is written into the next PE's RF
+    fills = evaluate(layer, dataclasses.replace(acc, rf_counts="fills"), r.mapping)
+    assert _counts(fills, "rf", "weight") == {"reads": 0, "writes": 8}
+    assert _counts(fills, "rf", "output") == {"reads": 12, "writes": 6}
+    assert fills.counts["noc"] == r.counts["noc"] and fills.counts["glb"] == r.counts["glb"]
 
 
 def test_no_local_reuse_reads_every_weight_per_use():

@@ -39,6 +39,7 @@ from ..errors import HardwareModelError
 from . import sparsity, tech
 
 DATAFLOWS = ("rs", "ws", "os", "is", "nlr")
+RF_COUNTS = ("per-use", "fills")
 ENERGY_FIELDS = ("e_mac_pj", "e_rf_pj", "e_noc_pj", "e_glb_pj", "e_dram_pj")
 # The unit a data file must state for each parameter (None: unitless). Energies are in the tech table's unit.
 UNITS = {
@@ -46,7 +47,8 @@ UNITS = {
     "rf_input_words": "words", "rf_psum_words": "words", "glb_bytes": "bytes", "word_bits": "bits",
     "clock_mhz": "MHz", "dram_bytes_per_cycle": "bytes/cycle", "glb_bytes_per_cycle": "bytes/cycle",
     "weights_bypass_glb": None, "systolic": None, "zero_gating": None, "zero_skipping": None,
-    "dram_format": None, "weight_format": None, "rf_fill_stalls": None, "dram_overlap": None,
+    "dram_format": None, "weight_format": None, "rf_fill_stalls": None, "dram_overlap": None, "psum_bits": "bits",
+    "rf_counts": None,
 }
 
 
@@ -84,6 +86,10 @@ class Accelerator:
     weight_format: str = "dense"   # weights in DRAM and the buffer (lean.hw.sparsity.FORMATS)
     rf_fill_stalls: bool = False  # a PE stops computing while its register file is filled (not double-buffered)
     dram_overlap: bool = True     # DRAM transfers hide behind compute (a double-buffered buffer); else they add
+    psum_bits: int = 0            # width of partial sums on chip and when spilled (0: the activations' width)
+    # register-file accesses counted: "per-use" (each MAC reads its operands and updates its partial sum there, as
+    # Timeloop counts) or "fills" (only what enters and leaves the RF, as the DNN-Chip Predictor's code counts)
+    rf_counts: str = "per-use"
     tech: str = "eyeriss-normalized"
 
     def __post_init__(self):
@@ -92,12 +98,14 @@ class Accelerator:
         for f in ("array_rows", "array_cols", "glb_bytes", "word_bits"):
             if getattr(self, f) < 1:
                 raise HardwareModelError(f"{f} must be >= 1; got {getattr(self, f)}")
-        for f in ("rf_weight_words", "rf_input_words", "rf_psum_words"):
+        for f in ("rf_weight_words", "rf_input_words", "rf_psum_words", "psum_bits"):
             if getattr(self, f) < 0:
                 raise HardwareModelError(f"{f} must be >= 0; got {getattr(self, f)}")
         for f in ("clock_mhz", "dram_bytes_per_cycle", "glb_bytes_per_cycle"):
             if not getattr(self, f) > 0:
                 raise HardwareModelError(f"{f} must be > 0; got {getattr(self, f)}")
+        if self.rf_counts not in RF_COUNTS:
+            raise HardwareModelError(f"rf_counts must be one of {', '.join(RF_COUNTS)}; got {self.rf_counts!r}")
         sparsity.check_format("dram_format", self.dram_format)
         sparsity.check_format("weight_format", self.weight_format)
         for f in ENERGY_FIELDS:

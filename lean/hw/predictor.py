@@ -17,7 +17,10 @@ every level and every operand (weights, inputs, outputs):
   or S) are summed on the way up (``reductions``): the parent sees one update per union element.
 - **Partial sums.** An output level's writes are the updates arriving from below; each update after an
   output's first is a read-modify-write (the partial sum is read back down first). The MAC reads its operands
-  from the innermost level that holds them once per use, and updates the output there once per MAC.
+  from the innermost level that holds them once per use, and updates the output there once per MAC (Timeloop's
+  convention and lean's default, since those accesses cost energy; ``rf_counts = "fills"`` counts only what
+  enters and leaves the register file, and a partial sum forwarded PE to PE as written into each RF on its way,
+  as the DNN-Chip Predictor's code does).
 - **Energy** = accesses x per-word energies (``Accelerator.e_*_pj``, scaled by the operand's bits over
   ``word_bits``) + MACs x MAC energy + network deliveries x ``e_noc_pj`` + leakage power x time where the
   technology tables give leakage (``Accelerator.leakage_mw``; the 45 nm tables).
@@ -292,6 +295,8 @@ def analyze(layer: LayerShape, acc: Accelerator, factors: dict, orders: dict) ->
     for t in OPERANDS:
         chain = list(hold[t]) + ["mac"]
         for parent, child in zip(chain, chain[1:], strict=False):
+            if (parent, child) == ("rf", "mac") and acc.rf_counts == "fills":
+                continue   # the DNN-Chip Predictor's convention: the MAC's own RF reads and updates are not counted
             crosses = below_array[child] and not below_array[parent]
             reuse = child != "mac"
             per_instance = _walk(t, above[child], tile[child], st, hw_in, reuse)
@@ -317,6 +322,9 @@ def analyze(layer: LayerShape, acc: Accelerator, factors: dict, orders: dict) ->
                 # when a reduction spreads it over several: the others start again from zero)
                 counts[child][t]["reads"] += arriving
                 counts[child][t]["writes"] += to_parent - first_parent
+                if acc.rf_counts == "fills" and child == "rf":
+                    # DNN-Chip Predictor: a partial sum forwarded PE to PE is written into each RF on its way
+                    counts[child][t]["writes"] += arriving - to_parent
             if crosses:
                 noc[t]["deliveries"] += arriving + (to_parent - first_parent)    # up, and partial sums back down
                 noc[t]["sends"] += to_parent
@@ -326,7 +334,8 @@ def analyze(layer: LayerShape, acc: Accelerator, factors: dict, orders: dict) ->
         counts["dram"]["input"]["reads"] = counts["dram"]["input"]["reads"] * nest.input_dedup
         counts["glb"]["input"]["writes"] = counts["glb"]["input"]["writes"] * nest.input_dedup
 
-    bits = {"weight": layer.w_bits, "input": layer.a_bits, "output": layer.a_bits}
+    # partial sums travel at the accumulator width (psum_bits; 0: the activations'), final outputs at a_bits
+    bits = {"weight": layer.w_bits, "input": layer.a_bits, "output": acc.psum_bits or layer.a_bits}
     w_stored = weight_stored_bits(layer, acc)
     macs = layer.macs // layer.groups
     gate = layer.w_density * layer.a_density if acc.zero_gating else 1.0
