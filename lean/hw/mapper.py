@@ -22,7 +22,8 @@ The search (``search``), per layer:
    these three classes changes nothing (up to the sliding window, which the fixed inner order P, R keeps), so a
    level has 3! = 6 distinct orders, not 7! = 5040; the global buffer tries all 6, DRAM the 3 that differ in
    which class is innermost (the only thing its single parent-less tile sees). The register file's order does not
-   change any count (the MAC reads its operands per use) and is fixed.
+   change any count (the MAC reads its operands per use) and is fixed. Orders that differ only where loops of
+   factor 1 sit (for every candidate) are one nest and are costed once.
 
 Every candidate is costed by ``predictor.analyze`` (vectorized over candidates, once per pair of orders), and the
 one with the smallest objective among those that fit is kept. ``search["evaluated"]`` counts what was costed and
@@ -197,18 +198,25 @@ def search(layer: LayerShape, acc: Accelerator, objective: str = "energy", *, sp
                 columns["rf"][d].append(np.full(count, rf.get(d, 1)))
     factors = {place: {d: np.concatenate(columns[place][d]).astype(np.int64) for d in DIMS} for place in PLACES}
     dram_orders, glb_orders = _orders()
-    best = None
-    evaluated = 0
+    # orders that differ only in where loops of factor 1 (for every candidate) sit are the same nest: cost one
+    live = {lv: {d for d in DIMS if np.any(factors[lv][d] > 1)} for lv in ("dram", "glb")}
+    distinct = {}
     for dram_order in dram_orders:
         for glb_order in glb_orders:
-            orders = {"dram": dram_order, "glb": glb_order, "rf": RF_ORDER}
-            ev = analyze(layer, acc, factors, orders)
-            evaluated += ev["energy"].size
-            score = {"energy": ev["energy"], "latency": ev["cycles"], "edp": ev["energy"] * ev["cycles"]}[objective]
-            score = np.where(ev["fits"], score, np.inf)
-            i = int(np.argmin(score))
-            if np.isfinite(score[i]) and (best is None or score[i] < best[0]):
-                best = (score[i], i, orders, ev)
+            key = ("".join(d for d in dram_order if d in live["dram"]),
+                   "".join(d for d in glb_order if d in live["glb"]))
+            distinct.setdefault(key, (dram_order, glb_order))
+    best = None
+    evaluated = 0
+    for dram_order, glb_order in distinct.values():
+        orders = {"dram": dram_order, "glb": glb_order, "rf": RF_ORDER}
+        ev = analyze(layer, acc, factors, orders)
+        evaluated += ev["energy"].size
+        score = {"energy": ev["energy"], "latency": ev["cycles"], "edp": ev["energy"] * ev["cycles"]}[objective]
+        score = np.where(ev["fits"], score, np.inf)
+        i = int(np.argmin(score))
+        if np.isfinite(score[i]) and (best is None or score[i] < best[0]):
+            best = (score[i], i, orders, ev)
     if best is None:
         raise HardwareModelError(f"layer {layer.name}: no mapping fits {acc.name} (its {acc.glb_bytes:,}-byte "
                                  "global buffer or register files are too small for any tile)")

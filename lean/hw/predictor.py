@@ -281,7 +281,8 @@ def analyze(layer: LayerShape, acc: Accelerator, factors: dict, orders: dict) ->
     ext_dram = {d: ext_glb[d] * F["dram"][d] for d in DIMS}
     ones = {d: one for d in DIMS}
     pes_used = math.prod(spatial[d] for d in DIMS)
-    temporal = {lv: [(d, F[lv][d]) for d in reversed(orders[lv])] for lv in TEMPORAL}  # innermost first
+    # innermost first; loops of factor 1 for every candidate change nothing and are left out
+    temporal = {lv: [(d, F[lv][d]) for d in reversed(orders[lv]) if np.any(F[lv][d] > 1)] for lv in TEMPORAL}
     above = {"dram": [], "glb": temporal["dram"], "rf": temporal["glb"] + temporal["dram"],
              "mac": temporal["rf"] + temporal["glb"] + temporal["dram"]}
     tile = {"dram": ext_dram, "glb": ext_glb, "rf": ext_rf, "mac": ones}
