@@ -1,6 +1,6 @@
 """Speed of the hardware predictor (issue 3 targets).
 
-    python benchmarks/hw_speed.py [--configs 1000]
+    python benchmarks/hw_speed.py [--configs 1000] [--effort quick|default|thorough]
 
 1. `lean hw predict --workload resnet50 --accel eyeriss` (mapping search on every layer) as a whole command,
    wall time median of 5 (target < 2 s), and the same search in-process (target < 1 s).
@@ -19,6 +19,8 @@ import numpy as np
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--configs", type=int, default=1000)
+    ap.add_argument("--effort", default="quick", choices=["quick", "default", "thorough"],
+                    help="the mapper's effort in the sweep (quick: what a sweep over many accelerators uses)")
     args = ap.parse_args()
     times = []
     for _ in range(5):
@@ -50,12 +52,12 @@ def main():
         # only row stationary keeps weights in the PEs for the whole pass, so only it may stream them from DRAM
         acc = base.with_overrides(array_rows=rows, array_cols=cols, glb_bytes=kb * 1024, dram_bytes_per_cycle=bw,
                                   dataflow=df, weights_bypass_glb=df == "rs")
-        total = predict(resnet18, acc).total
+        total = predict(resnet18, acc, effort=args.effort).total
         edp = total["energy_pj"] * total["latency_ms"]
         if best is None or edp < best[0]:
             best = (edp, rows, cols, kb, bw, df, total)
     elapsed = time.perf_counter() - t0
-    print(f"sweep of {len(configs)} configurations over ResNet-18: {elapsed:.1f} s "
+    print(f"sweep of {len(configs)} configurations over ResNet-18 (search effort {args.effort}): {elapsed:.1f} s "
           f"({1e3 * elapsed / len(configs):.1f} ms each; target 1,000 in < 60 s)")
     _, rows, cols, kb, bw, df, total = best
     print(f"lowest energy-delay product: {rows}x{cols} PEs, {kb} kB, {bw} B/cycle, {df}: "

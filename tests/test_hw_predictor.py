@@ -281,3 +281,15 @@ def test_leakage_energy_is_leakage_power_over_the_layers_time():
     assert r.energy_breakdown_pj["leak"] == pytest.approx(acc.leakage_mw()["total"] * r.latency_ms * 1e6)
     assert r.energy_pj == pytest.approx(sum(r.energy_breakdown_pj.values()))
     assert "leak" not in search(layer, eyeriss()).energy_breakdown_pj     # normalized units: no leakage
+
+
+def test_a_harder_search_never_finds_worse_on_a_layer_it_searches_whole():
+    # a small layer: no thinning of the buffer splits, so each effort searches a superset of the one before
+    layer = wl.LayerShape("c", "conv", n=2, c=16, k=24, h=10, w=10, r=3, s=3, padding=1)
+    for acc in (eyeriss(), tpu_like().with_overrides(array_rows="16", array_cols="16")):
+        found = [search(layer, acc, effort=effort) for effort in ("quick", "default", "thorough")]
+        energies = [r.energy_pj for r in found]
+        assert energies[0] >= energies[1] * (1 - 1e-12) and energies[1] >= energies[2] * (1 - 1e-12)
+        assert found[0].search["evaluated"] < found[1].search["evaluated"] < found[2].search["evaluated"]
+    with pytest.raises(HardwareModelError, match="unknown search effort 'hard'"):
+        search(layer, eyeriss(), effort="hard")

@@ -26,13 +26,16 @@ def hw():
               help="TOML or JSON of given mappings by layer name (\"*\" for all), as --show-mapping prints them; "
                    "other layers are searched.")
 @click.option("--show-mapping", is_flag=True, help="Print the mappings used, as a file --mapping reads back.")
+@click.option("--effort", default="default", show_default=True, type=click.Choice(["quick", "default", "thorough"]),
+              help="How hard the mapper searches (quick for sweeps, thorough for one layer).")
 @click.option("--plot", default=None, type=click.Path(dir_okay=False), help="Energy breakdown per layer (PNG).")
-def predict(workload_spec, accel, dataflow, batch, sets, objective, mapping_file, show_mapping, as_json, plot):
+def predict(workload_spec, accel, dataflow, batch, sets, objective, mapping_file, show_mapping, effort, as_json,
+            plot):
     """Per-layer and total energy, latency and DRAM traffic of a workload on an accelerator."""
     from ..hw import predict as run_predict
 
     result = run_predict(workload_spec, accel, dataflow=dataflow, batch=batch, overrides=list(sets),
-                         objective=objective, mappings=mapping_file)
+                         objective=objective, mappings=mapping_file, effort=effort)
     if show_mapping and not as_json:
         from ..hw.mapping import dumps
 

@@ -21,7 +21,8 @@ from .workload import catalog as workload_catalog
 
 def predict(workload: str | Path | Workload, accel: str | Path | Accelerator, *, dataflow: str | None = None,
             batch: int | None = None, overrides: Iterable[str] | Mapping[str, Any] | None = None,
-            objective: str = "energy", mappings: str | Path | Mapping[str, Any] | None = None) -> dict[str, Any]:
+            objective: str = "energy", mappings: str | Path | Mapping[str, Any] | None = None,
+            effort: str = "default") -> dict[str, Any]:
     """Per-layer and total energy, latency and DRAM traffic of a workload on an accelerator (``lean hw predict``).
 
     Parameters
@@ -42,6 +43,8 @@ def predict(workload: str | Path | Workload, accel: str | Path | Accelerator, *,
     mappings : str, Path or mapping, optional
         Given mappings by layer name (``"*"`` for every layer not named), or a TOML/JSON file of them
         (``lean.hw.mapping``); other layers are searched.
+    effort : str
+        How hard the mapper looks: ``"quick"``, ``"default"`` or ``"thorough"`` (``lean.hw.mapper.EFFORTS``).
 
     Returns
     -------
@@ -59,7 +62,7 @@ def predict(workload: str | Path | Workload, accel: str | Path | Accelerator, *,
     if values:
         acc = acc.with_overrides(**values)
     fixed = load_mappings(mappings) if mappings is not None else None
-    result = predictor.predict(wl, acc, objective, fixed).to_dict()
+    result = predictor.predict(wl, acc, objective, fixed, effort).to_dict()
     result["accelerator_parameters"] = acc.to_dict()
     result["area_mm2"] = acc.area_mm2()
     result["leakage_mw"] = acc.leakage_mw()

@@ -131,14 +131,23 @@ def _thin(values, keep):
     return [values[i] for i in idx]
 
 
-def _orders():
-    glb = ["".join(p) for p in itertools.permutations(CLASSES)]
-    dram = ["".join(c for c in CLASSES if c != inner) + inner for inner in CLASSES]
-    return dram, glb
+def _orders(all_glb=True):
+    innermost = ["".join(c for c in CLASSES if c != inner) + inner for inner in CLASSES]
+    glb = ["".join(p) for p in itertools.permutations(CLASSES)] if all_glb else innermost
+    return innermost, glb
 
 
-def search(layer: LayerShape, acc: Accelerator, objective: str = "energy", *, spatial_keep: int = 4,
-           rf_keep: int = 4, max_candidates: int = 4000):
+# how hard the search looks: unrollings and RF tiles kept, buffer splits per pair before thinning, and whether the
+# buffer level tries all 6 class orders or only the 3 that differ in the innermost class
+EFFORTS = {
+    "quick": {"spatial_keep": 2, "rf_keep": 2, "max_candidates": 500, "all_glb_orders": False},
+    "default": {"spatial_keep": 4, "rf_keep": 4, "max_candidates": 4000, "all_glb_orders": True},
+    "thorough": {"spatial_keep": 16, "rf_keep": 16, "max_candidates": 50000, "all_glb_orders": True},
+}
+
+
+def search(layer: LayerShape, acc: Accelerator, objective: str = "energy", *, effort: str = "default",
+           spatial_keep: int | None = None, rf_keep: int | None = None, max_candidates: int | None = None):
     """The best mapping of ``layer`` on ``acc`` for ``objective``, and its cost.
 
     Parameters
@@ -149,9 +158,11 @@ def search(layer: LayerShape, acc: Accelerator, objective: str = "energy", *, sp
         The accelerator (its ``dataflow`` picks the constraints).
     objective : str
         ``"energy"``, ``"latency"`` (cycles) or ``"edp"`` (their product).
-    spatial_keep, rf_keep : int
+    effort : str
+        ``"quick"``, ``"default"`` or ``"thorough"`` (``EFFORTS``): the sizes below, unless given.
+    spatial_keep, rf_keep : int, optional
         How many of the best spatial unrollings and register-file tiles go on to the buffer split.
-    max_candidates : int
+    max_candidates : int, optional
         Buffer splits per (unrolling, RF tile) pair before the divisor lists are thinned.
 
     Returns
@@ -163,6 +174,12 @@ def search(layer: LayerShape, acc: Accelerator, objective: str = "energy", *, sp
         raise HardwareModelError(f"unknown objective {objective!r}; choose one of: {', '.join(OBJECTIVES)}")
     if layer.kind == "pool":
         raise HardwareModelError(f"layer {layer.name}: pooling layers are not costed")
+    if effort not in EFFORTS:
+        raise HardwareModelError(f"unknown search effort {effort!r}; choose one of: {', '.join(EFFORTS)}")
+    sizes = EFFORTS[effort]
+    spatial_keep = spatial_keep or sizes["spatial_keep"]
+    rf_keep = rf_keep or sizes["rf_keep"]
+    max_candidates = max_candidates or sizes["max_candidates"]
     check(acc)
     nest = view(layer, acc)
     dims = nest.dims
@@ -197,7 +214,7 @@ def search(layer: LayerShape, acc: Accelerator, objective: str = "energy", *, sp
                 columns["cols"][d].append(np.full(count, cols.get(d, 1)))
                 columns["rf"][d].append(np.full(count, rf.get(d, 1)))
     factors = {place: {d: np.concatenate(columns[place][d]).astype(np.int64) for d in DIMS} for place in PLACES}
-    dram_orders, glb_orders = _orders()
+    dram_orders, glb_orders = _orders(sizes["all_glb_orders"])
     # orders that differ only in where loops of factor 1 (for every candidate) sit are the same nest: cost one
     live = {lv: {d for d in DIMS if np.any(factors[lv][d] > 1)} for lv in ("dram", "glb")}
     distinct = {}

@@ -507,7 +507,7 @@ def _misfit(layer, acc, m):
 
 
 def predict(workload: Workload, acc: Accelerator, objective: str = "energy",
-            mappings: AbcMapping[str, Any] | None = None) -> Prediction:
+            mappings: AbcMapping[str, Any] | None = None, effort: str = "default") -> Prediction:
     """Per-layer and total energy, latency and traffic of ``workload`` on ``acc``.
 
     Parameters
@@ -521,6 +521,8 @@ def predict(workload: Workload, acc: Accelerator, objective: str = "energy",
     mappings : mapping, optional
         Given mappings by layer name, in the file form (``lean.hw.mapping``); the key ``"*"`` applies to every
         layer not named. Other layers are searched (``lean.hw.mapper.search``).
+    effort : str
+        How hard the search looks: ``"quick"`` (sweeps over many accelerators), ``"default"``, ``"thorough"``.
 
     Returns
     -------
@@ -547,7 +549,7 @@ def predict(workload: Workload, acc: Accelerator, objective: str = "energy",
             continue
         key = replace(whole, name="")  # repeated blocks have identical shapes: search each once
         if key not in cache:
-            cache[key] = search(whole, acc, objective)
+            cache[key] = search(whole, acc, objective, effort=effort)
         layers.append(_share(replace(cache[key], name=layer.name), layer.fraction))
     return Prediction(workload.name, acc.name, tuple(layers), acc.energy_unit)
 
