@@ -30,7 +30,7 @@ RECORDED_ACCELERATORS = {
                 "e_noc_pj": 2.0, "e_glb_pj": 6.0, "e_dram_pj": 200.0, "weights_bypass_glb": True, "systolic": False,
                 "zero_gating": True, "zero_skipping": False, "dram_format": "rlc", "weight_format": "dense",
                 "rf_fill_stalls": True, "dram_overlap": False, "psum_bits": 16, "rf_counts": "per-use",
-                "tech": "eyeriss-normalized"},
+                "e_rf_write_pj": 0.0, "e_glb_write_pj": 0.0, "e_dram_write_pj": 0.0, "tech": "eyeriss-normalized"},
     "tpu-like": {"name": "tpu-like", "dataflow": "ws", "array_rows": 256, "array_cols": 256, "rf_weight_words": 1,
                  "rf_input_words": 0, "rf_psum_words": 0, "glb_bytes": 25165824, "word_bits": 8, "clock_mhz": 700.0,
                  "dram_bytes_per_cycle": 42.857142857142854, "glb_bytes_per_cycle": 256.0, "e_mac_pj": 0.25,
@@ -38,7 +38,7 @@ RECORDED_ACCELERATORS = {
                  "weights_bypass_glb": False, "systolic": True, "zero_gating": False, "zero_skipping": False,
                  "dram_format": "dense", "weight_format": "dense",
                  "rf_fill_stalls": False, "dram_overlap": True, "psum_bits": 32, "rf_counts": "per-use",
-                 "tech": "horowitz45"},
+                 "e_rf_write_pj": 0.0, "e_glb_write_pj": 0.0, "e_dram_write_pj": 0.0, "tech": "horowitz45"},
     "shidiannao-like": {"name": "shidiannao-like", "dataflow": "os", "array_rows": 8, "array_cols": 8,
                         "rf_weight_words": 0, "rf_input_words": 0, "rf_psum_words": 1, "glb_bytes": 294912,
                         "word_bits": 16, "clock_mhz": 1000.0, "dram_bytes_per_cycle": 4.0, "glb_bytes_per_cycle": 64.0,
@@ -46,7 +46,8 @@ RECORDED_ACCELERATORS = {
                         "e_glb_pj": 2.5, "e_dram_pj": 320.0, "weights_bypass_glb": False, "systolic": False,
                         "zero_gating": False, "zero_skipping": False, "dram_format": "dense",
                         "weight_format": "dense", "rf_fill_stalls": False, "dram_overlap": True,
-                        "psum_bits": 16, "rf_counts": "per-use", "tech": "horowitz45"},
+                        "psum_bits": 16, "rf_counts": "per-use",
+                        "e_rf_write_pj": 0.0, "e_glb_write_pj": 0.0, "e_dram_write_pj": 0.0, "tech": "horowitz45"},
     "diannao-like": {"name": "diannao-like", "dataflow": "nlr", "array_rows": 16, "array_cols": 16,
                      "rf_weight_words": 0, "rf_input_words": 0, "rf_psum_words": 0, "glb_bytes": 36864,
                      "word_bits": 16, "clock_mhz": 1000.0, "dram_bytes_per_cycle": 16.0, "glb_bytes_per_cycle": 64.0,
@@ -54,7 +55,7 @@ RECORDED_ACCELERATORS = {
                      "e_dram_pj": 320.0, "weights_bypass_glb": False, "systolic": False, "zero_gating": False,
                      "zero_skipping": False, "dram_format": "dense", "weight_format": "dense",
                      "rf_fill_stalls": False, "dram_overlap": True, "psum_bits": 16, "rf_counts": "per-use",
-                     "tech": "horowitz45"},
+                     "e_rf_write_pj": 0.0, "e_glb_write_pj": 0.0, "e_dram_write_pj": 0.0, "tech": "horowitz45"},
 }
 
 # ResNet-20 at 32x32x3, batch 1, as from_model traced it when it replaced layer.forward (recorded from that code)
@@ -152,7 +153,8 @@ def _builtin_toml(name):
 def test_builtin_data_files_give_every_parameter_with_unit_and_source(name):
     data = _builtin_toml(name)
     assert data["name"] == name and data["source"] and data["description"] and data["tech"]
-    described = {f.name for f in fields(accel_mod.Accelerator)} - {"name", "tech", *accel_mod.ENERGY_FIELDS}
+    described = {f.name for f in fields(accel_mod.Accelerator)} - {"name", "tech", *accel_mod.ENERGY_FIELDS,
+                                                                   *accel_mod.WRITE_ENERGY_FIELDS}
     assert set(data["parameters"]) == described
     assert set(accel_mod.UNITS) == described
     for key, entry in data["parameters"].items():

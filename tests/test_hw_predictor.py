@@ -293,3 +293,14 @@ def test_a_harder_search_never_finds_worse_on_a_layer_it_searches_whole():
         assert found[0].search["evaluated"] < found[1].search["evaluated"] < found[2].search["evaluated"]
     with pytest.raises(HardwareModelError, match="unknown search effort 'hard'"):
         search(layer, eyeriss(), effort="hard")
+
+
+def test_writes_cost_their_own_energy_where_given():
+    layer = wl.LayerShape("pw", "conv", n=1, c=2, k=2, h=2, w=2, r=1, s=1)
+    mapping = {"rows": {"C": 2}, "cols": {"K": 2}, "glb": {"P": 2, "Q": 2}, "orders": {"glb": "PQ"}}
+    same = evaluate(layer, _tiny(), mapping)
+    dearer = evaluate(layer, _tiny(e_glb_write_pj=10.0, e_dram_write_pj=300.0), mapping)
+    glb_writes = sum(same.counts["glb"][t]["writes"] for t in ("weight", "input", "output"))   # 4 + 8 + 8
+    assert dearer.energy_breakdown_pj["glb"] - same.energy_breakdown_pj["glb"] == pytest.approx(glb_writes * 4.0)
+    assert dearer.energy_breakdown_pj["dram"] - same.energy_breakdown_pj["dram"] == pytest.approx(8 * 100.0)
+    assert dearer.energy_breakdown_pj["rf"] == same.energy_breakdown_pj["rf"]

@@ -41,6 +41,7 @@ from . import sparsity, tech
 DATAFLOWS = ("rs", "ws", "os", "is", "nlr")
 RF_COUNTS = ("per-use", "fills")
 ENERGY_FIELDS = ("e_mac_pj", "e_rf_pj", "e_noc_pj", "e_glb_pj", "e_dram_pj")
+WRITE_ENERGY_FIELDS = ("e_rf_write_pj", "e_glb_write_pj", "e_dram_write_pj")
 # The unit a data file must state for each parameter (None: unitless). Energies are in the tech table's unit.
 UNITS = {
     "dataflow": None, "array_rows": "PEs", "array_cols": "PEs", "rf_weight_words": "words",
@@ -90,6 +91,10 @@ class Accelerator:
     # register-file accesses counted: "per-use" (each MAC reads its operands and updates its partial sum there, as
     # Timeloop counts) or "fills" (only what enters and leaves the RF, as the DNN-Chip Predictor's code counts)
     rf_counts: str = "per-use"
+    # a write's energy where it differs from a read's (0: as a read; the tables give one cost per access)
+    e_rf_write_pj: float = 0.0
+    e_glb_write_pj: float = 0.0
+    e_dram_write_pj: float = 0.0
     tech: str = "eyeriss-normalized"
 
     def __post_init__(self):
@@ -108,7 +113,7 @@ class Accelerator:
             raise HardwareModelError(f"rf_counts must be one of {', '.join(RF_COUNTS)}; got {self.rf_counts!r}")
         sparsity.check_format("dram_format", self.dram_format)
         sparsity.check_format("weight_format", self.weight_format)
-        for f in ENERGY_FIELDS:
+        for f in (*ENERGY_FIELDS, *WRITE_ENERGY_FIELDS):
             if getattr(self, f) < 0:
                 raise HardwareModelError(f"{f} must be >= 0; got {getattr(self, f)}")
         tech.table(self.tech)  # an unknown table name fails here, listing the known ones
@@ -206,7 +211,10 @@ class Accelerator:
             converted = {**_energies(new_tech, new_bits), **converted}
         elif new_bits != self.word_bits and not any(f in converted for f in ENERGY_FIELDS):
             before, after = _energies(self.tech, self.word_bits), _energies(self.tech, new_bits)
-            converted = {**{f: getattr(self, f) * after[f] / before[f] for f in ENERGY_FIELDS}, **converted}
+            scaled = {f: getattr(self, f) * after[f] / before[f] for f in ENERGY_FIELDS}
+            scaled.update({w: getattr(self, w) * after[r] / before[r]
+                           for w, r in zip(WRITE_ENERGY_FIELDS, ("e_rf_pj", "e_glb_pj", "e_dram_pj"), strict=True)})
+            converted = {**scaled, **converted}
         return dataclasses.replace(self, **converted)
 
     def to_dict(self) -> dict[str, Any]:
@@ -288,7 +296,7 @@ def _parameters(table, energy_unit, strict):
     for key, entry in table.items():
         if key not in known:
             raise HardwareModelError(f"unknown accelerator parameter {key!r}; known: {', '.join(known)}")
-        unit = energy_unit if key in ENERGY_FIELDS else UNITS[key]
+        unit = energy_unit if key in (*ENERGY_FIELDS, *WRITE_ENERGY_FIELDS) else UNITS[key]
         if isinstance(entry, dict):
             extra = sorted(set(entry) - {"value", "unit", "source"})
             if "value" not in entry or extra:

@@ -21,9 +21,10 @@ every level and every operand (weights, inputs, outputs):
   convention and lean's default, since those accesses cost energy; ``rf_counts = "fills"`` counts only what
   enters and leaves the register file, and a partial sum forwarded PE to PE as written into each RF on its way,
   as the DNN-Chip Predictor's code does).
-- **Energy** = accesses x per-word energies (``Accelerator.e_*_pj``, scaled by the operand's bits over
-  ``word_bits``) + MACs x MAC energy + network deliveries x ``e_noc_pj`` + leakage power x time where the
-  technology tables give leakage (``Accelerator.leakage_mw``; the 45 nm tables).
+- **Energy** = reads and writes x per-word energies (``Accelerator.e_*_pj`` for reads, ``e_*_write_pj`` for
+  writes where they differ; scaled by the operand's bits over ``word_bits``) + MACs x MAC energy + network
+  deliveries x ``e_noc_pj`` + leakage power x time where the technology tables give leakage
+  (``Accelerator.leakage_mw``; the 45 nm tables).
 - **Latency.** Compute cycles are the product of the temporal factors (padding and unused PEs show as lost
   utilization); a systolic array adds its fill and drain once per change of the stationary tile (as SCALE-Sim
   counts them); an RF whose fills stall the PE (``rf_fill_stalls``, Eyeriss) adds the fills. DRAM and GLB
@@ -349,6 +350,7 @@ def analyze(layer: LayerShape, acc: Accelerator, factors: dict, orders: dict) ->
                   ("dram", "input"): sparsity.stored_bits(acc.dram_format, layer.a_density, layer.a_bits)})
     final_out = sparsity.stored_bits(acc.dram_format, layer.o_density, layer.a_bits)
     unit = {"rf": acc.e_rf_pj, "glb": acc.e_glb_pj, "dram": acc.e_dram_pj}
+    write_unit = {"rf": acc.e_rf_write_pj, "glb": acc.e_glb_write_pj, "dram": acc.e_dram_write_pj}  # 0: as a read
     breakdown = {"mac": macs * acc.e_mac_pj * gate * (layer.w_bits / acc.word_bits) * (layer.a_bits / acc.word_bits)}
     by_data = {t: 0.0 for t in OPERANDS}
     for lv in ("rf", "noc", "glb", "dram"):
@@ -359,10 +361,13 @@ def analyze(layer: LayerShape, acc: Accelerator, factors: dict, orders: dict) ->
         for lv in ("rf", "glb", "dram"):
             c = counts[lv][t]
             if (lv, t) == ("dram", "output"):   # the final outputs compressed, partial sums spilled dense
-                moved = distinct_out * final_out + (c["writes"] - distinct_out + c["reads"]) * bits["output"]
+                written = distinct_out * final_out + (c["writes"] - distinct_out) * bits["output"]
+                read = c["reads"] * bits["output"]
             else:
-                moved = (c["reads"] + c["writes"]) * width[(lv, t)]
-            e = moved / acc.word_bits * unit[lv] * (gate if lv == "rf" else 1.0)
+                written, read = c["writes"] * width[(lv, t)], c["reads"] * width[(lv, t)]
+            moved = written + read
+            e = (read * unit[lv] + written * (write_unit[lv] or unit[lv])) / acc.word_bits \
+                * (gate if lv == "rf" else 1.0)
             breakdown[lv] = breakdown[lv] + e
             by_data[t] = by_data[t] + e
             if lv == "dram":
