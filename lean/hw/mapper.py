@@ -13,7 +13,7 @@ The search (``search``), per layer:
    dimension is any ``ceil(D / j)`` (so 55 output rows on 14 columns is 4 passes of 14, the last one padded). The
    ``spatial_keep`` unrollings with the best utilization go on.
 2. **Register file**: every tile over the dataflow's RF dims that fits each operand's scratchpad (same factor
-   rule), keeping those no other tile contains (``rf_keep`` of them, largest first).
+   rule), keeping those no other tile contains (``rf_keep`` of them, the most useful work per pass first).
 3. **Buffer**: what is left of each dimension splits between the global buffer and DRAM, over *all* divisors
    (the DRAM level takes the rest exactly). When the product of choices passes ``max_candidates``, the divisor
    lists are thinned evenly in log scale (the result says so: ``search["pruned"]``).
@@ -115,7 +115,9 @@ def _rf_options(dims, spatial, acc, cons, nest):
                 if all(footprint(t, ext, nest.stride, *nest.hw_in) <= words[t] for t in hold if "rf" in hold[t]):
                     nxt.append(cand)
         tiles = nxt
-    tiles.sort(key=lambda c: -math.prod(c.values()))
+    # the most useful work per tile first: a factor that does not divide its dim pads the last pass, so it counts
+    # for the share of the dim it covers on average
+    tiles.sort(key=lambda c: -math.prod(residual[d] / -(-residual[d] // f) for d, f in c.items()))
     kept = []
     for cand in tiles:
         if not any(all(cand.get(d, 1) <= k.get(d, 1) for d in DIMS) for k in kept):
