@@ -27,7 +27,8 @@ ISCA_BY_DATA = {"input": 28.7, "weight": 26.5, "output": 44.8}
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--objective", default="latency", choices=["latency", "energy", "edp"])
+    ap.add_argument("--objective", default="energy", choices=["energy", "latency", "edp"],
+                    help="what the mapper minimizes (energy: what Eyeriss's mappings were chosen for)")
     args = ap.parse_args()
     p = predict(workload.alexnet_eyeriss(), accelerator.eyeriss(), args.objective)
     print(f"Eyeriss, AlexNet CONV1-5, batch 4, mappings searched for {args.objective}")

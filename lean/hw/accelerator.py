@@ -8,8 +8,8 @@ table giving every field with its value, unit (none for flags and the dataflow) 
 - ``eyeriss``: Chen et al., JSSC 2017: 12x14 PEs, row-stationary, 108 kB global buffer holding input maps and
   partial sums (filters go from DRAM straight to the array), per-PE scratchpads of 224 filter, 12 input and 24
   partial-sum words, 16-bit, 200 MHz; zero gating of MACs on zero inputs; maps run-length coded off chip
-  (``dram_format = "rlc"``); a 64-bit link at 60 MHz (2.4 bytes a core cycle) whose transfers do not hide
-  behind compute (``dram_overlap = false``: the measured latency exceeds the processing latency).
+  (``dram_format = "rlc"``); a 64-bit link at 60 MHz (2.4 bytes a core cycle); maps staged in the buffer while
+  the array computes, filters streamed from DRAM into the PEs, which wait for them.
 - ``tpu-like``: a weight-stationary systolic array after Jouppi et al., ISCA 2017: 256x256 8-bit MACs, 700 MHz,
   24 MiB unified buffer, ~30 GB/s of weight and activation memory bandwidth (43 bytes a cycle).
 - ``shidiannao-like``: an output-stationary 8x8 array after Du et al., ISCA 2015: 16-bit, 1 GHz, 288 kB of

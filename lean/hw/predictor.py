@@ -29,8 +29,9 @@ every level and every operand (weights, inputs, outputs):
   utilization); a systolic array adds its fill and drain once per change of the stationary tile (as SCALE-Sim
   counts them); an RF whose fills stall the PE (``rf_fill_stalls``, Eyeriss) adds the fills. DRAM and GLB
   transfers overlap compute (double buffering) and bound it when slower: the layer takes the largest of the
-  three, and ``bound`` says which; on an accelerator whose DRAM transfers do not overlap (``dram_overlap``
-  false) they add to compute (``bound`` = ``compute+dram``).
+  three, and ``bound`` says which. Weights that bypass the buffer (``weights_bypass_glb``, Eyeriss) go from DRAM
+  straight into the PEs, which wait for them: that DRAM time adds to compute. On an accelerator whose DRAM
+  transfers do not overlap at all (``dram_overlap`` false) all of it adds (``bound`` = ``compute+dram``).
 
 Sparsity (``lean.hw.sparsity``): maps in DRAM take ``dram_format`` (dense, bitmask, Eyeriss's run-length coding,
 CSR) at the layer's input and output densities, weights ``weight_format`` in DRAM and the buffer (a compressed
@@ -403,7 +404,12 @@ def analyze(layer: LayerShape, acc: Accelerator, factors: dict, orders: dict) ->
         compute = compute * sparsity.skip_factor(layer.w_density * layer.a_density, steps / folds_all, pes_used)
     dram_cycles = dram_bytes / acc.dram_bytes_per_cycle
     glb_cycles = glb_bytes / acc.glb_bytes_per_cycle
+    # weights that bypass the buffer go from DRAM straight into the PEs, which wait for them: that part of the
+    # DRAM time cannot hide behind compute, whatever the buffer does
+    bypass_cycles = (counts["dram"]["weight"]["reads"] * w_stored / 8.0 / acc.dram_bytes_per_cycle
+                     if acc.weights_bypass_glb else 0.0)
     if acc.dram_overlap:
+        compute = compute + bypass_cycles   # the array's own time, stalls included
         cycles = np.maximum(np.maximum(compute, dram_cycles), glb_cycles)
     else:
         cycles = np.maximum(compute + dram_cycles, glb_cycles)
