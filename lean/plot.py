@@ -101,7 +101,7 @@ def budget_curve(curve: dict, path: str, title: str = "") -> str:
 
 
 def energy_breakdown(result: dict, path: str,
-                     levels: tuple[str, ...] = ("mac", "rf", "noc", "glb", "dram", "rebuild")) -> str:
+                     levels: tuple[str, ...] = ("mac", "rf", "noc", "glb", "dram", "rebuild", "leak")) -> str:
     """Stacked bars of each layer's energy by memory level (a ``lean.hw.predict`` result) to ``path``."""
     plt = _pyplot()
     layers = result["layers"]

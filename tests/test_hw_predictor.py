@@ -307,3 +307,13 @@ def test_writes_cost_their_own_energy_where_given():
     assert dearer.energy_breakdown_pj["glb"] - same.energy_breakdown_pj["glb"] == pytest.approx(glb_writes * 4.0)
     assert dearer.energy_breakdown_pj["dram"] - same.energy_breakdown_pj["dram"] == pytest.approx(8 * 100.0)
     assert dearer.energy_breakdown_pj["rf"] == same.energy_breakdown_pj["rf"]
+
+
+def test_a_small_buffer_still_gets_a_mapping():
+    # 32 kB cannot hold a 32x32 array's worth of 224-word weight tiles: the search falls back to small RF tiles
+    layer = wl.LayerShape("c", "conv", n=1, c=128, k=256, h=28, w=28, r=3, s=3, stride=2, padding=1)
+    acc = eyeriss().with_overrides(array_rows="32", array_cols="32", glb_bytes="32768", dataflow="ws",
+                                   weights_bypass_glb="false")
+    for effort in ("quick", "default"):
+        r = search(layer, acc, effort=effort)
+        assert r.macs == layer.macs and r.cycles >= layer.macs / acc.pes

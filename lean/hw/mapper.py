@@ -13,7 +13,9 @@ The search (``search``), per layer:
    dimension is any ``ceil(D / j)`` (so 55 output rows on 14 columns is 4 passes of 14, the last one padded). The
    ``spatial_keep`` unrollings with the best utilization go on.
 2. **Register file**: every tile over the dataflow's RF dims that fits each operand's scratchpad (same factor
-   rule), keeping those no other tile contains (``rf_keep`` of them, the most useful work per pass first).
+   rule), keeping those no other tile contains (``rf_keep`` of them, the most useful work per pass first). When
+   none of the mappings they lead to fits the global buffer, the search runs again with the empty tile (one word
+   of each operand).
 3. **Buffer**: what is left of each dimension splits between the global buffer and DRAM, over *all* divisors
    (the DRAM level takes the rest exactly). When the product of choices passes ``max_candidates``, the divisor
    lists are thinned evenly in log scale (the result says so: ``search["pruned"]``).
@@ -190,57 +192,71 @@ def search(layer: LayerShape, acc: Accelerator, objective: str = "energy", *, ef
     if not spatial_all:
         raise HardwareModelError(f"layer {layer.name}: no unrolling fits a {acc.array_rows} x {acc.array_cols} array")
     rows_cols = spatial_all[:spatial_keep]
-    columns = {place: {d: [] for d in DIMS} for place in PLACES}
-    space = 0
-    pruned = len(spatial_all) > spatial_keep
-    for rows, cols, _ in rows_cols:
-        spatial = {d: rows.get(d, 1) * cols.get(d, 1) for d in DIMS}
+    tally = {"evaluated": 0, "space": 0, "pruned": len(spatial_all) > spatial_keep}
+
+    def rf_tiles(spatial, fallback):
         rf_all = _rf_options(dims, spatial, acc, cons, nest)
-        pruned = pruned or len(rf_all) > rf_keep
-        for rf in rf_all[:rf_keep]:
-            residual = {d: -(-dims[d] // (spatial[d] * rf.get(d, 1))) for d in DIMS}
-            choices = {d: _divisors(residual[d]) for d in DIMS}
-            space += math.prod(len(v) for v in choices.values())
-            keep = len(max(choices.values(), key=len))
-            while math.prod(len(v) for v in choices.values()) > max_candidates and keep > 2:
-                keep -= 1
-                choices = {d: _thin(v, keep) for d, v in choices.items()}
-                pruned = True
-            grid = np.meshgrid(*[np.array(choices[d]) for d in DIMS], indexing="ij")
-            count = grid[0].size
-            for d, g in zip(DIMS, grid, strict=True):
-                g = g.reshape(-1)
-                columns["glb"][d].append(g)
-                columns["dram"][d].append(residual[d] // g)
-                columns["rows"][d].append(np.full(count, rows.get(d, 1)))
-                columns["cols"][d].append(np.full(count, cols.get(d, 1)))
-                columns["rf"][d].append(np.full(count, rf.get(d, 1)))
-    factors = {place: {d: np.concatenate(columns[place][d]).astype(np.int64) for d in DIMS} for place in PLACES}
+        tally["pruned"] = tally["pruned"] or len(rf_all) > rf_keep
+        # the most useful tiles; when none of them fits the buffer, the empty tile (a word of each operand)
+        return [{}] if fallback else rf_all[:rf_keep]
+
+    def candidates(fallback):
+        columns = {place: {d: [] for d in DIMS} for place in PLACES}
+        for rows, cols, _ in rows_cols:
+            spatial = {d: rows.get(d, 1) * cols.get(d, 1) for d in DIMS}
+            for rf in rf_tiles(spatial, fallback):
+                residual = {d: -(-dims[d] // (spatial[d] * rf.get(d, 1))) for d in DIMS}
+                choices = {d: _divisors(residual[d]) for d in DIMS}
+                tally["space"] += math.prod(len(v) for v in choices.values())
+                keep = len(max(choices.values(), key=len))
+                while math.prod(len(v) for v in choices.values()) > max_candidates and keep > 2:
+                    keep -= 1
+                    choices = {d: _thin(v, keep) for d, v in choices.items()}
+                    tally["pruned"] = True
+                grid = np.meshgrid(*[np.array(choices[d]) for d in DIMS], indexing="ij")
+                count = grid[0].size
+                for d, g in zip(DIMS, grid, strict=True):
+                    g = g.reshape(-1)
+                    columns["glb"][d].append(g)
+                    columns["dram"][d].append(residual[d] // g)
+                    columns["rows"][d].append(np.full(count, rows.get(d, 1)))
+                    columns["cols"][d].append(np.full(count, cols.get(d, 1)))
+                    columns["rf"][d].append(np.full(count, rf.get(d, 1)))
+        return {place: {d: np.concatenate(columns[place][d]).astype(np.int64) for d in DIMS} for place in PLACES}
+
     dram_orders, glb_orders = _orders(sizes["all_glb_orders"])
-    # orders that differ only in where loops of factor 1 (for every candidate) sit are the same nest: cost one
-    live = {lv: {d for d in DIMS if np.any(factors[lv][d] > 1)} for lv in ("dram", "glb")}
-    distinct = {}
-    for dram_order in dram_orders:
-        for glb_order in glb_orders:
-            key = ("".join(d for d in dram_order if d in live["dram"]),
-                   "".join(d for d in glb_order if d in live["glb"]))
-            distinct.setdefault(key, (dram_order, glb_order))
-    best = None
-    evaluated = 0
-    for dram_order, glb_order in distinct.values():
-        orders = {"dram": dram_order, "glb": glb_order, "rf": RF_ORDER}
-        ev = analyze(layer, acc, factors, orders)
-        evaluated += ev["energy"].size
-        score = {"energy": ev["energy"], "latency": ev["cycles"], "edp": ev["energy"] * ev["cycles"]}[objective]
-        score = np.where(ev["fits"], score, np.inf)
-        i = int(np.argmin(score))
-        if np.isfinite(score[i]) and (best is None or score[i] < best[0]):
-            best = (score[i], i, orders, ev)
+
+    def cost(factors):
+        # orders that differ only in where loops of factor 1 (for every candidate) sit are the same nest
+        live = {lv: {d for d in DIMS if np.any(factors[lv][d] > 1)} for lv in ("dram", "glb")}
+        distinct = {}
+        for dram_order in dram_orders:
+            for glb_order in glb_orders:
+                key = ("".join(d for d in dram_order if d in live["dram"]),
+                       "".join(d for d in glb_order if d in live["glb"]))
+                distinct.setdefault(key, (dram_order, glb_order))
+        best = None
+        for dram_order, glb_order in distinct.values():
+            orders = {"dram": dram_order, "glb": glb_order, "rf": RF_ORDER}
+            ev = analyze(layer, acc, factors, orders)
+            tally["evaluated"] += ev["energy"].size
+            score = {"energy": ev["energy"], "latency": ev["cycles"], "edp": ev["energy"] * ev["cycles"]}[objective]
+            score = np.where(ev["fits"], score, np.inf)
+            i = int(np.argmin(score))
+            if np.isfinite(score[i]) and (best is None or score[i] < best[0]):
+                best = (score[i], i, orders, ev)
+        return best
+
+    factors = candidates(fallback=False)
+    best = cost(factors)
+    if best is None:
+        factors = candidates(fallback=True)
+        best = cost(factors)
     if best is None:
         raise HardwareModelError(f"layer {layer.name}: no mapping fits {acc.name} (its {acc.glb_bytes:,}-byte "
                                  "global buffer or register files are too small for any tile)")
     _, i, orders, ev = best
     chosen = Mapping({place: {d: int(factors[place][d][i]) for d in DIMS} for place in PLACES}, orders)
-    return result(layer, acc, ev, i, chosen, {"evaluated": int(evaluated),
-                                              "space": int(space * len(dram_orders) * len(glb_orders)),
-                                              "pruned": bool(pruned), "given": False})
+    return result(layer, acc, ev, i, chosen, {"evaluated": int(tally["evaluated"]),
+                                              "space": int(tally["space"] * len(dram_orders) * len(glb_orders)),
+                                              "pruned": bool(tally["pruned"]), "given": False})
