@@ -37,7 +37,9 @@ def main():
         t0 = time.perf_counter()
         predict(resnet50, accelerator.eyeriss())
         inproc.append(time.perf_counter() - t0)
-    print(f"predict(resnet50, eyeriss) in-process: {np.median(inproc):.2f} s wall, median of 5 (target < 1 s)")
+    # the first call fills the mapper's caches of unrollings and RF tiles; later ones in the process reuse them
+    print(f"predict(resnet50, eyeriss) in-process: {inproc[0]:.2f} s wall the first time in a process (target "
+          f"< 1 s), {np.median(inproc[1:]):.2f} s median of the 4 after it")
     print(f"lean hw predict resnet50 on eyeriss (search on all 54 layers): {np.median(times):.2f} s wall, "
           f"median of 5 (target < 2 s)")
 

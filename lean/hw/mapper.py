@@ -32,6 +32,7 @@ one with the smallest objective among those that fit is kept. ``search["evaluate
 ``search["space"]`` the constrained space the steps above draw from.
 """
 
+import functools
 import itertools
 import math
 
@@ -54,12 +55,14 @@ CONSTRAINTS = {
     "nlr": {"rows": "C", "cols": "K", "rf": ""},          # DianNao: inputs into adder trees, one output a column
 }
 CLASSES = ("NQP", "CSR", "K")   # loops indexing the same operands, inner order P (then R) for sliding windows
+SPATIAL_LIMIT = 32   # unrollings per side paired when the sides share no dim (the largest effort keeps 16)
 RF_ORDER = "NPQKCRS"
 
 
+@functools.lru_cache(maxsize=4096)
 def _splits(size):
     """Factors worth trying for a dimension of ``size``: every ``ceil(size / j)`` (least padding per pass count)."""
-    return sorted({-(-size // j) for j in range(1, size + 1)})
+    return tuple(sorted({-(-size // j) for j in range(1, size + 1)}))
 
 
 def _divisors(n):
@@ -69,7 +72,16 @@ def _divisors(n):
 
 def _spatial_options(dims, acc, cons):
     """(rows factors, cols factors, utilization) for the unrollings the dataflow allows, best first."""
+    return _spatial_cached(tuple(dims.items()), acc.array_rows, acc.array_cols, acc.dataflow)
+
+
+@functools.lru_cache(maxsize=4096)
+def _spatial_cached(dims, array_rows, array_cols, dataflow):
+    """``_spatial_options`` on hashable arguments (a sweep over accelerators asks the same question often)."""
+    dims = dict(dims)
+    cons = CONSTRAINTS[dataflow]
     whole = cons.get("whole", {})
+    pes = array_rows * array_cols
 
     def side(letters, extent):
         out = [{}]
@@ -84,29 +96,49 @@ def _spatial_options(dims, acc, cons):
             out = nxt
         return out
 
+    def share(factors, extent):
+        """The share of ``extent`` PEs doing useful work along one side (padding of the last pass counted)."""
+        return math.prod(dims[d] / -(-dims[d] // f) for d, f in factors.items()) / extent
+
+    rows_all = list(enumerate(side(cons["rows"], array_rows)))
+    cols_all = list(enumerate(side(cons["cols"], array_cols)))
+    if not set(cons["rows"]) & set(cons["cols"]):
+        # the sides share no dim: utilization is the product of the sides' shares, so the best unrollings pair
+        # the best of each side (SPATIAL_LIMIT of them, more than any effort keeps)
+        rows_all = sorted(rows_all, key=lambda o: -share(o[1], array_rows))[:SPATIAL_LIMIT]
+        cols_all = sorted(cols_all, key=lambda o: -share(o[1], array_cols))[:SPATIAL_LIMIT]
     options = []
-    for rows in side(cons["rows"], acc.array_rows):
-        for cols in side(cons["cols"], acc.array_cols):
-            both = {d: rows.get(d, 1) * cols.get(d, 1) for d in DIMS}
-            if any(both[d] > dims[d] for d in DIMS):
+    for i, rows in rows_all:
+        for j, cols in cols_all:
+            both = {d: rows.get(d, 1) * cols.get(d, 1) for d in set(rows) | set(cols)}
+            if any(f > dims[d] for d, f in both.items()):
                 continue
-            steps = math.prod(-(-dims[d] // both[d]) for d in DIMS)
-            util = math.prod(dims.values()) / (steps * acc.pes)
-            options.append((rows, cols, util))
-    options.sort(key=lambda o: -o[2])
-    return options
+            options.append((-share(both, pes), i, j, rows, cols))
+    options.sort(key=lambda o: o[:3])   # ties in the order the sides were enumerated
+    return tuple((rows, cols, -u) for u, _, _, rows, cols in options)
 
 
 def _rf_options(dims, spatial, acc, cons, nest):
-    """Register-file tiles over the dataflow's RF dims that fit every operand's scratchpad, largest first, with
-    any tile contained in a kept one dropped."""
+    """Register-file tiles over the dataflow's RF dims that fit every operand's scratchpad, the most useful first,
+    with any tile contained in a kept one dropped."""
     hold = holders(acc)
+    held = tuple(t for t in hold if "rf" in hold[t])
     words = rf_words(acc)
+    residual = tuple((d, -(-dims[d] // spatial[d])) for d in DIMS)
+    return _rf_cached(residual, held, tuple(words[t] for t in held), acc.dataflow, nest.stride, nest.hw_in)
+
+
+@functools.lru_cache(maxsize=16384)
+def _rf_cached(residual, held, capacity, dataflow, stride, hw_in):
+    """``_rf_options`` on hashable arguments."""
+    cons = CONSTRAINTS[dataflow]
+    hold = {t: ("rf",) for t in held}
+    words = dict(zip(held, capacity, strict=True))
+    residual = dict(residual)
     letters = [d for d in cons["rf"] if any(d in "KCRS" if t == "weight" else d in "NCPQRS" if t == "input"
                                             else d in "NKPQ" for t in hold if "rf" in hold[t])]
-    if not any("rf" in hold[t] for t in hold):
-        return [{}]
-    residual = {d: -(-dims[d] // spatial[d]) for d in DIMS}
+    if not held:
+        return ({},)
     tiles = [{}]
     for d in letters:
         nxt = []
@@ -114,7 +146,7 @@ def _rf_options(dims, spatial, acc, cons, nest):
             for f in ([residual[d]] if d in cons.get("whole", {}).get("rf", "") else _splits(residual[d])):
                 cand = {**partial, d: f}
                 ext = {x: cand.get(x, 1) for x in DIMS}
-                if all(footprint(t, ext, nest.stride, *nest.hw_in) <= words[t] for t in hold if "rf" in hold[t]):
+                if all(footprint(t, ext, stride, *hw_in) <= words[t] for t in held):
                     nxt.append(cand)
         tiles = nxt
     # the most useful work per tile first: a factor that does not divide its dim pads the last pass, so it counts
@@ -124,7 +156,7 @@ def _rf_options(dims, spatial, acc, cons, nest):
     for cand in tiles:
         if not any(all(cand.get(d, 1) <= k.get(d, 1) for d in DIMS) for k in kept):
             kept.append(cand)
-    return kept
+    return tuple(kept)
 
 
 def _thin(values, keep):
@@ -198,7 +230,7 @@ def search(layer: LayerShape, acc: Accelerator, objective: str = "energy", *, ef
         rf_all = _rf_options(dims, spatial, acc, cons, nest)
         tally["pruned"] = tally["pruned"] or len(rf_all) > rf_keep
         # the most useful tiles; when none of them fits the buffer, the empty tile (a word of each operand)
-        return [{}] if fallback else rf_all[:rf_keep]
+        return [{}] if fallback else list(rf_all[:rf_keep])
 
     def candidates(fallback):
         columns = {place: {d: [] for d in DIMS} for place in PLACES}
@@ -228,7 +260,7 @@ def search(layer: LayerShape, acc: Accelerator, objective: str = "energy", *, ef
 
     def cost(factors):
         # orders that differ only in where loops of factor 1 (for every candidate) sit are the same nest
-        live = {lv: {d for d in DIMS if np.any(factors[lv][d] > 1)} for lv in ("dram", "glb")}
+        live = {lv: {d for d in DIMS if np.any(factors[lv][d] > 1)} for lv in ("dram", "glb", "rf")}
         distinct = {}
         for dram_order in dram_orders:
             for glb_order in glb_orders:
@@ -238,7 +270,7 @@ def search(layer: LayerShape, acc: Accelerator, objective: str = "energy", *, ef
         best = None
         for dram_order, glb_order in distinct.values():
             orders = {"dram": dram_order, "glb": glb_order, "rf": RF_ORDER}
-            ev = analyze(layer, acc, factors, orders)
+            ev = analyze(layer, acc, factors, orders, live)
             tally["evaluated"] += ev["energy"].size
             score = {"energy": ev["energy"], "latency": ev["cycles"], "edp": ev["energy"] * ev["cycles"]}[objective]
             score = np.where(ev["fits"], score, np.inf)

@@ -201,7 +201,7 @@ def weight_stored_bits(layer: LayerShape, acc: Accelerator) -> float:
     accelerator's ``weight_format`` at the layer's weight density."""
     if layer.w_stored_bits is not None:
         return float(layer.w_stored_bits)
-    return float(sparsity.stored_bits(acc.weight_format, layer.w_density, layer.w_bits))
+    return float(sparsity.stored_scalar(acc.weight_format, float(layer.w_density), layer.w_bits))
 
 
 def check(acc: Accelerator) -> None:
@@ -239,18 +239,20 @@ def _walk(t, loops, ext, stride, hw, reuse=True):
             trips = trips * f
         return trips * footprint(t, ext, stride, *hw)
     relevant = RELEVANT[t]
-    absorbed = np.zeros(np.shape(next(iter(ext.values()))), dtype=bool)
+    absorbed = None      # per candidate: has the innermost indexing loop been met (None: by none yet)
     changes = 1
     for d, f in loops:
-        changes = changes * np.where(absorbed, f, 1)
+        if absorbed is not None:
+            changes = changes * np.where(absorbed, f, 1)
         if d in relevant:
-            newly = ~absorbed & (f > 1)
+            newly = (f > 1) if absorbed is None else (~absorbed & (f > 1))
             ext[d] = np.where(newly, ext[d] * f, ext[d])
-            absorbed = absorbed | newly
+            absorbed = newly if absorbed is None else (absorbed | newly)
     return changes * footprint(t, ext, stride, *hw)
 
 
-def analyze(layer: LayerShape, acc: Accelerator, factors: dict, orders: dict) -> dict[str, Any]:
+def analyze(layer: LayerShape, acc: Accelerator, factors: dict, orders: dict,
+            live: dict | None = None) -> dict[str, Any]:
     """Counts, energy and cycles of ``layer`` (one group) under candidate mappings, vectorized over them.
 
     Parameters
@@ -264,6 +266,8 @@ def analyze(layer: LayerShape, acc: Accelerator, factors: dict, orders: dict) ->
         ``mapping.PLACES`` and dim in ``mapping.DIMS``.
     orders : dict
         A loop order per temporal level (``mapping.TEMPORAL``), shared by all candidates.
+    live : dict, optional
+        Per temporal level, the dims with a factor above 1 for some candidate (computed when not given).
 
     Returns
     -------
@@ -284,7 +288,9 @@ def analyze(layer: LayerShape, acc: Accelerator, factors: dict, orders: dict) ->
     ones = {d: one for d in DIMS}
     pes_used = math.prod(spatial[d] for d in DIMS)
     # innermost first; loops of factor 1 for every candidate change nothing and are left out
-    temporal = {lv: [(d, F[lv][d]) for d in reversed(orders[lv]) if np.any(F[lv][d] > 1)] for lv in TEMPORAL}
+    if live is None:
+        live = {lv: {d for d in DIMS if np.any(F[lv][d] > 1)} for lv in TEMPORAL}
+    temporal = {lv: [(d, F[lv][d]) for d in reversed(orders[lv]) if d in live[lv]] for lv in TEMPORAL}
     above = {"dram": [], "glb": temporal["dram"], "rf": temporal["glb"] + temporal["dram"],
              "mac": temporal["rf"] + temporal["glb"] + temporal["dram"]}
     tile = {"dram": ext_dram, "glb": ext_glb, "rf": ext_rf, "mac": ones}
@@ -348,8 +354,8 @@ def analyze(layer: LayerShape, acc: Accelerator, factors: dict, orders: dict) ->
     width = {("rf", t): bits[t] for t in OPERANDS}
     width.update({("glb", "weight"): w_stored, ("glb", "input"): bits["input"], ("glb", "output"): bits["output"],
                   ("dram", "weight"): w_stored,
-                  ("dram", "input"): sparsity.stored_bits(acc.dram_format, layer.a_density, layer.a_bits)})
-    final_out = sparsity.stored_bits(acc.dram_format, layer.o_density, layer.a_bits)
+                  ("dram", "input"): sparsity.stored_scalar(acc.dram_format, float(layer.a_density), layer.a_bits)})
+    final_out = sparsity.stored_scalar(acc.dram_format, float(layer.o_density), layer.a_bits)
     unit = {"rf": acc.e_rf_pj, "glb": acc.e_glb_pj, "dram": acc.e_dram_pj}
     write_unit = {"rf": acc.e_rf_write_pj, "glb": acc.e_glb_write_pj, "dram": acc.e_dram_write_pj}  # 0: as a read
     breakdown = {"mac": macs * acc.e_mac_pj * gate * (layer.w_bits / acc.word_bits) * (layer.a_bits / acc.word_bits)}

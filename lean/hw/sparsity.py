@@ -21,6 +21,8 @@ expected maximum over ``P`` PEs of ``n`` MACs each is taken in the normal approx
 as intra-PE fragmentation and inter-PE barrier idling.
 """
 
+import functools
+
 import numpy as np
 
 from ..errors import HardwareModelError
@@ -40,6 +42,12 @@ def _rlc_pairs(density):
     covered = np.where(zero < 1.0, (1.0 - zero ** span) / np.maximum(1.0 - zero, 1e-300), float(span))
     pairs = 1.0 / covered
     return float(pairs) if np.ndim(pairs) == 0 else pairs
+
+
+@functools.lru_cache(maxsize=1024)
+def stored_scalar(fmt: str, density: float, bits: float) -> float:
+    """``stored_bits`` for one density (cached: the predictor asks for the same few many times)."""
+    return float(stored_bits(fmt, density, bits))
 
 
 def stored_bits(fmt: str, density, bits):
