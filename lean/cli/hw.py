@@ -106,7 +106,8 @@ def print_accels(rows):
         click.echo(f"{r['name']:<16} {r['dataflow']:<4} {r['array_rows']}x{r['array_cols']} PEs, "
                    f"{r['glb_bytes'] // 1024} kB buffer, {r['word_bits']}-bit, {r['clock_mhz']:g} MHz, "
                    f"DRAM {r['dram_bytes_per_cycle']:.1f} B/cycle, energies ({r['tech']}) MAC {r['e_mac_pj']:.3g} "
-                   f"RF {r['e_rf_pj']:.3g} NoC {r['e_noc_pj']:.3g} GLB {r['e_glb_pj']:.3g} DRAM {r['e_dram_pj']:.3g}")
+                   f"RF {r['e_rf_pj']:.3g} NoC {r['e_noc_pj']:.3g} GLB {r['e_glb_pj']:.3g} DRAM {r['e_dram_pj']:.3g}, "
+                   f"{r['area_mm2']:.2f} mm2 (PEs, RFs, buffer)")
     click.echo("any field can be changed with --set KEY=VALUE (see `lean hw accels --json` for the names)")
 
 
@@ -124,7 +125,7 @@ def print_workloads(rows):
         click.echo(f"{r['name']:<12} {r['layers']:>3} conv/fc layers, {r['macs'] / 1e6:>9,.1f} M MACs, "
                    f"input {'x'.join(map(str, r['input']))}")
     click.echo("also: any `lean nets` name as net:NAME (CIFAR sizes; vgg16 and mobilenetv2 alone mean the "
-               "ImageNet ones), a checkpoint (.h5), or a .toml/.json layer list")
+               "ImageNet ones), a checkpoint (.h5), a .toml/.json layer list, or an ONNX model (.onnx)")
 
 
 COMMANDS = (hw,)

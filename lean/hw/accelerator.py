@@ -440,11 +440,12 @@ def load(spec: str | Path) -> Accelerator:
 
 
 def catalog() -> list[dict[str, Any]]:
-    """The built-in accelerators, one ``Accelerator.to_dict()`` each (the rows of ``lean hw accels --json``).
+    """The built-in accelerators, one ``Accelerator.to_dict()`` each with its ``area_mm2`` (the rows of
+    ``lean hw accels --json``).
 
     Returns
     -------
     list of dict
         In ``BUILTIN`` order.
     """
-    return [BUILTIN[name]().to_dict() for name in BUILTIN]
+    return [{**acc.to_dict(), "area_mm2": acc.area_mm2()["total"]} for acc in (BUILTIN[n]() for n in BUILTIN)]
