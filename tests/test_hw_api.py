@@ -30,6 +30,7 @@ RECORDED_ACCELERATORS = {
                 "e_noc_pj": 2.0, "e_glb_pj": 6.0, "e_dram_pj": 200.0, "weights_bypass_glb": True, "systolic": False,
                 "zero_gating": True, "zero_skipping": False, "dram_format": "rlc", "weight_format": "dense",
                 "rf_fill_stalls": True, "dram_overlap": True, "psum_bits": 16, "rf_counts": "per-use",
+                "noc_words_per_cycle": 0.0, "rf_accesses_per_cycle": 0.0,
                 "e_rf_write_pj": 0.0, "e_glb_write_pj": 0.0, "e_dram_write_pj": 0.0, "tech": "eyeriss-normalized"},
     "tpu-like": {"name": "tpu-like", "dataflow": "ws", "array_rows": 256, "array_cols": 256, "rf_weight_words": 1,
                  "rf_input_words": 0, "rf_psum_words": 0, "glb_bytes": 25165824, "word_bits": 8, "clock_mhz": 700.0,
@@ -38,6 +39,7 @@ RECORDED_ACCELERATORS = {
                  "weights_bypass_glb": False, "systolic": True, "zero_gating": False, "zero_skipping": False,
                  "dram_format": "dense", "weight_format": "dense",
                  "rf_fill_stalls": False, "dram_overlap": True, "psum_bits": 32, "rf_counts": "per-use",
+                "noc_words_per_cycle": 0.0, "rf_accesses_per_cycle": 0.0,
                  "e_rf_write_pj": 0.0, "e_glb_write_pj": 0.0, "e_dram_write_pj": 0.0, "tech": "horowitz45"},
     "shidiannao-like": {"name": "shidiannao-like", "dataflow": "os", "array_rows": 8, "array_cols": 8,
                         "rf_weight_words": 0, "rf_input_words": 0, "rf_psum_words": 1, "glb_bytes": 294912,
@@ -47,6 +49,7 @@ RECORDED_ACCELERATORS = {
                         "zero_gating": False, "zero_skipping": False, "dram_format": "dense",
                         "weight_format": "dense", "rf_fill_stalls": False, "dram_overlap": True,
                         "psum_bits": 16, "rf_counts": "per-use",
+                "noc_words_per_cycle": 0.0, "rf_accesses_per_cycle": 0.0,
                         "e_rf_write_pj": 0.0, "e_glb_write_pj": 0.0, "e_dram_write_pj": 0.0, "tech": "horowitz45"},
     "diannao-like": {"name": "diannao-like", "dataflow": "nlr", "array_rows": 16, "array_cols": 16,
                      "rf_weight_words": 0, "rf_input_words": 0, "rf_psum_words": 0, "glb_bytes": 36864,
@@ -55,6 +58,7 @@ RECORDED_ACCELERATORS = {
                      "e_dram_pj": 320.0, "weights_bypass_glb": False, "systolic": False, "zero_gating": False,
                      "zero_skipping": False, "dram_format": "dense", "weight_format": "dense",
                      "rf_fill_stalls": False, "dram_overlap": True, "psum_bits": 16, "rf_counts": "per-use",
+                "noc_words_per_cycle": 0.0, "rf_accesses_per_cycle": 0.0,
                      "e_rf_write_pj": 0.0, "e_glb_write_pj": 0.0, "e_dram_write_pj": 0.0, "tech": "horowitz45"},
 }
 

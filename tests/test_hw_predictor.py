@@ -317,3 +317,16 @@ def test_a_small_buffer_still_gets_a_mapping():
     for effort in ("quick", "default"):
         r = search(layer, acc, effort=effort)
         assert r.macs == layer.macs and r.cycles >= layer.macs / acc.pes
+
+
+def test_the_network_and_register_file_ports_bound_latency_when_given():
+    # the 2x2 pointwise example: 4 compute steps; the network sends 4 weights, 8 inputs and 8 partial sums (20
+    # words); each PE's RF serves 4 weight reads and 1 fill (5 accesses)
+    layer = wl.LayerShape("pw", "conv", n=1, c=2, k=2, h=2, w=2, r=1, s=1)
+    mapping = {"rows": {"C": 2}, "cols": {"K": 2}, "glb": {"P": 2, "Q": 2}, "orders": {"glb": "PQ"}}
+    roomy = _tiny(dram_bytes_per_cycle=1e9)
+    assert evaluate(layer, roomy, mapping).bound == "compute"
+    narrow = evaluate(layer, _tiny(dram_bytes_per_cycle=1e9, noc_words_per_cycle=2.0), mapping)
+    assert narrow.noc_cycles == 10.0 and narrow.cycles == 10.0 and narrow.bound == "noc"
+    ported = evaluate(layer, _tiny(dram_bytes_per_cycle=1e9, rf_accesses_per_cycle=0.5), mapping)
+    assert ported.rf_cycles == 10.0 and ported.bound == "rf"

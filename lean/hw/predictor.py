@@ -26,12 +26,14 @@ every level and every operand (weights, inputs, outputs):
   deliveries x ``e_noc_pj`` + leakage power x time where the technology tables give leakage
   (``Accelerator.leakage_mw``; the 45 nm tables).
 - **Latency.** Compute cycles are the product of the temporal factors (padding and unused PEs show as lost
-  utilization); a systolic array adds its fill and drain once per change of the stationary tile (as SCALE-Sim
-  counts them); an RF whose fills stall the PE (``rf_fill_stalls``, Eyeriss) adds the fills. DRAM and GLB
-  transfers overlap compute (double buffering) and bound it when slower: the layer takes the largest of the
-  three, and ``bound`` says which. Weights that bypass the buffer (``weights_bypass_glb``, Eyeriss) go from DRAM
-  straight into the PEs, which wait for them: that DRAM time adds to compute. On an accelerator whose DRAM
-  transfers do not overlap at all (``dram_overlap`` false) all of it adds (``bound`` = ``compute+dram``).
+  utilization); a systolic array adds its fill and drain once per change of the stationary tile (as SCALE-Sim counts
+  them); an RF whose fills stall the PE (``rf_fill_stalls``, Eyeriss) adds the fills. Each level's traffic over its
+  bandwidth (DRAM and buffer bytes; the network's words, ``noc_words_per_cycle``; a PE's RF accesses,
+  ``rf_accesses_per_cycle``; 0: not a bound) overlaps compute (double buffering) and bounds it when slower: the
+  layer takes the largest, and ``bound`` says which. Weights that bypass the buffer (``weights_bypass_glb``,
+  Eyeriss) go from DRAM straight into the PEs, which wait for them: that DRAM time adds to compute. On an
+  accelerator whose DRAM transfers do not overlap at all (``dram_overlap`` false) all of it adds (``bound`` =
+  ``compute+dram``).
 
 Sparsity (``lean.hw.sparsity``): maps in DRAM take ``dram_format`` (dense, bitmask, Eyeriss's run-length coding,
 CSR) at the layer's input and output densities, weights ``weight_format`` in DRAM and the buffer (a compressed
@@ -71,8 +73,8 @@ class LayerResult:
     ``counts[level][operand]`` holds ``reads`` and ``writes`` (words) for ``dram``, ``glb`` and ``rf``, and
     ``counts["noc"][operand]`` the words the array network ``delivers`` (to every destination), ``sends`` (distinct
     words off the buffer) and, for outputs, ``reductions`` (partial sums added on the way up). ``bound`` is the
-    level whose time sets ``cycles``: ``compute``, ``dram`` or ``glb``. ``search`` says how many mappings were
-    evaluated and how large the constrained space was.
+    level whose time sets ``cycles``: ``compute``, ``dram``, ``glb``, ``noc`` or ``rf``. ``search`` says how many
+    mappings were evaluated and how large the constrained space was.
     """
 
     name: str
@@ -91,11 +93,14 @@ class LayerResult:
     bound: str = "compute"
     glb_cycles: float = 0.0
     search: dict = field(default_factory=dict)
+    noc_cycles: float = 0.0
+    rf_cycles: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         """Every field by name (JSON-able)."""
         return {"name": self.name, "macs": self.macs, "cycles": self.cycles, "compute_cycles": self.compute_cycles,
-                "dram_cycles": self.dram_cycles, "glb_cycles": self.glb_cycles, "bound": self.bound,
+                "dram_cycles": self.dram_cycles, "glb_cycles": self.glb_cycles, "noc_cycles": self.noc_cycles,
+                "rf_cycles": self.rf_cycles, "bound": self.bound,
                 "latency_ms": self.latency_ms, "energy_pj": self.energy_pj,
                 "energy_breakdown_pj": self.energy_breakdown_pj, "energy_by_data_pj": self.energy_by_data_pj,
                 "dram_bytes": self.dram_bytes, "utilization": self.utilization, "mapping": self.mapping,
@@ -414,11 +419,17 @@ def analyze(layer: LayerShape, acc: Accelerator, factors: dict, orders: dict,
     # DRAM time cannot hide behind compute, whatever the buffer does
     bypass_cycles = (counts["dram"]["weight"]["reads"] * w_stored / 8.0 / acc.dram_bytes_per_cycle
                      if acc.weights_bypass_glb else 0.0)
+    # the array's network and the register files' ports, where the accelerator bounds them
+    noc_cycles = (sum(noc[t]["sends"] for t in OPERANDS) / acc.noc_words_per_cycle
+                  if acc.noc_words_per_cycle else 0.0 * one)
+    rf_cycles = (sum(counts["rf"][t]["reads"] + counts["rf"][t]["writes"] for t in OPERANDS) / pes_used
+                 / acc.rf_accesses_per_cycle if acc.rf_accesses_per_cycle else 0.0 * one)
+    on_chip = np.maximum(np.maximum(glb_cycles, noc_cycles), rf_cycles)
     if acc.dram_overlap:
         compute = compute + bypass_cycles   # the array's own time, stalls included
-        cycles = np.maximum(np.maximum(compute, dram_cycles), glb_cycles)
+        cycles = np.maximum(np.maximum(compute, dram_cycles), on_chip)
     else:
-        cycles = np.maximum(compute + dram_cycles, glb_cycles)
+        cycles = np.maximum(compute + dram_cycles, on_chip)
 
     leak = acc.leakage_mw()
     if leak is not None:   # leakage power over the layer's time: mW x ms = 1e6 pJ (pJ tables only)
@@ -439,7 +450,8 @@ def analyze(layer: LayerShape, acc: Accelerator, factors: dict, orders: dict,
             glb_need = glb_need + footprint(t, ext_glb, st, *hw_in) * stored[t] / 8.0 * dedup
     fits = fits & (glb_need <= acc.glb_bytes)
     return {"energy": energy * one, "cycles": cycles, "compute": compute, "dram_cycles": dram_cycles * one,
-            "glb_cycles": glb_cycles * one, "dram_bytes": dram_bytes * one, "util": macs / (steps * acc.pes) * one,
+            "glb_cycles": glb_cycles * one, "noc_cycles": noc_cycles * one, "rf_cycles": rf_cycles * one,
+            "dram_bytes": dram_bytes * one, "util": macs / (steps * acc.pes) * one,
             "fits": fits, "breakdown": breakdown, "by_data": by_data,
             "counts": {**counts, "noc": noc}}
 
@@ -458,15 +470,17 @@ def result(layer: LayerShape, acc: Accelerator, ev: dict, i: int, mapping: Mappi
     g = layer.groups
     cycles = _pick(ev["cycles"], i) * g
     compute, dram, glb = _pick(ev["compute"], i) * g, _pick(ev["dram_cycles"], i) * g, _pick(ev["glb_cycles"], i) * g
+    levels = {"glb": glb, "noc": _pick(ev["noc_cycles"], i) * g, "rf": _pick(ev["rf_cycles"], i) * g}
     if acc.dram_overlap:
-        bound = max((("compute", compute), ("dram", dram), ("glb", glb)), key=lambda kv: kv[1])[0]
+        bound = max((("compute", compute), ("dram", dram), *levels.items()), key=lambda kv: kv[1])[0]
     else:
-        bound = "glb" if glb > compute + dram else "compute+dram"
+        bound = max((("compute+dram", compute + dram), *levels.items()), key=lambda kv: kv[1])[0]
     counts = {lv: {t: {k: _pick(v, i) * g for k, v in per.items()} for t, per in by_t.items()}
               for lv, by_t in ev["counts"].items()}
     return LayerResult(
         name=layer.name, macs=layer.macs, cycles=cycles, compute_cycles=compute, dram_cycles=dram,
-        glb_cycles=glb, bound=bound, latency_ms=cycles / (acc.clock_mhz * 1e3),
+        glb_cycles=glb, noc_cycles=levels["noc"], rf_cycles=levels["rf"], bound=bound,
+        latency_ms=cycles / (acc.clock_mhz * 1e3),
         energy_pj=_pick(ev["energy"], i) * g,
         energy_breakdown_pj={k: _pick(v, i) * g for k, v in ev["breakdown"].items()},
         energy_by_data_pj={k: _pick(v, i) * g for k, v in ev["by_data"].items()},
@@ -581,7 +595,8 @@ def _share(res: LayerResult, fraction: float) -> LayerResult:
               for lv, by_t in res.counts.items()}
     return replace(res, macs=int(round(res.macs * fraction)), cycles=res.cycles * fraction,
                    compute_cycles=res.compute_cycles * fraction, dram_cycles=res.dram_cycles * fraction,
-                   glb_cycles=res.glb_cycles * fraction, latency_ms=res.latency_ms * fraction,
+                   glb_cycles=res.glb_cycles * fraction, noc_cycles=res.noc_cycles * fraction,
+                   rf_cycles=res.rf_cycles * fraction, latency_ms=res.latency_ms * fraction,
                    energy_pj=res.energy_pj * fraction,
                    energy_breakdown_pj={k: v * fraction for k, v in res.energy_breakdown_pj.items()},
                    energy_by_data_pj={k: v * fraction for k, v in res.energy_by_data_pj.items()},
