@@ -330,3 +330,16 @@ def test_the_network_and_register_file_ports_bound_latency_when_given():
     assert narrow.noc_cycles == 10.0 and narrow.cycles == 10.0 and narrow.bound == "noc"
     ported = evaluate(layer, _tiny(dram_bytes_per_cycle=1e9, rf_accesses_per_cycle=0.5), mapping)
     assert ported.rf_cycles == 10.0 and ported.bound == "rf"
+
+
+def test_multicast_and_forwarding_have_their_own_network_costs():
+    # the 2x2 pointwise example: inputs go to 8 of the network's 16 input deliveries as multicast extras, and 8 of
+    # the 16 partial-sum moves are PE-to-PE forwards on the way to being summed
+    layer = wl.LayerShape("pw", "conv", n=1, c=2, k=2, h=2, w=2, r=1, s=1)
+    mapping = {"rows": {"C": 2}, "cols": {"K": 2}, "glb": {"P": 2, "Q": 2}, "orders": {"glb": "PQ"}}
+    full = evaluate(layer, _tiny(), mapping).energy_breakdown_pj["noc"]
+    assert full == (4 + 16 + 16) * 2.0
+    one_send = evaluate(layer, _tiny(noc_multicast_share=0.0), mapping).energy_breakdown_pj["noc"]
+    assert full - one_send == 8 * 2.0                        # a multicast costs one transmission
+    free_hops = evaluate(layer, _tiny(noc_forward_share=0.0), mapping).energy_breakdown_pj["noc"]
+    assert full - free_hops == 8 * 2.0

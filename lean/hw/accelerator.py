@@ -50,6 +50,7 @@ UNITS = {
     "weights_bypass_glb": None, "systolic": None, "zero_gating": None, "zero_skipping": None,
     "dram_format": None, "weight_format": None, "rf_fill_stalls": None, "dram_overlap": None, "psum_bits": "bits",
     "rf_counts": None, "noc_words_per_cycle": "words/cycle", "rf_accesses_per_cycle": "accesses/cycle",
+    "noc_multicast_share": "fraction of e_noc_pj", "noc_forward_share": "fraction of e_noc_pj",
 }
 
 
@@ -93,6 +94,8 @@ class Accelerator:
     rf_counts: str = "per-use"
     noc_words_per_cycle: float = 0.0     # words the array network moves a cycle (0: never the bound)
     rf_accesses_per_cycle: float = 0.0   # accesses a PE's register files serve a cycle (0: never the bound)
+    noc_multicast_share: float = 1.0     # each further destination of a multicast, as a share of e_noc_pj
+    noc_forward_share: float = 1.0       # a partial sum's PE-to-PE hop, as a share of e_noc_pj
     # a write's energy where it differs from a read's (0: as a read; the tables give one cost per access)
     e_rf_write_pj: float = 0.0
     e_glb_write_pj: float = 0.0
@@ -115,7 +118,8 @@ class Accelerator:
             raise HardwareModelError(f"rf_counts must be one of {', '.join(RF_COUNTS)}; got {self.rf_counts!r}")
         sparsity.check_format("dram_format", self.dram_format)
         sparsity.check_format("weight_format", self.weight_format)
-        for f in (*ENERGY_FIELDS, *WRITE_ENERGY_FIELDS, "noc_words_per_cycle", "rf_accesses_per_cycle"):
+        for f in (*ENERGY_FIELDS, *WRITE_ENERGY_FIELDS, "noc_words_per_cycle", "rf_accesses_per_cycle",
+                  "noc_multicast_share", "noc_forward_share"):
             if getattr(self, f) < 0:
                 raise HardwareModelError(f"{f} must be >= 0; got {getattr(self, f)}")
         tech.table(self.tech)  # an unknown table name fails here, listing the known ones

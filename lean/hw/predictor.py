@@ -23,8 +23,9 @@ every level and every operand (weights, inputs, outputs):
   as the DNN-Chip Predictor's code does).
 - **Energy** = reads and writes x per-word energies (``Accelerator.e_*_pj`` for reads, ``e_*_write_pj`` for
   writes where they differ; scaled by the operand's bits over ``word_bits``) + MACs x MAC energy + network
-  deliveries x ``e_noc_pj`` + leakage power x time where the technology tables give leakage
-  (``Accelerator.leakage_mw``; the 45 nm tables).
+  words x ``e_noc_pj`` (a multicast's further destinations and a partial sum's PE-to-PE hops at
+  ``noc_multicast_share`` and ``noc_forward_share`` of it) + leakage power x time where the technology tables
+  give leakage (``Accelerator.leakage_mw``; the 45 nm tables).
 - **Latency.** Compute cycles are the product of the temporal factors (padding and unused PEs show as lost
   utilization); a systolic array adds its fill and drain once per change of the stationary tile (as SCALE-Sim counts
   them); an RF whose fills stall the PE (``rf_fill_stalls``, Eyeriss) adds the fills. Each level's traffic over its
@@ -386,7 +387,14 @@ def analyze(layer: LayerShape, acc: Accelerator, factors: dict, orders: dict,
                 dram_bytes = dram_bytes + moved / 8.0
             elif lv == "glb":
                 glb_bytes = glb_bytes + moved / 8.0
-        e_noc = noc[t]["deliveries"] * acc.e_noc_pj * (bits[t] / acc.word_bits)
+        # a word sent to one PE costs e_noc_pj; each further PE a multicast reaches, noc_multicast_share of it; a
+        # partial sum passed PE to PE on its way to being summed, noc_forward_share of it
+        n = noc[t]
+        if t == "output":
+            words = (n["deliveries"] - n["reductions"]) + acc.noc_forward_share * n["reductions"]
+        else:
+            words = n["sends"] + acc.noc_multicast_share * (n["deliveries"] - n["sends"])
+        e_noc = words * acc.e_noc_pj * (bits[t] / acc.word_bits)
         breakdown["noc"] = breakdown["noc"] + e_noc
         by_data[t] = by_data[t] + e_noc
     if layer.rebuild_adds:
