@@ -54,7 +54,7 @@ def test_lean_hw_predict_costs_an_onnx_model(tmp_path):
 
 
 @pytest.mark.parametrize("attrs,message", [
-    ({"pads": [1, 0, 1, 0], "kernel_shape": [3, 3]}, "pads .* differ between axes"),
+    ({"pads": [1, 0, 1, 0], "kernel_shape": [3, 3]}, "pads .* are not the same on every side"),
     ({"pads": [1, 1, 1, 1], "kernel_shape": [3, 3], "dilations": [2, 2]}, "dilated convolutions"),
 ])
 def test_what_a_layer_shape_cannot_hold_is_refused(tmp_path, attrs, message):
@@ -69,3 +69,30 @@ def test_a_damaged_onnx_file_is_one_error_line(tmp_path):
     assert len(r.output.strip().splitlines()) == 1
     r = CliRunner().invoke(main, ["hw", "predict", "--workload", str(tmp_path / "missing.onnx"), "--accel", "eyeriss"])
     assert r.exit_code != 0 and "does not exist" in r.output
+
+
+def test_onnx_layers_lean_cannot_hold_are_refused_and_gemm_transposes_are_read(tmp_path):
+    w = numpy_helper.from_array(np.ones((4, 3, 3), np.float32), "w")
+    graph = helper.make_graph([helper.make_node("Conv", ["x", "w"], ["y"], name="conv1d")], "c1d",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 16])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 14])], initializer=[w])
+    onnx.save(helper.make_model(graph), str(tmp_path / "c1d.onnx"))
+    with pytest.raises(HardwareModelError, match="only 2-D maps"):
+        wl.load(str(tmp_path / "c1d.onnx"))
+    # Gemm with transA: A arrives as (features, rows)
+    b = numpy_helper.from_array(np.ones((5, 7), np.float32), "b")
+    graph = helper.make_graph([helper.make_node("Gemm", ["a", "b"], ["y"], name="fc", transA=1)], "g",
+                              [helper.make_tensor_value_info("a", TensorProto.FLOAT, [5, 2])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 7])], initializer=[b])
+    onnx.save(helper.make_model(graph), str(tmp_path / "g.onnx"))
+    fc = wl.load(str(tmp_path / "g.onnx")).layers[0]
+    assert (fc.n, fc.c, fc.k) == (2, 5, 7)
+    # a conv whose weights come out of another node
+    graph = helper.make_graph([helper.make_node("Identity", ["w0"], ["w"], name="id"),
+                               helper.make_node("Conv", ["x", "w"], ["y"], name="conv")], "q",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8]),
+                               helper.make_tensor_value_info("w0", TensorProto.FLOAT, [4, 3, 3, 3])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 6, 6])])
+    onnx.save(helper.make_model(graph), str(tmp_path / "q.onnx"))
+    with pytest.raises(HardwareModelError, match="weights are computed in the graph"):
+        wl.load(str(tmp_path / "q.onnx"))

@@ -10,7 +10,7 @@ from lean.hw import sparsity
 from lean.hw import workload as wl
 from lean.hw.accelerator import BUILTIN, Accelerator, eyeriss, tpu_like
 from lean.hw.mapper import search
-from lean.hw.predictor import evaluate, predict
+from lean.hw.predictor import _needs, evaluate, footprint, predict, view
 
 
 def _tiny(dataflow="ws", rf=(1, 0, 0), **changes):
@@ -225,6 +225,7 @@ def test_sparse_formats_and_zeros_use_the_workload_densities():
     assert a.dram_bytes - b.dram_bytes == pytest.approx(saved_in + saved_out)
     assert sparsity.stored_bits("rlc", 1.0, 16) == pytest.approx(64 / 3)     # dense data grows under RLC
     assert sparsity.stored_bits("rlc", 0.0, 16) == pytest.approx(64 / 3 / 32)  # one pair per 32 zeros
+    assert sparsity.stored_bits("rlc", 1.0, 8) == pytest.approx(16.0)       # four 13-bit pairs in 64 bits
     assert sparsity.stored_bits("bitmask", 0.25, 16) == 5.0 and sparsity.stored_bits("csr", 0.25, 16) == 6.0
     # weights in a compressed format shrink DRAM and buffer traffic; a compressed form's own bits win
     sparse_w = dataclasses.replace(layer, w_density=0.2)
@@ -317,6 +318,40 @@ def test_a_small_buffer_still_gets_a_mapping():
     for effort in ("quick", "default"):
         r = search(layer, acc, effort=effort)
         assert r.macs == layer.macs and r.cycles >= layer.macs / acc.pes
+    assert search(layer, acc, effort="quick").search["fallback"]       # the quick search needed the second pass
+    # an RF too small for anything the dataflow allows (row stationary keeps a whole filter row) is one error
+    with pytest.raises(HardwareModelError, match="too small for any tile its rs dataflow allows"):
+        search(layer, eyeriss().with_overrides(rf_input_words="2"))
+
+
+def test_what_a_review_found():
+    # a stride longer than the window skips rows nobody reads: a 1x1 stride-2 layer reads 28 x 28 of its 56 x 56
+    ext = {"N": 1, "K": 1, "C": 4, "P": 28, "Q": 28, "R": 1, "S": 1}
+    assert footprint("input", ext, 2, 56, 56) == 4 * 28 * 28
+    assert footprint("input", {**ext, "R": 3, "S": 3}, 2, 57, 57) == 4 * 57 * 57     # overlapping windows
+    # partial sums take their own width in the buffer
+    layer = wl.LayerShape("c", "conv", n=1, c=8, k=8, h=6, w=6, r=3, s=3)
+    acc = eyeriss()
+    ext_glb = {"N": 1, "K": 8, "C": 8, "P": 4, "Q": 4, "R": 3, "S": 3}
+    _, need16 = _needs(layer, acc, view(layer, acc), ext, ext_glb)
+    _, need64 = _needs(layer, acc.with_overrides(psum_bits="64"), view(layer, acc), ext, ext_glb)
+    assert need64 - need16 == pytest.approx(8 * 4 * 4 * (64 - 16) / 8)
+    # zero skipping shortens the MAC steps, not the stalls (a systolic array's fill and drain)
+    conv = wl.LayerShape("pw", "conv", n=1, c=4, k=4, h=2, w=2, r=1, s=1, a_density=0.5)
+    sys_acc = _tiny("ws", systolic=True)
+    mapping = {"rows": {"C": 2}, "cols": {"K": 2}, "dram": {"C": 2, "K": 2}, "glb": {"N": 4},
+               "orders": {"dram": "CK", "glb": "N"}}
+    gated = evaluate(conv, sys_acc, mapping).compute_cycles
+    skipped = evaluate(conv, dataclasses.replace(sys_acc, zero_skipping=True), mapping).compute_cycles
+    assert gated - skipped == pytest.approx(16 * (1 - sparsity.skip_factor(0.5, 4, 4)))
+    # layers searched once and shared keep their own results
+    p = predict(wl.resnet18(), eyeriss())
+    assert p.layers[1].counts == p.layers[2].counts and p.layers[1].counts is not p.layers[2].counts
+    # a factor larger than its dimension, a NaN energy: one error each
+    with pytest.raises(HardwareModelError, match="a factor larger than its dimension"):
+        evaluate(layer, acc, {"glb": {"K": 16}})
+    with pytest.raises(HardwareModelError, match="e_dram_pj must be a finite number"):
+        acc.with_overrides(e_dram_pj="nan")
 
 
 def test_the_network_and_register_file_ports_bound_latency_when_given():

@@ -74,7 +74,8 @@ def print_prediction(r, objective):
     power = f"{t['average_power_mw']:.1f} mW average, " if r.get("energy_unit", "pJ") == "pJ" else ""
     click.echo(f"total: {t['macs'] / 1e6:,.1f} M MACs, {t['latency_ms']:.3f} ms ({frames:,.1f} frames/s), "
                f"energy {t['energy_pj'] / scale:,.2f} {label}, {power}{t['dram_bytes'] / 1e6:.2f} MB DRAM")
-    click.echo("energy by level: " + ", ".join(f"{k} {v / t['energy_pj'] * 100:.1f}%"
+    total_e = t["energy_pj"] or 1.0   # all energies zero (every e_* set to 0): print 0% rather than divide by it
+    click.echo("energy by level: " + ", ".join(f"{k} {v / total_e * 100:.1f}%"
                                               for k, v in t["energy_breakdown_pj"].items()))
     area = r["area_mm2"]
     leak = r.get("leakage_mw")
@@ -85,7 +86,7 @@ def print_prediction(r, objective):
     click.echo(f"mapper: {searched:,} mappings costed" + (" (the space was pruned; see lean.hw.mapper)"
                                                          if any(layer["search"].get("pruned") for layer in layers)
                                                          else ""))
-    click.echo("energy by data (RF, NoC, buffer, DRAM): " + ", ".join(f"{k} {v / t['energy_pj'] * 100:.1f}%"
+    click.echo("energy by data (RF, NoC, buffer, DRAM): " + ", ".join(f"{k} {v / total_e * 100:.1f}%"
                                                     for k, v in t["energy_by_data_pj"].items()))
     if r.get("energy_unit", "pJ") != "pJ":
         click.echo(f"(energies in Eyeriss-normalized units: 1 = one 16-bit MAC at e_mac_pj = {acc['e_mac_pj']:g}; "

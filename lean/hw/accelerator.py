@@ -26,6 +26,7 @@ A user's TOML file either names a ``base = "eyeriss"`` (the default) and sets th
 """
 
 import dataclasses
+import math
 import numbers
 import tomllib
 from collections.abc import Iterable, Mapping
@@ -112,16 +113,16 @@ class Accelerator:
             if getattr(self, f) < 0:
                 raise HardwareModelError(f"{f} must be >= 0; got {getattr(self, f)}")
         for f in ("clock_mhz", "dram_bytes_per_cycle", "glb_bytes_per_cycle"):
-            if not getattr(self, f) > 0:
-                raise HardwareModelError(f"{f} must be > 0; got {getattr(self, f)}")
+            if not 0 < getattr(self, f) < math.inf:
+                raise HardwareModelError(f"{f} must be a finite number > 0; got {getattr(self, f)}")
         if self.rf_counts not in RF_COUNTS:
             raise HardwareModelError(f"rf_counts must be one of {', '.join(RF_COUNTS)}; got {self.rf_counts!r}")
         sparsity.check_format("dram_format", self.dram_format)
         sparsity.check_format("weight_format", self.weight_format)
         for f in (*ENERGY_FIELDS, *WRITE_ENERGY_FIELDS, "noc_words_per_cycle", "rf_accesses_per_cycle",
                   "noc_multicast_share", "noc_forward_share"):
-            if getattr(self, f) < 0:
-                raise HardwareModelError(f"{f} must be >= 0; got {getattr(self, f)}")
+            if not 0 <= getattr(self, f) < math.inf:   # NaN fails too
+                raise HardwareModelError(f"{f} must be a finite number >= 0; got {getattr(self, f)}")
         tech.table(self.tech)  # an unknown table name fails here, listing the known ones
 
     @property
@@ -189,9 +190,10 @@ class Accelerator:
 
         Setting ``dataflow="nlr"`` without RF sizes also empties the RFs (no local reuse keeps nothing in a PE);
         changing ``tech`` without giving energies takes all five ``e_*_pj`` from the new table at ``word_bits``,
-        so they stay in ``energy_unit``. Changing ``word_bits`` without giving energies scales each ``e_*_pj`` as
-        the tech table scales it between the two widths (an energy is per word: a wider word costs more), so the
-        same workload is not silently made cheaper or dearer by the word width alone.
+        so they stay in ``energy_unit``, and writes cost as reads again (``e_*_write_pj`` = 0). Changing
+        ``word_bits`` without giving energies scales each ``e_*_pj`` and ``e_*_write_pj`` as the tech table scales
+        it between the two widths (an energy is per word: a wider word costs more), so the same workload is not
+        silently made cheaper or dearer by the word width alone.
 
         Parameters
         ----------
@@ -214,7 +216,8 @@ class Accelerator:
         new_tech = converted.get("tech", self.tech)
         new_bits = converted.get("word_bits", self.word_bits)
         if new_tech != self.tech and not any(f in converted for f in ENERGY_FIELDS):
-            converted = {**_energies(new_tech, new_bits), **converted}
+            # the new table's energies, and writes as its reads (the tables give one cost per access)
+            converted = {**_energies(new_tech, new_bits), **{f: 0.0 for f in WRITE_ENERGY_FIELDS}, **converted}
         elif new_bits != self.word_bits and not any(f in converted for f in ENERGY_FIELDS):
             before, after = _energies(self.tech, self.word_bits), _energies(self.tech, new_bits)
             scaled = {f: getattr(self, f) * after[f] / before[f] for f in ENERGY_FIELDS}

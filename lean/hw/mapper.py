@@ -14,8 +14,8 @@ The search (``search``), per layer:
    ``spatial_keep`` unrollings with the best utilization go on.
 2. **Register file**: every tile over the dataflow's RF dims that fits each operand's scratchpad (same factor
    rule), keeping those no other tile contains (``rf_keep`` of them, the most useful work per pass first). When
-   none of the mappings they lead to fits the global buffer, the search runs again with the empty tile (one word
-   of each operand).
+   none of the mappings they lead to fits the global buffer, the search runs again with the smallest tile the
+   dataflow allows (its whole dims, e.g. a filter row for row stationary; ``search["fallback"]``).
 3. **Buffer**: what is left of each dimension splits between the global buffer and DRAM, over *all* divisors
    (the DRAM level takes the rest exactly). When the product of choices passes ``max_candidates``, the divisor
    lists are thinned evenly in log scale (the result says so: ``search["pruned"]``).
@@ -28,8 +28,9 @@ The search (``search``), per layer:
    factor 1 sit (for every candidate) are one nest and are costed once.
 
 Every candidate is costed by ``predictor.analyze`` (vectorized over candidates, once per pair of orders), and the
-one with the smallest objective among those that fit is kept. ``search["evaluated"]`` counts what was costed and
-``search["space"]`` the constrained space the steps above draw from.
+one with the smallest objective among those that fit is kept. ``search["evaluated"]`` counts the mappings costed;
+``search["space"]`` the mappings the kept unrollings and RF tiles lead to before the buffer splits were thinned
+(times the orders tried); ``search["pruned"]`` says whether unrollings, RF tiles or splits were left out.
 """
 
 import functools
@@ -41,7 +42,7 @@ import numpy as np
 from ..errors import HardwareModelError
 from .accelerator import Accelerator
 from .mapping import DIMS, PLACES, Mapping
-from .predictor import OBJECTIVES, analyze, check, footprint, holders, result, rf_words, view
+from .predictor import OBJECTIVES, RELEVANT, analyze, check, footprint, holders, result, rf_words, view
 from .workload import LayerShape
 
 # dataflow -> dims that may go on rows, on columns, and inside a PE's register file
@@ -71,8 +72,10 @@ def _divisors(n):
 
 
 def _spatial_options(dims, acc, cons):
-    """(rows factors, cols factors, utilization) for the unrollings the dataflow allows, best first."""
-    return _spatial_cached(tuple(dims.items()), acc.array_rows, acc.array_cols, acc.dataflow)
+    """(rows factors, cols factors, utilization) for the unrollings the dataflow allows, best first (new dicts
+    from the cached answer)."""
+    options = _spatial_cached(tuple(dims.items()), acc.array_rows, acc.array_cols, acc.dataflow)
+    return [(dict(rows), dict(cols), util) for rows, cols, util in options]
 
 
 @functools.lru_cache(maxsize=4096)
@@ -115,7 +118,7 @@ def _spatial_cached(dims, array_rows, array_cols, dataflow):
                 continue
             options.append((-share(both, pes), i, j, rows, cols))
     options.sort(key=lambda o: o[:3])   # ties in the order the sides were enumerated
-    return tuple((rows, cols, -u) for u, _, _, rows, cols in options)
+    return tuple((tuple(rows.items()), tuple(cols.items()), -u) for u, _, _, rows, cols in options)
 
 
 def _rf_options(dims, spatial, acc, cons, nest):
@@ -125,20 +128,19 @@ def _rf_options(dims, spatial, acc, cons, nest):
     held = tuple(t for t in hold if "rf" in hold[t])
     words = rf_words(acc)
     residual = tuple((d, -(-dims[d] // spatial[d])) for d in DIMS)
-    return _rf_cached(residual, held, tuple(words[t] for t in held), acc.dataflow, nest.stride, nest.hw_in)
+    tiles = _rf_cached(residual, held, tuple(words[t] for t in held), acc.dataflow, nest.stride, nest.hw_in)
+    return [dict(tile) for tile in tiles]
 
 
 @functools.lru_cache(maxsize=16384)
 def _rf_cached(residual, held, capacity, dataflow, stride, hw_in):
-    """``_rf_options`` on hashable arguments."""
+    """``_rf_options`` on hashable arguments; tiles as tuples of (dim, factor) (cached: never to be changed)."""
     cons = CONSTRAINTS[dataflow]
-    hold = {t: ("rf",) for t in held}
     words = dict(zip(held, capacity, strict=True))
     residual = dict(residual)
-    letters = [d for d in cons["rf"] if any(d in "KCRS" if t == "weight" else d in "NCPQRS" if t == "input"
-                                            else d in "NKPQ" for t in hold if "rf" in hold[t])]
     if not held:
-        return ({},)
+        return ((),)
+    letters = [d for d in cons["rf"] if any(d in RELEVANT[t] for t in held)]
     tiles = [{}]
     for d in letters:
         nxt = []
@@ -156,7 +158,11 @@ def _rf_cached(residual, held, capacity, dataflow, stride, hw_in):
     for cand in tiles:
         if not any(all(cand.get(d, 1) <= k.get(d, 1) for d in DIMS) for k in kept):
             kept.append(cand)
-    return tuple(kept)
+    # the smallest tile the dataflow allows (its whole dims, nothing else) comes last: a small buffer may need it
+    smallest = {d: residual[d] for d in cons.get("whole", {}).get("rf", "")}
+    if tiles and smallest not in kept:
+        kept.append(smallest)
+    return tuple(tuple(sorted(k.items())) for k in kept)
 
 
 def _thin(values, keep):
@@ -224,15 +230,16 @@ def search(layer: LayerShape, acc: Accelerator, objective: str = "energy", *, ef
     if not spatial_all:
         raise HardwareModelError(f"layer {layer.name}: no unrolling fits a {acc.array_rows} x {acc.array_cols} array")
     rows_cols = spatial_all[:spatial_keep]
-    tally = {"evaluated": 0, "space": 0, "pruned": len(spatial_all) > spatial_keep}
+    tally = {}
 
     def rf_tiles(spatial, fallback):
         rf_all = _rf_options(dims, spatial, acc, cons, nest)
-        tally["pruned"] = tally["pruned"] or len(rf_all) > rf_keep
-        # the most useful tiles; when none of them fits the buffer, the empty tile (a word of each operand)
-        return [{}] if fallback else list(rf_all[:rf_keep])
+        tally["pruned"] = tally["pruned"] or len(rf_all) > rf_keep + 1
+        # the most useful tiles; when none of them leads to a mapping that fits, the smallest the dataflow allows
+        return rf_all[-1:] if fallback else rf_all[:rf_keep]
 
     def candidates(fallback):
+        tally.update(evaluated=0, space=0, pruned=len(spatial_all) > spatial_keep, fallback=fallback)
         columns = {place: {d: [] for d in DIMS} for place in PLACES}
         for rows, cols, _ in rows_cols:
             spatial = {d: rows.get(d, 1) * cols.get(d, 1) for d in DIMS}
@@ -254,6 +261,8 @@ def search(layer: LayerShape, acc: Accelerator, objective: str = "energy", *, ef
                     columns["rows"][d].append(np.full(count, rows.get(d, 1)))
                     columns["cols"][d].append(np.full(count, cols.get(d, 1)))
                     columns["rf"][d].append(np.full(count, rf.get(d, 1)))
+        if not columns["glb"]["N"]:
+            return None   # no RF tile fits the register files under any kept unrolling
         return {place: {d: np.concatenate(columns[place][d]).astype(np.int64) for d in DIMS} for place in PLACES}
 
     dram_orders, glb_orders = _orders(sizes["all_glb_orders"])
@@ -279,16 +288,19 @@ def search(layer: LayerShape, acc: Accelerator, objective: str = "energy", *, ef
                 best = (score[i], i, orders, ev)
         return best
 
-    factors = candidates(fallback=False)
-    best = cost(factors)
-    if best is None:
-        factors = candidates(fallback=True)
-        best = cost(factors)
+    best = None
+    for fallback in (False, True):
+        factors = candidates(fallback)
+        best = cost(factors) if factors is not None else None
+        if best is not None:
+            break
     if best is None:
         raise HardwareModelError(f"layer {layer.name}: no mapping fits {acc.name} (its {acc.glb_bytes:,}-byte "
-                                 "global buffer or register files are too small for any tile)")
+                                 "global buffer or register files are too small for any tile its "
+                                 f"{acc.dataflow} dataflow allows)")
     _, i, orders, ev = best
     chosen = Mapping({place: {d: int(factors[place][d][i]) for d in DIMS} for place in PLACES}, orders)
     return result(layer, acc, ev, i, chosen, {"evaluated": int(tally["evaluated"]),
                                               "space": int(tally["space"] * len(dram_orders) * len(glb_orders)),
-                                              "pruned": bool(tally["pruned"]), "given": False})
+                                              "pruned": bool(tally["pruned"]), "fallback": tally["fallback"],
+                                              "given": False})

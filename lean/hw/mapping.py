@@ -18,12 +18,12 @@ The file format (``lean hw predict --mapping FILE``, ``--show-mapping``) is a ta
 every layer not named), in TOML or JSON::
 
     [conv1]
-    dram = { K = 2 }                        # factors; omitted dims are 1
-    glb = { K = 4, C = 3, Q = 55 }
+    dram = { K = 3, P = 8 }                 # factors; omitted dims are 1
+    glb = { C = 3, Q = 55 }
     rows = { R = 11 }
-    cols = { P = 14 }
-    rf = { S = 11, K = 12 }
-    orders = { dram = "K", glb = "KCQ", rf = "KS" }
+    cols = { K = 2, P = 7 }
+    rf = { K = 16, S = 11 }
+    orders = { dram = "PK", glb = "CQ", rf = "KS" }
 
 ``dram`` may be left out: it then takes what the other levels leave of each dimension (rounded up).
 """
@@ -117,6 +117,10 @@ def from_dict(data: AbcMapping, dims: dict[str, int], where: str = "mapping") ->
         if bad:
             raise HardwareModelError(f"{where}.{place}: unknown dimensions {bad}; the dimensions are {''.join(DIMS)}")
         factors[place] = {d: _positive_int(given.get(d, 1), f"{where}.{place}.{d}") for d in DIMS}
+        big = [f"{d}={f}" for d, f in factors[place].items() if f > dims[d]]
+        if big:
+            raise HardwareModelError(f"{where}.{place}: a factor larger than its dimension ({', '.join(big)}; the "
+                                     f"layer has {', '.join(f'{d}={dims[d]}' for d in DIMS)})")
     if "dram" not in data:
         for d in DIMS:
             inner = math.prod(factors[p][d] for p in PLACES[1:])

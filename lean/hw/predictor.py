@@ -46,6 +46,7 @@ mappings it is given. Energies are in the accelerator's ``energy_unit`` (pJ, or 
 ``eyeriss-normalized``), although the result fields end in ``_pj``; ``Prediction.to_dict()`` says which.
 """
 
+import copy
 import math
 from collections.abc import Mapping as AbcMapping
 from dataclasses import dataclass, field, replace
@@ -72,10 +73,11 @@ class LayerResult:
     """One layer's cost on one accelerator under its mapping (energies in the accelerator's unit).
 
     ``counts[level][operand]`` holds ``reads`` and ``writes`` (words) for ``dram``, ``glb`` and ``rf``, and
-    ``counts["noc"][operand]`` the words the array network ``delivers`` (to every destination), ``sends`` (distinct
-    words off the buffer) and, for outputs, ``reductions`` (partial sums added on the way up). ``bound`` is the
-    level whose time sets ``cycles``: ``compute``, ``dram``, ``glb``, ``noc`` or ``rf``. ``search`` says how many
-    mappings were evaluated and how large the constrained space was.
+    ``counts["noc"][operand]`` the words the array network delivers (``deliveries``, to every destination),
+    ``sends`` (distinct words off the buffer) and, for outputs, ``reductions`` (partial sums added on the way up).
+    ``bound`` is the level whose time sets ``cycles``: ``compute``, ``dram``, ``glb``, ``noc`` or ``rf`` (or
+    ``compute+dram`` where DRAM time does not overlap). ``search`` says how many mappings were evaluated, how large
+    the space they came from was, and whether it was pruned (``lean.hw.mapper``).
     """
 
     name: str
@@ -210,6 +212,31 @@ def weight_stored_bits(layer: LayerShape, acc: Accelerator) -> float:
     return float(sparsity.stored_scalar(acc.weight_format, float(layer.w_density), layer.w_bits))
 
 
+def _tile_dedup(nest: NestView, ext: dict):
+    """Share of an im2col tile's input words that are distinct map words: a tile of n output pixels (N in the
+    im2col nest) repeats a map word at most n times; the layer's whole duplication (``input_dedup``) bounds it."""
+    if nest.input_dedup >= 1.0:
+        return 1.0
+    return 1.0 / np.minimum(ext["N"], 1.0 / nest.input_dedup)
+
+
+def _needs(layer: LayerShape, acc: Accelerator, nest: NestView, ext_rf: dict, ext_glb: dict):
+    """What a mapping's tiles take: words of each operand the RF keeps, and bytes of the buffer (activations at
+    their width, partial sums at psum_bits, weights in their stored form, im2col inputs as map words)."""
+    hold = holders(acc)
+    rf_need = {t: footprint(t, ext_rf, nest.stride, *nest.hw_in) for t in OPERANDS if "rf" in hold[t]}
+    bits = {"weight": weight_stored_bits(layer, acc), "input": layer.a_bits,
+            "output": max(layer.a_bits, acc.psum_bits)}
+    glb_need = 0.0
+    for t in OPERANDS:
+        if "glb" in hold[t]:
+            words = footprint(t, ext_glb, nest.stride, *nest.hw_in)
+            if t == "input":
+                words = words * _tile_dedup(nest, ext_glb)
+            glb_need = glb_need + words * bits[t] / 8.0
+    return rf_need, glb_need
+
+
 def check(acc: Accelerator) -> None:
     """Refuse an accelerator the nest cannot run: weights that skip the global buffer must stay in the PEs."""
     if acc.weights_bypass_glb and rf_words(acc)["weight"] == 0:
@@ -224,8 +251,9 @@ def footprint(t, ext, stride, h_in=None, w_in=None):
         return ext["K"] * ext["C"] * ext["R"] * ext["S"]
     if t == "output":
         return ext["N"] * ext["K"] * ext["P"] * ext["Q"]
-    rows = (ext["P"] - 1) * stride + ext["R"]
-    cols = (ext["Q"] - 1) * stride + ext["S"]
+    # consecutive windows overlap by R - stride rows; a stride longer than the window skips rows nobody reads
+    rows = (ext["P"] - 1) * np.minimum(stride, ext["R"]) + ext["R"]
+    cols = (ext["Q"] - 1) * np.minimum(stride, ext["S"]) + ext["S"]
     if h_in is not None:
         rows, cols = np.minimum(rows, h_in), np.minimum(cols, w_in)
     return ext["N"] * ext["C"] * rows * cols
@@ -278,7 +306,8 @@ def analyze(layer: LayerShape, acc: Accelerator, factors: dict, orders: dict,
     Returns
     -------
     dict
-        Arrays per candidate: ``energy``, ``cycles``, ``compute``, ``dram_cycles``, ``glb_cycles``,
+        Arrays per candidate: ``energy``, ``cycles``, ``compute``, ``dram_cycles``, ``glb_cycles``, ``noc_cycles``,
+        ``rf_cycles``,
         ``dram_bytes``, ``util``, ``fits``, ``breakdown`` (by level), ``by_data`` (by operand), ``counts``.
     """
     nest = view(layer, acc)
@@ -344,10 +373,12 @@ def analyze(layer: LayerShape, acc: Accelerator, factors: dict, orders: dict,
                 noc[t]["deliveries"] += arriving + (to_parent - first_parent)    # up, and partial sums back down
                 noc[t]["sends"] += to_parent
                 noc[t]["reductions"] += arriving - to_parent
-    # an im2col nest (systolic arrays): DRAM and the buffer's fills move the map itself, not its im2col view
+    # an im2col nest (systolic arrays): DRAM and the buffer's fills move the map itself, not its im2col view; a
+    # buffer tile of n output pixels repeats a map word at most n times
+    glb_dedup = _tile_dedup(nest, ext_glb)
     if "glb" in hold["input"]:
-        counts["dram"]["input"]["reads"] = counts["dram"]["input"]["reads"] * nest.input_dedup
-        counts["glb"]["input"]["writes"] = counts["glb"]["input"]["writes"] * nest.input_dedup
+        counts["dram"]["input"]["reads"] = counts["dram"]["input"]["reads"] * glb_dedup
+        counts["glb"]["input"]["writes"] = counts["glb"]["input"]["writes"] * glb_dedup
 
     # partial sums travel at the accumulator width (psum_bits; 0: the activations'), final outputs at a_bits
     bits = {"weight": layer.w_bits, "input": layer.a_bits, "output": acc.psum_bits or layer.a_bits}
@@ -408,6 +439,11 @@ def analyze(layer: LayerShape, acc: Accelerator, factors: dict, orders: dict,
     # ------------------------------------------------------------------ cycles
     steps = math.prod(F[lv][d] for lv in TEMPORAL for d in DIMS)
     compute = steps * one
+    if acc.zero_skipping:
+        # the busiest PE of a lock-stepped array sets the pace (sparsity.skip_factor): the PEs meet again when the
+        # buffer's tile changes, so a PE's share of work is what it does on one tile; stalls are not skipped
+        tiles = math.prod(F["dram"][d] for d in DIMS)
+        compute = compute * sparsity.skip_factor(layer.w_density * layer.a_density, steps / tiles, pes_used)
     if acc.systolic and acc.dataflow in STATIONARY:
         # the array fills and drains once per change of the stationary tile held in the PEs (a SCALE-Sim fold,
         # charged at the full array as SCALE-Sim charges it)
@@ -417,10 +453,6 @@ def analyze(layer: LayerShape, acc: Accelerator, factors: dict, orders: dict,
         compute = compute + folds * (a * acc.array_rows + b * acc.array_cols - 2)
     if acc.rf_fill_stalls:
         compute = compute + sum(counts["rf"][t]["writes"] for t in ("weight", "input")) / pes_used
-    if acc.zero_skipping:
-        # the busiest PE of a lock-stepped array sets the pace (sparsity.skip_factor)
-        folds_all = math.prod(F[lv][d] for lv in ("dram", "glb") for d in DIMS)
-        compute = compute * sparsity.skip_factor(layer.w_density * layer.a_density, steps / folds_all, pes_used)
     dram_cycles = dram_bytes / acc.dram_bytes_per_cycle
     glb_cycles = glb_bytes / acc.glb_bytes_per_cycle
     # weights that bypass the buffer go from DRAM straight into the PEs, which wait for them: that part of the
@@ -445,18 +477,12 @@ def analyze(layer: LayerShape, acc: Accelerator, factors: dict, orders: dict,
         energy = energy + breakdown["leak"]
 
     # ------------------------------------------------------------------ capacity
+    rf_need, glb_need = _needs(layer, acc, nest, ext_rf, ext_glb)
     rf_cap = rf_words(acc)
     fits = (pes_used <= acc.pes) & (math.prod(F["rows"][d] for d in DIMS) <= acc.array_rows) \
-        & (math.prod(F["cols"][d] for d in DIMS) <= acc.array_cols)
-    glb_need = 0.0
-    stored = {"weight": w_stored, "input": layer.a_bits, "output": layer.a_bits}
-    for t in OPERANDS:
-        if "rf" in hold[t]:
-            fits = fits & (footprint(t, ext_rf, st, *hw_in) <= rf_cap[t])
-        if "glb" in hold[t]:
-            dedup = nest.input_dedup if t == "input" else 1.0
-            glb_need = glb_need + footprint(t, ext_glb, st, *hw_in) * stored[t] / 8.0 * dedup
-    fits = fits & (glb_need <= acc.glb_bytes)
+        & (math.prod(F["cols"][d] for d in DIMS) <= acc.array_cols) & (glb_need <= acc.glb_bytes)
+    for t, need in rf_need.items():
+        fits = fits & (need <= rf_cap[t])
     return {"energy": energy * one, "cycles": cycles, "compute": compute, "dram_cycles": dram_cycles * one,
             "glb_cycles": glb_cycles * one, "noc_cycles": noc_cycles * one, "rf_cycles": rf_cycles * one,
             "dram_bytes": dram_bytes * one, "util": macs / (steps * acc.pes) * one,
@@ -525,24 +551,19 @@ def evaluate(layer: LayerShape, acc: Accelerator, mapping: Mapping | AbcMapping)
 
 
 def _misfit(layer, acc, m):
-    """Which capacity a mapping overflows, in words."""
+    """Which capacity a mapping overflows, in words or bytes."""
     rows = math.prod(m.factors["rows"].values())
     cols = math.prod(m.factors["cols"].values())
     if rows > acc.array_rows or cols > acc.array_cols:
         return f"it unrolls {rows} x {cols} PEs on a {acc.array_rows} x {acc.array_cols} array"
     ext_rf = {d: m.factors["rf"][d] for d in DIMS}
     ext_glb = {d: math.prod(m.factors[p][d] for p in PLACES[1:]) for d in DIMS}
-    nest = view(layer, acc)
+    rf_need, glb_need = _needs(layer, acc, view(layer, acc), ext_rf, ext_glb)
     rf_cap = rf_words(acc)
-    hold = holders(acc)
-    for t in OPERANDS:
-        need = footprint(t, ext_rf, nest.stride, *nest.hw_in)
-        if "rf" in hold[t] and need > rf_cap[t]:
+    for t, need in rf_need.items():
+        if need > rf_cap[t]:
             return f"its {t} RF tile is {need} words, the RF holds {rf_cap[t]}"
-    stored = {"weight": weight_stored_bits(layer, acc), "input": layer.a_bits, "output": layer.a_bits}
-    need = sum(footprint(t, ext_glb, nest.stride, *nest.hw_in) * stored[t] / 8.0
-               * (nest.input_dedup if t == "input" else 1.0) for t in OPERANDS if "glb" in hold[t])
-    return f"its global buffer tiles take {need:,.0f} bytes of {acc.glb_bytes:,}"
+    return f"its global buffer tiles take {float(glb_need):,.0f} bytes of {acc.glb_bytes:,}"
 
 
 def predict(workload: Workload, acc: Accelerator, objective: str = "energy",
@@ -595,17 +616,17 @@ def predict(workload: Workload, acc: Accelerator, objective: str = "energy",
 
 def _share(res: LayerResult, fraction: float) -> LayerResult:
     """``res`` for a layer that runs for ``fraction`` of the images (an input-adaptive model's recorded share):
-    every count, time and energy times the share. First order: the weights of a layer that runs for few images
-    are fetched as often as its mapping fetches them per image, no more."""
-    if fraction == 1.0:
-        return res
-    counts = {lv: {t: {k: v * fraction for k, v in per.items()} for t, per in by_t.items()}
+    every count, time and energy times the share, in new containers (a shape searched once serves several
+    layers). First order: the weights of a layer that runs for few images are fetched as often as its mapping
+    fetches them per image, no more."""
+    k = fraction
+    counts = {lv: {t: {key: v * k for key, v in per.items()} for t, per in by_t.items()}
               for lv, by_t in res.counts.items()}
-    return replace(res, macs=int(round(res.macs * fraction)), cycles=res.cycles * fraction,
-                   compute_cycles=res.compute_cycles * fraction, dram_cycles=res.dram_cycles * fraction,
-                   glb_cycles=res.glb_cycles * fraction, noc_cycles=res.noc_cycles * fraction,
-                   rf_cycles=res.rf_cycles * fraction, latency_ms=res.latency_ms * fraction,
-                   energy_pj=res.energy_pj * fraction,
-                   energy_breakdown_pj={k: v * fraction for k, v in res.energy_breakdown_pj.items()},
-                   energy_by_data_pj={k: v * fraction for k, v in res.energy_by_data_pj.items()},
-                   dram_bytes=res.dram_bytes * fraction, counts=counts)
+    return replace(res, macs=int(round(res.macs * k)), cycles=res.cycles * k,
+                   compute_cycles=res.compute_cycles * k, dram_cycles=res.dram_cycles * k,
+                   glb_cycles=res.glb_cycles * k, noc_cycles=res.noc_cycles * k, rf_cycles=res.rf_cycles * k,
+                   latency_ms=res.latency_ms * k, energy_pj=res.energy_pj * k,
+                   energy_breakdown_pj={key: v * k for key, v in res.energy_breakdown_pj.items()},
+                   energy_by_data_pj={key: v * k for key, v in res.energy_by_data_pj.items()},
+                   dram_bytes=res.dram_bytes * k, counts=counts,
+                   mapping=copy.deepcopy(res.mapping), search=dict(res.search))

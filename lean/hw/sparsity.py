@@ -7,9 +7,11 @@ Formats (``FORMATS``), each as bits per *dense* element at a density ``d`` of no
 - ``bitmask``: one presence bit per element plus the non-zero values: ``d b + 1`` (SCNN-style masks, Cambricon-X's
   direct indexing).
 - ``rlc``: Eyeriss's run-length coding (Chen et al., JSSC 2017, Sec. V-B): a 5-bit run of zeros and the 16-bit
-  value that follows it make a pair, three pairs and a 1-bit terminator fill a 64-bit word. A run longer than 31
+  value that follows it make a pair, three pairs and a 1-bit terminator fill a 64-bit word (narrower values pack
+  more pairs: four of 8 bits). A run longer than 31
   zeros takes an extra pair with a zero value. With zeros independent at rate ``z = 1 - d``, a pair covers
-  ``(1 - z^32) / d`` elements on average, so an element takes ``d / (1 - z^32) x 64 / 3`` bits (``_rlc_pairs``).
+  ``(1 - z^32) / d`` elements on average, so a 16-bit element takes ``d / (1 - z^32) x 64 / 3`` bits
+  (``_rlc_pairs``).
   Dense data grows (21.3 bits per 16-bit value): the chip pays that on dense layers too.
 - ``csr``: the non-zeros with a column index each (``index_bits``, 8 by default), row pointers left out (one per
   row, small next to the row): ``d (b + index_bits)``.
@@ -29,7 +31,6 @@ from ..errors import HardwareModelError
 
 FORMATS = ("dense", "bitmask", "rlc", "csr")
 RLC_RUN_BITS = 5      # Eyeriss: 5-bit runs
-RLC_PAIRS_PER_WORD = 3
 RLC_WORD_BITS = 64    # three (5 + 16)-bit pairs and a terminator bit
 CSR_INDEX_BITS = 8
 
@@ -71,7 +72,12 @@ def stored_bits(fmt: str, density, bits):
     if fmt == "bitmask":
         return density * bits + 1.0
     if fmt == "rlc":
-        return _rlc_pairs(density) * RLC_WORD_BITS / RLC_PAIRS_PER_WORD
+        # as many (run, value) pairs as fit a 64-bit word beside its terminator bit: 3 of 16-bit values, 4 of 8-bit
+        pairs_per_word = (RLC_WORD_BITS - 1) // (RLC_RUN_BITS + bits)
+        if pairs_per_word < 1:
+            raise HardwareModelError(f"the run-length code holds values of at most "
+                                     f"{RLC_WORD_BITS - 1 - RLC_RUN_BITS} bits; got {bits}")
+        return _rlc_pairs(density) * RLC_WORD_BITS / pairs_per_word
     if fmt == "csr":
         return density * (bits + CSR_INDEX_BITS)
     raise HardwareModelError(f"unknown sparse format {fmt!r}; choose one of: {', '.join(FORMATS)}")

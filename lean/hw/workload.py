@@ -511,8 +511,9 @@ def from_onnx(path: str | Path) -> Workload:
     (with weights) and pooling layers, in graph order, at the shapes ONNX's shape inference gives, with each
     layer's real share of non-zero weights. Needs the ``onnx`` package (``pip install 'lean[onnx]'``).
 
-    A conv's strides and pads must be the same along both axes (lean's ``LayerShape`` has one of each) and its
-    dilation 1; a graph input with a symbolic batch dimension is read at batch 1. Operators that do no
+    A conv's strides and pads must be the same along both axes and on every side (lean's ``LayerShape`` has one
+    of each), its dilation 1, its map 2-D and its weights stored in the file; a graph input with a symbolic batch
+    dimension is read at batch 1. Operators that do no
     multiply-accumulates with weights (activations, normalization, additions, reshapes) are left out, as for lean's
     own models.
 
@@ -557,17 +558,26 @@ def from_onnx(path: str | Path) -> Workload:
     def one(values, what, node):
         values = list(values)
         if len(set(values)) > 1:
-            raise HardwareModelError(f"{path}: layer {node.name or node.op_type}: {what} {values} differ between "
-                                     "axes; lean's layers take one value for both")
+            raise HardwareModelError(f"{path}: layer {node.name or node.op_type}: {what} {values} are not the "
+                                     "same on every side and axis; lean's layers take one value for all")
         return int(values[0]) if values else None
+
+    def planar(node, name, shape):
+        if len(shape) != 4:
+            raise HardwareModelError(f"{path}: layer {node.name or node.op_type}: only 2-D maps (N, C, H, W) are "
+                                     f"supported; its input {name!r} has shape {list(shape)}")
+        return shape
 
     layers = []
     for i, node in enumerate(graph.node):
         name = node.name or f"{node.op_type.lower()}{i}"
         a = attrs(node)
-        if node.op_type == "Conv" and node.input[1] in weights:
+        if node.op_type == "Conv":
+            if node.input[1] not in weights:
+                raise HardwareModelError(f"{path}: layer {name}: its weights are computed in the graph, not stored "
+                                         "in it (export with constant folding, or dequantize the weights)")
             w = weights[node.input[1]]
-            n, c, h, wd = shape_of(node, node.input[0])
+            n, c, h, wd = planar(node, node.input[0], shape_of(node, node.input[0]))
             if a.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
                 raise HardwareModelError(f"{path}: layer {name}: auto_pad is not supported; export explicit pads")
             if one(a.get("dilations", [1, 1]), "dilations", node) != 1:
@@ -580,12 +590,15 @@ def from_onnx(path: str | Path) -> Workload:
             w = weights[node.input[1]]
             if w.ndim != 2:
                 continue
-            k = w.shape[0] if (node.op_type == "Gemm" and a.get("transB", 0)) else w.shape[1]
+            gemm = node.op_type == "Gemm"
+            k = w.shape[0] if (gemm and a.get("transB", 0)) else w.shape[1]
             x = shape_of(node, node.input[0])
+            if gemm and a.get("transA", 0):   # A given as (features, rows)
+                x = tuple(reversed(x))
             layers.append(LayerShape(name, "fc", n=int(np.prod(x[:-1])) if len(x) > 1 else 1, c=int(x[-1]), k=int(k),
                                      w_density=float(np.count_nonzero(w) / w.size)))
         elif node.op_type in ("MaxPool", "AveragePool"):
-            n, c, h, wd = shape_of(node, node.input[0])
+            n, c, h, wd = planar(node, node.input[0], shape_of(node, node.input[0]))
             kernel = one(a["kernel_shape"], "kernel_shape", node)
             layers.append(LayerShape(name, "pool", n=n, c=c, k=c, h=h, w=wd, r=kernel, s=kernel,
                                      stride=one(a.get("strides", [1, 1]), "strides", node),
