@@ -71,11 +71,11 @@ def _divisors(n):
     return sorted(set(small + [n // d for d in small]))
 
 
-def _spatial_options(dims, acc, cons):
-    """(rows factors, cols factors, utilization) for the unrollings the dataflow allows, best first (new dicts
-    from the cached answer)."""
+def _spatial_options(dims, acc, cons, keep):
+    """The ``keep`` best (rows factors, cols factors, utilization) of the unrollings the dataflow allows (new dicts
+    from the cached answer), and how many there are."""
     options = _spatial_cached(tuple(dims.items()), acc.array_rows, acc.array_cols, acc.dataflow)
-    return [(dict(rows), dict(cols), util) for rows, cols, util in options]
+    return [(dict(rows), dict(cols), util) for rows, cols, util in options[:keep]], len(options)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -123,13 +123,14 @@ def _spatial_cached(dims, array_rows, array_cols, dataflow):
 
 def _rf_options(dims, spatial, acc, cons, nest):
     """Register-file tiles over the dataflow's RF dims that fit every operand's scratchpad, the most useful first,
-    with any tile contained in a kept one dropped."""
+    with any tile contained in a kept one dropped; and the smallest tile the dataflow allows (None if none fits)."""
     hold = holders(acc)
     held = tuple(t for t in hold if "rf" in hold[t])
     words = rf_words(acc)
     residual = tuple((d, -(-dims[d] // spatial[d])) for d in DIMS)
-    tiles = _rf_cached(residual, held, tuple(words[t] for t in held), acc.dataflow, nest.stride, nest.hw_in)
-    return [dict(tile) for tile in tiles]
+    tiles, smallest = _rf_cached(residual, held, tuple(words[t] for t in held), acc.dataflow, nest.stride,
+                                 nest.hw_in)
+    return [dict(tile) for tile in tiles], (dict(smallest) if smallest is not None else None)
 
 
 @functools.lru_cache(maxsize=16384)
@@ -139,7 +140,7 @@ def _rf_cached(residual, held, capacity, dataflow, stride, hw_in):
     words = dict(zip(held, capacity, strict=True))
     residual = dict(residual)
     if not held:
-        return ((),)
+        return ((),), ()
     letters = [d for d in cons["rf"] if any(d in RELEVANT[t] for t in held)]
     tiles = [{}]
     for d in letters:
@@ -158,11 +159,9 @@ def _rf_cached(residual, held, capacity, dataflow, stride, hw_in):
     for cand in tiles:
         if not any(all(cand.get(d, 1) <= k.get(d, 1) for d in DIMS) for k in kept):
             kept.append(cand)
-    # the smallest tile the dataflow allows (its whole dims, nothing else) comes last: a small buffer may need it
+    # and the smallest tile the dataflow allows (its whole dims, nothing else), for a buffer too small for the rest
     smallest = {d: residual[d] for d in cons.get("whole", {}).get("rf", "")}
-    if tiles and smallest not in kept:
-        kept.append(smallest)
-    return tuple(tuple(sorted(k.items())) for k in kept)
+    return tuple(tuple(sorted(k.items())) for k in kept), (tuple(sorted(smallest.items())) if tiles else None)
 
 
 def _thin(values, keep):
@@ -226,20 +225,21 @@ def search(layer: LayerShape, acc: Accelerator, objective: str = "energy", *, ef
     nest = view(layer, acc)
     dims = nest.dims
     cons = CONSTRAINTS[acc.dataflow]
-    spatial_all = _spatial_options(dims, acc, cons)
-    if not spatial_all:
+    rows_cols, n_spatial = _spatial_options(dims, acc, cons, spatial_keep)
+    if not rows_cols:
         raise HardwareModelError(f"layer {layer.name}: no unrolling fits a {acc.array_rows} x {acc.array_cols} array")
-    rows_cols = spatial_all[:spatial_keep]
     tally = {}
 
     def rf_tiles(spatial, fallback):
-        rf_all = _rf_options(dims, spatial, acc, cons, nest)
-        tally["pruned"] = tally["pruned"] or len(rf_all) > rf_keep + 1
+        rf_all, smallest = _rf_options(dims, spatial, acc, cons, nest)
+        tally["pruned"] = tally["pruned"] or len(rf_all) > rf_keep
         # the most useful tiles; when none of them leads to a mapping that fits, the smallest the dataflow allows
-        return rf_all[-1:] if fallback else rf_all[:rf_keep]
+        if fallback:
+            return [smallest] if smallest is not None and smallest not in rf_all[:rf_keep] else []
+        return rf_all[:rf_keep]
 
     def candidates(fallback):
-        tally.update(evaluated=0, space=0, pruned=len(spatial_all) > spatial_keep, fallback=fallback)
+        tally.update(evaluated=0, space=0, pruned=n_spatial > spatial_keep, fallback=fallback)
         columns = {place: {d: [] for d in DIMS} for place in PLACES}
         for rows, cols, _ in rows_cols:
             spatial = {d: rows.get(d, 1) * cols.get(d, 1) for d in DIMS}

@@ -46,7 +46,6 @@ mappings it is given. Energies are in the accelerator's ``energy_unit`` (pJ, or 
 ``eyeriss-normalized``), although the result fields end in ``_pj``; ``Prediction.to_dict()`` says which.
 """
 
-import copy
 import math
 from collections.abc import Mapping as AbcMapping
 from dataclasses import dataclass, field, replace
@@ -252,8 +251,11 @@ def footprint(t, ext, stride, h_in=None, w_in=None):
     if t == "output":
         return ext["N"] * ext["K"] * ext["P"] * ext["Q"]
     # consecutive windows overlap by R - stride rows; a stride longer than the window skips rows nobody reads
-    rows = (ext["P"] - 1) * np.minimum(stride, ext["R"]) + ext["R"]
-    cols = (ext["Q"] - 1) * np.minimum(stride, ext["S"]) + ext["S"]
+    if stride == 1:
+        rows, cols = ext["P"] - 1 + ext["R"], ext["Q"] - 1 + ext["S"]
+    else:
+        rows = (ext["P"] - 1) * np.minimum(stride, ext["R"]) + ext["R"]
+        cols = (ext["Q"] - 1) * np.minimum(stride, ext["S"]) + ext["S"]
     if h_in is not None:
         rows, cols = np.minimum(rows, h_in), np.minimum(cols, w_in)
     return ext["N"] * ext["C"] * rows * cols
@@ -345,8 +347,10 @@ def analyze(layer: LayerShape, acc: Accelerator, factors: dict, orders: dict,
             reuse = child != "mac"
             per_instance = _walk(t, above[child], tile[child], st, hw_in, reuse)
             instances = pes_used if below_array[child] else one
-            union_tile = ({d: tile[child][d] * spatial[d] for d in DIMS} if crosses else tile[child])
-            union = _walk(t, above[child], union_tile, st, hw_in, reuse)
+            if crosses:   # the PEs' tiles together, as the level above the array sees them
+                union = _walk(t, above[child], {d: tile[child][d] * spatial[d] for d in DIMS}, st, hw_in, reuse)
+            else:
+                union = per_instance
             to_parent = union * (pes_used if below_array[parent] else 1)   # words the parent level sees
             arriving = per_instance * instances                                # words the child level sees
             if t != "output":
@@ -629,4 +633,4 @@ def _share(res: LayerResult, fraction: float) -> LayerResult:
                    energy_breakdown_pj={key: v * k for key, v in res.energy_breakdown_pj.items()},
                    energy_by_data_pj={key: v * k for key, v in res.energy_by_data_pj.items()},
                    dram_bytes=res.dram_bytes * k, counts=counts,
-                   mapping=copy.deepcopy(res.mapping), search=dict(res.search))
+                   mapping={key: dict(v) for key, v in res.mapping.items()}, search=dict(res.search))
