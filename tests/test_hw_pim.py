@@ -1,0 +1,50 @@
+"""Crossbar mappings of layers (issue 17, in progress): geometry and component counts by hand."""
+
+import pytest
+
+from lean.errors import HardwareModelError
+from lean.hw import workload as wl
+from lean.hw.pim import crossbar_mapping
+
+
+def test_a_tiny_conv_on_16x16_crossbars_by_hand():
+    # 3 -> 4 channels, 3x3 on a 4x4 map: 27 rows, 4 filters, 4 output positions
+    layer = wl.LayerShape("c", "conv", n=1, c=3, k=4, h=4, w=4, r=3, s=3)
+    m = crossbar_mapping(layer, xbar=16, cell_bits=2, weight_bits=8, input_bits=8, dac_bits=1, signed="offset")
+    # an 8-bit offset weight takes 4 two-bit cells: 16 columns, one crossbar wide; 27 rows, two crossbars tall
+    assert (m.rows, m.cols, m.cells_per_weight, m.row_tiles, m.col_tiles, m.crossbars) == (27, 4, 4, 2, 1, 2)
+    assert (m.vectors, m.input_slices) == (4, 8)
+    assert m.crossbar_reads == 4 * 8 * 2
+    assert m.dac_conversions == 4 * 8 * 27          # every weight row driven once per input bit
+    assert m.adc_conversions == m.shift_adds == 4 * 8 * 16 * 2   # 16 columns in each of the 2 crossbars
+    assert m.steps == 32 and m.cell_utilization == pytest.approx(27 * 16 / (2 * 256))
+    # a differential pair: 7 magnitude bits in 4 cells, twice: 32 columns, two crossbars wide
+    d = crossbar_mapping(layer, xbar=16, cell_bits=2, weight_bits=8, input_bits=8, signed="differential")
+    assert (d.cells_per_weight, d.col_tiles, d.crossbars) == (8, 2, 4)
+    assert d.dac_conversions == 4 * 8 * 27 * 2 and d.adc_conversions == 4 * 8 * 32 * 2
+    # two DAC bits halve the slices; four replicas quarter the steps, not the conversions
+    r = crossbar_mapping(layer, xbar=16, cell_bits=2, weight_bits=8, input_bits=8, dac_bits=2, replicas=4)
+    assert r.input_slices == 4 and r.steps == 4 and r.crossbars == 8 and r.adc_conversions == 4 * 4 * 16 * 2
+
+
+def test_groups_and_fully_connected_layers():
+    grouped = wl.LayerShape("g", "conv", n=2, c=8, k=8, h=3, w=3, r=3, s=3, padding=1, groups=2)
+    m = crossbar_mapping(grouped, xbar=64, cell_bits=4, weight_bits=8, input_bits=8)
+    assert (m.rows, m.cols, m.crossbars) == (36, 4, 2)                   # one crossbar per group
+    assert m.crossbar_reads == 2 * 9 * 8 * 2 and m.steps == 2 * 9 * 8    # groups run side by side
+    fc = crossbar_mapping(wl.LayerShape("fc", "fc", n=3, c=300, k=10), xbar=128, cell_bits=4, weight_bits=8,
+                          input_bits=8)
+    assert (fc.rows, fc.row_tiles, fc.col_tiles, fc.vectors) == (300, 3, 1, 3)
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    ({"xbar": 0}, "xbar must be a positive integer"),
+    ({"signed": "mirror"}, "unknown signed-weight scheme"),
+    ({"replicas": 1.5}, "replicas must be a positive integer"),
+])
+def test_bad_mappings_are_one_error(kwargs, message):
+    layer = wl.LayerShape("c", "conv", n=1, c=3, k=4, h=4, w=4, r=3, s=3)
+    with pytest.raises(HardwareModelError, match=message):
+        crossbar_mapping(layer, **kwargs)
+    with pytest.raises(HardwareModelError, match="pooling layer has no weights"):
+        crossbar_mapping(wl.LayerShape("p", "pool", n=1, c=3, k=3, h=4, w=4, r=2, s=2, stride=2, groups=3))
