@@ -48,3 +48,33 @@ def test_bad_mappings_are_one_error(kwargs, message):
         crossbar_mapping(layer, **kwargs)
     with pytest.raises(HardwareModelError, match="pooling layer has no weights"):
         crossbar_mapping(wl.LayerShape("p", "pool", n=1, c=3, k=3, h=4, w=4, r=2, s=2, stride=2, groups=3))
+
+
+@pytest.fixture(scope="module")
+def lenet(tmp_path_factory):
+    from lean.data import load
+    from lean.nets import build
+    from lean.nn import load_model
+    from lean.train import TrainConfig, Trainer
+
+    data = load("digits")
+    path = tmp_path_factory.mktemp("pim") / "lenet.h5"
+    model = build("lenet5", input_shape=data.input_shape, num_classes=10, seed=0)
+    Trainer(model, data, TrainConfig(net="lenet5", data="digits", epochs=3, batch_size=32, lr=0.05), out=path).run()
+    return load_model(path), data.normalize(data.x_test), data.y_test
+
+
+def test_a_trained_model_through_the_crossbar(lenet):
+    from lean.hw.pim import simulate
+    from lean.nn.layers import Conv2d, Linear
+
+    model, x, y = lenet
+    ideal = simulate(model, x, y, weight_bits=8, input_bits=8, cell_bits=4, xbar_rows=128)
+    assert ideal["digital_accuracy"] > 0.8                       # the digits test set, far above chance
+    # 8-bit weights and inputs with ideal converters: within a point of the float model
+    assert abs(ideal["crossbar_accuracy"] - ideal["digital_accuracy"]) <= 0.01
+    coarse = [simulate(model, x, y, weight_bits=8, input_bits=8, cell_bits=4, xbar_rows=128, adc_bits=b)
+              for b in (4, 8)]
+    assert coarse[0]["crossbar_accuracy"] < coarse[1]["crossbar_accuracy"] <= ideal["crossbar_accuracy"] + 0.01
+    # the model is left as it was: no hook stays behind
+    assert all(m.operand_hook is None for m in model.net.modules() if isinstance(m, (Conv2d, Linear)))

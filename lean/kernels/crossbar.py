@@ -32,21 +32,30 @@ SIGNED_SCHEMES = ("differential", "offset")
 
 
 @njit(cache=True, nogil=True, parallel=True)  # no fastmath: v / step must not become v * (1 / step) at the ADC
-def _convert_accumulate(out, partial, noise, full_scale, levels, weight):
-    """out += weight * ADC(partial + noise): clip to [0, full_scale], round to ``levels`` steps (0: ideal)."""
-    n, k = partial.shape
+def _convert_accumulate(out, partial, noise, full_scale, levels, weights):
+    """out[i, c] += sum over slices (j, s) of weights[j, s] * ADC(partial[j, i, s, c] + noise[j, i, s, c]).
+
+    ``partial`` holds a crossbar's column sums for every input slice j, input i, cell slice s and column c; the
+    ADC clips to [0, full_scale] and rounds to ``levels`` steps (0: ideal); ``noise`` may be empty (no noise)."""
+    n_j, n, n_s, k = partial.shape
+    noisy = noise.size > 0
     # an ADC with more steps than the column can sum resolves every unit of current: its step is one unit
     step = max(full_scale / levels, 1.0) if levels > 0 else 1.0
     for i in prange(n):
-        for j in range(k):
-            v = partial[i, j] + noise[i, j]
-            if levels > 0:
-                if v < 0.0:
-                    v = 0.0
-                elif v > full_scale:
-                    v = full_scale
-                v = np.floor(v / step + 0.5) * step
-            out[i, j] += weight * v
+        for j in range(n_j):
+            for t in range(n_s):
+                wgt = weights[j, t]
+                for c in range(k):
+                    v = partial[j, i, t, c]
+                    if noisy:
+                        v += noise[j, i, t, c]
+                    if levels > 0:
+                        if v < 0.0:
+                            v = 0.0
+                        elif v > full_scale:
+                            v = full_scale
+                        v = np.floor(v / step + 0.5) * step
+                    out[i, c] += wgt * v
 
 
 def _check_codes(name, a, lo, hi):
@@ -117,22 +126,26 @@ def crossbar_matmul(x: np.ndarray, w: np.ndarray, *, xbar_rows: int = 128, cell_
     cell_mask, dac_mask = 2 ** cell_bits - 1, 2 ** dac_bits - 1
     xi = x.astype(np.int64)
     out = np.zeros((n, k), dtype=np.float64)
+    full_scale = float(xbar_rows * dac_mask * cell_mask)
+    levels = 0 if adc_bits is None else 2 ** adc_bits - 1
+    # the weight of each (input slice, cell slice) pair in the shift-and-add
+    shifts = np.array([[2.0 ** (j * dac_bits + t * cell_bits) for t in range(cell_slices)]
+                       for j in range(input_slices)])
+    no_noise = np.zeros((0, 0, 0, 0))
     for start in range(0, m, xbar_rows):
         rows = slice(start, min(start + xbar_rows, m))
-        full_scale = float(xbar_rows * dac_mask * cell_mask)
-        levels = 0 if adc_bits is None else 2 ** adc_bits - 1
+        # every input slice of every input at once: (slices x n, rows) pulse counts
+        pulses = np.concatenate([((xi[:, rows] >> (j * dac_bits)) & dac_mask) for j in range(input_slices)])
+        pulses = pulses.astype(np.float32)
         for stored, polarity in planes:
-            for s in range(cell_slices):
-                g = ((stored[rows] >> (s * cell_bits)) & cell_mask).astype(np.float32)
-                if variation:
-                    g = g * (1.0 + variation * rng.standard_normal(g.shape)).astype(np.float32)
-                for j in range(input_slices):
-                    pulses = ((xi[:, rows] >> (j * dac_bits)) & dac_mask).astype(np.float32)
-                    partial = (pulses @ g).astype(np.float64)
-                    noise = (rng.standard_normal((n, k)) * (read_noise * full_scale) if read_noise
-                             else np.zeros((n, k)))
-                    weight = polarity * float(2 ** (j * dac_bits + s * cell_bits))
-                    _convert_accumulate(out, partial, noise, full_scale, levels, weight)
+            # every cell slice side by side: (rows, slices x k) conductances
+            g = np.concatenate([((stored[rows] >> (t * cell_bits)) & cell_mask) for t in range(cell_slices)],
+                               axis=1).astype(np.float32)
+            if variation:
+                g = g * (1.0 + variation * rng.standard_normal(g.shape)).astype(np.float32)
+            partial = (pulses @ g).astype(np.float64).reshape(input_slices, n, cell_slices, k)
+            noise = (rng.standard_normal(partial.shape) * (read_noise * full_scale) if read_noise else no_noise)
+            _convert_accumulate(out, partial, noise, full_scale, levels, polarity * shifts)
     if signed == "offset":   # the stored offset times each input, subtracted in the digital periphery
         out -= float(2 ** (weight_bits - 1)) * xi.sum(axis=1, keepdims=True)
     return out
