@@ -61,6 +61,10 @@ def test_the_error_falls_as_adc_bits_rise():
     assert all(a >= b for a, b in zip(errors, errors[1:], strict=False)) and errors[-1] < errors[0] / 10
     # 128 rows of 1-bit pulses on 4-bit cells sum to at most 1920: an ADC of 11 bits loses nothing
     assert np.array_equal(crossbar_matmul(x, w, adc_bits=11), exact)
+    # random 1-bit pulses on random cells sum to about a quarter of that: an 8-bit ADC ranged to 1/4 of the full
+    # scale spends its steps there and errs less than one ranged to all of it
+    ranged = np.abs(crossbar_matmul(x, w, adc_bits=8, adc_range=0.25) - exact).mean()
+    assert ranged < np.abs(crossbar_matmul(x, w, adc_bits=8) - exact).mean()
 
 
 def test_noise_and_variation_are_seeded_and_cost_accuracy():
@@ -78,6 +82,7 @@ def test_noise_and_variation_are_seeded_and_cost_accuracy():
     ({"adc_bits": 0}, "adc_bits must be an integer in"),
     ({"signed": "mirror"}, "signed must be one of"),
     ({"read_noise": -1.0}, "must be >= 0"),
+    ({"adc_range": 0.0}, "adc_range must lie in"),
 ])
 def test_bad_arguments_are_refused(kwargs, message):
     x, w = _codes(np.random.default_rng(4), 2, 4, 3)

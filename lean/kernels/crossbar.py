@@ -67,8 +67,8 @@ def _check_codes(name, a, lo, hi):
 
 def crossbar_matmul(x: np.ndarray, w: np.ndarray, *, xbar_rows: int = 128, cell_bits: int = 4,
                     weight_bits: int = 8, input_bits: int = 8, dac_bits: int = 1, adc_bits: int | None = None,
-                    signed: str = "differential", read_noise: float = 0.0, variation: float = 0.0,
-                    seed: int = 0) -> np.ndarray:
+                    adc_range: float = 1.0, signed: str = "differential", read_noise: float = 0.0,
+                    variation: float = 0.0, seed: int = 0) -> np.ndarray:
     """``x @ w`` as a crossbar computes it (see the module docstring).
 
     Parameters
@@ -83,6 +83,9 @@ def crossbar_matmul(x: np.ndarray, w: np.ndarray, *, xbar_rows: int = 128, cell_
         Bits a cell holds, bits of a weight and of an input code, input bits a DAC applies at once.
     adc_bits : int, optional
         ADC resolution; None for an ideal converter.
+    adc_range : float
+        The ADC's full scale as a share of the largest column sum the crossbar can produce (in (0, 1]): column
+        sums of real data stay far below it, and a converter ranged to them spends its steps where they fall.
     signed : str
         ``"differential"`` (positive and negative crossbars) or ``"offset"``.
     read_noise, variation : float
@@ -101,6 +104,8 @@ def crossbar_matmul(x: np.ndarray, w: np.ndarray, *, xbar_rows: int = 128, cell_
     if adc_bits is not None and (isinstance(adc_bits, bool) or not isinstance(adc_bits, (int, np.integer))
                                  or not 1 <= adc_bits <= 24):
         raise ValueError(f"crossbar_matmul: adc_bits must be an integer in [1, 24] or None; got {adc_bits!r}")
+    if not 0.0 < adc_range <= 1.0:
+        raise ValueError(f"crossbar_matmul: adc_range must lie in (0, 1]; got {adc_range!r}")
     if signed not in SIGNED_SCHEMES:
         raise ValueError(f"crossbar_matmul: signed must be one of {SIGNED_SCHEMES}; got {signed!r}")
     if not (read_noise >= 0 and variation >= 0):
@@ -126,7 +131,7 @@ def crossbar_matmul(x: np.ndarray, w: np.ndarray, *, xbar_rows: int = 128, cell_
     cell_mask, dac_mask = 2 ** cell_bits - 1, 2 ** dac_bits - 1
     xi = x.astype(np.int64)
     out = np.zeros((n, k), dtype=np.float64)
-    full_scale = float(xbar_rows * dac_mask * cell_mask)
+    full_scale = float(xbar_rows * dac_mask * cell_mask) * adc_range
     levels = 0 if adc_bits is None else 2 ** adc_bits - 1
     # the weight of each (input slice, cell slice) pair in the shift-and-add
     shifts = np.array([[2.0 ** (j * dac_bits + t * cell_bits) for t in range(cell_slices)]
