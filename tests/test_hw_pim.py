@@ -61,14 +61,14 @@ def lenet(tmp_path_factory):
     path = tmp_path_factory.mktemp("pim") / "lenet.h5"
     model = build("lenet5", input_shape=data.input_shape, num_classes=10, seed=0)
     Trainer(model, data, TrainConfig(net="lenet5", data="digits", epochs=3, batch_size=32, lr=0.05), out=path).run()
-    return load_model(path), data.normalize(data.x_test), data.y_test
+    return load_model(path), data.normalize(data.x_test), data.y_test, path
 
 
 def test_a_trained_model_through_the_crossbar(lenet):
     from lean.hw.pim import simulate
     from lean.nn.layers import Conv2d, Linear
 
-    model, x, y = lenet
+    model, x, y, _ = lenet
     ideal = simulate(model, x, y, weight_bits=8, input_bits=8, cell_bits=4, xbar_rows=128)
     assert ideal["digital_accuracy"] > 0.8                       # the digits test set, far above chance
     # 8-bit weights and inputs with ideal converters: within a point of the float model
@@ -78,3 +78,24 @@ def test_a_trained_model_through_the_crossbar(lenet):
     assert coarse[0]["crossbar_accuracy"] < coarse[1]["crossbar_accuracy"] <= ideal["crossbar_accuracy"] + 0.01
     # the model is left as it was: no hook stays behind
     assert all(m.operand_hook is None for m in model.net.modules() if isinstance(m, (Conv2d, Linear)))
+
+
+def test_lean_hw_pim_simulates_a_checkpoint(lenet):
+    import json
+
+    from click.testing import CliRunner
+
+    from lean.cli import main
+
+    path = str(lenet[3])
+    r = CliRunner().invoke(main, ["hw", "pim", "--simulate", path, "--images", "100", "--cell-bits", "4",
+                                  "--adc-range", "0.125", "--json"])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.output.strip().splitlines()[-1])
+    assert out["images"] == 100 and out["data"] == "digits" and out["settings"]["cell_bits"] == 4
+    assert abs(out["crossbar_accuracy"] - out["digital_accuracy"]) <= 0.05
+    for args, message in ((["--xbar", "0"], "--xbar"), (["--adc-range", "2"], "--adc-range")):
+        r = CliRunner().invoke(main, ["hw", "pim", "--simulate", path, *args])
+        assert r.exit_code != 0 and message in r.output
+    r = CliRunner().invoke(main, ["hw", "pim", "--simulate", str(lenet[3]) + ".missing"])
+    assert r.exit_code != 0 and "does not exist" in r.output and "Traceback" not in r.output

@@ -1,4 +1,4 @@
-"""``lean hw predict``, ``lean hw accels``, ``lean hw workloads``."""
+"""``lean hw predict``, ``lean hw pim``, ``lean hw accels``, ``lean hw workloads``."""
 
 import click
 
@@ -91,6 +91,64 @@ def print_prediction(r, objective):
     if r.get("energy_unit", "pJ") != "pJ":
         click.echo(f"(energies in Eyeriss-normalized units: 1 = one 16-bit MAC at e_mac_pj = {acc['e_mac_pj']:g}; "
                    "the JSON fields named _pj count these units; no power figure without joules)")
+
+
+@hw.command("pim")
+@click.option("--simulate", "checkpoint", required=True, type=click.Path(dir_okay=False),
+              help="A trained lean checkpoint to run through the functional crossbar.")
+@click.option("--data", "data_name", default=None, help="Dataset (default: the one it was trained on).")
+@click.option("--images", type=click.IntRange(min=1), default=1000, show_default=True,
+              help="Test images (the first ones).")
+@click.option("--xbar", type=click.IntRange(min=1), default=128, show_default=True, help="Rows of a crossbar.")
+@click.option("--cell-bits", type=click.IntRange(1, 8), default=2, show_default=True)
+@click.option("--dac-bits", type=click.IntRange(1, 16), default=1, show_default=True,
+              help="Input bits applied at once.")
+@click.option("--adc-bits", type=click.IntRange(0, 24), default=8, show_default=True, help="0: an ideal ADC.")
+@click.option("--adc-range", type=click.FloatRange(0, 1, min_open=True), default=1.0, show_default=True,
+              help="The ADC's full scale, a share of the largest column sum the crossbar can produce.")
+@click.option("--weight-bits", type=click.IntRange(2, 16), default=8, show_default=True)
+@click.option("--input-bits", type=click.IntRange(1, 16), default=8, show_default=True)
+@click.option("--signed", type=click.Choice(["offset", "differential"]), default="offset", show_default=True,
+              help="Signed weights as an offset (ISAAC) or as positive and negative crossbars (PRIME).")
+@click.option("--noise", type=click.FloatRange(min=0), default=0.0, help="Read noise, a share of the full scale.")
+@click.option("--variation", type=click.FloatRange(min=0), default=0.0, help="Cell conductance spread (relative).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--threads", type=click.IntRange(min=1), help="Threads for lean's kernels.")
+@common.json_option("the accuracies and settings")
+def pim(checkpoint, data_name, images, xbar, cell_bits, dac_bits, adc_bits, adc_range, weight_bits, input_bits,
+        signed, noise, variation, seed, threads, as_json):
+    """Run a trained model through a functional ReRAM crossbar (defaults: ISAAC's 128-row crossbars of 2-bit
+    cells, 1-bit DACs, 8-bit ADCs) and compare its accuracy with the digital model's. (The PRIME, ISAAC and TIMELY
+    cost models come with the rest of issue 17.)"""
+    import time
+
+    from ..hw.pim import simulate
+    from ..nn.checkpoint import load as load_checkpoint
+    from ..train.run import CheckpointData
+
+    common.configure(threads)
+    ckpt = load_checkpoint(checkpoint)
+    model = ckpt.model()
+    data = CheckpointData(ckpt, checkpoint, data_name, model)
+    x = data.normalize(data.dataset.x_test[:images])
+    y = data.dataset.y_test[:images]
+    t0 = time.perf_counter()
+    result = simulate(model, x, y, xbar_rows=xbar, cell_bits=cell_bits, dac_bits=dac_bits,
+                      adc_bits=adc_bits or None, adc_range=adc_range, weight_bits=weight_bits,
+                      input_bits=input_bits, signed=signed, read_noise=noise, variation=variation, seed=seed)
+    result.update(checkpoint=str(checkpoint), data=data.name, seconds=time.perf_counter() - t0)
+    common.finish(result, as_json, print_pim)
+
+
+def print_pim(r):
+    st = r["settings"]
+    adc = f"{st['adc_bits']}-bit ADCs ranged to {st['adc_range']:g} of full scale" if st["adc_bits"] else "ideal ADCs"
+    click.echo(f"{r['checkpoint']} on {r['data']}, {r['images']} test images: {st['xbar_rows']}-row crossbars of "
+               f"{st['cell_bits']}-bit cells, {st['weight_bits']}-bit weights ({st['signed']}), {st['input_bits']}-bit "
+               f"inputs {st['dac_bits']} bit(s) at a time, {adc}")
+    click.echo(f"digital {r['digital_accuracy']:.2%}, crossbar {r['crossbar_accuracy']:.2%} "
+               f"({100 * (r['crossbar_accuracy'] - r['digital_accuracy']):+.1f} points), the same answer on "
+               f"{r['agreement']:.1%} of the images; {r['seconds']:.1f} s")
 
 
 @hw.command("accels")
