@@ -112,7 +112,8 @@ def print_prediction(r, objective):
               help="Signed weights as an offset (ISAAC) or as positive and negative crossbars (PRIME).")
 @click.option("--noise", type=click.FloatRange(min=0), default=0.0, help="Read noise, a share of the full scale.")
 @click.option("--variation", type=click.FloatRange(min=0), default=0.0, help="Cell conductance spread (relative).")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Seed of the noise and variation draws.")
 @click.option("--threads", type=click.IntRange(min=1), help="Threads for lean's kernels.")
 @common.json_option("the accuracies and settings")
 def pim(checkpoint, data_name, images, xbar, cell_bits, dac_bits, adc_bits, adc_range, weight_bits, input_bits,
