@@ -66,3 +66,18 @@ def test_accelerator_area_and_leakage():
     assert leak["total"] == pytest.approx(leak["mac"] + leak["rf"] + leak["glb"]) and leak["mac"] > 0
     bigger = tpu_like().with_overrides(glb_bytes=str(2 * tpu_like().glb_bytes))
     assert bigger.area_mm2()["glb"] == pytest.approx(2 * tpu_like().area_mm2()["glb"])
+
+
+def test_pim_component_tables_reproduce_their_sources():
+    for arch, entries in tech.PIM_COMPONENTS.items():
+        for key, cost in entries.items():
+            assert cost.value > 0 and cost.unit and cost.source, (arch, key)
+    isaac = tech.PIM_COMPONENTS["isaac"]
+    # the derivations Accelergy's files give from ISAAC's Table I (powers per IMA at its converters' rates)
+    assert isaac["adc_8b_pj"].value == pytest.approx(16e-3 / (1.2e9 * 8) * 1e12)          # 8 ADCs, 16 mW
+    assert isaac["dac_1b_pj"].value == pytest.approx(4e-3 / (128 * 8 * 1e7 * 1.2) * 1e12 * 128 / 100, rel=1e-4)
+    assert isaac["edram_256b_pj"].value == pytest.approx(
+        (20.7e-3 / 12) * (16384 / ((128 * 8 * 1e7 * 1.2) * 100 / 128)) / ((16384 + 2048) * 2 / 256) * 1e12, rel=1e-3)
+    assert isaac["adc_8b_um2"].value == 9600 / 8 and isaac["router_share_um2"].value == 150000 / 4
+    timely = tech.PIM_COMPONENTS["timely"]
+    assert (timely["dtc_8b_fj"].value, timely["tdc_8b_fj"].value, timely["i_adder_fj"].value) == (37.5, 145.0, 36.8)

@@ -96,6 +96,49 @@ AREA = {
                                    CACTI45),
     },
 }
+# Processing-in-memory components (issue 17): energy per action and area, as Accelergy's component library
+# transcribes them from the papers, with the derivation each file gives. Leakage is 0 in every entry there.
+ACCELERGY_ISAAC = ("Accelergy-Project/accelergy-library-plug-in @ ba4e9da, library/isaac/{}.csv (also "
+                   "hwcomponents-library @ 8b56f7e, isaac.py), derived from Shafiee et al., ISAAC, ISCA 2016 "
+                   "(corrected Oct. 2016), Table I; 32 nm")
+ACCELERGY_TIMELY = ("Accelergy-Project/accelergy-library-plug-in @ ba4e9da, library/timely/{}.csv (also "
+                    "hwcomponents-library @ 8b56f7e, timely.py): 'numbers from paper table II' of Li et al., "
+                    "TIMELY, ISCA 2020; 65 nm")
+PIM_COMPONENTS = {
+    "isaac": {
+        "edram_256b_pj": Cost(20.45, "pJ per 256-bit access", ACCELERGY_ISAAC.format("isaac_eDRAM")),
+        "edram_64kB_um2": Cost(83000.0, "um2", ACCELERGY_ISAAC.format("isaac_eDRAM")),
+        "edram_bus_bit_pj": Cost(0.054, "pJ per bit", ACCELERGY_ISAAC.format("isaac_eDRAM_bus")),
+        "router_256b_pj": Cost(20.74, "pJ per 256 bits", ACCELERGY_ISAAC.format("isaac_router")),
+        "router_share_um2": Cost(37500.0, "um2 (a router shared by four tiles, a quarter each)",
+                                 ACCELERGY_ISAAC.format("isaac_router_shared_by_four")),
+        "adc_8b_pj": Cost(1.666666667, "pJ per conversion", ACCELERGY_ISAAC.format("isaac_adc")),
+        "adc_8b_um2": Cost(1200.0, "um2", ACCELERGY_ISAAC.format("isaac_adc")),
+        "dac_1b_pj": Cost(0.41667, "pJ per conversion", ACCELERGY_ISAAC.format("isaac_dac")),
+        "dac_1b_um2": Cost(0.166015625, "um2", ACCELERGY_ISAAC.format("isaac_dac")),
+        "shift_add_pj": Cost(0.021, "pJ per operation", ACCELERGY_ISAAC.format("isaac_shift_add")),
+        "shift_add_um2": Cost(60.0, "um2", ACCELERGY_ISAAC.format("isaac_shift_add")),
+    },
+    "timely": {
+        "dtc_8b_fj": Cost(37.5, "fJ per conversion", ACCELERGY_TIMELY.format("timely_dtc")),
+        "dtc_8b_um2": Cost(240.0, "um2", ACCELERGY_TIMELY.format("timely_dtc")),
+        "tdc_8b_fj": Cost(145.0, "fJ per conversion", ACCELERGY_TIMELY.format("timely_tdc")
+                          + " (this file is not marked 'table II')"),
+        "tdc_8b_um2": Cost(310.0, "um2", ACCELERGY_TIMELY.format("timely_tdc")),
+        "x_subbuf_fj": Cost(0.62, "fJ per row", ACCELERGY_TIMELY.format("timely_xsubBuf")),
+        "x_subbuf_um2": Cost(5.0, "um2 per row", ACCELERGY_TIMELY.format("timely_xsubBuf")),
+        "p_subbuf_fj": Cost(2.3, "fJ per use", ACCELERGY_TIMELY.format("timely_psubBuf")),
+        "p_subbuf_um2": Cost(5.0, "um2", ACCELERGY_TIMELY.format("timely_psubBuf")),
+        "i_adder_fj": Cost(36.8, "fJ per add", ACCELERGY_TIMELY.format("timely_iadder")),
+        "charging_comparator_fj": Cost(41.7, "fJ per comparison", ACCELERGY_TIMELY.format(
+            "timely_charging_comparator")),
+        "charging_comparator_um2": Cost(40.0, "um2", ACCELERGY_TIMELY.format("timely_charging_comparator")),
+        "crossbar_256_um2": Cost(100.0, "um2 per 256 x 256 crossbar",
+                                 "Accelergy-Project/accelergy-library-plug-in @ ba4e9da, library/timely/timely.cell "
+                                 "(the PRIME cell), its comment: from Li et al., TIMELY, ISCA 2020; 65 nm"),
+    },
+}
+
 # the node of each energy table's area and leakage (eyeriss-normalized is Eyeriss's 65 nm process)
 AREA_NODE = {"eyeriss-normalized": "65nm", "65nm": "65nm", "horowitz45": "45nm"}
 
