@@ -99,3 +99,24 @@ def test_lean_hw_pim_simulates_a_checkpoint(lenet):
         assert r.exit_code != 0 and message in r.output
     r = CliRunner().invoke(main, ["hw", "pim", "--simulate", str(lenet[3]) + ".missing"])
     assert r.exit_code != 0 and "does not exist" in r.output and "Traceback" not in r.output
+
+
+def test_lean_hw_pim_maps_a_workload():
+    import json
+
+    from click.testing import CliRunner
+
+    from lean.cli import main
+    from lean.hw.pim import map_workload
+
+    r = CliRunner().invoke(main, ["hw", "pim", "--workload", "alexnet", "--batch", "2", "--json"])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.output.strip().splitlines()[-1])
+    assert [m["name"] for m in out["layers"]][:2] == ["conv1", "conv2"] and len(out["layers"]) == 8
+    expected = map_workload(wl.alexnet().with_batch(2), xbar=128, cell_bits=2, weight_bits=8, input_bits=8,
+                            dac_bits=1, signed="offset")
+    assert out["total"] == expected["total"]
+    assert out["total"]["crossbars"] == sum(m["crossbars"] for m in out["layers"])
+    for args in ([], ["--workload", "alexnet", "--simulate", "x.h5"]):
+        r = CliRunner().invoke(main, ["hw", "pim", *args])
+        assert r.exit_code != 0 and "give one of --simulate CHECKPOINT or --workload W" in r.output

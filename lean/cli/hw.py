@@ -94,8 +94,11 @@ def print_prediction(r, objective):
 
 
 @hw.command("pim")
-@click.option("--simulate", "checkpoint", required=True, type=click.Path(dir_okay=False),
+@click.option("--simulate", "checkpoint", default=None, type=click.Path(dir_okay=False),
               help="A trained lean checkpoint to run through the functional crossbar.")
+@click.option("--workload", "workload_spec", default=None,
+              help="Map a workload (as lean hw predict takes it) onto crossbars: crossbars, conversions, steps.")
+@click.option("--batch", default=None, type=click.IntRange(min=1), help="Batch size of --workload.")
 @click.option("--data", "data_name", default=None, help="Dataset (default: the one it was trained on).")
 @click.option("--images", type=click.IntRange(min=1), default=1000, show_default=True,
               help="Test images (the first ones).")
@@ -116,29 +119,63 @@ def print_prediction(r, objective):
               help="Seed of the noise and variation draws.")
 @click.option("--threads", type=click.IntRange(min=1), help="Threads for lean's kernels.")
 @common.json_option("the accuracies and settings")
-def pim(checkpoint, data_name, images, xbar, cell_bits, dac_bits, adc_bits, adc_range, weight_bits, input_bits,
-        signed, noise, variation, seed, threads, as_json):
-    """Run a trained model through a functional ReRAM crossbar (defaults: ISAAC's 128-row crossbars of 2-bit
-    cells, 1-bit DACs, 8-bit ADCs) and compare its accuracy with the digital model's. (The PRIME, ISAAC and TIMELY
-    cost models come with the rest of issue 17.)"""
+def pim(checkpoint, workload_spec, batch, data_name, images, xbar, cell_bits, dac_bits, adc_bits, adc_range,
+        weight_bits, input_bits, signed, noise, variation, seed, threads, as_json):
+    """Processing in memory on ReRAM crossbars (defaults: ISAAC's 128-row crossbars of 2-bit cells, 1-bit DACs,
+    8-bit ADCs). --simulate runs a trained model through a functional crossbar and compares its accuracy with the
+    digital model's; --workload maps a network onto crossbars and counts what one pass asks of them. (The PRIME,
+    ISAAC and TIMELY cost models come with the rest of issue 17.)"""
+    from ..errors import ConfigError
+
+    if (checkpoint is None) == (workload_spec is None):
+        raise ConfigError("give one of --simulate CHECKPOINT or --workload W")
+    crossbar = {"xbar_rows": xbar, "cell_bits": cell_bits, "dac_bits": dac_bits, "weight_bits": weight_bits,
+                "input_bits": input_bits, "signed": signed}
+    if workload_spec is not None:
+        from ..hw import workload as wl
+        from ..hw.pim import map_workload
+
+        result = map_workload(wl.load(workload_spec, batch=batch), xbar=crossbar.pop("xbar_rows"), **crossbar)
+        common.finish(result, as_json, print_pim_mapping)
+        return
+    common.configure(threads)
+    result = _simulate(checkpoint, data_name, images, dict(crossbar, adc_bits=adc_bits or None, adc_range=adc_range,
+                                                           read_noise=noise, variation=variation, seed=seed))
+    common.finish(result, as_json, print_pim)
+
+
+def _simulate(checkpoint, data_name, images, settings):
+    """``lean hw pim --simulate``: the checkpoint's first ``images`` test images, digital and on the crossbar."""
     import time
 
     from ..hw.pim import simulate
     from ..nn.checkpoint import load as load_checkpoint
     from ..train.run import CheckpointData
 
-    common.configure(threads)
     ckpt = load_checkpoint(checkpoint)
     model = ckpt.model()
     data = CheckpointData(ckpt, checkpoint, data_name, model)
     x = data.normalize(data.dataset.x_test[:images])
-    y = data.dataset.y_test[:images]
     t0 = time.perf_counter()
-    result = simulate(model, x, y, xbar_rows=xbar, cell_bits=cell_bits, dac_bits=dac_bits,
-                      adc_bits=adc_bits or None, adc_range=adc_range, weight_bits=weight_bits,
-                      input_bits=input_bits, signed=signed, read_noise=noise, variation=variation, seed=seed)
+    result = simulate(model, x, data.dataset.y_test[:images], **settings)
     result.update(checkpoint=str(checkpoint), data=data.name, seconds=time.perf_counter() - t0)
-    common.finish(result, as_json, print_pim)
+    return result
+
+
+def print_pim_mapping(r):
+    st = r["settings"]
+    click.echo(f"{r['workload']} on {st['xbar']}x{st['xbar']} crossbars of {st['cell_bits']}-bit cells, "
+               f"{st['weight_bits']}-bit weights ({st['signed']}), {st['input_bits']}-bit inputs "
+               f"{st['dac_bits']} bit(s) at a time")
+    click.echo(f"{'layer':<24} {'crossbars':>9} {'cells used':>10} {'reads':>14} {'DAC conv.':>15} "
+               f"{'ADC conv.':>15} {'steps':>10}")
+    for m in r["layers"]:
+        click.echo(f"{m['name'][:24]:<24} {m['crossbars']:>9,} {m['cell_utilization']:>10.1%} "
+                   f"{m['crossbar_reads']:>14,} {m['dac_conversions']:>15,} {m['adc_conversions']:>15,} "
+                   f"{m['steps']:>10,}")
+    t = r["total"]
+    click.echo(f"total: {t['crossbars']:,} crossbars to hold the network, {t['crossbar_reads']:,} crossbar reads, "
+               f"{t['adc_conversions']:,} ADC conversions, {t['steps']:,} read steps (layers one after another)")
 
 
 def print_pim(r):

@@ -159,3 +159,19 @@ def simulate(model, images, labels, batch_size: int = 256, **settings) -> dict:
     return {"digital_accuracy": float((digital == labels).mean()),
             "crossbar_accuracy": float((crossbar == labels).mean()),
             "agreement": float((digital == crossbar).mean()), "images": int(len(labels)), "settings": dict(settings)}
+
+
+def map_workload(workload, **settings) -> dict:
+    """``crossbar_mapping`` of every conv and fc layer of ``workload`` (a ``Workload``) with ``settings``, and the
+    totals (crossbars to hold the network at once, conversions and read steps of one pass).
+
+    Returns
+    -------
+    dict
+        ``workload``, ``settings``, ``layers`` (each ``CrossbarMapping.to_dict()``) and ``total``.
+    """
+    layers = [crossbar_mapping(layer, **settings) for layer in workload.compute_layers()]
+    keys = ("crossbars", "crossbar_reads", "dac_conversions", "adc_conversions", "shift_adds", "steps")
+    total = {k: sum(getattr(m, k) for m in layers) for k in keys}
+    return {"workload": workload.name, "settings": dict(settings), "layers": [m.to_dict() for m in layers],
+            "total": total}
