@@ -10,7 +10,7 @@ from lean.hw import sparsity
 from lean.hw import workload as wl
 from lean.hw.accelerator import BUILTIN, Accelerator, eyeriss, tpu_like
 from lean.hw.mapper import search
-from lean.hw.predictor import _needs, evaluate, footprint, predict, view
+from lean.hw.predictor import _needs, evaluate, footprint, holders, predict, view
 
 
 def _tiny(dataflow="ws", rf=(1, 0, 0), **changes):
@@ -333,8 +333,8 @@ def test_what_a_review_found():
     layer = wl.LayerShape("c", "conv", n=1, c=8, k=8, h=6, w=6, r=3, s=3)
     acc = eyeriss()
     ext_glb = {"N": 1, "K": 8, "C": 8, "P": 4, "Q": 4, "R": 3, "S": 3}
-    _, need16 = _needs(layer, acc, view(layer, acc), ext, ext_glb)
-    _, need64 = _needs(layer, acc.with_overrides(psum_bits="64"), view(layer, acc), ext, ext_glb)
+    _, need16 = _needs(layer, acc, view(layer, acc), ext, ext_glb, holders(acc))
+    _, need64 = _needs(layer, acc.with_overrides(psum_bits="64"), view(layer, acc), ext, ext_glb, holders(acc))
     assert need64 - need16 == pytest.approx(8 * 4 * 4 * (64 - 16) / 8)
     # zero skipping shortens the MAC steps, not the stalls (a systolic array's fill and drain)
     conv = wl.LayerShape("pw", "conv", n=1, c=4, k=4, h=2, w=2, r=1, s=1, a_density=0.5)

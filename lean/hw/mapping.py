@@ -53,10 +53,6 @@ class Mapping:
     factors: dict
     orders: dict
 
-    def extent(self, dim: str) -> int:
-        """The product of ``dim``'s factors: the size the nest covers (>= the layer's, padding included)."""
-        return math.prod(self.factors[place][dim] for place in PLACES)
-
     def to_dict(self) -> dict[str, Any]:
         """The file form: non-trivial factors per place, and the orders without trivial dims."""
         out = {place: {d: f for d, f in self.factors[place].items() if f > 1} for place in PLACES}
@@ -125,8 +121,8 @@ def from_dict(data: AbcMapping, dims: dict[str, int], where: str = "mapping") ->
         for d in DIMS:
             inner = math.prod(factors[p][d] for p in PLACES[1:])
             factors["dram"][d] = -(-dims[d] // inner)
-    short = [f"{d} covers {math.prod(factors[p][d] for p in PLACES)} of {dims[d]}" for d in DIMS
-             if math.prod(factors[p][d] for p in PLACES) < dims[d]]
+    covered = {d: math.prod(factors[p][d] for p in PLACES) for d in DIMS}
+    short = [f"{d} covers {covered[d]} of {dims[d]}" for d in DIMS if covered[d] < dims[d]]
     if short:
         raise HardwareModelError(f"{where}: the factors do not cover the layer ({'; '.join(short)})")
     orders_given = data.get("orders", {})

@@ -219,10 +219,10 @@ def _tile_dedup(nest: NestView, ext: dict):
     return 1.0 / np.minimum(ext["N"], 1.0 / nest.input_dedup)
 
 
-def _needs(layer: LayerShape, acc: Accelerator, nest: NestView, ext_rf: dict, ext_glb: dict):
+def _needs(layer: LayerShape, acc: Accelerator, nest: NestView, ext_rf: dict, ext_glb: dict, hold: dict):
     """What a mapping's tiles take: words of each operand the RF keeps, and bytes of the buffer (activations at
-    their width, partial sums at psum_bits, weights in their stored form, im2col inputs as map words)."""
-    hold = holders(acc)
+    their width, partial sums at psum_bits, weights in their stored form, im2col inputs as map words); ``hold``
+    is ``holders(acc)``."""
     rf_need = {t: footprint(t, ext_rf, nest.stride, *nest.hw_in) for t in OPERANDS if "rf" in hold[t]}
     bits = {"weight": weight_stored_bits(layer, acc), "input": layer.a_bits,
             "output": max(layer.a_bits, acc.psum_bits)}
@@ -481,7 +481,7 @@ def analyze(layer: LayerShape, acc: Accelerator, factors: dict, orders: dict,
         energy = energy + breakdown["leak"]
 
     # ------------------------------------------------------------------ capacity
-    rf_need, glb_need = _needs(layer, acc, nest, ext_rf, ext_glb)
+    rf_need, glb_need = _needs(layer, acc, nest, ext_rf, ext_glb, hold)
     rf_cap = rf_words(acc)
     fits = (pes_used <= acc.pes) & (math.prod(F["rows"][d] for d in DIMS) <= acc.array_rows) \
         & (math.prod(F["cols"][d] for d in DIMS) <= acc.array_cols) & (glb_need <= acc.glb_bytes)
@@ -562,7 +562,7 @@ def _misfit(layer, acc, m):
         return f"it unrolls {rows} x {cols} PEs on a {acc.array_rows} x {acc.array_cols} array"
     ext_rf = {d: m.factors["rf"][d] for d in DIMS}
     ext_glb = {d: math.prod(m.factors[p][d] for p in PLACES[1:]) for d in DIMS}
-    rf_need, glb_need = _needs(layer, acc, view(layer, acc), ext_rf, ext_glb)
+    rf_need, glb_need = _needs(layer, acc, view(layer, acc), ext_rf, ext_glb, holders(acc))
     rf_cap = rf_words(acc)
     for t, need in rf_need.items():
         if need > rf_cap[t]:
