@@ -104,7 +104,55 @@ ACCELERGY_ISAAC = ("Accelergy-Project/accelergy-library-plug-in @ ba4e9da, libra
 ACCELERGY_TIMELY = ("Accelergy-Project/accelergy-library-plug-in @ ba4e9da, library/timely/{}.csv (also "
                     "hwcomponents-library @ 8b56f7e, timely.py): 'numbers from paper table II' of Li et al., "
                     "TIMELY, ISCA 2020; 65 nm")
+ISAAC_TABLE1 = ("Shafiee et al., ISAAC, ISCA 2016 (corrected Oct. 2016), Table I, as transcribed in "
+                "dyigitpolat/mimarsinan @ 5c65ecb, docs/research/physics/isaac_constants_research.md (the same powers "
+                "and areas as the derivations in Accelergy's isaac files); 32 nm; power and area of all instances")
+TIMELY_TABLE2 = ("Li et al., TIMELY, ISCA 2020, Table II, as the project's METHODS.md transcribes it; 65 nm")
 PIM_COMPONENTS = {
+    # ISAAC's Table I rows: power (mW) and area (mm2) of all instances in one IMA, one tile or the chip
+    "isaac-table1": {
+        "ima_adc_mw": Cost(16.0, "mW (8 ADCs, 8-bit, 1.2 GS/s)", ISAAC_TABLE1),
+        "ima_adc_mm2": Cost(0.0096, "mm2 (8 ADCs, 8-bit, 1.2 GS/s)", ISAAC_TABLE1),
+        "ima_dac_mw": Cost(4.0, "mW (8 x 128 1-bit DACs)", ISAAC_TABLE1),
+        "ima_dac_mm2": Cost(0.00017, "mm2 (8 x 128 1-bit DACs)", ISAAC_TABLE1),
+        "ima_sample_hold_mw": Cost(0.01, "mW (8 x 128)", ISAAC_TABLE1),
+        "ima_sample_hold_mm2": Cost(0.00004, "mm2 (8 x 128)", ISAAC_TABLE1),
+        "ima_crossbars_mw": Cost(2.4, "mW (8 crossbars, 128 x 128, 2-bit cells)", ISAAC_TABLE1),
+        "ima_crossbars_mm2": Cost(0.0002, "mm2 (8 crossbars, 128 x 128, 2-bit cells)", ISAAC_TABLE1),
+        "ima_shift_add_mw": Cost(0.2, "mW (4 units)", ISAAC_TABLE1),
+        "ima_shift_add_mm2": Cost(0.00024, "mm2 (4 units)", ISAAC_TABLE1),
+        "ima_input_register_mw": Cost(1.24, "mW (2 KB)", ISAAC_TABLE1),
+        "ima_input_register_mm2": Cost(0.0021, "mm2 (2 KB)", ISAAC_TABLE1),
+        "ima_output_register_mw": Cost(0.23, "mW (256 B)", ISAAC_TABLE1),
+        "ima_output_register_mm2": Cost(0.00077, "mm2 (256 B)", ISAAC_TABLE1),
+        "tile_edram_mw": Cost(20.7, "mW (64 KB, 2 banks, 256-bit bus)", ISAAC_TABLE1),
+        "tile_edram_mm2": Cost(0.083, "mm2 (64 KB, 2 banks, 256-bit bus)", ISAAC_TABLE1),
+        "tile_bus_mw": Cost(7.0, "mW (eDRAM-to-IMA bus, 384 wires)", ISAAC_TABLE1),
+        "tile_bus_mm2": Cost(0.090, "mm2 (eDRAM-to-IMA bus, 384 wires)", ISAAC_TABLE1),
+        "tile_router_mw": Cost(42.0 / 4, "mW (a quarter of a router shared by four tiles)", ISAAC_TABLE1),
+        "tile_router_mm2": Cost(0.151 / 4, "mm2 (a quarter of a router shared by four tiles)", ISAAC_TABLE1),
+        "tile_sigmoid_mw": Cost(0.52, "mW (2 units)", ISAAC_TABLE1),
+        "tile_sigmoid_mm2": Cost(0.0006, "mm2 (2 units)", ISAAC_TABLE1),
+        "tile_shift_add_mw": Cost(0.05, "mW (1 unit)", ISAAC_TABLE1),
+        "tile_shift_add_mm2": Cost(0.00006, "mm2 (1 unit)", ISAAC_TABLE1),
+        "tile_maxpool_mw": Cost(0.4, "mW (1 unit)", ISAAC_TABLE1),
+        "tile_maxpool_mm2": Cost(0.00024, "mm2 (1 unit)", ISAAC_TABLE1),
+        "tile_output_register_mw": Cost(1.68, "mW (3 KB)", ISAAC_TABLE1),
+        "tile_output_register_mm2": Cost(0.0032, "mm2 (3 KB)", ISAAC_TABLE1),
+        "chip_hypertransport_mw": Cost(10400.0, "mW (4 links, 1.6 GHz; a constant overhead)", ISAAC_TABLE1),
+        "chip_hypertransport_mm2": Cost(22.88, "mm2 (4 links, 1.6 GHz; a constant overhead)", ISAAC_TABLE1),
+    },
+    "timely-table2": {
+        "crossbar_read_fj": Cost(1792.0, "fJ per 256 x 256 crossbar read", TIMELY_TABLE2),
+        "relu_fj": Cost(205.0, "fJ per output", TIMELY_TABLE2),
+        "relu_um2": Cost(300.0, "um2", TIMELY_TABLE2),
+        "maxpool_fj": Cost(330.0, "fJ per pooled output", TIMELY_TABLE2),
+        "maxpool_um2": Cost(240.0, "um2", TIMELY_TABLE2),
+        "input_buffer_fj": Cost(12736.0, "fJ per 8-bit read of the 2 KB input buffer (Accelergy's reading: "
+                                "timely_input_output_buffer.csv charges 16 x this per 128-bit read)", TIMELY_TABLE2),
+        "output_buffer_fj": Cost(31039.0, "fJ per 8-bit write of the 2 KB output buffer (Accelergy's reading, as "
+                                 "above, per 128-bit write)", TIMELY_TABLE2),
+    },
     "isaac": {
         "edram_256b_pj": Cost(20.45, "pJ per 256-bit access", ACCELERGY_ISAAC.format("isaac_eDRAM")),
         "edram_64kB_um2": Cost(83000.0, "um2", ACCELERGY_ISAAC.format("isaac_eDRAM")),
