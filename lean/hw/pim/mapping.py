@@ -1,7 +1,4 @@
-"""Processing in memory: how a layer maps onto ReRAM crossbars, and what that mapping asks of each component.
-
-(Issue 17, in progress: the crossbar mapping and its counts. The architecture models of PRIME, ISAAC and TIMELY,
-their component tables and ``lean hw pim`` build on it.)
+"""How a layer maps onto ReRAM crossbars, and what that mapping asks of each component.
 
 A conv layer (per group) is the matrix product of its im2col view: ``C x R x S`` rows (one per weight of a
 filter) against ``K`` columns (one per filter), applied to ``N x P x Q`` input vectors. On crossbars of
@@ -17,17 +14,15 @@ filter) against ``K`` columns (one per filter), applied to ``N x P x Q`` input v
 
 So, per layer: crossbar reads = vectors x slices x crossbars; DAC conversions = vectors x slices x (rows driven,
 summed over crossbars); ADC conversions and shift-adds = vectors x slices x (columns used, summed over crossbars);
-steps (one read time each) = vectors x slices / replicas. The functional model of what such a read computes is
-``lean.kernels.crossbar_matmul``; ``simulate`` runs a trained model's conv and linear products through it
-(``lean.nn.crossbar``) and compares its accuracy with the digital model's.
+steps (one read time each) = vectors x slices / replicas. The architecture models (``arch.py``) put energies,
+times and areas on these counts; the functional model of what such a read computes is
+``lean.kernels.crossbar_matmul``.
 """
 
 from dataclasses import dataclass
 
-import numpy as np
-
-from ..errors import HardwareModelError
-from .workload import LayerShape
+from ...errors import HardwareModelError
+from ..workload import LayerShape
 
 SIGNED_SCHEMES = ("differential", "offset")
 
@@ -119,46 +114,6 @@ def crossbar_mapping(layer: LayerShape, *, xbar: int = 128, cell_bits: int = 2, 
         crossbar_reads=passes * per_group, dac_conversions=passes * driven, adc_conversions=passes * converted,
         shift_adds=passes * converted, steps=-(-vectors * slices // replicas),
         cell_utilization=rows * cols * cells / (per_group * xbar * xbar))
-
-
-def simulate(model, images, labels, batch_size: int = 256, **settings) -> dict:
-    """Accuracy of ``model`` on ``images`` digitally and with its conv and linear products on the functional
-    crossbar (``lean.nn.crossbar.CrossbarProducts``; ``settings`` are ``lean.kernels.crossbar_matmul``'s).
-
-    The one place ``hw`` runs a model: it imports ``lean.nn`` here, so costing workloads stays light.
-
-    Parameters
-    ----------
-    model : lean.nn.Model
-        A trained model (``lean.nn.load_model``).
-    images : ndarray
-        (n, h, w, c) float32 inputs, normalized as the model was trained.
-    labels : ndarray
-        (n,) integer labels.
-    batch_size : int
-        Images per forward pass.
-    **settings
-        ``xbar_rows``, ``cell_bits``, ``weight_bits``, ``input_bits``, ``dac_bits``, ``adc_bits``, ``signed``,
-        ``read_noise``, ``variation``, ``seed``.
-
-    Returns
-    -------
-    dict
-        ``digital_accuracy``, ``crossbar_accuracy``, ``agreement`` (share of images both predict alike),
-        ``images`` and the ``settings``.
-    """
-    from ..nn.crossbar import CrossbarProducts, install, restore
-
-    labels = np.asarray(labels)
-    digital = model.predict(images, batch_size=batch_size).argmax(axis=1)
-    previous = install(model, CrossbarProducts(**settings))
-    try:
-        crossbar = model.predict(images, batch_size=batch_size).argmax(axis=1)
-    finally:
-        restore(model, previous)
-    return {"digital_accuracy": float((digital == labels).mean()),
-            "crossbar_accuracy": float((crossbar == labels).mean()),
-            "agreement": float((digital == crossbar).mean()), "images": int(len(labels)), "settings": dict(settings)}
 
 
 def map_workload(workload, **settings) -> dict:
