@@ -101,8 +101,10 @@ def budget_curve(curve: dict, path: str, title: str = "") -> str:
 
 
 def energy_breakdown(result: dict, path: str,
-                     levels: tuple[str, ...] = ("mac", "rf", "noc", "glb", "dram", "rebuild", "leak")) -> str:
-    """Stacked bars of each layer's energy by memory level (a ``lean.hw.predict`` result) to ``path``."""
+                     levels: tuple[str, ...] = ("mac", "rf", "noc", "glb", "dram", "rebuild", "leak"),
+                     key: str = "energy_breakdown_pj") -> str:
+    """Stacked bars of each layer's energy by memory level (a ``lean.hw.predict`` result; a ``lean hw pim`` result
+    with ``key="energy_pj"`` and its components as ``levels``) to ``path``."""
     plt = _pyplot()
     layers = result["layers"]
     unit = result.get("energy_unit", "pJ")
@@ -110,12 +112,30 @@ def energy_breakdown(result: dict, path: str,
     fig, ax = plt.subplots(figsize=(max(6, 0.35 * len(layers)), 4))
     bottom = [0.0] * len(layers)
     for level in levels:
-        values = [layer["energy_breakdown_pj"].get(level, 0.0) / scale for layer in layers]
+        values = [layer[key].get(level, 0.0) / scale for layer in layers]
         ax.bar(range(len(layers)), values, bottom=bottom, label=level)
         bottom = [b + v for b, v in zip(bottom, values, strict=True)]
     ax.set_xticks(range(len(layers)), [layer["name"] for layer in layers], rotation=90, fontsize=7)
     ax.set_ylabel(label)
     ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def accuracy_curve(result: dict, path: str) -> str:
+    """Crossbar accuracy against a swept setting (``lean hw pim --simulate --sweep``), the digital accuracy as a
+    line, to ``path``."""
+    plt = _pyplot()
+    rows = result["rows"]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot([r["value"] for r in rows], [100 * r["crossbar_accuracy"] for r in rows], "o-", label="crossbar")
+    ax.axhline(100 * result["digital_accuracy"], color="gray", linestyle="--", label="digital")
+    ax.set_xlabel(result["sweep"])
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title(f"{result.get('checkpoint', '')}, {result['images']} images", fontsize=9)
+    ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

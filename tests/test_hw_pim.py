@@ -120,3 +120,35 @@ def test_lean_hw_pim_maps_a_workload():
     for args in ([], ["--workload", "alexnet", "--simulate", "x.h5"]):
         r = CliRunner().invoke(main, ["hw", "pim", *args])
         assert r.exit_code != 0 and "give one of --simulate CHECKPOINT or --workload W" in r.output
+
+
+def test_sweep_of_adc_bits_and_the_designs_defaults(lenet, tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from lean.cli import main
+
+    path = str(lenet[3])
+    r = CliRunner().invoke(main, ["hw", "pim", "--simulate", path, "--arch", "timely", "--images", "60",
+                                  "--sweep", "adc-bits=4..5", "--json"])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.output.strip().splitlines()[-1])
+    # TIMELY's functional crossbar: 256 rows of 4-bit cells, all 8 input bits in one time-coded pulse
+    assert (out["settings"]["xbar_rows"], out["settings"]["cell_bits"], out["settings"]["dac_bits"]) == (256, 4, 8)
+    assert out["sweep"] == "adc_bits" and [row["value"] for row in out["rows"]] == [4, 5]
+    assert all(0 <= row["crossbar_accuracy"] <= 1 for row in out["rows"])
+    for spec, message in (("adc-bits=9..4", "A <= B"), ("speed=1..2", "KEY one of")):
+        r = CliRunner().invoke(main, ["hw", "pim", "--simulate", path, "--sweep", spec])
+        assert r.exit_code != 0 and message in r.output and len(r.output.strip().splitlines()) == 1
+
+
+def test_a_model_with_weights_the_crossbar_cannot_map_is_refused(lenet):
+    from lean.hw.pim import simulate
+    from lean.nets import build
+    from lean.train.e2train import add_skip_gates
+
+    model, x, y, _ = lenet
+    gated = add_skip_gates(build("resnet8", input_shape=(8, 8, 1), num_classes=10, seed=0), target=0.5)
+    with pytest.raises(HardwareModelError, match=r"GateController\) holds weights the crossbar cannot map"):
+        simulate(gated, x[:4], y[:4])

@@ -1,8 +1,9 @@
-"""``lean hw predict``, ``lean hw pim``, ``lean hw accels``, ``lean hw workloads``."""
+"""``lean hw predict``, ``lean hw accels``, ``lean hw workloads`` (``lean hw pim`` is in ``pim.py``)."""
 
 import click
 
 from . import _common as common
+from .pim import pim
 
 LEVELS = ("mac", "rf", "noc", "glb", "dram", "rebuild", "leak")  # rebuild: SmartExchange's shift-and-adds
 
@@ -93,102 +94,6 @@ def print_prediction(r, objective):
                    "the JSON fields named _pj count these units; no power figure without joules)")
 
 
-@hw.command("pim")
-@click.option("--simulate", "checkpoint", default=None, type=click.Path(dir_okay=False),
-              help="A trained lean checkpoint to run through the functional crossbar.")
-@click.option("--workload", "workload_spec", default=None,
-              help="Map a workload (as lean hw predict takes it) onto crossbars: crossbars, conversions, steps.")
-@click.option("--batch", default=None, type=click.IntRange(min=1), help="Batch size of --workload.")
-@click.option("--data", "data_name", default=None, help="Dataset (default: the one it was trained on).")
-@click.option("--images", type=click.IntRange(min=1), default=1000, show_default=True,
-              help="Test images (the first ones).")
-@click.option("--xbar", type=click.IntRange(min=1), default=128, show_default=True, help="Rows of a crossbar.")
-@click.option("--cell-bits", type=click.IntRange(1, 8), default=2, show_default=True)
-@click.option("--dac-bits", type=click.IntRange(1, 16), default=1, show_default=True,
-              help="Input bits applied at once.")
-@click.option("--adc-bits", type=click.IntRange(0, 24), default=8, show_default=True, help="0: an ideal ADC.")
-@click.option("--adc-range", type=click.FloatRange(0, 1, min_open=True), default=1.0, show_default=True,
-              help="The ADC's full scale, a share of the largest column sum the crossbar can produce.")
-@click.option("--weight-bits", type=click.IntRange(2, 16), default=8, show_default=True)
-@click.option("--input-bits", type=click.IntRange(1, 16), default=8, show_default=True)
-@click.option("--signed", type=click.Choice(["offset", "differential"]), default="offset", show_default=True,
-              help="Signed weights as an offset (ISAAC) or as positive and negative crossbars (PRIME).")
-@click.option("--noise", type=click.FloatRange(min=0), default=0.0, help="Read noise, a share of the full scale.")
-@click.option("--variation", type=click.FloatRange(min=0), default=0.0, help="Cell conductance spread (relative).")
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
-              help="Seed of the noise and variation draws.")
-@click.option("--threads", type=click.IntRange(min=1), help="Threads for lean's kernels.")
-@common.json_option("the accuracies and settings")
-def pim(checkpoint, workload_spec, batch, data_name, images, xbar, cell_bits, dac_bits, adc_bits, adc_range,
-        weight_bits, input_bits, signed, noise, variation, seed, threads, as_json):
-    """Processing in memory on ReRAM crossbars (defaults: ISAAC's 128-row crossbars of 2-bit cells, 1-bit DACs,
-    8-bit ADCs). --simulate runs a trained model through a functional crossbar and compares its accuracy with the
-    digital model's; --workload maps a network onto crossbars and counts what one pass asks of them. (The PRIME,
-    ISAAC and TIMELY cost models come with the rest of issue 17.)"""
-    from ..errors import ConfigError
-
-    if (checkpoint is None) == (workload_spec is None):
-        raise ConfigError("give one of --simulate CHECKPOINT or --workload W")
-    crossbar = {"xbar_rows": xbar, "cell_bits": cell_bits, "dac_bits": dac_bits, "weight_bits": weight_bits,
-                "input_bits": input_bits, "signed": signed}
-    if workload_spec is not None:
-        from ..hw import workload as wl
-        from ..hw.pim import map_workload
-
-        result = map_workload(wl.load(workload_spec, batch=batch), xbar=crossbar.pop("xbar_rows"), **crossbar)
-        common.finish(result, as_json, print_pim_mapping)
-        return
-    common.configure(threads)
-    result = _simulate(checkpoint, data_name, images, dict(crossbar, adc_bits=adc_bits or None, adc_range=adc_range,
-                                                           read_noise=noise, variation=variation, seed=seed))
-    common.finish(result, as_json, print_pim)
-
-
-def _simulate(checkpoint, data_name, images, settings):
-    """``lean hw pim --simulate``: the checkpoint's first ``images`` test images, digital and on the crossbar."""
-    import time
-
-    from ..hw.pim import simulate
-    from ..nn.checkpoint import load as load_checkpoint
-    from ..train.run import CheckpointData
-
-    ckpt = load_checkpoint(checkpoint)
-    model = ckpt.model()
-    data = CheckpointData(ckpt, checkpoint, data_name, model)
-    x = data.normalize(data.dataset.x_test[:images])
-    t0 = time.perf_counter()
-    result = simulate(model, x, data.dataset.y_test[:images], **settings)
-    result.update(checkpoint=str(checkpoint), data=data.name, seconds=time.perf_counter() - t0)
-    return result
-
-
-def print_pim_mapping(r):
-    st = r["settings"]
-    click.echo(f"{r['workload']} on {st['xbar']}x{st['xbar']} crossbars of {st['cell_bits']}-bit cells, "
-               f"{st['weight_bits']}-bit weights ({st['signed']}), {st['input_bits']}-bit inputs "
-               f"{st['dac_bits']} bit(s) at a time")
-    click.echo(f"{'layer':<24} {'crossbars':>9} {'cells used':>10} {'reads':>14} {'DAC conv.':>15} "
-               f"{'ADC conv.':>15} {'steps':>10}")
-    for m in r["layers"]:
-        click.echo(f"{m['name'][:24]:<24} {m['crossbars']:>9,} {m['cell_utilization']:>10.1%} "
-                   f"{m['crossbar_reads']:>14,} {m['dac_conversions']:>15,} {m['adc_conversions']:>15,} "
-                   f"{m['steps']:>10,}")
-    t = r["total"]
-    click.echo(f"total: {t['crossbars']:,} crossbars to hold the network, {t['crossbar_reads']:,} crossbar reads, "
-               f"{t['adc_conversions']:,} ADC conversions, {t['steps']:,} read steps (layers one after another)")
-
-
-def print_pim(r):
-    st = r["settings"]
-    adc = f"{st['adc_bits']}-bit ADCs ranged to {st['adc_range']:g} of full scale" if st["adc_bits"] else "ideal ADCs"
-    click.echo(f"{r['checkpoint']} on {r['data']}, {r['images']} test images: {st['xbar_rows']}-row crossbars of "
-               f"{st['cell_bits']}-bit cells, {st['weight_bits']}-bit weights ({st['signed']}), {st['input_bits']}-bit "
-               f"inputs {st['dac_bits']} bit(s) at a time, {adc}")
-    click.echo(f"digital {r['digital_accuracy']:.2%}, crossbar {r['crossbar_accuracy']:.2%} "
-               f"({100 * (r['crossbar_accuracy'] - r['digital_accuracy']):+.1f} points), the same answer on "
-               f"{r['agreement']:.1%} of the images; {r['seconds']:.1f} s")
-
-
 @hw.command("accels")
 @common.json_option("the accelerators' parameters")
 def accels(as_json):
@@ -224,5 +129,7 @@ def print_workloads(rows):
     click.echo("also: any `lean nets` name as net:NAME (CIFAR sizes; vgg16 and mobilenetv2 alone mean the "
                "ImageNet ones), a checkpoint (.h5), a .toml/.json layer list, or an ONNX model (.onnx)")
 
+
+hw.add_command(pim)
 
 COMMANDS = (hw,)
