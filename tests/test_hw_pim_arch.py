@@ -68,6 +68,9 @@ def test_replication_stays_on_the_chip_and_never_slows_a_stage():
     layers = wl.alexnet().compute_layers()
     replicas, fits = pa.replicate(timely, layers)
     assert fits and max(replicas) > 1
+    # a copy takes whole input vectors: AlexNet's fc layers at batch 1 have one vector, so one copy each
+    assert replicas[-3:] == (1, 1, 1) and all(r <= layer.n * layer.p * layer.q for r, layer in zip(replicas, layers,
+                                                                                                 strict=True))
     need = [pa.layer_counts(timely, layer)["crossbars"] for layer in layers]
     assert sum(r * x for r, x in zip(replicas, need, strict=True)) <= timely.crossbars
     one = pa.evaluate(timely, "alexnet", replication=False)
@@ -78,11 +81,13 @@ def test_replication_stays_on_the_chip_and_never_slows_a_stage():
 def test_training_step_counts_follow_the_published_and_derived_formulas():
     # FloatPIM, bfloat16 (Ne 8, Nm 7): 12*8 + 6.5*49 - 7.5*7 - 2 = 360; 3 + 128 + 133 + 49 = 313, 15 searches
     assert tr.floatpim_steps(8, 7) == {"mul": {"nor": 360, "search": 0}, "add": {"nor": 313, "search": 15}}
-    # SOT-MRAM (the derivation in the module docstring, by hand for bfloat16):
-    # mul: sign 1+1, exponent 16+16, mantissa 2*64 + 2*64, normalize 1+8+8 senses and 8+8 writes
-    # add: difference 8+8, sign 1, exponent 8+8, mantissa select 16+16, alignment 9*(4+8) + 9*8,
-    #      add 9+9, normalize 17 + 16
-    assert tr.sot_steps(8, 7) == {"mul": {"sense": 162, "write": 161}, "add": {"sense": 167, "write": 129}}
+    # SOT-MRAM (the derivation in the module docstring, by hand for bfloat16, m1 = 8):
+    # mul senses: sign 1, exponent 16, mantissa 2*64, normalize 1+8+8 = 162;
+    #     writes: sign 1, exponent 16, mantissa 8*17, normalize 8+8 = 169
+    # add senses: differences 16, sign 1, selected difference 8, sign and exponent 9, mantissas 16,
+    #     alignment 9*(4+8), add 9, normalize 17 = 184; writes: 16+8+9+16+9*8+9+16 = 146
+    assert tr.sot_steps(8, 7) == {"mul": {"sense": 162, "write": 169}, "add": {"sense": 184, "write": 146}}
+    assert tr.sot_scratch_bits(8, 7) == 4 * 8 + 1 + 3 * 8 + 1
     one = tr.evaluate_training("sot-mram", "alexnet", batch=1)
     two = tr.evaluate_training("sot-mram", "alexnet", batch=2)
     first, second = two["layers"][0], two["layers"][1]
@@ -113,7 +118,7 @@ def test_lean_hw_pim_costs_ablates_and_trains_from_the_command_line():
     r = _cli("--arch", "sot-mram", "--workload", "alexnet", "--train", "--json")
     assert r.exit_code == 0
     out = json.loads(r.output.strip().splitlines()[-1])
-    assert out["format"] == "bfloat16" and out["op"]["mul"]["steps"] == {"sense": 162, "write": 161}
+    assert out["format"] == "bfloat16" and out["op"]["mul"]["steps"] == {"sense": 162, "write": 169}
 
 
 @pytest.mark.parametrize("args,message", [
@@ -128,6 +133,10 @@ def test_lean_hw_pim_costs_ablates_and_trains_from_the_command_line():
     (["--arch", "sot-mram", "--workload", "alexnet", "--train", "--bits", "8"], "bfloat16 (--bits 16) or FP32"),
     (["--arch", "sot-mram", "--workload", "alexnet", "--train", "--set", "e_write_fj=-1"], "finite number >= 0"),
     (["--workload", "alexnet", "--sweep", "adc-bits=4..10"], "--sweep needs --simulate"),
+    (["--arch", "timely", "--workload", "alexnet", "--xbar", "128"], "--xbar: the functional crossbar's options"),
+    (["--workload", "alexnet", "--adc-bits", "6"], "--adc-bits: only with --simulate"),
+    (["--workload", "alexnet", "--bits", "8"], "give --arch"),
+    (["--arch", "sot-mram", "--workload", "alexnet", "--train", "--set", "e_nor_fj=1"], "unknown sot-mram parameter"),
 ])
 def test_bad_pim_options_are_one_error_line(args, message):
     r = _cli(*args)

@@ -9,6 +9,7 @@ ARCHS = ("prime", "isaac", "timely", "sot-mram", "floatpim")
 # the functional crossbar's settings each design implies (--simulate --arch); an option given overrides its own
 SIMULATE_DEFAULTS = {
     None: {"xbar": 128, "cell_bits": 2, "dac_bits": 1, "adc_bits": 8, "signed": "offset"},
+    "all": {"weight_bits": 8, "input_bits": 8, "adc_range": 1.0, "noise": 0.0, "variation": 0.0, "seed": 0},
     "isaac": {"xbar": 128, "cell_bits": 2, "dac_bits": 1, "adc_bits": 8, "signed": "offset"},
     "timely": {"xbar": 256, "cell_bits": 4, "dac_bits": 8, "adc_bits": 8, "signed": "offset"},
     "prime": {"xbar": 256, "cell_bits": 4, "dac_bits": 3, "adc_bits": 6, "signed": "differential"},
@@ -42,16 +43,16 @@ SIMULATE_DEFAULTS = {
 @click.option("--dac-bits", type=click.IntRange(1, 16), default=None,
               help="Input bits applied at once [1; timely 8 (time-coded), prime 3].")
 @click.option("--adc-bits", type=click.IntRange(0, 24), default=None, help="0: an ideal ADC [8; prime 6].")
-@click.option("--adc-range", type=click.FloatRange(0, 1, min_open=True), default=1.0, show_default=True,
-              help="The ADC's full scale, a share of the largest column sum the crossbar can produce.")
-@click.option("--weight-bits", type=click.IntRange(2, 16), default=8, show_default=True)
-@click.option("--input-bits", type=click.IntRange(1, 16), default=8, show_default=True)
+@click.option("--adc-range", type=click.FloatRange(0, 1, min_open=True), default=None,
+              help="The ADC's full scale, a share of the largest column sum the crossbar can produce [1].")
+@click.option("--weight-bits", type=click.IntRange(2, 16), default=None, help="[8]")
+@click.option("--input-bits", type=click.IntRange(1, 16), default=None, help="[8]")
 @click.option("--signed", type=click.Choice(["offset", "differential"]), default=None,
               help="Signed weights as an offset (ISAAC, TIMELY) or as positive and negative crossbars (PRIME).")
-@click.option("--noise", type=click.FloatRange(min=0), default=0.0, help="Read noise, a share of the full scale.")
-@click.option("--variation", type=click.FloatRange(min=0), default=0.0, help="Cell conductance spread (relative).")
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
-              help="Seed of the noise and variation draws.")
+@click.option("--noise", type=click.FloatRange(min=0), default=None, help="Read noise, a share of the full scale [0].")
+@click.option("--variation", type=click.FloatRange(min=0), default=None,
+              help="Cell conductance spread (relative) [0].")
+@click.option("--seed", type=click.IntRange(min=0), default=None, help="Seed of the noise and variation draws [0].")
 @click.option("--threads", type=click.IntRange(min=1), help="Threads for lean's kernels.")
 @click.option("--plot", default=None, type=click.Path(dir_okay=False),
               help="PNG: energy by layer and component, or the --sweep accuracy curve.")
@@ -61,7 +62,8 @@ def pim(arch, workload_spec, batch, bits, sets, ablate, train, checkpoint, sweep
     """Processing in memory: PRIME, ISAAC and TIMELY inference on ReRAM crossbars (--arch A --workload W), TIMELY's
     ideas one at a time (--ablate), a training step on SOT-MRAM or FloatPIM digital PIM (--train), a workload's
     crossbar mapping (--workload alone), and a trained model through a functional crossbar (--simulate)."""
-    _check_modes(arch, workload_spec, checkpoint, train, ablate, sweep)
+    _check_modes(arch, workload_spec, checkpoint, train, ablate, sweep, bits, sets, crossbar,
+                 {"--batch": batch, "--data": data_name})
     if checkpoint is not None:
         common.configure(threads)
         settings = _crossbar_settings(arch, crossbar)
@@ -75,28 +77,49 @@ def pim(arch, workload_spec, batch, bits, sets, ablate, train, checkpoint, sweep
         click.echo(f"plot written to {plot}")
 
 
-def _check_modes(arch, workload_spec, checkpoint, train, ablate, sweep):
-    """One ``ConfigError`` line for options that do not go together."""
+MAPPING_OPTIONS = ("xbar", "cell_bits", "dac_bits", "weight_bits", "input_bits", "signed")
+
+
+def _check_modes(arch, workload_spec, checkpoint, train, ablate, sweep, bits, sets, crossbar, inputs):
+    """One ``ConfigError`` line for options that do not go together (none is silently ignored)."""
     from ..errors import ConfigError
 
+    given = [f"--{k.replace('_', '-')}" for k, v in crossbar.items() if v is not None]
     if (checkpoint is None) == (workload_spec is None):
         raise ConfigError("give one of --simulate CHECKPOINT or --workload W")
-    if checkpoint is not None and arch in ("sot-mram", "floatpim"):
-        raise ConfigError(f"--simulate runs a crossbar design (isaac, timely, prime), not {arch}")
-    if sweep and checkpoint is None:
+    if checkpoint is not None:
+        if arch in ("sot-mram", "floatpim"):
+            raise ConfigError(f"--simulate runs a crossbar design (isaac, timely, prime), not {arch}")
+        for flag, value in (("--bits", bits), ("--set", sets), ("--ablate", ablate), ("--train", train),
+                            ("--batch", inputs["--batch"])):
+            if value:
+                raise ConfigError(f"{flag} costs a workload: use it with --workload, not --simulate")
+        return
+    if inputs["--data"]:
+        raise ConfigError("--data picks the test images of --simulate; a workload has no data")
+    if sweep:
         raise ConfigError("--sweep needs --simulate CHECKPOINT")
     if train and arch not in ("sot-mram", "floatpim"):
         raise ConfigError("--train costs a training step on --arch sot-mram or --arch floatpim")
-    if workload_spec is not None and arch in ("sot-mram", "floatpim") and not train:
+    if arch in ("sot-mram", "floatpim") and not train:
         raise ConfigError(f"{arch} is a training design: add --train")
     if ablate and arch != "timely":
         raise ConfigError("--ablate switches off TIMELY's ideas: use it with --arch timely")
+    if arch is None and (bits or sets):
+        raise ConfigError("--bits and --set change a design: give --arch")
+    if arch is not None and given:
+        raise ConfigError(f"{', '.join(given)}: the functional crossbar's options (--simulate) or the mapping's "
+                          "(--workload without --arch); change a design with --set KEY=VALUE")
+    unused = [f"--{k.replace('_', '-')}" for k, v in crossbar.items() if v is not None and k not in MAPPING_OPTIONS]
+    if arch is None and unused:
+        raise ConfigError(f"{', '.join(unused)}: only with --simulate (the mapping counts conversions, not their "
+                          "precision)")
 
 
 def _crossbar_settings(arch, given):
     """The functional crossbar's settings: the options given, else the design's (``SIMULATE_DEFAULTS``)."""
-    defaults = SIMULATE_DEFAULTS[arch]
-    values = {k: (defaults[k] if given[k] is None and k in defaults else given[k]) for k in given}
+    defaults = dict(SIMULATE_DEFAULTS["all"], **SIMULATE_DEFAULTS[arch])
+    values = {k: (defaults[k] if given[k] is None else given[k]) for k in given}
     return {"xbar_rows": values["xbar"], "cell_bits": values["cell_bits"], "dac_bits": values["dac_bits"],
             "weight_bits": values["weight_bits"], "input_bits": values["input_bits"], "signed": values["signed"],
             "adc_bits": values["adc_bits"] or None, "adc_range": values["adc_range"], "read_noise": values["noise"],
@@ -112,11 +135,9 @@ def _cost(arch, workload_spec, batch, bits, sets, ablate, train, crossbar):
     if arch is None:
         from ..hw.pim import map_workload
 
-        defaults = SIMULATE_DEFAULTS[None]
-        settings = {k: defaults[k] if crossbar[k] is None else crossbar[k]
-                    for k in ("xbar", "cell_bits", "dac_bits", "signed")}
-        return map_workload(workload, weight_bits=crossbar["weight_bits"], input_bits=crossbar["input_bits"],
-                            **settings), print_pim_mapping
+        defaults = dict(SIMULATE_DEFAULTS["all"], **SIMULATE_DEFAULTS[None])
+        settings = {k: defaults[k] if crossbar[k] is None else crossbar[k] for k in MAPPING_OPTIONS}
+        return map_workload(workload, **settings), print_pim_mapping
     if train:
         from ..hw.pim.training import evaluate_training
 

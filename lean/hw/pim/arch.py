@@ -6,7 +6,7 @@ per-action energy (``PimArch``'s ``e_*`` fields, pJ):
 
 - crossbar reads (every crossbar, every input slice) x ``e_crossbar_read``;
 - D/A conversions: one per row of every crossbar per slice, unless an analog input chain (TIMELY's X-subBufs)
-  passes a converted input along ``input_chain`` crossbars: then one per input read;
+  passes a converted input along ``input_chain`` crossbars: then one per input read per slice;
 - A/D conversions: one per used column per slice per group of ``psum_chain`` crossbars whose currents add in
   analog down a column (TIMELY's P-subBufs and I-adders; 1 elsewhere), each with ``e_ad_extra`` (sample-and-hold,
   or charging + comparator) and a shift-and-add;
@@ -16,7 +16,8 @@ per-action energy (``PimArch``'s ``e_*`` fields, pJ):
 - digital partial sums across psum groups (a write and a read each), outputs written and moved on, activations,
   pooling; ``static_mw`` (ISAAC's HyperTransport links) over the time the pipeline spends per batch.
 
-Latency: a crossbar read takes ``read_cycles`` clock cycles; a layer takes ``vectors x slices / replicas`` reads.
+Latency: a crossbar read takes ``read_cycles`` clock cycles; a layer takes ``ceil(vectors / replicas) x slices``
+reads (its groups side by side).
 All layers stay on the chip (``crossbars``) and run as a pipeline, so a network that fits is replicated to balance
 its stages (``replicate``: the slowest stage made as fast as the spare crossbars allow, ISAAC's policy); images/s
 is the batch over the slowest stage. Peak figures (``peak``): every crossbar busy on a fully used tile of a large
@@ -28,7 +29,12 @@ report prints that list. PRIME is TIMELY's baseline as TIMELY describes it (its 
 sub-buffers), in TIMELY's 65 nm technology, with as many crossbars as TIMELY (an assumption: TIMELY gives PRIME's
 chip no crossbar count lean could read). ISAAC's energies per action are Table I's powers over the rates at
 which ISAAC's design performs the action (one crossbar read per 100 ns, 16 one-bit input slices), so its peak
-power reproduces Table I when lean's counts match ISAAC's rates: the peak checks the counting, not the physics.
+power approximates Table I when lean's counts match ISAAC's rates: the peak checks the counting, not the physics.
+
+TIMELY's peak comes out near the paper's density (38.33 TOPs/s/mm2) but far above its 21.0 TOPs/W: lean reads
+Table II's 2 KB buffer figures per 8-bit access, as Accelergy's library does (``benchmarks/pim_archs.py`` shows
+the per-bit reading too). ``--set`` changes one field as given: derived figures (area, crossbar read energy) are
+not re-derived from it.
 
 TIMELY's ideas can be switched off one at a time (``ablate``): without analog local buffers (ALB) every crossbar
 converts its own inputs and outputs and partial sums go through the digital buffer; without time-domain
@@ -154,7 +160,7 @@ def isaac(bits: int = 16) -> PimArch:
     reads_per_s = 1e7                                       # one crossbar read per 100 ns
     rows_per_s = 8 * 128 * reads_per_s                      # rows driven (and columns converted) per IMA per s
     outputs_per_s = 12 * 8 * (128 // 8) * reads_per_s / 16  # 16-bit outputs per tile per s at peak
-    value_bits = 16
+    value_bits = bits                                       # eDRAM, bus and router move values of this width
     ima, tile, chip = 168 * 12, 168, 1
     area = []
     for key, count in (("ima_adc", ima), ("ima_dac", ima), ("ima_sample_hold", ima), ("ima_crossbars", ima),
@@ -210,6 +216,7 @@ def timely(bits: int = 8) -> PimArch:
     TDCs each shared by 8 rows / columns, X-subBufs along rows, P-subBufs down columns, O2IR, 40 MHz."""
     t2, t = "timely-table2", "timely"
     add_16b = tech.TABLES["65nm"]["add_8b"].value * 2
+    per_value = bits / 8                                    # the buffer figures are per 8-bit access
     return PimArch(
         name="timely", node="65nm", clock_mhz=40.0, crossbars=106 * 16 * 12, xbar=256, cell_bits=4,
         weight_bits=bits, input_bits=bits, signed="offset", interface="time", slice_bits=8, read_cycles=16,
@@ -218,9 +225,9 @@ def timely(bits: int = 8) -> PimArch:
         e_ad=_pc(t, "tdc_8b_fj") * 1e-3, e_ad_extra=_pc(t, "charging_comparator_fj") * 1e-3,
         e_shift_add=add_16b, e_row_drive=_pc(t, "x_subbuf_fj") * 1e-3,
         e_psum_analog=(_pc(t, "p_subbuf_fj") + _pc(t, "i_adder_fj")) * 1e-3,
-        e_input_read=_pc(t2, "input_buffer_fj") * 1e-3, e_input_fetch=0.0,
-        e_psum_access=(_pc(t2, "output_buffer_fj") + _pc(t2, "input_buffer_fj")) * 1e-3 / 2,
-        e_output_write=_pc(t2, "output_buffer_fj") * 1e-3, e_output_move=0.0,
+        e_input_read=_pc(t2, "input_buffer_fj") * 1e-3 * per_value, e_input_fetch=0.0,
+        e_psum_access=(_pc(t2, "output_buffer_fj") + _pc(t2, "input_buffer_fj")) * 1e-3 / 2 * per_value,
+        e_output_write=_pc(t2, "output_buffer_fj") * 1e-3 * per_value, e_output_move=0.0,
         e_activation=_pc(t2, "relu_fj") * 1e-3, e_pool=_pc(t2, "maxpool_fj") * 1e-3, static_mw=0.0,
         area=_timely_area(106, 256),
         derived=(("read_cycles", "16: a DTC shared by 8 rows loads a crossbar in 8 cycles, a TDC shared by 8 "
@@ -246,7 +253,7 @@ def prime(bits: int = 8) -> PimArch:
     """PRIME (Chi et al., ISCA 2016) as TIMELY's baseline: 256 x 256 mats of 4-bit cells, paired crossbars for
     signed weights, 3-bit input drivers, 6-bit sense amplifiers (8 per mat), L1 buffer subarrays fed from L2."""
     t2, isa = "timely-table2", "isaac"
-    l1_value = _PRIME_L1_BIT_FJ * 1e-3 * 8
+    l1_value = _PRIME_L1_BIT_FJ * 1e-3 * bits
     sub_chips = 106
     crossbars = sub_chips * 16 * 12
     area = (("crossbars", crossbars * _pc("timely", "crossbar_256_um2") * 1e-6),
@@ -323,7 +330,7 @@ def layer_counts(arch: PimArch, layer, replicas: int = 1) -> dict:
             "ad": ad, "shift_adds": ad,
             "analog_psums": vectors * slices * column_cells * m.row_tiles * groups if arch.psum_chain > 1 else 0,
             "psum_accesses": 2 * outputs * (ad_groups - 1), "outputs": outputs,
-            "read_steps": m.steps, "crossbars": m.crossbars, "macs": layer.macs}
+            "read_steps": m.steps, "crossbars": m.crossbars, "vectors": vectors, "macs": layer.macs}
 
 
 def energy_of(arch: PimArch, c: dict) -> dict:
@@ -338,22 +345,23 @@ def energy_of(arch: PimArch, c: dict) -> dict:
 
 
 def replicate(arch: PimArch, layers) -> tuple:
-    """Copies of each layer's crossbars that balance the pipeline: the largest ``r_l`` with the slowest stage
-    ``ceil(work_l / r_l)`` as short as possible and ``sum r_l x crossbars_l`` within the chip. All 1 (and
-    ``fits`` False) when the network does not fit once."""
+    """Copies of each layer's crossbars that balance the pipeline: the fewest copies ``r_l`` (at most the layer's
+    input vectors: a copy takes whole vectors) that make the slowest stage, ``ceil(vectors_l / r_l) x slices``
+    reads, as short as the chip's crossbars allow. Returns (copies, fits); all 1 and ``fits`` False when the
+    network does not fit once."""
     base = [layer_counts(arch, layer) for layer in layers]
     need = [b["crossbars"] for b in base]
-    work = [b["read_steps"] for b in base]
+    vectors = [b["vectors"] for b in base]
     if sum(need) > arch.crossbars:
         return tuple(1 for _ in layers), False
-    lo, hi = 1, max(work)                      # the slowest stage's reads: feasible at hi, search the least
+    lo, hi = 1, max(vectors)                   # vectors per copy of the slowest stage: feasible at hi
     while lo < hi:
         mid = (lo + hi) // 2
-        if sum(-(-w // mid) * x for w, x in zip(work, need, strict=True)) <= arch.crossbars:
+        if sum(-(-v // mid) * x for v, x in zip(vectors, need, strict=True)) <= arch.crossbars:
             hi = mid
         else:
             lo = mid + 1
-    return tuple(-(-w // lo) for w in work), True
+    return tuple(-(-v // lo) for v in vectors), True
 
 
 def evaluate(arch: PimArch, workload, batch: int | None = None, replication: bool = True) -> dict:
@@ -363,7 +371,9 @@ def evaluate(arch: PimArch, workload, batch: int | None = None, replication: boo
     compute = [layer for layer in wl.layers if layer.kind in ("conv", "fc")]
     if not compute:
         raise HardwareModelError(f"workload {wl.name} has no conv or fc layer to map onto crossbars")
-    replicas, fits = replicate(arch, compute) if replication else ((1,) * len(compute), False)
+    replicas, fits = replicate(arch, compute)
+    if not replication:
+        replicas = (1,) * len(compute)
     read_s = arch.read_cycles / (arch.clock_mhz * 1e6)
     rows, totals = [], dict.fromkeys(CATEGORIES[:-1], 0.0)
     for layer, r in zip(compute, replicas, strict=True):
@@ -389,7 +399,8 @@ def evaluate(arch: PimArch, workload, batch: int | None = None, replication: boo
             "energy_per_image_uj": energy / n * 1e-6, "latency_s": latency, "stage_s": stage,
             "images_per_s": n / stage, "macs": macs, "tops_per_w": 2 * macs / energy,
             "gops_per_s_mm2": 2 * macs / stage / 1e9 / arch.area_mm2(), "area_mm2": arch.area_mm2(),
-            "area": dict(arch.area), "derived": dict(arch.derived), "sources": arch.sources}
+            "area": dict(arch.area), "derived": dict(arch.derived), "sources": arch.sources,
+            "parameters": arch.to_dict()}
 
 
 def peak(arch: PimArch) -> dict:

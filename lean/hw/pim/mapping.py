@@ -14,9 +14,9 @@ filter) against ``K`` columns (one per filter), applied to ``N x P x Q`` input v
 
 So, per layer: crossbar reads = vectors x slices x crossbars; DAC conversions = vectors x slices x (rows driven,
 summed over crossbars); ADC conversions and shift-adds = vectors x slices x (columns used, summed over crossbars);
-steps (one read time each) = vectors x slices / replicas. The architecture models (``arch.py``) put energies,
-times and areas on these counts; the functional model of what such a read computes is
-``lean.kernels.crossbar_matmul``.
+steps (one read time each) = ceil(vectors / replicas) x slices (a copy takes whole vectors, all their slices).
+The architecture models (``arch.py``) put energies, times and areas on these counts; the functional model of
+what such a read computes is ``lean.kernels.crossbar_matmul``.
 """
 
 from dataclasses import dataclass
@@ -76,7 +76,8 @@ def crossbar_mapping(layer: LayerShape, *, xbar: int = 128, cell_bits: int = 2, 
         ``"offset"`` (ISAAC: one column per weight, the offset removed digitally) or ``"differential"`` (PRIME:
         positive and negative columns).
     replicas : int
-        Copies of the layer's crossbars, each taking its share of the input vectors.
+        Copies of the layer's crossbars, each taking its share of the input vectors (more copies than vectors
+        leave copies idle).
 
     Returns
     -------
@@ -112,7 +113,7 @@ def crossbar_mapping(layer: LayerShape, *, xbar: int = 128, cell_bits: int = 2, 
         name=layer.name, rows=rows, cols=cols, cells_per_weight=cells, row_tiles=row_tiles, col_tiles=col_tiles,
         crossbars=crossbars * replicas, replicas=replicas, vectors=vectors, input_slices=slices,
         crossbar_reads=passes * per_group, dac_conversions=passes * driven, adc_conversions=passes * converted,
-        shift_adds=passes * converted, steps=-(-vectors * slices // replicas),
+        shift_adds=passes * converted, steps=-(-vectors // replicas) * slices,
         cell_utilization=rows * cols * cells / (per_group * xbar * xbar))
 
 

@@ -26,32 +26,35 @@ the cell and adder design, here, before any comparison. The primitives:
   free), XOR: a 1-bit full add is one 3-row sense (carry = MAJ(a, b, c), sum = XOR(a, b, c)). The carry stays in
   the sense amplifier's latch for the next bit;
 - a *write*: one SOT write of a result bit into every lane of a row.
-So (``sot_steps``):
+So (``sot_steps``; ``m1 = Nm + 1``, the mantissa with its hidden bit):
 
-- N-bit add: N x (1 sense + 1 write) (sum written, carry latched);
-- sign of a product: 1 sense (XOR) + 1 write; exponent of a product: add Ne bits, subtract the bias (a
-  constant row): 2 Ne x (sense + write);
-- mantissa multiply (Nm + 1 bits with the hidden one) by bit-serial shift-and-add through a two-column buffer:
-  for each multiplier bit, the partial product a AND b_j into the buffer ((Nm + 1) x (sense + write)), then
-  added into the accumulator ((Nm + 1) x (sense + write)); the shift is the choice of rows, free:
-  2 (Nm + 1)^2 x (sense + write);
-- normalization (after a carry, as FloatPIM normalizes): 1 sense (the top bit into the latch as a mask), Nm + 1
-  masked copies one bit over (sense + write each), the exponent incremented (Ne x (sense + write));
-- add: exponent difference (Ne x (sense + write), the subtrahend's complement read for free); its sign into the
-  latch (1 sense); the larger exponent (Ne masked copies) and the larger operand's mantissa (2 (Nm + 1) masked
-  copies) selected; alignment by search: for each shift d in 0..Nm+1, a search of the difference field for d
-  (ceil(Ne / 2) senses: two key bits per 3-row sense, ANDed into the latch) and Nm + 1 masked copies shifted by
-  d; the mantissa add over Nm + 2 bits; normalization as above.
-For bfloat16 (Ne = 8, Nm = 7): multiply 162 senses + 161 writes; add 167 senses + 129 writes (FloatPIM: 360 and
-313 NOR steps + 15 searches). A sense costs ``2 x rows x I_read x V_read x t_read`` (both cells of each
-activated bit; V_read = I_read x the mean of R_on and R_off); a write ``E_write``. Times: ``t_read`` per sense,
-``t_write`` per write, not overlapped. Cell constants (``SOT_MRAM``) from a public SOT-MRAM cell of the DESTINY
-memory simulator (the paper's own are not public): lean's choice, printed with the result, every one settable.
+- N-bit add: N x (1 sense + 1 write) (sum written, carry latched); one more write stores a carry out;
+- multiply: the sign, 1 sense (XOR) + 1 write; the exponent, Ne bits added and the bias (a constant row)
+  subtracted, 2 Ne x (sense + write); the mantissa by bit-serial shift-and-add through a two-column buffer: for
+  each of the m1 multiplier bits, the partial product a AND b_j into the buffer (m1 x (sense + write)), then
+  added into the accumulator (m1 x (sense + write) and its carry out written); the shift is the choice of rows,
+  free: 2 m1^2 senses, m1 (2 m1 + 1) writes; normalization (after a carry, as FloatPIM's count has it): 1 sense
+  (the top bit into the latch as a mask), m1 masked copies one bit over, the exponent incremented (Ne);
+- add (same-sign operands: FloatPIM's published count covers the same case, with no leading-zero
+  normalization): both exponent differences a - b and b - a (2 Ne x (sense + write); a subtrahend's complement
+  is read for free); the sign of a - b into the latch (1 sense); the non-negative difference selected (Ne masked
+  copies); the result's sign and exponent (1 + Ne) and the larger and smaller mantissas (2 m1) selected by masked
+  copies; alignment by search: for each shift d in 0..Nm+1, a search of the difference field for d (ceil(Ne / 2)
+  senses: two key bits per 3-row sense, ANDed into the latch) and m1 masked copies shifted by d; the mantissa add
+  over m1 + 1 bits; normalization as for the multiply.
+For bfloat16 (Ne = 8, Nm = 7): multiply 162 senses + 169 writes; add 184 senses + 146 writes (FloatPIM: 360 and
+313 NOR steps + 15 searches). A sense costs ``2 x rows x I_read x V_read x t_read`` (both cells of each activated
+bit; V_read = I_read x the mean of R_on and R_off); a write sets both cells of the pair: 2 x ``E_write``. Times:
+``t_read`` per sense, ``t_write`` per write, not overlapped. Cell constants (``sot_mram()``) from a public SOT-MRAM
+cell of the DESTINY memory simulator (the paper's own are not public): lean's choice, printed with the result,
+every one settable.
 
-Area: lanes x bits per lane x area per bit. FloatPIM's rows hold 1,024 cells (4.6 F^2 per bit: 30.64 mm2 for
-8 Gb at 28 nm, its crossbars 95% of its area); the SOT-MRAM lane holds FloatPIM's data bits (1,024 - 93
-columns kept for bfloat16 scratch) plus two buffer columns, at twice the DESTINY cell (a complementary pair),
-at the same node: an iso-lane, iso-data comparison.
+Area: lanes x bits per lane x area per bit, cells only (periphery left out of both). FloatPIM's rows hold 1,024
+cells: 931 of data and 93 kept for bfloat16 processing; its 30.64 mm2 for 8 Gb at 28 nm is 4.6 F^2 per bit, 4.4
+F^2 for the cells alone (its crossbars are 95.1% of its area). The SOT-MRAM lane holds the same 931 data bits and
+the scratch its derivation needs (``sot_scratch_bits``: the accumulator, the buffer, the differences, the selected
+and aligned mantissas: 58 bits for bfloat16) at twice the DESTINY cell (a complementary pair), at the same node:
+an iso-lane, iso-data comparison.
 """
 
 import dataclasses
@@ -71,6 +74,10 @@ SOT_SOURCE = ("DESTINY memory simulator, a public SOT-MRAM cell: jjastrz14/Desti
 FORMATS = {16: (8, 7), 32: (8, 23)}   # bits -> (exponent bits, mantissa bits): bfloat16, FP32
 
 
+FLOATPIM_FIELDS = ("t_nor_ns", "t_search_ns", "e_nor_fj", "e_set_fj", "e_search_fj", "floatpim_init_per_nor")
+SOT_FIELDS = ("t_read_ns", "t_write_ns", "e_write_fj", "read_current_ua", "r_on_kohm", "r_off_kohm", "sense_rows")
+
+
 @dataclass(frozen=True)
 class DigitalPim:
     """A digital PIM design for training: lanes, per-step times (ns) and energies (fJ), area per bit (F^2)."""
@@ -79,7 +86,8 @@ class DigitalPim:
     node_nm: float
     lanes: int                  # operations in flight at once (rows of all blocks)
     lanes_per_block: int        # lanes sharing one search
-    bits_per_lane: int          # cells a lane holds (data and scratch)
+    data_bits_per_lane: int     # cells of a lane holding data
+    scratch_bits_per_lane: int  # cells a lane keeps for computing (0: the derivation's need, sot_scratch_bits)
     area_f2_per_bit: float
     # FloatPIM
     t_nor_ns: float = 0.0
@@ -99,9 +107,11 @@ class DigitalPim:
     sources: str = ""
 
     def with_overrides(self, **values) -> "DigitalPim":
-        """A copy with fields replaced (strings from ``--set`` converted); unknown names and bad values refused."""
+        """A copy with fields replaced (strings from ``--set`` converted); unknown names, the other design's
+        fields and bad values refused."""
         fields = {f.name: f for f in dataclasses.fields(self)}
-        settable = [f for f in fields if f not in ("name", "sources")]
+        other = SOT_FIELDS if self.name == "floatpim" else FLOATPIM_FIELDS
+        settable = [f for f in fields if f not in ("name", "sources") and f not in other]
         changes = {}
         for key, value in values.items():
             if key not in settable:
@@ -111,14 +121,20 @@ class DigitalPim:
             if kind is not bool and not (changes[key] >= 0 and math.isfinite(changes[key])):
                 raise HardwareModelError(f"{key} must be a finite number >= 0; got {value!r}")
         out = dataclasses.replace(self, **changes)
-        for key in ("lanes", "lanes_per_block", "bits_per_lane", "sense_rows"):
+        for key in ("lanes", "lanes_per_block", "data_bits_per_lane", "sense_rows"):
             if getattr(out, key) < 1:
                 raise HardwareModelError(f"{key} must be at least 1; got {getattr(out, key)}")
         return out
 
-    def area_mm2(self) -> float:
+    def bits_per_lane(self, bits: int) -> int:
+        """Data and scratch cells of a lane computing in the format of ``bits``."""
+        ne, nm = FORMATS[bits]
+        return self.data_bits_per_lane + (self.scratch_bits_per_lane or sot_scratch_bits(ne, nm))
+
+    def area_mm2(self, bits: int = 16) -> float:
         """Cells of all lanes (periphery left out, as for both designs)."""
-        return self.lanes * self.bits_per_lane * self.area_f2_per_bit * (self.node_nm * 1e-3) ** 2 * 1e-6
+        return (self.lanes * self.bits_per_lane(bits) * self.area_f2_per_bit * (self.node_nm * 1e-3) ** 2
+                * 1e-6)
 
     def e_sense_fj(self) -> float:
         """One multi-row sense: both cells of each activated bit at the read current and the mean resistance."""
@@ -130,7 +146,8 @@ def floatpim() -> DigitalPim:
     """FloatPIM: 32 tiles x 256 blocks of 1,024 x 1,024 ReRAM cells, 28 nm (constants from METHODS.md)."""
     bits = 32 * 256 * 1024 * 1024
     return DigitalPim(name="floatpim", node_nm=28.0, lanes=32 * 256 * 1024, lanes_per_block=1024,
-                      bits_per_lane=1024, area_f2_per_bit=30.64e6 / bits / (28e-3) ** 2 * 0.951,
+                      data_bits_per_lane=1024 - 93, scratch_bits_per_lane=93,
+                      area_f2_per_bit=30.64e6 / bits / (28e-3) ** 2 * 0.951,
                       t_nor_ns=1.1, t_search_ns=1.5, e_nor_fj=0.29, e_set_fj=23.8, e_search_fj=5340.0,
                       sources=FLOATPIM_SOURCE)
 
@@ -138,16 +155,18 @@ def floatpim() -> DigitalPim:
 def sot_mram() -> DigitalPim:
     """The SOT-MRAM digital PIM, iso-lane and iso-data with FloatPIM, DESTINY's SOT cell, at FloatPIM's node."""
     return DigitalPim(name="sot-mram", node_nm=28.0, lanes=32 * 256 * 1024, lanes_per_block=1024,
-                      bits_per_lane=1024 - 93 + 2, area_f2_per_bit=2 * 6.0, t_read_ns=0.221, t_write_ns=0.266,
-                      e_write_fj=100.0, read_current_ua=25.0, r_on_kohm=5.0, r_off_kohm=10.0, sources=SOT_SOURCE)
+                      data_bits_per_lane=1024 - 93, scratch_bits_per_lane=0, area_f2_per_bit=2 * 6.0,
+                      t_read_ns=0.221, t_write_ns=0.266, e_write_fj=100.0, read_current_ua=25.0, r_on_kohm=5.0,
+                      r_off_kohm=10.0, sources=SOT_SOURCE)
 
 
 DESIGNS = {"floatpim": floatpim, "sot-mram": sot_mram}
 
 
 def floatpim_steps(ne: int, nm: int) -> dict:
-    """FloatPIM's published step counts: ``{"mul": {"nor": n}, "add": {"nor": n, "search": n}}``."""
-    return {"mul": {"nor": 12 * ne + 6.5 * nm * nm - 7.5 * nm - 2, "search": 0},
+    """FloatPIM's published step counts: ``{"mul": {"nor": n, "search": 0}, "add": {"nor": n, "search": n}}``
+    (6.5 Nm^2 - 7.5 Nm = Nm (13 Nm - 15) / 2, a whole number for every Nm)."""
+    return {"mul": {"nor": 12 * ne + nm * (13 * nm - 15) // 2 - 2, "search": 0},
             "add": {"nor": 3 + 16 * ne + 19 * nm + nm * nm, "search": 2 * nm + 1}}
 
 
@@ -164,12 +183,21 @@ def sot_steps(ne: int, nm: int) -> dict:
     An n-bit add and n masked one-bit copies are both n x (1 sense + 1 write)."""
     m1 = nm + 1                                                   # mantissa with the hidden bit
     normalize = _total(_steps(1, 0), _steps(m1, m1), _steps(ne, ne))
-    mul = _total(_steps(1, 1), _steps(2 * ne, 2 * ne), _steps(2 * m1 * m1, 2 * m1 * m1), normalize)
+    mantissa = _steps(2 * m1 * m1, m1 * (2 * m1 + 1))             # m1 x (partial product, add, carry out)
+    mul = _total(_steps(1, 1), _steps(2 * ne, 2 * ne), mantissa, normalize)
     search = _steps(-(-ne // 2), 0)
     align = _total(*[_total(search, _steps(m1, m1)) for _ in range(nm + 2)])
-    add = _total(_steps(ne, ne), _steps(1, 0), _steps(ne, ne), _steps(2 * m1, 2 * m1), align,
-                 _steps(nm + 2, nm + 2), normalize)
+    add = _total(_steps(2 * ne, 2 * ne), _steps(1, 0), _steps(ne, ne), _steps(1 + ne, 1 + ne),
+                 _steps(2 * m1, 2 * m1), align, _steps(m1 + 1, m1 + 1), normalize)
     return {"mul": mul, "add": add}
+
+
+def sot_scratch_bits(ne: int, nm: int) -> int:
+    """Scratch cells the SOT-MRAM derivation needs in a lane: the larger of the multiply's (accumulator 2 m1,
+    buffer m1, sign, exponent Ne) and the add's (two differences and the selected one 3 Ne, sign and exponent
+    1 + Ne, two selected mantissas 2 m1, their sum m1 + 1)."""
+    m1 = nm + 1
+    return max(3 * m1 + 1 + ne, 4 * ne + 1 + 3 * m1 + 1)
 
 
 def op_cost(design: DigitalPim, bits: int) -> dict:
@@ -185,7 +213,7 @@ def op_cost(design: DigitalPim, bits: int) -> dict:
     else:
         for op, s in sot_steps(ne, nm).items():
             out[op] = {"steps": s, "ns": s["sense"] * design.t_read_ns + s["write"] * design.t_write_ns,
-                       "fj": s["sense"] * design.e_sense_fj() + s["write"] * design.e_write_fj}
+                       "fj": s["sense"] * design.e_sense_fj() + s["write"] * 2 * design.e_write_fj}
     return out
 
 
@@ -231,6 +259,7 @@ def evaluate_training(design_name: str, workload, bits: int | None = None, batch
     ne, nm = FORMATS[bits]
     return {"design": design.name, "workload": wl.name, "batch": compute[0].n, "bits": bits,
             "format": {16: "bfloat16", 32: "FP32"}[bits], "exponent_bits": ne, "mantissa_bits": nm, "op": cost,
-            "layers": rows, "total_uj": energy, "seconds": seconds, "area_mm2": design.area_mm2(),
+            "layers": rows, "total_uj": energy, "seconds": seconds, "area_mm2": design.area_mm2(bits),
+            "bits_per_lane": design.bits_per_lane(bits),
             "macs": sum(layer.macs for layer in compute), "constants": dataclasses.asdict(design),
             "sources": design.sources}
