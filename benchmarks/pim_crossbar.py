@@ -2,7 +2,8 @@
 target: a Fashion-MNIST ResNet-20 at 8-bit weights and inputs, 4-bit cells, 128x128 crossbars, within 1 point of
 digital at 8 ADC bits; 1,000 test images in under a minute without noise).
 
-    python benchmarks/pim_crossbar.py --checkpoint run.h5 --adc-bits 8 [--adc-range 0.125] [--images 1000]
+    python benchmarks/pim_crossbar.py --checkpoint run.h5 --adc-bits 8 [--adc-range auto|0.125]
+        [--signed differential|offset] [--images 1000]
     python benchmarks/pim_crossbar.py --summary
 
 One setting per call (a pass over 1,000 images takes tens of seconds), appended to
@@ -32,8 +33,9 @@ def run(args):
     data = load("fashion-mnist")
     x = data.normalize(data.x_test[:args.images], ckpt.mean, ckpt.std)
     y = data.y_test[:args.images]
-    settings = {"weight_bits": 8, "input_bits": 8, "cell_bits": 4, "xbar_rows": 128,
-                "adc_bits": args.adc_bits or None, "adc_range": args.adc_range}
+    adc_range = args.adc_range if args.adc_range == "auto" else float(args.adc_range)
+    settings = {"weight_bits": 8, "input_bits": 8, "cell_bits": 4, "xbar_rows": 128, "dac_bits": 1,
+                "adc_bits": args.adc_bits or None, "adc_range": adc_range, "signed": args.signed}
     t0 = time.perf_counter()
     model.predict(x)
     digital_s = time.perf_counter() - t0
@@ -51,10 +53,13 @@ def run(args):
 
 def summary():
     rows = [json.loads(line) for line in RESULTS.read_text().splitlines()] if RESULTS.exists() else []
-    print(f"{'checkpoint':<58} {'ADC bits':>8} {'range':>6} {'digital':>8} {'crossbar':>9} {'gap':>6} {'s':>6}")
+    print(f"{'checkpoint':<58} {'signed':>12} {'ADC bits':>8} {'range':>6} {'digital':>8} {'crossbar':>9} {'gap':>6} "
+          f"{'s':>6}")
     for r in rows:
         bits = r["adc_bits"] or "ideal"
-        print(f"{r['checkpoint'][-58:]:<58} {bits:>8} {r['adc_range']:>6.3f} {r['digital_accuracy']:>8.2%} "
+        ranged = r["adc_range"] if isinstance(r["adc_range"], str) else f"{r['adc_range']:.3f}"
+        print(f"{r['checkpoint'][-58:]:<58} {r.get('signed', 'differential'):>12} {bits:>8} {ranged:>6} "
+              f"{r['digital_accuracy']:>8.2%} "
               f"{r['crossbar_accuracy']:>9.2%} {100 * (r['crossbar_accuracy'] - r['digital_accuracy']):>+6.1f} "
               f"{r['crossbar_s']:>6.1f}")
 
@@ -63,8 +68,10 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--checkpoint")
     ap.add_argument("--adc-bits", type=int, default=8, help="0: an ideal converter")
-    ap.add_argument("--adc-range", type=float, default=0.125,
-                    help="the ADC's full scale as a share of the largest possible column sum")
+    ap.add_argument("--adc-range", default="auto",
+                    help="the ADC's full scale as a share of the largest possible column sum, or auto (trimmed to the "
+                         "data; rows before the signed field were differential)")
+    ap.add_argument("--signed", default="differential", choices=("differential", "offset"))
     ap.add_argument("--images", type=int, default=1000)
     ap.add_argument("--summary", action="store_true")
     args = ap.parse_args()

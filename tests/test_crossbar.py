@@ -65,6 +65,12 @@ def test_the_error_falls_as_adc_bits_rise():
     # scale spends its steps there and errs less than one ranged to all of it
     ranged = np.abs(crossbar_matmul(x, w, adc_bits=8, adc_range=0.25) - exact).mean()
     assert ranged < np.abs(crossbar_matmul(x, w, adc_bits=8) - exact).mean()
+    # "auto" trims each crossbar's ADC to the largest sum the data produce: never clips, errs no more than 0.25
+    for signed in ("differential", "offset"):
+        auto = [np.abs(crossbar_matmul(x, w, adc_bits=b, adc_range="auto", signed=signed) - exact).mean()
+                for b in (6, 8)]
+        fixed = np.abs(crossbar_matmul(x, w, adc_bits=8, adc_range=0.25, signed=signed) - exact).mean()
+        assert auto[1] < auto[0] and auto[1] <= fixed
 
 
 def test_noise_and_variation_are_seeded_and_cost_accuracy():

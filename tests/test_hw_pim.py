@@ -138,6 +138,15 @@ def test_sweep_of_adc_bits_and_the_designs_defaults(lenet, tmp_path):
     assert (out["settings"]["xbar_rows"], out["settings"]["cell_bits"], out["settings"]["dac_bits"]) == (256, 4, 8)
     assert out["sweep"] == "adc_bits" and [row["value"] for row in out["rows"]] == [4, 5]
     assert all(0 <= row["crossbar_accuracy"] <= 1 for row in out["rows"])
+    png = tmp_path / "adc.png"
+    r = CliRunner().invoke(main, ["hw", "pim", "--simulate", path, "--images", "60", "--sweep", "adc-bits=6..6",
+                                  "--plot", str(png)])
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        assert r.exit_code != 0 and "--plot needs matplotlib" in r.output
+    else:
+        assert r.exit_code == 0 and "adc_bits" in r.output and "digital" in r.output and png.exists(), r.output
     for spec, message in (("adc-bits=9..4", "A <= B"), ("speed=1..2", "KEY one of")):
         r = CliRunner().invoke(main, ["hw", "pim", "--simulate", path, "--sweep", spec])
         assert r.exit_code != 0 and message in r.output and len(r.output.strip().splitlines()) == 1

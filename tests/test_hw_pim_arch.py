@@ -115,6 +115,8 @@ def test_lean_hw_pim_costs_ablates_and_trains_from_the_command_line():
     assert r.exit_code == 0 and "peak:" in r.output and "derived" in r.output
     r = _cli("--arch", "timely", "--workload", "alexnet", "--ablate", "alb,o2ir")
     assert r.exit_code == 0 and "alb" in r.output and "share of saving" in r.output
+    r = _cli("--arch", "floatpim", "--workload", "alexnet", "--train", "--bits", "32")
+    assert r.exit_code == 0 and "FP32" in r.output and "3360 nor" in r.output, r.output
     r = _cli("--arch", "sot-mram", "--workload", "alexnet", "--train", "--json")
     assert r.exit_code == 0
     out = json.loads(r.output.strip().splitlines()[-1])

@@ -9,7 +9,7 @@ ARCHS = ("prime", "isaac", "timely", "sot-mram", "floatpim")
 # the functional crossbar's settings each design implies (--simulate --arch); an option given overrides its own
 SIMULATE_DEFAULTS = {
     None: {"xbar": 128, "cell_bits": 2, "dac_bits": 1, "adc_bits": 8, "signed": "offset"},
-    "all": {"weight_bits": 8, "input_bits": 8, "adc_range": 1.0, "noise": 0.0, "variation": 0.0, "seed": 0},
+    "all": {"weight_bits": 8, "input_bits": 8, "adc_range": "auto", "noise": 0.0, "variation": 0.0, "seed": 0},
     "isaac": {"xbar": 128, "cell_bits": 2, "dac_bits": 1, "adc_bits": 8, "signed": "offset"},
     "timely": {"xbar": 256, "cell_bits": 4, "dac_bits": 8, "adc_bits": 8, "signed": "offset"},
     "prime": {"xbar": 256, "cell_bits": 4, "dac_bits": 3, "adc_bits": 6, "signed": "differential"},
@@ -43,8 +43,9 @@ SIMULATE_DEFAULTS = {
 @click.option("--dac-bits", type=click.IntRange(1, 16), default=None,
               help="Input bits applied at once [1; timely 8 (time-coded), prime 3].")
 @click.option("--adc-bits", type=click.IntRange(0, 24), default=None, help="0: an ideal ADC [8; prime 6].")
-@click.option("--adc-range", type=click.FloatRange(0, 1, min_open=True), default=None,
-              help="The ADC's full scale, a share of the largest column sum the crossbar can produce [1].")
+@click.option("--adc-range", default=None, metavar="SHARE|auto", callback=lambda c, p, v: _adc_range(v),
+              help="The ADC's full scale: a share in (0, 1] of the largest column sum the crossbar can produce, or "
+                   "auto (each crossbar's ADC trimmed to the largest sum the layer's data produce) [auto].")
 @click.option("--weight-bits", type=click.IntRange(2, 16), default=None, help="[8]")
 @click.option("--input-bits", type=click.IntRange(1, 16), default=None, help="[8]")
 @click.option("--signed", type=click.Choice(["offset", "differential"]), default=None,
@@ -75,6 +76,18 @@ def pim(arch, workload_spec, batch, bits, sets, ablate, train, checkpoint, sweep
     common.finish(result, as_json, show)
     if plot and not as_json:
         click.echo(f"plot written to {plot}")
+
+
+def _adc_range(value):
+    if value is None or value == "auto":
+        return value
+    try:
+        share = float(value)
+    except ValueError:
+        share = None
+    if share is None or not 0.0 < share <= 1.0:
+        raise click.BadParameter(f"{value!r} is neither a share in (0, 1] nor auto", param_hint="'--adc-range'")
+    return share
 
 
 MAPPING_OPTIONS = ("xbar", "cell_bits", "dac_bits", "weight_bits", "input_bits", "signed")
@@ -208,7 +221,8 @@ def print_pim_mapping(r):
 
 def print_pim(r):
     st = r["settings"]
-    adc = f"{st['adc_bits']}-bit ADCs ranged to {st['adc_range']:g} of full scale" if st["adc_bits"] else "ideal ADCs"
+    ranged = "trimmed to the data" if st["adc_range"] == "auto" else f"ranged to {st['adc_range']:g} of full scale"
+    adc = f"{st['adc_bits']}-bit ADCs {ranged}" if st["adc_bits"] else "ideal ADCs"
     click.echo(f"{r['checkpoint']} on {r['data']}, {r['images']} test images: {st['xbar_rows']}-row crossbars of "
                f"{st['cell_bits']}-bit cells, {st['weight_bits']}-bit weights ({st['signed']}), {st['input_bits']}-bit "
                f"inputs {st['dac_bits']} bit(s) at a time, {adc}")
@@ -282,5 +296,5 @@ def print_training(r):
                    f"{e['backward_input']:>11.1f} {e['backward_weight']:>10.1f} {e['update']:>10.1f} "
                    f"{row['total_s'] * 1e3:>9.3f}")
     click.echo(f"total {r['total_uj'] / 1e3:,.2f} mJ, {r['seconds'] * 1e3:,.3f} ms per step; cells "
-               f"{r['area_mm2']:.2f} mm2 ({r['constants']['lanes']:,} lanes x {r['constants']['bits_per_lane']} bits)")
+               f"{r['area_mm2']:.2f} mm2 ({r['constants']['lanes']:,} lanes x {r['bits_per_lane']} bits)")
     click.echo(f"constants: {r['sources']}")

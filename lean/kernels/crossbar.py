@@ -15,8 +15,10 @@
    BLAS in float32 is exact here: a column sum is at most ``xbar_rows x (2^dac_bits - 1) x (2^cell_bits - 1)``).
 4. **Conversion.** ``read_noise`` adds ``N(0, read_noise)`` of the full-scale current to each column read; an ADC
    of ``adc_bits`` clips to ``[0, full scale]`` and rounds to its ``2^adc_bits - 1`` steps, or to single units of
-   current when it has more steps than that (``adc_bits=None``: an ideal converter). The full scale is the
-   largest column sum the crossbar can produce (ISAAC sizes its ADC so).
+   current when it has more steps than that (``adc_bits=None``: an ideal converter). The full scale is
+   ``adc_range`` times the largest column sum the crossbar can produce (1: ISAAC sizes its ADC so), or, with
+   ``adc_range="auto"``, the largest sum the call's data produce on that crossbar (an ADC trimmed to the layer on
+   the data, as lean's input codes are scaled per layer and batch).
 5. **Shift and add.** Each converted value is weighted by ``2^(input slice offset + weight slice offset)`` and
    summed over slices and crossbars in the digital periphery (the Numba kernel ``_convert_accumulate``).
 
@@ -67,7 +69,7 @@ def _check_codes(name, a, lo, hi):
 
 def crossbar_matmul(x: np.ndarray, w: np.ndarray, *, xbar_rows: int = 128, cell_bits: int = 4,
                     weight_bits: int = 8, input_bits: int = 8, dac_bits: int = 1, adc_bits: int | None = None,
-                    adc_range: float = 1.0, signed: str = "differential", read_noise: float = 0.0,
+                    adc_range: float | str = 1.0, signed: str = "differential", read_noise: float = 0.0,
                     variation: float = 0.0, seed: int = 0) -> np.ndarray:
     """``x @ w`` as a crossbar computes it (see the module docstring).
 
@@ -83,9 +85,10 @@ def crossbar_matmul(x: np.ndarray, w: np.ndarray, *, xbar_rows: int = 128, cell_
         Bits a cell holds, bits of a weight and of an input code, input bits a DAC applies at once.
     adc_bits : int, optional
         ADC resolution; None for an ideal converter.
-    adc_range : float
+    adc_range : float or "auto"
         The ADC's full scale as a share of the largest column sum the crossbar can produce (in (0, 1]): column
         sums of real data stay far below it, and a converter ranged to them spends its steps where they fall.
+        ``"auto"``: each crossbar's full scale is the largest column sum of this call's data there.
     signed : str
         ``"differential"`` (positive and negative crossbars) or ``"offset"``.
     read_noise, variation : float
@@ -104,8 +107,9 @@ def crossbar_matmul(x: np.ndarray, w: np.ndarray, *, xbar_rows: int = 128, cell_
     if adc_bits is not None and (isinstance(adc_bits, bool) or not isinstance(adc_bits, (int, np.integer))
                                  or not 1 <= adc_bits <= 24):
         raise ValueError(f"crossbar_matmul: adc_bits must be an integer in [1, 24] or None; got {adc_bits!r}")
-    if not 0.0 < adc_range <= 1.0:
-        raise ValueError(f"crossbar_matmul: adc_range must lie in (0, 1]; got {adc_range!r}")
+    auto_range = isinstance(adc_range, str) and adc_range == "auto"
+    if not auto_range and (isinstance(adc_range, (str, bool)) or not 0.0 < adc_range <= 1.0):
+        raise ValueError(f"crossbar_matmul: adc_range must lie in (0, 1] or be 'auto'; got {adc_range!r}")
     if signed not in SIGNED_SCHEMES:
         raise ValueError(f"crossbar_matmul: signed must be one of {SIGNED_SCHEMES}; got {signed!r}")
     if not (read_noise >= 0 and variation >= 0):
@@ -131,7 +135,7 @@ def crossbar_matmul(x: np.ndarray, w: np.ndarray, *, xbar_rows: int = 128, cell_
     cell_mask, dac_mask = 2 ** cell_bits - 1, 2 ** dac_bits - 1
     xi = x.astype(np.int64)
     out = np.zeros((n, k), dtype=np.float64)
-    full_scale = float(xbar_rows * dac_mask * cell_mask) * adc_range
+    largest_sum = float(xbar_rows * dac_mask * cell_mask)
     levels = 0 if adc_bits is None else 2 ** adc_bits - 1
     # the weight of each (input slice, cell slice) pair in the shift-and-add
     shifts = np.array([[2.0 ** (j * dac_bits + t * cell_bits) for t in range(cell_slices)]
@@ -149,6 +153,7 @@ def crossbar_matmul(x: np.ndarray, w: np.ndarray, *, xbar_rows: int = 128, cell_
             if variation:
                 g = g * (1.0 + variation * rng.standard_normal(g.shape)).astype(np.float32)
             partial = (pulses @ g).astype(np.float64).reshape(input_slices, n, cell_slices, k)
+            full_scale = max(float(partial.max(initial=0.0)), 1.0) if auto_range else largest_sum * adc_range
             noise = (rng.standard_normal(partial.shape) * (read_noise * full_scale) if read_noise else no_noise)
             _convert_accumulate(out, partial, noise, full_scale, levels, polarity * shifts)
     if signed == "offset":   # the stored offset times each input, subtracted in the digital periphery
