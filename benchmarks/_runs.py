@@ -70,6 +70,14 @@ def append_result(path, row):
     print(json.dumps(row))
 
 
+def write_figures(path, figures, as_json=False):
+    """Write an analytical benchmark's ``figures`` (a dict) to ``path`` as JSON; print them too with ``as_json``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(figures, indent=1, default=float) + "\n")
+    if as_json:
+        print(json.dumps(figures, default=float))
+
+
 def read_results(path):
     """The rows ``append_result`` wrote to ``path``; exits the script if there are none yet."""
     if not path.exists():

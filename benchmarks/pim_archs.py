@@ -20,9 +20,10 @@ benchmarks/results/pim_archs.json.
 """
 
 import argparse
-import json
 import math
 from pathlib import Path
+
+from _runs import write_figures
 
 RESULTS = Path(__file__).parent / "results" / "pim_archs.json"
 WORKLOADS = ("alexnet", "vgg16", "resnet18", "resnet50", "mobilenetv2")
@@ -125,10 +126,7 @@ def main():
           + "   paper: analog with DAC/ADC 61%, communication 19%, memory 12%, digital 8%"
           + ("" if i["fits"] else "  (does not fit: costed as if it did)"))
     out["splits"] = {"prime": prime_split, "isaac": split}
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(json.dumps(out, indent=1, default=float) + "\n")
-    if args.json:
-        print(json.dumps(out, default=float))
+    write_figures(RESULTS, out, args.json)
 
 
 if __name__ == "__main__":

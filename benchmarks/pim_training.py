@@ -13,8 +13,9 @@ benchmarks/results/pim_training.json.
 """
 
 import argparse
-import json
 from pathlib import Path
+
+from _runs import write_figures
 
 RESULTS = Path(__file__).parent / "results" / "pim_training.json"
 WORKLOADS = ("alexnet", "vgg16", "resnet18", "resnet50")
@@ -70,10 +71,7 @@ def main():
           f"{no_init['energy']:.3f}")
     out.update(need_write_fj=need_write, need_time_factor=need_time, write_share=write_share,
                floatpim_without_init_energy_x=no_init["energy"])
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(json.dumps(out, indent=1, default=float) + "\n")
-    if args.json:
-        print(json.dumps(out, default=float))
+    write_figures(RESULTS, out, args.json)
 
 
 if __name__ == "__main__":
