@@ -67,10 +67,10 @@ class CrossbarProducts(OperandHook):
         sx = float(np.abs(x).max()) / imax
         if sw == 0.0 or sx == 0.0:
             return np.zeros((x.shape[0], w.shape[1]))
-        wq = np.rint(w / sw).astype(np.int64)
-        y = kernels.crossbar_matmul(np.rint(np.maximum(x, 0) / sx).astype(np.int64), wq, **self.settings)
+        wq = np.rint(w / sw).astype(np.int32)
+        y = kernels.crossbar_matmul(np.rint(np.maximum(x, 0) / sx).astype(np.int32), wq, **self.settings)
         if (x < 0).any():
-            y = y - kernels.crossbar_matmul(np.rint(np.maximum(-x, 0) / sx).astype(np.int64), wq, **self.settings)
+            y = y - kernels.crossbar_matmul(np.rint(np.maximum(-x, 0) / sx).astype(np.int32), wq, **self.settings)
         return y * (sx * sw)
 
 
