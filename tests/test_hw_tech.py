@@ -81,3 +81,11 @@ def test_pim_component_tables_reproduce_their_sources():
     assert isaac["adc_8b_um2"].value == 9600 / 8 and isaac["router_share_um2"].value == 150000 / 4
     timely = tech.PIM_COMPONENTS["timely"]
     assert (timely["dtc_8b_fj"].value, timely["tdc_8b_fj"].value, timely["i_adder_fj"].value) == (37.5, 145.0, 36.8)
+    # ISAAC's Table I rows add up to its printed totals: a tile 330 mW and 0.372 mm2 (12 IMAs and the tile's own
+    # rows), the chip 65.8 W and 85.4 mm2 (168 tiles and the HyperTransport links)
+    t1 = tech.PIM_COMPONENTS["isaac-table1"]
+    for unit, tile_total, chip_total in (("mw", 330.0, 65800.0), ("mm2", 0.372, 85.4)):
+        ima = sum(c.value for k, c in t1.items() if k.startswith("ima_") and k.endswith(unit))
+        tile = 12 * ima + sum(c.value for k, c in t1.items() if k.startswith("tile_") and k.endswith(unit))
+        assert tile == pytest.approx(tile_total, rel=0.01), unit
+        assert 168 * tile + t1[f"chip_hypertransport_{unit}"].value == pytest.approx(chip_total, rel=0.01), unit

@@ -241,14 +241,18 @@ def print_cost(r):
     click.echo(f"{r['workload']} (batch {r['batch']}) on {r['arch']} at {r['bits']} bits: "
                f"{r['crossbars_needed']:,} crossbars hold it once, the chip has {r['crossbars']:,}"
                + ("" if r["fits"] else " (it does not fit: figures as if it did, one copy per layer)"))
-    cats = list(r["energy_pj"])
-    click.echo(f"{'layer':<20} {'copies':>6} {'uJ':>10} " + " ".join(f"{c:>8}" for c in cats[:-1]) + f" {'us':>9}")
+    cats = list(r["energy_pj"])[:-1]
+    click.echo(f"{'layer':<20} {'copies':>6} {'uJ':>10} " + " ".join(f"{c:>8}" for c in cats)
+               + f" {'us':>9} {'TOPs/W':>7} {'GOPs/s':>9}")
     for row in r["layers"]:
         e = row["energy_pj"]
         click.echo(f"{row['name'][:20]:<20} {row['replicas']:>6,} {row['total_pj'] / unit:>10.2f} "
-                   + " ".join(f"{e[c] / row['total_pj']:>8.1%}" for c in cats[:-1]) + f" {row['seconds'] * 1e6:>9.1f}")
+                   + " ".join(f"{e[c] / row['total_pj']:>8.1%}" for c in cats)
+                   + f" {row['seconds'] * 1e6:>9.1f} {row['tops_per_w']:>7.2f} {row['gops_per_s']:>9,.0f}")
     total = r["total_pj"]
     click.echo("energy: " + ", ".join(f"{c} {v / unit:.2f} uJ ({v / total:.1%})" for c, v in r["energy_pj"].items()))
+    click.echo("  by component: " + ", ".join(f"{c} {v / unit:.3g}" for c, v in r["components_pj"].items() if v)
+               + " (uJ)")
     click.echo(f"total {total / unit:,.1f} uJ per batch, {r['energy_per_image_uj']:,.2f} uJ per image; latency "
                f"{r['latency_s'] * 1e3:.3f} ms (layers one after another), {r['images_per_s']:,.1f} images/s as a "
                f"pipeline; {r['tops_per_w']:.2f} TOPs/W, {r['gops_per_s_mm2']:,.1f} GOPs/s/mm2 on this workload")
@@ -288,6 +292,9 @@ def print_training(r):
     for op, c in r["op"].items():
         steps = ", ".join(f"{v:g} {k}" for k, v in c["steps"].items() if v)
         click.echo(f"  FP {op}: {steps} steps, {c['ns']:.1f} ns, {c['fj'] / 1e3:.2f} pJ per lane")
+        if "parts" in c:
+            click.echo("    " + "; ".join(f"{part} {v['sense']}+{v['write']}" for part, v in c["parts"].items())
+                       + " (senses+writes; a 1-bit full add is one of each)")
     click.echo(f"{'layer':<20} {'MACs':>14} {'forward uJ':>11} {'back in uJ':>11} {'back w uJ':>10} {'update uJ':>10} "
                f"{'ms':>9}")
     for row in r["layers"]:

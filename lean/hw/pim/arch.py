@@ -333,15 +333,36 @@ def layer_counts(arch: PimArch, layer, replicas: int = 1) -> dict:
             "read_steps": m.steps, "crossbars": m.crossbars, "vectors": vectors, "macs": layer.macs}
 
 
+# each component's category in the report: the issue's crossbar, D/A, A/D, buffers and their moves, periphery
+COMPONENTS = {"crossbar": "crossbar", "da": "d/a", "ad": "a/d", "ad_extra": "a/d", "input_buffer": "inputs",
+              "input_fetch": "inputs", "row_drive": "inputs", "psum_buffer": "psums", "psum_analog": "psums",
+              "output_buffer": "outputs", "output_move": "outputs", "shift_add": "digital",
+              "activation": "digital", "pool": "digital", "static": "static"}
+
+
+def components_of(arch: PimArch, c: dict) -> dict:
+    """pJ by component (``COMPONENTS`` but pool and static, which are the network's) of the counts ``c``."""
+    return {"crossbar": c["crossbar_reads"] * arch.e_crossbar_read, "da": c["da"] * arch.e_da,
+            "ad": c["ad"] * arch.e_ad, "ad_extra": c["ad"] * arch.e_ad_extra,
+            "input_buffer": c["input_reads"] * arch.e_input_read,
+            "input_fetch": c["input_fetches"] * arch.e_input_fetch, "row_drive": c["row_drives"] * arch.e_row_drive,
+            "psum_buffer": c["psum_accesses"] * arch.e_psum_access,
+            "psum_analog": c["analog_psums"] * arch.e_psum_analog,
+            "output_buffer": c["outputs"] * arch.e_output_write, "output_move": c["outputs"] * arch.e_output_move,
+            "shift_add": c["shift_adds"] * arch.e_shift_add, "activation": c["outputs"] * arch.e_activation}
+
+
+def by_category(components: dict) -> dict:
+    """Component energies summed by their report category (``CATEGORIES``, in that order)."""
+    out = dict.fromkeys(CATEGORIES, 0.0)
+    for name, value in components.items():
+        out[COMPONENTS[name]] += value
+    return out if "static" in components else {k: v for k, v in out.items() if k != "static"}
+
+
 def energy_of(arch: PimArch, c: dict) -> dict:
     """pJ by category (``CATEGORIES`` but static) of the counts ``c``."""
-    return {"crossbar": c["crossbar_reads"] * arch.e_crossbar_read, "d/a": c["da"] * arch.e_da,
-            "a/d": c["ad"] * (arch.e_ad + arch.e_ad_extra),
-            "inputs": (c["input_reads"] * arch.e_input_read + c["input_fetches"] * arch.e_input_fetch
-                       + c["row_drives"] * arch.e_row_drive),
-            "psums": c["psum_accesses"] * arch.e_psum_access + c["analog_psums"] * arch.e_psum_analog,
-            "outputs": c["outputs"] * (arch.e_output_write + arch.e_output_move),
-            "digital": c["shift_adds"] * arch.e_shift_add + c["outputs"] * arch.e_activation}
+    return by_category(components_of(arch, c))
 
 
 def replicate(arch: PimArch, layers) -> tuple:
@@ -375,27 +396,30 @@ def evaluate(arch: PimArch, workload, batch: int | None = None, replication: boo
     if not replication:
         replicas = (1,) * len(compute)
     read_s = arch.read_cycles / (arch.clock_mhz * 1e6)
-    rows, totals = [], dict.fromkeys(CATEGORIES[:-1], 0.0)
+    rows, parts = [], dict.fromkeys(COMPONENTS, 0.0)
     for layer, r in zip(compute, replicas, strict=True):
         c = layer_counts(arch, layer, replicas=r)
-        e = energy_of(arch, c)
+        comp = components_of(arch, c)
         seconds = c["read_steps"] * read_s
-        rows.append({"name": layer.name, "kind": layer.kind, "replicas": r, "counts": c, "energy_pj": e,
-                     "total_pj": sum(e.values()), "seconds": seconds, "macs": layer.macs})
-        for k, v in e.items():
-            totals[k] += v
-    for layer in wl.layers:
-        if layer.kind == "pool":
-            totals["digital"] += layer.output_count * arch.e_pool
+        total = sum(comp.values())
+        rows.append({"name": layer.name, "kind": layer.kind, "replicas": r, "counts": c, "components_pj": comp,
+                     "energy_pj": by_category(comp), "total_pj": total, "seconds": seconds, "macs": layer.macs,
+                     "tops_per_w": 2 * layer.macs / total if total else 0.0,
+                     "gops_per_s": 2 * layer.macs / seconds / 1e9 if seconds else 0.0})
+        for k, v in comp.items():
+            parts[k] += v
+    parts["pool"] = sum(layer.output_count * arch.e_pool for layer in wl.layers if layer.kind == "pool")
     latency = sum(row["seconds"] for row in rows)
     stage = max(row["seconds"] for row in rows)
-    totals["static"] = arch.static_mw * 1e-3 * stage * 1e12   # per batch in the steady pipeline
+    parts["static"] = arch.static_mw * 1e-3 * stage * 1e12   # per batch in the steady pipeline
+    totals = by_category(parts)
     energy = sum(totals.values())
     macs = sum(row["macs"] for row in rows)
     n = compute[0].n
     return {"arch": arch.name, "workload": wl.name, "batch": n, "bits": arch.weight_bits, "fits": fits,
             "crossbars_needed": sum(row["counts"]["crossbars"] // row["replicas"] for row in rows),
-            "crossbars": arch.crossbars, "layers": rows, "energy_pj": totals, "total_pj": energy,
+            "crossbars": arch.crossbars, "layers": rows, "energy_pj": totals, "components_pj": parts,
+            "total_pj": energy,
             "energy_per_image_uj": energy / n * 1e-6, "latency_s": latency, "stage_s": stage,
             "images_per_s": n / stage, "macs": macs, "tops_per_w": 2 * macs / energy,
             "gops_per_s_mm2": 2 * macs / stage / 1e9 / arch.area_mm2(), "area_mm2": arch.area_mm2(),

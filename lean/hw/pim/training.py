@@ -178,18 +178,25 @@ def _total(*parts):
     return _steps(sum(p["sense"] for p in parts), sum(p["write"] for p in parts))
 
 
-def sot_steps(ne: int, nm: int) -> dict:
-    """lean's derived SOT-MRAM step counts (module docstring): ``{"mul": {"sense": n, "write": n}, "add": ...}``.
-    An n-bit add and n masked one-bit copies are both n x (1 sense + 1 write)."""
+def sot_step_parts(ne: int, nm: int) -> dict:
+    """lean's derived SOT-MRAM step counts by part (module docstring): ``{"mul": {part: {"sense": n, "write": n}},
+    "add": {...}}``. An n-bit add and n masked one-bit copies are both n x (1 sense + 1 write)."""
     m1 = nm + 1                                                   # mantissa with the hidden bit
     normalize = _total(_steps(1, 0), _steps(m1, m1), _steps(ne, ne))
-    mantissa = _steps(2 * m1 * m1, m1 * (2 * m1 + 1))             # m1 x (partial product, add, carry out)
-    mul = _total(_steps(1, 1), _steps(2 * ne, 2 * ne), mantissa, normalize)
     search = _steps(-(-ne // 2), 0)
-    align = _total(*[_total(search, _steps(m1, m1)) for _ in range(nm + 2)])
-    add = _total(_steps(2 * ne, 2 * ne), _steps(1, 0), _steps(ne, ne), _steps(1 + ne, 1 + ne),
-                 _steps(2 * m1, 2 * m1), align, _steps(m1 + 1, m1 + 1), normalize)
-    return {"mul": mul, "add": add}
+    return {
+        "mul": {"sign": _steps(1, 1), "exponent": _steps(2 * ne, 2 * ne),
+                "mantissa shift-and-add": _steps(2 * m1 * m1, m1 * (2 * m1 + 1)), "normalize": normalize},
+        "add": {"exponent differences": _total(_steps(2 * ne, 2 * ne), _steps(1, 0), _steps(ne, ne)),
+                "select sign, exponent, mantissas": _steps(1 + ne + 2 * m1, 1 + ne + 2 * m1),
+                "alignment by search": _total(*[_total(search, _steps(m1, m1)) for _ in range(nm + 2)]),
+                "mantissa add": _steps(m1 + 1, m1 + 1), "normalize": normalize},
+    }
+
+
+def sot_steps(ne: int, nm: int) -> dict:
+    """lean's derived SOT-MRAM step counts per operation: ``{"mul": {"sense": n, "write": n}, "add": ...}``."""
+    return {op: _total(*parts.values()) for op, parts in sot_step_parts(ne, nm).items()}
 
 
 def sot_scratch_bits(ne: int, nm: int) -> int:
@@ -211,9 +218,11 @@ def op_cost(design: DigitalPim, bits: int) -> dict:
             out[op] = {"steps": s, "ns": s["nor"] * design.t_nor_ns + s["search"] * design.t_search_ns,
                        "fj": s["nor"] * nor_fj + s["search"] * design.e_search_fj / design.lanes_per_block}
     else:
+        parts = sot_step_parts(ne, nm)
         for op, s in sot_steps(ne, nm).items():
             out[op] = {"steps": s, "ns": s["sense"] * design.t_read_ns + s["write"] * design.t_write_ns,
-                       "fj": s["sense"] * design.e_sense_fj() + s["write"] * 2 * design.e_write_fj}
+                       "fj": s["sense"] * design.e_sense_fj() + s["write"] * 2 * design.e_write_fj,
+                       "parts": parts[op]}
     return out
 
 
