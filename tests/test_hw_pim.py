@@ -161,3 +161,17 @@ def test_a_model_with_weights_the_crossbar_cannot_map_is_refused(lenet):
     gated = add_skip_gates(build("resnet8", input_shape=(8, 8, 1), num_classes=10, seed=0), target=0.5)
     with pytest.raises(HardwareModelError, match=r"GateController\) holds weights the crossbar cannot map"):
         simulate(gated, x[:4], y[:4])
+
+
+def test_lean_hw_pim_refuses_a_checkpoint_the_crossbar_cannot_map(tmp_path):
+    from click.testing import CliRunner
+
+    from lean.cli import main
+
+    path = str(tmp_path / "gated.h5")
+    r = CliRunner().invoke(main, ["train", "--net", "resnet8", "--data", "digits", "--slu", "0.5", "--epochs", "1",
+                                  "--train-limit", "256", "--out", path])
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(main, ["hw", "pim", "--simulate", path, "--images", "10"])
+    assert r.exit_code != 0 and "holds weights the crossbar cannot map" in r.output, r.output
+    assert len(r.output.strip().splitlines()) == 1

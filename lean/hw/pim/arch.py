@@ -405,7 +405,8 @@ def evaluate(arch: PimArch, workload, batch: int | None = None, replication: boo
         rows.append({"name": layer.name, "kind": layer.kind, "replicas": r, "counts": c, "components_pj": comp,
                      "energy_pj": by_category(comp), "total_pj": total, "seconds": seconds, "macs": layer.macs,
                      "tops_per_w": 2 * layer.macs / total if total else 0.0,
-                     "gops_per_s": 2 * layer.macs / seconds / 1e9 if seconds else 0.0})
+                     "gops_per_s": 2 * layer.macs / seconds / 1e9 if seconds else 0.0,
+                     "gops_per_s_mm2": 2 * layer.macs / seconds / 1e9 / arch.area_mm2() if seconds else 0.0})
         for k, v in comp.items():
             parts[k] += v
     parts["pool"] = sum(layer.output_count * arch.e_pool for layer in wl.layers if layer.kind == "pool")
