@@ -387,7 +387,9 @@ def replicate(arch: PimArch, layers) -> tuple:
 
 def evaluate(arch: PimArch, workload, batch: int | None = None, replication: bool = True) -> dict:
     """Energy by category and component counts, latency, throughput and efficiency of ``workload`` (a name, file
-    or ``Workload``) on ``arch``, per layer and in total, for one inference pass of the batch."""
+    or ``Workload``) on ``arch``, per layer and in total, for one inference pass of the batch. A layer's TOPs/W,
+    GOPs/s and GOPs/s/mm2 are its own work over its own energy and time (its copies only, over the chip's area);
+    the totals' throughput is the pipeline's (the batch over the slowest stage)."""
     wl = load_workload(workload, batch=batch)
     compute = [layer for layer in wl.layers if layer.kind in ("conv", "fc")]
     if not compute:
