@@ -27,7 +27,7 @@ SIMULATE_DEFAULTS = {
               help="Weights and inputs: 8 or 16 on crossbars (default: the design's own); with --train 16 "
                    "(bfloat16, the default) or 32 (FP32).")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
-              help="Change a design parameter (see --json's arch fields).")
+              help="Change a design parameter (the names: --json's 'parameters', or 'constants' with --train).")
 @click.option("--ablate", default=None, metavar="IDEAS",
               help="TIMELY without each of alb, tdi, o2ir (comma-separated), one at a time and together.")
 @click.option("--train", is_flag=True, help="Cost a training step (forward, backward, update) in floating point.")
@@ -46,8 +46,10 @@ SIMULATE_DEFAULTS = {
 @click.option("--adc-range", default=None, metavar="SHARE|auto", callback=lambda c, p, v: _adc_range(v),
               help="The ADC's full scale: a share in (0, 1] of the largest column sum the crossbar can produce, or "
                    "auto (each crossbar's ADC trimmed to the largest sum the layer's data produce) [auto].")
-@click.option("--weight-bits", type=click.IntRange(2, 16), default=None, help="[8]")
-@click.option("--input-bits", type=click.IntRange(1, 16), default=None, help="[8]")
+@click.option("--weight-bits", type=click.IntRange(2, 16), default=None,
+              help="Weight bits on the functional crossbar or in the mapping [8].")
+@click.option("--input-bits", type=click.IntRange(1, 16), default=None,
+              help="Input bits on the functional crossbar or in the mapping [8].")
 @click.option("--signed", type=click.Choice(["offset", "differential"]), default=None,
               help="Signed weights as an offset (ISAAC, TIMELY) or as positive and negative crossbars (PRIME).")
 @click.option("--noise", type=click.FloatRange(min=0), default=None, help="Read noise, a share of the full scale [0].")
