@@ -130,6 +130,45 @@ def print_workloads(rows):
                "ImageNet ones), a checkpoint (.h5), a .toml/.json layer list, or an ONNX model (.onnx)")
 
 
+@hw.command("rtl")
+@click.argument("design_file", type=click.Path(dir_okay=False))
+@click.option("-o", "--out", "out_dir", default="build", show_default=True, type=click.Path(file_okay=False),
+              help="Directory for the Verilog (and the simulation's and synthesis's files).")
+@click.option("--simulate", is_flag=True,
+              help="Run a small conv layer on it in Icarus Verilog and compare every output with NumPy's.")
+@click.option("--synthesize", is_flag=True, help="Synthesize it with Yosys and count LUTs, DSPs, BRAMs, flip-flops.")
+@click.option("--family", default="xcup", show_default=True, type=click.Choice(["xcup", "xc7"]),
+              help="Yosys's synth_xilinx family: xcup (UltraScale+, as Ultra96) or xc7 (7-series, as ZC706).")
+@common.json_option("the files written and the simulation's and synthesis's figures")
+def rtl(design_file, out_dir, simulate, synthesize, family, as_json):
+    """Write synthesizable Verilog for a design point (DESIGN.json): PE array, buffers, controller, test bench."""
+    from ..hw import accel
+
+    design = accel.load_design(design_file)
+    result = {"design": design.to_dict(), "files": [str(p) for p in accel.emit(design, out_dir)]}
+    if simulate:
+        result["simulation"] = accel.simulate(design, out_dir)
+    if synthesize:
+        result["synthesis"] = accel.synthesize(design, out_dir, family)
+    common.finish(result, as_json, print_rtl)
+
+
+def print_rtl(r):
+    d = r["design"]
+    click.echo(f"{d['rows']}x{d['cols']} {d['template']} array, {d['a_bits']}-bit x {d['w_bits']}-bit into "
+               f"{d['acc_bits']} bits{', two 8-bit MACs per DSP' if d['pack_dsp'] else ''}: "
+               + ", ".join(r["files"]))
+    if "simulation" in r:
+        s = r["simulation"]
+        click.echo(f"simulated ({s['m']} x {s['k']}) @ ({s['k']} x {s['n']}) in Icarus Verilog: {s['outputs']} "
+                   f"outputs, {s['mismatches']} differ from NumPy's; {s['cycles']:,} cycles (predicted "
+                   f"{s['predicted_cycles']:,}, {100 * s['cycle_error']:+.1f}%)")
+    if "synthesis" in r:
+        y, p = r["synthesis"]["yosys"], r["synthesis"]["predicted"]
+        click.echo(f"Yosys synth_xilinx -family {r['synthesis']['family']}: "
+                   + ", ".join(f"{k.upper()} {y[k]:,} (predicted {p[k]:,})" for k in ("lut", "dsp", "bram18", "ff")))
+
+
 hw.add_command(pim)
 
 COMMANDS = (hw,)
