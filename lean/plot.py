@@ -140,3 +140,24 @@ def accuracy_curve(result: dict, path: str) -> str:
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+def pareto_front(result: dict, path: str) -> str:
+    """The design search's Pareto front (``lean hw explore``): latency against the share of the budget taken,
+    the chosen design marked."""
+    plt = _pyplot()
+    front = result["front"]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot([100 * r["budget_share"] for r in front], [1e3 * r["latency_s"] for r in front], "o-", label="front")
+    chosen = result["predicted"]
+    ax.plot([100 * max(chosen.get(k, 0) / v for k, v in result["budget"].items() if k in chosen)],
+            [1e3 * chosen["coarse_latency_s"]], "r*", markersize=12, label="chosen")
+    ax.set_xlabel("share of the budget (%)")
+    ax.set_ylabel("latency (ms, coarse)")
+    ax.set_yscale("log")
+    ax.set_title(f"{result['workload']} on {result['target']}", fontsize=9)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

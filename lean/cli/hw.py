@@ -130,6 +130,74 @@ def print_workloads(rows):
                "ImageNet ones), a checkpoint (.h5), a .toml/.json layer list, or an ONNX model (.onnx)")
 
 
+@hw.command("explore")
+@click.option("--workload", "workload_spec", required=True, help="A workload as lean hw predict takes it.")
+@click.option("--target", default="ultra96", show_default=True, type=click.Choice(["ultra96", "zc706", "asic"]))
+@click.option("--budget", default=None, metavar="dsp=N,bram18=N,lut=N | area=MMmm2",
+              help="Resource limits (default: the target device's own; an ASIC's area in mm2).")
+@click.option("--objective", default="latency", show_default=True, type=click.Choice(["latency", "energy", "edp"]))
+@click.option("--batch", default=None, type=click.IntRange(min=1), help="Batch size of --workload.")
+@click.option("--top", default=20, show_default=True, type=click.IntRange(1, 1000),
+              help="Candidates the fine stage simulates.")
+@click.option("--samples", default=None, type=click.IntRange(min=1),
+              help="Rank a seeded random sample of this many design points instead of all.")
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0), help="Seed of --samples.")
+@click.option("--scheduler", default=None, metavar="ADDRESS", help="A Dask scheduler (tcp://host:8786).")
+@click.option("--workers", default=None, type=click.IntRange(min=1),
+              help="Local workers (default: one per core; 1: in this process).")
+@click.option("-o", "--out", "out_file", default="DESIGN.json", show_default=True, type=click.Path(dir_okay=False),
+              help="Where the chosen design is written (lean hw rtl reads it).")
+@click.option("--plot", default=None, type=click.Path(dir_okay=False), help="The Pareto front (PNG).")
+@common.json_option("the search, its Pareto front and the chosen design")
+def explore(workload_spec, target, budget, objective, batch, top, samples, seed, scheduler, workers, out_file, plot,
+            as_json):
+    """AutoDNNchip's two-stage design search: rank every design point under the budget, simulate the best."""
+    import json
+    from pathlib import Path
+
+    from ..hw.accel.explore import explore as run_explore
+    from ..hw.accel.explore import parse_budget
+
+    bar = common.Progress()
+    result = run_explore(workload_spec, target, parse_budget(budget), objective, batch, top, samples, seed,
+                         scheduler, workers, progress=lambda done, total: bar.draw("ranking", done, total))
+    bar.clear()
+    Path(out_file).write_text(json.dumps({k: result[k] for k in ("design", "predicted", "workload", "target",
+                                                                   "budget", "objective", "search")}, indent=1))
+    result["design_file"] = str(out_file)
+    if plot:
+        from .. import plot as plots
+
+        plots.pareto_front(result, plot)
+    common.finish(result, as_json, print_explore)
+
+
+def print_explore(r):
+    s = r["search"]
+    click.echo(f"{r['workload']} (batch {r['batch']}) on {r['target']}, budget "
+               + ", ".join(f"{k} {v:g}" for k, v in r["budget"].items())
+               + f", objective {r['objective']}: {s['candidates']:,} design points ranked in {s['ranked_s']:.2f} s "
+               f"({s['per_minute']:,.0f} a minute, {s['engine']}, {s['workers']} worker(s)), {s['feasible']:,} "
+               f"within the budget; the best {s['fine_simulated']} simulated")
+    click.echo(f"Pareto front (latency against the share of the budget taken), {len(r['front'])} designs:")
+    click.echo(f"{'rows x cols':>12} {'bits':>4} {'packed':>6} {'ms':>9} {'share':>6} {'energy mJ':>10}")
+    for row in r["front"][:12]:
+        d = row["design"]
+        click.echo(f"{d['rows']:>5} x {d['cols']:<4} {d['a_bits']:>4} {str(d['pack_dsp']):>6} "
+                   f"{row['latency_s'] * 1e3:>9.3f} {row['budget_share']:>6.1%} {row['energy_pj'] / 1e9:>10.3f}")
+    if len(r["front"]) > 12:
+        click.echo(f"  ... {len(r['front']) - 12} more (--json)")
+    d, p = r["design"], r["predicted"]
+    used = ", ".join(f"{k} {p[k]:,.0f}" for k in ("dsp", "bram18", "lut") if k in p) or f"{p['area_mm2']:.2f} mm2"
+    click.echo(f"chosen: {d['rows']} x {d['cols']}, {d['a_bits']}-bit{', two MACs per DSP' if d['pack_dsp'] else ''}, "
+               f"banks of {d['input_words']}/{d['weight_words']} words, output {d['output_words']}: {used}; "
+               f"latency {p['simulated_latency_s'] * 1e3:.3f} ms simulated ({p['coarse_latency_s'] * 1e3:.3f} ms "
+               f"coarse), array busy {p['array_busy']:.0%}, {p['energy_pj'] / 1e9:.3f} mJ")
+    a = r["assumptions"]
+    click.echo(f"written to {r['design_file']} (lean hw rtl reads it); assumed: {a['clock_mhz']:g} MHz, DRAM "
+               f"{a['dram_gb_s']:g} GB/s, energies {a['energies']}")
+
+
 @hw.command("rtl")
 @click.argument("design_file", type=click.Path(dir_okay=False))
 @click.option("-o", "--out", "out_dir", default="build", show_default=True, type=click.Path(file_okay=False),
