@@ -399,8 +399,30 @@ def diannao_like(tech_name: str | None = None) -> Accelerator:
     return _builtin("diannao-like", tech_name)
 
 
+def smartexchange(tech_name: str | None = None) -> Accelerator:
+    """The SmartExchange accelerator (``accelerators/smartexchange.toml``; issue 18's comparison)."""
+    return _builtin("smartexchange", tech_name)
+
+
+def scnn(tech_name: str | None = None) -> Accelerator:
+    """SCNN (``accelerators/scnn.toml``)."""
+    return _builtin("scnn", tech_name)
+
+
+def cambricon_x(tech_name: str | None = None) -> Accelerator:
+    """Cambricon-X (``accelerators/cambricon-x.toml``)."""
+    return _builtin("cambricon-x", tech_name)
+
+
+def bit_pragmatic(tech_name: str | None = None) -> Accelerator:
+    """Bit-pragmatic's tile as a dense array (``accelerators/bit-pragmatic.toml``; ``lean.hw.accel.compare``
+    turns its MACs bit-serial)."""
+    return _builtin("bit-pragmatic", tech_name)
+
+
 BUILTIN = {"eyeriss": eyeriss, "tpu-like": tpu_like, "shidiannao-like": shidiannao_like,
-           "diannao-like": diannao_like}
+           "diannao-like": diannao_like, "smartexchange": smartexchange, "scnn": scnn, "cambricon-x": cambricon_x,
+           "bit-pragmatic": bit_pragmatic}
 
 
 def from_file(path: str | Path) -> Accelerator:

@@ -1,0 +1,156 @@
+"""The SmartExchange accelerator against DianNao, SCNN, Cambricon-X and Bit-pragmatic on the same workload.
+
+Zhao et al., "SmartExchange: Trading Higher-cost Memory Storage/Access for Lower-cost Computation", ISCA 2020,
+compares its accelerator with these four. lean costs each with one model, its loop-nest predictor
+(``lean.hw.predictor``) on the design's built-in accelerator file (``lean/hw/accelerators/*.toml``, every
+parameter with its source or marked assumed), all at 1 GHz in the same 45 nm technology table, and gives each
+design the workload as that design treats it (``treat``):
+
+- **DianNao** (``diannao-like``): 16 x 16 multipliers into adder trees, 16-bit, its three buffers; zeros are
+  multiplied like any value, weights travel dense (a SmartExchange layer's weights rebuilt first).
+- **Cambricon-X**: the same 16 x 16 multipliers as 16 PEs fed by an indexing module with the inputs of their
+  non-zero weights: cycles and MACs follow the weights' density only; weights stored with an index (CSR).
+- **SCNN**: 64 PEs x 4 x 4 multipliers multiplying every non-zero weight by every non-zero activation (the
+  Cartesian product): both densities; weights and activations stored compressed (zero runs). Accumulator-bank
+  conflicts are not modelled.
+- **Bit-pragmatic**: a DaDianNao tile (16 filters x 16 lanes) whose activations go bit-serially over their
+  essential (one) bits, 16 windows at once: its compute cycles are the dense tile's times ``essential_bits / 16``,
+  where ``essential_bits`` is the mean, over the 16 lanes that step together, of the largest number of one bits
+  (``lane_max_ones``: a Poisson model of an activation's ones, its mean ``ones_per_activation``); its multiplies
+  become that many shift-and-adds.
+- **SmartExchange**: row-wise PE lines (row stationary), 8-bit activations and basis B, weights stored as Ce
+  codes and B (a checkpoint's ``w_stored_bits``) and rebuilt next to the MACs by shift-and-add (its
+  ``rebuild_adds``, the predictor's ``rebuild`` energy), zero Ce rows skipped by the index selector (a
+  checkpoint's weight density is Ce's row density). On a workload without SmartExchange layers (a built-in net)
+  the weights are decomposed as if by the paper's structure at ``ce_row_density`` (default: none removed):
+  4-bit Ce codes for the kept rows, one index bit per row, an 8-bit 3 x 3 basis per 64 input channels.
+
+The result: per design its cycles, energy by component (MAC, RF, NoC, buffer, DRAM, rebuild), speed-up and
+energy efficiency against a reference design. The assumptions (every ``assumed`` source in the accelerator
+files, the Bit-pragmatic activation statistics, the SmartExchange row density of a built-in net) are printed.
+"""
+
+import math
+from dataclasses import replace
+
+from ...errors import HardwareModelError
+from .. import tech
+from ..accelerator import load as load_accelerator
+from ..predictor import predict
+from ..workload import Workload
+from ..workload import load as load_workload
+
+DESIGNS = {"smartexchange": "smartexchange", "diannao": "diannao-like", "scnn": "scnn",
+           "cambricon-x": "cambricon-x", "bit-pragmatic": "bit-pragmatic"}
+# The mean number of one bits of an 8-bit activation code, zeros included: SmartExchange's MobileNetV2 analysis
+# measured 79.8% of the activation bits zero at 8 bits (a third-party summary of the paper; lean's default for
+# every network, printed as an assumption)
+ONES_PER_ACTIVATION = 8 * (1 - 0.798)
+
+
+def lane_max_ones(mean_ones: float, lanes: int = 16, bits: int = 16) -> float:
+    """Expected largest count of one bits among ``lanes`` activations stepping together, each count Poisson with
+    mean ``mean_ones`` (capped at ``bits``); at least 1 (a step takes a cycle)."""
+    if mean_ones <= 0:
+        return 1.0
+    cdf, term, expected = 0.0, math.exp(-mean_ones), 0.0
+    for k in range(bits + 1):
+        below = cdf ** lanes
+        cdf = min(1.0, cdf + term)
+        expected += k * (cdf ** lanes - below)
+        term *= mean_ones / (k + 1)
+    expected += bits * (1.0 - cdf ** lanes)
+    return max(1.0, expected)
+
+
+def _se_stored_bits(layer, row_density):
+    """Bits per weight of a layer decomposed as SmartExchange stores it (module docstring)."""
+    rows_per_block = 3 * 64                         # 64 input channels of 3 kernel rows
+    basis = 9 * 8 / (3 * min(rows_per_block, max(1, layer.c_per_group * layer.r)))
+    return (3 * 4 * row_density + 1) / 3 + basis
+
+
+def treat(design: str, layer, ce_row_density: float = 1.0):
+    """``layer`` as ``design`` sees it (module docstring)."""
+    se = layer.rebuild_adds > 0
+    if design == "smartexchange":
+        if se:
+            return replace(layer, w_bits=8, a_bits=8)
+        weights = layer.weight_count
+        adds = int(round(weights * ce_row_density * 2))  # three terms a rebuilt weight: two adds (module doc)
+        return replace(layer, w_bits=8, a_bits=8, w_density=ce_row_density,
+                       w_stored_bits=_se_stored_bits(layer, ce_row_density), rebuild_adds=adds)
+    dense = replace(layer, w_bits=16, a_bits=16, w_stored_bits=None, rebuild_adds=0)
+    if design == "cambricon-x":
+        return replace(dense, a_density=1.0)
+    if design == "scnn":
+        return dense
+    return replace(dense, w_density=1.0, a_density=1.0)      # DianNao, Bit-pragmatic: zeros multiplied
+
+
+def compare(workload, designs=tuple(DESIGNS), reference: str = "diannao", batch: int | None = None,
+            ce_row_density: float = 1.0, ones_per_activation: float = ONES_PER_ACTIVATION,
+            effort: str = "quick") -> dict:
+    """Each design's cycles and energy on ``workload``, and its speed-up and energy efficiency over
+    ``reference``.
+
+    Returns
+    -------
+    dict
+        ``workload``, ``reference``, ``designs`` (per design: ``cycles``, ``latency_ms``, ``energy_pj``,
+        ``energy_breakdown_pj``, ``dram_bytes``, ``speedup``, ``energy_efficiency``, ``layers``), ``assumptions``.
+    """
+    unknown = [d for d in designs if d not in DESIGNS]
+    if unknown or not designs:
+        raise HardwareModelError(f"unknown design(s) {', '.join(unknown) or '(none)'}; choose from: "
+                                 f"{', '.join(DESIGNS)}")
+    if reference not in designs:
+        raise HardwareModelError(f"the reference {reference!r} must be one of the designs compared")
+    if not 0.0 < ce_row_density <= 1.0:
+        raise HardwareModelError(f"ce_row_density must lie in (0, 1]; got {ce_row_density}")
+    wl = load_workload(workload, batch=batch)
+    has_se = any(layer.rebuild_adds > 0 for layer in wl.compute_layers())
+    out = {}
+    steps = lane_max_ones(ones_per_activation)
+    for name in designs:
+        acc = load_accelerator(DESIGNS[name])
+        seen = Workload(wl.name, tuple(treat(name, layer, ce_row_density) for layer in wl.layers
+                                       if layer.kind in ("conv", "fc")))
+        pred = predict(seen, acc, objective="energy", effort=effort).to_dict()
+        layers = pred["layers"]
+        if name == "bit-pragmatic":
+            layers = [_pragmatic(row, steps, ones_per_activation) for row in layers]
+        cycles = sum(row["cycles"] for row in layers)
+        breakdown = {}
+        for row in layers:
+            for k, v in row["energy_breakdown_pj"].items():
+                breakdown[k] = breakdown.get(k, 0.0) + v
+        out[name] = {"accelerator": acc.name, "cycles": cycles, "latency_ms": cycles / (acc.clock_mhz * 1e3),
+                     "energy_pj": sum(breakdown.values()), "energy_breakdown_pj": breakdown,
+                     "dram_bytes": sum(row["dram_bytes"] for row in layers), "macs": pred["total"]["macs"],
+                     "layers": [{k: row[k] for k in ("name", "cycles", "energy_pj", "dram_bytes", "bound")}
+                                for row in layers]}
+    ref = out[reference]
+    for r in out.values():
+        r["speedup"] = ref["latency_ms"] / r["latency_ms"]
+        r["energy_efficiency"] = ref["energy_pj"] / r["energy_pj"]
+    return {"workload": wl.name, "batch": wl.layers[0].n, "reference": reference, "designs": out,
+            "smartexchange_layers": has_se,
+            "assumptions": {"clock": "1 GHz and Horowitz 45 nm energies for every design",
+                            "ce_row_density": None if has_se else ce_row_density,
+                            "ones_per_activation": ones_per_activation, "pragmatic_steps_per_16": steps,
+                            "accelerator_files": {n: load_accelerator(DESIGNS[n]).name for n in designs}}}
+
+
+def _pragmatic(row, steps, ones):
+    """A dense DaDianNao-tile layer result turned Bit-pragmatic: 16 windows at one essential bit a cycle, each
+    multiply as ``ones`` shift-and-adds at the accumulator width."""
+    row = dict(row)
+    compute = row["compute_cycles"] * steps / 16
+    row["cycles"] = max(compute, row["dram_cycles"])
+    breakdown = dict(row["energy_breakdown_pj"])
+    mult = tech.mac_energy_pj(16)
+    breakdown["mac"] = breakdown["mac"] * ones * tech.add_energy_pj(32) / mult
+    row["energy_breakdown_pj"] = breakdown
+    row["energy_pj"] = sum(breakdown.values())
+    return row
