@@ -130,6 +130,58 @@ def print_workloads(rows):
                "ImageNet ones), a checkpoint (.h5), a .toml/.json layer list, or an ONNX model (.onnx)")
 
 
+@hw.command("compare")
+@click.option("--workload", "workload_spec", required=True,
+              help="A workload as lean hw predict takes it; a SmartExchange checkpoint gives its real Ce and B.")
+@click.option("--accels", default="smartexchange,diannao,scnn,cambricon-x,bit-pragmatic", show_default=True,
+              help="Designs to compare (comma-separated).")
+@click.option("--reference", default="diannao", show_default=True, help="The design the others are normalized to.")
+@click.option("--batch", default=None, type=click.IntRange(min=1), help="Batch size of --workload.")
+@click.option("--ce-row-density", default=1.0, show_default=True, type=click.FloatRange(0, 1, min_open=True),
+              help="SmartExchange on a net without SmartExchange layers: the share of Ce rows kept.")
+@click.option("--ones-per-activation", default=None, type=click.FloatRange(min=0),
+              help="Bit-pragmatic: mean one bits of an activation [1.62, SmartExchange's MobileNetV2 figure].")
+@click.option("--plot", default=None, type=click.Path(dir_okay=False), help="Energy by component per design (PNG).")
+@common.json_option("every design's cycles, energy by component, speed-up and energy efficiency")
+def compare(workload_spec, accels, reference, batch, ce_row_density, ones_per_activation, plot, as_json):
+    """The SmartExchange accelerator against DianNao, SCNN, Cambricon-X and Bit-pragmatic on one workload."""
+    from ..hw.accel.compare import ONES_PER_ACTIVATION
+    from ..hw.accel.compare import compare as run_compare
+
+    ones = ONES_PER_ACTIVATION if ones_per_activation is None else ones_per_activation
+    result = run_compare(workload_spec, tuple(a.strip() for a in accels.split(",") if a.strip()), reference, batch,
+                         ce_row_density, ones)
+    if plot:
+        from .. import plot as plots
+
+        rows = [{"name": n, "energy_breakdown_pj": d["energy_breakdown_pj"]} for n, d in result["designs"].items()]
+        plots.energy_breakdown({"layers": rows}, plot, levels=("mac", "rf", "noc", "glb", "dram", "rebuild", "leak"))
+    common.finish(result, as_json, print_compare)
+
+
+def print_compare(r):
+    click.echo(f"{r['workload']} (batch {r['batch']}), normalized to {r['reference']}"
+               + ("" if r["smartexchange_layers"] else
+                  " (no SmartExchange layers: SmartExchange decomposed as if with "
+                  f"{r['assumptions']['ce_row_density']:g} of Ce rows kept)"))
+    click.echo(f"{'design':<20} {'ms':>9} {'uJ':>10} {'speed-up':>8} {'energy eff.':>11}  energy split")
+    for name, d in r["designs"].items():
+        split = ", ".join(f"{k} {v / d['energy_pj']:.0%}" for k, v in d["energy_breakdown_pj"].items()
+                          if v / d["energy_pj"] >= 0.005)
+        click.echo(f"{name:<20} {d['latency_ms']:>9.3f} {d['energy_pj'] / 1e6:>10.2f} {d['speedup']:>7.2f}x "
+                   f"{d['energy_efficiency']:>10.2f}x  {split}")
+    if "smartexchange-dense" in r["designs"]:
+        se, dense = r["designs"]["smartexchange"], r["designs"]["smartexchange-dense"]
+        click.echo(f"SmartExchange's method alone (against its accelerator on dense 8-bit weights): "
+                   f"{dense['latency_ms'] / se['latency_ms']:.2f}x faster, "
+                   f"{dense['energy_pj'] / se['energy_pj']:.2f}x less energy")
+    a = r["assumptions"]
+    click.echo(f"assumed: {a['clock']}; Bit-pragmatic {a['ones_per_activation']:.2f} one bits an activation, "
+               f"{a['pragmatic_steps_per_16']:.2f} cycles a step; accelerator files: "
+               + ", ".join(f"{k} = {v}" for k, v in a["accelerator_files"].items())
+               + " (lean hw accels --json lists every parameter and its source)")
+
+
 @hw.command("explore")
 @click.option("--workload", "workload_spec", required=True, help="A workload as lean hw predict takes it.")
 @click.option("--target", default="ultra96", show_default=True, type=click.Choice(["ultra96", "zc706", "asic"]))

@@ -1,0 +1,76 @@
+"""The SmartExchange accelerator against its baselines (issue 18, in part): each design treats the workload's
+sparsity, widths and SmartExchange forms as it would."""
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from lean.cli import main
+from lean.errors import HardwareModelError
+from lean.hw.accel import compare as cmp
+from lean.hw.workload import LayerShape, Workload
+
+
+def _conv(**kw):
+    return Workload("tiny", (LayerShape("c", "conv", 1, 16, 16, 8, 8, 3, 3, padding=1, **kw),))
+
+
+def test_a_tiny_fc_layer_on_diannao_by_hand():
+    # 16 x 16 weights, 16 inputs, 16 outputs, 16-bit: 576 bytes from DRAM at 16 bytes a cycle bound the 1 compute
+    # cycle of the 16 x 16 NFU
+    r = cmp.compare(Workload("tiny", (LayerShape("fc", "fc", 1, 16, 16),)), designs=("diannao",))
+    d = r["designs"]["diannao"]
+    assert d["macs"] == 256 and d["dram_bytes"] == (256 + 16 + 16) * 2 and d["cycles"] == 576 / 16
+
+
+def test_each_design_treats_sparsity_as_it_does():
+    dense, sparse = cmp.compare(_conv()), cmp.compare(_conv(w_density=0.5, a_density=0.5))
+    cycles = {n: (dense["designs"][n]["cycles"], sparse["designs"][n]["cycles"]) for n in dense["designs"]}
+    assert cycles["diannao"][0] == cycles["diannao"][1]                  # multiplies zeros too
+    assert cycles["bit-pragmatic"][0] == cycles["bit-pragmatic"][1]
+    assert cycles["cambricon-x"][1] < cycles["cambricon-x"][0]           # skips zero weights
+    assert cycles["scnn"][1] < cycles["scnn"][0]                          # skips both
+    weights_only = cmp.compare(_conv(w_density=0.5), designs=("cambricon-x", "scnn"), reference="scnn")
+    both = cmp.compare(_conv(w_density=0.5, a_density=0.5), designs=("cambricon-x", "scnn"), reference="scnn")
+    assert weights_only["designs"]["cambricon-x"]["cycles"] == both["designs"]["cambricon-x"]["cycles"]
+    assert both["designs"]["scnn"]["cycles"] < weights_only["designs"]["scnn"]["cycles"]
+    # Bit-pragmatic, on a layer the array (not DRAM) bounds: fewer one bits, fewer cycles a step and cheaper MACs
+    big = Workload("big", (LayerShape("c", "conv", 1, 64, 64, 16, 16, 3, 3, padding=1),))
+    few = cmp.compare(big, designs=("bit-pragmatic",), reference="bit-pragmatic", ones_per_activation=0.5)
+    many = cmp.compare(big, designs=("bit-pragmatic",), reference="bit-pragmatic", ones_per_activation=4.0)
+    few, many = few["designs"]["bit-pragmatic"], many["designs"]["bit-pragmatic"]
+    assert few["cycles"] < many["cycles"]
+    assert few["energy_breakdown_pj"]["mac"] < many["energy_breakdown_pj"]["mac"]
+    assert cmp.lane_max_ones(0.0) == 1.0 and 1.0 < cmp.lane_max_ones(1.62) < 16
+
+
+def test_smartexchange_zero_row_skipping_moves_cycles_and_the_control_does_not():
+    full = cmp.compare(_conv(), designs=("smartexchange", "diannao"))
+    half = cmp.compare(_conv(), designs=("smartexchange", "diannao"), ce_row_density=0.5)
+    se_full, se_half = full["designs"]["smartexchange"], half["designs"]["smartexchange"]
+    assert se_half["cycles"] < 0.7 * se_full["cycles"] and se_half["energy_pj"] < se_full["energy_pj"]
+    assert full["designs"]["smartexchange-dense"]["cycles"] == half["designs"]["smartexchange-dense"]["cycles"]
+    assert se_full["energy_breakdown_pj"]["rebuild"] > 0 and "rebuild" not in full["designs"]["diannao"][
+        "energy_breakdown_pj"]
+
+
+def test_lean_hw_compare_from_the_command_line():
+    r = CliRunner().invoke(main, ["hw", "compare", "--workload", "net:resnet20", "--json"])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.output.strip().splitlines()[-1])
+    assert set(out["designs"]) == set(cmp.DESIGNS) | {cmp.CONTROL}
+    assert out["designs"]["diannao"]["speedup"] == 1.0 and out["designs"]["diannao"]["energy_efficiency"] == 1.0
+    r = CliRunner().invoke(main, ["hw", "compare", "--workload", "net:resnet20", "--accels", "diannao,scnn"])
+    assert r.exit_code == 0 and "scnn" in r.output and "assumed:" in r.output
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--accels", "tpu"], "unknown design(s) tpu"), (["--accels", "scnn"], "the reference 'diannao' must be one"),
+    (["--ce-row-density", "0"], "--ce-row-density"),
+])
+def test_bad_comparisons_are_one_error_line(args, message):
+    r = CliRunner().invoke(main, ["hw", "compare", "--workload", "net:resnet20", *args])
+    assert r.exit_code != 0 and message in r.output and len(r.output.strip().splitlines()) == 1, r.output
+    with pytest.raises(HardwareModelError):
+        cmp.compare("net:resnet20", designs=())
