@@ -45,11 +45,13 @@ def test_the_search_never_returns_a_design_over_budget(budget):
 
 def test_the_same_search_on_one_and_on_three_workers():
     pytest.importorskip("dask.distributed", reason="Dask is not installed (pip install 'lean[cluster]')")
-    one = ex.explore(WORKLOAD, "zc706", samples=30000, seed=3, workers=1)
+    one = ex.explore(WORKLOAD, "zc706", samples=30000, seed=3, workers=1, engine="dask")
     three = ex.explore(WORKLOAD, "zc706", samples=30000, seed=3, workers=3, engine="dask")
-    assert three["search"]["engine"] == "dask" and three["search"]["workers"] == 3
+    inline = ex.explore(WORKLOAD, "zc706", samples=30000, seed=3, workers=1)
+    assert (one["search"]["engine"], one["search"]["workers"]) == ("dask", 1)
+    assert (three["search"]["engine"], three["search"]["workers"]) == ("dask", 3)
     for key in ("design", "front", "best", "predicted"):
-        assert one[key] == three[key], key
+        assert one[key] == three[key] == inline[key], key
     processes = ex.explore(WORKLOAD, "zc706", samples=30000, seed=3, workers=2, engine="processes")
     assert processes["search"]["engine"] == "processes" and processes["design"] == one["design"]
 
