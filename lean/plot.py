@@ -135,11 +135,7 @@ def accuracy_curve(result: dict, path: str) -> str:
     ax.set_xlabel(result["sweep"])
     ax.set_ylabel("test accuracy (%)")
     ax.set_title(f"{result.get('checkpoint', '')}, {result['images']} images", fontsize=9)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, ax, path)
 
 
 def pareto_front(result: dict, path: str) -> str:
@@ -156,6 +152,11 @@ def pareto_front(result: dict, path: str) -> str:
     ax.set_ylabel("latency (ms, coarse)")
     ax.set_yscale("log")
     ax.set_title(f"{result['workload']} on {result['target']}", fontsize=9)
+    return _save(plt, fig, ax, path)
+
+
+def _save(plt, fig, ax, path):
+    """Legend, layout, PNG to ``path``, figure closed; returns ``path``."""
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
