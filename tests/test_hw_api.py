@@ -54,7 +54,7 @@ RECORDED_ACCELERATORS = {
                 "noc_words_per_cycle": 0.0, "rf_accesses_per_cycle": 0.0, "noc_multicast_share": 1.0,
                 "noc_forward_share": 1.0,
                         "e_rf_write_pj": 0.0, "e_glb_write_pj": 0.0, "e_dram_write_pj": 0.0, "tech": "horowitz45"},
-    "diannao-like": {"name": "diannao-like", "dataflow": "nlr", "array_rows": 16, "array_cols": 16,
+    "diannao": {"name": "diannao", "dataflow": "nlr", "array_rows": 16, "array_cols": 16,
                      "rf_weight_words": 0, "rf_input_words": 0, "rf_psum_words": 0, "glb_bytes": 36864,
                      "word_bits": 16, "clock_mhz": 1000.0, "dram_bytes_per_cycle": 16.0, "glb_bytes_per_cycle": 576.0,
                      "e_mac_pj": 0.9, "e_rf_pj": 0.4166666666666667, "e_noc_pj": 0.8333333333333334, "e_glb_pj": 2.5,
@@ -370,3 +370,8 @@ def test_the_word_width_alone_does_not_change_a_workloads_energy():
         assert other["energy_pj"] == pytest.approx(base["energy_pj"], rel=1e-9)
     given = lean.hw.predict("alexnet", "eyeriss", overrides=["word_bits=32", "e_dram_pj=200"])["total"]
     assert given["energy_breakdown_pj"]["dram"] == pytest.approx(base["energy_breakdown_pj"]["dram"] / 2)
+
+
+def test_diannao_keeps_its_old_name():
+    assert accel_mod.load("diannao-like") == accel_mod.load("diannao")
+    assert "diannao-like" not in accel_mod.BUILTIN

@@ -14,7 +14,8 @@ table giving every field with its value, unit (none for flags and the dataflow) 
   24 MiB unified buffer, ~30 GB/s of weight and activation memory bandwidth (43 bytes a cycle).
 - ``shidiannao-like``: an output-stationary 8x8 array after Du et al., ISCA 2015: 16-bit, 1 GHz, 288 kB of
   on-chip buffers; we give it a modest 4 bytes/cycle DRAM link for networks that do not fit.
-- ``diannao-like``: no local reuse, a 16x16 multiplier array with adder trees after Chen et al., ASPLOS 2014;
+- ``diannao``: no local reuse, a 16x16 multiplier array with adder trees after Chen et al., ASPLOS 2014 (it was
+  ``diannao-like``, a name ``load`` still takes);
   16-bit, 1 GHz, 36 kB of buffers, 16 bytes/cycle DRAM.
 
 Energies per access (``e_*_pj``, one ``word_bits`` word) come from the ``tech`` table when an accelerator is built,
@@ -344,6 +345,7 @@ def _from_data(data, where, *, tech_name=None, strict=False):
         table, base = data, base or "eyeriss"
     try:
         if base is not None:
+            base = RENAMED.get(base, base) if isinstance(base, str) else base
             if not isinstance(base, str) or base not in BUILTIN:
                 raise HardwareModelError(f"unknown base {base!r}; built in: {', '.join(BUILTIN)}")
             acc = BUILTIN[base]()
@@ -394,9 +396,9 @@ def shidiannao_like(tech_name: str | None = None) -> Accelerator:
     return _builtin("shidiannao-like", tech_name)
 
 
-def diannao_like(tech_name: str | None = None) -> Accelerator:
-    """A DianNao-like array (``accelerators/diannao-like.toml``); ``tech_name`` replaces its table."""
-    return _builtin("diannao-like", tech_name)
+def diannao(tech_name: str | None = None) -> Accelerator:
+    """DianNao (``accelerators/diannao.toml``); ``tech_name`` replaces its table."""
+    return _builtin("diannao", tech_name)
 
 
 def smartexchange(tech_name: str | None = None) -> Accelerator:
@@ -421,8 +423,9 @@ def bit_pragmatic(tech_name: str | None = None) -> Accelerator:
 
 
 BUILTIN = {"eyeriss": eyeriss, "tpu-like": tpu_like, "shidiannao-like": shidiannao_like,
-           "diannao-like": diannao_like, "smartexchange": smartexchange, "scnn": scnn, "cambricon-x": cambricon_x,
+           "diannao": diannao, "smartexchange": smartexchange, "scnn": scnn, "cambricon-x": cambricon_x,
            "bit-pragmatic": bit_pragmatic}
+RENAMED = {"diannao-like": "diannao"}     # old built-in names that ``load`` still takes
 
 
 def from_file(path: str | Path) -> Accelerator:
@@ -457,12 +460,13 @@ def load(spec: str | Path) -> Accelerator:
     Parameters
     ----------
     spec : str or Path
-        ``"eyeriss"``, ``"tpu-like"``, ``"shidiannao-like"``, ``"diannao-like"`` or a path ending in ``.toml``.
+        A name in ``BUILTIN`` (or an old name in ``RENAMED``) or a path ending in ``.toml``.
 
     Returns
     -------
     Accelerator
     """
+    spec = RENAMED.get(spec, spec) if isinstance(spec, str) else spec
     if spec in BUILTIN:
         return BUILTIN[spec]()
     if str(spec).endswith(".toml"):

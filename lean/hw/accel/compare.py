@@ -6,7 +6,7 @@ compares its accelerator with these four. lean costs each with one model, its lo
 parameter with its source or marked assumed), all at 1 GHz in the same 45 nm technology table, and gives each
 design the workload as that design treats it (``treat``):
 
-- **DianNao** (``diannao-like``): 16 x 16 multipliers into adder trees, 16-bit, its three buffers; zeros are
+- **DianNao** (``diannao``): 16 x 16 multipliers into adder trees, 16-bit, its three buffers; zeros are
   multiplied like any value, weights travel dense (a SmartExchange layer's weights rebuilt first).
 - **Cambricon-X**: the same 16 x 16 multipliers as 16 PEs fed by an indexing module with the inputs of their
   non-zero weights: cycles and MACs follow the weights' density only; weights stored with an index (CSR).
@@ -43,7 +43,7 @@ from ..predictor import predict
 from ..workload import Workload
 from ..workload import load as load_workload
 
-DESIGNS = {"smartexchange": "smartexchange", "diannao": "diannao-like", "scnn": "scnn",
+DESIGNS = {"smartexchange": "smartexchange", "diannao": "diannao", "scnn": "scnn",
            "cambricon-x": "cambricon-x", "bit-pragmatic": "bit-pragmatic"}
 CONTROL = "smartexchange-dense"   # the SmartExchange accelerator on the model's dense 8-bit weights
 # The mean number of one bits of an 8-bit activation code, zeros included: SmartExchange's MobileNetV2 analysis
