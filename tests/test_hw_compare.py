@@ -74,3 +74,25 @@ def test_bad_comparisons_are_one_error_line(args, message):
     assert r.exit_code != 0 and message in r.output and len(r.output.strip().splitlines()) == 1, r.output
     with pytest.raises(HardwareModelError):
         cmp.compare("net:resnet20", designs=())
+
+
+def test_a_tiny_fc_layer_on_each_design_by_hand():
+    # 16 inputs, 16 x 16 weights, 16 outputs; every design here is bound by DRAM at 16 bytes a cycle
+    def run(design, **layer):
+        wl = Workload("tiny", (LayerShape("fc", "fc", 1, 16, 16, **layer),))
+        return cmp.compare(wl, designs=(design,), reference=design)["designs"][design]
+
+    # Cambricon-X at half the weights: each non-zero 16 bits and an 8-bit index; inputs and outputs dense
+    cx = run("cambricon-x", w_density=0.5)
+    assert cx["dram_bytes"] == 128 * 3 + 32 + 32 and cx["cycles"] == (128 * 3 + 64) / 16
+    # SCNN, dense: every 16-bit value in a (5-bit run, value) pair, three pairs a 64-bit word: 64/3 bits each
+    scnn = run("scnn")
+    assert scnn["dram_bytes"] == pytest.approx((256 + 16 + 16) * 64 / 3 / 8)
+    # SmartExchange, every Ce row kept: a filter's 16 weights in 6 rows of 3 (4-bit codes, an index bit each) and
+    # one 8-bit 3 x 3 basis: 6 x 13 + 72 = 150 bits for 16 weights; 8-bit inputs and outputs
+    se = run("smartexchange")
+    assert se["dram_bytes"] == pytest.approx(16 * 150 / 8 + 16 + 16)
+    # its rebuild: two adds a weight (three terms of a Ce row times a basis column)
+    assert se["energy_breakdown_pj"]["rebuild"] > 0
+    # Bit-pragmatic moves what DianNao moves
+    assert run("bit-pragmatic")["dram_bytes"] == (256 + 16 + 16) * 2

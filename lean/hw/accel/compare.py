@@ -23,7 +23,7 @@ design the workload as that design treats it (``treat``):
   ``rebuild_adds``, the predictor's ``rebuild`` energy), zero Ce rows skipped by the index selector (a
   checkpoint's weight density is Ce's row density). On a workload without SmartExchange layers (a built-in net)
   the weights are decomposed as if by the paper's structure at ``ce_row_density`` (default: none removed):
-  4-bit Ce codes for the kept rows, one index bit per row, an 8-bit 3 x 3 basis per 64 input channels.
+  4-bit Ce codes for the kept rows, one index bit per row, an 8-bit 3 x 3 basis per 192 rows (``_se_stored_bits``).
 
 The result: per design its cycles, energy by component (MAC, RF, NoC, buffer, DRAM, rebuild), speed-up and
 energy efficiency against a reference design. With SmartExchange in the list, a control run comes with it
@@ -68,10 +68,13 @@ def lane_max_ones(mean_ones: float, lanes: int = 16, bits: int = 16) -> float:
 
 
 def _se_stored_bits(layer, row_density):
-    """Bits per weight of a layer decomposed as SmartExchange stores it (module docstring)."""
-    rows_per_block = 3 * 64                         # 64 input channels of 3 kernel rows
-    basis = 9 * 8 / (3 * min(rows_per_block, max(1, layer.c_per_group * layer.r)))
-    return (3 * 4 * row_density + 1) / 3 + basis
+    """Bits per weight of a layer decomposed as SmartExchange stores it: each filter's weights as rows of 3
+    (a 3 x 3 kernel's rows; other kernels and fc rows cut into threes), each kept row 3 Ce codes of 4 bits, one
+    index bit per row, and an 8-bit 3 x 3 basis per block of up to 192 rows (64 input channels)."""
+    per_filter = layer.c_per_group * layer.r * layer.s if layer.kind == "conv" else layer.c
+    rows = -(-per_filter // 3)
+    bits = rows * (3 * 4 * row_density + 1) + -(-rows // 192) * 9 * 8
+    return bits / per_filter
 
 
 def treat(design: str, layer, ce_row_density: float = 1.0):
