@@ -9,10 +9,10 @@ configurations, then a fine-grained simulation of the survivors. lean's steps (`
    ``rows`` x ``cols`` up to 32 x 32, 8- or 16-bit operands, with or without two 8-bit MACs per DSP, and 5 x 5 x
    3 buffer depths: about 300,000 design points, indexed 0..n-1 (a seeded sample with ``samples``).
 2. **Coarse ranking** (``rank_chunk``, vectorized over candidates): per layer, its im2col product tiled on the
-   array (cycles as the controller counts them, ``rtl.predict_cycles``), split into buffer passes when the banks
+   array (cycles as the controller counts them, ``rtl.tile_cycles``), split into buffer passes when the banks
    cannot hold it, DRAM traffic at the target's bandwidth overlapped with compute; energy = MACs, SRAM reads of
    both operands per tile, output writes and DRAM traffic, each at the Horowitz 45 nm energies (the same table
-   for every target: FPGA energies are not lean's); resources by ``rtl.predict_resources`` (FPGA) or area by the
+   for every target: FPGA energies are not lean's); resources by ``rtl.resource_model`` (FPGA) or area by the
    45 nm tables (ASIC). Candidates over the budget are dropped; the rest ranked by the objective, ties by index.
 3. **Fine simulation** (``simulate_pipeline``) of the top ``top`` candidates: per layer, the DRAM reader, the
    array and the DRAM writer as IPs that fire when their inputs are ready and they are free (AutoDNNchip's
@@ -37,7 +37,7 @@ import numpy as np
 from ...errors import HardwareModelError
 from .. import tech
 from ..workload import load as load_workload
-from .rtl import DesignPoint
+from .rtl import DesignPoint, resource_model, tile_cycles
 
 # Platform budgets: the device's resources (Xilinx DS891, Zynq UltraScale+ ZU3EG, as on Ultra96: 360 DSP48E2,
 # 216 BRAM36 = 432 BRAM18, 70,560 LUTs; Xilinx DS190, Zynq-7000 Z-7045, as on ZC706: 900 DSP48E1, 545 BRAM36 =
@@ -87,26 +87,12 @@ def design_of(index: int, clock_mhz: float) -> DesignPoint:
                        weight_words=f["weight_words"], output_words=f["output_words"], clock_mhz=clock_mhz)
 
 
-def _bram18(width, depth):
-    best = None
-    for w, d in ((1, 16384), (2, 8192), (4, 4096), (9, 2048), (18, 1024), (36, 512)):
-        count = np.ceil(width / w) * np.ceil(depth / d)
-        best = count if best is None else np.minimum(best, count)
-    return np.where(width * depth >= 1024, best, 0)
-
-
 def _resources(f):
-    """``rtl.predict_resources`` for arrays of candidates (the same formulas)."""
-    lanes = 1 + f["pack"]
-    pe_cols = f["cols"] // lanes
-    pes = f["rows"] * pe_cols
+    """``rtl.resource_model`` of arrays of candidates: the limits a budget can set."""
     acc = np.where(f["bits"] == 8, 32, 48)
-    brams = (f["rows"] * _bram18(f["bits"], f["input_words"]) + f["cols"] * _bram18(f["bits"], f["weight_words"])
-             + _bram18(acc, f["output_words"]))
-    sums = f["rows"] * f["cols"]
-    mux = np.where(sums > 1, acc * np.ceil((sums - 1) / 3), 0)
-    luts = mux + pes * lanes * acc + np.where(f["pack"] == 1, pes * 27, 0) + 24 * 16
-    return {"dsp": pes, "bram18": brams, "lut": luts}
+    model = resource_model(f["rows"], f["cols"], f["pack"], f["bits"], f["bits"], acc, f["input_words"],
+                           f["weight_words"], f["output_words"])
+    return {k: model[k] for k in ("dsp", "bram18", "lut")}
 
 
 def _area_mm2(f):
@@ -141,7 +127,7 @@ def _layer_costs(f, g, m, k, n, target):
     rows, cols = f["rows"], f["cols"]
     pe_cols = cols // (1 + f["pack"])
     m_tiles, n_tiles = np.ceil(m / rows), np.ceil(n / cols)
-    compute = g * m_tiles * n_tiles * (1 + k + rows + pe_cols + 2 + rows * cols)
+    compute = g * m_tiles * n_tiles * tile_cycles(k, rows, pe_cols, cols)
     m_passes = np.ceil(m_tiles * k / f["input_words"])
     w_passes = np.ceil(n_tiles * k / f["weight_words"])
     bits = f["bits"]
@@ -229,7 +215,7 @@ def simulate_pipeline(design: DesignPoint, layers, target: dict) -> dict:
         m_tiles, n_tiles = math.ceil(m / design.rows), math.ceil(n / design.cols)
         m_passes = math.ceil(m_tiles * k / design.input_words)
         w_passes = math.ceil(n_tiles * k / design.weight_words)
-        tile = 1 + k + design.rows + design.pe_cols + 2 + design.rows * design.cols
+        tile = tile_cycles(k, design.rows, design.pe_cols, design.cols)
         per_pass_tiles = m_tiles * n_tiles / (m_passes * w_passes)
         a_bytes = m * k * design.a_bits / 8 / m_passes
         w_bytes = k * n * design.w_bits / 8 / w_passes

@@ -108,30 +108,35 @@ def load_design(path_or_dict) -> DesignPoint:
 
 # ------------------------------------------------------------------------------------------ the model of it
 
+def tile_cycles(k, rows, pe_cols, cols):
+    """Cycles of one output tile on the array, from its controller: 1 to clear, ``k + rows + pe_cols + 2`` to
+    feed the skewed operands through (the last PE's last product lands ``rows + pe_cols`` cycles after its first,
+    behind one cycle of block-RAM read), ``rows x cols`` to drain. Numbers or NumPy arrays of candidates."""
+    return 1 + k + rows + pe_cols + 2 + rows * cols
+
+
 def predict_cycles(design: DesignPoint, m: int, k: int, n: int) -> int:
-    """Cycles of an ``(m x k) @ (k x n)`` product on the design, from its controller: per output tile 1 to clear,
-    ``k + rows + pe_cols + 2`` to feed the skewed operands through the array (the last PE's last product lands
-    ``rows + pe_cols`` cycles after its first, behind one cycle of block-RAM read), ``rows x cols`` to drain, and
-    1 to start."""
+    """Cycles of an ``(m x k) @ (k x n)`` product on the design: ``tile_cycles`` per output tile, and 1 to start."""
     tiles = math.ceil(m / design.rows) * math.ceil(n / design.cols)
-    return tiles * (1 + k + design.rows + design.pe_cols + 2 + design.rows * design.cols) + 1
+    return tiles * tile_cycles(k, design.rows, design.pe_cols, design.cols) + 1
 
 
-def bram18(width: int, depth: int) -> int:
+def bram18(width, depth):
     """18 Kb block RAMs for a ``width x depth`` memory: the cheapest of the BRAM18 aspect ratios (16K x 1, 8K x 2,
-    4K x 4, 2K x 9, 1K x 18, 512 x 36), tiled in width and depth (Xilinx UG573)."""
+    4K x 4, 2K x 9, 1K x 18, 512 x 36), tiled in width and depth (Xilinx UG573). Numbers or NumPy arrays."""
     best = None
     for w, d in ((1, 16384), (2, 8192), (4, 4096), (9, 2048), (18, 1024), (36, 512)):
-        count = math.ceil(width / w) * math.ceil(depth / d)
-        best = count if best is None else min(best, count)
+        count = np.ceil(width / w) * np.ceil(depth / d)
+        best = count if best is None else np.minimum(best, count)
     return best
 
 
-def predict_resources(design: DesignPoint) -> dict:
-    """DSP slices, BRAM18s, LUTs and flip-flops the design needs, from its structure:
+def resource_model(rows, cols, pack, a_bits, w_bits, acc_bits, input_words, weight_words, output_words) -> dict:
+    """DSP slices, BRAM18s, LUTs and flip-flops of the ``os-systolic`` design, from its structure (numbers, or
+    NumPy arrays of candidates: the design search ranks with this same model; ``pack`` is 0 or 1):
 
     - DSP: one multiplier per PE (a packed PE's two products share it);
-    - BRAM18: each bank and the output buffer by ``bram18`` (a memory of under 1 Kb stays in LUT RAM: 0);
+    - BRAM18: each bank and the output buffer by ``bram18`` (a bank of under 1 Kb stays in LUT RAM: 0);
     - flip-flops: per PE the accumulators and the operand registers passed on, plus the banks' read registers and
       the controller's counters;
     - LUTs: the drain multiplexer (``acc_bits`` bits choosing among ``rows x cols`` sums: one LUT6 per four
@@ -139,20 +144,26 @@ def predict_resources(design: DesignPoint) -> dict:
       that do not fold into the DSP (one LUT per bit: Yosys maps the multiply, not the accumulate, on DSP48), and
       the controller (address arithmetic: about 16 LUTs per 16-bit counter or adder, 24 of them).
     """
-    pes = design.rows * design.pe_cols
-    lanes = 2 if design.pack_dsp else 1
-    banks = ([(design.a_bits, design.input_words)] * design.rows
-             + [(design.w_bits, design.weight_words)] * design.cols)
-    brams = sum(bram18(w, d) for w, d in banks if w * d >= 1024)
-    brams += bram18(design.acc_bits, design.output_words)
-    sums = design.rows * design.cols
-    mux_luts = design.acc_bits * math.ceil((sums - 1) / 3) if sums > 1 else 0
-    adders = pes * lanes * design.acc_bits
-    pre_adders = pes * 27 if design.pack_dsp else 0
-    control = 24 * 16
-    flops = (pes * (lanes * design.acc_bits + design.a_bits + lanes * design.w_bits)
-             + design.rows * design.a_bits + design.cols * design.w_bits + design.acc_bits + 8 * 16)
-    return {"dsp": pes, "bram18": brams, "lut": mux_luts + adders + pre_adders + control, "ff": flops}
+    lanes = 1 + pack
+    pes = rows * (cols // lanes)
+
+    def banks(width, depth, count):
+        return count * np.where(width * depth >= 1024, bram18(width, depth), 0)
+
+    brams = banks(a_bits, input_words, rows) + banks(w_bits, weight_words, cols) + bram18(acc_bits, output_words)
+    sums = rows * cols
+    mux_luts = np.where(sums > 1, acc_bits * np.ceil((sums - 1) / 3), 0)
+    luts = mux_luts + pes * lanes * acc_bits + pack * pes * 27 + 24 * 16
+    flops = (pes * (lanes * acc_bits + a_bits + lanes * w_bits) + rows * a_bits + cols * w_bits + acc_bits
+             + 8 * 16)
+    return {"dsp": pes, "bram18": brams, "lut": luts, "ff": flops}
+
+
+def predict_resources(design: DesignPoint) -> dict:
+    """``resource_model`` of one design point, as integers."""
+    model = resource_model(design.rows, design.cols, int(design.pack_dsp), design.a_bits, design.w_bits,
+                           design.acc_bits, design.input_words, design.weight_words, design.output_words)
+    return {k: int(v) for k, v in model.items()}
 
 
 # ------------------------------------------------------------------------------------------ Verilog
@@ -161,13 +172,17 @@ def _bits(n: int) -> int:
     return max(1, math.ceil(math.log2(max(n, 2))))
 
 
+def _host_port(d: DesignPoint) -> tuple:
+    """Widths of the host write port: data word, bank select, address (the deeper bank's)."""
+    return max(d.a_bits, d.w_bits), _bits(d.rows + d.cols), max(_bits(d.input_words), _bits(d.weight_words))
+
+
 def _top(d: DesignPoint) -> str:
     """The Verilog of ``lean_accel`` for ``d``: banks, array, controller (see the module docstring)."""
-    word = max(d.a_bits, d.w_bits)
+    word, bb, addr = _host_port(d)
     banks = d.rows + d.cols
     lanes = 2 if d.pack_dsp else 1
-    ab, wb, ob, bb = _bits(d.input_words), _bits(d.weight_words), _bits(d.output_words), _bits(banks)
-    addr = max(ab, wb)
+    ab, wb, ob = _bits(d.input_words), _bits(d.weight_words), _bits(d.output_words)
     out = [f"""// lean_accel: written by lean.hw.accel.rtl for a {d.rows} x {d.cols} output-stationary array
 // ({d.rows} x {d.pe_cols} PEs{', two 8-bit columns per multiplier' if d.pack_dsp else ''}), {d.a_bits}-bit activations,
 // {d.w_bits}-bit weights, {d.acc_bits}-bit sums. Banks 0..{d.rows - 1}: im2col rows m = r (mod {d.rows});
@@ -298,8 +313,7 @@ endmodule
 
 
 def _testbench(d: DesignPoint, m: int, k: int, n: int, loads: int) -> str:
-    word = max(d.a_bits, d.w_bits)
-    bb, addr = _bits(d.rows + d.cols), max(_bits(d.input_words), _bits(d.weight_words))
+    word, bb, addr = _host_port(d)
     load_bits = bb + addr + word
     ob = _bits(d.output_words)
     return f"""// tb_lean_accel: written by lean.hw.accel.rtl; loads the banks from load.hex, runs one
@@ -380,8 +394,7 @@ def _check_fits(d: DesignPoint, m, k, n):
 
 def _load_lines(d: DesignPoint, a, b):
     """``{bank, address, word}`` lines of hex for the test bench's host writes."""
-    word = max(d.a_bits, d.w_bits)
-    bb, addr = _bits(d.rows + d.cols), max(_bits(d.input_words), _bits(d.weight_words))
+    word, bb, addr = _host_port(d)
     digits = math.ceil((bb + addr + word) / 4)
     m, k = a.shape
     n = b.shape[1]
