@@ -17,6 +17,8 @@ import json
 import time
 from pathlib import Path
 
+from _runs import append_result
+
 RESULTS = Path(__file__).parent / "results" / "pim_crossbar.jsonl"
 
 
@@ -45,10 +47,7 @@ def run(args):
     row = {"checkpoint": str(args.checkpoint), "net": model.name, "images": r["images"], **settings,
            "digital_accuracy": r["digital_accuracy"], "crossbar_accuracy": r["crossbar_accuracy"],
            "agreement": r["agreement"], "crossbar_s": round(both_s - digital_s, 2), "digital_s": round(digital_s, 2)}
-    print(json.dumps(row))
-    RESULTS.parent.mkdir(exist_ok=True)
-    with RESULTS.open("a") as f:
-        f.write(json.dumps(row) + "\n")
+    append_result(RESULTS, row)
 
 
 def summary():
