@@ -1,6 +1,7 @@
-"""AutoDNNchip's design search (issue 18, in part): budgets, the models it ranks with, the same result on any
-number of workers, and DESIGN.json for lean hw rtl."""
+"""AutoDNNchip's design search (issue 18): the graph of IPs and its two modes by hand, budgets, the same result on
+any number of workers, and DESIGN.json for lean hw rtl."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -10,9 +11,57 @@ from click.testing import CliRunner
 from lean.cli import main
 from lean.errors import HardwareModelError
 from lean.hw.accel import explore as ex
-from lean.hw.accel import load_design, predict_resources
+from lean.hw.accel import graph, load_design, predict_resources
 
 WORKLOAD = "net:resnet20"
+
+
+TARGET = {"dram_gb_s": 0.4, "clock_mhz": 100.0}     # 4 bytes a cycle
+
+
+def _design(**over):
+    d = {"rows": 2, "cols": 2, "pack": 0, "a_bits": 8, "w_bits": 8, "acc_bits": 32, "input_words": 1024,
+         "weight_words": 1024, "output_words": 4096}
+    return {**d, **over}
+
+
+def test_the_graph_of_ips_and_its_coarse_mode_by_hand():
+    g = graph.OS_SYSTOLIC
+    edges = {(e["from"], e["to"]): e["precision"] for e in g.describe()["edges"]}
+    assert edges[("pe_array", "output_buffer")] == "acc_bits" and edges[("dram_reader", "input_banks")] == "a_bits"
+    d = _design()
+    # one (4 x 3) @ (3 x 4) product on 2 x 2 PEs: 4 tiles of 1 + 3 + 2 + 2 + 2 + 4 = 14 cycles; DRAM: 12 input
+    # and 12 weight bytes in, 16 sums of 4 bytes out, at 4 bytes a cycle: 6 + 16 cycles on the shared port; the
+    # array bounds the layer, and a port ten times slower does
+    cost = graph.coarse(g, d, [(1, 4, 3, 4)], TARGET)
+    assert (cost["by_ip"]["dram_reader"]["cycles"], cost["by_ip"]["dram_writer"]["cycles"]) == (6, 16)
+    assert cost["by_ip"]["pe_array"]["cycles"] == 4 * 14 and cost["cycles"] == 56
+    assert graph.coarse(g, d, [(1, 4, 3, 4)], {"dram_gb_s": 0.04, "clock_mhz": 100.0})["cycles"] == 220
+    # energy: 48 MACs, operand reads 4 x 3 x 2 tiles each side at 8 bits, 16 sums written at 32, DRAM 192 + 512
+    # bits
+    mac, sram, dram = graph.tech.mac_energy_pj(8), graph.tech.sram_energy_pj(1), graph.tech.dram_energy_pj(1)
+    expected = 48 * mac + (2 * 24 * 8 + 16 * 32) * sram + (192 + 512) * dram
+    assert cost["energy_pj"] == pytest.approx(expected)
+    # a layer twice as deep doubles the array's work but not the port's outputs
+    assert graph.coarse(g, d, [(1, 4, 6, 4)], TARGET)["by_ip"]["pe_array"]["cycles"] == 4 * 17
+
+
+def test_the_fine_mode_by_hand_and_against_the_coarse_bound():
+    g = graph.OS_SYSTOLIC
+    d = _design()
+    # one pass: load, compute, store one after another: 6 + 56 + 16
+    sim = graph.simulate(g, d, [(1, 4, 3, 4)], TARGET)
+    assert sim["cycles"] == pytest.approx(6 + 56 + 16) and sim["busy"]["pe_array"] == 56
+    # many passes (banks of 8 words): the pipeline overlaps loads with compute, so the simulation lies between
+    # the coarse bound (the busiest IP) and no overlap at all; with single-buffered memories it is slower
+    d = _design(input_words=8, weight_words=8)
+    layer = [(1, 64, 8, 16)]
+    coarse = graph.coarse(g, d, layer, TARGET)
+    sim = graph.simulate(g, d, layer, TARGET)
+    serial = sum(v["cycles"] for v in coarse["by_ip"].values())
+    assert coarse["cycles"] <= sim["cycles"] < serial
+    single = dataclasses.replace(g, ips=tuple(dataclasses.replace(ip, slots=1) if ip.slots else ip for ip in g.ips))
+    assert graph.simulate(single, d, layer, TARGET)["cycles"] > sim["cycles"]
 
 
 def test_the_ranking_model_is_the_rtl_resource_model():

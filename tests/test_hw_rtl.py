@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from lean.cli import main
 from lean.errors import HardwareModelError
 from lean.hw import accel
-from lean.hw.accel import rtl
+from lean.hw.accel import graph
 
 needs_iverilog = pytest.mark.skipif(shutil.which("iverilog") is None,
                                     reason="Icarus Verilog is not installed (apt-get install iverilog)")
@@ -19,7 +19,7 @@ needs_yosys = pytest.mark.skipif(shutil.which("yosys") is None, reason="Yosys is
 
 def test_resource_and_cycle_models_by_hand():
     # a 1K x 8 bank fits one BRAM18 (as 2K x 9); a 4K x 32 buffer takes 8 (512 x 36 eight times deep)
-    assert rtl.bram18(8, 1024) == 1 and rtl.bram18(32, 4096) == 8 and rtl.bram18(18, 1025) == 2
+    assert graph.bram18(8, 1024) == 1 and graph.bram18(32, 4096) == 8 and graph.bram18(18, 1025) == 2
     plain = accel.DesignPoint(rows=2, cols=2)
     packed = accel.DesignPoint(rows=2, cols=4, pack_dsp=True)
     assert accel.predict_resources(plain)["dsp"] == 4 and accel.predict_resources(packed)["dsp"] == 4

@@ -245,6 +245,16 @@ def print_explore(r):
                f"banks of {d['input_words']}/{d['weight_words']} words, output {d['output_words']}: {used}; "
                f"latency {p['simulated_latency_s'] * 1e3:.3f} ms simulated ({p['coarse_latency_s'] * 1e3:.3f} ms "
                f"coarse), array busy {p['array_busy']:.0%}, {p['energy_pj'] / 1e9:.3f} mJ")
+    click.echo(f"its graph ({r['graph']['template']}): "
+               + "; ".join(f"{e['from']} -> {e['to']} {e['tensor']} ({d[e['precision']]} bits)"
+                           for e in r["graph"]["edges"]))
+    click.echo(f"{'IP':>14} {'kind':>11} {'cycles':>12} {'energy mJ':>10}  resources")
+    for ip in r["ips"]:
+        res = ", ".join(f"{k} {ip[k]:,.0f}" for k in ("dsp", "bram18", "lut", "ff") if k in ip)
+        if "area_mm2" in ip:
+            res = f"{ip['area_mm2']:.3f} mm2"
+        click.echo(f"{ip['ip']:>14} {ip['kind']:>11} {ip['coarse_cycles']:>12,.0f} {ip['energy_pj'] / 1e9:>10.4f}  "
+                   f"{res}")
     a = r["assumptions"]
     click.echo(f"written to {r['design_file']} (lean hw rtl reads it); assumed: {a['clock_mhz']:g} MHz, DRAM "
                f"{a['dram_gb_s']:g} GB/s, energies {a['energies']}")

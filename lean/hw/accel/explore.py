@@ -5,19 +5,22 @@ After Xu et al., "AutoDNNchip: An Automated DNN Chip Predictor and Builder for B
 whose Chip Builder searches in two stages: a coarse, analytical ranking of architecture templates x IP
 configurations, then a fine-grained simulation of the survivors. lean's steps (``explore``):
 
-1. **The space** (``space``): the ``os-systolic`` template (the one lean writes as RTL, ``rtl.py``) at every
-   ``rows`` x ``cols`` up to 32 x 32, 8- or 16-bit operands, with or without two 8-bit MACs per DSP, and 5 x 5 x
-   3 buffer depths: about 300,000 design points, indexed 0..n-1 (a seeded sample with ``samples``).
-2. **Coarse ranking** (``rank_chunk``, vectorized over candidates): per layer, its im2col product tiled on the
-   array (cycles as the controller counts them, ``rtl.tile_cycles``), split into buffer passes when the banks
-   cannot hold it, DRAM traffic at the target's bandwidth overlapped with compute; energy = MACs, SRAM reads of
-   both operands per tile, output writes and DRAM traffic, each at the Horowitz 45 nm energies (the same table
-   for every target: FPGA energies are not lean's); resources by ``rtl.resource_model`` (FPGA) or area by the
-   45 nm tables (ASIC). Candidates over the budget are dropped; the rest ranked by the objective, ties by index.
-3. **Fine simulation** (``simulate_pipeline``) of the top ``top`` candidates: per layer, the DRAM reader, the
-   array and the DRAM writer as IPs that fire when their inputs are ready and they are free (AutoDNNchip's
-   rule), with double-buffered banks: a pass's loads wait for its buffer to be free, its compute for its loads
-   and the array, its store for its compute and the DRAM port. The best simulated candidate is the choice.
+1. **The space** (``space_size``, ``decode``): the ``os-systolic`` template (``graph.OS_SYSTOLIC``, the graph of
+   IPs that ``rtl.py`` writes as RTL) at every ``rows`` x ``cols`` up to 32 x 32, 8- or 16-bit operands, with or
+   without two 8-bit MACs per DSP, and 5 x 5 x 3 buffer depths: about 300,000 design points, indexed 0..n-1 (a
+   seeded sample with ``samples``). lean registers this one template (``graph.TEMPLATES``) so that every design
+   the search picks can be built and checked in Verilog.
+2. **Coarse ranking** (``rank_chunk``, vectorized over candidates): the graph's coarse mode (``graph.coarse``):
+   each IP's cycles and energy for a layer from the words on its edges at their precision (the reader's and
+   writer's DRAM traffic at the target's bandwidth, the banks' operand reads, the array's tiles as the
+   controller counts them, the output writes; Horowitz's 45 nm energies for every target: FPGA energies are not
+   lean's); the slowest IP (the DRAM port's reader and writer together) bounds each layer. Resources are the IPs'
+   own (``graph.resources``, the model ``rtl.predict_resources`` reports) or, for an ASIC, their 45 nm area.
+   Candidates over the budget are dropped; the rest ranked by the objective, ties by index.
+3. **Fine simulation** (``graph.simulate``) of the top ``top`` candidates: per layer, buffer pass by buffer
+   pass, the DRAM reader, the array and the DRAM writer fire when their inputs are ready, they (or the DRAM port
+   they share) are free, and the double-buffered memory they fill has a slot (AutoDNNchip's rule). The best
+   simulated candidate is the choice, reported with each IP's cycles, energy and resources.
 
 The ranking runs on chunks of fixed size, so its result does not depend on how many workers ran them: on Dask
 (``dask[distributed]``: a local cluster of one process per core, or a user's cluster by address) or, without
@@ -35,9 +38,9 @@ import time
 import numpy as np
 
 from ...errors import HardwareModelError
-from .. import tech
 from ..workload import load as load_workload
-from .rtl import DesignPoint, resource_model, tile_cycles
+from . import graph
+from .rtl import DesignPoint
 
 # Platform budgets: the device's resources (Xilinx DS891, Zynq UltraScale+ ZU3EG, as on Ultra96: 360 DSP48E2,
 # 216 BRAM36 = 432 BRAM18, 70,560 LUTs; Xilinx DS190, Zynq-7000 Z-7045, as on ZC706: 900 DSP48E1, 545 BRAM36 =
@@ -52,6 +55,7 @@ TARGETS = {
     "asic": {"budget": {"area_mm2": 4.0}, "clock_mhz": 1000.0, "dram_gb_s": 16.0, "family": None},
 }
 OBJECTIVES = ("latency", "energy", "edp")
+TEMPLATE = graph.OS_SYSTOLIC   # the template searched: the one rtl.py writes
 CHUNK = 4096                  # candidates per task (larger arrays ran 6x slower in Dask workers, measured)
 ROWS = np.arange(1, 33)
 COLS = np.arange(1, 33)
@@ -77,6 +81,8 @@ def decode(index: np.ndarray) -> dict:
         out[name] = values[index % len(values)]
         index = index // len(values)
     out["valid"] = (out["pack"] == 0) | ((out["bits"] == 8) & (out["cols"] % 2 == 0))
+    out["a_bits"] = out["w_bits"] = out["bits"]
+    out["acc_bits"] = np.where(out["bits"] == 8, 32, 48)
     return out
 
 
@@ -88,58 +94,24 @@ def design_of(index: int, clock_mhz: float) -> DesignPoint:
 
 
 def _resources(f):
-    """``rtl.resource_model`` of arrays of candidates: the limits a budget can set."""
-    acc = np.where(f["bits"] == 8, 32, 48)
-    model = resource_model(f["rows"], f["cols"], f["pack"], f["bits"], f["bits"], acc, f["input_words"],
-                           f["weight_words"], f["output_words"])
-    return {k: model[k] for k in ("dsp", "bram18", "lut")}
-
-
-def _area_mm2(f):
-    """ASIC area at 45 nm: a MAC per PE lane (Aladdin's multiplier and adder) and the banks and output buffer
-    (CACTI's per-byte storage area)."""
-    lanes = 1 + f["pack"]
-    pes = f["rows"] * (f["cols"] // lanes) * lanes
-    mac = np.array([tech.mac_area_um2("45nm", int(b)) for b in BITS])[np.searchsorted(BITS, f["bits"])]
-    per_byte = tech.AREA["45nm"]["storage_um2_per_byte"].value
-    acc = np.where(f["bits"] == 8, 32, 48)
-    store_bytes = (f["rows"] * f["input_words"] + f["cols"] * f["weight_words"]) * f["bits"] / 8 \
-        + f["output_words"] * acc / 8
-    return (pes * mac + store_bytes * per_byte) * 1e-6
+    """The template's resource model (``rtl.predict_resources``'s) on arrays of candidates: the limits a budget
+    can set."""
+    used = graph.resources(TEMPLATE, f)
+    return {k: used[k] for k in ("dsp", "bram18", "lut")}
 
 
 def _layers(workload):
-    """Each conv/fc layer as (groups, m, k, n, macs) of its im2col product."""
+    """Each conv/fc layer as (groups, m, k, n) of its im2col product."""
     out = []
     for layer in workload.layers:
         if layer.kind == "conv":
             out.append((layer.groups, layer.n * layer.p * layer.q, layer.c_per_group * layer.r * layer.s,
-                        layer.k // layer.groups, layer.macs))
+                        layer.k // layer.groups))
         elif layer.kind == "fc":
-            out.append((1, layer.n, layer.c, layer.k, layer.macs))
+            out.append((1, layer.n, layer.c, layer.k))
     if not out:
         raise HardwareModelError(f"workload {workload.name} has no conv or fc layer to run")
     return out
-
-
-def _layer_costs(f, g, m, k, n, target):
-    """Coarse cycles and energy (pJ) of one layer for arrays of candidates."""
-    rows, cols = f["rows"], f["cols"]
-    pe_cols = cols // (1 + f["pack"])
-    m_tiles, n_tiles = np.ceil(m / rows), np.ceil(n / cols)
-    compute = g * m_tiles * n_tiles * tile_cycles(k, rows, pe_cols, cols)
-    m_passes = np.ceil(m_tiles * k / f["input_words"])
-    w_passes = np.ceil(n_tiles * k / f["weight_words"])
-    bits = f["bits"]
-    acc = np.where(bits == 8, 32, 48)
-    a_traffic = m * k * np.where(m_passes > 1, w_passes, 1)
-    dram_bits = g * (a_traffic * bits + k * n * bits + m * n * acc)
-    dram_cycles = dram_bits / 8 / (target["dram_gb_s"] * 1e9 / (target["clock_mhz"] * 1e6))
-    cycles = np.maximum(compute, dram_cycles)
-    sram = g * (m * k * n_tiles + k * n * m_tiles) * bits + g * m * n * acc
-    e_mac = np.where(bits == 8, tech.mac_energy_pj(8), tech.mac_energy_pj(16))
-    energy = (g * m * k * n * e_mac + sram * tech.sram_energy_pj(1) + dram_bits * tech.dram_energy_pj(1))
-    return cycles, energy
 
 
 def rank_chunk(start: int, stop: int, layers, target: dict, budget: dict, objective: str, top: int,
@@ -150,20 +122,16 @@ def rank_chunk(start: int, stop: int, layers, target: dict, budget: dict, object
     f = decode(index)
     ok = f["valid"].copy()
     if "area_mm2" in budget:
-        area = _area_mm2(f)
+        area = graph.area_mm2(TEMPLATE, f)
         ok &= area <= budget["area_mm2"]
         used = {"area_mm2": area}
     else:
         used = _resources(f)
         for key, limit in budget.items():
             ok &= used[key] <= limit
-    cycles = np.zeros(len(index))
-    energy = np.zeros(len(index))
-    for g, m, k, n, _ in layers:
-        c, e = _layer_costs(f, g, m, k, n, target)
-        cycles += c
-        energy += e
-    latency = cycles / (target["clock_mhz"] * 1e6)
+    cost = graph.coarse(TEMPLATE, f, layers, target)
+    energy = cost["energy_pj"]
+    latency = cost["cycles"] / (target["clock_mhz"] * 1e6)
     score = {"latency": latency, "energy": energy, "edp": latency * energy}[objective]
     # the share of the budget a candidate takes: its largest resource over its limit
     share = np.max([used[k] / limit for k, limit in budget.items()], axis=0)
@@ -202,45 +170,6 @@ def _merge(parts, top):
             front.append(row)
             lowest = row["budget_share"]
     return best, front
-
-
-def simulate_pipeline(design: DesignPoint, layers, target: dict) -> dict:
-    """The fine mode: per layer, its buffer passes through a DRAM reader, the array and a DRAM writer (one DRAM
-    port shared), double-buffered; each IP fires when its inputs are ready and it is free. Returns cycles and
-    the share of them the array computed."""
-    bytes_per_cycle = target["dram_gb_s"] * 1e9 / (target["clock_mhz"] * 1e6)
-    acc = design.acc_bits
-    total = busy = 0.0
-    for g, m, k, n, _ in layers:
-        m_tiles, n_tiles = math.ceil(m / design.rows), math.ceil(n / design.cols)
-        m_passes = math.ceil(m_tiles * k / design.input_words)
-        w_passes = math.ceil(n_tiles * k / design.weight_words)
-        tile = tile_cycles(k, design.rows, design.pe_cols, design.cols)
-        per_pass_tiles = m_tiles * n_tiles / (m_passes * w_passes)
-        a_bytes = m * k * design.a_bits / 8 / m_passes
-        w_bytes = k * n * design.w_bits / 8 / w_passes
-        o_bytes = m * n * acc / 8 / (m_passes * w_passes)
-        dram_free = array_free = 0.0
-        freed = [0.0, 0.0]                    # when the array last released each of the two buffers
-        p = 0
-        for _group in range(g):
-            for _w_pass in range(w_passes):
-                for m_pass in range(m_passes):
-                    # a pass loads its share of the inputs (all of them once, when they fit) and, first in a
-                    # weight pass, that pass's weights
-                    first = _w_pass == 0 and m_pass == 0
-                    load = (a_bytes if m_passes > 1 or first else 0.0) + (w_bytes if m_pass == 0 else 0.0)
-                    start = max(dram_free, freed[p % 2])
-                    loaded = start + load / bytes_per_cycle
-                    begin = max(loaded, array_free)
-                    array_free = begin + per_pass_tiles * tile
-                    busy += per_pass_tiles * tile
-                    freed[p % 2] = array_free
-                    dram_free = max(loaded, array_free) + o_bytes / bytes_per_cycle   # the pass's outputs out
-                    p += 1
-        total += max(dram_free, array_free)
-    return {"cycles": total, "array_busy": busy / total if total else 0.0,
-            "seconds": total / (target["clock_mhz"] * 1e6)}
 
 
 def _warm(*_):
@@ -386,18 +315,29 @@ def explore(workload, target: str = "ultra96", budget: dict | None = None, objec
     fine = []
     for row in best:
         design = design_of(row["index"], spec["clock_mhz"])
-        sim = simulate_pipeline(design, layers, spec)
+        sim = graph.simulate(TEMPLATE, graph.fields(design), layers, spec)
         score = {"latency": sim["seconds"], "energy": row["energy_pj"],
                  "edp": sim["seconds"] * row["energy_pj"]}[objective]
         fine.append((score, row["index"], row, sim, design))
     fine.sort(key=lambda t: (t[0], t[1]))
     _, _, row, sim, design = fine[0]
+    chosen = graph.fields(design)
+    cost = graph.coarse(TEMPLATE, chosen, layers, spec)
+    used = graph.resources(TEMPLATE, chosen)
+    ips = [{"ip": ip.name, "kind": ip.kind, "coarse_cycles": float(cost["by_ip"][ip.name]["cycles"]),
+            "simulated_busy_cycles": sim["busy"].get(ip.name, 0.0),
+            "energy_pj": float(cost["by_ip"][ip.name]["energy_pj"]),
+            **{k: int(v) for k, v in ip.resources(chosen).items()},
+            **({"area_mm2": float(ip.area_um2(chosen)) * 1e-6} if target == "asic" else {})}
+           for ip in TEMPLATE.ips]
     evaluated = sum(p["evaluated"] for p in parts)
     return {"workload": wl.name, "batch": wl.layers[0].n, "target": target, "objective": objective,
             "budget": budget, "design": design.to_dict(),
             "predicted": {"coarse_latency_s": row["latency_s"], "simulated_latency_s": sim["seconds"],
                           "energy_pj": row["energy_pj"], "array_busy": sim["array_busy"],
-                          **{k: v for k, v in row.items() if k in ("dsp", "bram18", "lut", "area_mm2")}},
+                          **{k: v for k, v in row.items() if k in ("dsp", "bram18", "lut", "area_mm2")},
+                          **({"ff": int(used["ff"])} if target != "asic" else {})},
+            "graph": TEMPLATE.describe(), "ips": ips,
             "front": [dict(r, design=dataclasses.asdict(design_of(r["index"], spec["clock_mhz"]))) for r in front],
             "best": best,
             "search": {"candidates": evaluated, "valid": sum(p["valid"] for p in parts),

@@ -36,6 +36,8 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import HardwareModelError
+from . import graph
+from .graph import tile_cycles
 
 TEMPLATES = Path(__file__).parent / "rtl"
 TEMPLATE_NAMES = ("os-systolic",)
@@ -108,62 +110,16 @@ def load_design(path_or_dict) -> DesignPoint:
 
 # ------------------------------------------------------------------------------------------ the model of it
 
-def tile_cycles(k, rows, pe_cols, cols):
-    """Cycles of one output tile on the array, from its controller: 1 to clear, ``k + rows + pe_cols + 2`` to
-    feed the skewed operands through (the last PE's last product lands ``rows + pe_cols`` cycles after its first,
-    behind one cycle of block-RAM read), ``rows x cols`` to drain. Numbers or NumPy arrays of candidates."""
-    return 1 + k + rows + pe_cols + 2 + rows * cols
-
-
 def predict_cycles(design: DesignPoint, m: int, k: int, n: int) -> int:
     """Cycles of an ``(m x k) @ (k x n)`` product on the design: ``tile_cycles`` per output tile, and 1 to start."""
     tiles = math.ceil(m / design.rows) * math.ceil(n / design.cols)
     return tiles * tile_cycles(k, design.rows, design.pe_cols, design.cols) + 1
 
 
-def bram18(width, depth):
-    """18 Kb block RAMs for a ``width x depth`` memory: the cheapest of the BRAM18 aspect ratios (16K x 1, 8K x 2,
-    4K x 4, 2K x 9, 1K x 18, 512 x 36), tiled in width and depth (Xilinx UG573). Numbers or NumPy arrays."""
-    best = None
-    for w, d in ((1, 16384), (2, 8192), (4, 4096), (9, 2048), (18, 1024), (36, 512)):
-        count = np.ceil(width / w) * np.ceil(depth / d)
-        best = count if best is None else np.minimum(best, count)
-    return best
-
-
-def resource_model(rows, cols, pack, a_bits, w_bits, acc_bits, input_words, weight_words, output_words) -> dict:
-    """DSP slices, BRAM18s, LUTs and flip-flops of the ``os-systolic`` design, from its structure (numbers, or
-    NumPy arrays of candidates: the design search ranks with this same model; ``pack`` is 0 or 1):
-
-    - DSP: one multiplier per PE (a packed PE's two products share it);
-    - BRAM18: each bank and the output buffer by ``bram18`` (a bank of under 1 Kb stays in LUT RAM: 0);
-    - flip-flops: per PE the accumulators and the operand registers passed on, plus the banks' read registers and
-      the controller's counters;
-    - LUTs: the drain multiplexer (``acc_bits`` bits choosing among ``rows x cols`` sums: one LUT6 per four
-      inputs per bit, as a 4:1 mux tree), the packed PEs' 27-bit pre-adders (27 LUTs each), the accumulator adders
-      that do not fold into the DSP (one LUT per bit: Yosys maps the multiply, not the accumulate, on DSP48), and
-      the controller (address arithmetic: about 16 LUTs per 16-bit counter or adder, 24 of them).
-    """
-    lanes = 1 + pack
-    pes = rows * (cols // lanes)
-
-    def banks(width, depth, count):
-        return count * np.where(width * depth >= 1024, bram18(width, depth), 0)
-
-    brams = banks(a_bits, input_words, rows) + banks(w_bits, weight_words, cols) + bram18(acc_bits, output_words)
-    sums = rows * cols
-    mux_luts = np.where(sums > 1, acc_bits * np.ceil((sums - 1) / 3), 0)
-    luts = mux_luts + pes * lanes * acc_bits + pack * pes * 27 + 24 * 16
-    flops = (pes * (lanes * acc_bits + a_bits + lanes * w_bits) + rows * a_bits + cols * w_bits + acc_bits
-             + 8 * 16)
-    return {"dsp": pes, "bram18": brams, "lut": luts, "ff": flops}
-
-
 def predict_resources(design: DesignPoint) -> dict:
-    """``resource_model`` of one design point, as integers."""
-    model = resource_model(design.rows, design.cols, int(design.pack_dsp), design.a_bits, design.w_bits,
-                           design.acc_bits, design.input_words, design.weight_words, design.output_words)
-    return {k: int(v) for k, v in model.items()}
+    """DSP slices, BRAM18s, LUTs and flip-flops of one design point, as integers: the sum of its IPs' own models
+    (``graph.OS_SYSTOLIC``; each IP's docstring says what it counts). The design search ranks with this model."""
+    return {k: int(v) for k, v in graph.resources(graph.OS_SYSTOLIC, graph.fields(design)).items()}
 
 
 # ------------------------------------------------------------------------------------------ Verilog
