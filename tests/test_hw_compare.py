@@ -53,6 +53,38 @@ def test_smartexchange_zero_row_skipping_moves_cycles_and_the_control_does_not()
     assert full["designs"]["smartexchange-dense"]["cycles"] == half["designs"]["smartexchange-dense"]["cycles"]
     assert se_full["energy_breakdown_pj"]["rebuild"] > 0 and "rebuild" not in full["designs"]["diannao"][
         "energy_breakdown_pj"]
+    # the zeros removed rows leave in the rebuilt weights are Cambricon-X's weight sparsity; DianNao ignores them
+    full = cmp.compare(_conv(), designs=("cambricon-x", "diannao"))
+    half = cmp.compare(_conv(), designs=("cambricon-x", "diannao"), ce_row_density=0.5)
+    assert half["designs"]["cambricon-x"]["cycles"] < full["designs"]["cambricon-x"]["cycles"]
+    assert half["designs"]["diannao"]["cycles"] == full["designs"]["diannao"]["cycles"]
+
+
+def test_the_authors_per_layer_row_pruning_by_hand(monkeypatch):
+    # a 3 x 3 conv over 2 channels has 6 rows a filter: 0.4 of them, rounded up, is 3 (half the rows, half the
+    # weights); a 1 x 1 conv over 10 channels loses 4 channels, and a row of 3 channels is all zero with
+    # probability 0.4^3; fc layers are not pruned
+    tiny = Workload("tiny-net", (LayerShape("a", "conv", 1, 2, 4, 8, 8, 3, 3, padding=1),
+                                 LayerShape("b", "conv", 1, 10, 4, 8, 8, 1, 1),
+                                 LayerShape("c", "fc", 1, 16, 10)))
+    monkeypatch.setitem(cmp.PRUNED_ROW_SHARES, "tiny-net", (0.4, 0.4, 0.4))
+    assert cmp.layer_densities(tiny, "smartdeal") == [(0.5, 0.5), (0.6, pytest.approx(1 - 0.4 ** 3)), (1.0, 1.0)]
+    assert cmp.layer_densities(tiny, 0.7) == [(0.7, 0.7)] * 3
+    with pytest.raises(HardwareModelError, match="known for the built-in workloads"):
+        cmp.layer_densities(Workload("other", tiny.layers), "smartdeal")
+
+
+def test_the_sourced_profiles_line_up_with_the_built_in_models():
+    # one share per weight layer, and the authors leave every depthwise conv unpruned: the order lines up
+    from lean.hw import workload
+
+    for name, shares in cmp.PRUNED_ROW_SHARES.items():
+        layers = workload.load(name).compute_layers()
+        assert len(layers) == len(shares)
+        assert all(share == 0 for layer, share in zip(layers, shares, strict=True) if layer.groups > 1)
+    r = cmp.compare("mobilenetv2-cifar", ce_row_density="smartdeal")
+    assert 0.3 < r["assumptions"]["weights_kept"] < r["assumptions"]["ce_rows_kept"] < 1
+    assert r["designs"]["smartexchange"]["cycles"] < r["designs"]["smartexchange-dense"]["cycles"]
 
 
 def test_lean_hw_compare_from_the_command_line():
@@ -67,7 +99,7 @@ def test_lean_hw_compare_from_the_command_line():
 
 @pytest.mark.parametrize("args,message", [
     (["--accels", "tpu"], "unknown design(s) tpu"), (["--accels", "scnn"], "the reference 'diannao' must be one"),
-    (["--ce-row-density", "0"], "--ce-row-density"),
+    (["--ce-row-density", "0"], "--ce-row-density"), (["--ce-row-density", "smartdeal"], "known for the built-in"),
 ])
 def test_bad_comparisons_are_one_error_line(args, message):
     r = CliRunner().invoke(main, ["hw", "compare", "--workload", "net:resnet20", *args])

@@ -124,10 +124,23 @@ def workloads(as_json):
 
 def print_workloads(rows):
     for r in rows:
-        click.echo(f"{r['name']:<12} {r['layers']:>3} conv/fc layers, {r['macs'] / 1e6:>9,.1f} M MACs, "
+        click.echo(f"{r['name']:<17} {r['layers']:>3} conv/fc layers, {r['macs'] / 1e6:>9,.1f} M MACs, "
                    f"input {'x'.join(map(str, r['input']))}")
     click.echo("also: any `lean nets` name as net:NAME (CIFAR sizes; vgg16 and mobilenetv2 alone mean the "
                "ImageNet ones), a checkpoint (.h5), a .toml/.json layer list, or an ONNX model (.onnx)")
+
+
+def _share_or_profile(ctx, param, value):
+    """--ce-row-density: a share in (0, 1], or the name of the sourced per-layer profile."""
+    if value == "smartdeal":
+        return value
+    try:
+        share = float(value)
+    except ValueError:
+        share = -1.0
+    if not 0.0 < share <= 1.0:
+        raise click.BadParameter(f"takes a share in (0, 1] or smartdeal; got {value!r}")
+    return share
 
 
 @hw.command("compare")
@@ -137,8 +150,9 @@ def print_workloads(rows):
               help="Designs to compare (comma-separated).")
 @click.option("--reference", default="diannao", show_default=True, help="The design the others are normalized to.")
 @click.option("--batch", default=None, type=click.IntRange(min=1), help="Batch size of --workload.")
-@click.option("--ce-row-density", default=1.0, show_default=True, type=click.FloatRange(0, 1, min_open=True),
-              help="SmartExchange on a net without SmartExchange layers: the share of Ce rows kept.")
+@click.option("--ce-row-density", default="1", show_default=True, callback=_share_or_profile,
+              help="SmartExchange on a net without SmartExchange layers: the share of Ce rows kept, or smartdeal "
+                   "(the authors' per-layer pruning; workloads resnet18-cifar, mobilenetv2-cifar).")
 @click.option("--ones-per-activation", default=None, type=click.FloatRange(min=0),
               help="Bit-pragmatic: mean one bits of an activation [1.62, SmartExchange's MobileNetV2 figure].")
 @click.option("--plot", default=None, type=click.Path(dir_okay=False), help="Energy by component per design (PNG).")
@@ -163,7 +177,8 @@ def print_compare(r):
     click.echo(f"{r['workload']} (batch {r['batch']}), normalized to {r['reference']}"
                + ("" if r["smartexchange_layers"] else
                   " (no SmartExchange layers: SmartExchange decomposed as if with "
-                  f"{r['assumptions']['ce_row_density']:g} of Ce rows kept)"))
+                  f"{r['assumptions']['ce_rows_kept']:.1%} of Ce rows and {r['assumptions']['weights_kept']:.1%} "
+                  f"of the weights kept, by --ce-row-density {r['assumptions']['ce_row_density']})"))
     click.echo(f"{'design':<20} {'ms':>9} {'uJ':>10} {'speed-up':>8} {'energy eff.':>11}  energy split")
     for name, d in r["designs"].items():
         split = ", ".join(f"{k} {v / d['energy_pj']:.0%}" for k, v in d["energy_breakdown_pj"].items()

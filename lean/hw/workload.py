@@ -7,7 +7,8 @@ A ``Workload`` is an ordered tuple of ``LayerShape`` (the field names of DESIGN.
 - from a TOML or JSON file listing layers by these field names (``from_file``),
 - from an ONNX model exported by PyTorch, Keras or any other framework (``from_onnx``; the ``onnx`` extra), or
 - from the built-in reference networks at ImageNet sizes (``BUILTIN``: AlexNet with its grouped convs, VGG-16,
-  ResNet-18, ResNet-50, MobileNetV2) and lean's own CIFAR nets (``load("net:vgg16")``, ``load("resnet20")``),
+  ResNet-18, ResNet-50, MobileNetV2; and the CIFAR-10 ResNet-18 and MobileNetV2 of the SmartExchange authors'
+  code) and lean's own CIFAR nets (``load("net:vgg16")``, ``load("resnet20")``),
 
 so the hardware rooms never need a trained model, and they read lean models only here. Shapes here use the
 hardware convention: ``h, w`` are the input height and width, ``p, q`` the output ones, ``c`` input channels,
@@ -253,10 +254,15 @@ def vgg16() -> Workload:
     return net.done()
 
 
-def _resnet(name, blocks, bottleneck):
-    net = _Net(name, 224, 224, 3)
-    net.conv("conv1", 64, 7, stride=2, padding=3)
-    net.pool("pool1", 3, 2, padding=1)
+def _resnet(name, blocks, bottleneck, cifar=False):
+    """ImageNet's ResNet, or (``cifar``) the CIFAR-10 variant: a 3x3 stem at stride 1 without pooling, 32x32
+    inputs, 10 classes."""
+    net = _Net(name, 32, 32, 3) if cifar else _Net(name, 224, 224, 3)
+    if cifar:
+        net.conv("conv1", 64, 3, padding=1)
+    else:
+        net.conv("conv1", 64, 7, stride=2, padding=3)
+        net.pool("pool1", 3, 2, padding=1)
     for stage, (width, count) in enumerate(zip((64, 128, 256, 512), blocks, strict=True), start=1):
         for b in range(count):
             stride = 2 if (b == 0 and stage > 1) else 1
@@ -276,7 +282,7 @@ def _resnet(name, blocks, bottleneck):
                 net.conv(f"{prefix}.downsample", out, 1, stride=stride)
                 net.h, net.w, net.c = h_out, w_out, c_out
     net.global_pool()
-    net.fc("fc", 1000)
+    net.fc("fc", 10 if cifar else 1000)
     return net.done()
 
 
@@ -326,8 +332,42 @@ def alexnet_eyeriss() -> Workload:
     return Workload("alexnet-eyeriss", layers)
 
 
+def resnet18_cifar() -> Workload:
+    """ResNet-18 for CIFAR-10 (32x32, 3x3 stem, 10 classes; 0.56 G MACs), layer for layer the model the
+    SmartExchange authors' code trains (``resnet18-cifar`` in ``accel.compare.PRUNED_ROW_SHARES``)."""
+    return _resnet("resnet18-cifar", (2, 2, 2, 2), bottleneck=False, cifar=True)
+
+
+def mobilenetv2_cifar() -> Workload:
+    """MobileNetV2 for CIFAR-10 as the SmartExchange authors' code builds it (32x32; stem and second stage at
+    stride 1; every block with its 1x1 expansion, even at expansion 1; a 1x1 shortcut conv where a stride-1 block
+    changes width; 10 classes)."""
+    net = _Net("mobilenetv2-cifar", 32, 32, 3)
+    net.conv("conv1", 32, 3, padding=1)
+    i = 0
+    for t, k, n, s in [(1, 16, 1, 1), (6, 24, 2, 1), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1),
+                       (6, 160, 3, 2), (6, 320, 1, 1)]:
+        for rep in range(n):
+            stride = s if rep == 0 else 1
+            c_in, h_in, w_in, hidden = net.c, net.h, net.w, net.c * t
+            net.conv(f"block{i}.expand", hidden, 1)
+            net.conv(f"block{i}.depthwise", hidden, 3, stride=stride, padding=1, groups=hidden)
+            net.conv(f"block{i}.project", k, 1)
+            if stride == 1 and c_in != k:
+                h_out, w_out = net.h, net.w
+                net.h, net.w, net.c = h_in, w_in, c_in
+                net.conv(f"block{i}.shortcut", k, 1)
+                net.h, net.w, net.c = h_out, w_out, k
+            i += 1
+    net.conv("conv2", 1280, 1)
+    net.global_pool()
+    net.fc("linear", 10)
+    return net.done()
+
+
 BUILTIN = {"alexnet": alexnet, "vgg16": vgg16, "resnet18": resnet18, "resnet50": resnet50,
-           "mobilenetv2": mobilenetv2, "alexnet-eyeriss": alexnet_eyeriss}
+           "mobilenetv2": mobilenetv2, "alexnet-eyeriss": alexnet_eyeriss, "resnet18-cifar": resnet18_cifar,
+           "mobilenetv2-cifar": mobilenetv2_cifar}
 
 
 # --------------------------------------------------------------------------------- from lean models
@@ -620,10 +660,11 @@ def _unknown(spec):
     from ..nets.registry import NETS
 
     return HardwareModelError(
-        f"unknown workload {spec!r}; built in (ImageNet sizes): {', '.join(BUILTIN)}; lean nets (CIFAR and MNIST "
-        f"sizes) as {NET_PREFIX}NAME: {', '.join(NETS)} (also resnet<depth>, preresnet<depth>; {NET_PREFIX} may be "
-        f"left out for names not built in, so {NET_PREFIX}vgg16 is lean's CIFAR VGG-16 and vgg16 the ImageNet "
-        "one); or a .h5 checkpoint, a .toml/.json layer file, or an .onnx model")
+        f"unknown workload {spec!r}; built in (ImageNet sizes but the -cifar ones): {', '.join(BUILTIN)}; "
+        f"lean nets (CIFAR and MNIST sizes) as {NET_PREFIX}NAME: {', '.join(NETS)} (also resnet<depth>, "
+        f"preresnet<depth>; {NET_PREFIX} may be left out for names not built in, so {NET_PREFIX}vgg16 is lean's "
+        "CIFAR VGG-16 and vgg16 the ImageNet one); or a .h5 checkpoint, a .toml/.json layer file, or an .onnx "
+        "model")
 
 
 def load(spec: "str | Path | Workload", batch: int | None = None) -> Workload:

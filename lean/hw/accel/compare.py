@@ -22,8 +22,11 @@ design the workload as that design treats it (``treat``):
   codes and B (a checkpoint's ``w_stored_bits``) and rebuilt next to the MACs by shift-and-add (its
   ``rebuild_adds``, the predictor's ``rebuild`` energy), zero Ce rows skipped by the index selector (a
   checkpoint's weight density is Ce's row density). On a workload without SmartExchange layers (a built-in net)
-  the weights are decomposed as if by the paper's structure at ``ce_row_density`` (default: none removed):
-  4-bit Ce codes for the kept rows, one index bit per row, an 8-bit 3 x 3 basis per 192 rows (``_se_stored_bits``).
+  the weights are decomposed as if by the paper's structure (``_se_stored_bits``: 4-bit Ce codes for the kept
+  rows, one index bit per row, an 8-bit 3 x 3 basis per 192 rows) with Ce rows removed at ``ce_row_density``:
+  a share for every layer (default 1: none removed), or ``"smartdeal"``, the per-layer shares the authors' code
+  prunes on its CIFAR-10 ResNet-18 and MobileNetV2 (``PRUNED_ROW_SHARES``, ``layer_densities``). The zeros the
+  removed rows leave in the rebuilt weights are the weight sparsity Cambricon-X and SCNN see.
 
 The result: per design its cycles, energy by component (MAC, RF, NoC, buffer, DRAM, rebuild), speed-up and
 energy efficiency against a reference design. With SmartExchange in the list, a control run comes with it
@@ -51,6 +54,52 @@ CONTROL = "smartexchange-dense"   # the SmartExchange accelerator on the model's
 # every network, printed as an assumption)
 ONES_PER_ACTIVATION = 8 * (1 - 0.798)
 
+# Per-layer shares of weight rows pruned before the decomposition, from the SmartExchange authors' follow-up code
+# (github.com/VITA-Group/SmartDeal at 8e1de77: SmartDeal-{Training,Inference}/{resnet18,mobilenetv2}-structure-
+# percentage.txt, the threshold_list of run_structural_sedt_and_save.py and main.py --structural_pruning). One
+# share per weight layer in the order of their CIFAR-10 models (lean's resnet18-cifar and mobilenetv2-cifar
+# built-ins). Their se/alg_structural.py prunes, in each group of 32 filters, that share (rounded up) of the
+# (input channel, kernel row) rows with the smallest summed magnitude; of a 1x1 conv, input channels; fc layers
+# not at all. These are the authors' settings for these two models; the ISCA paper's own per-layer figures were
+# not in any source lean could read.
+PRUNED_ROW_SHARES = {
+    "resnet18-cifar": (0.4, 0.6, 0.4, 0.4, 0.4, 0.2, 0.3, 0.1, 0.4, 0.4, 0.3, 0.3, 0.2, 0.4, 0.6, 0.8, 0.9, 0.6,
+                       0.9, 0.9, 0.1),
+    "mobilenetv2-cifar": (0.1, 0.4, 0, 0.8, 0.2, 0.2, 0, 0.5, 0.05, 0.2, 0, 0.4, 0.1, 0, 0.1, 0.2, 0, 0.4, 0.2, 0,
+                          0.4, 0.2, 0, 0.4, 0.2, 0, 0.4, 0.3, 0, 0.5, 0.5, 0, 0.6, 0.6, 0, 0.6, 0.1, 0.5, 0, 0.6,
+                          0.6, 0, 0.6, 0.4, 0, 0.6, 0.6, 0, 0.8, 0.8, 0, 0.8, 0.6, 0, 0.8, 0.6, 0.8, 0),
+}
+PROFILE = "smartdeal"
+
+
+def layer_densities(workload, ce_row_density) -> list:
+    """Per conv/fc layer of a built-in ``workload``: (the rebuilt weights' density, Ce's row density).
+
+    A share ``d`` removes whole Ce rows, so both are ``d``. ``"smartdeal"`` prunes ``PRUNED_ROW_SHARES`` as the
+    authors' code does: of a 3 x 3 conv, a share of (input channel, kernel row) rows, each one Ce row; of a 1 x 1
+    conv, a share q of the input channels, so the weights keep 1 - q, but a Ce row (three neighbouring channels)
+    is all zero only when all three are pruned: lean takes the pruned channels as spread at random, 1 - q^3 of
+    the rows kept; fc layers keep everything.
+    """
+    layers = [layer for layer in workload.layers if layer.kind in ("conv", "fc")]
+    if not isinstance(ce_row_density, str):
+        return [(ce_row_density, ce_row_density)] * len(layers)
+    if ce_row_density != PROFILE:
+        raise HardwareModelError(f"ce_row_density takes a share in (0, 1] or {PROFILE!r}; got {ce_row_density!r}")
+    shares = PRUNED_ROW_SHARES.get(workload.name)
+    if shares is None or len(shares) != len(layers):
+        raise HardwareModelError(f"the {PROFILE} per-layer row pruning is known for the built-in workloads "
+                                 f"{', '.join(PRUNED_ROW_SHARES)}; not for {workload.name!r}")
+    out = []
+    for layer, share in zip(layers, shares, strict=True):
+        if layer.kind == "fc":
+            out.append((1.0, 1.0))
+            continue
+        units = layer.c_per_group * (layer.r if layer.r > 1 else 1)
+        pruned = math.ceil(units * share) / units
+        out.append((1.0 - pruned, 1.0 - pruned) if layer.r > 1 else (1.0 - pruned, 1.0 - pruned ** 3))
+    return out
+
 
 def lane_max_ones(mean_ones: float, lanes: int = 16, bits: int = 16) -> float:
     """Expected largest count of one bits among ``lanes`` activations stepping together, each count Poisson with
@@ -77,9 +126,11 @@ def _se_stored_bits(layer, row_density):
     return bits / per_filter
 
 
-def treat(design: str, layer, ce_row_density: float = 1.0):
-    """``layer`` as ``design`` sees it (module docstring)."""
+def treat(design: str, layer, densities: tuple = (1.0, 1.0)):
+    """``layer`` as ``design`` sees it (module docstring); ``densities`` (weights, Ce rows) of a layer without
+    SmartExchange's form, from ``layer_densities``."""
     se = layer.rebuild_adds > 0
+    weight_density, ce_row_density = densities
     # SmartExchange's index selector skips zero Ce rows, and activation rows only when all zero (rare): lean
     # gives it no activation skipping
     if design == CONTROL:
@@ -91,7 +142,8 @@ def treat(design: str, layer, ce_row_density: float = 1.0):
         adds = int(round(weights * ce_row_density * 2))  # three terms a rebuilt weight: two adds (module doc)
         return replace(layer, w_bits=8, a_bits=8, w_density=ce_row_density, a_density=1.0,
                        w_stored_bits=_se_stored_bits(layer, ce_row_density), rebuild_adds=adds)
-    dense = replace(layer, w_bits=16, a_bits=16, w_stored_bits=None, rebuild_adds=0)
+    dense = replace(layer, w_bits=16, a_bits=16, w_stored_bits=None, rebuild_adds=0,
+                    w_density=layer.w_density * (1.0 if se else weight_density))
     if design == "cambricon-x":
         return replace(dense, a_density=1.0)
     if design == "scnn":
@@ -100,7 +152,7 @@ def treat(design: str, layer, ce_row_density: float = 1.0):
 
 
 def compare(workload, designs=tuple(DESIGNS), reference: str = "diannao", batch: int | None = None,
-            ce_row_density: float = 1.0, ones_per_activation: float = ONES_PER_ACTIVATION,
+            ce_row_density: "float | str" = 1.0, ones_per_activation: float = ONES_PER_ACTIVATION,
             effort: str = "quick") -> dict:
     """Each design's cycles and energy on ``workload``, and its speed-up and energy efficiency over
     ``reference``.
@@ -117,17 +169,18 @@ def compare(workload, designs=tuple(DESIGNS), reference: str = "diannao", batch:
                                  f"{', '.join(DESIGNS)}")
     if reference not in designs:
         raise HardwareModelError(f"the reference {reference!r} must be one of the designs compared")
-    if not 0.0 < ce_row_density <= 1.0:
+    if not isinstance(ce_row_density, str) and not 0.0 < ce_row_density <= 1.0:
         raise HardwareModelError(f"ce_row_density must lie in (0, 1]; got {ce_row_density}")
     wl = load_workload(workload, batch=batch)
     has_se = any(layer.rebuild_adds > 0 for layer in wl.compute_layers())
+    densities = [(1.0, 1.0)] * len(wl.compute_layers()) if has_se else layer_densities(wl, ce_row_density)
     out = {}
     steps = lane_max_ones(ones_per_activation)
     runs = list(designs) + ([CONTROL] if "smartexchange" in designs else [])
     for name in runs:
         acc = load_accelerator(DESIGNS.get(name, "smartexchange"))
-        seen = Workload(wl.name, tuple(treat(name, layer, ce_row_density) for layer in wl.layers
-                                       if layer.kind in ("conv", "fc")))
+        seen = Workload(wl.name, tuple(treat(name, layer, dens) for layer, dens in
+                                       zip(wl.compute_layers(), densities, strict=True)))
         pred = predict(seen, acc, objective="energy", effort=effort).to_dict()
         layers = pred["layers"]
         if name == "bit-pragmatic":
@@ -150,8 +203,17 @@ def compare(workload, designs=tuple(DESIGNS), reference: str = "diannao", batch:
             "smartexchange_layers": has_se,
             "assumptions": {"clock": "1 GHz and Horowitz 45 nm energies for every design",
                             "ce_row_density": None if has_se else ce_row_density,
+                            **({} if has_se else _kept(wl, densities)),
                             "ones_per_activation": ones_per_activation, "pragmatic_steps_per_16": steps,
                             "accelerator_files": {n: DESIGNS[n] for n in designs}}}
+
+
+def _kept(wl, densities):
+    """The shares of the weights and of the Ce rows kept over the whole net (weighted by each layer's weights)."""
+    counts = [layer.weight_count for layer in wl.compute_layers()]
+    total = sum(counts)
+    return {"weights_kept": sum(c * d[0] for c, d in zip(counts, densities, strict=True)) / total,
+            "ce_rows_kept": sum(c * d[1] for c, d in zip(counts, densities, strict=True)) / total}
 
 
 def _pragmatic(row, steps, ones):
