@@ -3,7 +3,7 @@ machine, growing with workers; report 1 and 2 workers and the projected scaling)
 
     python benchmarks/hw_explore.py [--workload resnet50] [--repeats 3] [--json]
 
-Runs ``lean.hw.accel.explore.explore`` on the whole design space (307,200 points) for the workload in this
+Runs ``lean.hw.accel.explore.explore`` on the whole design space (614,400 points) for the workload in this
 process, then on a local Dask cluster of 1 and of 2 worker processes (the cluster's start-up is not timed: the
 rate is the ranking's), and prints candidates ranked per minute (median of the repeats), the speed-up of 2 workers
 over 1, and the result's identity across engines. Figures to benchmarks/results/hw_explore.json.

@@ -44,6 +44,12 @@ def test_the_graph_of_ips_and_its_coarse_mode_by_hand():
     assert cost["energy_pj"] == pytest.approx(expected)
     # a layer twice as deep doubles the array's work but not the port's outputs
     assert graph.coarse(g, d, [(1, 4, 6, 4)], TARGET)["by_ip"]["pe_array"]["cycles"] == 4 * 17
+    # the overlapped template: the same graph but for its array IP, whose drain (4 sums) hides behind the next
+    # tile's 10 cycles of compute: 3 x 10 + 10 + 4 + 3
+    overlap = graph.coarse(graph.OS_SYSTOLIC_OVERLAP, d, [(1, 4, 3, 4)], TARGET)
+    assert overlap["by_ip"]["pe_array"]["cycles"] == 3 * 10 + 10 + 4 + 3
+    assert overlap["energy_pj"] == cost["energy_pj"]
+    assert graph.resources(graph.OS_SYSTOLIC_OVERLAP, d)["ff"] > graph.resources(g, d)["ff"]
 
 
 def test_the_fine_mode_by_hand_and_against_the_coarse_bound():

@@ -28,6 +28,16 @@ def test_resource_and_cycle_models_by_hand():
     # per tile: clear 1, feed k + rows + pe_cols + 2, drain rows x cols; one more to start
     assert accel.predict_cycles(plain, 16, 27, 4) == 8 * 2 * (1 + 27 + 2 + 2 + 2 + 4) + 1
     assert accel.predict_cycles(packed, 16, 27, 4) == 8 * 1 * (1 + 27 + 2 + 2 + 2 + 8) + 1
+    # overlapped: a tile computes 1 + 27 + 2 + 2 + 2 = 34 cycles while the last one's 4 sums drain, so tiles
+    # follow every 34 cycles; the last drain, hand-off and wait add 4 + 3. On 4 x 8 PEs the drain (32 + 1) and a
+    # shorter compute (1 + 9 + 4 + 8 + 2 = 24) trade places
+    overlap = accel.DesignPoint(rows=2, cols=2, template="os-systolic-overlap")
+    assert accel.predict_cycles(overlap, 16, 27, 4) == 15 * 34 + 34 + 4 + 3
+    wide = accel.DesignPoint(rows=4, cols=8, template="os-systolic-overlap")
+    assert accel.predict_cycles(wide, 8, 9, 16) == 3 * 33 + 24 + 32 + 3
+    # its shadow registers: a flip-flop per bit of every sum
+    assert (accel.predict_resources(overlap)["ff"] - accel.predict_resources(plain)["ff"]
+            >= 2 * 2 * 32)
 
 
 @pytest.mark.parametrize("fields,message", [
@@ -55,7 +65,8 @@ def test_a_missing_tool_names_its_package(tmp_path, monkeypatch):
 
 @needs_iverilog
 @pytest.mark.parametrize("design", [accel.DesignPoint(rows=2, cols=2),
-                                    accel.DesignPoint(rows=3, cols=4, pack_dsp=True)])
+                                    accel.DesignPoint(rows=3, cols=4, pack_dsp=True),
+                                    accel.DesignPoint(rows=3, cols=4, pack_dsp=True, template="os-systolic-overlap")])
 def test_generated_designs_simulate_bit_exactly(tmp_path, design):
     # a 3 -> 4 channel 3x3 conv on a 6x6 map: 16 x 27 by 27 x 4, ragged tiles on the 3-row array
     r = accel.simulate(design, tmp_path)
@@ -67,15 +78,19 @@ def test_generated_designs_simulate_bit_exactly(tmp_path, design):
     b[:, 1] = 127
     extreme = accel.simulate(design, tmp_path / "extreme", a, b)
     assert extreme["mismatches"] == 0
+    # an odd number of output columns: a packed PE's second column has no weights and must not spoil the first
+    odd = accel.simulate(design, tmp_path / "odd", *accel.rtl.conv_as_matrices(c=1, k=3, h=4, w=4))
+    assert odd["mismatches"] == 0 and odd["cycles"] == odd["predicted_cycles"]
 
 
 @needs_yosys
-def test_synthesized_counts_against_the_resource_model(tmp_path):
-    r = accel.synthesize(accel.DesignPoint(rows=2, cols=4, pack_dsp=True), tmp_path)
+@pytest.mark.parametrize("template", ["os-systolic", "os-systolic-overlap"])
+def test_synthesized_counts_against_the_resource_model(tmp_path, template):
+    r = accel.synthesize(accel.DesignPoint(rows=2, cols=4, pack_dsp=True, template=template), tmp_path)
     y, p = r["yosys"], r["predicted"]
     assert y["dsp"] == p["dsp"] == 4                       # two 8-bit MACs in each DSP48E2
     assert abs(y["bram18"] - p["bram18"]) <= 0.1 * p["bram18"]
-    assert abs(y["lut"] - p["lut"]) <= 0.3 * p["lut"]
+    assert abs(y["lut"] - p["lut"]) <= 0.3 * p["lut"] and abs(y["ff"] - p["ff"]) <= 0.3 * p["ff"]
 
 
 @needs_iverilog

@@ -200,7 +200,7 @@ def print_compare(r):
 @hw.command("explore")
 @click.option("--workload", "workload_spec", required=True, help="A workload as lean hw predict takes it.")
 @click.option("--target", default="ultra96", show_default=True, type=click.Choice(["ultra96", "zc706", "asic"]))
-@click.option("--budget", default=None, metavar="dsp=N,bram18=N,lut=N | area=MMmm2",
+@click.option("--budget", default=None, metavar="dsp=N,bram18=N,lut=N[,ff=N] | area=MMmm2",
               help="Resource limits (default: the target device's own; an ASIC's area in mm2).")
 @click.option("--objective", default="latency", show_default=True, type=click.Choice(["latency", "energy", "edp"]))
 @click.option("--batch", default=None, type=click.IntRange(min=1), help="Batch size of --workload.")
@@ -247,16 +247,18 @@ def print_explore(r):
                f"({s['per_minute']:,.0f} a minute, {s['engine']}, {s['workers']} worker(s)), {s['feasible']:,} "
                f"within the budget; the best {s['fine_simulated']} simulated")
     click.echo(f"Pareto front (latency against the share of the budget taken), {len(r['front'])} designs:")
-    click.echo(f"{'rows x cols':>12} {'bits':>4} {'packed':>6} {'ms':>9} {'share':>6} {'energy mJ':>10}")
+    click.echo(f"{'template':>19} {'rows x cols':>12} {'bits':>4} {'packed':>6} {'ms':>9} {'share':>6} "
+               f"{'energy mJ':>10}")
     for row in r["front"][:12]:
         d = row["design"]
-        click.echo(f"{d['rows']:>5} x {d['cols']:<4} {d['a_bits']:>4} {str(d['pack_dsp']):>6} "
+        click.echo(f"{d['template']:>19} {d['rows']:>5} x {d['cols']:<4} {d['a_bits']:>4} {str(d['pack_dsp']):>6} "
                    f"{row['latency_s'] * 1e3:>9.3f} {row['budget_share']:>6.1%} {row['energy_pj'] / 1e9:>10.3f}")
     if len(r["front"]) > 12:
         click.echo(f"  ... {len(r['front']) - 12} more (--json)")
     d, p = r["design"], r["predicted"]
-    used = ", ".join(f"{k} {p[k]:,.0f}" for k in ("dsp", "bram18", "lut") if k in p) or f"{p['area_mm2']:.2f} mm2"
-    click.echo(f"chosen: {d['rows']} x {d['cols']}, {d['a_bits']}-bit{', two MACs per DSP' if d['pack_dsp'] else ''}, "
+    used = ", ".join(f"{k} {p[k]:,.0f}" for k in ("dsp", "bram18", "lut", "ff") if k in p) or f"{p['area_mm2']:.2f} mm2"
+    packed = ", two MACs per DSP" if d["pack_dsp"] else ""
+    click.echo(f"chosen: {d['template']}, {d['rows']} x {d['cols']}, {d['a_bits']}-bit{packed}, "
                f"banks of {d['input_words']}/{d['weight_words']} words, output {d['output_words']}: {used}; "
                f"latency {p['simulated_latency_s'] * 1e3:.3f} ms simulated ({p['coarse_latency_s'] * 1e3:.3f} ms "
                f"coarse), array busy {p['array_busy']:.0%}, {p['energy_pj'] / 1e9:.3f} mJ")

@@ -5,11 +5,11 @@ After Xu et al., "AutoDNNchip: An Automated DNN Chip Predictor and Builder for B
 whose Chip Builder searches in two stages: a coarse, analytical ranking of architecture templates x IP
 configurations, then a fine-grained simulation of the survivors. lean's steps (``explore``):
 
-1. **The space** (``space_size``, ``decode``): the ``os-systolic`` template (``graph.OS_SYSTOLIC``, the graph of
-   IPs that ``rtl.py`` writes as RTL) at every ``rows`` x ``cols`` up to 32 x 32, 8- or 16-bit operands, with or
-   without two 8-bit MACs per DSP, and 5 x 5 x 3 buffer depths: about 300,000 design points, indexed 0..n-1 (a
-   seeded sample with ``samples``). lean registers this one template (``graph.TEMPLATES``) so that every design
-   the search picks can be built and checked in Verilog.
+1. **The space** (``space_size``, ``decode``): the templates ``os-systolic`` and ``os-systolic-overlap``
+   (``graph.TEMPLATES``: graphs of IPs that ``rtl.py`` writes as RTL, so every design the search picks can be
+   built and checked in Verilog) x IP configurations: every ``rows`` x ``cols`` up to 32 x 32, 8- or 16-bit
+   operands, with or without two 8-bit MACs per DSP, and 5 x 5 x 3 buffer depths: 614,400 design points,
+   indexed 0..n-1 (a seeded sample with ``samples``).
 2. **Coarse ranking** (``rank_chunk``, vectorized over candidates): the graph's coarse mode (``graph.coarse``):
    each IP's cycles and energy for a layer from the words on its edges at their precision (the reader's and
    writer's DRAM traffic at the target's bandwidth, the banks' operand reads, the array's tiles as the
@@ -43,19 +43,22 @@ from . import graph
 from .rtl import DesignPoint
 
 # Platform budgets: the device's resources (Xilinx DS891, Zynq UltraScale+ ZU3EG, as on Ultra96: 360 DSP48E2,
-# 216 BRAM36 = 432 BRAM18, 70,560 LUTs; Xilinx DS190, Zynq-7000 Z-7045, as on ZC706: 900 DSP48E1, 545 BRAM36 =
-# 1,090 BRAM18, 218,600 LUTs), as the issue quotes them. DRAM bandwidth and clock are assumed (stated in the
-# output): Ultra96's 32-bit LPDDR4 at 1,066 MT/s (4.3 GB/s), ZC706's 64-bit DDR3 at 1,066 MT/s (8.5 GB/s), an
-# ASIC's 16 GB/s; a 200 MHz fabric clock, 1 GHz for the ASIC.
+# 216 BRAM36 = 432 BRAM18, 70,560 LUTs, 141,120 flip-flops; Xilinx DS190, Zynq-7000 Z-7045, as on ZC706: 900
+# DSP48E1, 545 BRAM36 = 1,090 BRAM18, 218,600 LUTs, 437,200 flip-flops). DRAM bandwidth and clock are assumed
+# (stated in the output): Ultra96's 32-bit LPDDR4 at 1,066 MT/s (4.3 GB/s), ZC706's 64-bit DDR3 at 1,066 MT/s
+# (8.5 GB/s), an ASIC's 16 GB/s; a 200 MHz fabric clock, 1 GHz for the ASIC.
 TARGETS = {
-    "ultra96": {"budget": {"dsp": 360, "bram18": 432, "lut": 70560}, "clock_mhz": 200.0, "dram_gb_s": 4.3,
+    "ultra96": {"budget": {"dsp": 360, "bram18": 432, "lut": 70560, "ff": 141120}, "clock_mhz": 200.0,
+                "dram_gb_s": 4.3,
                 "family": "xcup"},
-    "zc706": {"budget": {"dsp": 900, "bram18": 1090, "lut": 218600}, "clock_mhz": 200.0, "dram_gb_s": 8.5,
+    "zc706": {"budget": {"dsp": 900, "bram18": 1090, "lut": 218600, "ff": 437200}, "clock_mhz": 200.0,
+              "dram_gb_s": 8.5,
               "family": "xc7"},
     "asic": {"budget": {"area_mm2": 4.0}, "clock_mhz": 1000.0, "dram_gb_s": 16.0, "family": None},
 }
 OBJECTIVES = ("latency", "energy", "edp")
-TEMPLATE = graph.OS_SYSTOLIC   # the template searched: the one rtl.py writes
+FPGA_LIMITS = ("dsp", "bram18", "lut", "ff")
+TEMPLATES = (graph.OS_SYSTOLIC, graph.OS_SYSTOLIC_OVERLAP)   # the templates searched: those rtl.py writes
 CHUNK = 4096                  # candidates per task (larger arrays ran 6x slower in Dask workers, measured)
 ROWS = np.arange(1, 33)
 COLS = np.arange(1, 33)
@@ -67,16 +70,17 @@ OUTPUT_WORDS = (1024, 4096, 16384)
 
 def space_size() -> int:
     """Design points before the packing rule removes some (they are skipped, not renumbered)."""
-    return len(ROWS) * len(COLS) * 2 * len(BITS) * len(INPUT_WORDS) * len(WEIGHT_WORDS) * len(OUTPUT_WORDS)
+    return (len(ROWS) * len(COLS) * 2 * len(BITS) * len(INPUT_WORDS) * len(WEIGHT_WORDS) * len(OUTPUT_WORDS)
+            * len(TEMPLATES))
 
 
 def decode(index: np.ndarray) -> dict:
-    """Design-point fields of candidate indices (mixed-radix digits, rows fastest)."""
+    """Design-point fields of candidate indices (mixed-radix digits, rows fastest, the template slowest)."""
     index = np.asarray(index, dtype=np.int64)
     out = {}
     for name, values in (("rows", ROWS), ("cols", COLS), ("pack", (0, 1)), ("bits", BITS),
                          ("input_words", INPUT_WORDS), ("weight_words", WEIGHT_WORDS),
-                         ("output_words", OUTPUT_WORDS)):
+                         ("output_words", OUTPUT_WORDS), ("template", range(len(TEMPLATES)))):
         values = np.asarray(values)
         out[name] = values[index % len(values)]
         index = index // len(values)
@@ -90,14 +94,34 @@ def design_of(index: int, clock_mhz: float) -> DesignPoint:
     f = {k: int(v[0]) for k, v in decode(np.array([index])).items() if k != "valid"}
     return DesignPoint(rows=f["rows"], cols=f["cols"], a_bits=f["bits"], w_bits=f["bits"],
                        acc_bits=32 if f["bits"] == 8 else 48, pack_dsp=bool(f["pack"]), input_words=f["input_words"],
-                       weight_words=f["weight_words"], output_words=f["output_words"], clock_mhz=clock_mhz)
+                       weight_words=f["weight_words"], output_words=f["output_words"],
+                       template=TEMPLATES[f["template"]].name, clock_mhz=clock_mhz)
+
+
+def _by_template(f, model):
+    """``model(template, fields)`` (a dict of arrays) for candidates of mixed templates: each template's on its
+    own candidates."""
+    first = int(f["template"][0]) if len(f["template"]) else 0
+    if (f["template"] == first).all():          # a chunk of the whole space holds one template
+        return model(TEMPLATES[first], f)
+    out = None
+    for t, template in enumerate(TEMPLATES):
+        mine = f["template"] == t
+        if not mine.any():
+            continue
+        part = model(template, {k: v[mine] for k, v in f.items()})
+        if out is None:
+            out = {k: np.zeros(len(mine)) for k in part}
+        for k, v in part.items():
+            out[k][mine] = v
+    return out
 
 
 def _resources(f):
-    """The template's resource model (``rtl.predict_resources``'s) on arrays of candidates: the limits a budget
+    """The templates' resource models (``rtl.predict_resources``'s) on arrays of candidates: the limits a budget
     can set."""
-    used = graph.resources(TEMPLATE, f)
-    return {k: used[k] for k in ("dsp", "bram18", "lut")}
+    return _by_template(f, lambda t, sub: {k: v for k, v in graph.resources(t, sub).items()
+                                            if k in FPGA_LIMITS})
 
 
 def _layers(workload):
@@ -122,14 +146,18 @@ def rank_chunk(start: int, stop: int, layers, target: dict, budget: dict, object
     f = decode(index)
     ok = f["valid"].copy()
     if "area_mm2" in budget:
-        area = graph.area_mm2(TEMPLATE, f)
+        area = _by_template(f, lambda t, sub: {"area": graph.area_mm2(t, sub)})["area"]
         ok &= area <= budget["area_mm2"]
         used = {"area_mm2": area}
     else:
         used = _resources(f)
         for key, limit in budget.items():
             ok &= used[key] <= limit
-    cost = graph.coarse(TEMPLATE, f, layers, target)
+    def coarse(template, sub):
+        cost = graph.coarse(template, sub, layers, target)
+        return {"cycles": cost["cycles"], "energy_pj": cost["energy_pj"]}
+
+    cost = _by_template(f, coarse)
     energy = cost["energy_pj"]
     latency = cost["cycles"] / (target["clock_mhz"] * 1e6)
     score = {"latency": latency, "energy": energy, "edp": latency * energy}[objective]
@@ -187,8 +215,8 @@ def parse_budget(text: str | None) -> dict | None:
         key, value = key.strip(), value.strip()
         if key == "area":
             key, value = "area_mm2", value.removesuffix("mm2")
-        if not sep or key not in ("dsp", "bram18", "lut", "area_mm2"):
-            raise HardwareModelError(f"--budget takes dsp=N,bram18=N,lut=N or area=Nmm2; got {item!r}")
+        if not sep or key not in (*FPGA_LIMITS, "area_mm2"):
+            raise HardwareModelError(f"--budget takes dsp=N,bram18=N,lut=N[,ff=N] or area=Nmm2; got {item!r}")
         try:
             budget[key] = float(value)
         except ValueError:
@@ -263,7 +291,7 @@ def explore(workload, target: str = "ultra96", budget: dict | None = None, objec
         raise HardwareModelError(f"unknown objective {objective!r}; choose one of: {', '.join(OBJECTIVES)}")
     spec = TARGETS[target]
     budget = dict(spec["budget"] if budget is None else budget)
-    allowed = ("area_mm2",) if target == "asic" else ("dsp", "bram18", "lut")
+    allowed = ("area_mm2",) if target == "asic" else FPGA_LIMITS
     bad = [k for k in budget if k not in allowed]
     if bad or not budget:
         raise HardwareModelError(f"the {target} budget limits {', '.join(allowed)}; got {', '.join(bad) or 'nothing'}")
@@ -315,29 +343,29 @@ def explore(workload, target: str = "ultra96", budget: dict | None = None, objec
     fine = []
     for row in best:
         design = design_of(row["index"], spec["clock_mhz"])
-        sim = graph.simulate(TEMPLATE, graph.fields(design), layers, spec)
+        sim = graph.simulate(graph.template_of(design), graph.fields(design), layers, spec)
         score = {"latency": sim["seconds"], "energy": row["energy_pj"],
                  "edp": sim["seconds"] * row["energy_pj"]}[objective]
         fine.append((score, row["index"], row, sim, design))
     fine.sort(key=lambda t: (t[0], t[1]))
     _, _, row, sim, design = fine[0]
-    chosen = graph.fields(design)
-    cost = graph.coarse(TEMPLATE, chosen, layers, spec)
-    used = graph.resources(TEMPLATE, chosen)
+    chosen, template = graph.fields(design), graph.template_of(design)
+    cost = graph.coarse(template, chosen, layers, spec)
+    used = graph.resources(template, chosen)
     ips = [{"ip": ip.name, "kind": ip.kind, "coarse_cycles": float(cost["by_ip"][ip.name]["cycles"]),
             "simulated_busy_cycles": sim["busy"].get(ip.name, 0.0),
             "energy_pj": float(cost["by_ip"][ip.name]["energy_pj"]),
             **{k: int(v) for k, v in ip.resources(chosen).items()},
             **({"area_mm2": float(ip.area_um2(chosen)) * 1e-6} if target == "asic" else {})}
-           for ip in TEMPLATE.ips]
+           for ip in template.ips]
     evaluated = sum(p["evaluated"] for p in parts)
     return {"workload": wl.name, "batch": wl.layers[0].n, "target": target, "objective": objective,
             "budget": budget, "design": design.to_dict(),
             "predicted": {"coarse_latency_s": row["latency_s"], "simulated_latency_s": sim["seconds"],
                           "energy_pj": row["energy_pj"], "array_busy": sim["array_busy"],
-                          **{k: v for k, v in row.items() if k in ("dsp", "bram18", "lut", "area_mm2")},
-                          **({"ff": int(used["ff"])} if target != "asic" else {})},
-            "graph": TEMPLATE.describe(), "ips": ips,
+                          **{k: v for k, v in row.items() if k in (*FPGA_LIMITS, "area_mm2")},
+                          **({"ff": float(used["ff"])} if target != "asic" else {})},
+            "graph": template.describe(), "ips": ips,
             "front": [dict(r, design=dataclasses.asdict(design_of(r["index"], spec["clock_mhz"]))) for r in front],
             "best": best,
             "search": {"candidates": evaluated, "valid": sum(p["valid"] for p in parts),

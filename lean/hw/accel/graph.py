@@ -19,10 +19,13 @@ Resources (``resources``: DSP slices, BRAM18s, LUTs, flip-flops) and ASIC area (
 summed over the graph. A design is a dict of fields: numbers for one design point, or NumPy arrays of them (the
 search's coarse ranking evaluates thousands at once with the same code).
 
-lean registers one template, ``os-systolic`` (``OS_SYSTOLIC``): the output-stationary array that ``rtl.py``
-writes as Verilog, so that every design the search picks can be built. Its resource model is the one
-``rtl.predict_resources`` reports and Yosys checks. AutoDNNchip's library has more templates (and IPs from
-vendors' tools); a new template here is a new ``Template`` with its IPs, edges and the flows of a layer on it.
+lean registers two templates (``TEMPLATES``), both of which ``rtl.py`` writes as Verilog, so that every design
+the search picks can be built: ``os-systolic`` (``OS_SYSTOLIC``), the output-stationary array that drains each
+tile before computing the next, and ``os-systolic-overlap`` (``OS_SYSTOLIC_OVERLAP``), the same graph whose array
+IP has shadow accumulators, so that its drain overlaps the next tile's compute (more flip-flops, fewer cycles).
+Their resource models are the ones ``rtl.predict_resources`` reports and Yosys checks. AutoDNNchip's library has
+more templates (and IPs from vendors' tools); a new template here is a new ``Template`` with its IPs, edges and
+the flows of a layer on it.
 """
 
 import functools
@@ -39,6 +42,16 @@ def tile_cycles(k, rows, pe_cols, cols):
     pe_cols + 2`` to feed the skewed operands through (the last PE's last product lands ``rows + pe_cols`` cycles
     after its first, behind one cycle of block-RAM read), ``rows x cols`` to drain. Numbers or NumPy arrays."""
     return 1 + k + rows + pe_cols + 2 + rows * cols
+
+
+def overlap_cycles(tiles, k, rows, pe_cols, cols):
+    """Cycles of ``tiles`` output tiles on the ``os-systolic-overlap`` array, from its controller (``rtl.py``): a
+    tile computes for ``c = 1 + k + rows + pe_cols + 2`` cycles and is handed to the drain engine, which empties
+    its ``rows x cols`` shadow sums while the next tile computes; a hand-off waits for the engine's last cycle,
+    so tiles follow each other every ``max(c, rows x cols + 1)`` cycles; the last one's drain, its hand-off and
+    the controller's wait add ``rows x cols + 3``. Numbers or NumPy arrays."""
+    compute, drain = 1 + k + rows + pe_cols + 2, rows * cols
+    return (tiles - 1) * np.maximum(compute, drain + 1) + compute + drain + 3
 
 
 def bram18(width, depth):
@@ -320,6 +333,17 @@ def _output_resources(d):
             "lut": np.where(sums > 1, d["acc_bits"] * np.ceil((sums - 1) / 3), 0)}
 
 
+def _overlap_array_cycles(d, f, bpc):
+    return overlap_cycles(f.tiles, f.k, d["rows"], d["cols"] // (1 + d["pack"]), d["cols"])
+
+
+def _overlap_array_resources(d):
+    """The array's own resources plus a shadow register per sum (the drain engine reads these: no more LUTs in
+    the drain multiplexer, which reads shadows instead of accumulators)."""
+    own = _array_resources(d)
+    return dict(own, ff=own["ff"] + d["rows"] * d["cols"] * d["acc_bits"])
+
+
 OS_SYSTOLIC = Template(
     name="os-systolic",
     ips=(
@@ -355,7 +379,27 @@ OS_SYSTOLIC = Template(
     passes=_os_passes,
 )
 
-TEMPLATES = {OS_SYSTOLIC.name: OS_SYSTOLIC}
+# The same graph with the drain overlapped: shadow accumulators let the array compute the next tile while a drain
+# engine empties the last one (a second controller's counters: its tile, row, column and output address).
+OS_SYSTOLIC_OVERLAP = Template(
+    name="os-systolic-overlap",
+    ips=tuple(
+        IP("pe_array", "pe-array", cycles=_overlap_array_cycles, resources=_overlap_array_resources,
+           energy_pj=ip.energy_pj,
+           area_um2=lambda d, own=ip.area_um2: own(d) + _storage_um2(d["rows"] * d["cols"] * d["acc_bits"]))
+        if ip.name == "pe_array" else
+        IP("controller", "control", resources=lambda d: {"lut": 27 * 16, "ff": 14 * 16})
+        if ip.name == "controller" else ip
+        for ip in OS_SYSTOLIC.ips),
+    edges=OS_SYSTOLIC.edges, flows=_os_flows, passes=_os_passes,
+)
+
+TEMPLATES = {t.name: t for t in (OS_SYSTOLIC, OS_SYSTOLIC_OVERLAP)}
+
+
+def template_of(design) -> Template:
+    """The template of a ``rtl.DesignPoint``."""
+    return TEMPLATES[design.template]
 
 
 def fields(design) -> dict:

@@ -14,7 +14,9 @@ computes two 8-bit products), so the resource model's "two 8-bit MACs per DSP" i
   and the controller, written out for the design's sizes. For each output tile of ``rows x cols`` it clears the
   accumulators, feeds row r of the array with A[m][t - r] and column c with B[t - c][n] (skewed, so operands
   meet in the right PE) for ``K + rows + pe_cols + 2`` cycles, then drains the tile into the output buffer, one
-  sum a cycle;
+  sum a cycle. The ``os-systolic-overlap`` template gives each PE shadow registers: a finished tile's sums are
+  captured into them in one cycle and a drain engine empties them while the array computes the next tile
+  (``_overlap_drain_and_controller``), for a flip-flop per sum bit;
 - ``tb_lean_accel.v`` (with a layer): a test bench that loads the banks through the host port from
   ``load.hex``, starts the array, counts its cycles and writes every output to ``result.hex``.
 
@@ -37,10 +39,10 @@ import numpy as np
 
 from ...errors import HardwareModelError
 from . import graph
-from .graph import tile_cycles
+from .graph import overlap_cycles, tile_cycles
 
 TEMPLATES = Path(__file__).parent / "rtl"
-TEMPLATE_NAMES = ("os-systolic",)
+TEMPLATE_NAMES = ("os-systolic", "os-systolic-overlap")
 
 
 @dataclass(frozen=True)
@@ -111,15 +113,18 @@ def load_design(path_or_dict) -> DesignPoint:
 # ------------------------------------------------------------------------------------------ the model of it
 
 def predict_cycles(design: DesignPoint, m: int, k: int, n: int) -> int:
-    """Cycles of an ``(m x k) @ (k x n)`` product on the design: ``tile_cycles`` per output tile, and 1 to start."""
+    """Cycles of an ``(m x k) @ (k x n)`` product on the design: ``tile_cycles`` per output tile, and 1 to start
+    (``os-systolic``), or the overlapped tiles' count (``graph.overlap_cycles``)."""
     tiles = math.ceil(m / design.rows) * math.ceil(n / design.cols)
+    if design.template == "os-systolic-overlap":
+        return int(overlap_cycles(tiles, k, design.rows, design.pe_cols, design.cols))
     return tiles * tile_cycles(k, design.rows, design.pe_cols, design.cols) + 1
 
 
 def predict_resources(design: DesignPoint) -> dict:
     """DSP slices, BRAM18s, LUTs and flip-flops of one design point, as integers: the sum of its IPs' own models
     (``graph.OS_SYSTOLIC``; each IP's docstring says what it counts). The design search ranks with this model."""
-    return {k: int(v) for k, v in graph.resources(graph.OS_SYSTOLIC, graph.fields(design)).items()}
+    return {k: int(v) for k, v in graph.resources(graph.template_of(design), graph.fields(design)).items()}
 
 
 # ------------------------------------------------------------------------------------------ Verilog
@@ -168,6 +173,17 @@ module lean_accel (
     reg clear;
     wire [15:0] run_len = k_len + ROWS + PE_COLS + 1;
 """]
+    overlap = d.template == "os-systolic-overlap"
+    if overlap:
+        out.append("""    // the drain engine's own tile (os-systolic-overlap): it empties the shadow registers
+    // while the array computes the next tile
+    localparam WAIT = 3'd5, FLUSH = 3'd6;
+    reg capture, d_busy;
+    reg [15:0] d_row, d_col, d_m, d_n, cap_m, cap_n;
+    reg [31:0] d_row_base, cap_base;
+    wire d_last = d_busy && (d_row == ROWS - 1) && (d_col == COLS - 1);
+    wire hand_off = !d_busy || d_last;
+""")
     # input banks
     for r in range(d.rows):
         out.append(f"""    // input bank {r}
@@ -184,11 +200,14 @@ module lean_accel (
 """)
     for c in range(d.cols):
         q = c // lanes
+        # a packed PE's second column past the layer's last one holds no weights: fed as zero, or its unwritten
+        # bank would spoil the first column's product too
+        beyond = f" && (tile_n * COLS + {c} < n_len)" if lanes == 2 and c % 2 else ""
         out.append(f"""    // weight bank {d.rows + c} (column {c}, PE column {q})
     reg [{d.w_bits - 1}:0] w_mem{c} [0:{d.weight_words - 1}];
     reg [{d.w_bits - 1}:0] w_q{c};
     reg w_ok{c};
-    wire w_valid{c} = (state == RUN) && (t >= {q}) && (t - {q} < k_len);
+    wire w_valid{c} = (state == RUN) && (t >= {q}) && (t - {q} < k_len){beyond};
     always @(posedge clk) begin
         if (host_we && host_bank == {d.rows + c}) w_mem{c}[host_addr[{wb - 1}:0]] <= host_wdata[{d.w_bits - 1}:0];
         w_q{c} <= w_mem{c}[w_base + t - {q}];
@@ -203,14 +222,19 @@ module lean_accel (
             w0 = f"w_feed{q * lanes}" if r == 0 else f"w0_pass{r - 1}_{q}"
             w1 = (f"w_feed{q * lanes + 1}" if r == 0 else f"w1_pass{r - 1}_{q}") if lanes == 2 else f"{d.w_bits}'d0"
             second = f"acc{r}_{q * lanes + 1}" if lanes == 2 else f"unused{r}_{q}"
+            shadow2 = f"sh{r}_{q * lanes + 1}" if lanes == 2 else f"unused_sh{r}_{q}"
             out.append(f"""    wire signed [{d.a_bits - 1}:0] a_pass{r}_{q};
     wire signed [{d.w_bits - 1}:0] w0_pass{r}_{q}, w1_pass{r}_{q};
-    wire signed [{d.acc_bits - 1}:0] acc{r}_{q * lanes}, {second};
-    lean_pe #(.A_BITS({d.a_bits}), .W_BITS({d.w_bits}), .ACC_BITS({d.acc_bits}), .PACK({int(d.pack_dsp)})) pe{r}_{q} (
-        .clk(clk), .clear(clear), .a_in({a_src}), .w0_in({w0}), .w1_in({w1}),
-        .a_out(a_pass{r}_{q}), .w0_out(w0_pass{r}_{q}), .w1_out(w1_pass{r}_{q}),
-        .acc0(acc{r}_{q * lanes}), .acc1({second}));
+    wire signed [{d.acc_bits - 1}:0] acc{r}_{q * lanes}, {second}, sh{r}_{q * lanes}, {shadow2};
+    lean_pe #(.A_BITS({d.a_bits}), .W_BITS({d.w_bits}), .ACC_BITS({d.acc_bits}), .PACK({int(d.pack_dsp)}),
+              .SHADOW({int(overlap)})) pe{r}_{q} (
+        .clk(clk), .clear(clear), .capture({"capture" if overlap else "1'b0"}), .a_in({a_src}), .w0_in({w0}),
+        .w1_in({w1}), .a_out(a_pass{r}_{q}), .w0_out(w0_pass{r}_{q}), .w1_out(w1_pass{r}_{q}),
+        .acc0(acc{r}_{q * lanes}), .acc1({second}), .sh0(sh{r}_{q * lanes}), .sh1({shadow2}));
 """)
+    if overlap:
+        out.append(_overlap_drain_and_controller(d))
+        return "".join(out)
     sums = ", ".join(f"acc{r}_{c}" for r in reversed(range(d.rows)) for c in reversed(range(d.cols)))
     out.append(f"""    // the drain: one sum a cycle into the output buffer
     wire [{d.rows * d.cols * d.acc_bits - 1}:0] acc_flat = {{{sums}}};
@@ -266,6 +290,79 @@ module lean_accel (
 endmodule
 """)
     return "".join(out)
+
+
+def _overlap_drain_and_controller(d: DesignPoint) -> str:
+    """os-systolic-overlap's drain engine and controller. When a tile's products are in, the controller hands it
+    to the drain engine (a capture: the PEs copy their sums into the shadow registers) as soon as the engine is
+    free or in its last cycle, clears the accumulators in the same cycle and starts the next tile; the engine
+    writes the shadow sums to the output buffer, one a cycle, meanwhile. After the last tile it waits for the
+    engine to finish."""
+    ob = _bits(d.output_words)
+    sums = ", ".join(f"sh{r}_{c}" for r in reversed(range(d.rows)) for c in reversed(range(d.cols)))
+    return f"""    // the drain engine: one shadow sum a cycle into the output buffer
+    wire [{d.rows * d.cols * d.acc_bits - 1}:0] sh_flat = {{{sums}}};
+    wire [15:0] drain_index = d_row * COLS + d_col;
+    wire [{d.acc_bits - 1}:0] sh_sel = sh_flat[drain_index * {d.acc_bits} +: {d.acc_bits}];
+    wire out_we = d_busy && (d_m * ROWS + d_row < m_len) && (d_n * COLS + d_col < n_len);
+    wire [31:0] out_waddr = d_row_base + d_n * COLS + d_col;
+    reg [{d.acc_bits - 1}:0] out_mem [0:{d.output_words - 1}];
+    always @(posedge clk) begin
+        if (out_we) out_mem[out_waddr[{ob - 1}:0]] <= sh_sel;
+        out_rdata <= out_mem[out_raddr];
+    end
+    always @(posedge clk) begin
+        if (rst) d_busy <= 1'b0;
+        else if (capture) begin
+            d_busy <= 1'b1; d_row <= 0; d_col <= 0; d_m <= cap_m; d_n <= cap_n; d_row_base <= cap_base;
+        end else if (d_busy) begin
+            if (d_col == COLS - 1) begin
+                d_col <= 0; d_row_base <= d_row_base + n_len;
+                if (d_row == ROWS - 1) d_busy <= 1'b0;
+                else d_row <= d_row + 1;
+            end else d_col <= d_col + 1;
+        end
+    end
+
+    // the controller
+    always @(posedge clk) begin
+        if (rst) begin
+            state <= IDLE; done <= 1'b0; clear <= 1'b0; capture <= 1'b0; cycles <= 0;
+        end else begin
+            clear <= 1'b0;
+            capture <= 1'b0;
+            if (state != IDLE && state != FINISH) cycles <= cycles + 1;
+            case (state)
+                IDLE: if (start) begin
+                    m_tiles <= (m_len + ROWS - 1) / ROWS; n_tiles <= (n_len + COLS - 1) / COLS;
+                    tile_m <= 0; tile_n <= 0; a_base <= 0; w_base <= 0; tile_row_base <= 0;
+                    done <= 1'b0; cycles <= 1; clear <= 1'b1; state <= CLEAR;
+                end
+                CLEAR: begin t <= 0; state <= RUN; end
+                RUN, WAIT: if (state == RUN && t != run_len) t <= t + 1;
+                else if (!hand_off) state <= WAIT;
+                else begin
+                    capture <= 1'b1; cap_m <= tile_m; cap_n <= tile_n; cap_base <= tile_row_base;
+                    if (tile_n + 1 == n_tiles) begin
+                        tile_n <= 0; w_base <= 0;
+                        if (tile_m + 1 == m_tiles) state <= FLUSH;
+                        else begin
+                            tile_m <= tile_m + 1; a_base <= a_base + k_len;
+                            tile_row_base <= tile_row_base + ROWS * n_len;
+                            clear <= 1'b1; state <= CLEAR;
+                        end
+                    end else begin
+                        tile_n <= tile_n + 1; w_base <= w_base + k_len; clear <= 1'b1; state <= CLEAR;
+                    end
+                end
+                FLUSH: if (!d_busy && !capture) state <= FINISH;
+                FINISH: begin done <= 1'b1; state <= IDLE; end
+                default: state <= IDLE;
+            endcase
+        end
+    end
+endmodule
+"""
 
 
 def _testbench(d: DesignPoint, m: int, k: int, n: int, loads: int) -> str:
