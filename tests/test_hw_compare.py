@@ -128,3 +128,24 @@ def test_a_tiny_fc_layer_on_each_design_by_hand():
     assert se["energy_breakdown_pj"]["rebuild"] > 0
     # Bit-pragmatic moves what DianNao moves
     assert run("bit-pragmatic")["dram_bytes"] == (256 + 16 + 16) * 2
+
+
+def test_scnn_cycle_model_by_hand():
+    from lean.hw.accel import scnn
+
+    # DNNsim's accumulator hash: k = 5, w = 3, h = 2 -> (16 ^ 16 ^ 16) + 8 + 0 + 1
+    assert scnn.bank_of(5, 3, 2) == 25
+    # a 3x3 conv, 1 -> 4 channels on a 6x6 map: each of 36 PEs holds one input; the busiest multiplies it by 36
+    # weights in 9 steps of 4, one output channel per bank: 9 cycles against 576 / 1,024 for ideal multipliers
+    conv = LayerShape("c", "conv", 1, 1, 4, 6, 6, 3, 3)
+    r = scnn.layer_cycles(conv, 1.0, 1.0)
+    assert r["cycles"] == r["dense_cycles"] == 9 and r["cycles_per_step"] == 1.0
+    # a fully connected layer as DNNsim maps it: 256 inputs as a 16 x 16 map (4 a PE), 4 outputs as 16 x 16
+    # kernels: 1,024 weights in 256 steps, of whose 16 products only 4 count
+    fc = LayerShape("f", "fc", 1, 256, 4)
+    assert scnn.layer_cycles(fc, 1.0, 1.0)["cycles"] == 256
+    # sparse operands: fewer cycles than dense, more than their products need, and bank conflicts
+    big = LayerShape("b", "conv", 1, 32, 64, 16, 16, 3, 3, padding=1)
+    sparse, dense = scnn.layer_cycles(big, 0.4, 0.5), scnn.layer_cycles(big, 1.0, 1.0)
+    assert sparse["ideal_cycles"] < sparse["cycles"] < dense["cycles"] and sparse["cycles_per_step"] > 1.0
+    assert scnn.layer_cycles(big, 0.4, 0.5) == sparse                       # seeded: the same every run

@@ -11,8 +11,9 @@ design the workload as that design treats it (``treat``):
 - **Cambricon-X**: the same 16 x 16 multipliers as 16 PEs fed by an indexing module with the inputs of their
   non-zero weights: cycles and MACs follow the weights' density only; weights stored with an index (CSR).
 - **SCNN**: 64 PEs x 4 x 4 multipliers multiplying every non-zero weight by every non-zero activation (the
-  Cartesian product): both densities; weights and activations stored compressed (zero runs). Accumulator-bank
-  conflicts are not modelled.
+  Cartesian product): both densities; weights and activations stored compressed (zero runs). Its compute
+  cycles come from its own cycle model (``scnn.py``, after DNNsim's: 4 x 4 steps, the busiest of 64 PEs on
+  each tile, accumulator-bank conflicts, fully connected layers as 16 x 16 maps); energy from the predictor.
 - **Bit-pragmatic**: a DaDianNao tile (16 filters x 16 lanes) whose activations go bit-serially over their
   essential (one) bits, 16 windows at once: its compute cycles are the dense tile's times ``essential_bits / 16``,
   where ``essential_bits`` is the mean, over the 16 lanes that step together, of the largest number of one bits
@@ -45,6 +46,7 @@ from ..accelerator import load as load_accelerator
 from ..predictor import predict
 from ..workload import Workload
 from ..workload import load as load_workload
+from . import scnn
 
 DESIGNS = {"smartexchange": "smartexchange", "diannao": "diannao", "scnn": "scnn",
            "cambricon-x": "cambricon-x", "bit-pragmatic": "bit-pragmatic"}
@@ -185,6 +187,8 @@ def compare(workload, designs=tuple(DESIGNS), reference: str = "diannao", batch:
         layers = pred["layers"]
         if name == "bit-pragmatic":
             layers = [_pragmatic(row, steps, ones_per_activation) for row in layers]
+        if name == "scnn":
+            layers = [_scnn(row, layer) for row, layer in zip(layers, seen.layers, strict=True)]
         cycles = sum(row["cycles"] for row in layers)
         breakdown = {}
         for row in layers:
@@ -216,12 +220,28 @@ def _kept(wl, densities):
             "ce_rows_kept": sum(c * d[1] for c, d in zip(counts, densities, strict=True)) / total}
 
 
+def _scnn(row, layer):
+    """A layer's SCNN result with its compute cycles from SCNN's own cycle model (``scnn.layer_cycles``:
+    fragmentation into 4 x 4 steps, the busiest PE of each tile, accumulator-bank conflicts) instead of the
+    loop-nest predictor's count of non-zero products."""
+    return _with_compute(dict(row), scnn.layer_cycles(layer, layer.w_density, layer.a_density)["cycles"])
+
+
+def _with_compute(row, compute):
+    """``row`` with its compute cycles replaced, bound by them or by DRAM. The predictor's buffer bound is left
+    out for these two designs: it prices their buffers as DianNao's operand stream (every MAC's operands from the
+    buffer), where Bit-pragmatic shares each weight among 16 windows and SCNN's steps read 4 weights and 4
+    activations for 16 products into its own accumulator banks; their cycle models count that delivery."""
+    row["compute_cycles"] = compute
+    row["cycles"] = max(compute, row["dram_cycles"])
+    row["bound"] = "compute" if compute >= row["dram_cycles"] else "dram"
+    return row
+
+
 def _pragmatic(row, steps, ones):
     """A dense DaDianNao-tile layer result turned Bit-pragmatic: 16 windows at one essential bit a cycle, each
     multiply as ``ones`` shift-and-adds at the accumulator width."""
-    row = dict(row)
-    compute = row["compute_cycles"] * steps / 16
-    row["cycles"] = max(compute, row["dram_cycles"])
+    row = _with_compute(dict(row), row["compute_cycles"] * steps / 16)
     breakdown = dict(row["energy_breakdown_pj"])
     mult = tech.mac_energy_pj(16)
     breakdown["mac"] = breakdown["mac"] * ones * tech.add_energy_pj(32) / mult
