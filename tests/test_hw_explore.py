@@ -68,6 +68,10 @@ def test_the_fine_mode_by_hand_and_against_the_coarse_bound():
     assert coarse["cycles"] <= sim["cycles"] < serial
     single = dataclasses.replace(g, ips=tuple(dataclasses.replace(ip, slots=1) if ip.slots else ip for ip in g.ips))
     assert graph.simulate(single, d, layer, TARGET)["cycles"] > sim["cycles"]
+    # the overlapped array fills and drains once a layer, not once a pass: its simulation stays near the bound
+    ov = graph.OS_SYSTOLIC_OVERLAP
+    assert graph.coarse(ov, d, layer, TARGET)["cycles"] <= graph.simulate(ov, d, layer, TARGET)["cycles"] < 1.1 * \
+        graph.coarse(ov, d, layer, TARGET)["cycles"]
 
 
 def test_the_ranking_model_is_the_rtl_resource_model():
@@ -81,6 +85,15 @@ def test_the_ranking_model_is_the_rtl_resource_model():
         model = predict_resources(ex.design_of(int(i), 200.0))
         j = int(np.flatnonzero(index == i)[0])
         assert (used["dsp"][j], used["bram18"][j], used["lut"][j]) == (model["dsp"], model["bram18"], model["lut"])
+    # a sample mixes both templates: each candidate's coarse cost is its own template's
+    assert 0 < (fields["template"] == 1).sum() < len(index)
+    layers = [(1, 64, 27, 16)]
+    mixed = ex.rank_chunk(0, 0, layers, ex.TARGETS["zc706"], {"dsp": 1e9}, "latency", 50, sample=np.sort(index))
+    for row in mixed["best"][:10]:
+        d = graph.fields(ex.design_of(row["index"], 200.0))
+        alone = graph.coarse(ex.SEARCHED[int(ex.decode(np.array([row["index"]]))["template"][0])], d, layers,
+                             ex.TARGETS["zc706"])
+        assert row["latency_s"] == pytest.approx(float(alone["cycles"]) / 200e6)
 
 
 @pytest.mark.parametrize("budget", [{"dsp": 64, "bram18": 100, "lut": 20000}, {"dsp": 360, "bram18": 432,
@@ -96,6 +109,9 @@ def test_the_search_never_returns_a_design_over_budget(budget):
     assert r["search"]["candidates"] == 20000 and 0 < r["search"]["feasible"] < 20000
     asic = ex.explore(WORKLOAD, "asic", {"area_mm2": 1.0}, samples=5000, workers=1)
     assert asic["predicted"]["area_mm2"] <= 1.0
+    # limits given replace the device's; the others stay
+    ff_only = ex.explore(WORKLOAD, "ultra96", {"ff": 20000}, samples=5000, workers=1)
+    assert ff_only["budget"]["dsp"] == 360 and ff_only["predicted"]["ff"] <= 20000
 
 
 def test_the_same_search_on_one_and_on_three_workers():

@@ -201,7 +201,7 @@ def print_compare(r):
 @click.option("--workload", "workload_spec", required=True, help="A workload as lean hw predict takes it.")
 @click.option("--target", default="ultra96", show_default=True, type=click.Choice(["ultra96", "zc706", "asic"]))
 @click.option("--budget", default=None, metavar="dsp=N,bram18=N,lut=N[,ff=N] | area=MMmm2",
-              help="Resource limits (default: the target device's own; an ASIC's area in mm2).")
+              help="Resource limits; those not given are the target device's own (an ASIC's area in mm2).")
 @click.option("--objective", default="latency", show_default=True, type=click.Choice(["latency", "energy", "edp"]))
 @click.option("--batch", default=None, type=click.IntRange(min=1), help="Batch size of --workload.")
 @click.option("--top", default=20, show_default=True, type=click.IntRange(1, 1000),

@@ -6,8 +6,8 @@ A ``Workload`` is an ordered tuple of ``LayerShape`` (the field names of DESIGN.
 - from a checkpoint (``from_checkpoint``: its real shapes and the real fraction of non-zero weights),
 - from a TOML or JSON file listing layers by these field names (``from_file``),
 - from an ONNX model exported by PyTorch, Keras or any other framework (``from_onnx``; the ``onnx`` extra), or
-- from the built-in reference networks at ImageNet sizes (``BUILTIN``: AlexNet with its grouped convs, VGG-16,
-  ResNet-18, ResNet-50, MobileNetV2; and the CIFAR-10 ResNet-18 and MobileNetV2 of the SmartExchange authors'
+- from the built-in reference networks (``BUILTIN``: at ImageNet sizes AlexNet with its grouped convs, VGG-16,
+  ResNet-18, ResNet-50, MobileNetV2; at CIFAR-10's, the ResNet-18 and MobileNetV2 of the SmartExchange authors'
   code) and lean's own CIFAR nets (``load("net:vgg16")``, ``load("resnet20")``),
 
 so the hardware rooms never need a trained model, and they read lean models only here. Shapes here use the

@@ -77,11 +77,21 @@ PROFILE = "smartdeal"
 def layer_densities(workload, ce_row_density) -> list:
     """Per conv/fc layer of a built-in ``workload``: (the rebuilt weights' density, Ce's row density).
 
-    A share ``d`` removes whole Ce rows, so both are ``d``. ``"smartdeal"`` prunes ``PRUNED_ROW_SHARES`` as the
-    authors' code does: of a 3 x 3 conv, a share of (input channel, kernel row) rows, each one Ce row; of a 1 x 1
-    conv, a share q of the input channels, so the weights keep 1 - q, but a Ce row (three neighbouring channels)
-    is all zero only when all three are pruned: lean takes the pruned channels as spread at random, 1 - q^3 of
-    the rows kept; fc layers keep everything.
+    Parameters
+    ----------
+    workload : lean.hw.workload.Workload
+        A net without SmartExchange layers.
+    ce_row_density : float or str
+        A share ``d`` in (0, 1] removes whole Ce rows, so both densities are ``d``. ``"smartdeal"`` prunes
+        ``PRUNED_ROW_SHARES`` as the authors' code does: of a 3 x 3 conv, a share of (input channel, kernel row)
+        rows (rounded up), each one Ce row; of a 1 x 1 conv, a share q of the input channels, so the weights keep
+        1 - q, but a Ce row (three neighbouring channels) is all zero only when all three are pruned: lean takes
+        the pruned channels as spread at random, 1 - q^3 of the rows kept; fc layers keep everything.
+
+    Returns
+    -------
+    list of (float, float)
+        One pair per conv/fc layer, in order.
     """
     layers = [layer for layer in workload.layers if layer.kind in ("conv", "fc")]
     if not isinstance(ce_row_density, str):
@@ -171,6 +181,8 @@ def compare(workload, designs=tuple(DESIGNS), reference: str = "diannao", batch:
                                  f"{', '.join(DESIGNS)}")
     if reference not in designs:
         raise HardwareModelError(f"the reference {reference!r} must be one of the designs compared")
+    if isinstance(ce_row_density, str) and ce_row_density != PROFILE:
+        raise HardwareModelError(f"ce_row_density takes a share in (0, 1] or {PROFILE!r}; got {ce_row_density!r}")
     if not isinstance(ce_row_density, str) and not 0.0 < ce_row_density <= 1.0:
         raise HardwareModelError(f"ce_row_density must lie in (0, 1]; got {ce_row_density}")
     wl = load_workload(workload, batch=batch)

@@ -16,7 +16,8 @@ configurations, then a fine-grained simulation of the survivors. lean's steps (`
    controller counts them, the output writes; Horowitz's 45 nm energies for every target: FPGA energies are not
    lean's); the slowest IP (the DRAM port's reader and writer together) bounds each layer. Resources are the IPs'
    own (``graph.resources``, the model ``rtl.predict_resources`` reports) or, for an ASIC, their 45 nm area.
-   Candidates over the budget are dropped; the rest ranked by the objective, ties by index.
+   Candidates over the budget are dropped, and those whose banks cannot hold a tile's whole reduction for every
+   layer (the controller accumulates it in one run); the rest ranked by the objective, ties by index.
 3. **Fine simulation** (``graph.simulate``) of the top ``top`` candidates: per layer, buffer pass by buffer
    pass, the DRAM reader, the array and the DRAM writer fire when their inputs are ready, they (or the DRAM port
    they share) are free, and the double-buffered memory they fill has a slot (AutoDNNchip's rule). The best
@@ -58,7 +59,7 @@ TARGETS = {
 }
 OBJECTIVES = ("latency", "energy", "edp")
 FPGA_LIMITS = ("dsp", "bram18", "lut", "ff")
-TEMPLATES = (graph.OS_SYSTOLIC, graph.OS_SYSTOLIC_OVERLAP)   # the templates searched: those rtl.py writes
+SEARCHED = (graph.OS_SYSTOLIC, graph.OS_SYSTOLIC_OVERLAP)   # the templates searched: those rtl.py writes
 CHUNK = 4096                  # candidates per task (larger arrays ran 6x slower in Dask workers, measured)
 ROWS = np.arange(1, 33)
 COLS = np.arange(1, 33)
@@ -71,7 +72,7 @@ OUTPUT_WORDS = (1024, 4096, 16384)
 def space_size() -> int:
     """Design points before the packing rule removes some (they are skipped, not renumbered)."""
     return (len(ROWS) * len(COLS) * 2 * len(BITS) * len(INPUT_WORDS) * len(WEIGHT_WORDS) * len(OUTPUT_WORDS)
-            * len(TEMPLATES))
+            * len(SEARCHED))
 
 
 def decode(index: np.ndarray) -> dict:
@@ -80,22 +81,22 @@ def decode(index: np.ndarray) -> dict:
     out = {}
     for name, values in (("rows", ROWS), ("cols", COLS), ("pack", (0, 1)), ("bits", BITS),
                          ("input_words", INPUT_WORDS), ("weight_words", WEIGHT_WORDS),
-                         ("output_words", OUTPUT_WORDS), ("template", range(len(TEMPLATES)))):
+                         ("output_words", OUTPUT_WORDS), ("template", range(len(SEARCHED)))):
         values = np.asarray(values)
         out[name] = values[index % len(values)]
         index = index // len(values)
     out["valid"] = (out["pack"] == 0) | ((out["bits"] == 8) & (out["cols"] % 2 == 0))
     out["a_bits"] = out["w_bits"] = out["bits"]
-    out["acc_bits"] = np.where(out["bits"] == 8, 32, 48)
+    out["acc_bits"] = np.where(out["bits"] == 8, 32, 48)      # a product's bits and room for long sums
     return out
 
 
 def design_of(index: int, clock_mhz: float) -> DesignPoint:
     f = {k: int(v[0]) for k, v in decode(np.array([index])).items() if k != "valid"}
     return DesignPoint(rows=f["rows"], cols=f["cols"], a_bits=f["bits"], w_bits=f["bits"],
-                       acc_bits=32 if f["bits"] == 8 else 48, pack_dsp=bool(f["pack"]), input_words=f["input_words"],
+                       acc_bits=f["acc_bits"], pack_dsp=bool(f["pack"]), input_words=f["input_words"],
                        weight_words=f["weight_words"], output_words=f["output_words"],
-                       template=TEMPLATES[f["template"]].name, clock_mhz=clock_mhz)
+                       template=SEARCHED[f["template"]].name, clock_mhz=clock_mhz)
 
 
 def _by_template(f, model):
@@ -103,9 +104,9 @@ def _by_template(f, model):
     own candidates."""
     first = int(f["template"][0]) if len(f["template"]) else 0
     if (f["template"] == first).all():          # a chunk of the whole space holds one template
-        return model(TEMPLATES[first], f)
+        return model(SEARCHED[first], f)
     out = None
-    for t, template in enumerate(TEMPLATES):
+    for t, template in enumerate(SEARCHED):
         mine = f["template"] == t
         if not mine.any():
             continue
@@ -144,7 +145,9 @@ def rank_chunk(start: int, stop: int, layers, target: dict, budget: dict, object
     the objective (ties by index), the chunk's Pareto front on (latency, energy), and counts."""
     index = np.arange(start, stop, dtype=np.int64) if sample is None else np.asarray(sample)
     f = decode(index)
-    ok = f["valid"].copy()
+    # the controller accumulates a tile's whole reduction from its banks in one run: each layer's k must fit
+    k_most = max(k for _, _, k, _ in layers)
+    ok = f["valid"] & (f["input_words"] >= k_most) & (f["weight_words"] >= k_most)
     if "area_mm2" in budget:
         area = _by_template(f, lambda t, sub: {"area": graph.area_mm2(t, sub)})["area"]
         ok &= area <= budget["area_mm2"]
@@ -261,7 +264,8 @@ def explore(workload, target: str = "ultra96", budget: dict | None = None, objec
     target : str
         ``ultra96``, ``zc706`` or ``asic`` (``TARGETS``).
     budget : dict, optional
-        Limits on ``dsp``, ``bram18``, ``lut`` (FPGA) or ``area_mm2`` (ASIC); the target's device by default.
+        Limits on ``dsp``, ``bram18``, ``lut``, ``ff`` (FPGA) or ``area_mm2`` (ASIC); those not given are the
+        target device's own.
     objective : str
         ``latency``, ``energy`` or ``edp``.
     top : int
@@ -290,11 +294,11 @@ def explore(workload, target: str = "ultra96", budget: dict | None = None, objec
     if objective not in OBJECTIVES:
         raise HardwareModelError(f"unknown objective {objective!r}; choose one of: {', '.join(OBJECTIVES)}")
     spec = TARGETS[target]
-    budget = dict(spec["budget"] if budget is None else budget)
     allowed = ("area_mm2",) if target == "asic" else FPGA_LIMITS
-    bad = [k for k in budget if k not in allowed]
-    if bad or not budget:
+    bad = [k for k in budget or {} if k not in allowed]
+    if bad or budget == {}:
         raise HardwareModelError(f"the {target} budget limits {', '.join(allowed)}; got {', '.join(bad) or 'nothing'}")
+    budget = {**spec["budget"], **(budget or {})}       # limits given replace the device's; the others stay
     wl = load_workload(workload, batch=batch)
     layers = _layers(wl)
     size = space_size()
@@ -351,7 +355,6 @@ def explore(workload, target: str = "ultra96", budget: dict | None = None, objec
     _, _, row, sim, design = fine[0]
     chosen, template = graph.fields(design), graph.template_of(design)
     cost = graph.coarse(template, chosen, layers, spec)
-    used = graph.resources(template, chosen)
     ips = [{"ip": ip.name, "kind": ip.kind, "coarse_cycles": float(cost["by_ip"][ip.name]["cycles"]),
             "simulated_busy_cycles": sim["busy"].get(ip.name, 0.0),
             "energy_pj": float(cost["by_ip"][ip.name]["energy_pj"]),
@@ -363,8 +366,7 @@ def explore(workload, target: str = "ultra96", budget: dict | None = None, objec
             "budget": budget, "design": design.to_dict(),
             "predicted": {"coarse_latency_s": row["latency_s"], "simulated_latency_s": sim["seconds"],
                           "energy_pj": row["energy_pj"], "array_busy": sim["array_busy"],
-                          **{k: v for k, v in row.items() if k in (*FPGA_LIMITS, "area_mm2")},
-                          **({"ff": float(used["ff"])} if target != "asic" else {})},
+                          **{k: v for k, v in row.items() if k in (*FPGA_LIMITS, "area_mm2")}},
             "graph": template.describe(), "ips": ips,
             "front": [dict(r, design=dataclasses.asdict(design_of(r["index"], spec["clock_mhz"]))) for r in front],
             "best": best,

@@ -80,13 +80,15 @@ class Edge:
 @dataclass(frozen=True)
 class Flow:
     """What one IP handles in a layer (or a pass): bits in and out over its edges, and the layer's compute work
-    (``tiles`` of the array, reduction length ``k``, ``macs``)."""
+    (``tiles`` of the array, reduction length ``k``, ``macs``, and ``tail``: 1 where the layer's one-off fill and
+    drain fall, its last pass; 0 elsewhere)."""
 
     bits_in: object
     bits_out: object
     tiles: object
     k: object
     macs: object
+    tail: object = 1
 
 
 def _nothing(*_):
@@ -112,6 +114,15 @@ class IP:
     port: str | None = None
     slots: int = 0
 
+    def __post_init__(self):
+        if self.kind == "memory" and self.slots < 1:
+            raise ValueError(f"IP {self.name!r}: a memory holds at least one pass (slots >= 1)")
+
+    @property
+    def active(self) -> bool:
+        """Whether the IP takes time of its own (a mover or compute), rather than holding data or controlling."""
+        return self.kind not in ("memory", "control")
+
 
 @dataclass(frozen=True)
 class Template:
@@ -126,7 +137,10 @@ class Template:
     passes: Callable
 
     def ip(self, name: str) -> IP:
-        return next(ip for ip in self.ips if ip.name == name)
+        for ip in self.ips:
+            if ip.name == name:
+                return ip
+        raise KeyError(f"template {self.name} has no IP {name!r}; it has {', '.join(i.name for i in self.ips)}")
 
     def describe(self) -> dict:
         """The graph as data: IPs (name, kind, port, slots) and edges (tensor, from, to, precision)."""
@@ -142,7 +156,8 @@ class Template:
             bits = words[e.tensor] * d[e.precision]
             bits_out[e.src] = bits_out[e.src] + bits
             bits_in[e.dst] = bits_in[e.dst] + bits
-        return {ip.name: Flow(bits_in[ip.name], bits_out[ip.name], work["tiles"], work["k"], work["macs"])
+        return {ip.name: Flow(bits_in[ip.name], bits_out[ip.name], work["tiles"], work["k"], work["macs"],
+                              work.get("tail", 1))
                 for ip in self.ips}
 
 
@@ -152,8 +167,25 @@ def bytes_per_cycle(target: dict) -> float:
 
 
 def coarse(template: Template, d: dict, layers, target: dict) -> dict:
-    """The coarse mode over ``layers``: total ``cycles`` and ``energy_pj``, and by IP their cycles (summed over
-    layers) and energy. Fields of ``d`` may be arrays of candidates; so are the results."""
+    """The coarse mode (module docstring) over ``layers``.
+
+    Parameters
+    ----------
+    template : Template
+        The graph.
+    d : dict
+        The design's fields (``fields``), numbers or NumPy arrays of candidates.
+    layers : sequence of (groups, m, k, n)
+        Each layer's im2col product.
+    target : dict
+        ``dram_gb_s`` and ``clock_mhz``.
+
+    Returns
+    -------
+    dict
+        ``cycles`` and ``energy_pj`` in total, and ``by_ip``: each IP's cycles (summed over the layers) and
+        energy. Arrays when ``d`` holds arrays.
+    """
     bpc = bytes_per_cycle(target)
     total_cycles, total_energy = 0.0, 0.0
     by_ip = {ip.name: {"cycles": 0.0, "energy_pj": 0.0} for ip in template.ips}
@@ -174,7 +206,8 @@ def coarse(template: Template, d: dict, layers, target: dict) -> dict:
 
 
 def resources(template: Template, d: dict) -> dict:
-    """DSP slices, BRAM18s, LUTs and flip-flops: every IP's own, summed."""
+    """DSP slices, BRAM18s, LUTs and flip-flops (``dsp``, ``bram18``, ``lut``, ``ff``): every IP's own, summed.
+    ``d`` as ``coarse`` takes it."""
     total = {"dsp": 0, "bram18": 0, "lut": 0, "ff": 0}
     for ip in template.ips:
         for key, value in ip.resources(d).items():
@@ -183,16 +216,29 @@ def resources(template: Template, d: dict) -> dict:
 
 
 def area_mm2(template: Template, d: dict):
-    """ASIC area at 45 nm: every IP's own, summed."""
+    """ASIC area at 45 nm in mm2: every IP's own, summed. ``d`` as ``coarse`` takes it."""
     return sum(ip.area_um2(d) for ip in template.ips) * 1e-6
 
 
 def simulate(template: Template, d: dict, layers, target: dict) -> dict:
-    """The fine mode (module docstring) for one design point: ``cycles``, ``seconds``, the share of the cycles the
-    compute IP was busy (``array_busy``), and each active IP's busy cycles (``busy``)."""
+    """The fine mode (module docstring) for one design point.
+
+    Parameters
+    ----------
+    template, layers, target
+        As ``coarse`` takes them.
+    d : dict
+        One design's fields (numbers).
+
+    Returns
+    -------
+    dict
+        ``cycles``, ``seconds``, the share of the cycles the compute IP was busy (``array_busy``), and each
+        active IP's busy cycles (``busy``).
+    """
     bpc = bytes_per_cycle(target)
-    active = [ip for ip in template.ips if ip.cycles is not _nothing]
-    memories = {ip.name: ip for ip in template.ips if ip.slots}
+    active = [ip for ip in template.ips if ip.active]
+    memories = {ip.name: ip for ip in template.ips if ip.kind == "memory"}
     # who waits for whom: an active IP's pass waits for the active IPs feeding it (directly or through a memory)
     # to finish that pass, and for the active IPs draining the memory it fills to free a slot
     feeds = {ip.name: set() for ip in active}
@@ -229,6 +275,8 @@ def simulate(template: Template, d: dict, layers, target: dict) -> dict:
                 if best is None or (start, p, rank) < best[:3]:
                     best = (start, p, rank, ip)
             if best is None:
+                if any(len(f) < n for f in finish.values()):
+                    raise RuntimeError(f"template {template.name}: its IPs wait on each other (a cycle in the graph)")
                 break
             start, p, _, ip = best
             end = start + durations[p][ip.name]
@@ -293,15 +341,17 @@ def _os_passes(d, layer):
     g, m, k, n = layer
     m_tiles, n_tiles, m_passes, w_passes = (int(v) for v in _os_geometry(d, m, k, n))
     share = m_passes * w_passes
-    for _group in range(g):
+    for group in range(g):
         for w_pass in range(w_passes):
             for m_pass in range(m_passes):
                 load_inputs = m_passes > 1 or (w_pass == 0 and m_pass == 0)
+                last = group == g - 1 and w_pass == w_passes - 1 and m_pass == m_passes - 1
                 yield ({"inputs": m * k / m_passes if load_inputs else 0.0,
                         "weights": k * n / w_passes if m_pass == 0 else 0.0,
                         "input operands": m * k * n_tiles / share, "weight operands": k * n * m_tiles / share,
                         "sums": m * n / share, "outputs": m * n / share},
-                       {"tiles": m_tiles * n_tiles / share, "k": k, "macs": m * k * n / share})
+                       {"tiles": m_tiles * n_tiles / share, "k": k, "macs": m * k * n / share,
+                        "tail": int(last)})
 
 
 def _dram_cycles_out(d, f, bpc):
@@ -334,7 +384,12 @@ def _output_resources(d):
 
 
 def _overlap_array_cycles(d, f, bpc):
-    return overlap_cycles(f.tiles, f.k, d["rows"], d["cols"] // (1 + d["pack"]), d["cols"])
+    """``overlap_cycles`` spread over passes: each tile one period, and the one-off rest (the first tile's
+    compute, the last drain) where the flow's ``tail`` falls."""
+    pe_cols = d["cols"] // (1 + d["pack"])
+    period = overlap_cycles(2, f.k, d["rows"], pe_cols, d["cols"]) - overlap_cycles(1, f.k, d["rows"], pe_cols,
+                                                                                    d["cols"])
+    return f.tiles * period + f.tail * (overlap_cycles(1, f.k, d["rows"], pe_cols, d["cols"]) - period)
 
 
 def _overlap_array_resources(d):
@@ -388,6 +443,8 @@ OS_SYSTOLIC_OVERLAP = Template(
            energy_pj=ip.energy_pj,
            area_um2=lambda d, own=ip.area_um2: own(d) + _storage_um2(d["rows"] * d["cols"] * d["acc_bits"]))
         if ip.name == "pe_array" else
+        # the drain engine's counters and addresses (tile, row, column, output base and their captured copies)
+        # on top of the controller's: 3 more 16-bit adders or comparators, 6 more 16-bit registers
         IP("controller", "control", resources=lambda d: {"lut": 27 * 16, "ff": 14 * 16})
         if ip.name == "controller" else ip
         for ip in OS_SYSTOLIC.ips),

@@ -41,7 +41,7 @@ from ...errors import HardwareModelError
 from . import graph
 from .graph import overlap_cycles, tile_cycles
 
-TEMPLATES = Path(__file__).parent / "rtl"
+VERILOG_DIR = Path(__file__).parent / "rtl"
 TEMPLATE_NAMES = ("os-systolic", "os-systolic-overlap")
 
 
@@ -123,7 +123,8 @@ def predict_cycles(design: DesignPoint, m: int, k: int, n: int) -> int:
 
 def predict_resources(design: DesignPoint) -> dict:
     """DSP slices, BRAM18s, LUTs and flip-flops of one design point, as integers: the sum of its IPs' own models
-    (``graph.OS_SYSTOLIC``; each IP's docstring says what it counts). The design search ranks with this model."""
+    (the design's template in ``graph.TEMPLATES``; each IP's docstring says what it counts). The design search
+    ranks with this model."""
     return {k: int(v) for k, v in graph.resources(graph.template_of(design), graph.fields(design)).items()}
 
 
@@ -200,8 +201,8 @@ module lean_accel (
 """)
     for c in range(d.cols):
         q = c // lanes
-        # a packed PE's second column past the layer's last one holds no weights: fed as zero, or its unwritten
-        # bank would spoil the first column's product too
+        # a packed PE's second column past the layer's last one holds no weights: fed as zero (an unwritten bank
+        # reads as undefined in simulation, and the packed product would carry it into the first column too)
         beyond = f" && (tile_n * COLS + {c} < n_len)" if lanes == 2 and c % 2 else ""
         out.append(f"""    // weight bank {d.rows + c} (column {c}, PE column {q})
     reg [{d.w_bits - 1}:0] w_mem{c} [0:{d.weight_words - 1}];
@@ -418,7 +419,7 @@ def emit(design: DesignPoint, out_dir, layer_data=None) -> list:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = [out / "lean_pe.v", out / "lean_accel.v"]
-    shutil.copyfile(TEMPLATES / "lean_pe.v", paths[0])
+    shutil.copyfile(VERILOG_DIR / "lean_pe.v", paths[0])
     paths[1].write_text(_top(design))
     (out / "DESIGN.json").write_text(json.dumps({"design": design.to_dict()}, indent=1) + "\n")
     paths.append(out / "DESIGN.json")

@@ -20,7 +20,9 @@ positions count), a step's cycles the largest number of its
 products in one bank (at least 1), a tile's cycles its busiest PE's. Where DNNsim reads the real zeros of a
 model's activations and weights, lean draws them at the layer's densities (seeded: the same figures every run)
 and, to bound the work, simulates a sample of tiles and, in the busiest PE, up to ``MAX_STEPS`` steps, whose mean
-cycles per step price all of its steps. (``layer_cycles``.)
+cycles per step price all of its steps. (``layer_cycles``.) Also left out of DNNsim's model: the cycles that
+send partial sums across PE borders (halos), and the quirk of C's integer division, which sends a product just
+left of an output map into its first column at stride 2 (lean drops it).
 """
 
 import math
@@ -73,13 +75,13 @@ def _max_bank_load(ids):
 def _pe_steps_sim(acts, wgts, g, k0, rng):
     """Mean cycles a step over (up to MAX_STEPS of) one PE's steps: ``acts`` (x, y) and ``wgts`` (k, r, s)
     non-zeros in DNNsim's order."""
-    na, nw = len(acts), len(wgts)
-    ga, gw = -(-na // ACTS), -(-nw // WEIGHTS)
+    ga, gw = -(-len(acts) // ACTS), -(-len(wgts) // WEIGHTS)
     if ga == 0 or gw == 0:
         return 1.0
+    gw = min(gw, MAX_STEPS)                      # the first steps stand for all of them
     ga = max(1, min(ga, MAX_STEPS // gw))
-    acts = acts[: ga * ACTS]
-    pad_a, pad_w = ga * ACTS - len(acts), gw * WEIGHTS - nw
+    acts, wgts = acts[: ga * ACTS], wgts[: gw * WEIGHTS]
+    pad_a, pad_w = ga * ACTS - len(acts), gw * WEIGHTS - len(wgts)
     x = np.concatenate([acts[:, 0], np.full(pad_a, -10 ** 6)])
     y = np.concatenate([acts[:, 1], np.full(pad_a, -10 ** 6)])
     k = np.concatenate([wgts[:, 0] + k0, np.zeros(pad_w, dtype=np.int64)])
@@ -105,7 +107,8 @@ def _tile(g, classes, positions, coords, kernel, pad, size, k0, w_density, a_den
                                   for sx, sy in classes])
     dense = int(((-(-positions // ACTS)) * (-(-weights_per_class // WEIGHTS))).sum(axis=1).max())
     na = rng.binomial(positions, a_density)
-    nw = rng.binomial(np.broadcast_to(weights_per_class, positions.shape), w_density)
+    # every PE multiplies by the same broadcast weights: one draw of them for the tile
+    nw = np.broadcast_to(rng.binomial(weights_per_class, w_density), positions.shape)
     steps = (-(-na // ACTS)) * (-(-nw // WEIGHTS))
     per_pe = steps.sum(axis=1)
     busiest = int(np.argmax(per_pe))
@@ -120,39 +123,50 @@ def _tile(g, classes, positions, coords, kernel, pad, size, k0, w_density, a_den
         mine = grid[(grid[:, 0] % stride == sx) & (grid[:, 1] % stride == sy)]
         acts = mine[np.sort(rng.choice(len(mine), na[busiest, c], replace=False))]
         in_class = kernel[((kernel[:, 0] + pad) % stride == sx) & ((kernel[:, 1] + pad) % stride == sy)]
-        everything = np.array([(kk, rr, ss) for rr, ss in in_class for kk in range(size)],
-                              dtype=np.int64).reshape(-1, 3)
+        everything = np.column_stack([np.tile(np.arange(size), len(in_class)),
+                                      np.repeat(in_class, size, axis=0)])        # (k, r, s), k fastest
         wgts = everything[np.sort(rng.choice(len(everything), nw[busiest, c], replace=False))]
         cost += steps[busiest, c] * _pe_steps_sim(acts, wgts, g, k0, rng)
     return cost, cost / per_pe[busiest], dense
 
 
-def layer_cycles(layer, w_density: float, a_density: float, seed: int = 0) -> dict:
-    """SCNN's compute cycles for ``layer`` (``n`` images) at these densities (module docstring).
+def layer_cycles(layer, w_density: float, a_density: float, *, seed: int = 0) -> dict:
+    """SCNN's compute cycles for ``layer`` at these densities (module docstring).
+
+    Parameters
+    ----------
+    layer : lean.hw.workload.LayerShape
+        A conv or fc layer (``n`` images, run for ``fraction`` of them).
+    w_density, a_density : float
+        Shares of non-zero weights and input activations; zeros are drawn at random at these rates.
+    seed : int
+        Seed of the draws (the same figures every run).
 
     Returns
     -------
     dict
-        ``cycles``; ``dense_cycles`` (every operand non-zero); ``ideal_cycles`` (the non-zero products over all
-        1,024 multipliers); ``cycles_per_step`` in the busiest PEs (1: no bank conflict).
+        ``cycles``; ``dense_cycles`` (every weight and real input non-zero); ``ideal_cycles`` (the non-zero
+        products over all 1,024 multipliers); ``cycles_per_step`` in the busiest PEs (1: no bank conflict).
     """
     g = _geometry(layer)
     rng = np.random.default_rng(seed)
     stride = g["stride"]
-    # per PE and stride class: the input positions its planar tile holds
+    # per PE and stride class: the input positions its planar tile holds (padding and the grid's rounding are
+    # zeros: never multiplied)
+    pad = 0 if layer.kind == "fc" else layer.padding
+    real_x, real_y = (g["x"], g["y"]) if layer.kind == "fc" else (layer.h, layer.w)
     classes = [(sx, sy) for sx in range(stride) for sy in range(stride)]
     positions = np.zeros((PE_GRID * PE_GRID, len(classes)), dtype=np.int64)
     coords = []
     for pe in range(PE_GRID * PE_GRID):
         px, py = divmod(pe, PE_GRID)
-        xs = np.arange(px * g["tile_x"], min((px + 1) * g["tile_x"], g["x"]))
-        ys = np.arange(py * g["tile_y"], min((py + 1) * g["tile_y"], g["y"]))
+        xs = np.arange(max(px * g["tile_x"], pad), min((px + 1) * g["tile_x"], pad + real_x))
+        ys = np.arange(max(py * g["tile_y"], pad), min((py + 1) * g["tile_y"], pad + real_y))
         grid = np.array([(a, b) for a in xs for b in ys], dtype=np.int64).reshape(-1, 2)
         coords.append(grid)
         for c, (sx, sy) in enumerate(classes):
             positions[pe, c] = int(np.count_nonzero((grid[:, 0] % stride == sx) & (grid[:, 1] % stride == sy)))
     kernel = np.array([(rr, ss) for rr in range(g["r"]) for ss in range(g["s"])], dtype=np.int64)
-    pad = 0 if layer.kind == "fc" else layer.padding
     starts = list(range(0, g["k"], g["group"]))
     # the output-channel groups come in at most two sizes (the last may be short); each size's tiles sampled
     sizes = {}
@@ -171,8 +185,8 @@ def layer_cycles(layer, w_density: float, a_density: float, seed: int = 0) -> di
                 factors.append(factor)
         cycles += count * g["c_per_group"] * float(np.mean(sampled))
         dense += count * g["c_per_group"] * dense_size
-    n = layer.n * getattr(layer, "fraction", 1.0)
-    products = layer.macs * w_density * a_density
+    n = layer.n * layer.fraction
+    products = layer.macs * layer.fraction * w_density * a_density
     return {"cycles": n * cycles, "dense_cycles": n * dense,
             "ideal_cycles": products / (PE_GRID * PE_GRID * WEIGHTS * ACTS),
             "cycles_per_step": float(np.mean(factors)) if factors else 1.0}
