@@ -127,6 +127,17 @@ def test_the_same_search_on_one_and_on_three_workers():
     assert processes["search"]["engine"] == "processes" and processes["design"] == one["design"]
 
 
+def test_without_dask_the_search_runs_in_local_processes_and_says_so(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "dask.distributed", None)       # as if Dask were not installed
+    r = ex.explore(WORKLOAD, "ultra96", samples=3000, workers=2)
+    assert r["search"]["engine"] == "processes" and "pip install 'lean[cluster]'" in r["search"]["note"]
+    assert r["design"] == ex.explore(WORKLOAD, "ultra96", samples=3000, workers=1)["design"]
+    with pytest.raises(HardwareModelError, match="needs it"):
+        ex.explore(WORKLOAD, "ultra96", samples=3000, scheduler="tcp://nowhere:8786")
+
+
 def test_lean_hw_explore_writes_a_design_lean_hw_rtl_reads(tmp_path):
     out = tmp_path / "DESIGN.json"
     r = CliRunner().invoke(main, ["hw", "explore", "--workload", WORKLOAD, "--target", "ultra96", "--budget",

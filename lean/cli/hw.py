@@ -246,6 +246,8 @@ def print_explore(r):
                + f", objective {r['objective']}: {s['candidates']:,} design points ranked in {s['ranked_s']:.2f} s "
                f"({s['per_minute']:,.0f} a minute, {s['engine']}, {s['workers']} worker(s)), {s['feasible']:,} "
                f"within the budget; the best {s['fine_simulated']} simulated")
+    if s.get("note"):
+        click.echo(s["note"])
     click.echo(f"Pareto front (latency against the share of the budget taken), {len(r['front'])} designs:")
     click.echo(f"{'template':>19} {'rows x cols':>12} {'bits':>4} {'packed':>6} {'ms':>9} {'share':>6} "
                f"{'energy mJ':>10}")

@@ -311,7 +311,10 @@ def explore(workload, target: str = "ultra96", budget: dict | None = None, objec
     if engine not in (None, "dask", "processes", "inline"):
         raise HardwareModelError(f"unknown engine {engine!r}; choose dask, processes or inline")
     inline = engine == "inline" or (engine is None and workers == 1 and not scheduler)
+    asked = engine
     engine, pool, n_workers = ("inline", None, 1) if inline else _engine(scheduler, workers, engine)
+    note = ("Dask is not installed (pip install 'lean[cluster]'): ranked in local processes"
+            if engine == "processes" and asked != "processes" else None)
     if engine == "dask":
         pool.run(_warm)                       # every worker imports lean before the clock starts
     elif pool is not None:
@@ -372,7 +375,7 @@ def explore(workload, target: str = "ultra96", budget: dict | None = None, objec
             "best": best,
             "search": {"candidates": evaluated, "valid": sum(p["valid"] for p in parts),
                        "feasible": sum(p["feasible"] for p in parts), "ranked_s": ranked_s,
-                       "per_minute": evaluated / ranked_s * 60 if ranked_s else 0.0, "engine": engine,
+                       "per_minute": evaluated / ranked_s * 60 if ranked_s else 0.0, "engine": engine, "note": note,
                        "workers": n_workers, "chunks": len(chunks), "fine_simulated": len(fine),
                        "sampled": sample is not None, "seed": seed},
             "assumptions": {"clock_mhz": spec["clock_mhz"], "dram_gb_s": spec["dram_gb_s"],
