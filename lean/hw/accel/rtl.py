@@ -257,12 +257,7 @@ module lean_accel (
             clear <= 1'b0;
             if (state != IDLE && state != FINISH) cycles <= cycles + 1;
             case (state)
-                IDLE: if (start) begin
-                    m_tiles <= (m_len + ROWS - 1) / ROWS; n_tiles <= (n_len + COLS - 1) / COLS;
-                    tile_m <= 0; tile_n <= 0; a_base <= 0; w_base <= 0; tile_row_base <= 0;
-                    done <= 1'b0; cycles <= 1; clear <= 1'b1; state <= CLEAR;
-                end
-                CLEAR: begin t <= 0; state <= RUN; end
+{_START}
                 RUN: if (t == run_len) begin
                     row <= 0; col <= 0; out_row_base <= tile_row_base; state <= DRAIN;
                 end else t <= t + 1;
@@ -270,17 +265,7 @@ module lean_accel (
                     col <= 0;
                     out_row_base <= out_row_base + n_len;
                     if (row == ROWS - 1) begin
-                        if (tile_n + 1 == n_tiles) begin
-                            tile_n <= 0; w_base <= 0;
-                            if (tile_m + 1 == m_tiles) state <= FINISH;
-                            else begin
-                                tile_m <= tile_m + 1; a_base <= a_base + k_len;
-                                tile_row_base <= tile_row_base + ROWS * n_len;
-                                clear <= 1'b1; state <= CLEAR;
-                            end
-                        end else begin
-                            tile_n <= tile_n + 1; w_base <= w_base + k_len; clear <= 1'b1; state <= CLEAR;
-                        end
+{_next_tile("FINISH", 6)}
                     end else row <= row + 1;
                 end else col <= col + 1;
                 FINISH: begin done <= 1'b1; state <= IDLE; end
@@ -291,6 +276,32 @@ module lean_accel (
 endmodule
 """)
     return "".join(out)
+
+
+# the controller's first two states: on start, count the tiles and clear the accumulators; then run
+_START = """                IDLE: if (start) begin
+                    m_tiles <= (m_len + ROWS - 1) / ROWS; n_tiles <= (n_len + COLS - 1) / COLS;
+                    tile_m <= 0; tile_n <= 0; a_base <= 0; w_base <= 0; tile_row_base <= 0;
+                    done <= 1'b0; cycles <= 1; clear <= 1'b1; state <= CLEAR;
+                end
+                CLEAR: begin t <= 0; state <= RUN; end"""
+
+
+def _next_tile(last: str, depth: int) -> str:
+    """The controller's step to the next output tile (columns first), clearing the accumulators, or to state
+    ``last`` after the last tile; indented ``depth`` levels of four spaces."""
+    lines = ["if (tile_n + 1 == n_tiles) begin",
+             "    tile_n <= 0; w_base <= 0;",
+             f"    if (tile_m + 1 == m_tiles) state <= {last};",
+             "    else begin",
+             "        tile_m <= tile_m + 1; a_base <= a_base + k_len;",
+             "        tile_row_base <= tile_row_base + ROWS * n_len;",
+             "        clear <= 1'b1; state <= CLEAR;",
+             "    end",
+             "end else begin",
+             "    tile_n <= tile_n + 1; w_base <= w_base + k_len; clear <= 1'b1; state <= CLEAR;",
+             "end"]
+    return "\n".join("    " * depth + line for line in lines)
 
 
 def _overlap_drain_and_controller(d: DesignPoint) -> str:
@@ -334,27 +345,12 @@ def _overlap_drain_and_controller(d: DesignPoint) -> str:
             capture <= 1'b0;
             if (state != IDLE && state != FINISH) cycles <= cycles + 1;
             case (state)
-                IDLE: if (start) begin
-                    m_tiles <= (m_len + ROWS - 1) / ROWS; n_tiles <= (n_len + COLS - 1) / COLS;
-                    tile_m <= 0; tile_n <= 0; a_base <= 0; w_base <= 0; tile_row_base <= 0;
-                    done <= 1'b0; cycles <= 1; clear <= 1'b1; state <= CLEAR;
-                end
-                CLEAR: begin t <= 0; state <= RUN; end
+{_START}
                 RUN, WAIT: if (state == RUN && t != run_len) t <= t + 1;
                 else if (!hand_off) state <= WAIT;
                 else begin
                     capture <= 1'b1; cap_m <= tile_m; cap_n <= tile_n; cap_base <= tile_row_base;
-                    if (tile_n + 1 == n_tiles) begin
-                        tile_n <= 0; w_base <= 0;
-                        if (tile_m + 1 == m_tiles) state <= FLUSH;
-                        else begin
-                            tile_m <= tile_m + 1; a_base <= a_base + k_len;
-                            tile_row_base <= tile_row_base + ROWS * n_len;
-                            clear <= 1'b1; state <= CLEAR;
-                        end
-                    end else begin
-                        tile_n <= tile_n + 1; w_base <= w_base + k_len; clear <= 1'b1; state <= CLEAR;
-                    end
+{_next_tile("FLUSH", 5)}
                 end
                 FLUSH: if (!d_busy && !capture) state <= FINISH;
                 FINISH: begin done <= 1'b1; state <= IDLE; end
