@@ -238,16 +238,7 @@ module lean_accel (
         return "".join(out)
     sums = ", ".join(f"acc{r}_{c}" for r in reversed(range(d.rows)) for c in reversed(range(d.cols)))
     out.append(f"""    // the drain: one sum a cycle into the output buffer
-    wire [{d.rows * d.cols * d.acc_bits - 1}:0] acc_flat = {{{sums}}};
-    wire [15:0] drain_index = row * COLS + col;
-    wire [{d.acc_bits - 1}:0] acc_sel = acc_flat[drain_index * {d.acc_bits} +: {d.acc_bits}];
-    wire out_we = (state == DRAIN) && (tile_m * ROWS + row < m_len) && (tile_n * COLS + col < n_len);
-    wire [31:0] out_waddr = out_row_base + tile_n * COLS + col;
-    reg [{d.acc_bits - 1}:0] out_mem [0:{d.output_words - 1}];
-    always @(posedge clk) begin
-        if (out_we) out_mem[out_waddr[{ob - 1}:0]] <= acc_sel;
-        out_rdata <= out_mem[out_raddr];
-    end
+{_output_buffer(d, "acc", sums, "(state == DRAIN)", "row", "col", "tile_m", "tile_n", "out_row_base")}
 
     // the controller
     always @(posedge clk) begin
@@ -287,6 +278,22 @@ _START = """                IDLE: if (start) begin
                 CLEAR: begin t <= 0; state <= RUN; end"""
 
 
+def _output_buffer(d: DesignPoint, source, sums, active, row, col, tile_m, tile_n, base) -> str:
+    """The output buffer and the multiplexer that drains sums into it, one a cycle: ``source`` names the
+    registers drained (``sums``, flattened), ``active`` when, and the other names the drain's counters."""
+    ob = _bits(d.output_words)
+    return f"""    wire [{d.rows * d.cols * d.acc_bits - 1}:0] {source}_flat = {{{sums}}};
+    wire [15:0] drain_index = {row} * COLS + {col};
+    wire [{d.acc_bits - 1}:0] {source}_sel = {source}_flat[drain_index * {d.acc_bits} +: {d.acc_bits}];
+    wire out_we = {active} && ({tile_m} * ROWS + {row} < m_len) && ({tile_n} * COLS + {col} < n_len);
+    wire [31:0] out_waddr = {base} + {tile_n} * COLS + {col};
+    reg [{d.acc_bits - 1}:0] out_mem [0:{d.output_words - 1}];
+    always @(posedge clk) begin
+        if (out_we) out_mem[out_waddr[{ob - 1}:0]] <= {source}_sel;
+        out_rdata <= out_mem[out_raddr];
+    end"""
+
+
 def _next_tile(last: str, depth: int) -> str:
     """The controller's step to the next output tile (columns first), clearing the accumulators, or to state
     ``last`` after the last tile; indented ``depth`` levels of four spaces."""
@@ -310,19 +317,9 @@ def _overlap_drain_and_controller(d: DesignPoint) -> str:
     free or in its last cycle, clears the accumulators in the same cycle and starts the next tile; the engine
     writes the shadow sums to the output buffer, one a cycle, meanwhile. After the last tile it waits for the
     engine to finish."""
-    ob = _bits(d.output_words)
     sums = ", ".join(f"sh{r}_{c}" for r in reversed(range(d.rows)) for c in reversed(range(d.cols)))
     return f"""    // the drain engine: one shadow sum a cycle into the output buffer
-    wire [{d.rows * d.cols * d.acc_bits - 1}:0] sh_flat = {{{sums}}};
-    wire [15:0] drain_index = d_row * COLS + d_col;
-    wire [{d.acc_bits - 1}:0] sh_sel = sh_flat[drain_index * {d.acc_bits} +: {d.acc_bits}];
-    wire out_we = d_busy && (d_m * ROWS + d_row < m_len) && (d_n * COLS + d_col < n_len);
-    wire [31:0] out_waddr = d_row_base + d_n * COLS + d_col;
-    reg [{d.acc_bits - 1}:0] out_mem [0:{d.output_words - 1}];
-    always @(posedge clk) begin
-        if (out_we) out_mem[out_waddr[{ob - 1}:0]] <= sh_sel;
-        out_rdata <= out_mem[out_raddr];
-    end
+{_output_buffer(d, "sh", sums, "d_busy", "d_row", "d_col", "d_m", "d_n", "d_row_base")}
     always @(posedge clk) begin
         if (rst) d_busy <= 1'b0;
         else if (capture) begin
