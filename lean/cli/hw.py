@@ -314,7 +314,8 @@ def print_rtl(r):
                    f"{s['predicted_cycles']:,}, {100 * s['cycle_error']:+.1f}%)")
     if "synthesis" in r:
         y, p = r["synthesis"]["yosys"], r["synthesis"]["predicted"]
-        click.echo(f"Yosys synth_xilinx -family {r['synthesis']['family']}: "
+        cells = sum(r["synthesis"]["cells"].values())
+        click.echo(f"Yosys synth_xilinx -family {r['synthesis']['family']}: {cells:,} cells; "
                    + ", ".join(f"{k.upper()} {y[k]:,} (predicted {p[k]:,})" for k in ("lut", "dsp", "bram18", "ff")))
 
 
