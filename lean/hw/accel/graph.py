@@ -37,21 +37,35 @@ import numpy as np
 from .. import tech
 
 
+def _compute_cycles(k, rows, pe_cols):
+    """A tile's cycles before its drain, from the controller (``rtl.py``): 1 to clear, ``k + rows + pe_cols + 2``
+    to feed the skewed operands through (the last PE's last product lands ``rows + pe_cols`` cycles after its
+    first, behind one cycle of block-RAM read)."""
+    return 1 + k + rows + pe_cols + 2
+
+
 def tile_cycles(k, rows, pe_cols, cols):
-    """Cycles of one output tile on the array, from its controller (``rtl.py``): 1 to clear, ``k + rows +
-    pe_cols + 2`` to feed the skewed operands through (the last PE's last product lands ``rows + pe_cols`` cycles
-    after its first, behind one cycle of block-RAM read), ``rows x cols`` to drain. Numbers or NumPy arrays."""
-    return 1 + k + rows + pe_cols + 2 + rows * cols
+    """Cycles of one output tile on the ``os-systolic`` array: its compute (``_compute_cycles``), then ``rows x
+    cols`` to drain. Numbers or NumPy arrays."""
+    return _compute_cycles(k, rows, pe_cols) + rows * cols
+
+
+def overlap_period(k, rows, pe_cols, cols):
+    """The ``os-systolic-overlap`` array's cycles a tile and its one-off rest, from its controller (``rtl.py``):
+    a tile computes for ``c`` cycles (``_compute_cycles``) and is handed to the drain engine, which empties its
+    ``rows x cols`` shadow sums while the next tile computes; a hand-off waits for the engine's last cycle, so
+    tiles follow each other every ``max(c, rows x cols + 1)`` cycles; the first tile's compute, the last one's
+    drain, its hand-off and the controller's wait add ``c + rows x cols + 3`` less one period. Numbers or NumPy
+    arrays."""
+    compute, drain = _compute_cycles(k, rows, pe_cols), rows * cols
+    period = np.maximum(compute, drain + 1)
+    return period, compute + drain + 3 - period
 
 
 def overlap_cycles(tiles, k, rows, pe_cols, cols):
-    """Cycles of ``tiles`` output tiles on the ``os-systolic-overlap`` array, from its controller (``rtl.py``): a
-    tile computes for ``c = 1 + k + rows + pe_cols + 2`` cycles and is handed to the drain engine, which empties
-    its ``rows x cols`` shadow sums while the next tile computes; a hand-off waits for the engine's last cycle,
-    so tiles follow each other every ``max(c, rows x cols + 1)`` cycles; the last one's drain, its hand-off and
-    the controller's wait add ``rows x cols + 3``. Numbers or NumPy arrays."""
-    compute, drain = 1 + k + rows + pe_cols + 2, rows * cols
-    return (tiles - 1) * np.maximum(compute, drain + 1) + compute + drain + 3
+    """Cycles of ``tiles`` output tiles on the ``os-systolic-overlap`` array (``overlap_period``)."""
+    period, rest = overlap_period(k, rows, pe_cols, cols)
+    return tiles * period + rest
 
 
 def bram18(width, depth):
@@ -291,8 +305,13 @@ def simulate(template: Template, d: dict, layers, target: dict) -> dict:
 # ------------------------------------------------------------------------------------------ os-systolic
 
 
+def _pe_cols(d):
+    """Physical PE columns: two output columns share a PE when packed."""
+    return d["cols"] // (1 + d["pack"])
+
+
 def _pes(d):
-    return d["rows"] * (d["cols"] // (1 + d["pack"]))
+    return d["rows"] * _pe_cols(d)
 
 
 def _mac_energy_pj(bits):
@@ -363,7 +382,7 @@ def _dram_cycles_in(d, f, bpc):
 
 
 def _array_cycles(d, f, bpc):
-    return f.tiles * tile_cycles(f.k, d["rows"], d["cols"] // (1 + d["pack"]), d["cols"])
+    return f.tiles * tile_cycles(f.k, d["rows"], _pe_cols(d), d["cols"])
 
 
 def _array_resources(d):
@@ -384,12 +403,10 @@ def _output_resources(d):
 
 
 def _overlap_array_cycles(d, f, bpc):
-    """``overlap_cycles`` spread over passes: each tile one period, and the one-off rest (the first tile's
-    compute, the last drain) where the flow's ``tail`` falls."""
-    pe_cols = d["cols"] // (1 + d["pack"])
-    period = overlap_cycles(2, f.k, d["rows"], pe_cols, d["cols"]) - overlap_cycles(1, f.k, d["rows"], pe_cols,
-                                                                                    d["cols"])
-    return f.tiles * period + f.tail * (overlap_cycles(1, f.k, d["rows"], pe_cols, d["cols"]) - period)
+    """``overlap_cycles`` spread over passes: each tile one period, and the one-off rest where the flow's ``tail``
+    falls."""
+    period, rest = overlap_period(f.k, d["rows"], _pe_cols(d), d["cols"])
+    return f.tiles * period + f.tail * rest
 
 
 def _overlap_array_resources(d):

@@ -72,7 +72,7 @@ def _max_bank_load(ids):
     return best
 
 
-def _pe_steps_sim(acts, wgts, g, k0, rng):
+def _pe_steps_sim(acts, wgts, g, k0):
     """Mean cycles a step over (up to MAX_STEPS of) one PE's steps: ``acts`` (x, y) and ``wgts`` (k, r, s)
     non-zeros in DNNsim's order."""
     ga, gw = -(-len(acts) // ACTS), -(-len(wgts) // WEIGHTS)
@@ -98,36 +98,29 @@ def _pe_steps_sim(acts, wgts, g, k0, rng):
     return float(_max_bank_load(ids).mean())
 
 
-def _tile(g, classes, positions, coords, kernel, pad, size, k0, w_density, a_density, rng):
-    """One (input channel, output-channel group of ``size``) tile: its cycles (the busiest PE's), that PE's
-    cycles per step (None when no PE has work) and the tile's cycles were every operand non-zero."""
-    stride = g["stride"]
-    weights_per_class = np.array([size * np.count_nonzero(((kernel[:, 0] + pad) % stride == sx)
-                                                          & ((kernel[:, 1] + pad) % stride == sy))
-                                  for sx, sy in classes])
-    dense = int(((-(-positions // ACTS)) * (-(-weights_per_class // WEIGHTS))).sum(axis=1).max())
+def _tile(g, acts_by_pe, positions, kernel_by_class, size, k0, w_density, a_density, rng):
+    """One (input channel, output-channel group of ``size``) tile, its zeros drawn: its cycles (the busiest
+    PE's) and that PE's cycles per step (None when no PE has work)."""
+    weights_per_class = size * np.array([len(kernel) for kernel in kernel_by_class])
     na = rng.binomial(positions, a_density)
     # every PE multiplies by the same broadcast weights: one draw of them for the tile
-    nw = np.broadcast_to(rng.binomial(weights_per_class, w_density), positions.shape)
+    nw = rng.binomial(weights_per_class, w_density)
     steps = (-(-na // ACTS)) * (-(-nw // WEIGHTS))
     per_pe = steps.sum(axis=1)
     busiest = int(np.argmax(per_pe))
     if per_pe[busiest] == 0:
-        return 0.0, None, dense
+        return 0.0, None
     # the busiest PE's steps, simulated product by product in each stride class
     cost = 0.0
-    for c, (sx, sy) in enumerate(classes):
+    for c, (mine, kernel) in enumerate(zip(acts_by_pe[busiest], kernel_by_class, strict=True)):
         if steps[busiest, c] == 0:
             continue
-        grid = coords[busiest]
-        mine = grid[(grid[:, 0] % stride == sx) & (grid[:, 1] % stride == sy)]
         acts = mine[np.sort(rng.choice(len(mine), na[busiest, c], replace=False))]
-        in_class = kernel[((kernel[:, 0] + pad) % stride == sx) & ((kernel[:, 1] + pad) % stride == sy)]
-        everything = np.column_stack([np.tile(np.arange(size), len(in_class)),
-                                      np.repeat(in_class, size, axis=0)])        # (k, r, s), k fastest
-        wgts = everything[np.sort(rng.choice(len(everything), nw[busiest, c], replace=False))]
-        cost += steps[busiest, c] * _pe_steps_sim(acts, wgts, g, k0, rng)
-    return cost, cost / per_pe[busiest], dense
+        everything = np.column_stack([np.tile(np.arange(size), len(kernel)),
+                                      np.repeat(kernel, size, axis=0)])        # (k, r, s), k fastest
+        wgts = everything[np.sort(rng.choice(len(everything), nw[c], replace=False))]
+        cost += steps[busiest, c] * _pe_steps_sim(acts, wgts, g, k0)
+    return cost, cost / per_pe[busiest]
 
 
 def layer_cycles(layer, w_density: float, a_density: float, *, seed: int = 0) -> dict:
@@ -151,40 +144,40 @@ def layer_cycles(layer, w_density: float, a_density: float, *, seed: int = 0) ->
     g = _geometry(layer)
     rng = np.random.default_rng(seed)
     stride = g["stride"]
-    # per PE and stride class: the input positions its planar tile holds (padding and the grid's rounding are
-    # zeros: never multiplied)
     pad = 0 if layer.kind == "fc" else layer.padding
     real_x, real_y = (g["x"], g["y"]) if layer.kind == "fc" else (layer.h, layer.w)
     classes = [(sx, sy) for sx in range(stride) for sy in range(stride)]
-    positions = np.zeros((PE_GRID * PE_GRID, len(classes)), dtype=np.int64)
-    coords = []
+    # the kernel positions of each stride class, and per PE the input positions its planar tile holds in each
+    # (padding and the grid's rounding are zeros: never multiplied)
+    kernel = np.array([(rr, ss) for rr in range(g["r"]) for ss in range(g["s"])], dtype=np.int64)
+    kernel_by_class = [kernel[((kernel[:, 0] + pad) % stride == sx) & ((kernel[:, 1] + pad) % stride == sy)]
+                       for sx, sy in classes]
+    acts_by_pe = []
     for pe in range(PE_GRID * PE_GRID):
         px, py = divmod(pe, PE_GRID)
         xs = np.arange(max(px * g["tile_x"], pad), min((px + 1) * g["tile_x"], pad + real_x))
         ys = np.arange(max(py * g["tile_y"], pad), min((py + 1) * g["tile_y"], pad + real_y))
         grid = np.array([(a, b) for a in xs for b in ys], dtype=np.int64).reshape(-1, 2)
-        coords.append(grid)
-        for c, (sx, sy) in enumerate(classes):
-            positions[pe, c] = int(np.count_nonzero((grid[:, 0] % stride == sx) & (grid[:, 1] % stride == sy)))
-    kernel = np.array([(rr, ss) for rr in range(g["r"]) for ss in range(g["s"])], dtype=np.int64)
-    starts = list(range(0, g["k"], g["group"]))
+        acts_by_pe.append([grid[(grid[:, 0] % stride == sx) & (grid[:, 1] % stride == sy)] for sx, sy in classes])
+    positions = np.array([[len(acts) for acts in per_class] for per_class in acts_by_pe], dtype=np.int64)
     # the output-channel groups come in at most two sizes (the last may be short); each size's tiles sampled
     sizes = {}
-    for k0 in starts:
+    for k0 in range(0, g["k"], g["group"]):
         size = min(g["group"], g["k"] - k0)
         sizes.setdefault(size, [k0, 0])[1] += 1
     cycles = dense = 0.0
     factors = []
     for size, (k0, count) in sizes.items():
-        sampled, dense_size = [], 0
+        weights_per_class = size * np.array([len(k) for k in kernel_by_class])
+        tile_dense = ((-(-positions // ACTS)) * (-(-weights_per_class // WEIGHTS))).sum(axis=1).max()
+        sampled = []
         for _ in range(TILE_SAMPLES):
-            cost, factor, dense_size = _tile(g, classes, positions, coords, kernel, pad, size, k0, w_density,
-                                             a_density, rng)
+            cost, factor = _tile(g, acts_by_pe, positions, kernel_by_class, size, k0, w_density, a_density, rng)
             sampled.append(cost)
             if factor is not None:
                 factors.append(factor)
         cycles += count * g["c_per_group"] * float(np.mean(sampled))
-        dense += count * g["c_per_group"] * dense_size
+        dense += count * g["c_per_group"] * int(tile_dense)
     n = layer.n * layer.fraction
     products = layer.macs * layer.fraction * w_density * a_density
     return {"cycles": n * cycles, "dense_cycles": n * dense,
