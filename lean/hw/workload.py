@@ -217,6 +217,14 @@ class _Net:
         self.h = self.w = 1
         self.c = k
 
+    def shortcut(self, name, k, stride, block_input):
+        """A 1x1 conv on a residual block's input (its shortcut), ``block_input`` = (c, h, w) where the block
+        began; the main path's size stays as it is."""
+        c, h, w = self.c, self.h, self.w
+        self.c, self.h, self.w = block_input
+        self.conv(name, k, 1, stride=stride)
+        self.c, self.h, self.w = c, h, w
+
     def global_pool(self):
         self.h = self.w = 1
 
@@ -266,7 +274,7 @@ def _resnet(name, blocks, bottleneck, cifar=False):
     for stage, (width, count) in enumerate(zip((64, 128, 256, 512), blocks, strict=True), start=1):
         for b in range(count):
             stride = 2 if (b == 0 and stage > 1) else 1
-            c_in, h_in, w_in = net.c, net.h, net.w
+            block_input = (net.c, net.h, net.w)
             out = width * 4 if bottleneck else width
             prefix = f"layer{stage}.{b}"
             if bottleneck:
@@ -276,11 +284,8 @@ def _resnet(name, blocks, bottleneck, cifar=False):
             else:
                 net.conv(f"{prefix}.conv1", width, 3, stride=stride, padding=1)
                 net.conv(f"{prefix}.conv2", width, 3, padding=1)
-            if stride != 1 or c_in != out:
-                h_out, w_out, c_out = net.h, net.w, net.c
-                net.h, net.w, net.c = h_in, w_in, c_in
-                net.conv(f"{prefix}.downsample", out, 1, stride=stride)
-                net.h, net.w, net.c = h_out, w_out, c_out
+            if stride != 1 or block_input[0] != out:
+                net.shortcut(f"{prefix}.downsample", out, stride, block_input)
     net.global_pool()
     net.fc("fc", 10 if cifar else 1000)
     return net.done()
@@ -296,24 +301,34 @@ def resnet50() -> Workload:
     return _resnet("resnet50", (3, 4, 6, 3), bottleneck=True)
 
 
-def mobilenetv2() -> Workload:
-    """MobileNetV2 (Sandler et al., 2018), width 1.0, at 224x224 (about 300 M MACs)."""
-    net = _Net("mobilenetv2", 224, 224, 3)
-    net.conv("conv1", 32, 3, stride=2, padding=1)
+def _mobilenetv2(name, cifar=False):
+    """MobileNetV2 at 224x224, or (``cifar``) as the SmartExchange authors' code builds it for CIFAR-10: 32x32,
+    stem and second stage at stride 1, every block with its 1x1 expansion (even at expansion 1), a 1x1 shortcut
+    conv where a stride-1 block changes width, 10 classes."""
+    net = _Net(name, 32, 32, 3) if cifar else _Net(name, 224, 224, 3)
+    net.conv("conv1", 32, 3, stride=1 if cifar else 2, padding=1)
     i = 0
-    for t, k, n, s in [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1),
+    for t, k, n, s in [(1, 16, 1, 1), (6, 24, 2, 1 if cifar else 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1),
                        (6, 160, 3, 2), (6, 320, 1, 1)]:
         for rep in range(n):
-            hidden = net.c * t
-            if t != 1:
+            stride = s if rep == 0 else 1
+            block_input, hidden = (net.c, net.h, net.w), net.c * t
+            if cifar or t != 1:
                 net.conv(f"block{i}.expand", hidden, 1)
-            net.conv(f"block{i}.depthwise", hidden, 3, stride=s if rep == 0 else 1, padding=1, groups=hidden)
+            net.conv(f"block{i}.depthwise", hidden, 3, stride=stride, padding=1, groups=hidden)
             net.conv(f"block{i}.project", k, 1)
+            if cifar and stride == 1 and block_input[0] != k:
+                net.shortcut(f"block{i}.shortcut", k, 1, block_input)
             i += 1
-    net.conv("conv_last", 1280, 1)
+    net.conv("conv2" if cifar else "conv_last", 1280, 1)
     net.global_pool()
-    net.fc("classifier", 1000)
+    net.fc("linear" if cifar else "classifier", 10 if cifar else 1000)
     return net.done()
+
+
+def mobilenetv2() -> Workload:
+    """MobileNetV2 (Sandler et al., 2018), width 1.0, at 224x224 (about 300 M MACs)."""
+    return _mobilenetv2("mobilenetv2")
 
 
 # Shares of zeros in AlexNet's conv inputs and outputs as Eyeriss measured them (JSSC 2017, Table V: "almost 40%"
@@ -339,30 +354,9 @@ def resnet18_cifar() -> Workload:
 
 
 def mobilenetv2_cifar() -> Workload:
-    """MobileNetV2 for CIFAR-10 as the SmartExchange authors' code builds it (32x32; stem and second stage at
-    stride 1; every block with its 1x1 expansion, even at expansion 1; a 1x1 shortcut conv where a stride-1 block
-    changes width; 10 classes)."""
-    net = _Net("mobilenetv2-cifar", 32, 32, 3)
-    net.conv("conv1", 32, 3, padding=1)
-    i = 0
-    for t, k, n, s in [(1, 16, 1, 1), (6, 24, 2, 1), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1),
-                       (6, 160, 3, 2), (6, 320, 1, 1)]:
-        for rep in range(n):
-            stride = s if rep == 0 else 1
-            c_in, h_in, w_in, hidden = net.c, net.h, net.w, net.c * t
-            net.conv(f"block{i}.expand", hidden, 1)
-            net.conv(f"block{i}.depthwise", hidden, 3, stride=stride, padding=1, groups=hidden)
-            net.conv(f"block{i}.project", k, 1)
-            if stride == 1 and c_in != k:
-                h_out, w_out = net.h, net.w
-                net.h, net.w, net.c = h_in, w_in, c_in
-                net.conv(f"block{i}.shortcut", k, 1)
-                net.h, net.w, net.c = h_out, w_out, k
-            i += 1
-    net.conv("conv2", 1280, 1)
-    net.global_pool()
-    net.fc("linear", 10)
-    return net.done()
+    """MobileNetV2 for CIFAR-10 as the SmartExchange authors' code builds it (``_mobilenetv2``), layer for layer
+    (``mobilenetv2-cifar`` in ``accel.compare.PRUNED_ROW_SHARES``)."""
+    return _mobilenetv2("mobilenetv2-cifar", cifar=True)
 
 
 BUILTIN = {"alexnet": alexnet, "vgg16": vgg16, "resnet18": resnet18, "resnet50": resnet50,
