@@ -74,6 +74,13 @@ PRUNED_ROW_SHARES = {
 PROFILE = "smartdeal"
 
 
+def _check_ce_row_density(value):
+    if isinstance(value, str) and value != PROFILE:
+        raise HardwareModelError(f"ce_row_density takes a share in (0, 1] or {PROFILE!r}; got {value!r}")
+    if not isinstance(value, str) and not 0.0 < value <= 1.0:
+        raise HardwareModelError(f"ce_row_density must lie in (0, 1]; got {value}")
+
+
 def layer_densities(workload, ce_row_density) -> list:
     """Per conv/fc layer of a built-in ``workload``: (the rebuilt weights' density, Ce's row density).
 
@@ -93,11 +100,10 @@ def layer_densities(workload, ce_row_density) -> list:
     list of (float, float)
         One pair per conv/fc layer, in order.
     """
-    layers = [layer for layer in workload.layers if layer.kind in ("conv", "fc")]
+    _check_ce_row_density(ce_row_density)
+    layers = workload.compute_layers()
     if not isinstance(ce_row_density, str):
         return [(ce_row_density, ce_row_density)] * len(layers)
-    if ce_row_density != PROFILE:
-        raise HardwareModelError(f"ce_row_density takes a share in (0, 1] or {PROFILE!r}; got {ce_row_density!r}")
     shares = PRUNED_ROW_SHARES.get(workload.name)
     if shares is None or len(shares) != len(layers):
         raise HardwareModelError(f"the {PROFILE} per-layer row pruning is known for the built-in workloads "
@@ -181,10 +187,7 @@ def compare(workload, designs=tuple(DESIGNS), reference: str = "diannao", batch:
                                  f"{', '.join(DESIGNS)}")
     if reference not in designs:
         raise HardwareModelError(f"the reference {reference!r} must be one of the designs compared")
-    if isinstance(ce_row_density, str) and ce_row_density != PROFILE:
-        raise HardwareModelError(f"ce_row_density takes a share in (0, 1] or {PROFILE!r}; got {ce_row_density!r}")
-    if not isinstance(ce_row_density, str) and not 0.0 < ce_row_density <= 1.0:
-        raise HardwareModelError(f"ce_row_density must lie in (0, 1]; got {ce_row_density}")
+    _check_ce_row_density(ce_row_density)     # here too: a workload with SmartExchange layers never uses it
     wl = load_workload(workload, batch=batch)
     has_se = any(layer.rebuild_adds > 0 for layer in wl.compute_layers())
     densities = [(1.0, 1.0)] * len(wl.compute_layers()) if has_se else layer_densities(wl, ce_row_density)
