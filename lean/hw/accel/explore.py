@@ -127,13 +127,9 @@ def _resources(f):
 
 def _layers(workload):
     """Each conv/fc layer as (groups, m, k, n) of its im2col product."""
-    out = []
-    for layer in workload.layers:
-        if layer.kind == "conv":
-            out.append((layer.groups, layer.n * layer.p * layer.q, layer.c_per_group * layer.r * layer.s,
-                        layer.k // layer.groups))
-        elif layer.kind == "fc":
-            out.append((1, layer.n, layer.c, layer.k))
+    # a fully connected layer is the 1x1 case (LayerShape folds its input into c, on a 1x1 map)
+    out = [(layer.groups, layer.n * layer.p * layer.q, layer.c_per_group * layer.r * layer.s, layer.k // layer.groups)
+           for layer in workload.compute_layers()]
     if not out:
         raise HardwareModelError(f"workload {workload.name} has no conv or fc layer to run")
     return out

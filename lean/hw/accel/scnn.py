@@ -47,7 +47,7 @@ def _geometry(layer):
     if layer.kind == "fc":
         # DNNsim's mapping of a fully connected layer: the inputs, padded to a multiple of 256, as channels of
         # 16 x 16 maps, each output a 16 x 16 kernel over them (a 1 x 1 output map)
-        c, k, r, s, stride, pad, x, y = math.ceil(layer.c * layer.h * layer.w / 256), layer.k, 16, 16, 1, 0, 16, 16
+        c, k, r, s, stride, pad, x, y = math.ceil(layer.c / 256), layer.k, 16, 16, 1, 0, 16, 16
         c_per_group = c
     else:
         c, k, r, s, stride, pad = layer.c, layer.k, layer.r, layer.s, layer.stride, layer.padding
