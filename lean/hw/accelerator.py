@@ -206,12 +206,7 @@ class Accelerator:
         Accelerator
             The changed copy (checked again).
         """
-        types = {f.name: f.type for f in fields(self)}
-        converted = {}
-        for key, value in values.items():
-            if key not in types:
-                raise HardwareModelError(f"unknown accelerator parameter {key!r}; known: {', '.join(types)}")
-            converted[key] = _convert(key, value, types[key])
+        converted = convert_overrides(values, {f.name: f.type for f in fields(self)}, "accelerator")
         if "dataflow" in converted and converted["dataflow"] == "nlr" and "rf_weight_words" not in converted:
             converted.update(rf_weight_words=0, rf_input_words=0, rf_psum_words=0)
         new_tech = converted.get("tech", self.tech)
@@ -255,6 +250,18 @@ def _convert(key, value, kind):
     if not fits:
         raise HardwareModelError(f"{key}={value!r} is not a valid {name}")
     return kind(value) if kind in (int, float) else value
+
+
+def convert_overrides(values: Mapping[str, Any], types: Mapping[str, Any], what: str,
+                      listed: str = "known") -> dict[str, Any]:
+    """``values`` converted to the types of the fields they set (``_convert``); a name not in ``types`` is one
+    ``HardwareModelError`` ("unknown ``what`` parameter ...", then ``listed``: the names it takes)."""
+    converted = {}
+    for key, value in values.items():
+        if key not in types:
+            raise HardwareModelError(f"unknown {what} parameter {key!r}; {listed}: {', '.join(types)}")
+        converted[key] = _convert(key, value, types[key])
+    return converted
 
 
 def parse_overrides(items: Iterable[str] | Mapping[str, Any] | None) -> dict[str, Any]:

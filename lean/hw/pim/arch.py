@@ -48,7 +48,7 @@ from dataclasses import dataclass
 
 from ...errors import HardwareModelError
 from .. import tech
-from ..accelerator import _convert, parse_overrides
+from ..accelerator import convert_overrides, parse_overrides
 from ..workload import load as load_workload
 from .mapping import SIGNED_SCHEMES, crossbar_mapping
 
@@ -114,15 +114,9 @@ class PimArch:
 
     def with_overrides(self, **values) -> "PimArch":
         """A copy with fields replaced (strings from ``--set`` converted); unknown names and bad values refused."""
-        fields = {f.name: f for f in dataclasses.fields(self)}
-        changes = {}
-        for key, value in values.items():
-            if key not in fields or key in ("area", "derived", "sources", "name"):
-                settable = ", ".join(f for f in fields if f not in ("area", "derived", "sources", "name"))
-                raise HardwareModelError(f"unknown PIM parameter {key!r}; choose from: {settable}")
-            kind = fields[key].type
-            changes[key] = _convert(key, value, kind)
-        arch = dataclasses.replace(self, **changes)
+        settable = {f.name: f.type for f in dataclasses.fields(self)
+                    if f.name not in ("area", "derived", "sources", "name")}
+        arch = dataclasses.replace(self, **convert_overrides(values, settable, "PIM", "choose from"))
         arch.check()
         return arch
 

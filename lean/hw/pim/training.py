@@ -62,7 +62,7 @@ import math
 from dataclasses import dataclass
 
 from ...errors import HardwareModelError
-from ..accelerator import _convert, parse_overrides
+from ..accelerator import convert_overrides, parse_overrides
 from ..workload import load as load_workload
 
 FLOATPIM_SOURCE = ("Imani et al., FloatPIM, ISCA 2019, as the project's METHODS.md transcribes it (step counts, "
@@ -109,17 +109,13 @@ class DigitalPim:
     def with_overrides(self, **values) -> "DigitalPim":
         """A copy with fields replaced (strings from ``--set`` converted); unknown names, the other design's
         fields and bad values refused."""
-        fields = {f.name: f for f in dataclasses.fields(self)}
         other = SOT_FIELDS if self.name == "floatpim" else FLOATPIM_FIELDS
-        settable = [f for f in fields if f not in ("name", "sources") and f not in other]
-        changes = {}
-        for key, value in values.items():
-            if key not in settable:
-                raise HardwareModelError(f"unknown {self.name} parameter {key!r}; choose from: {', '.join(settable)}")
-            kind = fields[key].type
-            changes[key] = _convert(key, value, kind)
-            if kind is not bool and not (changes[key] >= 0 and math.isfinite(changes[key])):
-                raise HardwareModelError(f"{key} must be a finite number >= 0; got {value!r}")
+        settable = {f.name: f.type for f in dataclasses.fields(self)
+                    if f.name not in ("name", "sources") and f.name not in other}
+        changes = convert_overrides(values, settable, self.name, "choose from")
+        for key, value in changes.items():
+            if settable[key] is not bool and not (value >= 0 and math.isfinite(value)):
+                raise HardwareModelError(f"{key} must be a finite number >= 0; got {values[key]!r}")
         out = dataclasses.replace(self, **changes)
         for key in ("lanes", "lanes_per_block", "data_bits_per_lane", "sense_rows"):
             if getattr(out, key) < 1:
