@@ -385,7 +385,7 @@ def evaluate(arch: PimArch, workload, batch: int | None = None, replication: boo
     GOPs/s and GOPs/s/mm2 are its own work over its own energy and time (its copies only, over the chip's area);
     the totals' throughput is the pipeline's (the batch over the slowest stage)."""
     wl = load_workload(workload, batch=batch)
-    compute = [layer for layer in wl.layers if layer.kind in ("conv", "fc")]
+    compute = wl.compute_layers()
     if not compute:
         raise HardwareModelError(f"workload {wl.name} has no conv or fc layer to map onto crossbars")
     replicas, fits = replicate(arch, compute)

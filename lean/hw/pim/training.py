@@ -246,7 +246,7 @@ def evaluate_training(design_name: str, workload, bits: int | None = None, batch
         raise HardwareModelError(f"--train computes in bfloat16 (--bits 16) or FP32 (--bits 32); got {bits}")
     design = DESIGNS[design_name]().with_overrides(**parse_overrides(overrides))
     wl = load_workload(workload, batch=batch)
-    compute = [layer for layer in wl.layers if layer.kind in ("conv", "fc")]
+    compute = wl.compute_layers()
     if not compute:
         raise HardwareModelError(f"workload {wl.name} has no conv or fc layer to train")
     cost = op_cost(design, bits)
